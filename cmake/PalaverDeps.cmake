@@ -1,0 +1,30 @@
+# Every dependency comes from Debian's packages (see README, "Dependencies").
+
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+
+# CivetWeb 1.15: Debian ships a CMake config. Its targets file insists that
+# /usr/bin/civetweb (package 'civetweb') exists, so fall back to a plain
+# header/library search when only libcivetweb-dev is installed.
+add_library(pv_civetweb INTERFACE)
+if(EXISTS /usr/bin/civetweb OR civetweb_DIR)
+  find_package(civetweb 1.15 CONFIG REQUIRED)
+  target_link_libraries(pv_civetweb INTERFACE civetweb::civetweb)
+else()
+  find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
+  find_library(CIVETWEB_LIBRARY NAMES civetweb REQUIRED)
+  target_include_directories(pv_civetweb INTERFACE ${CIVETWEB_INCLUDE_DIR})
+  target_link_libraries(pv_civetweb INTERFACE ${CIVETWEB_LIBRARY} ${CMAKE_DL_LIBS})
+endif()
+
+# Concurrency Kit: header-only use of ck_ring (no library to link).
+find_path(CK_INCLUDE_DIR ck_ring.h REQUIRED)
+add_library(pv_ck INTERFACE)
+target_include_directories(pv_ck INTERFACE ${CK_INCLUDE_DIR})
+
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson>=2.13)
+add_library(Jansson::Jansson ALIAS PkgConfig::JANSSON)
+
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+add_library(pv_systemd INTERFACE)
+target_link_libraries(pv_systemd INTERFACE PkgConfig::SYSTEMD)

@@ -1,0 +1,118 @@
+/* client.h -- one WebSocket client, shared by three kinds of thread.
+ *
+ * Each field names its owner. A client is reference-counted: its CivetWeb
+ * worker holds one reference from the ready handler until it hands that
+ * reference to the LEAVE event; the registry holds one from JOIN to LEAVE;
+ * every event that names the client, the broadcaster's dirty list and a
+ * scheduled writer slot hold one each. Whoever drops the last reference
+ * frees the client (never touching conn).
+ *
+ * The connection pointer. CivetWeb reuses an mg_connection slot for the
+ * worker's next socket as soon as the close handler returns (civetweb.md
+ * section 2), so conn may be written only under mg_lock_connection(conn)
+ * after checking that `dead` is still false; the close handler sets `dead`
+ * under that same lock, which also waits out any write in progress. The
+ * slot's memory lives until mg_stop(), and every writer is stopped before
+ * that.
+ */
+#ifndef PALAVER_CLIENT_H
+#define PALAVER_CLIENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "palaver/utf8.h"
+
+struct mg_connection;
+struct pv_frame;
+
+#define PV_NAME_MAX_BYTES 128 /* 32 code points of up to 4 bytes */
+#define PV_KEY_LEN 36         /* UUID text */
+#define PV_ID_LEN 16          /* public id: 64 random bits in hex */
+
+/* An ordered run of frames for one client. Built by the broadcaster,
+ * handed to a writer through the client's outbox, freed by the writer. */
+struct pv_batch {
+    size_t n, cap;
+    uint64_t bytes; /* sum of f[i]->len */
+    struct pv_frame *f[];
+};
+
+/* Appends f to *bp (growing it), taking over one reference to f. */
+void pv_batch_push(struct pv_batch **bp, struct pv_frame *f);
+/* Appends all of src to *dst and frees src (references move). */
+void pv_batch_concat(struct pv_batch **dst, struct pv_batch *src);
+/* Drops every frame reference and frees the batch. NULL is fine. */
+void pv_batch_free(struct pv_batch *b);
+
+struct pv_client {
+    atomic_uint refs;
+
+    /* Set by the worker in the ready handler before JOIN is queued;
+     * read-only afterwards. */
+    struct mg_connection *conn;
+    char peer[64]; /* "address:port", for log lines */
+
+    /* Guarded by mg_lock_connection(conn). */
+    bool dead;       /* the close handler ran: conn is not ours any more */
+    bool close_sent; /* a close frame went out: nothing may follow it */
+    bool broken;     /* a write failed or was partial: the stream is corrupt */
+
+    /* Owned by this client's CivetWeb worker thread. */
+    struct {
+        char *buf;
+        size_t len, cap;
+        bool active;         /* inside a fragmented text message */
+        struct pv_utf8 utf8; /* validation state across fragments */
+    } frag;
+    char leave_reason[64];
+
+    /* Owned by the broadcaster thread. */
+    size_t index; /* slot in the registry; SIZE_MAX when not registered */
+    char key[PV_KEY_LEN + 1];
+    char id[PV_ID_LEN + 1];
+    char name[PV_NAME_MAX_BYTES + 1];
+    bool closing;              /* no more fanout: closed or being closed */
+    bool dirty;                /* on the broadcaster's dirty list */
+    struct pv_batch *pending;  /* gathered this cycle, not yet posted */
+    uint64_t queued_bytes;     /* bytes ever handed to the outbox */
+
+    /* Lock-free handoff broadcaster -> writers: protocol in writer.h. */
+    _Atomic(struct pv_batch *) outbox;
+    atomic_bool scheduled;
+    atomic_uint_fast64_t written_bytes; /* writers: bytes of batches done */
+
+    /* Broadcaster -> worker: non-zero once the broadcaster has decided to
+     * close this client with that code; the worker stops reading. */
+    atomic_int kick;
+};
+
+/* Worker thread, ready handler: a new client with one reference. */
+struct pv_client *pv_client_new(struct mg_connection *conn, const char *peer);
+
+static inline struct pv_client *pv_client_ref(struct pv_client *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+/* Any thread. Frees the client when the last reference goes. */
+void pv_client_unref(struct pv_client *c);
+
+/* Any thread. Writes len bytes of already-framed data under the connection
+ * lock, unless the client is dead, closed or broken. `closes` marks a
+ * close frame: afterwards nothing more is written. Returns 0 when written,
+ * -1 when skipped, -2 when the write failed or was partial (the client is
+ * then marked broken and its worker asked to stop). */
+int pv_client_write(struct pv_client *c, const void *data, size_t len, bool closes);
+
+/* Any thread. Sends a close frame with code and reason (see above). */
+int pv_client_close(struct pv_client *c, uint16_t code, const char *reason);
+
+/* Close handler only: marks the connection gone, waiting for any write in
+ * progress to finish. */
+void pv_client_mark_dead(struct pv_client *c);
+
+#endif

@@ -1,0 +1,44 @@
+/* log.h -- one line per event on stderr, with syslog priority prefixes.
+ *
+ * Lines look like "<6>join id=3f0c… peer=127.0.0.1:5321 name=ann": journald
+ * reads the <N> prefix as the priority, so levels survive under systemd.
+ *
+ * Threads: every function is safe from any thread. The level is an atomic
+ * int; each line is written with a single write(2), so lines from different
+ * threads never interleave.
+ */
+#ifndef PALAVER_LOG_H
+#define PALAVER_LOG_H
+
+#include <stdbool.h>
+
+enum pv_log_level {
+    PV_LOG_ERR = 3,
+    PV_LOG_WARNING = 4,
+    PV_LOG_NOTICE = 5,
+    PV_LOG_INFO = 6,
+    PV_LOG_DEBUG = 7,
+};
+
+/* Sets the most verbose level that is written (default PV_LOG_INFO). */
+void pv_log_set_level(int level);
+
+/* True when a line at `level` would be written; lets callers skip work. */
+bool pv_log_enabled(int level);
+
+/* Parses "err", "warning", "notice", "info" or "debug".
+ * Returns the level, or -1 for anything else. */
+int pv_log_parse_level(const char *name);
+
+/* Name of a level, for messages ("info"). */
+const char *pv_log_level_name(int level);
+
+void pv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define pv_err(...) pv_log(PV_LOG_ERR, __VA_ARGS__)
+#define pv_warn(...) pv_log(PV_LOG_WARNING, __VA_ARGS__)
+#define pv_notice(...) pv_log(PV_LOG_NOTICE, __VA_ARGS__)
+#define pv_info(...) pv_log(PV_LOG_INFO, __VA_ARGS__)
+#define pv_debug(...) pv_log(PV_LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,81 @@
+/* proto.h -- palaver's JSON wire protocol (documented in README.md).
+ *
+ * Inbound text messages are decoded and validated here; outbound messages
+ * are built as pre-encoded frames (frame.h), once each.
+ *
+ * Compatibility: seed 000's client sends {"type":"message","msgId":n,
+ * "text":"...","clientKey":"<key>","date":ms} and reads "type", "date",
+ * "clientKey" and "text". palaver keeps those fields and adds its own
+ * ("from", "seq", "serverDate", ...), which that client ignores.
+ *
+ * Threads: none shared; functions work on the caller's data (the
+ * broadcaster in palaverd).
+ */
+#ifndef PALAVER_PROTO_H
+#define PALAVER_PROTO_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "palaver/client.h"
+
+struct pv_frame;
+
+#define PV_NAME_MAX_CHARS 32 /* code points in a display name */
+#define PV_MSGID_MAX 64      /* bytes in a string msgId */
+
+struct pv_user {
+    const char *id;
+    const char *name;
+};
+
+enum pv_in_type { PV_IN_INVALID, PV_IN_MESSAGE, PV_IN_HELLO };
+
+struct pv_inbound {
+    enum pv_in_type type;
+    json_t *root;       /* owned; NULL if the JSON did not parse */
+    json_t *msg_id;     /* borrowed from root: integer or short string */
+    const char *text;   /* message: the text */
+    size_t text_len;
+    json_t *date;       /* message: the client's date if it is a number */
+    const char *name;   /* hello: the requested display name, if any */
+    size_t name_len;
+    const char *err_code;  /* invalid: machine-readable code */
+    const char *err_msg;   /* invalid: human-readable reason */
+};
+
+/* Decodes one complete text message of len bytes (valid UTF-8). Never
+ * fails: problems come back as type PV_IN_INVALID with err_code set.
+ * max_text bounds the text in bytes. */
+void pv_proto_decode(const char *data, size_t len, size_t max_text, struct pv_inbound *in);
+void pv_inbound_release(struct pv_inbound *in);
+
+/* Validates a display name: valid UTF-8, 1..PV_NAME_MAX_CHARS code points
+ * after trimming surrounding white space, no control characters. Writes
+ * the trimmed name to out (PV_NAME_MAX_BYTES + 1 bytes). Returns true if
+ * valid; otherwise *why says what is wrong. */
+bool pv_name_check(const char *s, size_t len, char out[PV_NAME_MAX_BYTES + 1],
+                   const char **why);
+
+/* Writes a random UUID v4 (RFC 9562) and a 16-hex-digit public id, from
+ * getrandom(2). */
+void pv_new_key(char key[PV_KEY_LEN + 1]);
+void pv_new_id(char id[PV_ID_LEN + 1]);
+
+/* Outbound messages. */
+struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, int64_t now);
+struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_user *from,
+                                  uint64_t seq, int64_t now);
+struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, int64_t now);
+struct pv_frame *pv_proto_error(const char *code, const char *message, const json_t *msg_id);
+/* type is "join" or "leave". */
+struct pv_frame *pv_proto_notice(const char *type, const struct pv_user *u, size_t online,
+                                 int64_t now);
+struct pv_frame *pv_proto_rename(const struct pv_user *u, const char *old_name, int64_t now);
+struct pv_frame *pv_proto_presence(const struct pv_user *users, size_t n,
+                                   const struct pv_user *you, size_t history,
+                                   uint64_t last_seq, int64_t now);
+
+#endif

@@ -1,0 +1,86 @@
+/* queue.h -- the inbound event queue: CivetWeb workers -> broadcaster.
+ *
+ * A bounded lock-free multi-producer single-consumer ring (Concurrency Kit
+ * ck_ring, MPSC mode) of struct pv_event pointers.
+ *
+ * Protocol
+ *  - Producers are CivetWeb worker threads (and main, for SHUTDOWN/STOP).
+ *    One consumer: the broadcaster thread (main takes that role only after
+ *    it has joined the broadcaster, at teardown).
+ *  - Events of one producer thread come out in the order it pushed them; a
+ *    client's events (JOIN, MSGs, LEAVE) all come from its own worker, so
+ *    the broadcaster sees them in order.
+ *  - Two classes share the ring. Control events (JOIN, LEAVE, SHUTDOWN,
+ *    STOP) never wait and never fail: the ring keeps 2 * max_clients + 8
+ *    slots that chat messages may not use, and a client has at most one
+ *    JOIN and one LEAVE outstanding (admission is capped at max_clients).
+ *    MSG events are admitted through an atomic counter, msg_inflight;
+ *    when msg_capacity are in flight the producer waits up to its timeout
+ *    on a condition variable (the only lock here, and only on this slow
+ *    path), so backpressure reaches the sender's TCP connection.
+ *  - The consumer parks in poll(2) on an eventfd only after it has found
+ *    the ring empty; a producer writes the eventfd only if the consumer is
+ *    parked (empty -> non-empty), so a busy broadcaster costs producers no
+ *    system call.
+ */
+#ifndef PALAVER_QUEUE_H
+#define PALAVER_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct pv_client;
+
+enum pv_event_type {
+    PV_EV_JOIN,     /* a client finished its handshake (data: ?name= value) */
+    PV_EV_MSG,      /* one complete, UTF-8-valid text message */
+    PV_EV_LEAVE,    /* the client's connection is gone */
+    PV_EV_SHUTDOWN, /* main: close every client with 1001, stop relaying */
+    PV_EV_STOP,     /* main: leave the loop */
+};
+
+struct pv_event {
+    enum pv_event_type type;
+    struct pv_client *client; /* one reference owned by the event, or NULL */
+    size_t len;               /* bytes in data, not counting the NUL */
+    char data[];              /* NUL-terminated copy of the payload */
+};
+
+/* Allocates an event holding a copy of data (may be NULL when len is 0).
+ * Takes no client reference: the caller transfers one. */
+struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c,
+                              const void *data, size_t len);
+
+/* Frees the event and drops its client reference. */
+void pv_event_free(struct pv_event *ev);
+
+struct pv_queue;
+
+/* msg_capacity: chat messages that may wait in the ring; max_clients sizes
+ * the control reserve. Returns NULL (and logs) if the eventfd fails. */
+struct pv_queue *pv_queue_new(unsigned msg_capacity, unsigned max_clients);
+void pv_queue_free(struct pv_queue *q); /* frees events still queued */
+
+/* Any thread. Control events: never blocks, never fails. */
+void pv_queue_push_ctl(struct pv_queue *q, struct pv_event *ev);
+
+/* Any thread. Chat messages: waits up to timeout_ms for space.
+ * Returns 0 when queued (ownership passes to the queue), -ETIMEDOUT when
+ * the queue stayed full, -ESHUTDOWN after pv_queue_close_msgs(); on error
+ * the caller keeps ev. */
+int pv_queue_push_msg(struct pv_queue *q, struct pv_event *ev, int timeout_ms);
+
+/* Any thread: from now on pv_queue_push_msg() fails at once (shutdown). */
+void pv_queue_close_msgs(struct pv_queue *q);
+
+/* Consumer only: takes up to max events, oldest first. Returns the count. */
+size_t pv_queue_pop(struct pv_queue *q, struct pv_event **out, size_t max);
+
+/* Consumer only: parks until the queue is non-empty or timeout_ms passes
+ * (-1: no timeout). Returns true if events are waiting. */
+bool pv_queue_wait(struct pv_queue *q, int timeout_ms);
+
+/* Any thread: events waiting (approximate while producers are active). */
+unsigned pv_queue_depth(struct pv_queue *q);
+
+#endif

@@ -1,0 +1,43 @@
+/* stats.h -- process-wide counters.
+ *
+ * Threads: every field is an atomic written with relaxed ordering by
+ * whichever thread observes the event, and read (relaxed) by anyone. They
+ * are statistics: no other data is published through them.
+ */
+#ifndef PALAVER_STATS_H
+#define PALAVER_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct pv_stats {
+    atomic_uint_fast64_t clients;           /* gauge: registered clients */
+    atomic_uint_fast64_t connections_total; /* WebSocket clients admitted */
+    atomic_uint_fast64_t refused_full;      /* handshakes refused: at capacity */
+    atomic_uint_fast64_t messages_in;       /* chat messages accepted (seq given) */
+    atomic_uint_fast64_t deliveries;        /* frames handed to recipients */
+    atomic_uint_fast64_t bytes_out;         /* bytes written to sockets */
+    atomic_uint_fast64_t slow_consumers;    /* clients closed with 1008 slow consumer */
+    atomic_uint_fast64_t protocol_closes;   /* clients closed for a protocol violation */
+    atomic_uint_fast64_t error_replies;     /* {"type":"error"} replies sent */
+    atomic_uint_fast64_t busy_rejects;      /* messages refused: queue stayed full */
+    atomic_uint_fast64_t write_failures;    /* writes that failed or were partial */
+};
+
+static inline void pv_stat_add(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline uint64_t pv_stat_get(atomic_uint_fast64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Milliseconds since the Unix epoch (wall clock, for protocol dates). */
+int64_t pv_now_ms(void);
+
+/* Monotonic nanoseconds (for intervals). */
+uint64_t pv_mono_ns(void);
+
+#endif

@@ -1,0 +1,70 @@
+/* writer.h -- the writer pool: the only threads that write fanout traffic
+ * to sockets, so that a client that stops reading stalls one writer, never
+ * the broadcaster or the other clients.
+ *
+ * Why a pool. CivetWeb's mg_write() blocks for up to request_timeout_ms on
+ * a client whose socket buffer is full (civetweb.md section 2), and the
+ * library exposes no socket to poll. The broadcaster therefore never
+ * writes; it posts batches to per-client outboxes and writer threads send
+ * them. When a writer has been inside one write for longer than
+ * PV_WRITER_STALL_MS, the broadcaster's housekeeping tick starts another
+ * writer (up to writers_max), so min_writers unstuck writers always serve
+ * the healthy clients. Extra writers retire after being idle.
+ *
+ * Outbox protocol (lock-free, per client):
+ *  - outbox: an atomic pointer to a pv_batch, or NULL. Only the broadcaster
+ *    puts batches in (exchange out whatever is there, append, store back);
+ *    a writer takes the whole batch with one exchange.
+ *  - scheduled: true while exactly one writer owns the client or the
+ *    client sits in the ready ring. The broadcaster enqueues the client
+ *    only when it flips scheduled false -> true. The owning writer clears
+ *    it after a batch, then looks at the outbox again and re-claims the
+ *    client if more arrived (and the broadcaster did not claim it first).
+ *    So at most one writer writes a client at a time, and batches go out
+ *    in the order they were posted.
+ *  - Ready ring: ck_ring in SPMC mode (one producer: the broadcaster; the
+ *    writers consume), paired with a counting semaphore holding the number
+ *    of queued clients. A client is in the ring at most once, so a ring of
+ *    max_clients + 1 never overflows.
+ *  - written_bytes: writers add the size of each finished batch (sent or
+ *    dropped); the broadcaster's backlog for a client is
+ *    queued_bytes - written_bytes.
+ */
+#ifndef PALAVER_WRITER_H
+#define PALAVER_WRITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pv_client;
+struct pv_batch;
+struct pv_stats;
+struct pv_writers;
+
+#define PV_WRITER_STALL_MS 100
+
+/* main: creates the pool and starts min_writers threads. */
+struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
+                                    unsigned max_clients, struct pv_stats *stats);
+
+/* Broadcaster only: appends b to c's outbox (taking b over) and makes sure
+ * a writer will send it. */
+void pv_writers_post(struct pv_writers *w, struct pv_client *c, struct pv_batch *b);
+
+/* Broadcaster only: stall supervision. Starts a writer when fewer than
+ * min_writers are free of a stalled write, and reaps retired ones.
+ * Returns true while some writer is busy (the caller ticks sooner). */
+bool pv_writers_tick(struct pv_writers *w);
+
+/* main, after the broadcaster stopped: waits up to timeout_ms until no
+ * client is scheduled. Returns true if everything was written. */
+bool pv_writers_drain(struct pv_writers *w, int timeout_ms);
+
+/* main, after the broadcaster stopped: stops and joins every writer, then
+ * frees the pool (releasing clients still queued). */
+void pv_writers_stop(struct pv_writers *w);
+
+/* Any thread: writer threads currently running. */
+unsigned pv_writers_count(struct pv_writers *w);
+
+#endif

@@ -1,0 +1,38 @@
+/* ws.h -- CivetWeb's WebSocket callbacks: connect, ready, data, close.
+ *
+ * They run on CivetWeb worker threads, one worker per open WebSocket for
+ * the connection's whole life (civetweb.md section 1). They never touch
+ * the registry: they check the RFC 6455 framing CivetWeb leaves unchecked
+ * (RSV bits, opcodes, fragmentation, UTF-8, size), reassemble fragmented
+ * messages, answer close and ping frames, and turn each event (joined,
+ * message, left) into a pv_event on the lock-free queue.
+ *
+ * Threads: pv_ws_register() runs on main. The callbacks run on workers;
+ * each touches only its own client's worker-owned fields, the queue, the
+ * atomic admission counter and the stats.
+ */
+#ifndef PALAVER_WS_H
+#define PALAVER_WS_H
+
+#include <stdatomic.h>
+
+struct mg_context;
+struct pv_config;
+struct pv_queue;
+struct pv_stats;
+
+struct pv_ws {
+    const struct pv_config *cfg;
+    struct pv_queue *queue;
+    struct pv_stats *stats;
+    /* Clients admitted and not yet released by the broadcaster's LEAVE
+     * handling: at most cfg->max_clients. */
+    atomic_uint admitted;
+    atomic_bool stopping; /* main: refuse new WebSockets from now on */
+};
+
+/* Registers the handlers on "/ws" and "/" (seed 000's client opens the
+ * bare host), accepting the subprotocols "sample-protocol" and "palaver". */
+void pv_ws_register(struct mg_context *ctx, struct pv_ws *ws);
+
+#endif

@@ -1,0 +1,386 @@
+/* broadcaster.c -- registry owner, validator and sender-excluding fanout.
+ *
+ * Threads: runs on the broadcaster thread only (see broadcaster.h). It
+ * reads other threads' data only through the queue (events), the writer
+ * pool's outbox protocol and clients' written_bytes counters. */
+#include "palaver/broadcaster.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "palaver/client.h"
+#include "palaver/config.h"
+#include "palaver/frame.h"
+#include "palaver/log.h"
+#include "palaver/proto.h"
+#include "palaver/queue.h"
+#include "palaver/registry.h"
+#include "palaver/stats.h"
+#include "palaver/writer.h"
+#include "palaver/xalloc.h"
+
+#define POP_BATCH 256
+
+struct pv_broadcaster {
+    struct pv_broadcaster_deps d;
+    pthread_t thread;
+
+    struct pv_registry reg;
+    struct pv_client **dirty; /* clients with pending frames, one ref each */
+    size_t ndirty, dirty_cap;
+
+    struct pv_frame **history; /* ring of the last cfg->history messages */
+    size_t hist_head, hist_len;
+
+    uint64_t seq; /* last sequence number given out */
+    bool draining; /* SHUTDOWN seen: closing everyone, relaying nothing */
+    bool stop;
+};
+
+/* Queues f for c (taking over one reference the caller holds for c).
+ * Returns false, and releases that reference, if c is closing or if f
+ * would push c past its backlog bound; the latter closes c with 1008. */
+static bool deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f);
+
+static void mark_dirty(struct pv_broadcaster *b, struct pv_client *c)
+{
+    if (c->dirty)
+        return;
+    if (b->ndirty == b->dirty_cap) {
+        b->dirty_cap = b->dirty_cap ? b->dirty_cap * 2 : 64;
+        b->dirty = pv_xrealloc(b->dirty, b->dirty_cap * sizeof(*b->dirty));
+    }
+    c->dirty = true;
+    b->dirty[b->ndirty++] = pv_client_ref(c);
+}
+
+static uint64_t backlog(const struct pv_client *c)
+{
+    uint64_t done = atomic_load_explicit(&c->written_bytes, memory_order_acquire);
+    return c->queued_bytes - done;
+}
+
+/* The close decision for a client that stopped reading. Its queued data is
+ * dropped (writers skip data once kick is set) and a close frame follows. */
+static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_t queued)
+{
+    struct pv_frame *f = pv_frame_close(1008, "slow consumer");
+
+    c->closing = true;
+    atomic_store(&c->kick, 1008);
+    pv_batch_free(c->pending);
+    c->pending = NULL;
+    pv_batch_push(&c->pending, f);
+    mark_dirty(b, c);
+    pv_stat_add(&b->d.stats->slow_consumers, 1);
+    pv_warn("slow consumer: closing id=%s peer=%s with 1008, backlog %llu bytes over the "
+            "%zu-byte bound",
+            c->id, c->peer, (unsigned long long)queued, b->d.cfg->max_backlog);
+}
+
+static bool deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f)
+{
+    if (c->closing) {
+        pv_frame_unref(f);
+        return false;
+    }
+    uint64_t queued = backlog(c) + f->len;
+    if (queued > b->d.cfg->max_backlog) {
+        pv_frame_unref(f);
+        slow_consumer(b, c, queued);
+        return false;
+    }
+    pv_batch_push(&c->pending, f);
+    c->queued_bytes += f->len;
+    mark_dirty(b, c);
+    return true;
+}
+
+/* Sends f to every registered client except `except` (NULL: everyone).
+ * This is the sender-excluding fanout: the frame was encoded once, and
+ * each recipient gets a reference to the same bytes. Consumes the
+ * caller's reference to f. */
+static void fanout(struct pv_broadcaster *b, struct pv_frame *f, const struct pv_client *except)
+{
+    /* One reference per recipient, taken up front in one atomic add; the
+     * ones not used (closing clients) are returned by deliver(). Nothing
+     * is visible to writers until flush(), so the count cannot drop to
+     * zero early. */
+    pv_frame_ref_n(f, (unsigned)pv_registry_count(&b->reg));
+    for (size_t i = 0; i < b->reg.n; i++) {
+        struct pv_client *c = b->reg.v[i];
+        if (c == except) {
+            pv_frame_unref(f);
+            continue;
+        }
+        deliver(b, c, f);
+    }
+    pv_frame_unref(f);
+}
+
+static void send_error(struct pv_broadcaster *b, struct pv_client *c, const char *code,
+                       const char *msg, const json_t *msg_id)
+{
+    pv_stat_add(&b->d.stats->error_replies, 1);
+    deliver(b, c, pv_proto_error(code, msg, msg_id));
+}
+
+static struct pv_user user_of(const struct pv_client *c)
+{
+    return (struct pv_user){.id = c->id, .name = c->name};
+}
+
+static void history_push(struct pv_broadcaster *b, struct pv_frame *f)
+{
+    size_t cap = b->d.cfg->history;
+    if (cap == 0)
+        return;
+    size_t slot = (b->hist_head + b->hist_len) % cap;
+    if (b->hist_len == cap) {
+        pv_frame_unref(b->history[b->hist_head]);
+        b->history[b->hist_head] = pv_frame_ref(f);
+        b->hist_head = (b->hist_head + 1) % cap;
+    } else {
+        b->history[slot] = pv_frame_ref(f);
+        b->hist_len++;
+    }
+}
+
+static void on_join(struct pv_broadcaster *b, struct pv_event *ev)
+{
+    struct pv_client *c = ev->client;
+    int64_t now = pv_now_ms();
+    const char *why = NULL;
+    bool bad_name = false;
+
+    ev->client = NULL; /* the event's reference becomes the registry's */
+    pv_new_key(c->key);
+    pv_new_id(c->id);
+    if (ev->len > 0 && !pv_name_check(ev->data, ev->len, c->name, &why))
+        bad_name = true;
+    if (ev->len == 0 || bad_name)
+        snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
+
+    struct pv_user you = user_of(c);
+    size_t n = pv_registry_count(&b->reg);
+    struct pv_user *others = pv_xcalloc(n ? n : 1, sizeof(*others));
+    for (size_t i = 0; i < n; i++)
+        others[i] = user_of(b->reg.v[i]);
+
+    pv_registry_add(&b->reg, c);
+    pv_stat_add(&b->d.stats->clients, 1);
+
+    /* The newcomer: its key, who is here, then the recent history, all
+     * before any live message (they share its outbox, in this order). */
+    deliver(b, c, pv_proto_id(c->key, &you, now));
+    if (bad_name)
+        send_error(b, c, "bad-name", why, NULL);
+    deliver(b, c, pv_proto_presence(others, n, &you, b->hist_len, b->seq, now));
+    free(others);
+    for (size_t i = 0; i < b->hist_len; i++) {
+        struct pv_frame *h = b->history[(b->hist_head + i) % b->d.cfg->history];
+        deliver(b, c, pv_frame_ref(h));
+    }
+    fanout(b, pv_proto_notice("join", &you, pv_registry_count(&b->reg), now), c);
+    pv_info("join id=%s peer=%s name=%s online=%zu", c->id, c->peer, c->name,
+            pv_registry_count(&b->reg));
+    if (b->draining) {
+        c->closing = true; /* arrived during shutdown */
+        pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
+        mark_dirty(b, c);
+    }
+}
+
+static void on_leave(struct pv_broadcaster *b, struct pv_event *ev)
+{
+    struct pv_client *c = ev->client;
+
+    if (c->index != SIZE_MAX) {
+        struct pv_user u = user_of(c);
+        pv_registry_remove(&b->reg, c);
+        pv_stat_add(&b->d.stats->clients, (uint64_t)-1);
+        pv_info("leave id=%s peer=%s name=%s reason=\"%s\" online=%zu", c->id, c->peer,
+                c->name, ev->data, pv_registry_count(&b->reg));
+        if (!b->draining)
+            fanout(b, pv_proto_notice("leave", &u, pv_registry_count(&b->reg), pv_now_ms()),
+                   NULL);
+        pv_client_unref(c); /* the registry's reference */
+    }
+    atomic_fetch_sub(b->d.admitted, 1);
+}
+
+static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    char name[PV_NAME_MAX_BYTES + 1], old[PV_NAME_MAX_BYTES + 1];
+    const char *why;
+
+    if (!in->name)
+        return; /* a hello without a name changes nothing */
+    if (!pv_name_check(in->name, in->name_len, name, &why)) {
+        send_error(b, c, "bad-name", why, in->msg_id);
+        return;
+    }
+    if (strcmp(name, c->name) == 0)
+        return;
+    memcpy(old, c->name, sizeof(old));
+    memcpy(c->name, name, sizeof(c->name));
+    struct pv_user u = user_of(c);
+    pv_info("rename id=%s peer=%s from=%s to=%s", c->id, c->peer, old, c->name);
+    /* Everyone, the renamed client included: it learns the name was taken. */
+    fanout(b, pv_proto_rename(&u, old, pv_now_ms()), NULL);
+}
+
+static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    int64_t now = pv_now_ms();
+    struct pv_user from = user_of(c);
+    uint64_t seq = ++b->seq;
+    struct pv_frame *f = pv_proto_message(in, &from, seq, now);
+
+    pv_stat_add(&b->d.stats->messages_in, 1);
+    history_push(b, f);
+    deliver(b, c, pv_proto_ack(in->msg_id, seq, now));
+    fanout(b, f, c);
+    pv_debug("message seq=%llu from id=%s bytes=%zu", (unsigned long long)seq, c->id,
+             in->text_len);
+}
+
+static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
+{
+    struct pv_client *c = ev->client;
+    struct pv_inbound in;
+
+    if (c->index == SIZE_MAX || c->closing || b->draining)
+        return; /* gone or going: nobody is left to answer */
+    pv_proto_decode(ev->data, ev->len, b->d.cfg->max_text, &in);
+    switch (in.type) {
+    case PV_IN_MESSAGE:
+        on_chat(b, c, &in);
+        break;
+    case PV_IN_HELLO:
+        on_hello(b, c, &in);
+        break;
+    case PV_IN_INVALID:
+        pv_debug("bad message from id=%s peer=%s: %s", c->id, c->peer, in.err_msg);
+        send_error(b, c, in.err_code, in.err_msg, in.msg_id);
+        break;
+    }
+    pv_inbound_release(&in);
+}
+
+static void on_shutdown(struct pv_broadcaster *b)
+{
+    b->draining = true;
+    for (size_t i = 0; i < b->reg.n; i++) {
+        struct pv_client *c = b->reg.v[i];
+        if (c->closing)
+            continue;
+        c->closing = true;
+        pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
+        mark_dirty(b, c);
+    }
+    pv_info("shutdown: closing %zu client(s) with 1001", b->reg.n);
+}
+
+/* Ends a cycle: hands every touched client's frames to the writers. */
+static void flush(struct pv_broadcaster *b)
+{
+    for (size_t i = 0; i < b->ndirty; i++) {
+        struct pv_client *c = b->dirty[i];
+        struct pv_batch *batch = c->pending;
+        c->pending = NULL;
+        c->dirty = false;
+        if (batch) {
+            if (c->index == SIZE_MAX)
+                pv_batch_free(batch); /* left this cycle */
+            else
+                pv_writers_post(b->d.writers, c, batch);
+        }
+        pv_client_unref(c);
+    }
+    b->ndirty = 0;
+}
+
+static void handle(struct pv_broadcaster *b, struct pv_event *ev)
+{
+    switch (ev->type) {
+    case PV_EV_JOIN:
+        on_join(b, ev);
+        break;
+    case PV_EV_MSG:
+        on_msg(b, ev);
+        break;
+    case PV_EV_LEAVE:
+        on_leave(b, ev);
+        break;
+    case PV_EV_SHUTDOWN:
+        on_shutdown(b);
+        break;
+    case PV_EV_STOP:
+        b->stop = true;
+        break;
+    }
+}
+
+static void *broadcaster_main(void *arg)
+{
+    struct pv_broadcaster *b = arg;
+    struct pv_event *ev[POP_BATCH];
+    uint64_t last_tick = 0;
+    bool busy = false;
+
+    while (!b->stop) {
+        size_t n = pv_queue_pop(b->d.queue, ev, POP_BATCH);
+        for (size_t i = 0; i < n; i++) {
+            handle(b, ev[i]);
+            pv_event_free(ev[i]);
+        }
+        flush(b);
+        uint64_t now = pv_mono_ns();
+        if (now - last_tick >= 50u * 1000000u) {
+            busy = pv_writers_tick(b->d.writers);
+            last_tick = now;
+        }
+        if (n == 0 && !b->stop) {
+            /* Park until a producer wakes us; tick sooner while writers
+             * are busy so a stalled writer gets replaced quickly. */
+            pv_queue_wait(b->d.queue, busy ? 50 : 1000);
+        }
+    }
+    return NULL;
+}
+
+struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *deps)
+{
+    struct pv_broadcaster *b = pv_xcalloc(1, sizeof(*b));
+    int err;
+
+    b->d = *deps;
+    pv_registry_init(&b->reg);
+    if (deps->cfg->history)
+        b->history = pv_xcalloc(deps->cfg->history, sizeof(*b->history));
+    err = pthread_create(&b->thread, NULL, broadcaster_main, b);
+    if (err) {
+        pv_err("cannot start the broadcaster thread: %s", strerror(err));
+        free(b->history);
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void pv_broadcaster_join(struct pv_broadcaster *b)
+{
+    if (!b)
+        return;
+    pthread_join(b->thread, NULL);
+    flush(b);
+    pv_registry_destroy(&b->reg);
+    for (size_t i = 0; i < b->hist_len; i++)
+        pv_frame_unref(b->history[(b->hist_head + i) % b->d.cfg->history]);
+    free(b->history);
+    free(b->dirty);
+    free(b);
+}

@@ -1,0 +1,117 @@
+/* client.c -- client lifetime and the locked write path.
+ *
+ * Threads: see client.h; each field has a named owner. pv_client_write()
+ * may run on a writer thread, on the client's own worker (protocol close
+ * frames, "busy" replies) or on main; all of them serialise on CivetWeb's
+ * per-connection recursive mutex. */
+#include "palaver/client.h"
+
+#include <civetweb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "palaver/frame.h"
+#include "palaver/xalloc.h"
+
+void pv_batch_push(struct pv_batch **bp, struct pv_frame *f)
+{
+    struct pv_batch *b = *bp;
+    if (!b || b->n == b->cap) {
+        size_t cap = b ? b->cap * 2 : 8;
+        b = pv_xrealloc(b, sizeof(*b) + cap * sizeof(b->f[0]));
+        if (!*bp) {
+            b->n = 0;
+            b->bytes = 0;
+        }
+        b->cap = cap;
+        *bp = b;
+    }
+    b->f[b->n++] = f;
+    b->bytes += f->len;
+}
+
+void pv_batch_concat(struct pv_batch **dst, struct pv_batch *src)
+{
+    if (!src)
+        return;
+    if (!*dst) {
+        *dst = src;
+        return;
+    }
+    for (size_t i = 0; i < src->n; i++)
+        pv_batch_push(dst, src->f[i]);
+    free(src);
+}
+
+void pv_batch_free(struct pv_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        pv_frame_unref(b->f[i]);
+    free(b);
+}
+
+struct pv_client *pv_client_new(struct mg_connection *conn, const char *peer)
+{
+    struct pv_client *c = pv_xcalloc(1, sizeof(*c));
+    atomic_init(&c->refs, 1);
+    c->conn = conn;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    pv_utf8_init(&c->frag.utf8);
+    c->index = SIZE_MAX;
+    atomic_init(&c->outbox, NULL);
+    atomic_init(&c->scheduled, false);
+    atomic_init(&c->written_bytes, 0);
+    atomic_init(&c->kick, 0);
+    return c;
+}
+
+void pv_client_unref(struct pv_client *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pv_batch_free(c->pending);
+    pv_batch_free(atomic_load(&c->outbox));
+    free(c->frag.buf);
+    free(c);
+}
+
+int pv_client_write(struct pv_client *c, const void *data, size_t len, bool closes)
+{
+    int rc = -1;
+
+    mg_lock_connection(c->conn);
+    if (!c->dead && !c->close_sent && !c->broken) {
+        int n = mg_write(c->conn, data, len);
+        if (n == (int)len) {
+            rc = 0;
+            if (closes)
+                c->close_sent = true;
+        } else {
+            /* A partial write leaves half a frame on the wire: nothing can
+             * follow it. The worker stops at its next frame or ping. */
+            c->broken = true;
+            atomic_store(&c->kick, 1006);
+            rc = -2;
+        }
+    }
+    mg_unlock_connection(c->conn);
+    return rc;
+}
+
+int pv_client_close(struct pv_client *c, uint16_t code, const char *reason)
+{
+    struct pv_frame *f = pv_frame_close(code, reason);
+    int rc = pv_client_write(c, f->data, f->len, true);
+    pv_frame_unref(f);
+    return rc;
+}
+
+void pv_client_mark_dead(struct pv_client *c)
+{
+    mg_lock_connection(c->conn);
+    c->dead = true;
+    mg_unlock_connection(c->conn);
+}

@@ -1,0 +1,77 @@
+/* log.c -- stderr logging with syslog priority prefixes.
+ *
+ * Threads: any. The level is an atomic int read with relaxed ordering (a
+ * level change may take a moment to be seen by other threads, which is
+ * fine for logging); each line goes out in one write(2). */
+#include "palaver/log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int log_level = PV_LOG_INFO;
+
+static const char *const level_names[] = {
+    [PV_LOG_ERR] = "err",   [PV_LOG_WARNING] = "warning", [PV_LOG_NOTICE] = "notice",
+    [PV_LOG_INFO] = "info", [PV_LOG_DEBUG] = "debug",
+};
+
+void pv_log_set_level(int level)
+{
+    atomic_store_explicit(&log_level, level, memory_order_relaxed);
+}
+
+bool pv_log_enabled(int level)
+{
+    return level <= atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
+int pv_log_parse_level(const char *name)
+{
+    for (int i = PV_LOG_ERR; i <= PV_LOG_DEBUG; i++) {
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    }
+    if (strcmp(name, "error") == 0)
+        return PV_LOG_ERR;
+    if (strcmp(name, "warn") == 0)
+        return PV_LOG_WARNING;
+    return -1;
+}
+
+const char *pv_log_level_name(int level)
+{
+    if (level < PV_LOG_ERR || level > PV_LOG_DEBUG)
+        return "?";
+    return level_names[level];
+}
+
+void pv_log(int level, const char *fmt, ...)
+{
+    char line[1024];
+    int n, m;
+    va_list ap;
+
+    if (!pv_log_enabled(level))
+        return;
+    n = snprintf(line, sizeof(line), "<%d>", level);
+    va_start(ap, fmt);
+    m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    n += m;
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    /* A line never carries a raw newline from its arguments: log lines are
+     * one event each, and journald must not split them. */
+    for (int i = 3; i < n; i++) {
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    }
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w; /* nowhere to report a failed log write */
+}

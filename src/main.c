@@ -1,0 +1,261 @@
+/* main.c -- palaverd: boot, wait for a signal, shut down gracefully.
+ *
+ * Threads: main runs the boot sequence, then waits in sigwait(2) for
+ * SIGTERM/SIGINT; it is the only thread that handles signals (they are
+ * blocked before any other thread exists, so every thread inherits the
+ * mask: a signal delivered to a CivetWeb worker would close its WebSocket,
+ * civetweb.md section 7). At shutdown main takes over the queue's consumer
+ * role after joining the broadcaster.
+ */
+#include <civetweb.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "palaver/broadcaster.h"
+#include "palaver/config.h"
+#include "palaver/log.h"
+#include "palaver/queue.h"
+#include "palaver/stats.h"
+#include "palaver/writer.h"
+#include "palaver/ws.h"
+
+/* CivetWeb workers that have started (init_thread callback). mg_start2()
+ * succeeds even when it could start only some of them (civetweb.md
+ * section 1), so main counts them and refuses to run short. */
+static struct {
+    pthread_mutex_t mu; /* guards started */
+    pthread_cond_t cv;
+    unsigned started;
+} workers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void *on_init_thread(const struct mg_context *ctx, int thread_type)
+{
+    (void)ctx;
+    if (thread_type == 1) {
+        pthread_mutex_lock(&workers.mu);
+        workers.started++;
+        pthread_cond_broadcast(&workers.cv);
+        pthread_mutex_unlock(&workers.mu);
+    }
+    return NULL;
+}
+
+static int on_log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    pv_warn("civetweb: %s", message);
+    return 1;
+}
+
+static int on_log_access(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    pv_debug("access: %s", message);
+    return 1;
+}
+
+/* Each WebSocket holds a file descriptor; make sure the limit allows
+ * max_clients of them, raising the soft limit up to the hard one. */
+static int check_nofile(unsigned needed)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        return 0;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
+        rlim_t want = needed;
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+            want = rl.rlim_max;
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
+        pv_err("open-file limit is %llu but %u clients need %u; raise LimitNOFILE= or "
+               "ulimit -n, or lower --max-clients",
+               (unsigned long long)rl.rlim_cur, needed - 64, needed);
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits until `want` workers have started, or timeout_s passes; returns
+ * how many did. */
+static unsigned wait_workers(unsigned want, int timeout_s)
+{
+    struct timespec deadline;
+    unsigned n;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_s;
+    pthread_mutex_lock(&workers.mu);
+    while (workers.started < want &&
+           pthread_cond_timedwait(&workers.cv, &workers.mu, &deadline) != ETIMEDOUT)
+        ;
+    n = workers.started;
+    pthread_mutex_unlock(&workers.mu);
+    return n;
+}
+
+static void shutdown_broker(struct pv_ws *ws, struct pv_queue *q, struct pv_broadcaster *b,
+                            struct pv_writers *w, struct mg_context *ctx, unsigned drain_ms)
+{
+    /* 1. No new WebSockets; every client gets close 1001 after what is
+     *    already queued for it; then the broadcaster leaves its loop. */
+    atomic_store(&ws->stopping, true);
+    pv_queue_close_msgs(q);
+    pv_queue_push_ctl(q, pv_event_new(PV_EV_SHUTDOWN, NULL, NULL, 0));
+    pv_queue_push_ctl(q, pv_event_new(PV_EV_STOP, NULL, NULL, 0));
+    pv_broadcaster_join(b);
+    /* 2. Let the writers flush the close frames, within the bound. */
+    if (!pv_writers_drain(w, (int)drain_ms))
+        pv_warn("drain timeout (%u ms): some clients did not take their close frame",
+                drain_ms);
+    /* 3. Writers stop before mg_stop(), which frees the connection slots. */
+    pv_writers_stop(w);
+    mg_stop(ctx);
+}
+
+int main(int argc, char **argv)
+{
+    struct pv_config cfg;
+    struct pv_stats stats = {0};
+    struct pv_ws ws = {0};
+    struct pv_queue *queue = NULL;
+    struct pv_writers *writers = NULL;
+    struct pv_broadcaster *bc = NULL;
+    struct mg_context *ctx = NULL;
+    sigset_t sigs;
+    int sig, rc;
+    char num_threads[16], port[96], io_timeout[16], ping[16], err_text[256] = "";
+
+    pv_config_defaults(&cfg);
+    rc = pv_config_parse(&cfg, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    pv_log_set_level(cfg.log_level);
+
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
+    sigaddset(&sigs, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    unsigned threads = pv_config_num_threads(&cfg);
+    if (check_nofile(threads + 64) != 0)
+        return 1;
+
+    queue = pv_queue_new(cfg.queue_size, cfg.max_clients);
+    if (!queue)
+        return 1;
+    writers = pv_writers_start(cfg.writers, cfg.writers_max, cfg.max_clients, &stats);
+    if (!writers)
+        goto fail;
+    ws.cfg = &cfg;
+    ws.queue = queue;
+    ws.stats = &stats;
+    atomic_init(&ws.admitted, 0);
+    atomic_init(&ws.stopping, false);
+    bc = pv_broadcaster_start(&(struct pv_broadcaster_deps){
+        .cfg = &cfg, .queue = queue, .writers = writers, .stats = &stats,
+        .admitted = &ws.admitted});
+    if (!bc)
+        goto fail;
+
+    snprintf(num_threads, sizeof(num_threads), "%u", threads);
+    if (cfg.listen_addr[0])
+        snprintf(port, sizeof(port), "%s:%u", cfg.listen_addr, cfg.port);
+    else
+        snprintf(port, sizeof(port), "%u", cfg.port);
+    snprintf(io_timeout, sizeof(io_timeout), "%u", cfg.io_timeout_ms);
+    snprintf(ping, sizeof(ping), "%u", cfg.ping_interval_ms);
+    const char *options[] = {
+        "listening_ports", port,
+        "document_root", cfg.htdocs,
+        "num_threads", num_threads,
+        "connection_queue", "256",
+        "listen_backlog", "1024",
+        "tcp_nodelay", "1", /* the exact string "1": "yes" is ignored */
+        "request_timeout_ms", io_timeout,
+        "websocket_timeout_ms", ping,
+        "enable_websocket_ping_pong", "yes",
+        "enable_directory_listing", "no",
+        "cgi_pattern", "",
+        "ssi_pattern", "",
+        "hide_files_patterns", "**.pem$|**.key$|**.bak$|**~$|**/.*",
+        "access_control_allow_origin", "",
+        "additional_header", "X-Content-Type-Options: nosniff\r\n"
+                             "Referrer-Policy: no-referrer",
+        NULL,
+    };
+    struct mg_callbacks callbacks = {
+        .log_message = on_log_message,
+        .log_access = on_log_access,
+        .init_thread = on_init_thread,
+    };
+    struct mg_error_data err = {.text = err_text, .text_buffer_size = sizeof(err_text)};
+
+    mg_init_library(0);
+    ctx = mg_start2(&(struct mg_init_data){&callbacks, NULL, options}, &err);
+    if (!ctx) {
+        pv_err("cannot start the HTTP server on port %s: %s", port,
+               err_text[0] ? err_text : "unknown error");
+        goto fail;
+    }
+    unsigned started = wait_workers(threads, 10);
+    if (started < threads) {
+        pv_err("only %u of %u CivetWeb worker threads started (check ulimit -u, "
+               "TasksMax=, vm.max_map_count)",
+               started, threads);
+        goto fail;
+    }
+    pv_ws_register(ctx, &ws);
+
+    struct mg_server_port ports[4];
+    int nports = mg_get_server_ports(ctx, 4, ports);
+    int bound = nports > 0 ? ports[0].port : (int)cfg.port;
+    pv_info("palaverd %s listening on %s:%d (WebSocket /ws and /), htdocs %s, max %u clients, "
+            "%u CivetWeb workers, %u writers",
+            PALAVER_VERSION, cfg.listen_addr[0] ? cfg.listen_addr : "0.0.0.0", bound,
+            cfg.htdocs, cfg.max_clients, threads, cfg.writers);
+    sd_notifyf(0, "READY=1\nSTATUS=Listening on port %d\nX_PALAVER_PORT=%d", bound, bound);
+
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        pv_info("signal %d (%s) ignored", sig, strsignal(sig));
+    }
+
+    pv_info("%s: shutting down (drain up to %u ms)", strsignal(sig), cfg.drain_timeout_ms);
+    sd_notify(0, "STOPPING=1");
+    shutdown_broker(&ws, queue, bc, writers, ctx, cfg.drain_timeout_ms);
+    mg_exit_library();
+    pv_queue_free(queue); /* LEAVE events queued by mg_stop() release clients */
+    pv_info("stopped: %llu connections, %llu messages, %llu deliveries, %llu slow consumers",
+            (unsigned long long)pv_stat_get(&stats.connections_total),
+            (unsigned long long)pv_stat_get(&stats.messages_in),
+            (unsigned long long)pv_stat_get(&stats.deliveries),
+            (unsigned long long)pv_stat_get(&stats.slow_consumers));
+    return 0;
+
+fail:
+    if (bc) {
+        pv_queue_push_ctl(queue, pv_event_new(PV_EV_STOP, NULL, NULL, 0));
+        pv_broadcaster_join(bc);
+    }
+    pv_writers_stop(writers);
+    if (ctx)
+        mg_stop(ctx);
+    pv_queue_free(queue);
+    return 1;
+}

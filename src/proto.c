@@ -1,0 +1,279 @@
+/* proto.c -- decoding, validation and encoding of palaver's JSON messages.
+ *
+ * Threads: no shared state (called by the broadcaster in palaverd). */
+#include "palaver/proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "palaver/frame.h"
+#include "palaver/log.h"
+#include "palaver/utf8.h"
+
+static void set_invalid(struct pv_inbound *in, const char *code, const char *msg)
+{
+    in->type = PV_IN_INVALID;
+    in->err_code = code;
+    in->err_msg = msg;
+}
+
+static bool is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return false;
+    }
+    return true;
+}
+
+void pv_proto_decode(const char *data, size_t len, size_t max_text, struct pv_inbound *in)
+{
+    json_error_t err;
+    json_t *type, *v;
+    const char *t;
+
+    memset(in, 0, sizeof(*in));
+    in->root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
+    if (!in->root) {
+        set_invalid(in, "bad-json", "message is not valid JSON");
+        return;
+    }
+    if (!json_is_object(in->root)) {
+        set_invalid(in, "bad-json", "message must be a JSON object");
+        return;
+    }
+    v = json_object_get(in->root, "msgId");
+    if (v) {
+        if (json_is_integer(v) ||
+            (json_is_string(v) && json_string_length(v) <= PV_MSGID_MAX)) {
+            in->msg_id = v;
+        } else {
+            set_invalid(in, "bad-msgid", "msgId must be an integer or a short string");
+            return;
+        }
+    }
+    type = json_object_get(in->root, "type");
+    t = json_string_value(type);
+    if (!t) {
+        set_invalid(in, "unknown-type", "message has no \"type\" string");
+        return;
+    }
+    if (strcmp(t, "message") == 0) {
+        v = json_object_get(in->root, "text");
+        if (!json_is_string(v)) {
+            set_invalid(in, "bad-text", "\"text\" must be a string");
+            return;
+        }
+        in->text = json_string_value(v);
+        in->text_len = json_string_length(v);
+        if (is_blank(in->text, in->text_len)) {
+            set_invalid(in, "empty-text", "message text is empty");
+            return;
+        }
+        if (in->text_len > max_text) {
+            set_invalid(in, "text-too-long", "message text is longer than the server allows");
+            return;
+        }
+        v = json_object_get(in->root, "date");
+        if (json_is_number(v))
+            in->date = v;
+        in->type = PV_IN_MESSAGE;
+    } else if (strcmp(t, "hello") == 0) {
+        v = json_object_get(in->root, "name");
+        if (v && !json_is_string(v)) {
+            set_invalid(in, "bad-name", "\"name\" must be a string");
+            return;
+        }
+        if (v) {
+            in->name = json_string_value(v);
+            in->name_len = json_string_length(v);
+        }
+        in->type = PV_IN_HELLO;
+    } else {
+        set_invalid(in, "unknown-type", "unknown message type");
+    }
+}
+
+void pv_inbound_release(struct pv_inbound *in)
+{
+    json_decref(in->root);
+    memset(in, 0, sizeof(*in));
+}
+
+/* Bidirectional-text controls let a name display as someone else's. */
+static bool is_bidi_control(const unsigned char *p, size_t left)
+{
+    if (left < 3 || p[0] != 0xE2)
+        return false;
+    if (p[1] == 0x80 && p[2] >= 0xAA && p[2] <= 0xAE)
+        return true; /* U+202A..U+202E */
+    if (p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)
+        return true; /* U+2066..U+2069 */
+    return false;
+}
+
+bool pv_name_check(const char *s, size_t len, char out[PV_NAME_MAX_BYTES + 1], const char **why)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t chars;
+
+    while (len && p[0] == ' ') {
+        p++;
+        len--;
+    }
+    while (len && p[len - 1] == ' ')
+        len--;
+    if (len == 0) {
+        *why = "name is empty";
+        return false;
+    }
+    if (!pv_utf8_valid(p, len)) {
+        *why = "name is not valid UTF-8";
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7F || (p[i] == 0xC2 && i + 1 < len && p[i + 1] < 0xA0) ||
+            is_bidi_control(p + i, len - i)) {
+            *why = "name contains control characters";
+            return false;
+        }
+    }
+    chars = pv_utf8_length(p, len);
+    if (chars > PV_NAME_MAX_CHARS || len > PV_NAME_MAX_BYTES) {
+        *why = "name is longer than 32 characters";
+        return false;
+    }
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return true;
+}
+
+static void random_bytes(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    while (n > 0) {
+        ssize_t r = getrandom(p, n, 0);
+        if (r < 0)
+            continue; /* EINTR; getrandom never fails otherwise once seeded */
+        p += r;
+        n -= (size_t)r;
+    }
+}
+
+static void hex(char *out, const unsigned char *b, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+}
+
+void pv_new_key(char key[PV_KEY_LEN + 1])
+{
+    unsigned char b[16];
+    char h[32];
+
+    random_bytes(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* RFC variant */
+    hex(h, b, sizeof(b));
+    snprintf(key, PV_KEY_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+}
+
+void pv_new_id(char id[PV_ID_LEN + 1])
+{
+    unsigned char b[PV_ID_LEN / 2];
+    random_bytes(b, sizeof(b));
+    hex(id, b, sizeof(b));
+    id[PV_ID_LEN] = '\0';
+}
+
+static json_t *user_json(const struct pv_user *u)
+{
+    return json_pack("{s:s, s:s}", "id", u->id, "name", u->name);
+}
+
+static struct pv_frame *finish(json_t *obj)
+{
+    struct pv_frame *f;
+    if (!obj) {
+        /* json_pack fails only on out of memory or a bad format string. */
+        pv_err("building a JSON message failed");
+        abort();
+    }
+    f = pv_frame_from_json(obj);
+    json_decref(obj);
+    return f;
+}
+
+struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, int64_t now)
+{
+    return finish(json_pack("{s:s, s:s, s:I, s:o}", "type", "id", "clientKey", key, "date",
+                            (json_int_t)now, "you", user_json(you)));
+}
+
+struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_user *from,
+                                  uint64_t seq, int64_t now)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string("message"));
+    if (in->msg_id)
+        json_object_set(o, "msgId", in->msg_id);
+    json_object_set_new(o, "text", json_stringn(in->text, in->text_len));
+    json_object_set_new(o, "clientKey", json_string(""));
+    if (in->date)
+        json_object_set(o, "date", in->date);
+    else
+        json_object_set_new(o, "date", json_integer((json_int_t)now));
+    json_object_set_new(o, "from", user_json(from));
+    json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+    json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
+    return finish(o);
+}
+
+struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, int64_t now)
+{
+    json_t *o = json_pack("{s:s}", "type", "ack");
+    if (msg_id)
+        json_object_set(o, "msgId", (json_t *)msg_id);
+    json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+    json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
+    return finish(o);
+}
+
+struct pv_frame *pv_proto_error(const char *code, const char *message, const json_t *msg_id)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message);
+    if (msg_id)
+        json_object_set(o, "msgId", (json_t *)msg_id);
+    return finish(o);
+}
+
+struct pv_frame *pv_proto_notice(const char *type, const struct pv_user *u, size_t online,
+                                 int64_t now)
+{
+    return finish(json_pack("{s:s, s:o, s:I, s:I}", "type", type, "user", user_json(u),
+                            "online", (json_int_t)online, "serverDate", (json_int_t)now));
+}
+
+struct pv_frame *pv_proto_rename(const struct pv_user *u, const char *old_name, int64_t now)
+{
+    return finish(json_pack("{s:s, s:o, s:s, s:I}", "type", "rename", "user", user_json(u),
+                            "oldName", old_name, "serverDate", (json_int_t)now));
+}
+
+struct pv_frame *pv_proto_presence(const struct pv_user *users, size_t n,
+                                   const struct pv_user *you, size_t history,
+                                   uint64_t last_seq, int64_t now)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, user_json(&users[i]));
+    return finish(json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:I}", "type", "presence", "users",
+                            list, "you", user_json(you), "online", (json_int_t)(n + 1),
+                            "history", (json_int_t)history, "lastSeq", (json_int_t)last_seq,
+                            "serverDate", (json_int_t)now));
+}

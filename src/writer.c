@@ -1,0 +1,377 @@
+/* writer.c -- writer pool: sends each client's outbox, one client per
+ * writer at a time, gathering queued frames into one write.
+ *
+ * Threads: writer threads run writer_main(). pv_writers_post() and
+ * pv_writers_tick() run only on the broadcaster; pv_writers_start(),
+ * pv_writers_drain() and pv_writers_stop() only on main. The outbox and
+ * ready-ring protocol is documented in writer.h. */
+#include "palaver/writer.h"
+
+#include <ck_ring.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "palaver/client.h"
+#include "palaver/frame.h"
+#include "palaver/log.h"
+#include "palaver/stats.h"
+#include "palaver/tsan.h"
+#include "palaver/xalloc.h"
+
+#define CHUNK (64 * 1024)   /* most bytes gathered into one write */
+#define RETIRE_IDLE_S 5     /* an extra writer idle this long exits */
+
+enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_EXITED };
+
+struct writer_slot {
+    struct pv_writers *pool;
+    atomic_int state;                 /* FREE -> RUNNING by the spawner,
+                                       * RUNNING -> EXITED by the thread,
+                                       * EXITED -> FREE by the joiner */
+    pthread_t tid;                    /* spawner and joiner only */
+    atomic_uint_fast64_t busy_since;  /* ns of the write in progress, or 0 */
+    unsigned char *scratch;           /* the thread's own gather buffer */
+};
+
+struct pv_writers {
+    struct ck_ring ring;
+    struct ck_ring_buffer *slots_buf;
+    sem_t ready;             /* counts clients in the ring */
+    unsigned min, max;
+    atomic_uint running;     /* threads started and not yet exiting */
+    atomic_bool stop;
+    atomic_uint scheduled;   /* clients in the ring or owned by a writer */
+    atomic_uint drain_waiters;
+    pthread_mutex_t drain_mu;
+    pthread_cond_t drain_cv;
+    struct pv_stats *stats;
+    struct writer_slot *ws;  /* max slots */
+};
+
+static void *writer_main(void *arg);
+
+static unsigned next_pow2(unsigned v)
+{
+    unsigned p = 2;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+static bool spawn(struct pv_writers *w)
+{
+    for (unsigned i = 0; i < w->max; i++) {
+        struct writer_slot *s = &w->ws[i];
+        int st = atomic_load(&s->state);
+        if (st == SLOT_EXITED) {
+            pthread_join(s->tid, NULL);
+            atomic_store(&s->state, SLOT_FREE);
+            st = SLOT_FREE;
+        }
+        if (st != SLOT_FREE)
+            continue;
+        atomic_store(&s->state, SLOT_RUNNING);
+        atomic_fetch_add(&w->running, 1);
+        int err = pthread_create(&s->tid, NULL, writer_main, s);
+        if (err) {
+            atomic_fetch_sub(&w->running, 1);
+            atomic_store(&s->state, SLOT_FREE);
+            pv_err("cannot start writer thread: %s", strerror(err));
+            return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
+                                    unsigned max_clients, struct pv_stats *stats)
+{
+    struct pv_writers *w = pv_xcalloc(1, sizeof(*w));
+    pthread_condattr_t ca;
+    unsigned size = next_pow2(max_clients + 2);
+
+    if (max_writers < min_writers)
+        max_writers = min_writers;
+    w->min = min_writers;
+    w->max = max_writers;
+    w->stats = stats;
+    w->slots_buf = pv_xcalloc(size, sizeof(*w->slots_buf));
+    ck_ring_init(&w->ring, size);
+    sem_init(&w->ready, 0, 0);
+    atomic_init(&w->running, 0);
+    atomic_init(&w->stop, false);
+    atomic_init(&w->scheduled, 0);
+    atomic_init(&w->drain_waiters, 0);
+    pthread_mutex_init(&w->drain_mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->drain_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    w->ws = pv_xcalloc(max_writers, sizeof(*w->ws));
+    for (unsigned i = 0; i < max_writers; i++) {
+        w->ws[i].pool = w;
+        atomic_init(&w->ws[i].state, SLOT_FREE);
+        atomic_init(&w->ws[i].busy_since, 0);
+    }
+    for (unsigned i = 0; i < min_writers; i++) {
+        if (!spawn(w)) {
+            pv_writers_stop(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+void pv_writers_post(struct pv_writers *w, struct pv_client *c, struct pv_batch *b)
+{
+    struct pv_batch *old = atomic_exchange(&c->outbox, NULL);
+    if (old) {
+        pv_batch_concat(&old, b);
+        b = old;
+    }
+    atomic_store(&c->outbox, b);
+    if (!atomic_exchange(&c->scheduled, true)) {
+        pv_client_ref(c);
+        atomic_fetch_add(&w->scheduled, 1);
+        pv_tsan_release(w);
+        if (!ck_ring_enqueue_spmc(&w->ring, w->slots_buf, c)) {
+            pv_err("writer ring overflow: capacity invariant broken");
+            abort();
+        }
+        sem_post(&w->ready);
+    }
+}
+
+unsigned pv_writers_count(struct pv_writers *w)
+{
+    return atomic_load(&w->running);
+}
+
+bool pv_writers_tick(struct pv_writers *w)
+{
+    uint64_t now = pv_mono_ns();
+    unsigned stuck = 0, busy = 0;
+
+    for (unsigned i = 0; i < w->max; i++) {
+        struct writer_slot *s = &w->ws[i];
+        int st = atomic_load(&s->state);
+        if (st == SLOT_EXITED) {
+            pthread_join(s->tid, NULL);
+            atomic_store(&s->state, SLOT_FREE);
+            continue;
+        }
+        if (st != SLOT_RUNNING)
+            continue;
+        uint64_t since = atomic_load(&s->busy_since);
+        if (since) {
+            busy++;
+            if (now > since && now - since > (uint64_t)PV_WRITER_STALL_MS * 1000000u)
+                stuck++;
+        }
+    }
+    unsigned running = atomic_load(&w->running);
+    if (stuck && running - stuck < w->min && running < w->max) {
+        if (spawn(w))
+            pv_notice("%u writer(s) stalled on slow clients: started writer %u of at most %u",
+                      stuck, running + 1, w->max);
+    }
+    return busy > 0 || atomic_load(&w->scheduled) > 0;
+}
+
+/* One write of gathered frames, timed for stall supervision. */
+static int timed_write(struct writer_slot *s, struct pv_client *c, const void *data,
+                       size_t len, bool closes)
+{
+    uint64_t t0 = pv_mono_ns();
+    atomic_store(&s->busy_since, t0);
+    int rc = pv_client_write(c, data, len, closes);
+    atomic_store(&s->busy_since, 0);
+    if (rc == -2) {
+        pv_stat_add(&s->pool->stats->write_failures, 1);
+        pv_warn("write to %s failed or timed out after %llu ms; dropping the client", c->peer,
+                (unsigned long long)((pv_mono_ns() - t0) / 1000000u));
+    }
+    return rc;
+}
+
+struct gather {
+    const struct pv_frame *first; /* a chunk of one frame is written in place */
+    size_t len;                   /* bytes in the chunk */
+    unsigned frames;
+};
+
+static bool gather_flush(struct writer_slot *s, struct pv_client *c, struct gather *g)
+{
+    int rc = 0;
+    if (g->frames == 0)
+        return true;
+    rc = timed_write(s, c, g->frames == 1 ? g->first->data : s->scratch, g->len, false);
+    if (rc == 0) {
+        pv_stat_add(&s->pool->stats->deliveries, g->frames);
+        pv_stat_add(&s->pool->stats->bytes_out, g->len);
+    }
+    g->frames = 0;
+    g->len = 0;
+    return rc == 0;
+}
+
+static void gather_add(struct writer_slot *s, struct pv_client *c, struct gather *g,
+                       const struct pv_frame *f, bool *ok)
+{
+    if (g->frames && g->len + f->len > CHUNK)
+        *ok = gather_flush(s, c, g);
+    if (!*ok)
+        return;
+    if (g->frames == 0) {
+        g->first = f; /* alone (possibly larger than CHUNK): written in place */
+    } else {
+        if (g->frames == 1)
+            memcpy(s->scratch, g->first->data, g->len);
+        memcpy(s->scratch + g->len, f->data, f->len);
+    }
+    g->frames++;
+    g->len += f->len;
+}
+
+static void write_batch(struct writer_slot *s, struct pv_client *c, struct pv_batch *b)
+{
+    /* Once the broadcaster has decided to close the client (slow consumer)
+     * its queued data is dropped and only the close frame goes out. */
+    bool drop_data = atomic_load(&c->kick) != 0;
+    struct gather g = {0};
+    bool ok = true;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const struct pv_frame *f = b->f[i];
+        if (f->opcode == PV_WS_OP_CLOSE) {
+            ok = gather_flush(s, c, &g) && ok;
+            timed_write(s, c, f->data, f->len, true);
+            ok = false; /* nothing may follow a close frame */
+            continue;
+        }
+        if (drop_data || !ok)
+            continue;
+        gather_add(s, c, &g, f, &ok);
+    }
+    if (ok)
+        gather_flush(s, c, &g);
+    atomic_fetch_add_explicit(&c->written_bytes, b->bytes, memory_order_release);
+    pv_batch_free(b);
+}
+
+static void serve(struct writer_slot *s, struct pv_client *c)
+{
+    struct pv_writers *w = s->pool;
+
+    for (;;) {
+        struct pv_batch *b = atomic_exchange(&c->outbox, NULL);
+        if (b)
+            write_batch(s, c, b);
+        atomic_store(&c->scheduled, false);
+        if (atomic_load(&c->outbox) == NULL)
+            break;
+        if (atomic_exchange(&c->scheduled, true))
+            break; /* the broadcaster re-queued it; another pass will come */
+    }
+    if (atomic_fetch_sub(&w->scheduled, 1) == 1 && atomic_load(&w->drain_waiters)) {
+        pthread_mutex_lock(&w->drain_mu);
+        pthread_cond_broadcast(&w->drain_cv);
+        pthread_mutex_unlock(&w->drain_mu);
+    }
+    pv_client_unref(c);
+}
+
+static void *writer_main(void *arg)
+{
+    struct writer_slot *s = arg;
+    struct pv_writers *w = s->pool;
+    bool retired = false;
+
+    s->scratch = pv_xmalloc(CHUNK);
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += RETIRE_IDLE_S;
+        if (sem_clockwait(&w->ready, CLOCK_MONOTONIC, &ts) == -1) {
+            if (errno != ETIMEDOUT)
+                continue;
+            if (atomic_load(&w->stop))
+                break;
+            unsigned r = atomic_load(&w->running);
+            if (r > w->min && atomic_compare_exchange_strong(&w->running, &r, r - 1)) {
+                retired = true;
+                break;
+            }
+            continue;
+        }
+        if (atomic_load(&w->stop))
+            break;
+        void *p;
+        if (!ck_ring_dequeue_spmc(&w->ring, w->slots_buf, &p))
+            continue; /* cannot happen: the semaphore counts ring entries */
+        pv_tsan_acquire(w);
+        serve(s, p);
+    }
+    if (!retired)
+        atomic_fetch_sub(&w->running, 1);
+    free(s->scratch);
+    s->scratch = NULL;
+    atomic_store(&s->state, SLOT_EXITED);
+    return NULL;
+}
+
+bool pv_writers_drain(struct pv_writers *w, int timeout_ms)
+{
+    struct timespec deadline;
+    bool done;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->drain_mu);
+    atomic_fetch_add(&w->drain_waiters, 1);
+    while (atomic_load(&w->scheduled) > 0) {
+        if (pthread_cond_timedwait(&w->drain_cv, &w->drain_mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    done = atomic_load(&w->scheduled) == 0;
+    atomic_fetch_sub(&w->drain_waiters, 1);
+    pthread_mutex_unlock(&w->drain_mu);
+    return done;
+}
+
+void pv_writers_stop(struct pv_writers *w)
+{
+    void *p;
+
+    if (!w)
+        return;
+    atomic_store(&w->stop, true);
+    for (unsigned i = 0; i < w->max; i++)
+        sem_post(&w->ready);
+    for (unsigned i = 0; i < w->max; i++) {
+        if (atomic_load(&w->ws[i].state) != SLOT_FREE)
+            pthread_join(w->ws[i].tid, NULL);
+    }
+    /* Clients still queued: release the ring's references. */
+    while (ck_ring_dequeue_spmc(&w->ring, w->slots_buf, &p)) {
+        pv_tsan_acquire(w);
+        pv_client_unref(p);
+    }
+    sem_destroy(&w->ready);
+    pthread_mutex_destroy(&w->drain_mu);
+    pthread_cond_destroy(&w->drain_cv);
+    free(w->ws);
+    free(w->slots_buf);
+    free(w);
+}
