@@ -153,7 +153,7 @@ int main(int argc, char **argv)
     if (check_nofile(threads + 64) != 0)
         return 1;
 
-    queue = pv_queue_new(cfg.queue_size, cfg.max_clients);
+    queue = pv_queue_new(cfg.queue_size);
     if (!queue)
         return 1;
     writers = pv_writers_start(cfg.writers, cfg.writers_max, cfg.max_clients, &stats);

@@ -1,10 +1,10 @@
-/* queue.c -- bounded lock-free MPSC event queue (ck_ring) with a parked
+/* queue.c -- lock-free MPSC event queue (liburcu wfcqueue) with a parked
  * consumer and bounded producer backpressure. The protocol is in queue.h.
  *
- * Threads: producers = CivetWeb workers and main; consumer = broadcaster. */
+ * Threads: producers = CivetWeb workers and main; consumer = broadcaster
+ * (main after it has joined the broadcaster). */
 #include "palaver/queue.h"
 
-#include <ck_ring.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,22 +22,21 @@
 #include "palaver/xalloc.h"
 
 struct pv_queue {
-    struct ck_ring ring;
-    struct ck_ring_buffer *slots;
-    unsigned msg_capacity;
+    /* The wfcqueue: producers touch only tail (one exchange), the single
+     * consumer only head. */
+    struct __cds_wfcq_head head;
+    struct cds_wfcq_tail tail;
+    atomic_uint depth; /* events queued, for metrics and tests */
 
+    unsigned msg_capacity;
     /* MSG events admitted and not yet popped: producers increment before
      * enqueueing (or give up), the consumer decrements after popping. */
     atomic_uint msg_inflight;
     atomic_bool msgs_closed;
 
-    /* Consumer parking: parked is 1 only while the consumer is (about to
-     * be) in poll(2) on efd. seq_cst on both sides: either the producer
-     * sees parked == 1, or the consumer sees the new event. */
-    atomic_int parked;
-    int efd;
+    int efd; /* written on empty -> non-empty; read by the parked consumer */
 
-    /* Producer slow path only: guards nothing but the wait itself. */
+    /* Producer slow path only: the mutex guards nothing but the wait. */
     atomic_uint space_waiters;
     pthread_mutex_t space_mu;
     pthread_cond_t space_cv;
@@ -47,6 +46,7 @@ struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c,
                               const void *data, size_t len)
 {
     struct pv_event *ev = pv_xmalloc(sizeof(*ev) + len + 1);
+    cds_wfcq_node_init(&ev->node);
     ev->type = type;
     ev->client = c;
     ev->len = len;
@@ -65,32 +65,20 @@ void pv_event_free(struct pv_event *ev)
     free(ev);
 }
 
-static unsigned next_pow2(unsigned v)
-{
-    unsigned p = 2;
-    while (p < v)
-        p <<= 1;
-    return p;
-}
-
-struct pv_queue *pv_queue_new(unsigned msg_capacity, unsigned max_clients)
+struct pv_queue *pv_queue_new(unsigned msg_capacity)
 {
     struct pv_queue *q = pv_xcalloc(1, sizeof(*q));
     pthread_condattr_t ca;
-    /* One slot of a ck_ring is never used: size = needed + 1, rounded up. */
-    unsigned size = next_pow2(msg_capacity + 2 * max_clients + 8 + 1);
 
-    q->slots = pv_xcalloc(size, sizeof(*q->slots));
-    ck_ring_init(&q->ring, size);
+    __cds_wfcq_init(&q->head, &q->tail);
+    atomic_init(&q->depth, 0);
     q->msg_capacity = msg_capacity;
     atomic_init(&q->msg_inflight, 0);
     atomic_init(&q->msgs_closed, false);
-    atomic_init(&q->parked, 0);
     atomic_init(&q->space_waiters, 0);
     q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (q->efd == -1) {
         pv_err("eventfd() failed: %s", strerror(errno));
-        free(q->slots);
         free(q);
         return NULL;
     }
@@ -116,22 +104,17 @@ void pv_queue_free(struct pv_queue *q)
     close(q->efd);
     pthread_mutex_destroy(&q->space_mu);
     pthread_cond_destroy(&q->space_cv);
-    free(q->slots);
     free(q);
 }
 
 static void enqueue(struct pv_queue *q, struct pv_event *ev)
 {
+    atomic_fetch_add_explicit(&q->depth, 1, memory_order_relaxed);
+    /* The library is not instrumented: tell TSan that everything written
+     * to ev so far happens before the consumer's pop. */
     pv_tsan_release(q);
-    if (!ck_ring_enqueue_mpsc(&q->ring, q->slots, ev)) {
-        /* Impossible by the capacity argument in queue.h. */
-        pv_err("event queue overflow (depth %u): capacity invariant broken",
-               ck_ring_size(&q->ring));
-        abort();
-    }
-    /* StoreLoad: the enqueue must be visible before we read `parked`. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load(&q->parked) && atomic_exchange(&q->parked, 0)) {
+    if (!cds_wfcq_enqueue(&q->head, &q->tail, &ev->node)) {
+        /* The queue was empty: this producer wakes the consumer. */
         uint64_t one = 1;
         ssize_t w = write(q->efd, &one, sizeof(one));
         (void)w; /* EAGAIN only if the counter is already huge: still awake */
@@ -172,6 +155,7 @@ int pv_queue_push_msg(struct pv_queue *q, struct pv_event *ev, int timeout_ms)
         deadline.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&q->space_mu);
+    /* seq_cst: either the consumer sees this waiter, or we see its pop. */
     atomic_fetch_add(&q->space_waiters, 1);
     for (;;) {
         if (atomic_load(&q->msgs_closed)) {
@@ -192,15 +176,6 @@ int pv_queue_push_msg(struct pv_queue *q, struct pv_event *ev, int timeout_ms)
     return rc;
 }
 
-static void wake_space_waiters(struct pv_queue *q)
-{
-    if (atomic_load(&q->space_waiters) > 0) {
-        pthread_mutex_lock(&q->space_mu);
-        pthread_cond_broadcast(&q->space_cv);
-        pthread_mutex_unlock(&q->space_mu);
-    }
-}
-
 void pv_queue_close_msgs(struct pv_queue *q)
 {
     atomic_store(&q->msgs_closed, true);
@@ -209,23 +184,42 @@ void pv_queue_close_msgs(struct pv_queue *q)
     pthread_mutex_unlock(&q->space_mu);
 }
 
+/* Next event, NULL when empty. A producer caught between its exchange and
+ * its store ("would block") is given a moment to finish. */
+static struct pv_event *dequeue(struct pv_queue *q)
+{
+    for (int tries = 0;; tries++) {
+        struct cds_wfcq_node *n = __cds_wfcq_dequeue_nonblocking(&q->head, &q->tail);
+        if (n == NULL)
+            return NULL;
+        if (n != CDS_WFCQ_WOULDBLOCK) {
+            pv_tsan_acquire(q);
+            atomic_fetch_sub_explicit(&q->depth, 1, memory_order_relaxed);
+            return caa_container_of(n, struct pv_event, node);
+        }
+        /* The producer is a few instructions from done unless it was
+         * preempted; sleep briefly instead of spinning on 2 cores. */
+        poll(NULL, 0, tries < 10 ? 0 : 1);
+    }
+}
+
 size_t pv_queue_pop(struct pv_queue *q, struct pv_event **out, size_t max)
 {
     size_t n = 0;
     unsigned msgs = 0;
-    void *p;
 
-    while (n < max && ck_ring_dequeue_mpsc(&q->ring, q->slots, &p)) {
-        pv_tsan_acquire(q);
-        out[n] = p;
+    while (n < max && (out[n] = dequeue(q)) != NULL) {
         if (out[n]->type == PV_EV_MSG)
             msgs++;
         n++;
     }
     if (msgs) {
-        /* seq_cst: pairs with the producer's space_waiters increment. */
         atomic_fetch_sub(&q->msg_inflight, msgs);
-        wake_space_waiters(q);
+        if (atomic_load(&q->space_waiters) > 0) {
+            pthread_mutex_lock(&q->space_mu);
+            pthread_cond_broadcast(&q->space_cv);
+            pthread_mutex_unlock(&q->space_mu);
+        }
     }
     return n;
 }
@@ -235,22 +229,16 @@ bool pv_queue_wait(struct pv_queue *q, int timeout_ms)
     struct pollfd pfd = {.fd = q->efd, .events = POLLIN};
     uint64_t v;
 
-    if (ck_ring_size(&q->ring) > 0)
+    if (!cds_wfcq_empty(&q->head, &q->tail))
         return true;
-    atomic_store(&q->parked, 1);
-    if (ck_ring_size(&q->ring) > 0) {
-        atomic_store(&q->parked, 0);
-        return true;
-    }
     if (poll(&pfd, 1, timeout_ms) > 0) {
         ssize_t r = read(q->efd, &v, sizeof(v));
-        (void)r; /* EAGAIN: a racing reader already reset it; harmless */
+        (void)r; /* EAGAIN cannot happen with a single reader after POLLIN */
     }
-    atomic_store(&q->parked, 0);
-    return ck_ring_size(&q->ring) > 0;
+    return !cds_wfcq_empty(&q->head, &q->tail);
 }
 
 unsigned pv_queue_depth(struct pv_queue *q)
 {
-    return ck_ring_size(&q->ring);
+    return atomic_load_explicit(&q->depth, memory_order_relaxed);
 }

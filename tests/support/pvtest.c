@@ -1,0 +1,570 @@
+/* pvtest.c -- test support: palaverd spawner and RFC 6455 test client.
+ *
+ * Threads: none shared; each object belongs to its caller. */
+#include "pvtest.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- server ---- */
+
+static atomic_int srv_counter;
+
+int srv_start(struct srv *s, const char *const *extra)
+{
+    char sockname[108], env[128], buf[512];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *argv[64];
+    int n = 0, fd, counter = atomic_fetch_add(&srv_counter, 1);
+    int64_t deadline;
+
+    memset(s, 0, sizeof(*s));
+    s->pid = -1;
+    snprintf(s->log, sizeof(s->log), "%s/%s-%d-%d.log", PVTEST_LOG_DIR,
+             program_invocation_short_name, (int)getpid(), counter);
+    /* Abstract socket: nothing to clean up in the file system. */
+    snprintf(sockname, sizeof(sockname), "palaver-test-%d-%d", (int)getpid(), counter);
+    sa.sun_path[0] = '\0';
+    memcpy(sa.sun_path + 1, sockname, strlen(sockname));
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa,
+                       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sockname))) < 0) {
+        perror("notify socket");
+        return -1;
+    }
+    argv[n++] = PALAVERD_PATH;
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--htdocs";
+    argv[n++] = PVTEST_HTDOCS;
+    argv[n++] = "--http-workers";
+    argv[n++] = "8";
+    for (int i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    snprintf(env, sizeof(env), "NOTIFY_SOCKET=@%s", sockname);
+
+    s->pid = fork();
+    if (s->pid == 0) {
+        int logfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (logfd >= 0) {
+            dup2(logfd, 2);
+            close(logfd);
+        }
+        putenv(env);
+        unsetenv("PORT");
+        execv(argv[0], (char *const *)argv);
+        perror("execv palaverd");
+        _exit(127);
+    }
+    deadline = mono_ms() + 20000;
+    while (s->port == 0 && mono_ms() < deadline) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            fprintf(stderr, "palaverd exited before READY=1\n");
+            s->pid = -1;
+            srv_dump_log(s);
+            close(fd);
+            return -1;
+        }
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (r <= 0)
+            continue;
+        buf[r] = '\0';
+        char *p = strstr(buf, "X_PALAVER_PORT=");
+        if (strstr(buf, "READY=1") && p)
+            s->port = atoi(p + strlen("X_PALAVER_PORT="));
+    }
+    close(fd);
+    if (s->port == 0) {
+        fprintf(stderr, "palaverd did not report READY=1 in time\n");
+        srv_dump_log(s);
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = -1;
+        return -1;
+    }
+    return 0;
+}
+
+int srv_stop(struct srv *s)
+{
+    int status;
+    int64_t deadline = mono_ms() + 20000;
+
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    for (;;) {
+        pid_t r = waitpid(s->pid, &status, WNOHANG);
+        if (r == s->pid)
+            break;
+        if (mono_ms() > deadline) {
+            fprintf(stderr, "palaverd did not exit within 20 s of SIGTERM\n");
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            s->pid = -1;
+            return -1;
+        }
+        /* Bounded wait for a child we signalled: 20 ms steps. */
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    }
+    s->pid = -1;
+    if (WIFEXITED(status)) {
+        if (WEXITSTATUS(status) != 0)
+            srv_dump_log(s);
+        return WEXITSTATUS(status);
+    }
+    srv_dump_log(s);
+    return 128 + WTERMSIG(status);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    size_t len = 0, cap = 0, n;
+    if (!f)
+        return NULL;
+    do {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            data = realloc(data, cap);
+        }
+        n = fread(data + len, 1, cap - len - 1, f);
+        len += n;
+    } while (n > 0);
+    fclose(f);
+    data[len] = '\0';
+    return data;
+}
+
+bool srv_log_has(const struct srv *s, const char *needle)
+{
+    char *log = read_file(s->log);
+    bool found = log && strstr(log, needle);
+    free(log);
+    return found;
+}
+
+bool srv_log_wait(const struct srv *s, const char *needle, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    do {
+        if (srv_log_has(s, needle))
+            return true;
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    } while (mono_ms() < deadline);
+    return srv_log_has(s, needle);
+}
+
+void srv_dump_log(const struct srv *s)
+{
+    char *log = read_file(s->log);
+    fprintf(stderr, "---- palaverd log %s ----\n%s---- end of log ----\n", s->log,
+            log ? log : "(unreadable)\n");
+    free(log);
+}
+
+/* ---- client ---- */
+
+static int tcp_connect(int port, int rcvbuf)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0)
+        return -1;
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads more bytes into c->buf; 1 = got some, 0 = timeout, -1 = EOF/error. */
+static int fill(struct wsc *c, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    if (c->fd < 0)
+        return -1;
+    int r = poll(&pfd, 1, timeout_ms < 0 ? -1 : timeout_ms);
+    if (r == 0)
+        return 0;
+    if (r < 0)
+        return errno == EINTR ? 0 : -1;
+    if (c->len + 65536 > c->cap) {
+        c->cap = (c->len + 65536) * 2;
+        c->buf = realloc(c->buf, c->cap);
+    }
+    ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+    if (n <= 0)
+        return -1;
+    c->len += (size_t)n;
+    return 1;
+}
+
+static void accept_key(const char *key, char out[64])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    char in[128];
+    snprintf(in, sizeof(in), "%s%s", key, guid);
+    SHA1((const unsigned char *)in, strlen(in), digest);
+    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+}
+
+static const char *header_value(const char *head, const char *name, char *out, size_t n)
+{
+    const char *p = head;
+    size_t nl = strlen(name);
+    while ((p = strstr(p, "\r\n")) != NULL) {
+        p += 2;
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1, *e;
+            while (*v == ' ')
+                v++;
+            e = strstr(v, "\r\n");
+            size_t len = e ? (size_t)(e - v) : strlen(v);
+            if (len >= n)
+                len = n - 1;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+struct wsc *wsc_open(int port, const struct wsc_opts *o)
+{
+    static const struct wsc_opts none = {0};
+    unsigned char nonce[16];
+    char key[32], expect[64], got[128], req[2048];
+    struct wsc *c;
+    int64_t deadline = mono_ms() + 10000;
+    char *end;
+
+    if (!o)
+        o = &none;
+    c = calloc(1, sizeof(*c));
+    c->close_code = -1;
+    c->fd = tcp_connect(port, o->rcvbuf);
+    if (c->fd < 0) {
+        free(c);
+        return NULL;
+    }
+    getrandom(nonce, sizeof(nonce), 0);
+    EVP_EncodeBlock((unsigned char *)key, nonce, sizeof(nonce));
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+             "%s%s%s%s\r\n",
+             o->path ? o->path : "/ws", port, key, o->subprotocol ? "Sec-WebSocket-Protocol: " : "",
+             o->subprotocol ? o->subprotocol : "", o->subprotocol ? "\r\n" : "",
+             o->headers ? o->headers : "");
+    if (send_all(c->fd, req, strlen(req)) < 0)
+        return c;
+    for (;;) {
+        if (c->len >= 4 && (end = memmem(c->buf, c->len, "\r\n\r\n", 4)) != NULL)
+            break;
+        int64_t left = deadline - mono_ms();
+        if (left <= 0 || fill(c, (int)left) < 0) {
+            /* Refusals may close right after the body: keep what came. */
+            if (c->len) {
+                c->response = strndup((char *)c->buf, c->len);
+                sscanf(c->response, "HTTP/1.%*d %d", &c->status);
+            }
+            return c;
+        }
+    }
+    size_t head_len = (size_t)(end - (char *)c->buf) + 4;
+    c->response = strndup((char *)c->buf, head_len);
+    sscanf(c->response, "HTTP/1.%*d %d", &c->status);
+    if (c->status != 101) {
+        /* Keep the body too, for assertions on refusal texts. */
+        while (fill(c, 500) > 0)
+            ;
+        free(c->response);
+        c->response = strndup((char *)c->buf, c->len);
+        c->len = 0;
+        return c;
+    }
+    memmove(c->buf, c->buf + head_len, c->len - head_len);
+    c->len -= head_len;
+    accept_key(key, expect);
+    c->accept_ok = header_value(c->response, "Sec-WebSocket-Accept", got, sizeof(got)) &&
+                   strcmp(got, expect) == 0;
+    if (header_value(c->response, "Sec-WebSocket-Protocol", got, sizeof(got)))
+        snprintf(c->protocol, sizeof(c->protocol), "%.63s", got);
+    return c;
+}
+
+void wsc_free(struct wsc *c)
+{
+    if (!c)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->buf);
+    free(c->response);
+    free(c);
+}
+
+int wsc_send_raw(struct wsc *c, const void *data, size_t len)
+{
+    return send_all(c->fd, data, len);
+}
+
+int wsc_send_bits(struct wsc *c, uint8_t first, const void *data, size_t len)
+{
+    unsigned char *frame = malloc(len + 14), mask[4];
+    size_t h = 0;
+    int rc;
+
+    frame[h++] = first;
+    if (len < 126) {
+        frame[h++] = (unsigned char)(0x80 | len);
+    } else if (len <= 0xFFFF) {
+        frame[h++] = 0x80 | 126;
+        frame[h++] = (unsigned char)(len >> 8);
+        frame[h++] = (unsigned char)len;
+    } else {
+        frame[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            frame[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    getrandom(mask, 4, 0);
+    memcpy(frame + h, mask, 4);
+    h += 4;
+    for (size_t i = 0; i < len; i++)
+        frame[h + i] = ((const unsigned char *)data)[i] ^ mask[i & 3];
+    rc = send_all(c->fd, frame, h + len);
+    free(frame);
+    return rc;
+}
+
+int wsc_send(struct wsc *c, bool fin, int opcode, const void *data, size_t len)
+{
+    return wsc_send_bits(c, (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0F)), data, len);
+}
+
+int wsc_send_text(struct wsc *c, const char *text)
+{
+    return wsc_send(c, true, 1, text, strlen(text));
+}
+
+int wsc_send_chat(struct wsc *c, long long msg_id, const char *text, const char *key)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:I}", "type", "message", "msgId",
+                          (json_int_t)msg_id, "text", text, "clientKey", key ? key : "", "date",
+                          (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    char *s = json_dumps(o, JSON_COMPACT);
+    int rc = wsc_send_text(c, s);
+    free(s);
+    json_decref(o);
+    return rc;
+}
+
+int wsc_recv(struct wsc *c, struct wsc_frame *f, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    memset(f, 0, sizeof(*f));
+    for (;;) {
+        if (c->len >= 2) {
+            unsigned char *b = c->buf;
+            size_t h = 2, plen = b[1] & 0x7F;
+            bool masked = b[1] & 0x80;
+            if (plen == 126) {
+                h = 4;
+                if (c->len >= 4)
+                    plen = ((size_t)b[2] << 8) | b[3];
+            } else if (plen == 127) {
+                h = 10;
+                if (c->len >= 10) {
+                    plen = 0;
+                    for (int i = 0; i < 8; i++)
+                        plen = (plen << 8) | b[2 + i];
+                }
+            }
+            if (masked)
+                h += 4;
+            if (c->len >= h && c->len - h >= plen) {
+                f->fin = b[0] & 0x80;
+                f->opcode = b[0] & 0x0F;
+                f->len = plen;
+                f->data = malloc(plen + 1);
+                memcpy(f->data, b + h, plen);
+                f->data[plen] = '\0';
+                if (masked) {
+                    for (size_t i = 0; i < plen; i++)
+                        f->data[i] ^= b[h - 4 + (i & 3)];
+                }
+                memmove(c->buf, c->buf + h + plen, c->len - h - plen);
+                c->len -= h + plen;
+                if (f->opcode == 8) {
+                    c->close_code = plen >= 2 ? (f->data[0] << 8 | f->data[1]) : 1005;
+                    snprintf(c->close_reason, sizeof(c->close_reason), "%.*s",
+                             plen > 2 ? (int)(plen - 2) : 0, (char *)f->data + 2);
+                }
+                return 1;
+            }
+        }
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return 0;
+        int r = fill(c, (int)left);
+        if (r < 0)
+            return -1;
+    }
+}
+
+void wsc_frame_free(struct wsc_frame *f)
+{
+    free(f->data);
+    f->data = NULL;
+}
+
+json_t *wsc_recv_json(struct wsc *c, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    struct wsc_frame f;
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left < 0)
+            left = 0;
+        if (wsc_recv(c, &f, (int)left) != 1)
+            return NULL;
+        if (f.opcode == 1) {
+            json_t *j = json_loadb((char *)f.data, f.len, 0, NULL);
+            wsc_frame_free(&f);
+            return j;
+        }
+        int op = f.opcode;
+        wsc_frame_free(&f);
+        if (op == 8)
+            return NULL;
+    }
+}
+
+json_t *wsc_expect(struct wsc *c, const char *type, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left < 0)
+            return NULL;
+        json_t *j = wsc_recv_json(c, (int)left);
+        if (!j)
+            return NULL;
+        const char *t = json_string_value(json_object_get(j, "type"));
+        if (t && strcmp(t, type) == 0)
+            return j;
+        json_decref(j);
+    }
+}
+
+int wsc_wait_close(struct wsc *c, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    struct wsc_frame f;
+    while (c->close_code < 0) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0 || wsc_recv(c, &f, (int)left) != 1)
+            break;
+        wsc_frame_free(&f);
+    }
+    return c->close_code;
+}
+
+int wsc_join(struct wsc *c, char key[64], char id[32])
+{
+    json_t *j = wsc_expect(c, "id", 5000);
+    if (!j)
+        return -1;
+    if (key)
+        snprintf(key, 64, "%s", json_string_value(json_object_get(j, "clientKey")));
+    if (id)
+        snprintf(id, 32, "%s",
+                 json_string_value(json_object_get(json_object_get(j, "you"), "id")));
+    json_decref(j);
+    j = wsc_expect(c, "presence", 5000);
+    if (!j)
+        return -1;
+    json_decref(j);
+    return 0;
+}
+
+int http_get(int port, const char *path, char *out, size_t outsz)
+{
+    char req[512];
+    int fd = tcp_connect(port, 0), status = -1;
+    size_t len = 0;
+    if (fd < 0)
+        return -1;
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             path);
+    if (send_all(fd, req, strlen(req)) == 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        while (len + 1 < outsz && poll(&pfd, 1, 5000) > 0) {
+            ssize_t n = recv(fd, out + len, outsz - len - 1, 0);
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+        }
+    }
+    out[len] = '\0';
+    sscanf(out, "HTTP/1.%*d %d", &status);
+    close(fd);
+    return status;
+}

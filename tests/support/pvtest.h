@@ -1,0 +1,106 @@
+/* pvtest.h -- test support: spawn the real palaverd, talk RFC 6455 to it.
+ *
+ * The server helper starts palaverd on a free port (--port 0) with
+ * NOTIFY_SOCKET pointing at a datagram socket the test owns, and waits for
+ * READY=1 (and X_PALAVER_PORT) -- the systemd readiness protocol, never a
+ * fixed sleep. Its stderr goes to a log file the test can search.
+ *
+ * The client is a minimal blocking WebSocket client: it checks the
+ * handshake (status, Sec-WebSocket-Accept, subprotocol), masks what it
+ * sends, and can send arbitrary or broken frames.
+ *
+ * Threads: a struct srv or struct wsc belongs to one test thread.
+ */
+#ifndef PVTEST_H
+#define PVTEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct srv {
+    pid_t pid;
+    int port;
+    char log[512];
+};
+
+/* Starts palaverd with default test flags plus extra (NULL-terminated,
+ * may be NULL). Returns 0 when READY=1 arrived, -1 otherwise. */
+int srv_start(struct srv *s, const char *const *extra);
+/* SIGTERM, then waits up to 20 s. Returns the exit status (0..255),
+ * 128+signal if it died of a signal, or -1 if it did not exit in time. */
+int srv_stop(struct srv *s);
+/* True if the log contains needle. */
+bool srv_log_has(const struct srv *s, const char *needle);
+/* Waits (bounded, re-reading the log) until the log contains needle. */
+bool srv_log_wait(const struct srv *s, const char *needle, int timeout_ms);
+/* Prints the server log to stderr (on failure). */
+void srv_dump_log(const struct srv *s);
+
+struct wsc_opts {
+    const char *path;        /* default "/ws" */
+    const char *subprotocol; /* offered subprotocol(s), or NULL */
+    int rcvbuf;              /* SO_RCVBUF before connect, 0 = default */
+    const char *headers;     /* extra header lines, each ending in \r\n */
+};
+
+struct wsc {
+    int fd;
+    int status;            /* HTTP status of the handshake */
+    char protocol[64];     /* Sec-WebSocket-Protocol answered, or "" */
+    bool accept_ok;        /* Sec-WebSocket-Accept matched */
+    char *response;        /* raw HTTP response head (and any body) */
+    int close_code;        /* code of the close frame received, or -1 */
+    char close_reason[128];
+    unsigned char *buf;    /* received, not yet parsed */
+    size_t len, cap;
+};
+
+struct wsc_frame {
+    bool fin;
+    int opcode;
+    size_t len;
+    unsigned char *data; /* malloc'd, NUL-terminated */
+};
+
+/* Connects and performs the handshake. Returns NULL if TCP fails; check
+ * c->status == 101 for success. */
+struct wsc *wsc_open(int port, const struct wsc_opts *o);
+void wsc_free(struct wsc *c);
+
+/* Sends one masked frame. Returns 0, or -1 on a socket error. */
+int wsc_send(struct wsc *c, bool fin, int opcode, const void *data, size_t len);
+/* Sends a frame with arbitrary first byte (RSV bits, opcodes). */
+int wsc_send_bits(struct wsc *c, uint8_t first, const void *data, size_t len);
+int wsc_send_raw(struct wsc *c, const void *data, size_t len);
+int wsc_send_text(struct wsc *c, const char *text);
+/* Sends {"type":"message","msgId":id,"text":text,"clientKey":key,"date":now}. */
+int wsc_send_chat(struct wsc *c, long long msg_id, const char *text, const char *key);
+
+/* Receives one frame. 1 = got one, 0 = timeout, -1 = connection closed or
+ * error. A close frame is returned as a frame and also recorded in
+ * close_code / close_reason. */
+int wsc_recv(struct wsc *c, struct wsc_frame *f, int timeout_ms);
+void wsc_frame_free(struct wsc_frame *f);
+
+/* Next text frame as JSON (NULL on timeout, close or bad JSON). */
+json_t *wsc_recv_json(struct wsc *c, int timeout_ms);
+/* Skips messages until one of this type arrives (NULL if none in time). */
+json_t *wsc_expect(struct wsc *c, const char *type, int timeout_ms);
+/* Reads until a close frame arrives or the connection ends; returns the
+ * close code (-1 if none came). */
+int wsc_wait_close(struct wsc *c, int timeout_ms);
+
+/* Plain HTTP GET; returns the status (or -1) and copies headers+body. */
+int http_get(int port, const char *path, char *out, size_t outsz);
+
+/* Milliseconds on the monotonic clock. */
+int64_t mono_ms(void);
+
+/* Joins the registry, reading the id and presence messages; fills key and
+ * id when given. Returns 0 on success. */
+int wsc_join(struct wsc *c, char key[64], char id[32]);
+
+#endif

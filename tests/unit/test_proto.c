@@ -1,0 +1,203 @@
+/* Unit tests: JSON protocol decode/encode, names, keys (proto.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "palaver/frame.h"
+#include "palaver/proto.h"
+
+static void decode(const char *s, struct pv_inbound *in)
+{
+    pv_proto_decode(s, strlen(s), 20, in);
+}
+
+static void expect_invalid(const char *s, const char *code)
+{
+    struct pv_inbound in;
+    decode(s, &in);
+    assert_int_equal(in.type, PV_IN_INVALID);
+    assert_string_equal(in.err_code, code);
+    pv_inbound_release(&in);
+}
+
+static void test_decode_seed_message(void **state)
+{
+    (void)state;
+    struct pv_inbound in;
+    decode("{\"type\":\"message\",\"msgId\":3,\"text\":\"hi there\",\"clientKey\":\"x\","
+           "\"date\":1700000000000}",
+           &in);
+    assert_int_equal(in.type, PV_IN_MESSAGE);
+    assert_int_equal(json_integer_value(in.msg_id), 3);
+    assert_int_equal(in.text_len, 8);
+    assert_memory_equal(in.text, "hi there", 8);
+    assert_true(json_integer_value(in.date) == 1700000000000LL);
+    pv_inbound_release(&in);
+}
+
+static void test_decode_errors(void **state)
+{
+    (void)state;
+    expect_invalid("not json", "bad-json");
+    expect_invalid("[1,2]", "bad-json");
+    expect_invalid("{\"type\":\"message\",\"type\":\"x\"}", "bad-json"); /* duplicate key */
+    expect_invalid("{\"text\":\"no type\"}", "unknown-type");
+    expect_invalid("{\"type\":\"dance\"}", "unknown-type");
+    expect_invalid("{\"type\":\"message\"}", "bad-text");
+    expect_invalid("{\"type\":\"message\",\"text\":42}", "bad-text");
+    expect_invalid("{\"type\":\"message\",\"text\":\"\"}", "empty-text");
+    expect_invalid("{\"type\":\"message\",\"text\":\" \\n\\t \"}", "empty-text");
+    expect_invalid("{\"type\":\"message\",\"text\":\"123456789012345678901\"}", "text-too-long");
+    expect_invalid("{\"type\":\"message\",\"text\":\"a\\u0000b\"}", "bad-json"); /* NUL */
+    expect_invalid("{\"type\":\"message\",\"msgId\":{\"a\":1},\"text\":\"x\"}", "bad-msgid");
+    expect_invalid("{\"type\":\"hello\",\"name\":7}", "bad-name");
+
+    /* The error keeps the msgId so the client can mark that message. */
+    struct pv_inbound in;
+    decode("{\"type\":\"message\",\"msgId\":\"m-1\",\"text\":\"\"}", &in);
+    assert_string_equal(json_string_value(in.msg_id), "m-1");
+    pv_inbound_release(&in);
+}
+
+static void test_text_limit_is_bytes(void **state)
+{
+    (void)state;
+    struct pv_inbound in;
+    /* 20 bytes exactly (10 x U+00E9) is allowed with max_text 20. */
+    decode("{\"type\":\"message\",\"text\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+           "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}",
+           &in);
+    assert_int_equal(in.type, PV_IN_MESSAGE);
+    pv_inbound_release(&in);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    char out[PV_NAME_MAX_BYTES + 1];
+    const char *why;
+    assert_true(pv_name_check("  ann ", 6, out, &why));
+    assert_string_equal(out, "ann");
+    assert_true(pv_name_check("Zo\xc3\xab", 4, out, &why));
+    assert_false(pv_name_check("   ", 3, out, &why));
+    assert_false(pv_name_check("", 0, out, &why));
+    assert_false(pv_name_check("a\nb", 3, out, &why));
+    assert_false(pv_name_check("a\x7f", 2, out, &why));
+    assert_false(pv_name_check("a\xc2\x85z", 4, out, &why));       /* C1 control NEL */
+    assert_false(pv_name_check("a\xe2\x80\xaez", 5, out, &why));   /* RIGHT-TO-LEFT OVERRIDE */
+    assert_false(pv_name_check("\xff\xfe", 2, out, &why));
+    assert_true(pv_name_check("12345678901234567890123456789012", 32, out, &why));
+    assert_false(pv_name_check("123456789012345678901234567890123", 33, out, &why));
+    /* 32 four-byte characters are fine: the limit is in characters. */
+    char emoji[32 * 4 + 1] = "";
+    for (int i = 0; i < 32; i++)
+        strcat(emoji, "\xf0\x9f\x98\x80");
+    assert_true(pv_name_check(emoji, strlen(emoji), out, &why));
+}
+
+static void test_keys(void **state)
+{
+    (void)state;
+    char a[PV_KEY_LEN + 1], b[PV_KEY_LEN + 1], id[PV_ID_LEN + 1];
+    pv_new_key(a);
+    pv_new_key(b);
+    assert_int_equal(strlen(a), 36);
+    assert_string_not_equal(a, b);
+    assert_int_equal(a[8], '-');
+    assert_int_equal(a[14], '4');                    /* version 4 */
+    assert_non_null(strchr("89ab", a[19]));          /* RFC 9562 variant */
+    pv_new_id(id);
+    assert_int_equal(strlen(id), 16);
+    assert_int_equal(strspn(id, "0123456789abcdef"), 16);
+}
+
+static json_t *payload_json(struct pv_frame *f)
+{
+    size_t n;
+    const unsigned char *p = pv_frame_payload(f, &n);
+    json_t *j = json_loadb((const char *)p, n, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+static void test_encode_message_keeps_seed_fields(void **state)
+{
+    (void)state;
+    struct pv_inbound in;
+    struct pv_user from = {"abcd", "ann"};
+    decode("{\"type\":\"message\",\"msgId\":9,\"text\":\"<b>x</b>\",\"clientKey\":\"secret\","
+           "\"date\":5,\"evil\":true}",
+           &in);
+    struct pv_frame *f = pv_proto_message(&in, &from, 42, 1000);
+    json_t *j = payload_json(f);
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "message");
+    assert_int_equal(json_integer_value(json_object_get(j, "msgId")), 9);
+    assert_string_equal(json_string_value(json_object_get(j, "text")), "<b>x</b>");
+    assert_string_equal(json_string_value(json_object_get(j, "clientKey")), ""); /* emptied */
+    assert_int_equal(json_integer_value(json_object_get(j, "date")), 5);
+    assert_int_equal(json_integer_value(json_object_get(j, "seq")), 42);
+    assert_int_equal(json_integer_value(json_object_get(j, "serverDate")), 1000);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "from"), "name")),
+                        "ann");
+    assert_null(json_object_get(j, "evil")); /* unknown client fields are not relayed */
+    json_decref(j);
+    pv_frame_unref(f);
+    pv_inbound_release(&in);
+
+    /* Without a usable date the server's time is used. */
+    decode("{\"type\":\"message\",\"text\":\"x\",\"date\":\"yesterday\"}", &in);
+    f = pv_proto_message(&in, &from, 1, 777);
+    j = payload_json(f);
+    assert_int_equal(json_integer_value(json_object_get(j, "date")), 777);
+    assert_null(json_object_get(j, "msgId"));
+    json_decref(j);
+    pv_frame_unref(f);
+    pv_inbound_release(&in);
+}
+
+static void test_encode_others(void **state)
+{
+    (void)state;
+    struct pv_user u = {"id1", "bob"}, others[2] = {{"id2", "cy"}, {"id3", "di"}};
+    json_t *mid = json_integer(4);
+
+    json_t *j = payload_json(pv_proto_ack(mid, 8, 1));
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "ack");
+    assert_int_equal(json_integer_value(json_object_get(j, "msgId")), 4);
+    assert_int_equal(json_integer_value(json_object_get(j, "seq")), 8);
+    json_decref(j);
+
+    j = payload_json(pv_proto_error("empty-text", "message text is empty", mid));
+    assert_string_equal(json_string_value(json_object_get(j, "code")), "empty-text");
+    assert_int_equal(json_integer_value(json_object_get(j, "msgId")), 4);
+    json_decref(j);
+
+    j = payload_json(pv_proto_presence(others, 2, &u, 5, 77, 1));
+    assert_int_equal(json_array_size(json_object_get(j, "users")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "online")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "lastSeq")), 77);
+    json_decref(j);
+
+    j = payload_json(pv_proto_id("k-e-y", &u, 9));
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "id");
+    assert_string_equal(json_string_value(json_object_get(j, "clientKey")), "k-e-y");
+    assert_int_equal(json_integer_value(json_object_get(j, "date")), 9);
+    json_decref(j);
+    json_decref(mid);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_seed_message),
+        cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_text_limit_is_bytes),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_encode_message_keeps_seed_fields),
+        cmocka_unit_test(test_encode_others),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
