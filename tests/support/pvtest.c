@@ -34,6 +34,36 @@ int64_t mono_ms(void)
 
 static atomic_int srv_counter;
 
+/* Servers still running: a failed assertion leaves its test early, so the
+ * process kills whatever is left when it exits. */
+static pid_t running[64];
+
+static void kill_running(void)
+{
+    for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++) {
+        if (running[i] > 0) {
+            kill(running[i], SIGKILL);
+            waitpid(running[i], NULL, 0);
+            running[i] = 0;
+        }
+    }
+}
+
+static void track(pid_t pid, bool add)
+{
+    static bool registered;
+    if (!registered) {
+        atexit(kill_running);
+        registered = true;
+    }
+    for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++) {
+        if (add ? running[i] == 0 : running[i] == pid) {
+            running[i] = add ? pid : 0;
+            return;
+        }
+    }
+}
+
 int srv_start(struct srv *s, const char *const *extra)
 {
     char sockname[108], env[128], buf[512];
@@ -83,12 +113,14 @@ int srv_start(struct srv *s, const char *const *extra)
         perror("execv palaverd");
         _exit(127);
     }
+    track(s->pid, true);
     deadline = mono_ms() + 20000;
     while (s->port == 0 && mono_ms() < deadline) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int status;
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
             fprintf(stderr, "palaverd exited before READY=1\n");
+            track(s->pid, false);
             s->pid = -1;
             srv_dump_log(s);
             close(fd);
@@ -110,6 +142,7 @@ int srv_start(struct srv *s, const char *const *extra)
         srv_dump_log(s);
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);
+        track(s->pid, false);
         s->pid = -1;
         return -1;
     }
@@ -123,6 +156,7 @@ int srv_stop(struct srv *s)
 
     if (s->pid <= 0)
         return -1;
+    track(s->pid, false);
     kill(s->pid, SIGTERM);
     for (;;) {
         pid_t r = waitpid(s->pid, &status, WNOHANG);
