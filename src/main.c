@@ -54,11 +54,37 @@ static int on_log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-static int on_log_access(const struct mg_connection *conn, const char *message)
+/* Teardown order: every writer thread is joined before mg_stop(), which
+ * makes each CivetWeb worker exit and destroy its connection mutex (the
+ * mutex the writers lock). CivetWeb signals its workers through a flag
+ * ThreadSanitizer cannot see, so the exit_thread callback (which runs just
+ * before that destroy) takes this mutex: the ordering becomes a real
+ * happens-before, and a worker exiting while writers run is logged. */
+static struct {
+    pthread_mutex_t mu; /* guards writers_stopped */
+    bool writers_stopped;
+} teardown = {PTHREAD_MUTEX_INITIALIZER, false};
+
+static void on_exit_thread(const struct mg_context *ctx, int thread_type, void *user_ptr)
 {
-    (void)conn;
-    pv_debug("access: %s", message);
-    return 1;
+    bool ok;
+    (void)ctx;
+    (void)user_ptr;
+    if (thread_type != 1)
+        return;
+    pthread_mutex_lock(&teardown.mu);
+    ok = teardown.writers_stopped;
+    pthread_mutex_unlock(&teardown.mu);
+    if (!ok)
+        pv_err("a CivetWeb worker exited while writer threads still run");
+}
+
+static void stop_writers(struct pv_writers *w)
+{
+    pv_writers_stop(w);
+    pthread_mutex_lock(&teardown.mu);
+    teardown.writers_stopped = true;
+    pthread_mutex_unlock(&teardown.mu);
 }
 
 /* Each WebSocket holds a file descriptor; make sure the limit allows
@@ -118,7 +144,7 @@ static void shutdown_broker(struct pv_ws *ws, struct pv_queue *q, struct pv_broa
         pv_warn("drain timeout (%u ms): some clients did not take their close frame",
                 drain_ms);
     /* 3. Writers stop before mg_stop(), which frees the connection slots. */
-    pv_writers_stop(w);
+    stop_writers(w);
     mg_stop(ctx);
 }
 
@@ -196,10 +222,12 @@ int main(int argc, char **argv)
                              "Referrer-Policy: no-referrer",
         NULL,
     };
+    /* No log_access callback: CivetWeb 1.15 formats access lines with
+     * localtime(3), which is not thread-safe (ThreadSanitizer reports it). */
     struct mg_callbacks callbacks = {
         .log_message = on_log_message,
-        .log_access = on_log_access,
         .init_thread = on_init_thread,
+        .exit_thread = on_exit_thread,
     };
     struct mg_error_data err = {.text = err_text, .text_buffer_size = sizeof(err_text)};
 
@@ -253,7 +281,7 @@ fail:
         pv_queue_push_ctl(queue, pv_event_new(PV_EV_STOP, NULL, NULL, 0));
         pv_broadcaster_join(bc);
     }
-    pv_writers_stop(writers);
+    stop_writers(writers);
     if (ctx)
         mg_stop(ctx);
     pv_queue_free(queue);

@@ -113,12 +113,14 @@ static void test_keys(void **state)
     assert_int_equal(strspn(id, "0123456789abcdef"), 16);
 }
 
+/* Parses a frame's payload and releases the frame. */
 static json_t *payload_json(struct pv_frame *f)
 {
     size_t n;
     const unsigned char *p = pv_frame_payload(f, &n);
     json_t *j = json_loadb((const char *)p, n, 0, NULL);
     assert_non_null(j);
+    pv_frame_unref(f);
     return j;
 }
 
@@ -130,8 +132,7 @@ static void test_encode_message_keeps_seed_fields(void **state)
     decode("{\"type\":\"message\",\"msgId\":9,\"text\":\"<b>x</b>\",\"clientKey\":\"secret\","
            "\"date\":5,\"evil\":true}",
            &in);
-    struct pv_frame *f = pv_proto_message(&in, &from, 42, 1000);
-    json_t *j = payload_json(f);
+    json_t *j = payload_json(pv_proto_message(&in, &from, 42, 1000));
     assert_string_equal(json_string_value(json_object_get(j, "type")), "message");
     assert_int_equal(json_integer_value(json_object_get(j, "msgId")), 9);
     assert_string_equal(json_string_value(json_object_get(j, "text")), "<b>x</b>");
@@ -143,17 +144,14 @@ static void test_encode_message_keeps_seed_fields(void **state)
                         "ann");
     assert_null(json_object_get(j, "evil")); /* unknown client fields are not relayed */
     json_decref(j);
-    pv_frame_unref(f);
     pv_inbound_release(&in);
 
     /* Without a usable date the server's time is used. */
     decode("{\"type\":\"message\",\"text\":\"x\",\"date\":\"yesterday\"}", &in);
-    f = pv_proto_message(&in, &from, 1, 777);
-    j = payload_json(f);
+    j = payload_json(pv_proto_message(&in, &from, 1, 777));
     assert_int_equal(json_integer_value(json_object_get(j, "date")), 777);
     assert_null(json_object_get(j, "msgId"));
     json_decref(j);
-    pv_frame_unref(f);
     pv_inbound_release(&in);
 }
 
