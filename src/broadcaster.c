@@ -30,6 +30,9 @@ struct pv_broadcaster {
     struct pv_registry reg;
     struct pv_client **dirty; /* clients with pending frames, one ref each */
     size_t ndirty, dirty_cap;
+    struct pv_client **congested; /* over the backlog bound while writers
+                                   * catch up; one ref each */
+    size_t ncongested, congested_cap;
 
     struct pv_frame **history; /* ring of the last cfg->history messages */
     size_t hist_head, hist_len;
@@ -40,8 +43,8 @@ struct pv_broadcaster {
 };
 
 /* Queues f for c (taking over one reference the caller holds for c).
- * Returns false, and releases that reference, if c is closing or if f
- * would push c past its backlog bound; the latter closes c with 1008. */
+ * Returns false, and releases that reference, if c is closing or has just
+ * been closed as a slow consumer. */
 static bool deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f);
 
 static void mark_dirty(struct pv_broadcaster *b, struct pv_client *c)
@@ -62,6 +65,14 @@ static uint64_t backlog(const struct pv_client *c)
     return c->queued_bytes - done;
 }
 
+/* True if a write to c has been in progress for PV_WRITER_STALL_MS: the
+ * kernel will not take more, so the client is not reading. */
+static bool write_stalled(const struct pv_client *c, uint64_t now)
+{
+    uint64_t since = atomic_load(&c->write_since);
+    return since && now > since && now - since >= (uint64_t)PV_WRITER_STALL_MS * 1000000u;
+}
+
 /* The close decision for a client that stopped reading. Its queued data is
  * dropped (writers skip data once kick is set) and a close frame follows. */
 static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_t queued)
@@ -75,9 +86,23 @@ static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_
     pv_batch_push(&c->pending, f);
     mark_dirty(b, c);
     pv_stat_add(&b->d.stats->slow_consumers, 1);
-    pv_warn("slow consumer: closing id=%s peer=%s with 1008, backlog %llu bytes over the "
-            "%zu-byte bound",
-            c->id, c->peer, (unsigned long long)queued, b->d.cfg->max_backlog);
+    pv_warn("slow consumer: closing id=%s peer=%s with 1008: not reading for %d ms, backlog "
+            "%llu bytes over the %zu-byte bound",
+            c->id, c->peer, PV_WRITER_STALL_MS, (unsigned long long)queued,
+            b->d.cfg->max_backlog);
+}
+
+static void congest(struct pv_broadcaster *b, struct pv_client *c)
+{
+    if (c->congested)
+        return;
+    if (b->ncongested == b->congested_cap) {
+        b->congested_cap = b->congested_cap ? b->congested_cap * 2 : 16;
+        b->congested = pv_xrealloc(b->congested, b->congested_cap * sizeof(*b->congested));
+    }
+    c->congested = true;
+    atomic_store(&c->watch, true);
+    b->congested[b->ncongested++] = pv_client_ref(c);
 }
 
 static bool deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f)
@@ -88,14 +113,48 @@ static bool deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_fra
     }
     uint64_t queued = backlog(c) + f->len;
     if (queued > b->d.cfg->max_backlog) {
-        pv_frame_unref(f);
-        slow_consumer(b, c, queued);
-        return false;
+        /* Over the bound: either the client is not reading (its socket is
+         * full: close it), or our writers are behind on it (overload: keep
+         * the frame and stop taking new events until they catch up). */
+        if (write_stalled(c, pv_mono_ns())) {
+            pv_frame_unref(f);
+            slow_consumer(b, c, queued);
+            return false;
+        }
+        congest(b, c);
     }
     pv_batch_push(&c->pending, f);
     c->queued_bytes += f->len;
     mark_dirty(b, c);
     return true;
+}
+
+/* Re-examines congested clients: those back under half the bound leave
+ * the list, those whose socket has stayed full are closed. Returns true
+ * while some client is still congested. */
+static bool relieve(struct pv_broadcaster *b)
+{
+    uint64_t now = pv_mono_ns();
+    size_t keep = 0;
+
+    for (size_t i = 0; i < b->ncongested; i++) {
+        struct pv_client *c = b->congested[i];
+        uint64_t queued = backlog(c);
+        bool done = c->closing || c->index == SIZE_MAX || queued <= b->d.cfg->max_backlog / 2;
+        if (!done && queued > b->d.cfg->max_backlog && write_stalled(c, now)) {
+            slow_consumer(b, c, queued);
+            done = true;
+        }
+        if (done) {
+            c->congested = false;
+            atomic_store(&c->watch, false);
+            pv_client_unref(c);
+        } else {
+            b->congested[keep++] = c;
+        }
+    }
+    b->ncongested = keep;
+    return keep > 0;
 }
 
 /* Sends f to every registered client except `except` (NULL: everyone).
@@ -332,18 +391,25 @@ static void *broadcaster_main(void *arg)
     bool busy = false;
 
     while (!b->stop) {
+        uint64_t now = pv_mono_ns();
+        if (now - last_tick >= 50u * 1000000u) {
+            busy = pv_writers_tick(b->d.writers);
+            last_tick = now;
+        }
+        /* Writers behind: take no new events (the queue fills and senders
+         * feel it) until the congested clients' backlogs come down. */
+        if (b->ncongested && relieve(b)) {
+            flush(b);
+            pv_writers_wait_progress(b->d.writers, 10);
+            continue;
+        }
         size_t n = pv_queue_pop(b->d.queue, ev, POP_BATCH);
         for (size_t i = 0; i < n; i++) {
             handle(b, ev[i]);
             pv_event_free(ev[i]);
         }
         flush(b);
-        uint64_t now = pv_mono_ns();
-        if (now - last_tick >= 50u * 1000000u) {
-            busy = pv_writers_tick(b->d.writers);
-            last_tick = now;
-        }
-        if (n == 0 && !b->stop) {
+        if (n == 0 && !b->stop && !b->ncongested) {
             /* Park until a producer wakes us; tick sooner while writers
              * are busy so a stalled writer gets replaced quickly. */
             pv_queue_wait(b->d.queue, busy ? 50 : 1000);
@@ -377,6 +443,9 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
         return;
     pthread_join(b->thread, NULL);
     flush(b);
+    for (size_t i = 0; i < b->ncongested; i++)
+        pv_client_unref(b->congested[i]);
+    free(b->congested);
     pv_registry_destroy(&b->reg);
     for (size_t i = 0; i < b->hist_len; i++)
         pv_frame_unref(b->history[(b->hist_head + i) % b->d.cfg->history]);

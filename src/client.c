@@ -64,6 +64,8 @@ struct pv_client *pv_client_new(struct mg_connection *conn, const char *peer)
     atomic_init(&c->outbox, NULL);
     atomic_init(&c->scheduled, false);
     atomic_init(&c->written_bytes, 0);
+    atomic_init(&c->write_since, 0);
+    atomic_init(&c->watch, false);
     atomic_init(&c->kick, 0);
     return c;
 }

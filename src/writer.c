@@ -9,12 +9,15 @@
 
 #include <ck_ring.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "palaver/client.h"
 #include "palaver/frame.h"
@@ -51,6 +54,7 @@ struct pv_writers {
     pthread_cond_t drain_cv;
     struct pv_stats *stats;
     struct writer_slot *ws;  /* max slots */
+    int progress_efd;        /* writers -> broadcaster: watched batch done */
 };
 
 static void *writer_main(void *arg);
@@ -113,6 +117,11 @@ struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->drain_cv, &ca);
     pthread_condattr_destroy(&ca);
+    w->progress_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->progress_efd == -1) {
+        pv_err("eventfd() failed: %s", strerror(errno));
+        abort();
+    }
     w->ws = pv_xcalloc(max_writers, sizeof(*w->ws));
     for (unsigned i = 0; i < max_writers; i++) {
         w->ws[i].pool = w;
@@ -190,7 +199,9 @@ static int timed_write(struct writer_slot *s, struct pv_client *c, const void *d
 {
     uint64_t t0 = pv_mono_ns();
     atomic_store(&s->busy_since, t0);
+    atomic_store(&c->write_since, t0);
     int rc = pv_client_write(c, data, len, closes);
+    atomic_store(&c->write_since, 0);
     atomic_store(&s->busy_since, 0);
     if (rc == -2) {
         pv_stat_add(&s->pool->stats->write_failures, 1);
@@ -263,6 +274,21 @@ static void write_batch(struct writer_slot *s, struct pv_client *c, struct pv_ba
         gather_flush(s, c, &g);
     atomic_fetch_add_explicit(&c->written_bytes, b->bytes, memory_order_release);
     pv_batch_free(b);
+    if (atomic_load(&c->watch)) {
+        uint64_t one = 1;
+        ssize_t r = write(s->pool->progress_efd, &one, sizeof(one));
+        (void)r; /* EAGAIN: the counter is already non-zero, a wake-up is due */
+    }
+}
+
+void pv_writers_wait_progress(struct pv_writers *w, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = w->progress_efd, .events = POLLIN};
+    uint64_t v;
+    if (poll(&pfd, 1, timeout_ms) > 0) {
+        ssize_t r = read(w->progress_efd, &v, sizeof(v));
+        (void)r;
+    }
 }
 
 static void serve(struct writer_slot *s, struct pv_client *c)
@@ -369,6 +395,7 @@ void pv_writers_stop(struct pv_writers *w)
         pv_client_unref(p);
     }
     sem_destroy(&w->ready);
+    close(w->progress_efd);
     pthread_mutex_destroy(&w->drain_mu);
     pthread_cond_destroy(&w->drain_cv);
     free(w->ws);

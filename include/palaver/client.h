@@ -76,6 +76,7 @@ struct pv_client {
     char name[PV_NAME_MAX_BYTES + 1];
     bool closing;              /* no more fanout: closed or being closed */
     bool dirty;                /* on the broadcaster's dirty list */
+    bool congested;            /* on the broadcaster's congested list */
     struct pv_batch *pending;  /* gathered this cycle, not yet posted */
     uint64_t queued_bytes;     /* bytes ever handed to the outbox */
 
@@ -83,6 +84,13 @@ struct pv_client {
     _Atomic(struct pv_batch *) outbox;
     atomic_bool scheduled;
     atomic_uint_fast64_t written_bytes; /* writers: bytes of batches done */
+    /* Writers -> broadcaster: monotonic ns when the write in progress to
+     * this client started, 0 when none is. A write that stays in progress
+     * means the client's socket is full: it is not reading. */
+    atomic_uint_fast64_t write_since;
+    /* Broadcaster -> writers: tell me when a batch of this client is done
+     * (the broadcaster is waiting for its backlog to shrink). */
+    atomic_bool watch;
 
     /* Broadcaster -> worker: non-zero once the broadcaster has decided to
      * close this client with that code; the worker stops reading. */

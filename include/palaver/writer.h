@@ -29,6 +29,11 @@
  *  - written_bytes: writers add the size of each finished batch (sent or
  *    dropped); the broadcaster's backlog for a client is
  *    queued_bytes - written_bytes.
+ *  - write_since: set by the writer for the duration of each write. A
+ *    write that has lasted PV_WRITER_STALL_MS is blocked on a full socket.
+ *  - watch: when the broadcaster waits for a client's backlog to shrink it
+ *    sets watch; the writer that finishes a batch for a watched client
+ *    wakes it through the pool's progress eventfd.
  */
 #ifndef PALAVER_WRITER_H
 #define PALAVER_WRITER_H
@@ -50,6 +55,10 @@ struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
 /* Broadcaster only: appends b to c's outbox (taking b over) and makes sure
  * a writer will send it. */
 void pv_writers_post(struct pv_writers *w, struct pv_client *c, struct pv_batch *b);
+
+/* Broadcaster only: waits up to timeout_ms until a writer finishes a batch
+ * for a watched client. */
+void pv_writers_wait_progress(struct pv_writers *w, int timeout_ms);
 
 /* Broadcaster only: stall supervision. Starts a writer when fewer than
  * min_writers are free of a stalled write, and reaps retired ones.

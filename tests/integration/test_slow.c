@@ -57,6 +57,9 @@ static void test_stalled_client_is_closed_and_others_keep_flowing(void **state)
     }
     snprintf(needle, sizeof(needle), "slow consumer: closing id=%s", sid);
     assert_true(srv_log_wait(&s, needle, 5000));
+    /* Only the stalled client: readers that keep up are never closed, even
+     * when palaverd's own writers fall behind them. */
+    assert_int_equal(srv_log_count(&s, "slow consumer: closing"), 1);
     /* The blocked writer was replaced so min writers kept serving. */
     assert_true(srv_log_has(&s, "stalled on slow clients: started writer"));
 

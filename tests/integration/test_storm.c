@@ -127,6 +127,7 @@ static void test_connect_disconnect_storm_during_broadcast(void **state)
     }
     assert_int_equal(bad, 0);
     assert_int_equal(cycles, NCHURN * CYCLES);
+    assert_int_equal(srv_log_count(&server, "slow consumer: closing"), 0);
     for (int i = 0; i < NRECV; i++)
         wsc_free(r[i].c);
     wsc_free(p);

@@ -210,6 +210,16 @@ bool srv_log_has(const struct srv *s, const char *needle)
     return found;
 }
 
+int srv_log_count(const struct srv *s, const char *needle)
+{
+    char *log = read_file(s->log);
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    free(log);
+    return n;
+}
+
 bool srv_log_wait(const struct srv *s, const char *needle, int timeout_ms)
 {
     int64_t deadline = mono_ms() + timeout_ms;

@@ -34,6 +34,8 @@ int srv_start(struct srv *s, const char *const *extra);
 int srv_stop(struct srv *s);
 /* True if the log contains needle. */
 bool srv_log_has(const struct srv *s, const char *needle);
+/* How many times needle occurs in the log. */
+int srv_log_count(const struct srv *s, const char *needle);
 /* Waits (bounded, re-reading the log) until the log contains needle. */
 bool srv_log_wait(const struct srv *s, const char *needle, int timeout_ms);
 /* Prints the server log to stderr (on failure). */
