@@ -204,9 +204,14 @@ static int timed_write(struct writer_slot *s, struct pv_client *c, const void *d
     atomic_store(&c->write_since, 0);
     atomic_store(&s->busy_since, 0);
     if (rc == -2) {
+        unsigned long long ms = (pv_mono_ns() - t0) / 1000000u;
         pv_stat_add(&s->pool->stats->write_failures, 1);
-        pv_warn("write to %s failed or timed out after %llu ms; dropping the client", c->peer,
-                (unsigned long long)((pv_mono_ns() - t0) / 1000000u));
+        /* A quick failure is a peer that went away (reset); a slow one is a
+         * peer that stopped reading until CivetWeb's write timeout. */
+        if (ms < 1000)
+            pv_info("write to %s failed: connection lost", c->peer);
+        else
+            pv_warn("write to %s timed out after %llu ms; dropping the client", c->peer, ms);
     }
     return rc;
 }

@@ -1,0 +1,624 @@
+/* palaver-bench -- WebSocket chat load generator.
+ *
+ * Opens many client connections from one epoll loop, speaks seed 000's
+ * protocol (so it can target any server that does: palaverd, or a Node.js
+ * reference), and measures what a chat user feels: every message carries
+ * its sender, a per-sender sequence number and its send time, so each
+ * receiver computes delivery latency (same machine, CLOCK_MONOTONIC) and
+ * detects gaps, duplicates and echoes of its own messages.
+ *
+ * Threads: one. Everything below is owned by the event loop.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum state { CONNECTING, HANDSHAKE, OPEN, CLOSED };
+
+struct conn {
+    int fd;
+    int index;
+    enum state state;
+    bool sender;
+    bool stalled;      /* completes the handshake, then never reads */
+    int sender_no;     /* index among senders, or -1 */
+    char key[32];
+    unsigned char *in; /* unparsed input */
+    size_t in_len, in_cap;
+    unsigned char *out; /* unsent output */
+    size_t out_len, out_cap, out_off;
+    uint64_t next_send_ns;
+    uint64_t sent, acked;
+    int64_t *last_seq; /* per sender: last sequence seen (receivers) */
+};
+
+struct opts {
+    char host[256], path[256], subprotocol[64];
+    int port;
+    int clients, senders, stall, window, size, duration_s, warmup_ms;
+    double rate; /* per sender, messages/s; 0 = as fast as the window allows */
+    int broker_pid;
+    const char *json_out, *label;
+};
+
+/* Log-linear latency histogram, microseconds: exact below 128 us, then 64
+ * sub-buckets per power of two (under 1.6% error). */
+#define HBUCKETS (128 + 40 * 64)
+static uint64_t hist[HBUCKETS];
+static uint64_t hist_max;
+
+static int bucket_of(uint64_t us)
+{
+    if (us < 128)
+        return (int)us;
+    int e = 63 - __builtin_clzll(us);
+    int b = 128 + (e - 7) * 64 + (int)((us >> (e - 6)) & 63);
+    return b < HBUCKETS ? b : HBUCKETS - 1;
+}
+
+static uint64_t bucket_value(int b)
+{
+    if (b < 128)
+        return (uint64_t)b;
+    int e = (b - 128) / 64 + 7, sub = (b - 128) % 64;
+    return ((uint64_t)(64 + sub) << (e - 6)) + ((1ull << (e - 6)) / 2);
+}
+
+static uint64_t percentile(double p, uint64_t total)
+{
+    uint64_t want = (uint64_t)ceil(p * (double)total), seen = 0;
+    for (int b = 0; b < HBUCKETS; b++) {
+        seen += hist[b];
+        if (seen >= want && want > 0)
+            return bucket_value(b);
+    }
+    return hist_max;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct {
+    uint64_t delivered, expected, echoes, gaps, dups, sent, acked, errors, closed;
+    int connected, failed;
+} st;
+
+static struct conn *conns;
+static struct opts o;
+static int ep;
+static bool sending = true;
+static int open_receivers; /* open, non-stalled */
+
+static void die(const char *msg)
+{
+    perror(msg);
+    exit(2);
+}
+
+static void grow(unsigned char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need)
+        c *= 2;
+    *buf = realloc(*buf, c);
+    if (!*buf)
+        die("realloc");
+    *cap = c;
+}
+
+static void watch(struct conn *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        die("epoll_ctl");
+}
+
+static void flush_out(struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN)
+                break;
+            c->state = CLOSED;
+            return;
+        }
+        c->out_off += (size_t)n;
+    }
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    uint32_t want = (c->stalled && c->state == OPEN) ? 0 : EPOLLIN;
+    if (c->out_len)
+        want |= EPOLLOUT;
+    watch(c, want);
+}
+
+static void queue_frame(struct conn *c, int opcode, const char *data, size_t len)
+{
+    unsigned char hdr[14];
+    size_t h = 0;
+    uint32_t mask = (uint32_t)rand();
+    hdr[h++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        hdr[h++] = (unsigned char)(0x80 | len);
+    } else if (len <= 0xFFFF) {
+        hdr[h++] = 0x80 | 126;
+        hdr[h++] = (unsigned char)(len >> 8);
+        hdr[h++] = (unsigned char)len;
+    } else {
+        hdr[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            hdr[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    memcpy(hdr + h, &mask, 4);
+    h += 4;
+    grow(&c->out, &c->out_cap, c->out_len + h + len);
+    memcpy(c->out + c->out_len, hdr, h);
+    unsigned char *p = c->out + c->out_len + h, *m = (unsigned char *)&mask;
+    for (size_t i = 0; i < len; i++)
+        p[i] = (unsigned char)data[i] ^ m[i & 3];
+    c->out_len += h + len;
+}
+
+static void send_chat(struct conn *c)
+{
+    char buf[70000];
+    uint64_t t = now_ns();
+    int n = snprintf(buf, sizeof(buf),
+                     "{\"type\":\"message\",\"msgId\":%" PRIu64 ",\"text\":\"b%d:%" PRIu64
+                     ":%" PRIu64 ":",
+                     c->sent, c->sender_no, c->sent, t);
+    int pad = o.size - n - 40;
+    if (pad > 0 && n + pad < (int)sizeof(buf) - 64) {
+        memset(buf + n, 'x', (size_t)pad);
+        n += pad;
+    }
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+                  "\",\"clientKey\":\"\",\"date\":%lld}", (long long)time(NULL) * 1000);
+    queue_frame(c, 1, buf, (size_t)n);
+    c->sent++;
+    st.sent++;
+}
+
+static void maybe_send(struct conn *c, uint64_t now)
+{
+    if (!c->sender || c->state != OPEN || !sending)
+        return;
+    while (c->sent - c->acked < (uint64_t)o.window) {
+        if (o.rate > 0) {
+            if (now < c->next_send_ns)
+                break;
+            c->next_send_ns += (uint64_t)(1e9 / o.rate);
+            if (c->next_send_ns < now - 1000000000ull) /* do not burst after a stall */
+                c->next_send_ns = now;
+        }
+        send_chat(c);
+    }
+    if (c->out_len)
+        flush_out(c);
+}
+
+static void on_message(struct conn *c, const char *p, size_t len)
+{
+    if (len > 20 && memcmp(p, "{\"type\":\"ack\"", 13) == 0) {
+        c->acked++;
+        st.acked++;
+        return;
+    }
+    if (len > 20 && memcmp(p, "{\"type\":\"error\"", 15) == 0) {
+        st.errors++;
+        return;
+    }
+    if (!(len > 20 && memcmp(p, "{\"type\":\"message\"", 17) == 0))
+        return;
+    /* Works for servers that add fields too: find the text. */
+    const char *t = memmem(p, len, "\"text\":\"b", 9);
+    int sender;
+    uint64_t seq, sent_ns;
+    if (!t || sscanf(t + 9, "%d:%" SCNu64 ":%" SCNu64, &sender, &seq, &sent_ns) != 3)
+        return;
+    if (sender < 0 || sender >= o.senders)
+        return;
+    if (c->sender && sender == c->sender_no) {
+        st.echoes++;
+        return;
+    }
+    int64_t last = c->last_seq[sender];
+    if ((int64_t)seq <= last)
+        st.dups++;
+    else if ((int64_t)seq > last + 1)
+        st.gaps += (uint64_t)((int64_t)seq - last - 1);
+    if ((int64_t)seq > last)
+        c->last_seq[sender] = (int64_t)seq;
+    uint64_t us = (now_ns() - sent_ns) / 1000;
+    hist[bucket_of(us)]++;
+    if (us > hist_max)
+        hist_max = us;
+    st.delivered++;
+}
+
+static void parse_frames(struct conn *c)
+{
+    size_t off = 0;
+    while (c->in_len - off >= 2) {
+        unsigned char *b = c->in + off;
+        size_t h = 2, plen = b[1] & 0x7F;
+        if (plen == 126) {
+            if (c->in_len - off < 4)
+                break;
+            plen = ((size_t)b[2] << 8) | b[3];
+            h = 4;
+        } else if (plen == 127) {
+            if (c->in_len - off < 10)
+                break;
+            plen = 0;
+            for (int i = 0; i < 8; i++)
+                plen = (plen << 8) | b[2 + i];
+            h = 10;
+        }
+        if (c->in_len - off < h + plen)
+            break;
+        int op = b[0] & 0x0F;
+        if (op == 1)
+            on_message(c, (const char *)b + h, plen);
+        else if (op == 9)
+            queue_frame(c, 0xA, (const char *)b + h, plen);
+        else if (op == 8)
+            c->state = CLOSED;
+        off += h + plen;
+    }
+    memmove(c->in, c->in + off, c->in_len - off);
+    c->in_len -= off;
+}
+
+static void start_handshake(struct conn *c)
+{
+    unsigned char nonce[16];
+    char req[1024];
+    for (int i = 0; i < 16; i++)
+        nonce[i] = (unsigned char)rand();
+    EVP_EncodeBlock((unsigned char *)c->key, nonce, 16);
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     o.path, o.host, o.port, c->key, o.subprotocol[0] ? "Sec-WebSocket-Protocol: " : "",
+                     o.subprotocol, o.subprotocol[0] ? "\r\n" : "");
+    grow(&c->out, &c->out_cap, (size_t)n);
+    memcpy(c->out, req, (size_t)n);
+    c->out_len = (size_t)n;
+    c->state = HANDSHAKE;
+    flush_out(c);
+}
+
+static bool check_handshake(struct conn *c)
+{
+    char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+    if (!end)
+        return false;
+    size_t head = (size_t)(end - (char *)c->in) + 4;
+    char expect[64], in[128];
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    snprintf(in, sizeof(in), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", c->key);
+    SHA1((unsigned char *)in, strlen(in), digest);
+    EVP_EncodeBlock((unsigned char *)expect, digest, SHA_DIGEST_LENGTH);
+    bool ok = head > 12 && memcmp(c->in, "HTTP/1.1 101", 12) == 0 &&
+              memmem(c->in, head, expect, strlen(expect)) != NULL;
+    if (!ok) {
+        st.failed++;
+        c->state = CLOSED;
+        if (st.failed <= 3)
+            fprintf(stderr, "handshake failed: %.*s\n", (int)(head > 80 ? 80 : head), c->in);
+        return true;
+    }
+    memmove(c->in, c->in + head, c->in_len - head);
+    c->in_len -= head;
+    c->state = OPEN;
+    st.connected++;
+    if (!c->stalled)
+        open_receivers++;
+    c->next_send_ns = now_ns();
+    return true;
+}
+
+static void on_readable(struct conn *c)
+{
+    for (;;) {
+        grow(&c->in, &c->in_cap, c->in_len + 65536);
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            if (c->state == OPEN && !c->stalled)
+                open_receivers--;
+            c->state = CLOSED;
+            st.closed++;
+            epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+            return;
+        }
+        c->in_len += (size_t)n;
+        if (c->state == HANDSHAKE && !check_handshake(c))
+            continue;
+        if (c->state == OPEN && !c->stalled)
+            parse_frames(c);
+        if (c->state == OPEN && c->stalled) {
+            watch(c, 0); /* from now on it reads nothing */
+            return;
+        }
+    }
+    if (c->out_len)
+        flush_out(c);
+}
+
+static void open_conn(struct conn *c)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", o.port);
+    if (getaddrinfo(o.host, port, &hints, &ai) != 0)
+        die("getaddrinfo");
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        die("socket");
+    int one = 1, small = 4096;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c->stalled)
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        die("epoll_ctl add");
+    if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+        die("connect");
+    c->state = CONNECTING;
+    freeaddrinfo(ai);
+}
+
+static void proc_sample(int pid, double *cpu_s, long *rss_kb, int *threads)
+{
+    char path[64], buf[4096];
+    *cpu_s = 0;
+    *rss_kb = 0;
+    *threads = 0;
+    if (pid <= 0)
+        return;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fgets(buf, sizeof(buf), f)) {
+            char *p = strrchr(buf, ')');
+            unsigned long ut = 0, stt = 0;
+            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                            &stt) == 2)
+                *cpu_s = (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    f = fopen(path, "r");
+    if (f) {
+        while (fgets(buf, sizeof(buf), f)) {
+            sscanf(buf, "VmRSS: %ld", rss_kb);
+            sscanf(buf, "Threads: %d", threads);
+        }
+        fclose(f);
+    }
+}
+
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void run_loop(uint64_t until, bool connecting)
+{
+    struct epoll_event evs[256];
+    while (now_ns() < until) {
+        if (connecting && st.connected + st.failed >= o.clients)
+            return;
+        uint64_t now = now_ns();
+        int timeout = 1;
+        int n = epoll_wait(ep, evs, 256, timeout);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = evs[i].data.ptr;
+            if (c->state == CLOSED)
+                continue;
+            if (c->state == CONNECTING && (evs[i].events & (EPOLLOUT | EPOLLERR))) {
+                int err = 0;
+                socklen_t l = sizeof(err);
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+                if (err) {
+                    st.failed++;
+                    c->state = CLOSED;
+                    continue;
+                }
+                start_handshake(c);
+                continue;
+            }
+            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                on_readable(c);
+            if (c->state != CLOSED && (evs[i].events & EPOLLOUT))
+                flush_out(c);
+        }
+        now = now_ns();
+        for (int i = 0; i < o.senders && i < o.clients; i++)
+            maybe_send(&conns[i], now);
+    }
+}
+
+static void usage(void)
+{
+    fputs("Usage: palaver-bench --url ws://HOST:PORT/PATH [options]\n"
+          "  --clients N        connections (default 100)\n"
+          "  --senders N        of which send (default 1)\n"
+          "  --rate R           messages/s per sender; 0 = as fast as --window allows\n"
+          "  --window N         unacknowledged messages per sender (default 64)\n"
+          "  --size BYTES       message size (default 100)\n"
+          "  --duration S       seconds of sending (default 10)\n"
+          "  --stall N          extra clients that never read (default 0)\n"
+          "  --subprotocol P    offer this subprotocol\n"
+          "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
+          "  --label TEXT       name of this run in the output\n"
+          "  --json FILE        append the result as one JSON line\n",
+          stderr);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"url", 1, 0, 'u'},      {"clients", 1, 0, 'c'}, {"senders", 1, 0, 's'},
+        {"rate", 1, 0, 'r'},     {"window", 1, 0, 'w'},  {"size", 1, 0, 'z'},
+        {"duration", 1, 0, 'd'}, {"stall", 1, 0, 'S'},   {"subprotocol", 1, 0, 'p'},
+        {"broker-pid", 1, 0, 'P'}, {"json", 1, 0, 'j'},  {"label", 1, 0, 'l'},
+        {0, 0, 0, 0}};
+    int opt;
+    o = (struct opts){.clients = 100, .senders = 1, .window = 64, .size = 100,
+                      .duration_s = 10, .path = "/", .label = "run"};
+    while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (opt) {
+        case 'u':
+            if (sscanf(optarg, "ws://%255[^:/]:%d%255s", o.host, &o.port, o.path) < 2)
+                usage();
+            if (o.path[0] != '/')
+                strcpy(o.path, "/");
+            break;
+        case 'c': o.clients = atoi(optarg); break;
+        case 's': o.senders = atoi(optarg); break;
+        case 'r': o.rate = atof(optarg); break;
+        case 'w': o.window = atoi(optarg); break;
+        case 'z': o.size = atoi(optarg); break;
+        case 'd': o.duration_s = atoi(optarg); break;
+        case 'S': o.stall = atoi(optarg); break;
+        case 'p': snprintf(o.subprotocol, sizeof(o.subprotocol), "%s", optarg); break;
+        case 'P': o.broker_pid = atoi(optarg); break;
+        case 'j': o.json_out = optarg; break;
+        case 'l': o.label = optarg; break;
+        default: usage();
+        }
+    }
+    if (!o.host[0] || o.clients < 1 || o.senders > o.clients || o.window < 1)
+        usage();
+    struct rlimit rl = {65536, 65536};
+    setrlimit(RLIMIT_NOFILE, &rl);
+    srand((unsigned)now_ns());
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    int total = o.clients + o.stall;
+    conns = calloc((size_t)total, sizeof(*conns));
+    for (int i = 0; i < total; i++) {
+        struct conn *c = &conns[i];
+        c->index = i;
+        c->sender = i < o.senders;
+        c->sender_no = c->sender ? i : -1;
+        c->stalled = i >= o.clients;
+        c->last_seq = malloc(sizeof(int64_t) * (size_t)o.senders);
+        for (int s = 0; s < o.senders; s++)
+            c->last_seq[s] = -1;
+    }
+    /* Connect everyone (receivers first so the senders' first messages
+     * find a full room), then measure. */
+    uint64_t t_conn0 = now_ns();
+    sending = false;
+    for (int i = total - 1; i >= 0; i--) {
+        open_conn(&conns[i]);
+        if (i % 200 == 0)
+            run_loop(now_ns() + 1000000, false);
+    }
+    o.clients = total; /* run_loop's "all connected" test covers all */
+    run_loop(now_ns() + 60ull * 1000000000u, true);
+    double connect_s = (double)(now_ns() - t_conn0) / 1e9;
+    o.clients = total - o.stall;
+    /* Let joins and history settle before the clock starts. */
+    run_loop(now_ns() + 500000000ull, false);
+    double bcpu0, bcpu1, scpu0 = self_cpu();
+    long rss0, rss1;
+    int thr0, thr1;
+    proc_sample(o.broker_pid, &bcpu0, &rss0, &thr0);
+    for (int i = 0; i < o.senders; i++)
+        conns[i].next_send_ns = now_ns();
+    sending = true;
+    uint64_t t0 = now_ns();
+    run_loop(t0 + (uint64_t)o.duration_s * 1000000000u, false);
+    sending = false;
+    uint64_t t1 = now_ns();
+    /* Drain what is in flight (bounded). */
+    uint64_t drain_until = now_ns() + 5000000000ull, last = st.delivered + 1;
+    while (now_ns() < drain_until && st.delivered != last) {
+        last = st.delivered;
+        run_loop(now_ns() + 300000000ull, false);
+    }
+    proc_sample(o.broker_pid, &bcpu1, &rss1, &thr1);
+    double secs = (double)(t1 - t0) / 1e9, scpu = self_cpu() - scpu0;
+    int receivers_each = open_receivers - 1; /* every open reader but the sender */
+    st.expected = st.acked * (uint64_t)(receivers_each > 0 ? receivers_each : 0);
+    double ratio = st.expected ? (double)st.delivered / (double)st.expected : 0;
+    uint64_t total_lat = st.delivered;
+
+    printf("%s: %d clients (+%d stalled), %d senders, rate %s, %d-byte messages, %.1f s\n",
+           o.label, o.clients, o.stall, o.senders, o.rate > 0 ? "fixed" : "max", o.size, secs);
+    printf("  connected %d (failed %d) in %.2f s\n", st.connected, st.failed, connect_s);
+    printf("  sent %" PRIu64 ", acked %" PRIu64 ", delivered %" PRIu64 " of %" PRIu64
+           " expected (ratio %.4f)\n",
+           st.sent, st.acked, st.delivered, st.expected, ratio);
+    printf("  deliveries/s %.0f, messages/s %.0f\n", (double)st.delivered / secs,
+           (double)st.acked / secs);
+    printf("  latency us: p50 %" PRIu64 " p90 %" PRIu64 " p99 %" PRIu64 " p99.9 %" PRIu64
+           " max %" PRIu64 "\n",
+           percentile(0.5, total_lat), percentile(0.9, total_lat), percentile(0.99, total_lat),
+           percentile(0.999, total_lat), hist_max);
+    printf("  echoes %" PRIu64 ", gaps %" PRIu64 ", duplicates %" PRIu64 ", errors %" PRIu64
+           ", closed %" PRIu64 "\n",
+           st.echoes, st.gaps, st.dups, st.errors, st.closed);
+    if (o.broker_pid > 0)
+        printf("  broker: cpu %.2f s, rss %ld kB, threads %d; bench cpu %.2f s\n",
+               bcpu1 - bcpu0, rss1, thr1, scpu);
+    else
+        printf("  bench cpu %.2f s\n", scpu);
+    if (o.json_out) {
+        FILE *f = fopen(o.json_out, "a");
+        if (f) {
+            fprintf(f,
+                    "{\"label\":\"%s\",\"clients\":%d,\"stalled\":%d,\"senders\":%d,\"rate\":%g,"
+                    "\"size\":%d,\"seconds\":%.3f,\"connected\":%d,\"connect_s\":%.3f,"
+                    "\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"delivered\":%" PRIu64
+                    ",\"expected\":%" PRIu64 ",\"ratio\":%.5f,\"deliveries_per_s\":%.1f,"
+                    "\"p50_us\":%" PRIu64 ",\"p90_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
+                    ",\"p999_us\":%" PRIu64 ",\"max_us\":%" PRIu64 ",\"echoes\":%" PRIu64
+                    ",\"gaps\":%" PRIu64 ",\"dups\":%" PRIu64 ",\"broker_cpu_s\":%.3f,"
+                    "\"broker_rss_kb\":%ld,\"broker_threads\":%d,\"bench_cpu_s\":%.3f}\n",
+                    o.label, o.clients, o.stall, o.senders, o.rate, o.size, secs, st.connected,
+                    connect_s, st.sent, st.acked, st.delivered, st.expected, ratio,
+                    (double)st.delivered / secs, percentile(0.5, total_lat),
+                    percentile(0.9, total_lat), percentile(0.99, total_lat),
+                    percentile(0.999, total_lat), hist_max, st.echoes, st.gaps, st.dups,
+                    bcpu1 - bcpu0, rss1, thr1, scpu);
+            fclose(f);
+        }
+    }
+    return st.failed || st.echoes || st.dups ? 1 : 0;
+}

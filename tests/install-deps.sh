@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what palaver needs to build, run and test, from Debian 12's
+# packages. Safe to run again. Uses sudo when not run as root.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config
+  # palaverd's libraries (see README, "Dependencies")
+  libcivetweb-dev civetweb liburcu-dev libck-dev libjansson-dev libsystemd-dev
+  # tests: unit-test framework, SHA-1 for the handshake check, sanitizer runtimes
+  libcmocka-dev libssl-dev
+)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: everything is installed"
+fi
