@@ -110,6 +110,47 @@ static void test_htdocs_is_served_as_plain_files_only(void **state)
     assert_int_equal(srv_stop(&s), 0);
 }
 
+/* Dead peers are found by CivetWeb's ping/pong: a client that answers
+ * nothing is dropped after 6 unanswered pings, one that answers stays. */
+static void test_dead_peer_is_dropped_live_one_stays(void **state)
+{
+    (void)state;
+    struct srv s;
+    const char *args[] = {"--ping-interval", "200", NULL};
+    char dead_id[32], needle[128];
+    assert_int_equal(srv_start(&s, args), 0);
+    struct wsc *dead = wsc_open(s.port, NULL), *live = wsc_open(s.port, NULL);
+    assert_int_equal(wsc_join(dead, NULL, dead_id), 0);
+    assert_int_equal(wsc_join(live, NULL, NULL), 0);
+    snprintf(needle, sizeof(needle), "leave id=%s", dead_id);
+    /* `live` answers every ping until `dead` has been dropped. */
+    int pings = 0;
+    int64_t deadline = mono_ms() + 10000;
+    while (!srv_log_has(&s, needle) && mono_ms() < deadline) {
+        struct wsc_frame f;
+        if (wsc_recv(live, &f, 100) == 1) {
+            if (f.opcode == 9) {
+                pings++;
+                assert_int_equal(wsc_send(live, true, 0xA, f.data, f.len), 0);
+            }
+            wsc_frame_free(&f);
+        }
+    }
+    assert_true(srv_log_has(&s, needle));
+    assert_true(pings >= 6); /* the live client saw the same pings and stayed */
+    /* Still connected and served. */
+    struct wsc *other = wsc_open(s.port, NULL);
+    assert_int_equal(wsc_join(other, NULL, NULL), 0);
+    assert_int_equal(wsc_send_chat(other, 1, "are you there", ""), 0);
+    json_t *j = wsc_expect(live, "message", T);
+    assert_non_null(j);
+    json_decref(j);
+    wsc_free(other);
+    wsc_free(live);
+    wsc_free(dead);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
 static int run_palaverd(const char *const *args, char *out, size_t outsz)
 {
     int pipefd[2];
@@ -189,6 +230,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_broker_refuses_with_503_and_serves_the_page),
         cmocka_unit_test(test_htdocs_is_served_as_plain_files_only),
+        cmocka_unit_test(test_dead_peer_is_dropped_live_one_stays),
         cmocka_unit_test(test_command_line),
         cmocka_unit_test(test_port_from_environment),
     };

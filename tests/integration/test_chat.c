@@ -429,6 +429,73 @@ static void test_impersonation_fails(void **state)
     stop(&s);
 }
 
+/* A full queue: with room for one waiting message and no patience, a burst
+ * is partly refused -- but every message gets exactly one answer, an ack
+ * or a "busy" error naming it. Nothing is dropped silently. */
+static void test_full_queue_answers_every_message(void **state)
+{
+    (void)state;
+    struct srv s;
+    const char *args[] = {"--queue-size", "1", "--queue-timeout", "0", NULL};
+    enum { BURST = 400 };
+    static char burst[BURST * 128];
+    size_t len = 0;
+    bool answered[BURST] = {false};
+    int acks = 0, busy = 0;
+
+    start(&s, args);
+    struct wsc *a = join(&s, "/ws", NULL, NULL), *b = join(&s, "/ws", NULL, NULL);
+    /* One TCP write carrying all the frames, so the worker pushes faster
+     * than the broadcaster can pop. */
+    for (int i = 0; i < BURST; i++) {
+        char msg[96];
+        int n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":%d,\"text\":\"m%d\"}", i, i);
+        burst[len++] = (char)0x81;
+        burst[len++] = (char)(0x80 | n);
+        memset(burst + len, 0, 4); /* zero mask: payload as is */
+        len += 4;
+        memcpy(burst + len, msg, (size_t)n);
+        len += (size_t)n;
+    }
+    assert_int_equal(wsc_send_raw(a, burst, len), 0);
+    while (acks + busy < BURST) {
+        json_t *j = wsc_recv_json(a, T);
+        assert_non_null(j);
+        const char *type = str(j, "type");
+        if (strcmp(type, "ack") == 0 ||
+            (strcmp(type, "error") == 0 && strcmp(str(j, "code"), "busy") == 0)) {
+            long long id = num(j, "msgId");
+            assert_true(id >= 0 && id < BURST);
+            assert_false(answered[id]); /* exactly one answer each */
+            answered[id] = true;
+            if (type[0] == 'a')
+                acks++;
+            else
+                busy++;
+        }
+        json_decref(j);
+    }
+    print_message("burst of %d: %d accepted, %d refused with busy\n", BURST, acks, busy);
+    /* B got exactly the accepted ones. */
+    assert_int_equal(wsc_send_chat(a, 9999, "end", ""), 0);
+    int got = 0;
+    for (;;) {
+        json_t *j = wsc_expect(b, "message", T);
+        assert_non_null(j);
+        bool end = strcmp(str(j, "text"), "end") == 0;
+        json_decref(j);
+        if (end)
+            break;
+        got++;
+    }
+    assert_int_equal(got, acks);
+    if (busy)
+        assert_true(srv_log_has(&s, "refused with \"busy\""));
+    wsc_free(a);
+    wsc_free(b);
+    stop(&s);
+}
+
 static void test_sigterm_closes_clients_with_1001(void **state)
 {
     (void)state;
@@ -463,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_history_on_join),
         cmocka_unit_test(test_errors_keep_the_connection),
         cmocka_unit_test(test_impersonation_fails),
+        cmocka_unit_test(test_full_queue_answers_every_message),
         cmocka_unit_test(test_sigterm_closes_clients_with_1001),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
