@@ -23,16 +23,37 @@
 
 #define POP_BATCH 256
 
+/* A growable list of clients, holding one reference to each. */
+struct client_list {
+    struct pv_client **v;
+    size_t n, cap;
+};
+
+static void list_push(struct client_list *l, struct pv_client *c)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = pv_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = pv_client_ref(c);
+}
+
+static void list_free(struct client_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        pv_client_unref(l->v[i]);
+    free(l->v);
+    *l = (struct client_list){0};
+}
+
 struct pv_broadcaster {
     struct pv_broadcaster_deps d;
     pthread_t thread;
 
     struct pv_registry reg;
-    struct pv_client **dirty; /* clients with pending frames, one ref each */
-    size_t ndirty, dirty_cap;
-    struct pv_client **congested; /* over the backlog bound while writers
-                                   * catch up; one ref each */
-    size_t ncongested, congested_cap;
+    struct client_list dirty;     /* clients with pending frames */
+    struct client_list congested; /* over the backlog bound while writers
+                                   * catch up */
 
     struct pv_frame **history; /* ring of the last cfg->history messages */
     size_t hist_head, hist_len;
@@ -51,12 +72,8 @@ static void mark_dirty(struct pv_broadcaster *b, struct pv_client *c)
 {
     if (c->dirty)
         return;
-    if (b->ndirty == b->dirty_cap) {
-        b->dirty_cap = b->dirty_cap ? b->dirty_cap * 2 : 64;
-        b->dirty = pv_xrealloc(b->dirty, b->dirty_cap * sizeof(*b->dirty));
-    }
     c->dirty = true;
-    b->dirty[b->ndirty++] = pv_client_ref(c);
+    list_push(&b->dirty, c);
 }
 
 static uint64_t backlog(const struct pv_client *c)
@@ -96,13 +113,9 @@ static void congest(struct pv_broadcaster *b, struct pv_client *c)
 {
     if (c->congested)
         return;
-    if (b->ncongested == b->congested_cap) {
-        b->congested_cap = b->congested_cap ? b->congested_cap * 2 : 16;
-        b->congested = pv_xrealloc(b->congested, b->congested_cap * sizeof(*b->congested));
-    }
     c->congested = true;
     atomic_store(&c->watch, true);
-    b->congested[b->ncongested++] = pv_client_ref(c);
+    list_push(&b->congested, c);
 }
 
 static bool deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f)
@@ -137,8 +150,8 @@ static bool relieve(struct pv_broadcaster *b)
     uint64_t now = pv_mono_ns();
     size_t keep = 0;
 
-    for (size_t i = 0; i < b->ncongested; i++) {
-        struct pv_client *c = b->congested[i];
+    for (size_t i = 0; i < b->congested.n; i++) {
+        struct pv_client *c = b->congested.v[i];
         uint64_t queued = backlog(c);
         bool done = c->closing || c->index == SIZE_MAX || queued <= b->d.cfg->max_backlog / 2;
         if (!done && queued > b->d.cfg->max_backlog && write_stalled(c, now)) {
@@ -150,10 +163,10 @@ static bool relieve(struct pv_broadcaster *b)
             atomic_store(&c->watch, false);
             pv_client_unref(c);
         } else {
-            b->congested[keep++] = c;
+            b->congested.v[keep++] = c;
         }
     }
-    b->ncongested = keep;
+    b->congested.n = keep;
     return keep > 0;
 }
 
@@ -346,8 +359,8 @@ static void on_shutdown(struct pv_broadcaster *b)
 /* Ends a cycle: hands every touched client's frames to the writers. */
 static void flush(struct pv_broadcaster *b)
 {
-    for (size_t i = 0; i < b->ndirty; i++) {
-        struct pv_client *c = b->dirty[i];
+    for (size_t i = 0; i < b->dirty.n; i++) {
+        struct pv_client *c = b->dirty.v[i];
         struct pv_batch *batch = c->pending;
         c->pending = NULL;
         c->dirty = false;
@@ -359,7 +372,7 @@ static void flush(struct pv_broadcaster *b)
         }
         pv_client_unref(c);
     }
-    b->ndirty = 0;
+    b->dirty.n = 0;
 }
 
 static void handle(struct pv_broadcaster *b, struct pv_event *ev)
@@ -398,7 +411,7 @@ static void *broadcaster_main(void *arg)
         }
         /* Writers behind: take no new events (the queue fills and senders
          * feel it) until the congested clients' backlogs come down. */
-        if (b->ncongested && relieve(b)) {
+        if (b->congested.n && relieve(b)) {
             flush(b);
             pv_writers_wait_progress(b->d.writers, 10);
             continue;
@@ -409,7 +422,7 @@ static void *broadcaster_main(void *arg)
             pv_event_free(ev[i]);
         }
         flush(b);
-        if (n == 0 && !b->stop && !b->ncongested) {
+        if (n == 0 && !b->stop && !b->congested.n) {
             /* Park until a producer wakes us; tick sooner while writers
              * are busy so a stalled writer gets replaced quickly. */
             pv_queue_wait(b->d.queue, busy ? 50 : 1000);
@@ -443,13 +456,11 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
         return;
     pthread_join(b->thread, NULL);
     flush(b);
-    for (size_t i = 0; i < b->ncongested; i++)
-        pv_client_unref(b->congested[i]);
-    free(b->congested);
+    list_free(&b->congested);
     pv_registry_destroy(&b->reg);
     for (size_t i = 0; i < b->hist_len; i++)
         pv_frame_unref(b->history[(b->hist_head + i) % b->d.cfg->history]);
     free(b->history);
-    free(b->dirty);
+    list_free(&b->dirty);
     free(b);
 }
