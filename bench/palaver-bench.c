@@ -39,6 +39,9 @@ struct conn {
     enum state state;
     bool sender;
     bool stalled;      /* completes the handshake, then never reads */
+    bool churn;        /* reconnects every churn_ms; not counted as a reader */
+    bool counted;      /* its first connection was counted in st.connected */
+    uint64_t opened_ns;
     int sender_no;     /* index among senders, or -1 */
     char key[32];
     unsigned char *in; /* unparsed input */
@@ -54,6 +57,8 @@ struct opts {
     char host[256], path[256], subprotocol[64];
     int port;
     int clients, senders, stall, window, size, duration_s, warmup_ms;
+    int churn, churn_ms;
+    bool check_page;
     double rate; /* per sender, messages/s; 0 = as fast as the window allows */
     int broker_pid;
     const char *json_out, *label;
@@ -102,6 +107,7 @@ static uint64_t now_ns(void)
 
 static struct {
     uint64_t delivered, expected, echoes, gaps, dups, sent, acked, errors, closed;
+    uint64_t churn_cycles;
     int connected, failed;
 } st;
 
@@ -233,7 +239,7 @@ static void on_message(struct conn *c, const char *p, size_t len)
         st.errors++;
         return;
     }
-    if (!(len > 20 && memcmp(p, "{\"type\":\"message\"", 17) == 0))
+    if (!(len > 20 && memcmp(p, "{\"type\":\"message\"", 17) == 0) || c->churn)
         return;
     /* Works for servers that add fields too: find the text. */
     const char *t = memmem(p, len, "\"text\":\"b", 9);
@@ -337,6 +343,13 @@ static bool check_handshake(struct conn *c)
     memmove(c->in, c->in + head, c->in_len - head);
     c->in_len -= head;
     c->state = OPEN;
+    c->opened_ns = now_ns();
+    if (c->churn) {
+        if (!c->counted)
+            st.connected++; /* its first connection only */
+        c->counted = true;
+        return true;
+    }
     st.connected++;
     if (!c->stalled)
         open_receivers++;
@@ -352,7 +365,7 @@ static void on_readable(struct conn *c)
         if (n < 0 && errno == EAGAIN)
             break;
         if (n <= 0) {
-            if (c->state == OPEN && !c->stalled)
+            if (c->state == OPEN && !c->stalled && !c->churn)
                 open_receivers--;
             c->state = CLOSED;
             st.closed++;
@@ -394,6 +407,55 @@ static void open_conn(struct conn *c)
         die("connect");
     c->state = CONNECTING;
     freeaddrinfo(ai);
+}
+
+/* Churners: close and reconnect every churn_ms, during the whole run. */
+static void churn_tick(uint64_t now)
+{
+    for (int i = o.clients + o.stall; i < o.clients + o.stall + o.churn; i++) {
+        struct conn *c = &conns[i];
+        bool due = (c->state == OPEN && now - c->opened_ns >= (uint64_t)o.churn_ms * 1000000u) ||
+                   c->state == CLOSED;
+        if (!due)
+            continue;
+        if (c->state == OPEN)
+            st.churn_cycles++;
+        if (c->fd > 0)
+            close(c->fd);
+        c->in_len = c->out_len = c->out_off = 0;
+        open_conn(c);
+    }
+}
+
+/* One blocking GET / while the clients are connected: is the page still
+ * served? Returns the HTTP status (or -1) and the time taken. */
+static int check_page(double *ms)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    char port[16], req[512], resp[512];
+    int status = -1;
+    uint64_t t0 = now_ns();
+    snprintf(port, sizeof(port), "%d", o.port);
+    if (getaddrinfo(o.host, port, &hints, &ai) != 0)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        int n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                         o.host);
+        if (send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
+            ssize_t r = recv(fd, resp, sizeof(resp) - 1, 0);
+            if (r > 0) {
+                resp[r] = '\0';
+                sscanf(resp, "HTTP/1.%*d %d", &status);
+            }
+        }
+    }
+    close(fd);
+    freeaddrinfo(ai);
+    *ms = (double)(now_ns() - t0) / 1e6;
+    return status;
 }
 
 static void proc_sample(int pid, double *cpu_s, long *rss_kb, int *threads)
@@ -468,6 +530,8 @@ static void run_loop(uint64_t until, bool connecting)
         now = now_ns();
         for (int i = 0; i < o.senders && i < o.clients; i++)
             maybe_send(&conns[i], now);
+        if (o.churn && !connecting)
+            churn_tick(now);
     }
 }
 
@@ -481,6 +545,9 @@ static void usage(void)
           "  --size BYTES       message size (default 100)\n"
           "  --duration S       seconds of sending (default 10)\n"
           "  --stall N          extra clients that never read (default 0)\n"
+          "  --churn N          extra clients that reconnect every --churn-ms (default 0)\n"
+          "  --churn-ms MS      how long a churning client stays (default 200)\n"
+          "  --check-page       GET / once everyone is connected (is the page served?)\n"
           "  --subprotocol P    offer this subprotocol\n"
           "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
           "  --label TEXT       name of this run in the output\n"
@@ -496,10 +563,11 @@ int main(int argc, char **argv)
         {"rate", 1, 0, 'r'},     {"window", 1, 0, 'w'},  {"size", 1, 0, 'z'},
         {"duration", 1, 0, 'd'}, {"stall", 1, 0, 'S'},   {"subprotocol", 1, 0, 'p'},
         {"broker-pid", 1, 0, 'P'}, {"json", 1, 0, 'j'},  {"label", 1, 0, 'l'},
+        {"churn", 1, 0, 'C'},    {"churn-ms", 1, 0, 'M'}, {"check-page", 0, 0, 'G'},
         {0, 0, 0, 0}};
     int opt;
     o = (struct opts){.clients = 100, .senders = 1, .window = 64, .size = 100,
-                      .duration_s = 10, .path = "/", .label = "run"};
+                      .duration_s = 10, .path = "/", .label = "run", .churn_ms = 200};
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (opt) {
         case 'u':
@@ -519,6 +587,9 @@ int main(int argc, char **argv)
         case 'P': o.broker_pid = atoi(optarg); break;
         case 'j': o.json_out = optarg; break;
         case 'l': o.label = optarg; break;
+        case 'C': o.churn = atoi(optarg); break;
+        case 'M': o.churn_ms = atoi(optarg); break;
+        case 'G': o.check_page = true; break;
         default: usage();
         }
     }
@@ -528,20 +599,25 @@ int main(int argc, char **argv)
     setrlimit(RLIMIT_NOFILE, &rl);
     srand((unsigned)now_ns());
     ep = epoll_create1(EPOLL_CLOEXEC);
-    int total = o.clients + o.stall;
+    int total = o.clients + o.stall + o.churn;
     conns = calloc((size_t)total, sizeof(*conns));
     for (int i = 0; i < total; i++) {
         struct conn *c = &conns[i];
         c->index = i;
         c->sender = i < o.senders;
         c->sender_no = c->sender ? i : -1;
-        c->stalled = i >= o.clients;
+        c->stalled = i >= o.clients && i < o.clients + o.stall;
+        c->churn = i >= o.clients + o.stall;
         c->last_seq = malloc(sizeof(int64_t) * (size_t)o.senders);
         for (int s = 0; s < o.senders; s++)
             c->last_seq[s] = -1;
     }
     /* Connect everyone (receivers first so the senders' first messages
      * find a full room), then measure. */
+    double bcpu_base;
+    long rss_base;
+    int thr_base;
+    proc_sample(o.broker_pid, &bcpu_base, &rss_base, &thr_base);
     uint64_t t_conn0 = now_ns();
     sending = false;
     for (int i = total - 1; i >= 0; i--) {
@@ -552,7 +628,14 @@ int main(int argc, char **argv)
     o.clients = total; /* run_loop's "all connected" test covers all */
     run_loop(now_ns() + 60ull * 1000000000u, true);
     double connect_s = (double)(now_ns() - t_conn0) / 1e9;
-    o.clients = total - o.stall;
+    o.clients = total - o.stall - o.churn;
+    /* Memory and threads with everyone connected and idle. */
+    double bcpu_idle, page_ms = 0;
+    long rss_idle;
+    int thr_idle, page_status = 0;
+    proc_sample(o.broker_pid, &bcpu_idle, &rss_idle, &thr_idle);
+    if (o.check_page)
+        page_status = check_page(&page_ms);
     /* Let joins and history settle before the clock starts. */
     run_loop(now_ns() + 500000000ull, false);
     double bcpu0, bcpu1, scpu0 = self_cpu();
@@ -581,7 +664,17 @@ int main(int argc, char **argv)
 
     printf("%s: %d clients (+%d stalled), %d senders, rate %s, %d-byte messages, %.1f s\n",
            o.label, o.clients, o.stall, o.senders, o.rate > 0 ? "fixed" : "max", o.size, secs);
-    printf("  connected %d (failed %d) in %.2f s\n", st.connected, st.failed, connect_s);
+    printf("  connected %d (failed %d) in %.2f s (%.0f connections/s)\n", st.connected, st.failed,
+           connect_s, connect_s > 0 ? st.connected / connect_s : 0);
+    double rss_per_conn = st.connected ? (double)(rss_idle - rss_base) / st.connected : 0;
+    if (o.broker_pid > 0)
+        printf("  broker idle with everyone connected: rss %ld kB (%.1f kB per connection over "
+               "%ld kB), threads %d\n",
+               rss_idle, rss_per_conn, rss_base, thr_idle);
+    if (o.check_page)
+        printf("  page GET / while connected: HTTP %d in %.1f ms\n", page_status, page_ms);
+    if (o.churn)
+        printf("  churn: %" PRIu64 " connect/leave cycles\n", st.churn_cycles);
     printf("  sent %" PRIu64 ", acked %" PRIu64 ", delivered %" PRIu64 " of %" PRIu64
            " expected (ratio %.4f)\n",
            st.sent, st.acked, st.delivered, st.expected, ratio);
@@ -610,13 +703,17 @@ int main(int argc, char **argv)
                     "\"p50_us\":%" PRIu64 ",\"p90_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
                     ",\"p999_us\":%" PRIu64 ",\"max_us\":%" PRIu64 ",\"echoes\":%" PRIu64
                     ",\"gaps\":%" PRIu64 ",\"dups\":%" PRIu64 ",\"broker_cpu_s\":%.3f,"
-                    "\"broker_rss_kb\":%ld,\"broker_threads\":%d,\"bench_cpu_s\":%.3f}\n",
+                    "\"broker_rss_kb\":%ld,\"broker_threads\":%d,\"bench_cpu_s\":%.3f,"
+                    "\"rss_base_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_per_conn_kb\":%.2f,"
+                    "\"threads_idle\":%d,\"page_status\":%d,\"page_ms\":%.1f,"
+                    "\"churn_cycles\":%" PRIu64 ",\"window\":%d}\n",
                     o.label, o.clients, o.stall, o.senders, o.rate, o.size, secs, st.connected,
                     connect_s, st.sent, st.acked, st.delivered, st.expected, ratio,
                     (double)st.delivered / secs, percentile(0.5, total_lat),
                     percentile(0.9, total_lat), percentile(0.99, total_lat),
                     percentile(0.999, total_lat), hist_max, st.echoes, st.gaps, st.dups,
-                    bcpu1 - bcpu0, rss1, thr1, scpu);
+                    bcpu1 - bcpu0, rss1, thr1, scpu, rss_base, rss_idle, rss_per_conn, thr_idle,
+                    page_status, page_ms, st.churn_cycles, o.window);
             fclose(f);
         }
     }

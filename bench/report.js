@@ -1,0 +1,130 @@
+// Turns one bench session's results.jsonl into summary.md (tables, the
+// palaver/reference ratios measured in that same session, the targets)
+// and gnuplot scripts for the SVG plots.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const [resultsFile, outDir] = process.argv.slice(2);
+const rows = fs.readFileSync(resultsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+for (const r of rows) [r.scenario, r.run, r.target] = r.label.split('/');
+
+const byKey = new Map(rows.map((r) => [r.label, r]));
+const get = (scenario, run, target) => byKey.get(`${scenario}/${run}/${target}`);
+const ms = (us) => (us / 1000).toFixed(us < 10000 ? 2 : 1);
+const num = (n) => Math.round(n).toLocaleString('en-US');
+const ratio = (a, b) => (b ? a / b : NaN);
+
+const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || '?';
+let md = `# palaver bench, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n`;
+md += `Machine: ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, `;
+md += `Linux ${os.release()}. palaverd (Release) and the Node.js \`ws\` reference ran interleaved `;
+md += 'in this one session, on loopback, sharing the cores with the load generator. ';
+md += 'Ratios are palaver / reference from this session only.\n\n';
+
+const scenarios = [...new Set(rows.map((r) => r.scenario))];
+for (const sc of scenarios) {
+  md += `## ${sc}\n\n`;
+  md += '| run | server | connected | delivered / expected | deliveries/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | echo/gap/dup | server CPU s | server RSS MB | RSS/conn kB | bench CPU s |\n';
+  md += '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  const runs = [...new Set(rows.filter((r) => r.scenario === sc).map((r) => r.run))];
+  for (const run of runs) {
+    for (const r of rows.filter((x) => x.scenario === sc && x.run === run)) {
+      md += `| ${run} | ${r.target} | ${r.connected}${r.stalled ? ` (+${r.stalled} stalled)` : ''} | `;
+      md += `${num(r.delivered)} / ${num(r.expected)} (${r.ratio.toFixed(4)}) | ${num(r.deliveries_per_s)} | `;
+      md += `${ms(r.p50_us)} | ${ms(r.p90_us)} | ${ms(r.p99_us)} | ${ms(r.p999_us)} | ${ms(r.max_us)} | `;
+      md += `${r.echoes}/${r.gaps}/${r.dups} | ${r.broker_cpu_s.toFixed(2)} | ${(r.broker_rss_kb / 1024).toFixed(1)} | `;
+      md += `${r.rss_per_conn_kb.toFixed(1)} | ${r.bench_cpu_s.toFixed(2)} |\n`;
+    }
+    const p = get(sc, run, 'palaver');
+    const ref = get(sc, run, 'reference');
+    if (p && ref) {
+      md += `| ${run} | **palaver / reference** | | | **${ratio(p.deliveries_per_s, ref.deliveries_per_s).toFixed(2)}x** | `;
+      md += `${ratio(p.p50_us, ref.p50_us).toFixed(2)}x | ${ratio(p.p90_us, ref.p90_us).toFixed(2)}x | `;
+      md += `**${ratio(p.p99_us, ref.p99_us).toFixed(2)}x** | ${ratio(p.p999_us, ref.p999_us).toFixed(2)}x | | | `;
+      md += `${ratio(p.broker_cpu_s, ref.broker_cpu_s).toFixed(2)}x | ${ratio(p.broker_rss_kb, ref.broker_rss_kb).toFixed(2)}x | | |\n`;
+    }
+  }
+  md += '\n';
+  for (const r of rows.filter((x) => x.scenario === sc && x.page_status)) {
+    md += `- ${r.run} ${r.target}: ${r.connected} connected in ${r.connect_s.toFixed(2)} s `;
+    md += `(${num(r.connected / r.connect_s)}/s), ${r.threads_idle} threads, `;
+    md += `${r.rss_per_conn_kb.toFixed(1)} kB RSS per idle connection, GET / -> HTTP ${r.page_status} in ${r.page_ms.toFixed(1)} ms\n`;
+  }
+  for (const r of rows.filter((x) => x.scenario === sc && x.churn_cycles)) {
+    md += `- ${r.run} ${r.target}: ${num(r.churn_cycles)} connect/leave cycles during the run\n`;
+  }
+  md += '\n';
+}
+
+// Targets from issue 3.
+const t = [];
+const check = (name, ok, detail) => t.push(`| ${name} | ${ok === null ? 'not run' : ok ? 'met' : '**missed**'} | ${detail} |`);
+{
+  const p = get('fanout', 'clients-1000', 'palaver');
+  const r = get('fanout', 'clients-1000', 'reference');
+  const x = p && r ? ratio(p.deliveries_per_s, r.deliveries_per_s) : null;
+  check('fanout deliveries/s at 1000 clients >= 5x reference', x === null ? null : x >= 5,
+    x === null ? '' : `${num(p.deliveries_per_s)} vs ${num(r.deliveries_per_s)}: ${x.toFixed(2)}x`);
+}
+{
+  const p = get('latency', 'rate-100', 'palaver');
+  const r = get('latency', 'rate-100', 'reference');
+  const x = p && r ? ratio(p.p99_us, r.p99_us) : null;
+  const clean = p && p.ratio === 1 && !p.echoes && !p.gaps && !p.dups;
+  check('latency p99 <= 1/3 of reference, ratio 1.0, no echo/gap/dup', x === null ? null : x <= 1 / 3 && clean,
+    x === null ? '' : `${ms(p.p99_us)} ms vs ${ms(r.p99_us)} ms: ${x.toFixed(3)}x; palaver ratio ${p.ratio.toFixed(4)}, ${p.echoes}/${p.gaps}/${p.dups}`);
+}
+{
+  const p = get('capacity', 'idle-10000', 'palaver');
+  check('10,000 clients held, page still loading', p ? p.connected >= 10000 && p.page_status === 200 : null,
+    p ? `${p.connected} connected, GET / HTTP ${p.page_status}, ${p.rss_per_conn_kb.toFixed(1)} kB RSS per idle connection, ${p.threads_idle} threads` : '');
+}
+{
+  const a = get('slow', 'no-stall', 'palaver');
+  const b = get('slow', 'stall-1', 'palaver');
+  const x = a && b ? ratio(b.p99_us, a.p99_us) : null;
+  check("slow consumer: others' p99 within 2x of the no-stall run", x === null ? null : x <= 2 && b.ratio === 1,
+    x === null ? '' : `${ms(b.p99_us)} ms vs ${ms(a.p99_us)} ms: ${x.toFixed(2)}x, delivery ratio ${b.ratio.toFixed(4)}`);
+}
+md += '## Targets\n\n| target | result | measured |\n|---|---|---|\n' + t.join('\n') + '\n';
+
+// Plots: data files and gnuplot scripts (run.sh runs gnuplot).
+const targets = [...new Set(rows.map((r) => r.target))];
+function plot(name, title, xlabel, ylabel, series, logy) {
+  let gp = `set terminal svg size 720,420 dynamic font "sans,11"\nset output "${name}.svg"\n`;
+  gp += `set title "${title}"\nset xlabel "${xlabel}"\nset ylabel "${ylabel}"\nset grid\nset key top left\n`;
+  if (logy) gp += 'set logscale y\n';
+  const plots = [];
+  for (const s of series) {
+    if (!s.points.length) continue;
+    const dat = `${name}-${s.name.replace(/\W+/g, '_')}.dat`;
+    fs.writeFileSync(path.join(outDir, dat), s.points.map((p) => p.join(' ')).join('\n') + '\n');
+    plots.push(`"${dat}" using 1:2 with linespoints title "${s.name}"`);
+  }
+  if (!plots.length) return;
+  gp += 'plot ' + plots.join(', \\\n     ') + '\n';
+  fs.writeFileSync(path.join(outDir, `${name}.gp`), gp);
+}
+const sortX = (pts) => pts.sort((a, b) => a[0] - b[0]);
+plot('latency-vs-load', 'Latency against offered load (100 clients, 10 senders)', 'messages/s offered', 'latency (ms)',
+  targets.flatMap((tg) => ['p50', 'p99'].map((q) => ({
+    name: `${tg} ${q}`,
+    points: sortX(rows.filter((r) => r.scenario === 'latency' && r.target === tg)
+      .map((r) => [r.senders * r.rate, r[`${q}_us`] / 1000])),
+  }))), true);
+plot('deliveries-vs-clients', 'Fanout: deliveries/s against clients (1 sender, full speed)', 'clients', 'deliveries/s',
+  targets.map((tg) => ({
+    name: tg,
+    points: sortX(rows.filter((r) => r.scenario === 'fanout' && r.target === tg).map((r) => [r.connected, r.deliveries_per_s])),
+  })), false);
+plot('rss-vs-connections', 'Server RSS against open connections (idle)', 'connections', 'RSS (MB)',
+  targets.map((tg) => ({
+    name: tg,
+    points: sortX(rows.filter((r) => r.target === tg && (r.scenario === 'capacity' || r.scenario === 'fanout'))
+      .map((r) => [r.connected, r.rss_idle_kb / 1024])),
+  })), false);
+
+fs.writeFileSync(path.join(outDir, 'summary.md'), md);
+process.stdout.write(md);

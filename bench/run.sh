@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The bench harness: builds palaverd in Release, then for every run of the
+# chosen scenarios starts palaverd and the Node.js reference in turn
+# (interleaved, same session), drives each with palaver-bench, and writes
+# bench/results/<time>/{results.jsonl,summary.md,*.svg}.
+#
+#   bench/run.sh                 every scenario but smoke
+#   bench/run.sh latency slow    just these (file names in bench/scenarios)
+#   TARGETS=palaver bench/run.sh palaver only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+targets=${TARGETS:-"palaver reference"}
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+need=()
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+command -v node >/dev/null || need+=(nodejs npm)
+if [ ${#need[@]} -gt 0 ]; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+[ -d bench/reference/node_modules/ws ] || (cd bench/reference && npm ci --no-audit --no-fund --silent)
+
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake --build build-release -j"$(nproc)" >/dev/null
+bench=$root/build-release/bench/palaver-bench
+
+if [ $# -eq 0 ]; then
+  set -- $(ls bench/scenarios/*.conf | xargs -n1 basename | sed 's/\.conf$//' | grep -vx smoke)
+fi
+out=${OUT:-bench/results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+results=$out/results.jsonl
+: > "$results"
+port=18700
+
+wait_port() { # bounded: the server must answer HTTP within 20 s
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+start_target() { # target port extra-args -> sets pid
+  case $1 in
+    palaver)
+      "$root/build-release/palaverd" --port "$2" --listen 127.0.0.1 --log-level warning $3 \
+        2>>"$out/palaverd.log" &
+      ;;
+    reference)
+      PORT=$2 node "$root/bench/reference/server.js" >>"$out/reference.log" 2>&1 &
+      ;;
+  esac
+  pid=$!
+  wait_port "$2" "$pid" || { echo "run.sh: $1 did not start" >&2; exit 1; }
+}
+
+for scenario in "$@"; do
+  file=bench/scenarios/$scenario.conf
+  [ -f "$file" ] || { echo "run.sh: no scenario $file" >&2; exit 2; }
+  unset DESCRIPTION PALAVERD_ARGS RUNS
+  PALAVERD_ARGS=""
+  # shellcheck disable=SC1090
+  source "$file"
+  echo "== $scenario: $DESCRIPTION"
+  for run in "${RUNS[@]}"; do
+    read -r label args <<<"$run"
+    for target in $targets; do          # interleaved: same run, both servers
+      port=$((port + 1))
+      start_target "$target" "$port" "$PALAVERD_ARGS"
+      proto=()
+      [ "$target" = reference ] && proto=(--subprotocol sample-protocol)
+      # shellcheck disable=SC2086
+      "$bench" --url "ws://127.0.0.1:$port/" $args "${proto[@]}" --broker-pid "$pid" \
+        --label "$scenario/$label/$target" --json "$results" | sed 's/^/   /' || true
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    done
+  done
+done
+
+node bench/report.js "$results" "$out"
+(cd "$out" && for g in *.gp; do [ -f "$g" ] && gnuplot "$g"; done) || true
+echo "results: $out/summary.md"
