@@ -649,11 +649,21 @@ int main(int argc, char **argv)
     run_loop(t0 + (uint64_t)o.duration_s * 1000000000u, false);
     sending = false;
     uint64_t t1 = now_ns();
-    /* Drain what is in flight (bounded). */
-    uint64_t drain_until = now_ns() + 5000000000ull, last = st.delivered + 1;
-    while (now_ns() < drain_until && st.delivered != last) {
-        last = st.delivered;
-        run_loop(now_ns() + 300000000ull, false);
+    /* Drain what is in flight: until every acknowledged message has reached
+     * every open reader, or 10 s pass without any new delivery. */
+    uint64_t last_progress = now_ns(), last = st.delivered;
+    for (;;) {
+        int readers = open_receivers - 1;
+        if (st.delivered >= st.acked * (uint64_t)(readers > 0 ? readers : 0) &&
+            st.acked == st.sent)
+            break;
+        if (now_ns() - last_progress > 10000000000ull)
+            break;
+        run_loop(now_ns() + 100000000ull, false);
+        if (st.delivered != last) {
+            last = st.delivered;
+            last_progress = now_ns();
+        }
     }
     proc_sample(o.broker_pid, &bcpu1, &rss1, &thr1);
     double secs = (double)(t1 - t0) / 1e9, scpu = self_cpu() - scpu0;

@@ -63,10 +63,15 @@ function connect() {
         line('', m.from.name, m.text, m.serverDate);
         break;
       case 'join':
-      case 'leave':
+      case 'leave': {
         onlineEl.textContent = `${m.online} online`;
-        line('notice', '', `${m.user.name} ${m.type === 'join' ? 'joined' : 'left'}`);
+        // Large rooms send counts only (no "users").
+        const names = (m.users || []).map((u) => u.name);
+        const who = names.length === 0 ? `${m.count} people`
+          : names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
+        line('notice', '', `${who} ${m.type === 'join' ? 'joined' : 'left'}`);
         break;
+      }
       case 'rename':
         line('notice', '', `${m.oldName} is now ${m.user.name}`);
         break;

@@ -170,7 +170,8 @@ static bool relieve(struct pv_broadcaster *b)
     return keep > 0;
 }
 
-/* Sends f to every registered client except `except` (NULL: everyone).
+/* Sends f to every registered client except `except` (NULL: everyone) and
+ * the newcomers of the join burst being handled.
  * This is the sender-excluding fanout: the frame was encoded once, and
  * each recipient gets a reference to the same bytes. Consumes the
  * caller's reference to f. */
@@ -183,7 +184,7 @@ static void fanout(struct pv_broadcaster *b, struct pv_frame *f, const struct pv
     pv_frame_ref_n(f, (unsigned)pv_registry_count(&b->reg));
     for (size_t i = 0; i < b->reg.n; i++) {
         struct pv_client *c = b->reg.v[i];
-        if (c == except) {
+        if (c == except || c->joining) {
             pv_frame_unref(f);
             continue;
         }
@@ -220,67 +221,110 @@ static void history_push(struct pv_broadcaster *b, struct pv_frame *f)
     }
 }
 
-static void on_join(struct pv_broadcaster *b, struct pv_event *ev)
+/* The users presence lists: everyone, up to --presence-max, newest first
+ * (the newcomers of a burst are at the end of the registry). */
+static struct pv_user *listed_users(struct pv_broadcaster *b, size_t *n)
 {
-    struct pv_client *c = ev->client;
-    int64_t now = pv_now_ms();
-    const char *why = NULL;
-    bool bad_name = false;
-
-    ev->client = NULL; /* the event's reference becomes the registry's */
-    pv_new_key(c->key);
-    pv_new_id(c->id);
-    if (ev->len > 0 && !pv_name_check(ev->data, ev->len, c->name, &why))
-        bad_name = true;
-    if (ev->len == 0 || bad_name)
-        snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
-
-    struct pv_user you = user_of(c);
-    size_t n = pv_registry_count(&b->reg);
-    struct pv_user *others = pv_xcalloc(n ? n : 1, sizeof(*others));
-    for (size_t i = 0; i < n; i++)
-        others[i] = user_of(b->reg.v[i]);
-
-    pv_registry_add(&b->reg, c);
-    pv_stat_add(&b->d.stats->clients, 1);
-
-    /* The newcomer: its key, who is here, then the recent history, all
-     * before any live message (they share its outbox, in this order). */
-    deliver(b, c, pv_proto_id(c->key, &you, now));
-    if (bad_name)
-        send_error(b, c, "bad-name", why, NULL);
-    deliver(b, c, pv_proto_presence(others, n, &you, b->hist_len, b->seq, now));
-    free(others);
-    for (size_t i = 0; i < b->hist_len; i++) {
-        struct pv_frame *h = b->history[(b->hist_head + i) % b->d.cfg->history];
-        deliver(b, c, pv_frame_ref(h));
-    }
-    fanout(b, pv_proto_notice("join", &you, pv_registry_count(&b->reg), now), c);
-    pv_info("join id=%s peer=%s name=%s online=%zu", c->id, c->peer, c->name,
-            pv_registry_count(&b->reg));
-    if (b->draining) {
-        c->closing = true; /* arrived during shutdown */
-        pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
-        mark_dirty(b, c);
-    }
+    size_t online = pv_registry_count(&b->reg);
+    *n = online < b->d.cfg->presence_max ? online : b->d.cfg->presence_max;
+    struct pv_user *u = pv_xcalloc(*n ? *n : 1, sizeof(*u));
+    for (size_t i = 0; i < *n; i++)
+        u[i] = user_of(b->reg.v[online - 1 - i]);
+    return u;
 }
 
-static void on_leave(struct pv_broadcaster *b, struct pv_event *ev)
+/* In rooms over --presence-max, join/leave notices carry counts only:
+ * naming every arrival to everyone is O(n^2) bytes in a reconnect burst. */
+static bool notices_named(const struct pv_broadcaster *b)
 {
-    struct pv_client *c = ev->client;
+    return pv_registry_count(&b->reg) <= b->d.cfg->presence_max;
+}
 
-    if (c->index != SIZE_MAX) {
-        struct pv_user u = user_of(c);
+/* A run of consecutive JOIN events: a reconnect burst arrives as one. Each
+ * newcomer gets its id, one presence snapshot shared by the whole run
+ * (encoded once), and the history, before any live message; everyone else
+ * gets one join notice naming them all. Per burst this is O(n) encoding
+ * and deliveries, where one notice and one snapshot per join would be
+ * O(n^2) for n clients reconnecting at once. */
+static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k)
+{
+    int64_t now = pv_now_ms();
+    struct pv_user *joined = pv_xcalloc(k, sizeof(*joined));
+    const char **why = pv_xcalloc(k, sizeof(*why));
+
+    for (size_t i = 0; i < k; i++) {
+        struct pv_client *c = ev[i]->client;
+        ev[i]->client = NULL; /* the event's reference becomes the registry's */
+        pv_new_key(c->key);
+        pv_new_id(c->id);
+        if (ev[i]->len == 0 || !pv_name_check(ev[i]->data, ev[i]->len, c->name, &why[i]))
+            snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
+        if (ev[i]->len == 0)
+            why[i] = NULL;
+        c->joining = true;
+        pv_registry_add(&b->reg, c);
+        pv_stat_add(&b->d.stats->clients, 1);
+        joined[i] = user_of(c);
+    }
+    size_t listed, n = pv_registry_count(&b->reg);
+    struct pv_user *users = listed_users(b, &listed);
+    struct pv_frame *presence = pv_proto_presence(users, listed, n, b->hist_len, b->seq, now);
+    free(users);
+    pv_frame_ref_n(presence, (unsigned)k);
+
+    for (size_t i = 0; i < k; i++) {
+        struct pv_client *c = b->reg.v[pv_registry_count(&b->reg) - k + i];
+        struct pv_user you = user_of(c);
+        deliver(b, c, pv_proto_id(c->key, &you, now));
+        if (why[i])
+            send_error(b, c, "bad-name", why[i], NULL);
+        deliver(b, c, presence);
+        for (size_t h = 0; h < b->hist_len; h++)
+            deliver(b, c, pv_frame_ref(b->history[(b->hist_head + h) % b->d.cfg->history]));
+        pv_info("join id=%s peer=%s name=%s online=%zu", c->id, c->peer, c->name, n);
+        if (b->draining) {
+            c->closing = true; /* arrived during shutdown */
+            pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
+            mark_dirty(b, c);
+        }
+    }
+    pv_frame_unref(presence);
+    if (!b->draining)
+        fanout(b, pv_proto_notice("join", joined, k, notices_named(b), n, now), NULL);
+    for (size_t i = 0; i < k; i++)
+        b->reg.v[pv_registry_count(&b->reg) - k + i]->joining = false;
+    free(joined);
+    free(why);
+}
+
+/* A run of consecutive LEAVE events: one leave notice names them all. */
+static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k)
+{
+    struct pv_user *left = pv_xcalloc(k, sizeof(*left));
+    struct pv_client **gone = pv_xcalloc(k, sizeof(*gone));
+    size_t m = 0;
+
+    for (size_t i = 0; i < k; i++) {
+        struct pv_client *c = ev[i]->client;
+        atomic_fetch_sub(b->d.admitted, 1);
+        if (c->index == SIZE_MAX)
+            continue;
         pv_registry_remove(&b->reg, c);
         pv_stat_add(&b->d.stats->clients, (uint64_t)-1);
         pv_info("leave id=%s peer=%s name=%s reason=\"%s\" online=%zu", c->id, c->peer,
-                c->name, ev->data, pv_registry_count(&b->reg));
-        if (!b->draining)
-            fanout(b, pv_proto_notice("leave", &u, pv_registry_count(&b->reg), pv_now_ms()),
-                   NULL);
-        pv_client_unref(c); /* the registry's reference */
+                c->name, ev[i]->data, pv_registry_count(&b->reg));
+        left[m] = user_of(c); /* points into c, kept alive below */
+        gone[m++] = c;        /* the registry's reference, dropped below */
     }
-    atomic_fetch_sub(b->d.admitted, 1);
+    if (m && !b->draining)
+        fanout(b,
+               pv_proto_notice("leave", left, m, notices_named(b), pv_registry_count(&b->reg),
+                               pv_now_ms()),
+               NULL);
+    for (size_t i = 0; i < m; i++)
+        pv_client_unref(gone[i]);
+    free(left);
+    free(gone);
 }
 
 static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
@@ -375,24 +419,33 @@ static void flush(struct pv_broadcaster *b)
     b->dirty.n = 0;
 }
 
-static void handle(struct pv_broadcaster *b, struct pv_event *ev)
+/* Handles ev[0..n): runs of JOINs and runs of LEAVEs go together. */
+static void handle(struct pv_broadcaster *b, struct pv_event **ev, size_t n)
 {
-    switch (ev->type) {
-    case PV_EV_JOIN:
-        on_join(b, ev);
-        break;
-    case PV_EV_MSG:
-        on_msg(b, ev);
-        break;
-    case PV_EV_LEAVE:
-        on_leave(b, ev);
-        break;
-    case PV_EV_SHUTDOWN:
-        on_shutdown(b);
-        break;
-    case PV_EV_STOP:
-        b->stop = true;
-        break;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        switch (ev[i]->type) {
+        case PV_EV_JOIN:
+        case PV_EV_LEAVE:
+            while (j < n && ev[j]->type == ev[i]->type)
+                j++;
+            if (ev[i]->type == PV_EV_JOIN)
+                on_join_run(b, ev + i, j - i);
+            else
+                on_leave_run(b, ev + i, j - i);
+            break;
+        case PV_EV_MSG:
+            on_msg(b, ev[i]);
+            break;
+        case PV_EV_SHUTDOWN:
+            on_shutdown(b);
+            break;
+        case PV_EV_STOP:
+            b->stop = true;
+            break;
+        }
+        for (; i < j; i++)
+            pv_event_free(ev[i]);
     }
 }
 
@@ -417,10 +470,7 @@ static void *broadcaster_main(void *arg)
             continue;
         }
         size_t n = pv_queue_pop(b->d.queue, ev, POP_BATCH);
-        for (size_t i = 0; i < n; i++) {
-            handle(b, ev[i]);
-            pv_event_free(ev[i]);
-        }
+        handle(b, ev, n);
         flush(b);
         if (n == 0 && !b->stop && !b->congested.n) {
             /* Park until a producer wakes us; tick sooner while writers

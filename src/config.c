@@ -20,6 +20,7 @@ void pv_config_defaults(struct pv_config *c)
     c->max_clients = 1000;
     c->http_workers = 32;
     c->history = 100;
+    c->presence_max = 500;
     c->max_text = 4096;
     c->max_message = 65536;
     c->max_backlog = 1024 * 1024;
@@ -48,6 +49,8 @@ static const char usage[] =
     "  -c, --max-clients N      WebSocket clients at once (default 1000)\n"
     "      --http-workers N     worker threads kept for page loads (default 32)\n"
     "      --history N          messages replayed to a newcomer (default 100)\n"
+    "      --presence-max N     names listed in presence and join/leave notices; above\n"
+    "                           N online, notices carry counts only (default 500)\n"
     "      --max-text BYTES     longest chat text (default 4096)\n"
     "      --max-message BYTES  longest WebSocket message (default 65536)\n"
     "      --max-backlog BYTES  queued for one client before it is closed as a\n"
@@ -66,6 +69,7 @@ static const char usage[] =
 enum {
     OPT_HTTP_WORKERS = 256,
     OPT_HISTORY,
+    OPT_PRESENCE_MAX,
     OPT_MAX_TEXT,
     OPT_MAX_MESSAGE,
     OPT_MAX_BACKLOG,
@@ -86,6 +90,7 @@ static const struct option options[] = {
     {"max-clients", required_argument, NULL, 'c'},
     {"http-workers", required_argument, NULL, OPT_HTTP_WORKERS},
     {"history", required_argument, NULL, OPT_HISTORY},
+    {"presence-max", required_argument, NULL, OPT_PRESENCE_MAX},
     {"max-text", required_argument, NULL, OPT_MAX_TEXT},
     {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
     {"max-backlog", required_argument, NULL, OPT_MAX_BACKLOG},
@@ -176,6 +181,9 @@ int pv_config_parse(struct pv_config *c, int argc, char **argv)
             break;
         case OPT_HISTORY:
             NUM(history, "--history", 0, 100000);
+            break;
+        case OPT_PRESENCE_MAX:
+            NUM(presence_max, "--presence-max", 1, 100000);
             break;
         case OPT_MAX_TEXT:
             NUM(max_text, "--max-text", 1, 1 << 20);

@@ -252,11 +252,25 @@ struct pv_frame *pv_proto_error(const char *code, const char *message, const jso
     return finish(o);
 }
 
-struct pv_frame *pv_proto_notice(const char *type, const struct pv_user *u, size_t online,
-                                 int64_t now)
+static json_t *users_json(const struct pv_user *users, size_t n)
 {
-    return finish(json_pack("{s:s, s:o, s:I, s:I}", "type", type, "user", user_json(u),
-                            "online", (json_int_t)online, "serverDate", (json_int_t)now));
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, user_json(&users[i]));
+    return list;
+}
+
+struct pv_frame *pv_proto_notice(const char *type, const struct pv_user *users, size_t n,
+                                 bool named, size_t online, int64_t now)
+{
+    json_t *o = json_pack("{s:s, s:I}", "type", type, "count", (json_int_t)n);
+    if (named) {
+        json_object_set_new(o, "user", user_json(&users[0]));
+        json_object_set_new(o, "users", users_json(users, n));
+    }
+    json_object_set_new(o, "online", json_integer((json_int_t)online));
+    json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
+    return finish(o);
 }
 
 struct pv_frame *pv_proto_rename(const struct pv_user *u, const char *old_name, int64_t now)
@@ -265,15 +279,11 @@ struct pv_frame *pv_proto_rename(const struct pv_user *u, const char *old_name, 
                             "oldName", old_name, "serverDate", (json_int_t)now));
 }
 
-struct pv_frame *pv_proto_presence(const struct pv_user *users, size_t n,
-                                   const struct pv_user *you, size_t history,
-                                   uint64_t last_seq, int64_t now)
+struct pv_frame *pv_proto_presence(const struct pv_user *users, size_t n, size_t online,
+                                   size_t history, uint64_t last_seq, int64_t now)
 {
-    json_t *list = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(list, user_json(&users[i]));
-    return finish(json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:I}", "type", "presence", "users",
-                            list, "you", user_json(you), "online", (json_int_t)(n + 1),
-                            "history", (json_int_t)history, "lastSeq", (json_int_t)last_seq,
-                            "serverDate", (json_int_t)now));
+    return finish(json_pack("{s:s, s:o, s:I, s:b, s:I, s:I, s:I}", "type", "presence", "users",
+                            users_json(users, n), "online", (json_int_t)online, "truncated",
+                            online > n, "history", (json_int_t)history, "lastSeq",
+                            (json_int_t)last_seq, "serverDate", (json_int_t)now));
 }

@@ -77,6 +77,7 @@ struct pv_client {
     bool closing;              /* no more fanout: closed or being closed */
     bool dirty;                /* on the broadcaster's dirty list */
     bool congested;            /* on the broadcaster's congested list */
+    bool joining;              /* in the join burst being handled now */
     struct pv_batch *pending;  /* gathered this cycle, not yet posted */
     uint64_t queued_bytes;     /* bytes ever handed to the outbox */
 

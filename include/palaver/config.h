@@ -17,6 +17,7 @@ struct pv_config {
     unsigned max_clients;      /* WebSocket clients held at once */
     unsigned http_workers;     /* CivetWeb workers kept for page loads */
     unsigned history;          /* messages kept for newcomers */
+    unsigned presence_max;     /* names listed in presence and notices */
     size_t max_text;           /* bytes of "text" in one chat message */
     size_t max_message;        /* bytes of one WebSocket message */
     size_t max_backlog;        /* bytes queued for one client before 1008 */

@@ -70,12 +70,16 @@ struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_u
                                   uint64_t seq, int64_t now);
 struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, int64_t now);
 struct pv_frame *pv_proto_error(const char *code, const char *message, const json_t *msg_id);
-/* type is "join" or "leave". */
-struct pv_frame *pv_proto_notice(const char *type, const struct pv_user *u, size_t online,
-                                 int64_t now);
+/* type is "join" or "leave": users[0..n) arrived or left together (a
+ * reconnect burst is one notice); "user" repeats the first of them. With
+ * named false (a room over --presence-max) only "count" is sent. */
+struct pv_frame *pv_proto_notice(const char *type, const struct pv_user *users, size_t n,
+                                 bool named, size_t online, int64_t now);
 struct pv_frame *pv_proto_rename(const struct pv_user *u, const char *old_name, int64_t now);
-struct pv_frame *pv_proto_presence(const struct pv_user *users, size_t n,
-                                   const struct pv_user *you, size_t history,
-                                   uint64_t last_seq, int64_t now);
+/* Everyone online (newcomers included), shared by all newcomers of a
+ * burst: it carries nothing per-client (that is in "id"). */
+/* Lists users[0..n); online may be larger ("truncated" is then true). */
+struct pv_frame *pv_proto_presence(const struct pv_user *users, size_t n, size_t online,
+                                   size_t history, uint64_t last_seq, int64_t now);
 
 #endif

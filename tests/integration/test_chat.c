@@ -273,14 +273,15 @@ static void test_names_presence_join_leave(void **state)
     j = wsc_expect(c, "presence", T);
     assert_non_null(j);
     assert_int_equal(num(j, "online"), 3);
-    json_t *users = json_object_get(j, "users");
-    assert_int_equal(json_array_size(users), 2);
+    json_t *users = json_object_get(j, "users"); /* everyone, the newcomer too */
+    assert_int_equal(json_array_size(users), 3);
     int seen = 0;
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         const char *n = str(json_array_get(users, i), "name");
-        seen |= strcmp(n, "ann") == 0 ? 1 : strcmp(n, "bob") == 0 ? 2 : 0;
+        seen |= strcmp(n, "ann") == 0 ? 1 : strcmp(n, "bob") == 0 ? 2
+              : strcmp(n, "\xf0\x9f\x98\x80" "cy") == 0 ? 4 : 0;
     }
-    assert_int_equal(seen, 3);
+    assert_int_equal(seen, 7);
     json_decref(j);
 
     /* C leaves: A and B are told, with the right count. */
@@ -306,6 +307,117 @@ static void test_names_presence_join_leave(void **state)
     wsc_free(d);
     wsc_free(a);
     wsc_free(b);
+    stop(&s);
+}
+
+/* Many clients at once (a reconnect burst): joins are announced in
+ * grouped notices, but every newcomer exactly once, and every newcomer's
+ * presence lists itself and the observer. */
+static void test_join_burst_announces_everyone_once(void **state)
+{
+    (void)state;
+    enum { N = 60 };
+    struct srv s;
+    char oid[32], ids[N][32];
+    struct wsc *c[N];
+    bool announced[N] = {false};
+    int notices = 0, seen = 0;
+
+    start(&s, NULL);
+    struct wsc *observer = join(&s, "/ws", NULL, oid);
+    for (int i = 0; i < N; i++) {
+        c[i] = wsc_open(s.port, NULL);
+        assert_int_equal(c[i]->status, 101);
+    }
+    for (int i = 0; i < N; i++) {
+        json_t *id = wsc_expect(c[i], "id", T);
+        assert_non_null(id);
+        snprintf(ids[i], sizeof(ids[i]), "%s", str(json_object_get(id, "you"), "id"));
+        json_decref(id);
+        json_t *p = wsc_expect(c[i], "presence", T);
+        assert_non_null(p);
+        json_t *users = json_object_get(p, "users");
+        assert_int_equal((size_t)num(p, "online"), json_array_size(users));
+        int found = 0;
+        for (size_t u = 0; u < json_array_size(users); u++) {
+            const char *uid = str(json_array_get(users, u), "id");
+            found |= strcmp(uid, ids[i]) == 0 ? 1 : strcmp(uid, oid) == 0 ? 2 : 0;
+        }
+        assert_int_equal(found, 3);
+        json_decref(p);
+    }
+    while (seen < N) {
+        json_t *j = wsc_expect(observer, "join", T);
+        assert_non_null(j);
+        notices++;
+        json_t *users = json_object_get(j, "users");
+        assert_true(json_array_size(users) >= 1);
+        assert_string_equal(str(json_object_get(j, "user"), "id"),
+                            str(json_array_get(users, 0), "id"));
+        for (size_t u = 0; u < json_array_size(users); u++) {
+            const char *uid = str(json_array_get(users, u), "id");
+            int k = 0;
+            while (k < N && strcmp(ids[k], uid) != 0)
+                k++;
+            assert_true(k < N);            /* a newcomer of this burst */
+            assert_false(announced[k]);    /* announced once */
+            announced[k] = true;
+            seen++;
+        }
+        json_decref(j);
+    }
+    print_message("%d joins announced in %d notice(s)\n", N, notices);
+    for (int i = 0; i < N; i++)
+        wsc_free(c[i]);
+    /* They leave together too; the observer hears of every one. */
+    int left = 0;
+    while (left < N) {
+        json_t *j = wsc_expect(observer, "leave", T);
+        assert_non_null(j);
+        left += (int)json_array_size(json_object_get(j, "users"));
+        json_decref(j);
+    }
+    assert_int_equal(left, N);
+    wsc_free(observer);
+    stop(&s);
+}
+
+/* Over --presence-max online, presence is cut (newest first, marked
+ * truncated) and join/leave notices carry counts instead of names. */
+static void test_presence_is_capped_in_large_rooms(void **state)
+{
+    (void)state;
+    struct srv s;
+    const char *args[] = {"--presence-max", "3", NULL};
+    struct wsc *c[5];
+    char id4[32];
+    start(&s, args);
+    for (int i = 0; i < 4; i++)
+        c[i] = join(&s, "/ws", NULL, i == 3 ? id4 : NULL);
+    /* 4 online > 3: c[0] heard of c[3] by count only. */
+    json_t *j = NULL;
+    for (int n = 0; n < 3; n++) { /* the joins of c[1], c[2], c[3] */
+        json_decref(j);
+        j = wsc_expect(c[0], "join", T);
+        assert_non_null(j);
+    }
+    assert_int_equal(num(j, "online"), 4);
+    assert_int_equal(num(j, "count"), 1);
+    assert_null(json_object_get(j, "users"));
+    json_decref(j);
+
+    struct wsc_opts o = {.path = "/ws"};
+    c[4] = wsc_open(s.port, &o);
+    j = wsc_expect(c[4], "presence", T);
+    assert_non_null(j);
+    assert_int_equal(num(j, "online"), 5);
+    assert_true(json_is_true(json_object_get(j, "truncated")));
+    json_t *users = json_object_get(j, "users");
+    assert_int_equal(json_array_size(users), 3);
+    assert_string_equal(str(json_array_get(users, 1), "id"), id4); /* newest first */
+    json_decref(j);
+    for (int i = 0; i < 5; i++)
+        wsc_free(c[i]);
     stop(&s);
 }
 
@@ -527,6 +639,8 @@ int main(void)
         cmocka_unit_test(test_seed000_client_protocol),
         cmocka_unit_test(test_subprotocol_negotiation),
         cmocka_unit_test(test_names_presence_join_leave),
+        cmocka_unit_test(test_join_burst_announces_everyone_once),
+        cmocka_unit_test(test_presence_is_capped_in_large_rooms),
         cmocka_unit_test(test_history_on_join),
         cmocka_unit_test(test_errors_keep_the_connection),
         cmocka_unit_test(test_impersonation_fails),

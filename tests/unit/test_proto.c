@@ -172,10 +172,38 @@ static void test_encode_others(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "msgId")), 4);
     json_decref(j);
 
-    j = payload_json(pv_proto_presence(others, 2, &u, 5, 77, 1));
+    j = payload_json(pv_proto_presence(others, 2, 2, 5, 77, 1));
     assert_int_equal(json_array_size(json_object_get(j, "users")), 2);
-    assert_int_equal(json_integer_value(json_object_get(j, "online")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "online")), 2);
+    assert_false(json_is_true(json_object_get(j, "truncated")));
+    assert_int_equal(json_integer_value(json_object_get(j, "history")), 5);
     assert_int_equal(json_integer_value(json_object_get(j, "lastSeq")), 77);
+    assert_null(json_object_get(j, "you")); /* shared by a burst: nothing per client */
+    json_decref(j);
+
+    /* Over --presence-max: the list is cut and says so. */
+    j = payload_json(pv_proto_presence(others, 2, 5000, 0, 0, 1));
+    assert_int_equal(json_integer_value(json_object_get(j, "online")), 5000);
+    assert_true(json_is_true(json_object_get(j, "truncated")));
+    json_decref(j);
+
+    /* Large rooms: notices carry counts only. */
+    j = payload_json(pv_proto_notice("leave", others, 2, false, 4998, 1));
+    assert_int_equal(json_integer_value(json_object_get(j, "count")), 2);
+    assert_null(json_object_get(j, "users"));
+    assert_null(json_object_get(j, "user"));
+    json_decref(j);
+
+    /* A burst of joins is one notice; "user" repeats the first. */
+    j = payload_json(pv_proto_notice("join", others, 2, true, 9, 1));
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "join");
+    assert_int_equal(json_array_size(json_object_get(j, "users")), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "users"), 1), "name")),
+        "di");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "user"), "id")),
+                        "id2");
+    assert_int_equal(json_integer_value(json_object_get(j, "online")), 9);
     json_decref(j);
 
     j = payload_json(pv_proto_id("k-e-y", &u, 9));
