@@ -52,6 +52,18 @@ static void stop(struct srv *s)
     assert_int_equal(srv_stop(s), 0); /* clean exit, no sanitizer report */
 }
 
+/* Sender exclusion, proven by order: `other` sends a marker; `sender`'s
+ * next chat message must be that marker. An echo of anything `sender`
+ * sent earlier would have been queued to it first. */
+static void assert_no_echo(struct wsc *sender, struct wsc *other)
+{
+    assert_int_equal(wsc_send_chat(other, 0, "no-echo marker", ""), 0);
+    json_t *m = wsc_expect(sender, "message", T);
+    assert_non_null(m);
+    assert_string_equal(str(m, "text"), "no-echo marker");
+    json_decref(m);
+}
+
 #define NCLIENTS 8
 #define NMSGS 25
 
@@ -180,13 +192,7 @@ static void test_seed000_client_protocol(void **state)
     assert_int_equal(num(m, "date"), 1500000000000LL);
     assert_int_equal(num(m, "msgId"), 0);
     json_decref(m);
-    /* Sender exclusion, proven by order: B answers; A's next "message"
-     * must be B's, not an echo of its own (which would come first). */
-    assert_int_equal(wsc_send_chat(b, 0, "reply from b", ""), 0);
-    m = wsc_expect(a, "message", T);
-    assert_non_null(m);
-    assert_string_equal(str(m, "text"), "reply from b");
-    json_decref(m);
+    assert_no_echo(a, b);
     wsc_free(a);
     wsc_free(b);
     stop(&s);
@@ -529,12 +535,7 @@ static void test_impersonation_fails(void **state)
     assert_string_equal(str(j, "text"), "i am b");
     assert_string_equal(from_id(j), aid);
     json_decref(j);
-    /* ...and A gets no echo: its next message is C's. */
-    assert_int_equal(wsc_send_chat(c, 1, "from c", ""), 0);
-    j = wsc_expect(a, "message", T);
-    assert_non_null(j);
-    assert_string_equal(str(j, "text"), "from c");
-    json_decref(j);
+    assert_no_echo(a, c); /* ...and A gets no echo */
     wsc_free(a);
     wsc_free(b);
     wsc_free(c);
