@@ -205,6 +205,12 @@ static struct pv_user user_of(const struct pv_client *c)
     return (struct pv_user){.id = c->id, .name = c->name};
 }
 
+/* The i-th oldest message kept for newcomers. */
+static struct pv_frame *history_at(const struct pv_broadcaster *b, size_t i)
+{
+    return b->history[(b->hist_head + i) % b->d.cfg->history];
+}
+
 static void history_push(struct pv_broadcaster *b, struct pv_frame *f)
 {
     size_t cap = b->d.cfg->history;
@@ -249,18 +255,17 @@ static bool notices_named(const struct pv_broadcaster *b)
 static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k)
 {
     int64_t now = pv_now_ms();
+    struct pv_client **cs = pv_xcalloc(k, sizeof(*cs));
     struct pv_user *joined = pv_xcalloc(k, sizeof(*joined));
-    const char **why = pv_xcalloc(k, sizeof(*why));
+    const char **why = pv_xcalloc(k, sizeof(*why)); /* NULL: name fine or none */
 
     for (size_t i = 0; i < k; i++) {
-        struct pv_client *c = ev[i]->client;
+        struct pv_client *c = cs[i] = ev[i]->client;
         ev[i]->client = NULL; /* the event's reference becomes the registry's */
         pv_new_key(c->key);
         pv_new_id(c->id);
         if (ev[i]->len == 0 || !pv_name_check(ev[i]->data, ev[i]->len, c->name, &why[i]))
             snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
-        if (ev[i]->len == 0)
-            why[i] = NULL;
         c->joining = true;
         pv_registry_add(&b->reg, c);
         pv_stat_add(&b->d.stats->clients, 1);
@@ -273,14 +278,13 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
     pv_frame_ref_n(presence, (unsigned)k);
 
     for (size_t i = 0; i < k; i++) {
-        struct pv_client *c = b->reg.v[pv_registry_count(&b->reg) - k + i];
-        struct pv_user you = user_of(c);
-        deliver(b, c, pv_proto_id(c->key, &you, now));
+        struct pv_client *c = cs[i];
+        deliver(b, c, pv_proto_id(c->key, &joined[i], now));
         if (why[i])
             send_error(b, c, "bad-name", why[i], NULL);
         deliver(b, c, presence);
         for (size_t h = 0; h < b->hist_len; h++)
-            deliver(b, c, pv_frame_ref(b->history[(b->hist_head + h) % b->d.cfg->history]));
+            deliver(b, c, pv_frame_ref(history_at(b, h)));
         pv_info("join id=%s peer=%s name=%s online=%zu", c->id, c->peer, c->name, n);
         if (b->draining) {
             c->closing = true; /* arrived during shutdown */
@@ -292,7 +296,8 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
     if (!b->draining)
         fanout(b, pv_proto_notice("join", joined, k, notices_named(b), n, now), NULL);
     for (size_t i = 0; i < k; i++)
-        b->reg.v[pv_registry_count(&b->reg) - k + i]->joining = false;
+        cs[i]->joining = false;
+    free(cs);
     free(joined);
     free(why);
 }
@@ -509,7 +514,7 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     list_free(&b->congested);
     pv_registry_destroy(&b->reg);
     for (size_t i = 0; i < b->hist_len; i++)
-        pv_frame_unref(b->history[(b->hist_head + i) % b->d.cfg->history]);
+        pv_frame_unref(history_at(b, i));
     free(b->history);
     list_free(&b->dirty);
     free(b);

@@ -76,7 +76,6 @@ static void frame_finish(struct pv_frame *f, unsigned opcode, size_t payload_len
     memcpy(f->data, hdr, hlen);
     f->len = hlen + payload_len;
     f->opcode = (uint8_t)opcode;
-    f->close_code = 0;
     atomic_init(&f->refs, 1);
 }
 
@@ -133,9 +132,7 @@ struct pv_frame *pv_frame_close(uint16_t code, const char *reason)
     payload[1] = (unsigned char)code;
     if (rlen)
         memcpy(payload + 2, reason, rlen);
-    struct pv_frame *f = pv_frame_new(PV_WS_OP_CLOSE, payload, 2 + rlen);
-    f->close_code = code;
-    return f;
+    return pv_frame_new(PV_WS_OP_CLOSE, payload, 2 + rlen);
 }
 
 void pv_frame_unref(struct pv_frame *f)

@@ -103,7 +103,7 @@ static int check_nofile(unsigned needed)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
-        pv_err("open-file limit is %llu but %u clients need %u; raise LimitNOFILE= or "
+        pv_err("open-file limit is %llu but %u CivetWeb workers need %u; raise LimitNOFILE= or "
                "ulimit -n, or lower --max-clients",
                (unsigned long long)rl.rlim_cur, needed - 64, needed);
         return -1;

@@ -30,7 +30,6 @@
 struct pv_frame {
     atomic_uint refs;
     uint8_t opcode;
-    uint16_t close_code;  /* for PV_WS_OP_CLOSE frames, else 0 */
     size_t len;           /* bytes at data: header + payload */
     unsigned char *data;  /* points into storage */
     unsigned char storage[];

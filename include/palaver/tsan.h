@@ -1,11 +1,13 @@
 /* tsan.h -- happens-before annotations for ThreadSanitizer.
  *
- * Concurrency Kit implements its atomics with inline assembly and volatile
- * accesses, which ThreadSanitizer cannot see. Around each ck_ring operation
- * we therefore state the ordering the ring provides: a producer releases on
- * the ring before it enqueues, and the consumer acquires on it after a
- * successful dequeue. tests/tsan.supp silences the ring's own internal
- * accesses (and only those). In other builds these are no-ops.
+ * The two lock-free structures palaverd uses hide their synchronisation
+ * from ThreadSanitizer: Concurrency Kit's ring (the writers' ready ring)
+ * uses inline assembly and volatile accesses, and liburcu's queue (the
+ * event queue) lives in an uninstrumented shared library. Around each
+ * operation we therefore state the ordering they provide: a producer
+ * releases on the structure before it enqueues, the consumer acquires on
+ * it after a successful dequeue. tests/tsan.supp silences ck_ring's own
+ * internal accesses (and only those). In other builds these are no-ops.
  */
 #ifndef PALAVER_TSAN_H
 #define PALAVER_TSAN_H
