@@ -58,6 +58,9 @@ struct pv_broadcaster {
     struct pv_frame **history; /* ring of the last cfg->history messages */
     size_t hist_head, hist_len;
 
+    uint64_t sweep_every; /* ns between keepalive sweeps */
+    uint64_t last_sweep;
+
     uint64_t seq; /* last sequence number given out */
     bool draining; /* SHUTDOWN seen: closing everyone, relaying nothing */
     bool stop;
@@ -391,6 +394,64 @@ static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
     pv_inbound_release(&in);
 }
 
+/* Keepalive and eviction, every sweep_every ns over the whole registry:
+ *  - a client silent (no frame at all) for --ping-interval gets a ping,
+ *    then another each interval; its pong counts as a frame;
+ *  - one silent for --idle-timeout is closed with 1001 "idle timeout";
+ *  - a client the server has decided to close (kick set: idle, slow
+ *    consumer, broken write) whose worker is still reading a second later
+ *    is evicted (client.h), again each sweep until its close handler runs.
+ *    That is what ends a peer that stopped reading and sending: CivetWeb
+ *    alone would keep its worker in poll(2) for good. */
+#define EVICT_GRACE_NS (1000u * 1000000u)
+
+static void sweep(struct pv_broadcaster *b, uint64_t now)
+{
+    const struct pv_config *cfg = b->d.cfg;
+    uint64_t ping_ns = (uint64_t)cfg->ping_interval_ms * 1000000u;
+    uint64_t idle_ns = (uint64_t)cfg->idle_timeout_ms * 1000000u;
+    struct pv_frame *ping = NULL;
+
+    for (size_t i = 0; i < b->reg.n; i++) {
+        struct pv_client *c = b->reg.v[i];
+        int kick = atomic_load(&c->kick);
+        if (kick) {
+            if (!c->kick_seen)
+                c->kick_seen = now;
+            else if (now - c->kick_seen >= EVICT_GRACE_NS && pv_client_evict(c)) {
+                pv_stat_add(&b->d.stats->evictions, 1);
+                pv_info("evicting id=%s peer=%s: closed %d but its connection is still open",
+                        c->id, c->peer, kick);
+            }
+            continue;
+        }
+        if (c->closing)
+            continue;
+        uint64_t rx = atomic_load_explicit(&c->last_rx, memory_order_relaxed);
+        uint64_t silent = now > rx ? now - rx : 0;
+        if (silent >= idle_ns) {
+            c->closing = true;
+            atomic_store(&c->kick, 1001);
+            c->kick_seen = now;
+            pv_batch_free(c->pending);
+            c->pending = NULL;
+            pv_batch_push(&c->pending, pv_frame_close(1001, "idle timeout"));
+            mark_dirty(b, c);
+            pv_stat_add(&b->d.stats->idle_closes, 1);
+            pv_notice("idle timeout: closing id=%s peer=%s with 1001: nothing received for "
+                      "%llu ms",
+                      c->id, c->peer, (unsigned long long)(silent / 1000000u));
+        } else if (silent >= ping_ns && now - c->ping_sent >= ping_ns) {
+            if (!ping)
+                ping = pv_frame_new(PV_WS_OP_PING, NULL, 0);
+            c->ping_sent = now;
+            deliver(b, c, pv_frame_ref(ping));
+        }
+    }
+    if (ping)
+        pv_frame_unref(ping);
+}
+
 static void on_shutdown(struct pv_broadcaster *b)
 {
     b->draining = true;
@@ -467,6 +528,10 @@ static void *broadcaster_main(void *arg)
             busy = pv_writers_tick(b->d.writers);
             last_tick = now;
         }
+        if (now - b->last_sweep >= b->sweep_every) {
+            sweep(b, now);
+            b->last_sweep = now;
+        }
         /* Writers behind: take no new events (the queue fills and senders
          * feel it) until the congested clients' backlogs come down. */
         if (b->congested.n && relieve(b)) {
@@ -480,7 +545,7 @@ static void *broadcaster_main(void *arg)
         if (n == 0 && !b->stop && !b->congested.n) {
             /* Park until a producer wakes us; tick sooner while writers
              * are busy so a stalled writer gets replaced quickly. */
-            pv_queue_wait(b->d.queue, busy ? 50 : 1000);
+            pv_queue_wait(b->d.queue, busy ? 50 : (int)(b->sweep_every / 1000000u));
         }
     }
     return NULL;
@@ -493,6 +558,13 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
 
     b->d = *deps;
     pv_registry_init(&b->reg);
+    /* A quarter of the shorter interval, between 50 ms and 1 s. */
+    unsigned every = deps->cfg->ping_interval_ms < deps->cfg->idle_timeout_ms
+                         ? deps->cfg->ping_interval_ms / 4
+                         : deps->cfg->idle_timeout_ms / 4;
+    every = every < 50 ? 50 : every > 1000 ? 1000 : every;
+    b->sweep_every = (uint64_t)every * 1000000u;
+    b->last_sweep = pv_mono_ns();
     if (deps->cfg->history)
         b->history = pv_xcalloc(deps->cfg->history, sizeof(*b->history));
     err = pthread_create(&b->thread, NULL, broadcaster_main, b);

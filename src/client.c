@@ -53,13 +53,17 @@ void pv_batch_free(struct pv_batch *b)
     free(b);
 }
 
-struct pv_client *pv_client_new(struct mg_connection *conn, const char *peer)
+struct pv_client *pv_client_new(struct mg_connection *conn, const char *addr, int port,
+                                size_t max_message)
 {
     struct pv_client *c = pv_xcalloc(1, sizeof(*c));
     atomic_init(&c->refs, 1);
     c->conn = conn;
-    snprintf(c->peer, sizeof(c->peer), "%s", peer);
-    pv_utf8_init(&c->frag.utf8);
+    c->worker = pthread_self();
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    snprintf(c->peer, sizeof(c->peer), "%s:%d", addr, port);
+    pv_wsmsg_init(&c->msg, max_message);
+    atomic_init(&c->last_rx, 0);
     c->index = SIZE_MAX;
     atomic_init(&c->outbox, NULL);
     atomic_init(&c->scheduled, false);
@@ -76,7 +80,7 @@ void pv_client_unref(struct pv_client *c)
         return;
     pv_batch_free(c->pending);
     pv_batch_free(atomic_load(&c->outbox));
-    free(c->frag.buf);
+    pv_wsmsg_free(&c->msg);
     free(c);
 }
 
@@ -116,4 +120,14 @@ void pv_client_mark_dead(struct pv_client *c)
     mg_lock_connection(c->conn);
     c->dead = true;
     mg_unlock_connection(c->conn);
+}
+
+bool pv_client_evict(struct pv_client *c)
+{
+    bool sent = false;
+    mg_lock_connection(c->conn);
+    if (!c->dead)
+        sent = pthread_kill(c->worker, PV_EVICT_SIGNAL) == 0;
+    mg_unlock_connection(c->conn);
+    return sent;
 }

@@ -1,10 +1,16 @@
-/* config.c -- defaults, environment and command line.
+/* config.c -- defaults, environment, command line and "key = value" text.
+ *
+ * One table describes every setting; the command line and the text form
+ * both go through set_option(), so they accept exactly the same names and
+ * values.
  *
  * Threads: main only, before other threads exist. */
 #include "palaver/config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,18 +24,22 @@ void pv_config_defaults(struct pv_config *c)
     c->port = 8080;
     snprintf(c->htdocs, sizeof(c->htdocs), "%s", PALAVER_DEFAULT_HTDOCS);
     c->max_clients = 1000;
+    c->max_per_ip = 32;
     c->http_workers = 32;
     c->history = 100;
     c->presence_max = 500;
     c->max_text = 4096;
     c->max_message = 65536;
     c->max_backlog = 1024 * 1024;
+    c->rate_limit = 20;
+    c->rate_burst = 40;
     c->queue_size = 8192;
     c->queue_timeout_ms = 2000;
     c->writers = 4;
     c->writers_max = 64;
     c->io_timeout_ms = 10000;
     c->ping_interval_ms = 10000;
+    c->idle_timeout_ms = 30000;
     c->drain_timeout_ms = 5000;
     c->log_level = PV_LOG_INFO;
 }
@@ -47,6 +57,10 @@ static const char usage[] =
     "  -l, --listen ADDR        IPv4 address to bind (default: all)\n"
     "  -d, --htdocs DIR         directory of the chat page (default " PALAVER_DEFAULT_HTDOCS ")\n"
     "  -c, --max-clients N      WebSocket clients at once (default 1000)\n"
+    "      --max-per-ip N       WebSocket clients from one IP address (default 32, 0 = no limit)\n"
+    "      --allowed-origins L  other origins whose pages may open a WebSocket, e.g.\n"
+    "                           'http://chat.lan:8080 https://chat.example' (the page's\n"
+    "                           own host always may; '*' = any)\n"
     "      --http-workers N     worker threads kept for page loads (default 32)\n"
     "      --history N          messages replayed to a newcomer (default 100)\n"
     "      --presence-max N     names listed in presence and join/leave notices; above\n"
@@ -55,182 +69,296 @@ static const char usage[] =
     "      --max-message BYTES  longest WebSocket message (default 65536)\n"
     "      --max-backlog BYTES  queued for one client before it is closed as a\n"
     "                           slow consumer (default 1048576)\n"
+    "      --rate-limit N       messages per second one client may send (default 20,\n"
+    "                           0 = no limit); more are refused, a flood is closed\n"
+    "      --rate-burst N       messages one client may send at once (default 40)\n"
     "      --queue-size N       chat messages waiting for the broadcaster (default 8192)\n"
     "      --queue-timeout MS   how long a sender waits when that queue is full (default 2000)\n"
     "      --writers N          writer threads (default 4)\n"
     "      --writers-max N      writer threads at most, with stalled clients (default 64)\n"
-    "      --io-timeout MS      HTTP read and socket write timeout (default 10000)\n"
-    "      --ping-interval MS   ping an idle client after MS (default 10000)\n"
+    "      --io-timeout MS      handshake (HTTP request) and socket write timeout\n"
+    "                           (default 10000; --handshake-timeout is the same)\n"
+    "      --ping-interval MS   ping a client that has sent nothing for MS (default 10000)\n"
+    "      --idle-timeout MS    close a client that has sent nothing, not even a\n"
+    "                           pong, for MS (default 30000)\n"
     "      --drain-timeout MS   on SIGTERM, time to flush close frames (default 5000)\n"
     "      --log-level LEVEL    err, warning, notice, info or debug (default info)\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n";
 
-enum {
-    OPT_HTTP_WORKERS = 256,
-    OPT_HISTORY,
-    OPT_PRESENCE_MAX,
-    OPT_MAX_TEXT,
-    OPT_MAX_MESSAGE,
-    OPT_MAX_BACKLOG,
-    OPT_QUEUE_SIZE,
-    OPT_QUEUE_TIMEOUT,
-    OPT_WRITERS,
-    OPT_WRITERS_MAX,
-    OPT_IO_TIMEOUT,
-    OPT_PING_INTERVAL,
-    OPT_DRAIN_TIMEOUT,
-    OPT_LOG_LEVEL,
+enum kind { K_UINT, K_SIZE, K_STR, K_ADDR, K_LEVEL };
+
+struct setting {
+    const char *name;
+    int short_opt; /* 0: long only */
+    enum kind kind;
+    size_t off;
+    size_t size; /* K_STR: buffer size */
+    unsigned long long min, max;
 };
 
-static const struct option options[] = {
-    {"port", required_argument, NULL, 'p'},
-    {"listen", required_argument, NULL, 'l'},
-    {"htdocs", required_argument, NULL, 'd'},
-    {"max-clients", required_argument, NULL, 'c'},
-    {"http-workers", required_argument, NULL, OPT_HTTP_WORKERS},
-    {"history", required_argument, NULL, OPT_HISTORY},
-    {"presence-max", required_argument, NULL, OPT_PRESENCE_MAX},
-    {"max-text", required_argument, NULL, OPT_MAX_TEXT},
-    {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
-    {"max-backlog", required_argument, NULL, OPT_MAX_BACKLOG},
-    {"queue-size", required_argument, NULL, OPT_QUEUE_SIZE},
-    {"queue-timeout", required_argument, NULL, OPT_QUEUE_TIMEOUT},
-    {"writers", required_argument, NULL, OPT_WRITERS},
-    {"writers-max", required_argument, NULL, OPT_WRITERS_MAX},
-    {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
-    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
-    {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
-};
+#define U(name, s, field, lo, hi) \
+    {name, s, K_UINT, offsetof(struct pv_config, field), 0, lo, hi}
+#define Z(name, field, lo, hi) {name, 0, K_SIZE, offsetof(struct pv_config, field), 0, lo, hi}
+#define S(name, s, kind, field) \
+    {name, s, kind, offsetof(struct pv_config, field), sizeof(((struct pv_config *)0)->field), 0, 0}
 
-/* Parses an unsigned number in [min, max]; prints an error naming the
- * option on failure. */
-static int parse_num(const char *what, const char *s, unsigned long long min,
-                     unsigned long long max, unsigned long long *out)
+static const struct setting settings[] = {
+    U("port", 'p', port, 0, 65535),
+    S("listen", 'l', K_ADDR, listen_addr),
+    S("htdocs", 'd', K_STR, htdocs),
+    U("max-clients", 'c', max_clients, 1, 60000),
+    U("max-per-ip", 0, max_per_ip, 0, 60000),
+    S("allowed-origins", 0, K_STR, allowed_origins),
+    U("http-workers", 0, http_workers, 2, 4096),
+    U("history", 0, history, 0, 100000),
+    U("presence-max", 0, presence_max, 1, 100000),
+    Z("max-text", max_text, 1, 1 << 20),
+    Z("max-message", max_message, 128, 16 << 20),
+    Z("max-backlog", max_backlog, 1024, 1ull << 32),
+    U("rate-limit", 0, rate_limit, 0, 1000000),
+    U("rate-burst", 0, rate_burst, 1, 1000000),
+    U("queue-size", 0, queue_size, 1, 1 << 20),
+    U("queue-timeout", 0, queue_timeout_ms, 0, 60000),
+    U("writers", 0, writers, 1, 256),
+    U("writers-max", 0, writers_max, 1, 1024),
+    U("io-timeout", 0, io_timeout_ms, 100, 600000),
+    U("handshake-timeout", 0, io_timeout_ms, 100, 600000),
+    U("ping-interval", 0, ping_interval_ms, 100, 3600000),
+    U("idle-timeout", 0, idle_timeout_ms, 200, 86400000),
+    U("drain-timeout", 0, drain_timeout_ms, 0, 600000),
+    S("log-level", 0, K_LEVEL, log_level),
+};
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static void errf(char *err, size_t errsz, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsz, fmt, ap);
+    va_end(ap);
+}
+
+static int parse_num(const char *s, unsigned long long min, unsigned long long max,
+                     unsigned long long *out)
 {
     char *end;
     unsigned long long v;
 
     errno = 0;
-    if (*s == '-' || *s == '\0')
-        goto bad;
+    if (*s < '0' || *s > '9')
+        return -1;
     v = strtoull(s, &end, 10);
     if (errno || *end != '\0' || v < min || v > max)
-        goto bad;
+        return -1;
     *out = v;
     return 0;
-bad:
-    fprintf(stderr, "palaverd: invalid %s '%s' (expected a number from %llu to %llu)\n", what, s,
-            min, max);
+}
+
+/* Applies one setting; on error writes a message (without location) to err. */
+static int set_option(struct pv_config *c, const struct setting *s, const char *dashes,
+                      const char *value, char *err, size_t errsz)
+{
+    char *field = (char *)c + s->off;
+    unsigned long long v;
+
+    switch (s->kind) {
+    case K_UINT:
+    case K_SIZE:
+        if (parse_num(value, s->min, s->max, &v) != 0) {
+            errf(err, errsz, "invalid %s%s '%s' (expected a number from %llu to %llu)", dashes, s->name,
+                 value, s->min, s->max);
+            return -1;
+        }
+        if (s->kind == K_UINT)
+            *(unsigned *)(void *)field = (unsigned)v;
+        else
+            *(size_t *)(void *)field = (size_t)v;
+        return 0;
+    case K_STR:
+        if (strlen(value) >= s->size) {
+            errf(err, errsz, "%s%s is too long (at most %zu bytes)", dashes, s->name, s->size - 1);
+            return -1;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    case K_ADDR: {
+        unsigned a, b, cc, d;
+        char extra;
+        if (sscanf(value, "%3u.%3u.%3u.%3u%c", &a, &b, &cc, &d, &extra) != 4 || a > 255 ||
+            b > 255 || cc > 255 || d > 255) {
+            errf(err, errsz, "invalid %s%s '%s' (expected an IPv4 address)", dashes, s->name, value);
+            return -1;
+        }
+        snprintf(field, s->size, "%u.%u.%u.%u", a, b, cc, d);
+        return 0;
+    }
+    case K_LEVEL: {
+        int level = pv_log_parse_level(value);
+        if (level < 0) {
+            errf(err, errsz, "invalid %s%s '%s' (expected err, warning, notice, info or debug)",
+                 dashes, s->name, value);
+            return -1;
+        }
+        *(int *)(void *)field = level;
+        return 0;
+    }
+    }
     return -1;
 }
 
-#define NUM(field, what, min, max)                                                      \
-    do {                                                                                \
-        unsigned long long v_;                                                          \
-        if (parse_num(what, optarg, min, max, &v_))                                     \
-            return -1;                                                                  \
-        c->field = v_;                                                                  \
-    } while (0)
+static const struct setting *find_setting(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (strlen(settings[i].name) == len && memcmp(settings[i].name, name, len) == 0)
+            return &settings[i];
+    }
+    return NULL;
+}
+
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+int pv_config_parse_text(struct pv_config *c, const char *text, size_t len, const char *name,
+                         char *err, size_t errsz)
+{
+    char msg[256], value[PATH_MAX];
+    size_t lineno = 0;
+
+    for (size_t pos = 0; pos < len;) {
+        const char *line = text + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        pos += n + (nl != NULL);
+        lineno++;
+
+        while (n && is_space(line[n - 1]))
+            n--;
+        while (n && is_space(*line)) {
+            line++;
+            n--;
+        }
+        if (n == 0 || line[0] == '#')
+            continue;
+        if (memchr(line, '\0', n)) {
+            errf(err, errsz, "%s:%zu: NUL byte in line", name, lineno);
+            return -1;
+        }
+        const char *eq = memchr(line, '=', n);
+        if (!eq) {
+            errf(err, errsz, "%s:%zu: expected 'key = value'", name, lineno);
+            return -1;
+        }
+        size_t klen = (size_t)(eq - line);
+        while (klen && is_space(line[klen - 1]))
+            klen--;
+        const char *v = eq + 1;
+        size_t vlen = n - (size_t)(v - line);
+        while (vlen && is_space(*v)) {
+            v++;
+            vlen--;
+        }
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') { /* quoted: keeps spaces */
+            v++;
+            vlen -= 2;
+        }
+        const struct setting *s = find_setting(line, klen);
+        if (!s) {
+            errf(err, errsz, "%s:%zu: unknown key '%.*s'", name, lineno,
+                 (int)(klen > 64 ? 64 : klen), line);
+            return -1;
+        }
+        if (vlen >= sizeof(value)) {
+            errf(err, errsz, "%s:%zu: value of %s is too long", name, lineno, s->name);
+            return -1;
+        }
+        memcpy(value, v, vlen);
+        value[vlen] = '\0';
+        if (set_option(c, s, "", value, msg, sizeof(msg)) != 0) {
+            errf(err, errsz, "%s:%zu: %s", name, lineno, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int pv_config_check(struct pv_config *c, char *err, size_t errsz)
+{
+    if (c->writers_max < c->writers)
+        c->writers_max = c->writers;
+    if (c->max_text > c->max_message) {
+        errf(err, errsz, "max-text (%zu) must not exceed max-message (%zu)", c->max_text,
+             c->max_message);
+        return -1;
+    }
+    if (c->idle_timeout_ms <= c->ping_interval_ms) {
+        errf(err, errsz,
+             "idle-timeout (%u ms) must be longer than ping-interval (%u ms), or live but "
+             "quiet clients would be closed before they could answer a ping",
+             c->idle_timeout_ms, c->ping_interval_ms);
+        return -1;
+    }
+    if (c->rate_limit && c->rate_burst < 1) {
+        errf(err, errsz, "rate-burst must be at least 1");
+        return -1;
+    }
+    return 0;
+}
 
 int pv_config_parse(struct pv_config *c, int argc, char **argv)
 {
+    struct option longopts[N_SETTINGS + 3];
+    char shortopts[64] = "hV", msg[512];
     const char *env = getenv("PORT");
-    int opt;
+    size_t ns = 2;
+    int opt, idx;
 
     if (env && *env) {
-        unsigned long long v;
-        if (parse_num("PORT environment variable", env, 0, 65535, &v))
+        if (set_option(c, find_setting("port", 4), "", env, msg, sizeof(msg)) != 0) {
+            fprintf(stderr, "palaverd: PORT environment variable: %s\n", msg);
             return -1;
-        c->port = (unsigned)v;
-    }
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "p:l:d:c:hV", options, NULL)) != -1) {
-        switch (opt) {
-        case 'p':
-            NUM(port, "--port", 0, 65535);
-            break;
-        case 'l': {
-            unsigned a, b, cc, d;
-            char extra;
-            if (sscanf(optarg, "%u.%u.%u.%u%c", &a, &b, &cc, &d, &extra) != 4 || a > 255 ||
-                b > 255 || cc > 255 || d > 255) {
-                fprintf(stderr, "palaverd: invalid --listen '%s' (expected an IPv4 address)\n",
-                        optarg);
-                return -1;
-            }
-            snprintf(c->listen_addr, sizeof(c->listen_addr), "%u.%u.%u.%u", a, b, cc, d);
-            break;
         }
-        case 'd':
-            if (strlen(optarg) >= sizeof(c->htdocs)) {
-                fprintf(stderr, "palaverd: --htdocs path is too long\n");
-                return -1;
-            }
-            snprintf(c->htdocs, sizeof(c->htdocs), "%s", optarg);
-            break;
-        case 'c':
-            NUM(max_clients, "--max-clients", 1, 60000);
-            break;
-        case OPT_HTTP_WORKERS:
-            NUM(http_workers, "--http-workers", 2, 4096);
-            break;
-        case OPT_HISTORY:
-            NUM(history, "--history", 0, 100000);
-            break;
-        case OPT_PRESENCE_MAX:
-            NUM(presence_max, "--presence-max", 1, 100000);
-            break;
-        case OPT_MAX_TEXT:
-            NUM(max_text, "--max-text", 1, 1 << 20);
-            break;
-        case OPT_MAX_MESSAGE:
-            NUM(max_message, "--max-message", 128, 16 << 20);
-            break;
-        case OPT_MAX_BACKLOG:
-            NUM(max_backlog, "--max-backlog", 1024, 1ull << 32);
-            break;
-        case OPT_QUEUE_SIZE:
-            NUM(queue_size, "--queue-size", 1, 1 << 20);
-            break;
-        case OPT_QUEUE_TIMEOUT:
-            NUM(queue_timeout_ms, "--queue-timeout", 0, 60000);
-            break;
-        case OPT_WRITERS:
-            NUM(writers, "--writers", 1, 256);
-            break;
-        case OPT_WRITERS_MAX:
-            NUM(writers_max, "--writers-max", 1, 1024);
-            break;
-        case OPT_IO_TIMEOUT:
-            NUM(io_timeout_ms, "--io-timeout", 100, 600000);
-            break;
-        case OPT_PING_INTERVAL:
-            NUM(ping_interval_ms, "--ping-interval", 100, 3600000);
-            break;
-        case OPT_DRAIN_TIMEOUT:
-            NUM(drain_timeout_ms, "--drain-timeout", 0, 600000);
-            break;
-        case OPT_LOG_LEVEL:
-            c->log_level = pv_log_parse_level(optarg);
-            if (c->log_level < 0) {
-                fprintf(stderr, "palaverd: invalid --log-level '%s' (expected err, warning, "
-                                "notice, info or debug)\n", optarg);
-                return -1;
-            }
-            break;
-        case 'h':
+    }
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        longopts[i] = (struct option){settings[i].name, required_argument, NULL,
+                                      settings[i].short_opt ? settings[i].short_opt
+                                                            : 256 + (int)i};
+        if (settings[i].short_opt) {
+            shortopts[ns++] = (char)settings[i].short_opt;
+            shortopts[ns++] = ':';
+        }
+    }
+    shortopts[ns] = '\0';
+    longopts[N_SETTINGS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[N_SETTINGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    longopts[N_SETTINGS + 2] = (struct option){NULL, 0, NULL, 0};
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, shortopts, longopts, &idx)) != -1) {
+        const struct setting *s = NULL;
+        if (opt == 'h') {
             fputs(usage, stdout);
             return 1;
-        case 'V':
+        }
+        if (opt == 'V') {
             printf("palaverd %s\n", PALAVER_VERSION);
             return 1;
-        default:
+        }
+        if (opt >= 256 && opt < 256 + (int)N_SETTINGS) {
+            s = &settings[opt - 256];
+        } else {
+            for (size_t i = 0; i < N_SETTINGS && !s; i++)
+                if (settings[i].short_opt == opt)
+                    s = &settings[i];
+        }
+        if (!s) {
             fprintf(stderr, "Try 'palaverd --help' for more information.\n");
+            return -1;
+        }
+        if (set_option(c, s, "--", optarg, msg, sizeof(msg)) != 0) {
+            fprintf(stderr, "palaverd: %s\n", msg);
             return -1;
         }
     }
@@ -238,11 +366,8 @@ int pv_config_parse(struct pv_config *c, int argc, char **argv)
         fprintf(stderr, "palaverd: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
-    if (c->writers_max < c->writers)
-        c->writers_max = c->writers;
-    if (c->max_text > c->max_message) {
-        fprintf(stderr, "palaverd: --max-text (%zu) must not exceed --max-message (%zu)\n",
-                c->max_text, c->max_message);
+    if (pv_config_check(c, msg, sizeof(msg)) != 0) {
+        fprintf(stderr, "palaverd: %s\n", msg);
         return -1;
     }
     return 0;

@@ -19,7 +19,9 @@
 #include <time.h>
 
 #include "palaver/broadcaster.h"
+#include "palaver/client.h"
 #include "palaver/config.h"
+#include "palaver/limits.h"
 #include "palaver/log.h"
 #include "palaver/queue.h"
 #include "palaver/stats.h"
@@ -35,10 +37,22 @@ static struct {
     unsigned started;
 } workers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 
+/* Eviction (client.h): an empty handler, installed without SA_RESTART,
+ * so that the signal makes a worker's poll(2) fail with EINTR. */
+static void on_evict_signal(int sig)
+{
+    (void)sig;
+}
+
 static void *on_init_thread(const struct mg_context *ctx, int thread_type)
 {
     (void)ctx;
     if (thread_type == 1) {
+        /* Workers alone take the eviction signal (blocked everywhere else). */
+        sigset_t evict;
+        sigemptyset(&evict);
+        sigaddset(&evict, PV_EVICT_SIGNAL);
+        pthread_sigmask(SIG_UNBLOCK, &evict, NULL);
         pthread_mutex_lock(&workers.mu);
         workers.started++;
         pthread_cond_broadcast(&workers.cv);
@@ -159,7 +173,7 @@ int main(int argc, char **argv)
     struct mg_context *ctx = NULL;
     sigset_t sigs;
     int sig, rc;
-    char num_threads[16], port[96], io_timeout[16], ping[16], err_text[256] = "";
+    char num_threads[16], port[96], io_timeout[16], err_text[256] = "";
 
     pv_config_defaults(&cfg);
     rc = pv_config_parse(&cfg, argc, argv);
@@ -173,7 +187,12 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGUSR1);
     sigaddset(&sigs, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    sigset_t blocked = sigs;
+    sigaddset(&blocked, PV_EVICT_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+    struct sigaction sa = {.sa_handler = on_evict_signal}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(PV_EVICT_SIGNAL, &sa, NULL);
 
     unsigned threads = pv_config_num_threads(&cfg);
     if (check_nofile(threads + 64) != 0)
@@ -188,6 +207,7 @@ int main(int argc, char **argv)
     ws.cfg = &cfg;
     ws.queue = queue;
     ws.stats = &stats;
+    ws.peers = pv_peers_new(cfg.max_clients);
     atomic_init(&ws.admitted, 0);
     atomic_init(&ws.stopping, false);
     bc = pv_broadcaster_start(&(struct pv_broadcaster_deps){
@@ -202,7 +222,6 @@ int main(int argc, char **argv)
     else
         snprintf(port, sizeof(port), "%u", cfg.port);
     snprintf(io_timeout, sizeof(io_timeout), "%u", cfg.io_timeout_ms);
-    snprintf(ping, sizeof(ping), "%u", cfg.ping_interval_ms);
     const char *options[] = {
         "listening_ports", port,
         "document_root", cfg.htdocs,
@@ -211,8 +230,13 @@ int main(int argc, char **argv)
         "listen_backlog", "1024",
         "tcp_nodelay", "1", /* the exact string "1": "yes" is ignored */
         "request_timeout_ms", io_timeout,
-        "websocket_timeout_ms", ping,
-        "enable_websocket_ping_pong", "yes",
+        /* palaver answers pings and keeps clients alive itself (ws.c,
+         * broadcaster.c): CivetWeb's own ping/pong would answer invalid
+         * pings (oversized, fragmented, RSV bits) before palaver could
+         * refuse them. With it off, this is only the read loop's poll
+         * interval, which bounds how soon mg_stop() is noticed. */
+        "websocket_timeout_ms", "1000",
+        "enable_websocket_ping_pong", "no",
         "enable_directory_listing", "no",
         "cgi_pattern", "",
         "ssi_pattern", "",
@@ -269,6 +293,7 @@ int main(int argc, char **argv)
     shutdown_broker(&ws, queue, bc, writers, ctx, cfg.drain_timeout_ms);
     mg_exit_library();
     pv_queue_free(queue); /* LEAVE events queued by mg_stop() release clients */
+    pv_peers_free(ws.peers);
     pv_info("stopped: %llu connections, %llu messages, %llu deliveries, %llu slow consumers",
             (unsigned long long)pv_stat_get(&stats.connections_total),
             (unsigned long long)pv_stat_get(&stats.messages_in),
@@ -285,5 +310,6 @@ fail:
     if (ctx)
         mg_stop(ctx);
     pv_queue_free(queue);
+    pv_peers_free(ws.peers);
     return 1;
 }

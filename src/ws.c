@@ -1,9 +1,10 @@
-/* ws.c -- CivetWeb WebSocket callbacks: framing checks, reassembly and the
- * producer side of the event queue.
+/* ws.c -- CivetWeb WebSocket callbacks: handshake checks, framing checks,
+ * the rate limit and the producer side of the event queue.
  *
  * Threads: CivetWeb worker threads. Each callback works on its own
  * connection's client; the fields it uses are the worker-owned ones of
- * struct pv_client, plus the shared atomics documented in ws.h. */
+ * struct pv_client, plus the shared atomics documented in ws.h and the
+ * per-address table (its own lock, limits.h). */
 #include "palaver/ws.h"
 
 #include <civetweb.h>
@@ -15,11 +16,12 @@
 #include "palaver/client.h"
 #include "palaver/config.h"
 #include "palaver/frame.h"
+#include "palaver/limits.h"
 #include "palaver/log.h"
 #include "palaver/proto.h"
 #include "palaver/queue.h"
 #include "palaver/stats.h"
-#include "palaver/utf8.h"
+#include "palaver/wsmsg.h"
 #include "palaver/xalloc.h"
 
 static const char *subprotocol_names[] = {"sample-protocol", "palaver"};
@@ -40,34 +42,74 @@ static int refuse(const struct mg_connection *cconn, int status, const char *rea
     struct mg_connection *conn = (struct mg_connection *)cconn;
     mg_printf(conn,
               "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-              "Content-Length: %zu\r\nRetry-After: 5\r\nConnection: close\r\n\r\n%s",
-              status, reason, strlen(body), body);
+              "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%s",
+              status, reason, strlen(body), status == 503 ? "Retry-After: 5\r\n" : "", body);
     return 1;
+}
+
+/* A header value for a log line: printable ASCII only, bounded. */
+static void sanitize(const char *in, char *out, size_t n)
+{
+    size_t j = 0;
+    for (; in && *in && j + 1 < n; in++)
+        out[j++] = (*in >= 0x20 && *in < 0x7f) ? *in : '?';
+    out[j] = '\0';
 }
 
 static int on_connect(const struct mg_connection *conn, void *ud)
 {
     struct pv_ws *ws = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *origin = mg_get_header(conn, "Origin");
+    const char *host = mg_get_header(conn, "Host");
     char peer[64];
 
     /* CivetWeb 1.15 never resets the negotiated subprotocol between
      * connections on a worker: a client that offered none would be
      * answered with the previous client's (civetweb.md section 4). */
     if (mg_get_header(conn, "Sec-WebSocket-Protocol") == NULL)
-        ((struct mg_request_info *)mg_get_request_info(conn))->acceptedWebSocketSubprotocol =
-            NULL;
+        ((struct mg_request_info *)ri)->acceptedWebSocketSubprotocol = NULL;
 
+    peer_of(conn, peer, sizeof(peer));
     if (atomic_load(&ws->stopping))
         return refuse(conn, 503, "Service Unavailable", "palaverd is shutting down\n");
+    if (!pv_origin_allowed(origin, host, ws->cfg->allowed_origins)) {
+        char o[128], h[128];
+        sanitize(origin, o, sizeof(o));
+        sanitize(host, h, sizeof(h));
+        pv_stat_add(&ws->stats->refused_origin, 1);
+        pv_warn("refused WebSocket from %s: Origin '%s' is not allowed (Host '%s'; see "
+                "--allowed-origins); answered 403",
+                peer, o, h);
+        return refuse(conn, 403, "Forbidden",
+                      "cross-site WebSocket refused: this page's origin is not allowed\n");
+    }
     if (atomic_load(&ws->admitted) >= ws->cfg->max_clients) {
-        peer_of(conn, peer, sizeof(peer));
         pv_stat_add(&ws->stats->refused_full, 1);
-        pv_warn("refused WebSocket from %s: server full (%u clients, --max-clients)", peer,
-                ws->cfg->max_clients);
+        pv_warn("refused WebSocket from %s: server full (%u clients, --max-clients); answered 503",
+                peer, ws->cfg->max_clients);
         return refuse(conn, 503, "Service Unavailable",
                       "palaverd is full: too many chat clients, try again later\n");
     }
+    if (ws->cfg->max_per_ip &&
+        pv_peers_count(ws->peers, ri->remote_addr) >= ws->cfg->max_per_ip) {
+        pv_stat_add(&ws->stats->refused_per_ip, 1);
+        pv_warn("refused WebSocket from %s: %u connections from that address already "
+                "(--max-per-ip); answered 503",
+                peer, ws->cfg->max_per_ip);
+        return refuse(conn, 503, "Service Unavailable",
+                      "too many chat connections from your address, try again later\n");
+    }
     return 0;
+}
+
+/* The ready handler lost a race for a limit: close 1013 and count nothing. */
+static void refuse_ready(struct mg_connection *conn, const char *reason)
+{
+    struct pv_frame *f = pv_frame_close(1013, reason);
+    mg_write(conn, f->data, f->len);
+    pv_frame_unref(f);
+    mg_set_user_connection_data(conn, NULL);
 }
 
 static void on_ready(struct mg_connection *conn, void *ud)
@@ -84,14 +126,24 @@ static void on_ready(struct mg_connection *conn, void *ud)
     if (atomic_fetch_add(&ws->admitted, 1) >= ws->cfg->max_clients) {
         atomic_fetch_sub(&ws->admitted, 1);
         pv_stat_add(&ws->stats->refused_full, 1);
-        pv_warn("refused WebSocket from %s: server full (1013)", peer);
-        struct pv_frame *f = pv_frame_close(1013, "server full, try again later");
-        mg_write(conn, f->data, f->len);
-        pv_frame_unref(f);
-        mg_set_user_connection_data(conn, NULL);
+        pv_warn("refused WebSocket from %s: server full; closed 1013", peer);
+        refuse_ready(conn, "server full, try again later");
         return;
     }
-    c = pv_client_new(conn, peer);
+    if (!pv_peers_acquire(ws->peers, ri->remote_addr, ws->cfg->max_per_ip)) {
+        atomic_fetch_sub(&ws->admitted, 1);
+        pv_stat_add(&ws->stats->refused_per_ip, 1);
+        pv_warn("refused WebSocket from %s: too many from that address (--max-per-ip); "
+                "closed 1013",
+                peer);
+        refuse_ready(conn, "too many connections from your address");
+        return;
+    }
+    c = pv_client_new(conn, ri->remote_addr, ri->remote_port, ws->cfg->max_message);
+    c->counted = true;
+    uint64_t now = pv_mono_ns();
+    atomic_store_explicit(&c->last_rx, now, memory_order_relaxed);
+    pv_rate_init(&c->rate, ws->cfg->rate_burst, now);
     mg_set_user_connection_data(conn, c);
     pv_stat_add(&ws->stats->connections_total, 1);
 
@@ -120,30 +172,20 @@ static int fail(struct pv_ws *ws, struct pv_client *c, uint16_t code, const char
     return 0;
 }
 
-static bool close_code_valid(unsigned code)
+/* Answers a message the broker will not take with {"type":"error"},
+ * naming the message by its msgId when it carried one. */
+static void reply_error(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len,
+                        const char *code, const char *text)
 {
-    if (code >= 3000 && code <= 4999)
-        return true;
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014);
-}
-
-static int on_close_frame(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len)
-{
-    unsigned code = 1000;
-
-    if (len == 1)
-        return fail(ws, c, 1002, "close frame with a 1-byte payload");
-    if (len >= 2) {
-        code = ((unsigned)(unsigned char)data[0] << 8) | (unsigned char)data[1];
-        if (!close_code_valid(code))
-            return fail(ws, c, 1002, "invalid close code");
-        if (!pv_utf8_valid(data + 2, len - 2))
-            return fail(ws, c, 1007, "close reason is not valid UTF-8");
-    }
-    snprintf(c->leave_reason, sizeof(c->leave_reason), "client closed %u", code);
-    /* Answer the close handshake (a no-op if we sent our close first). */
-    pv_client_close(c, len >= 2 ? (uint16_t)code : 1000, NULL);
-    return 0;
+    json_t *root = json_loadb(data, len, 0, NULL);
+    json_t *msg_id = json_is_object(root) ? json_object_get(root, "msgId") : NULL;
+    if (msg_id && !json_is_integer(msg_id) && !json_is_string(msg_id))
+        msg_id = NULL;
+    struct pv_frame *f = pv_proto_error(code, text, msg_id);
+    pv_client_write(c, f->data, f->len, false);
+    pv_frame_unref(f);
+    json_decref(root);
+    pv_stat_add(&ws->stats->error_replies, 1);
 }
 
 /* A complete text message: hand it to the broadcaster. */
@@ -158,123 +200,87 @@ static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data,
     if (rc == -ESHUTDOWN)
         return 1; /* shutting down: the client already has (or gets) 1001 */
 
-    /* The broadcaster could not take it in time. Tell the sender, naming
-     * the message if it carried a msgId; nothing is dropped silently. */
-    json_t *root = json_loadb(data, len, 0, NULL);
-    json_t *msg_id = json_is_object(root) ? json_object_get(root, "msgId") : NULL;
-    if (msg_id && !json_is_integer(msg_id) && !json_is_string(msg_id))
-        msg_id = NULL;
-    struct pv_frame *f = pv_proto_error("busy", "server busy: message not accepted, send it again",
-                                        msg_id);
-    pv_client_write(c, f->data, f->len, false);
-    pv_frame_unref(f);
-    json_decref(root);
+    /* The broadcaster could not take it in time: nothing is dropped
+     * silently. */
+    reply_error(ws, c, data, len, "busy", "server busy: message not accepted, send it again");
     pv_stat_add(&ws->stats->busy_rejects, 1);
-    pv_stat_add(&ws->stats->error_replies, 1);
     pv_warn("event queue full for %u ms: message from %s refused with \"busy\"",
             ws->cfg->queue_timeout_ms, c->peer);
     return 1;
 }
 
-static void frag_append(struct pv_client *c, const char *data, size_t len)
+/* The rate limit, for a text message or a ping. Returns 1 to take it, 0
+ * to drop it (the caller answers), -1 when the client was closed. */
+static int rate_check(struct pv_ws *ws, struct pv_client *c)
 {
-    if (c->frag.len + len > c->frag.cap) {
-        size_t cap = c->frag.cap ? c->frag.cap : 1024;
-        while (cap < c->frag.len + len)
-            cap *= 2;
-        c->frag.buf = pv_xrealloc(c->frag.buf, cap);
-        c->frag.cap = cap;
+    switch (pv_rate_take(&c->rate, ws->cfg->rate_limit, ws->cfg->rate_burst, pv_mono_ns())) {
+    case PV_RATE_OK:
+        return 1;
+    case PV_RATE_REFUSE:
+        pv_stat_add(&ws->stats->rate_limited, 1);
+        return 0;
+    case PV_RATE_CLOSE:
+        break;
     }
-    memcpy(c->frag.buf + c->frag.len, data, len);
-    c->frag.len += len;
-}
-
-static void frag_reset(struct pv_client *c)
-{
-    c->frag.active = false;
-    c->frag.len = 0;
-    pv_utf8_init(&c->frag.utf8);
-    if (c->frag.cap > 64 * 1024) { /* do not keep a big buffer per idle client */
-        free(c->frag.buf);
-        c->frag.buf = NULL;
-        c->frag.cap = 0;
-    }
+    pv_stat_add(&ws->stats->rate_closes, 1);
+    pv_warn("flood from %s: more than %u messages refused over --rate-limit %u/s; closing "
+            "with 1008",
+            c->peer, ws->cfg->rate_burst, ws->cfg->rate_limit);
+    snprintf(c->leave_reason, sizeof(c->leave_reason), "closed 1008: message flood");
+    pv_client_close(c, 1008, "message rate limit exceeded");
+    return -1;
 }
 
 static int on_data(struct mg_connection *conn, int bits, char *data, size_t len, void *ud)
 {
     struct pv_ws *ws = ud;
     struct pv_client *c = mg_get_user_connection_data(conn);
-    unsigned op = (unsigned)bits & 0x0F;
-    bool fin = (bits & 0x80) != 0;
 
     if (!c)
         return 0; /* refused in on_ready */
+    atomic_store_explicit(&c->last_rx, pv_mono_ns(), memory_order_relaxed);
     if (atomic_load(&c->kick)) {
         snprintf(c->leave_reason, sizeof(c->leave_reason), "closed %d by the server",
                  atomic_load(&c->kick));
         return 0;
     }
-    if (bits & 0x70)
-        return fail(ws, c, 1002, "reserved bits set");
 
-    if (op & 0x8) { /* control frames */
-        if (!fin)
-            return fail(ws, c, 1002, "fragmented control frame");
-        if (len > 125)
-            return fail(ws, c, 1002, "control frame payload over 125 bytes");
-        switch (op) {
-        case PV_WS_OP_CLOSE:
-            return on_close_frame(ws, c, data, len);
-        case PV_WS_OP_PING: {
-            /* CivetWeb answers pings itself when ping/pong is enabled;
-             * this covers the case where it hands one to us. */
-            struct pv_frame *f = pv_frame_new(PV_WS_OP_PONG, data, len);
+    struct pv_wsmsg_out out = pv_wsmsg_feed(&c->msg, (unsigned)bits, data, len);
+    switch (out.kind) {
+    case PV_WSMSG_MORE:
+    case PV_WSMSG_PONG: /* last_rx is all a pong is for */
+        return 1;
+    case PV_WSMSG_FAIL:
+        return fail(ws, c, out.code, out.reason);
+    case PV_WSMSG_CLOSE:
+        snprintf(c->leave_reason, sizeof(c->leave_reason), "client closed %u", out.code);
+        /* Answer the close handshake (a no-op if we sent our close first). */
+        pv_client_close(c, out.code, NULL);
+        return 0;
+    case PV_WSMSG_PING: {
+        int r = rate_check(ws, c);
+        if (r < 0)
+            return 0;
+        if (r > 0) { /* a ping over the rate goes unanswered */
+            struct pv_frame *f = pv_frame_new(PV_WS_OP_PONG, out.data, out.len);
             pv_client_write(c, f->data, f->len, false);
             pv_frame_unref(f);
-            return 1;
         }
-        case PV_WS_OP_PONG:
-            return 1;
-        default:
-            return fail(ws, c, 1002, "reserved control opcode");
-        }
-    }
-
-    switch (op) {
-    case PV_WS_OP_TEXT:
-        if (c->frag.active)
-            return fail(ws, c, 1002, "new message before the fragmented one finished");
-        break;
-    case PV_WS_OP_BINARY:
-        if (c->frag.active)
-            return fail(ws, c, 1002, "new message before the fragmented one finished");
-        return fail(ws, c, 1003, "binary messages are not accepted");
-    case 0x0: /* continuation */
-        if (!c->frag.active)
-            return fail(ws, c, 1002, "continuation frame without a message");
-        break;
-    default:
-        return fail(ws, c, 1002, "reserved data opcode");
-    }
-
-    if (c->frag.len + len > ws->cfg->max_message)
-        return fail(ws, c, 1009, "message too big");
-    enum pv_utf8_result u = pv_utf8_feed(&c->frag.utf8, data, len);
-    if (u == PV_UTF8_INVALID || (fin && u != PV_UTF8_OK))
-        return fail(ws, c, 1007, "text is not valid UTF-8");
-
-    if (fin && !c->frag.active) { /* the common case: one frame, no copy */
-        pv_utf8_init(&c->frag.utf8);
-        return push_message(ws, c, data, len);
-    }
-    frag_append(c, data, len);
-    c->frag.active = true;
-    if (!fin)
         return 1;
-    int rc = push_message(ws, c, c->frag.buf, c->frag.len);
-    frag_reset(c);
-    return rc;
+    }
+    case PV_WSMSG_TEXT: {
+        int r = rate_check(ws, c);
+        if (r < 0)
+            return 0;
+        if (r == 0) {
+            reply_error(ws, c, out.data, out.len, "rate-limited",
+                        "too many messages: slow down, this one was not sent");
+            return 1;
+        }
+        return push_message(ws, c, out.data, out.len);
+    }
+    }
+    return 0;
 }
 
 static void on_close(const struct mg_connection *conn, void *ud)
@@ -286,7 +292,12 @@ static void on_close(const struct mg_connection *conn, void *ud)
         return;
     /* Waits for any write in progress; afterwards nobody writes to conn. */
     pv_client_mark_dead(c);
-    if (c->leave_reason[0] == '\0')
+    if (c->counted)
+        pv_peers_release(ws->peers, c->addr);
+    if (c->leave_reason[0] == '\0' && atomic_load(&c->kick))
+        snprintf(c->leave_reason, sizeof(c->leave_reason), "closed %d by the server",
+                 atomic_load(&c->kick));
+    else if (c->leave_reason[0] == '\0')
         snprintf(c->leave_reason, sizeof(c->leave_reason), "connection lost");
     /* LEAVE takes over this worker's reference. */
     pv_queue_push_ctl(ws->queue,

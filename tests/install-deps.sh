@@ -10,6 +10,8 @@ packages=(
   libcivetweb-dev civetweb liburcu-dev libck-dev libjansson-dev libsystemd-dev
   # tests: unit-test framework, SHA-1 for the handshake check, sanitizer runtimes
   libcmocka-dev libssl-dev
+  # fuzzing (clang + libFuzzer runtime) and static analysis
+  clang libclang-rt-14-dev clang-tidy cppcheck
 )
 
 as_root() {

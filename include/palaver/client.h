@@ -18,12 +18,15 @@
 #ifndef PALAVER_CLIENT_H
 #define PALAVER_CLIENT_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "palaver/utf8.h"
+#include "palaver/limits.h"
+#include "palaver/wsmsg.h"
 
 struct mg_connection;
 struct pv_frame;
@@ -53,7 +56,10 @@ struct pv_client {
     /* Set by the worker in the ready handler before JOIN is queued;
      * read-only afterwards. */
     struct mg_connection *conn;
-    char peer[64]; /* "address:port", for log lines */
+    pthread_t worker;  /* the CivetWeb worker serving conn (eviction) */
+    char peer[64];     /* "address:port", for log lines */
+    char addr[48];     /* remote address alone, for the per-IP count */
+    bool counted;      /* addr holds one pv_peers count (released on close) */
 
     /* Guarded by mg_lock_connection(conn). */
     bool dead;       /* the close handler ran: conn is not ours any more */
@@ -61,13 +67,13 @@ struct pv_client {
     bool broken;     /* a write failed or was partial: the stream is corrupt */
 
     /* Owned by this client's CivetWeb worker thread. */
-    struct {
-        char *buf;
-        size_t len, cap;
-        bool active;         /* inside a fragmented text message */
-        struct pv_utf8 utf8; /* validation state across fragments */
-    } frag;
+    struct pv_wsmsg msg;  /* frame checks and reassembly */
+    struct pv_rate rate;  /* message-rate bucket */
     char leave_reason[64];
+
+    /* Worker -> broadcaster: monotonic ns of the last frame received
+     * (any frame, pongs included); relaxed, it is only a clock reading. */
+    atomic_uint_fast64_t last_rx;
 
     /* Owned by the broadcaster thread. */
     size_t index; /* slot in the registry; SIZE_MAX when not registered */
@@ -80,6 +86,8 @@ struct pv_client {
     bool joining;              /* in the join burst being handled now */
     struct pv_batch *pending;  /* gathered this cycle, not yet posted */
     uint64_t queued_bytes;     /* bytes ever handed to the outbox */
+    uint64_t ping_sent;        /* monotonic ns of our last keepalive ping */
+    uint64_t kick_seen;        /* monotonic ns the sweep first saw kick set */
 
     /* Lock-free handoff broadcaster -> writers: protocol in writer.h. */
     _Atomic(struct pv_batch *) outbox;
@@ -98,8 +106,10 @@ struct pv_client {
     atomic_int kick;
 };
 
-/* Worker thread, ready handler: a new client with one reference. */
-struct pv_client *pv_client_new(struct mg_connection *conn, const char *peer);
+/* Worker thread, ready handler: a new client with one reference, served
+ * by the calling worker. */
+struct pv_client *pv_client_new(struct mg_connection *conn, const char *addr, int port,
+                                size_t max_message);
 
 static inline struct pv_client *pv_client_ref(struct pv_client *c)
 {
@@ -123,5 +133,19 @@ int pv_client_close(struct pv_client *c, uint16_t code, const char *reason);
 /* Close handler only: marks the connection gone, waiting for any write in
  * progress to finish. */
 void pv_client_mark_dead(struct pv_client *c);
+
+/* Eviction. CivetWeb 1.15 gives no way to end a connection from another
+ * thread, and its worker sits in poll(2) until the peer sends something
+ * (civetweb.md section 3). But it treats EINTR there as an error and ends
+ * the connection (section 7). So the worker threads, alone in the process,
+ * take PV_EVICT_SIGNAL with an empty handler installed without SA_RESTART:
+ * pv_client_evict() sends it to c's worker, under the connection lock and
+ * only while `dead` is false, so the signal can reach only the worker that
+ * still serves c (the close handler sets `dead` under that lock before the
+ * worker moves on). A signal that lands while the worker is not blocked is
+ * lost; the broadcaster's sweep repeats it every second until the close
+ * handler has run. Any thread. Returns true if the signal was sent. */
+#define PV_EVICT_SIGNAL (SIGRTMIN + 3)
+bool pv_client_evict(struct pv_client *c);
 
 #endif

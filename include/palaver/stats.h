@@ -22,6 +22,12 @@ struct pv_stats {
     atomic_uint_fast64_t error_replies;     /* {"type":"error"} replies sent */
     atomic_uint_fast64_t busy_rejects;      /* messages refused: queue stayed full */
     atomic_uint_fast64_t write_failures;    /* writes that failed or were partial */
+    atomic_uint_fast64_t refused_per_ip;    /* handshakes refused: too many from one address */
+    atomic_uint_fast64_t refused_origin;    /* handshakes refused: Origin not allowed (403) */
+    atomic_uint_fast64_t rate_limited;      /* messages refused: over the client's rate */
+    atomic_uint_fast64_t rate_closes;       /* clients closed with 1008 for flooding */
+    atomic_uint_fast64_t idle_closes;       /* clients closed: silent past the idle timeout */
+    atomic_uint_fast64_t evictions;         /* workers interrupted to end a closed client */
 };
 
 static inline void pv_stat_add(atomic_uint_fast64_t *c, uint64_t n)

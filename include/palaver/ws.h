@@ -2,10 +2,11 @@
  *
  * They run on CivetWeb worker threads, one worker per open WebSocket for
  * the connection's whole life (civetweb.md section 1). They never touch
- * the registry: they check the RFC 6455 framing CivetWeb leaves unchecked
- * (RSV bits, opcodes, fragmentation, UTF-8, size), reassemble fragmented
- * messages, answer close and ping frames, and turn each event (joined,
- * message, left) into a pv_event on the lock-free queue.
+ * the registry. At the handshake they check Origin, capacity and the
+ * per-address limit; afterwards they check the RFC 6455 framing CivetWeb
+ * leaves unchecked (wsmsg.h), answer close and ping frames, apply the
+ * message-rate limit, and turn each event (joined, message, left) into a
+ * pv_event on the lock-free queue.
  *
  * Threads: pv_ws_register() runs on main. The callbacks run on workers;
  * each touches only its own client's worker-owned fields, the queue, the
@@ -18,6 +19,7 @@
 
 struct mg_context;
 struct pv_config;
+struct pv_peers;
 struct pv_queue;
 struct pv_stats;
 
@@ -25,6 +27,7 @@ struct pv_ws {
     const struct pv_config *cfg;
     struct pv_queue *queue;
     struct pv_stats *stats;
+    struct pv_peers *peers; /* WebSockets per remote address */
     /* Clients admitted and not yet released by the broadcaster's LEAVE
      * handling: at most cfg->max_clients. */
     atomic_uint admitted;

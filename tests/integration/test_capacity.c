@@ -110,13 +110,15 @@ static void test_htdocs_is_served_as_plain_files_only(void **state)
     assert_int_equal(srv_stop(&s), 0);
 }
 
-/* Dead peers are found by CivetWeb's ping/pong: a client that answers
- * nothing is dropped after 6 unanswered pings, one that answers stays. */
+/* Dead peers are found by palaver's keepalive: a client silent for
+ * --ping-interval is pinged; one that answers nothing for --idle-timeout
+ * is closed with 1001 "idle timeout" and its connection ended (evicted),
+ * while one that answers the pings stays. */
 static void test_dead_peer_is_dropped_live_one_stays(void **state)
 {
     (void)state;
     struct srv s;
-    const char *args[] = {"--ping-interval", "200", NULL};
+    const char *args[] = {"--ping-interval", "200", "--idle-timeout", "1500", NULL};
     char dead_id[32], needle[128];
     assert_int_equal(srv_start(&s, args), 0);
     struct wsc *dead = wsc_open(s.port, NULL), *live = wsc_open(s.port, NULL);
@@ -137,7 +139,21 @@ static void test_dead_peer_is_dropped_live_one_stays(void **state)
         }
     }
     assert_true(srv_log_has(&s, needle));
-    assert_true(pings >= 6); /* the live client saw the same pings and stayed */
+    assert_true(pings >= 4); /* the live client was pinged all along and stayed */
+    assert_true(srv_log_has(&s, "idle timeout: closing"));
+    /* What the silent client's kernel buffered: pings, then close 1001. */
+    int dead_pings = 0;
+    for (;;) {
+        struct wsc_frame f;
+        int r = wsc_recv(dead, &f, T);
+        if (r != 1)
+            break;
+        dead_pings += f.opcode == 9;
+        wsc_frame_free(&f);
+    }
+    assert_true(dead_pings >= 1);
+    assert_int_equal(dead->close_code, 1001);
+    assert_string_equal(dead->close_reason, "idle timeout");
     /* Still connected and served. */
     struct wsc *other = wsc_open(s.port, NULL);
     assert_int_equal(wsc_join(other, NULL, NULL), 0);

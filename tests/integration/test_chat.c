@@ -329,7 +329,8 @@ static void test_join_burst_announces_everyone_once(void **state)
     bool announced[N] = {false};
     int notices = 0, seen = 0;
 
-    start(&s, NULL);
+    const char *args[] = {"--max-per-ip", "0", NULL}; /* N clients from 127.0.0.1 */
+    start(&s, args);
     struct wsc *observer = join(&s, "/ws", NULL, oid);
     for (int i = 0; i < N; i++) {
         c[i] = wsc_open(s.port, NULL);
@@ -549,7 +550,8 @@ static void test_full_queue_answers_every_message(void **state)
 {
     (void)state;
     struct srv s;
-    const char *args[] = {"--queue-size", "1", "--queue-timeout", "0", NULL};
+    /* The rate limit is off: this burst is about the queue. */
+    const char *args[] = {"--queue-size", "1", "--queue-timeout", "0", "--rate-limit", "0", NULL};
     enum { BURST = 400 };
     static char burst[BURST * 128];
     size_t len = 0;

@@ -16,7 +16,7 @@ static void test_add_remove_keeps_dense_indexes(void **state)
 
     pv_registry_init(&r);
     for (int i = 0; i < 100; i++) {
-        c[i] = pv_client_new(NULL, "test");
+        c[i] = pv_client_new(NULL, "127.0.0.1", 1, 1024);
         pv_client_ref(c[i]); /* the test keeps one, the registry takes one */
         pv_registry_add(&r, c[i]);
         assert_int_equal(c[i]->index, (size_t)i);

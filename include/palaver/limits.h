@@ -1,0 +1,71 @@
+/* limits.h -- per-client and per-address limits checked on CivetWeb
+ * workers: the message-rate token bucket, the per-IP connection count and
+ * the Origin check.
+ *
+ * Threads:
+ *  - struct pv_rate belongs to one client's CivetWeb worker (the data
+ *    handler); nothing in it is shared.
+ *  - struct pv_peers is shared by all CivetWeb workers (ready and close
+ *    handlers). Its one lock, `mu`, guards the whole table and is held for
+ *    a hash lookup only; no other lock is taken while it is held.
+ *  - pv_origin_allowed() is a pure function.
+ */
+#ifndef PALAVER_LIMITS_H
+#define PALAVER_LIMITS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- message rate: token bucket plus a strike count ---- */
+
+struct pv_rate {
+    double tokens;   /* messages the client may send right now */
+    double strikes;  /* refused messages, draining at one per second */
+    uint64_t last_ns;
+};
+
+enum pv_rate_verdict {
+    PV_RATE_OK,     /* take the message */
+    PV_RATE_REFUSE, /* over the rate: refuse it with an error */
+    PV_RATE_CLOSE,  /* a sustained flood: close the client (1008) */
+};
+
+/* A full bucket: `burst` messages at once. */
+void pv_rate_init(struct pv_rate *r, unsigned burst, uint64_t now_ns);
+
+/* One message at now_ns. The bucket refills at `rate` per second up to
+ * `burst`. A refused message adds a strike; strikes drain at one per
+ * second, and more than `burst` of them means a flood. rate 0 = no limit. */
+enum pv_rate_verdict pv_rate_take(struct pv_rate *r, unsigned rate, unsigned burst,
+                                  uint64_t now_ns);
+
+/* ---- WebSocket connections per IP address ---- */
+
+struct pv_peers;
+
+/* A table for up to `expected` addresses at once (it grows if needed). */
+struct pv_peers *pv_peers_new(unsigned expected);
+void pv_peers_free(struct pv_peers *p);
+
+/* Counts one more connection from addr unless it already has `limit`
+ * (0 = no limit). Returns true if counted; false leaves nothing counted. */
+bool pv_peers_acquire(struct pv_peers *p, const char *addr, unsigned limit);
+/* Gives back one connection from addr (counted by pv_peers_acquire). */
+void pv_peers_release(struct pv_peers *p, const char *addr);
+/* Connections counted for addr now. */
+unsigned pv_peers_count(struct pv_peers *p, const char *addr);
+
+/* ---- Origin ---- */
+
+/* May a handshake with this Origin header (NULL: none sent) and Host
+ * header (NULL: none) open a WebSocket? The page's own host (Origin's
+ * host[:port] equal to Host) always may. `allowed` is the configured list
+ * of further origins, space/comma separated and compared case-insensitively
+ * ("http://chat.lan:8080"); "*" allows any origin. A request without Origin
+ * is not from a browser page and is allowed: the check exists to stop
+ * other sites' pages from using a visitor's browser (cross-site WebSocket
+ * hijacking), which always send Origin. */
+bool pv_origin_allowed(const char *origin, const char *host, const char *allowed);
+
+#endif

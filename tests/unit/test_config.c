@@ -1,0 +1,100 @@
+/* Unit tests: settings from argv and from "key = value" text (config.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "palaver/config.h"
+#include "palaver/log.h"
+
+static int text(struct pv_config *c, const char *s, char *err, size_t n)
+{
+    return pv_config_parse_text(c, s, strlen(s), "test.conf", err, n);
+}
+
+static void test_text_form(void **state)
+{
+    (void)state;
+    struct pv_config c;
+    char err[256] = "";
+    pv_config_defaults(&c);
+    const char *conf = "# palaverd settings\n"
+                       "\n"
+                       "  max-clients = 250  \n"
+                       "max-per-ip=4\r\n"
+                       "allowed-origins = \"http://a.lan http://b.lan\"\n"
+                       "log-level = debug\n"
+                       "listen = 10.1.2.3\n"
+                       "max-message = 8192";
+    assert_int_equal(text(&c, conf, err, sizeof(err)), 0);
+    assert_int_equal(c.max_clients, 250);
+    assert_int_equal(c.max_per_ip, 4);
+    assert_string_equal(c.allowed_origins, "http://a.lan http://b.lan");
+    assert_int_equal(c.log_level, PV_LOG_DEBUG);
+    assert_string_equal(c.listen_addr, "10.1.2.3");
+    assert_int_equal(c.max_message, 8192);
+    assert_int_equal(pv_config_check(&c, err, sizeof(err)), 0);
+}
+
+static void test_text_errors_name_file_and_line(void **state)
+{
+    (void)state;
+    struct pv_config c;
+    char err[256];
+    pv_config_defaults(&c);
+    assert_int_equal(text(&c, "history = 5\nfrobnicate = 1\n", err, sizeof(err)), -1);
+    assert_string_equal(err, "test.conf:2: unknown key 'frobnicate'");
+    assert_int_equal(text(&c, "\n\nmax-clients = lots\n", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "test.conf:3: invalid max-clients 'lots'"));
+    assert_int_equal(text(&c, "max-clients = -1\n", err, sizeof(err)), -1);
+    assert_int_equal(text(&c, "max-clients = 99999999999999999999\n", err, sizeof(err)), -1);
+    assert_int_equal(text(&c, "just words\n", err, sizeof(err)), -1);
+    assert_string_equal(err, "test.conf:1: expected 'key = value'");
+    assert_int_equal(text(&c, "listen = 300.1.1.1\n", err, sizeof(err)), -1);
+    assert_int_equal(text(&c, "log-level = chatty\n", err, sizeof(err)), -1);
+    assert_int_equal(pv_config_parse_text(&c, "port = 1\0x", 10, "t", err, sizeof(err)), -1);
+    assert_int_equal(c.history, 5); /* lines before the bad one were applied */
+}
+
+static void test_cross_checks(void **state)
+{
+    (void)state;
+    struct pv_config c;
+    char err[256];
+    pv_config_defaults(&c);
+    c.idle_timeout_ms = c.ping_interval_ms;
+    assert_int_equal(pv_config_check(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "idle-timeout"));
+    pv_config_defaults(&c);
+    c.max_text = c.max_message + 1;
+    assert_int_equal(pv_config_check(&c, err, sizeof(err)), -1);
+}
+
+static void test_argv(void **state)
+{
+    (void)state;
+    struct pv_config c;
+    pv_config_defaults(&c);
+    char *argv[] = {"palaverd", "-p", "9000", "--rate-limit", "5", "--handshake-timeout",
+                    "1500", "--max-per-ip=0", NULL};
+    assert_int_equal(pv_config_parse(&c, 8, argv), 0);
+    assert_int_equal(c.port, 9000);
+    assert_int_equal(c.rate_limit, 5);
+    assert_int_equal(c.io_timeout_ms, 1500);
+    assert_int_equal(c.max_per_ip, 0);
+    char *bad[] = {"palaverd", "--max-per-ip", "x", NULL};
+    assert_int_equal(pv_config_parse(&c, 3, bad), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_form),
+        cmocka_unit_test(test_text_errors_name_file_and_line),
+        cmocka_unit_test(test_cross_checks),
+        cmocka_unit_test(test_argv),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
