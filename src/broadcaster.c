@@ -399,8 +399,9 @@ static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
  *    then another each interval; its pong counts as a frame;
  *  - one silent for --idle-timeout is closed with 1001 "idle timeout";
  *  - a client the server has decided to close (kick set: idle, slow
- *    consumer, broken write) whose worker is still reading a second later
- *    is evicted (client.h), again each sweep until its close handler runs.
+ *    consumer, protocol violation, flood, broken write) that has not
+ *    answered with its close frame a second later is evicted (client.h),
+ *    again each sweep until its close handler runs.
  *    That is what ends a peer that stopped reading and sending: CivetWeb
  *    alone would keep its worker in poll(2) for good. */
 #define EVICT_GRACE_NS (1000u * 1000000u)
@@ -416,6 +417,7 @@ static void sweep(struct pv_broadcaster *b, uint64_t now)
         struct pv_client *c = b->reg.v[i];
         int kick = atomic_load(&c->kick);
         if (kick) {
+            c->closing = true; /* no more fanout: writers would drop it anyway */
             if (!c->kick_seen)
                 c->kick_seen = now;
             else if (now - c->kick_seen >= EVICT_GRACE_NS && pv_client_evict(c)) {

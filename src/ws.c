@@ -161,15 +161,28 @@ static void on_ready(struct mg_connection *conn, void *ud)
     pv_queue_push_ctl(ws->queue, pv_event_new(PV_EV_JOIN, pv_client_ref(c), name, name_len));
 }
 
-/* A protocol violation: answer with a close frame carrying the code, and
- * end the connection (returning 0 makes CivetWeb leave its read loop). */
+/* Closes the client from its worker: a close frame with code and reason,
+ * then the closing handshake (RFC 6455 section 7.1.1). The connection is
+ * not dropped at once: a client still sending would make close(2) find
+ * unread data and answer with a TCP reset, which can destroy our close
+ * frame before the client reads it. So the worker keeps reading and
+ * discards everything until the client's close frame arrives; a client
+ * that never sends one is evicted by the broadcaster's sweep a second
+ * later (client.h). */
+static int close_with(struct pv_client *c, uint16_t code, const char *reason)
+{
+    atomic_store(&c->kick, code);
+    pv_client_close(c, code, reason);
+    return 1;
+}
+
+/* A protocol violation: logged, counted, closed with its code. */
 static int fail(struct pv_ws *ws, struct pv_client *c, uint16_t code, const char *reason)
 {
     pv_stat_add(&ws->stats->protocol_closes, 1);
     pv_notice("protocol error from %s: %s; closing with %u", c->peer, reason, code);
     snprintf(c->leave_reason, sizeof(c->leave_reason), "closed %u: %s", code, reason);
-    pv_client_close(c, code, reason);
-    return 0;
+    return close_with(c, code, reason);
 }
 
 /* Answers a message the broker will not take with {"type":"error"},
@@ -227,7 +240,7 @@ static int rate_check(struct pv_ws *ws, struct pv_client *c)
             "with 1008",
             c->peer, ws->cfg->rate_burst, ws->cfg->rate_limit);
     snprintf(c->leave_reason, sizeof(c->leave_reason), "closed 1008: message flood");
-    pv_client_close(c, 1008, "message rate limit exceeded");
+    close_with(c, 1008, "message rate limit exceeded");
     return -1;
 }
 
@@ -239,9 +252,13 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
     if (!c)
         return 0; /* refused in on_ready */
     atomic_store_explicit(&c->last_rx, pv_mono_ns(), memory_order_relaxed);
-    if (atomic_load(&c->kick)) {
-        snprintf(c->leave_reason, sizeof(c->leave_reason), "closed %d by the server",
-                 atomic_load(&c->kick));
+    int kick = atomic_load(&c->kick);
+    if (kick) {
+        /* Closing: only the client's close frame matters now. */
+        if (((unsigned)bits & 0x0F) != PV_WS_OP_CLOSE)
+            return 1;
+        if (c->leave_reason[0] == '\0')
+            snprintf(c->leave_reason, sizeof(c->leave_reason), "closed %d by the server", kick);
         return 0;
     }
 
@@ -260,7 +277,7 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
     case PV_WSMSG_PING: {
         int r = rate_check(ws, c);
         if (r < 0)
-            return 0;
+            return 1; /* closing */
         if (r > 0) { /* a ping over the rate goes unanswered */
             struct pv_frame *f = pv_frame_new(PV_WS_OP_PONG, out.data, out.len);
             pv_client_write(c, f->data, f->len, false);
@@ -271,7 +288,7 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
     case PV_WSMSG_TEXT: {
         int r = rate_check(ws, c);
         if (r < 0)
-            return 0;
+            return 1; /* closing */
         if (r == 0) {
             reply_error(ws, c, out.data, out.len, "rate-limited",
                         "too many messages: slow down, this one was not sent");

@@ -408,11 +408,10 @@ int wsc_send_raw(struct wsc *c, const void *data, size_t len)
     return send_all(c->fd, data, len);
 }
 
-int wsc_send_bits(struct wsc *c, uint8_t first, const void *data, size_t len)
+size_t wsc_encode(uint8_t first, const void *data, size_t len, unsigned char **out)
 {
     unsigned char *frame = malloc(len + 14), mask[4];
     size_t h = 0;
-    int rc;
 
     frame[h++] = first;
     if (len < 126) {
@@ -431,7 +430,31 @@ int wsc_send_bits(struct wsc *c, uint8_t first, const void *data, size_t len)
     h += 4;
     for (size_t i = 0; i < len; i++)
         frame[h + i] = ((const unsigned char *)data)[i] ^ mask[i & 3];
-    rc = send_all(c->fd, frame, h + len);
+    *out = frame;
+    return h + len;
+}
+
+int wsc_send_chopped(struct wsc *c, const void *bytes, size_t len, size_t chop)
+{
+    const unsigned char *p = bytes;
+    int one = 1;
+    if (chop == 0)
+        return send_all(c->fd, p, len);
+    /* Each chop its own TCP segment, as far as loopback allows. */
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    for (size_t off = 0; off < len; off += chop) {
+        size_t n = len - off < chop ? len - off : chop;
+        if (send_all(c->fd, p + off, n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int wsc_send_bits(struct wsc *c, uint8_t first, const void *data, size_t len)
+{
+    unsigned char *frame;
+    size_t n = wsc_encode(first, data, len, &frame);
+    int rc = send_all(c->fd, frame, n);
     free(frame);
     return rc;
 }

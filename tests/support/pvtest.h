@@ -77,6 +77,11 @@ int wsc_send(struct wsc *c, bool fin, int opcode, const void *data, size_t len);
 /* Sends a frame with arbitrary first byte (RSV bits, opcodes). */
 int wsc_send_bits(struct wsc *c, uint8_t first, const void *data, size_t len);
 int wsc_send_raw(struct wsc *c, const void *data, size_t len);
+/* Encodes one masked client frame into a malloc'd *out; returns its length. */
+size_t wsc_encode(uint8_t first, const void *data, size_t len, unsigned char **out);
+/* Sends bytes in pieces of `chop` bytes, each its own send(2) with
+ * TCP_NODELAY (0: all at once). */
+int wsc_send_chopped(struct wsc *c, const void *bytes, size_t len, size_t chop);
 int wsc_send_text(struct wsc *c, const char *text);
 /* Sends {"type":"message","msgId":id,"text":text,"clientKey":key,"date":now}. */
 int wsc_send_chat(struct wsc *c, long long msg_id, const char *text, const char *key);
