@@ -100,6 +100,7 @@ static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_
     struct pv_frame *f = pv_frame_close(1008, "slow consumer");
 
     c->closing = true;
+    atomic_store(&c->drop, true);
     atomic_store(&c->kick, 1008);
     pv_batch_free(c->pending);
     c->pending = NULL;
@@ -417,7 +418,6 @@ static void sweep(struct pv_broadcaster *b, uint64_t now)
         struct pv_client *c = b->reg.v[i];
         int kick = atomic_load(&c->kick);
         if (kick) {
-            c->closing = true; /* no more fanout: writers would drop it anyway */
             if (!c->kick_seen)
                 c->kick_seen = now;
             else if (now - c->kick_seen >= EVICT_GRACE_NS && pv_client_evict(c)) {
@@ -452,6 +452,22 @@ static void sweep(struct pv_broadcaster *b, uint64_t now)
     }
     if (ping)
         pv_frame_unref(ping);
+}
+
+/* The client's worker closes it (protocol violation, flood). The close
+ * frame goes out through the client's outbox, after the acks and replies
+ * to the messages that came before the offence: the queue keeps each
+ * worker's events in order. */
+static void on_kick(struct pv_broadcaster *b, struct pv_event *ev)
+{
+    struct pv_client *c = ev->client;
+    char reason[124];
+    if (c->index == SIZE_MAX || c->closing)
+        return; /* gone already, or closing for another reason */
+    c->closing = true;
+    snprintf(reason, sizeof(reason), "%.*s", (int)ev->len, ev->data);
+    pv_batch_push(&c->pending, pv_frame_close((uint16_t)atomic_load(&c->kick), reason));
+    mark_dirty(b, c);
 }
 
 static void on_shutdown(struct pv_broadcaster *b)
@@ -507,6 +523,9 @@ static void handle(struct pv_broadcaster *b, struct pv_event **ev, size_t n)
             break;
         case PV_EV_SHUTDOWN:
             on_shutdown(b);
+            break;
+        case PV_EV_KICK:
+            on_kick(b, ev[i]);
             break;
         case PV_EV_STOP:
             b->stop = true;

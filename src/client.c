@@ -71,6 +71,7 @@ struct pv_client *pv_client_new(struct mg_connection *conn, const char *addr, in
     atomic_init(&c->write_since, 0);
     atomic_init(&c->watch, false);
     atomic_init(&c->kick, 0);
+    atomic_init(&c->drop, false);
     return c;
 }
 

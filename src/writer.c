@@ -259,7 +259,7 @@ static void write_batch(struct writer_slot *s, struct pv_client *c, struct pv_ba
 {
     /* Once the broadcaster has decided to close the client (slow consumer)
      * its queued data is dropped and only the close frame goes out. */
-    bool drop_data = atomic_load(&c->kick) != 0;
+    bool drop_data = atomic_load(&c->drop);
     struct gather g = {0};
     bool ok = true;
 

@@ -161,28 +161,37 @@ static void on_ready(struct mg_connection *conn, void *ud)
     pv_queue_push_ctl(ws->queue, pv_event_new(PV_EV_JOIN, pv_client_ref(c), name, name_len));
 }
 
-/* Closes the client from its worker: a close frame with code and reason,
- * then the closing handshake (RFC 6455 section 7.1.1). The connection is
- * not dropped at once: a client still sending would make close(2) find
- * unread data and answer with a TCP reset, which can destroy our close
- * frame before the client reads it. So the worker keeps reading and
- * discards everything until the client's close frame arrives; a client
- * that never sends one is evicted by the broadcaster's sweep a second
- * later (client.h). */
-static int close_with(struct pv_client *c, uint16_t code, const char *reason)
+/* Closes the client from its worker: a close frame with code and reason
+ * (queued by the broadcaster after the replies to the client's earlier
+ * messages), then the closing handshake (RFC 6455 section 7.1.1). The
+ * connection is not dropped at once: a client still sending would make
+ * close(2) find unread data and answer with a TCP reset, which can destroy
+ * our close frame before the client reads it. So the worker keeps reading
+ * and discards everything until the client's close frame arrives; a
+ * client that never sends one is evicted by the broadcaster's sweep a
+ * second later (client.h). */
+static int close_with(struct pv_ws *ws, struct pv_client *c, uint16_t code, const char *reason)
 {
     atomic_store(&c->kick, code);
-    pv_client_close(c, code, reason);
+    pv_queue_push_ctl(ws->queue,
+                      pv_event_new(PV_EV_KICK, pv_client_ref(c), reason, strlen(reason)));
     return 1;
 }
 
-/* A protocol violation: logged, counted, closed with its code. */
-static int fail(struct pv_ws *ws, struct pv_client *c, uint16_t code, const char *reason)
+/* A protocol violation: logged, counted, closed with its code. A bad
+ * close frame is answered at once: CivetWeb ends the connection after any
+ * close frame, whatever the handler returns. */
+static int fail(struct pv_ws *ws, struct pv_client *c, unsigned bits, uint16_t code,
+                const char *reason)
 {
     pv_stat_add(&ws->stats->protocol_closes, 1);
     pv_notice("protocol error from %s: %s; closing with %u", c->peer, reason, code);
     snprintf(c->leave_reason, sizeof(c->leave_reason), "closed %u: %s", code, reason);
-    return close_with(c, code, reason);
+    if ((bits & 0x0F) == PV_WS_OP_CLOSE) {
+        pv_client_close(c, code, reason);
+        return 0;
+    }
+    return close_with(ws, c, code, reason);
 }
 
 /* Answers a message the broker will not take with {"type":"error"},
@@ -240,7 +249,7 @@ static int rate_check(struct pv_ws *ws, struct pv_client *c)
             "with 1008",
             c->peer, ws->cfg->rate_burst, ws->cfg->rate_limit);
     snprintf(c->leave_reason, sizeof(c->leave_reason), "closed 1008: message flood");
-    close_with(c, 1008, "message rate limit exceeded");
+    close_with(ws, c, 1008, "message rate limit exceeded");
     return -1;
 }
 
@@ -268,7 +277,7 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
     case PV_WSMSG_PONG: /* last_rx is all a pong is for */
         return 1;
     case PV_WSMSG_FAIL:
-        return fail(ws, c, out.code, out.reason);
+        return fail(ws, c, (unsigned)bits, out.code, out.reason);
     case PV_WSMSG_CLOSE:
         snprintf(c->leave_reason, sizeof(c->leave_reason), "client closed %u", out.code);
         /* Answer the close handshake (a no-op if we sent our close first). */

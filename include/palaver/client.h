@@ -101,9 +101,14 @@ struct pv_client {
      * (the broadcaster is waiting for its backlog to shrink). */
     atomic_bool watch;
 
-    /* Broadcaster -> worker: non-zero once the broadcaster has decided to
-     * close this client with that code; the worker stops reading. */
+    /* Non-zero once the server has decided to close this client with that
+     * code (set by the broadcaster, or by the worker for a violation or a
+     * flood); from then on the worker discards input until the client's
+     * close frame, and the sweep evicts a client that sends none. */
     atomic_int kick;
+    /* Broadcaster -> writers: discard this client's queued data and send
+     * only the close frame (slow consumer). */
+    atomic_bool drop;
 };
 
 /* Worker thread, ready handler: a new client with one reference, served

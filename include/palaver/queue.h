@@ -48,6 +48,8 @@ enum pv_event_type {
     PV_EV_JOIN,     /* a client finished its handshake (data: ?name= value) */
     PV_EV_MSG,      /* one complete, UTF-8-valid text message */
     PV_EV_LEAVE,    /* the client's connection is gone */
+    PV_EV_KICK,     /* the worker is closing the client (code in client->kick,
+                     * data: reason): send the close frame after what is queued */
     PV_EV_SHUTDOWN, /* main: close every client with 1001, stop relaying */
     PV_EV_STOP,     /* main: leave the loop */
 };
