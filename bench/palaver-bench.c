@@ -432,7 +432,7 @@ static void churn_tick(uint64_t now)
 static int check_page(double *ms)
 {
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
-    char port[16], req[512], resp[512];
+    char port[16];
     int status = -1;
     uint64_t t0 = now_ns();
     snprintf(port, sizeof(port), "%d", o.port);
@@ -442,9 +442,11 @@ static int check_page(double *ms)
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        char req[512];
         int n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
                          o.host);
         if (send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
+            char resp[512];
             ssize_t r = recv(fd, resp, sizeof(resp) - 1, 0);
             if (r > 0) {
                 resp[r] = '\0';

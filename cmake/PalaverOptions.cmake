@@ -13,6 +13,18 @@ if(PV_WERROR)
   target_compile_options(pv_warnings INTERFACE -Werror)
 endif()
 
+option(PV_FUZZ "Build the libFuzzer targets in tests/fuzz (needs clang)" OFF)
+if(PV_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "PV_FUZZ needs clang: configure with CC=clang")
+  endif()
+  # Everything is instrumented for coverage and checked by ASan+UBSan; only
+  # the fuzz targets link libFuzzer's main.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+                      -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 if(PV_SANITIZE STREQUAL "address")
   add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all
                       -fno-omit-frame-pointer)

@@ -405,7 +405,7 @@ static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
  *    again each sweep until its close handler runs.
  *    That is what ends a peer that stopped reading and sending: CivetWeb
  *    alone would keep its worker in poll(2) for good. */
-#define EVICT_GRACE_NS (1000u * 1000000u)
+#define EVICT_GRACE_NS 1000000000ull
 
 static void sweep(struct pv_broadcaster *b, uint64_t now)
 {
@@ -545,7 +545,7 @@ static void *broadcaster_main(void *arg)
 
     while (!b->stop) {
         uint64_t now = pv_mono_ns();
-        if (now - last_tick >= 50u * 1000000u) {
+        if (now - last_tick >= 50000000ull) {
             busy = pv_writers_tick(b->d.writers);
             last_tick = now;
         }

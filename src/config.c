@@ -7,6 +7,7 @@
  * Threads: main only, before other threads exist. */
 #include "palaver/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -30,7 +31,7 @@ void pv_config_defaults(struct pv_config *c)
     c->presence_max = 500;
     c->max_text = 4096;
     c->max_message = 65536;
-    c->max_backlog = 1024 * 1024;
+    c->max_backlog = (size_t)1 << 20;
     c->rate_limit = 20;
     c->rate_burst = 40;
     c->queue_size = 8192;
@@ -131,7 +132,7 @@ static const struct setting settings[] = {
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-static void errf(char *err, size_t errsz, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void errf(char *err, size_t errsz, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -183,14 +184,12 @@ static int set_option(struct pv_config *c, const struct setting *s, const char *
         memcpy(field, value, strlen(value) + 1);
         return 0;
     case K_ADDR: {
-        unsigned a, b, cc, d;
-        char extra;
-        if (sscanf(value, "%3u.%3u.%3u.%3u%c", &a, &b, &cc, &d, &extra) != 4 || a > 255 ||
-            b > 255 || cc > 255 || d > 255) {
+        struct in_addr a;
+        if (inet_pton(AF_INET, value, &a) != 1) { /* dotted quad only */
             errf(err, errsz, "invalid %s%s '%s' (expected an IPv4 address)", dashes, s->name, value);
             return -1;
         }
-        snprintf(field, s->size, "%u.%u.%u.%u", a, b, cc, d);
+        inet_ntop(AF_INET, &a, field, (socklen_t)s->size);
         return 0;
     }
     case K_LEVEL: {

@@ -242,7 +242,8 @@ int main(int argc, char **argv)
         "ssi_pattern", "",
         "hide_files_patterns", "**.pem$|**.key$|**.bak$|**~$|**/.*",
         "access_control_allow_origin", "",
-        "additional_header", "X-Content-Type-Options: nosniff\r\n"
+        /* one value, two header lines */
+        "additional_header", "X-Content-Type-Options: nosniff\r\n" // NOLINT(bugprone-suspicious-missing-comma)
                              "Referrer-Policy: no-referrer",
         NULL,
     };

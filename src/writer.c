@@ -26,7 +26,7 @@
 #include "palaver/tsan.h"
 #include "palaver/xalloc.h"
 
-#define CHUNK (64 * 1024)   /* most bytes gathered into one write */
+#define CHUNK ((size_t)64 * 1024) /* most bytes gathered into one write */
 #define RETIRE_IDLE_S 5     /* an extra writer idle this long exits */
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_EXITED };

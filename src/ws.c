@@ -51,8 +51,11 @@ static int refuse(const struct mg_connection *cconn, int status, const char *rea
 static void sanitize(const char *in, char *out, size_t n)
 {
     size_t j = 0;
-    for (; in && *in && j + 1 < n; in++)
-        out[j++] = (*in >= 0x20 && *in < 0x7f) ? *in : '?';
+    for (; in && *in && j + 1 < n; in++) {
+        out[j++] = *in;
+        if (*in < 0x20 || *in >= 0x7f)
+            out[j - 1] = '?';
+    }
     out[j] = '\0';
 }
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds palaver three ways and runs every test in each:
-#   build/       RelWithDebInfo, warnings are errors
-#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer)
-#   build-tsan/  ThreadSanitizer
+# Static analysis, then palaver built three ways with every test run in
+# each, then a short fuzz run:
+#   tests/lint.sh  cppcheck and clang-tidy, clean
+#   build/         RelWithDebInfo, warnings are errors
+#   build-asan/    AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer)
+#   build-tsan/    ThreadSanitizer
+#   build-fuzz/    libFuzzer targets, 15 s each (tests/fuzz/run.sh)
 # Integration tests start the real palaverd of that build; any sanitizer
 # report makes palaverd exit non-zero, which the tests assert on.
 set -euo pipefail
@@ -29,9 +32,17 @@ run() {
   return $rc
 }
 
+step() { # name command...: one pass/fail entry in the total
+  local name=$1; shift
+  echo "=== $name"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); return 1; fi
+}
+
 status=0
+step lint tests/lint.sh || status=1
 run build || status=1
 run build-asan -DPV_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug || status=1
 run build-tsan -DPV_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug || status=1
+step fuzz tests/fuzz/run.sh 15 || status=1
 echo "all builds: $passed passed, $failed failed"
 exit $status

@@ -212,7 +212,7 @@ static void expect_app_error(struct wsc *c, const char *code)
 
 /* The others are unaffected: a fresh client's message reaches the
  * bystander. */
-static void probe(void)
+static void probe_others(void)
 {
     static int n;
     char text[64];
@@ -240,7 +240,7 @@ static void expect_closed(struct wsc *c, int code)
         wsc_frame_free(&f);
     assert_int_equal(r, -1); /* the server ended the connection */
     wsc_free(c);
-    probe();
+    probe_others();
 }
 
 /* Nothing but text arrives for ms (the case is still in progress). */
@@ -888,7 +888,7 @@ static void test_every_listed_case_ran(void **state)
 {
     (void)state;
     /* After all of that the bystander is still here, and so is the broker. */
-    probe();
+    probe_others();
     assert_int_equal(bystander->close_code, -1);
 
     json_error_t err;

@@ -192,7 +192,10 @@ static char *read_file(const char *path)
     do {
         if (len + 4096 + 1 > cap) {
             cap = cap ? cap * 2 : 8192;
-            data = realloc(data, cap);
+            char *grown = realloc(data, cap);
+            if (!grown)
+                abort(); /* a test without memory cannot go on */
+            data = grown;
         }
         n = fread(data + len, 1, cap - len - 1, f);
         len += n;

@@ -52,7 +52,7 @@ static void test_fragments_with_control_frames_between(void **state)
     assert_memory_equal(o.data, "hi", 2);
     assert_int_equal(feed(&m, FIN | 0xA, "").kind, PV_WSMSG_PONG);
     assert_int_equal(pv_wsmsg_feed(&m, 0, NULL, 0).kind, PV_WSMSG_MORE); /* empty fragment */
-    o = feed(&m, FIN | 0, "\xba" "cd");
+    o = feed(&m, FIN, "\xba" "cd"); /* FIN continuation */
     assert_int_equal(o.kind, PV_WSMSG_TEXT);
     assert_int_equal(o.len, 6);
     assert_memory_equal(o.data, "ab\xce\xba" "cd", 6);
@@ -72,7 +72,7 @@ static void test_framing_violations(void **state)
     expect_fail(FIN | 0xB, "", 0, 1002);         /* reserved control opcode */
     expect_fail(9, "x", 1, 1002);                /* fragmented ping */
     expect_fail(0xA, "x", 1, 1002);              /* fragmented pong */
-    expect_fail(FIN | 0, "x", 1, 1002);          /* continuation with nothing to continue */
+    expect_fail(FIN, "x", 1, 1002);              /* continuation with nothing to continue */
     expect_fail(FIN | 2, "\x01", 1, 1003);       /* binary */
     expect_fail(FIN | 1, "\xff", 1, 1007);       /* invalid UTF-8 */
     expect_fail(FIN | 1, "\xce", 1, 1007);       /* truncated sequence at the end */

@@ -1,0 +1,39 @@
+/* libFuzzer target: the JSON protocol decoder (proto.c), fed what a
+ * client's text message could hold. Invariants: it never fails to answer,
+ * an invalid message always says why, a chat text is within max_text and
+ * valid UTF-8, a name passes the name check. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "palaver/proto.h"
+#include "palaver/utf8.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct pv_inbound in;
+    /* The data handler only passes valid UTF-8 on; so does this. */
+    if (!pv_utf8_valid(data, size))
+        return 0;
+    pv_proto_decode((const char *)data, size, 64, &in);
+    switch (in.type) {
+    case PV_IN_INVALID:
+        if (!in.err_code || !in.err_msg)
+            abort();
+        break;
+    case PV_IN_MESSAGE:
+        if (!in.text || in.text_len > 64 || !pv_utf8_valid(in.text, in.text_len))
+            abort();
+        break;
+    case PV_IN_HELLO:
+        if (in.name) {
+            char out[PV_NAME_MAX_BYTES + 1];
+            const char *why;
+            (void)pv_name_check(in.name, in.name_len, out, &why);
+        }
+        break;
+    }
+    pv_inbound_release(&in);
+    return 0;
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Static analysis, run by tests/run-all.sh; fails on any finding.
+#  - cppcheck (warning, style, performance, portability) on src/, bench/ and
+#    tests/, using the compile commands of build/;
+#  - clang-tidy on src/ with the checks listed in .clang-tidy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DPV_WERROR=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+echo "=== cppcheck"
+cppcheck --project=build/compile_commands.json --enable=warning,style,performance,portability \
+  --inline-suppr --error-exitcode=1 --quiet --suppress=missingIncludeSystem \
+  --suppress=unmatchedSuppression
+echo "cppcheck: clean"
+echo "=== clang-tidy"
+status=0
+for f in src/*.c; do
+  clang-tidy -p build --quiet "$f" 2>/dev/null || status=1
+done
+[ $status -eq 0 ] && echo "clang-tidy: clean"
+exit $status
