@@ -9,6 +9,7 @@
  */
 #include <civetweb.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -141,6 +142,25 @@ static unsigned wait_workers(unsigned want, int timeout_s)
     n = workers.started;
     pthread_mutex_unlock(&workers.mu);
     return n;
+}
+
+/* SIGUSR1: one line of counters, and what the allocator holds. */
+static void log_stats(struct pv_stats *s)
+{
+    struct mallinfo2 mi = mallinfo2();
+    pv_info("stats: %llu online, %llu connections, %llu messages, %llu deliveries, %llu "
+            "protocol closes, %llu slow consumers, %llu idle closes, %llu floods, %llu evictions; "
+            "heap %zu KiB in use, %zu KiB free in the allocator",
+            (unsigned long long)pv_stat_get(&s->clients),
+            (unsigned long long)pv_stat_get(&s->connections_total),
+            (unsigned long long)pv_stat_get(&s->messages_in),
+            (unsigned long long)pv_stat_get(&s->deliveries),
+            (unsigned long long)pv_stat_get(&s->protocol_closes),
+            (unsigned long long)pv_stat_get(&s->slow_consumers),
+            (unsigned long long)pv_stat_get(&s->idle_closes),
+            (unsigned long long)pv_stat_get(&s->rate_closes),
+            (unsigned long long)pv_stat_get(&s->evictions), mi.uordblks / 1024,
+            mi.fordblks / 1024);
 }
 
 static void shutdown_broker(struct pv_ws *ws, struct pv_queue *q, struct pv_broadcaster *b,
@@ -286,6 +306,10 @@ int main(int argc, char **argv)
             continue;
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (sig == SIGUSR1) {
+            log_stats(&stats);
+            continue;
+        }
         pv_info("signal %d (%s) ignored", sig, strsignal(sig));
     }
 

@@ -234,6 +234,19 @@ bool srv_log_wait(const struct srv *s, const char *needle, int timeout_ms)
     return srv_log_has(s, needle);
 }
 
+long srv_log_last_number(const struct srv *s, const char *needle)
+{
+    char *log = read_file(s->log);
+    const char *last = NULL;
+    long v = -1;
+    for (const char *p = log; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        last = p;
+    if (last)
+        sscanf(last + strlen(needle), "%ld", &v);
+    free(log);
+    return v;
+}
+
 void srv_dump_log(const struct srv *s)
 {
     char *log = read_file(s->log);

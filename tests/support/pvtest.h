@@ -38,6 +38,8 @@ bool srv_log_has(const struct srv *s, const char *needle);
 int srv_log_count(const struct srv *s, const char *needle);
 /* Waits (bounded, re-reading the log) until the log contains needle. */
 bool srv_log_wait(const struct srv *s, const char *needle, int timeout_ms);
+/* The number right after the last occurrence of needle, or -1. */
+long srv_log_last_number(const struct srv *s, const char *needle);
 /* Prints the server log to stderr (on failure). */
 void srv_dump_log(const struct srv *s);
 
