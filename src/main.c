@@ -62,6 +62,19 @@ static void *on_init_thread(const struct mg_context *ctx, int thread_type)
     return NULL;
 }
 
+/* Every HTTP error CivetWeb answers (a handshake that timed out or was
+ * malformed, a missing file) gets a log line with the peer; CivetWeb then
+ * sends its default error page. */
+static int on_http_error(struct mg_connection *conn, int status, const char *msg)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    int level = status == 404 ? PV_LOG_DEBUG : PV_LOG_NOTICE;
+    if (pv_log_enabled(level))
+        pv_log(level, "HTTP %d to %s:%d: %s", status, ri ? ri->remote_addr : "?",
+               ri ? ri->remote_port : 0, msg && *msg ? msg : "(no detail)");
+    return 1;
+}
+
 static int on_log_message(const struct mg_connection *conn, const char *message)
 {
     (void)conn;
@@ -271,6 +284,7 @@ int main(int argc, char **argv)
      * localtime(3), which is not thread-safe (ThreadSanitizer reports it). */
     struct mg_callbacks callbacks = {
         .log_message = on_log_message,
+        .http_error = on_http_error,
         .init_thread = on_init_thread,
         .exit_thread = on_exit_thread,
     };

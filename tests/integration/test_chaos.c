@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,7 +97,8 @@ static bool settles_at(long want, int timeout_ms)
 
 struct churner {
     pthread_t thread;
-    int cycles, done;
+    int cycles;
+    atomic_int done; /* read by the sending thread */
 };
 
 static void *churn_main(void *arg)
@@ -125,7 +127,7 @@ static void *churn_main(void *arg)
             }
         }
         wsc_free(c);
-        ch->done++;
+        atomic_fetch_add(&ch->done, 1);
     }
     return NULL;
 }
@@ -135,6 +137,8 @@ struct flooder {
     int messages;
     int errors, close_code;
 };
+
+static atomic_int floods_running;
 
 /* Thousands of malformed messages in one write; expects error replies and
  * then close 1008 once the flood outruns the rate limit. */
@@ -150,6 +154,7 @@ static void *flood_main(void *arg)
     struct wsc *c = wsc_open(server.port, NULL);
     if (!c || c->status != 101 || wsc_join(c, NULL, NULL) != 0) {
         wsc_free(c);
+        atomic_fetch_sub(&floods_running, 1);
         return NULL;
     }
     size_t cap = (size_t)fl->messages * 64, len = 0;
@@ -176,6 +181,7 @@ static void *flood_main(void *arg)
     if (c->close_code > 0)
         wsc_send(c, true, 8, "\x03\xf0", 2);
     wsc_free(c);
+    atomic_fetch_sub(&floods_running, 1);
     return NULL;
 }
 
@@ -187,6 +193,7 @@ static pid_t frozen_reader(char id[32])
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
         close(p[0]);
         struct wsc_opts small = {.rcvbuf = 4096};
         struct wsc *c = wsc_open(server.port, &small);
@@ -246,6 +253,7 @@ static void chaos_round(int churn_cycles, int floods, int flood_messages, bool r
     gone->fd = -1;
     for (int i = 0; i < 2; i++)
         pthread_create(&ch[i].thread, NULL, churn_main, &ch[i]);
+    atomic_store(&floods_running, floods);
     for (int i = 0; i < floods; i++) {
         fl[i].messages = flood_messages;
         pthread_create(&fl[i].thread, NULL, flood_main, &fl[i]);
@@ -255,7 +263,8 @@ static void chaos_round(int churn_cycles, int floods, int flood_messages, bool r
      * 100 ms: under the sender's own rate limit, and the flooders' floods
      * are not. */
     int sent = 0;
-    while (ch[0].done < ch[0].cycles || ch[1].done < ch[1].cycles) {
+    while (atomic_load(&ch[0].done) < ch[0].cycles || atomic_load(&ch[1].done) < ch[1].cycles ||
+           atomic_load(&floods_running) > 0 || sent < 1000) {
         int64_t t0 = mono_ms();
         int n = send_stream(sender, sent, 100, 300, 16, T);
         assert_int_equal(n, 100);
@@ -291,7 +300,8 @@ static void chaos_round(int churn_cycles, int floods, int flood_messages, bool r
     if (report)
         fprintf(stderr, "chaos: %d messages to %d receivers in order; %d churn cycles, %d floods of "
                         "%d malformed messages, a frozen reader, a silent peer%s\n",
-                sent, NRECV, ch[0].done + ch[1].done, floods, flood_messages,
+                sent, NRECV, atomic_load(&ch[0].done) + atomic_load(&ch[1].done), floods,
+                flood_messages,
                 repaired ? " and a vanished peer (TCP_REPAIR)" : " (no CAP_NET_ADMIN: no vanished peer)");
     wsc_free(silent);
     wsc_free(gone);
@@ -329,6 +339,12 @@ static void test_chaos_during_broadcast(void **state)
     fprintf(stderr, "chaos: palaverd RSS %ld KiB after warm-up, %ld KiB after the chaos; heap in "
                     "use %ld KiB, then %ld KiB\n",
             base, after, heap_base, heap_after);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* The sanitizers' allocators keep quarantines and report no mallinfo:
+     * memory is judged in the plain build; LeakSanitizer checks leaks at
+     * palaverd's exit in the ASan build. */
+    fprintf(stderr, "chaos: sanitizer build, memory bounds checked in the plain build only\n");
+#else
     assert_true(base > 0 && after > 0 && heap_base > 0 && heap_after > 0);
     /* Memory in use is back where it was (a few KiB of caches aside). */
     assert_true(heap_after <= heap_base + heap_base / 10 + 256);
@@ -336,6 +352,7 @@ static void test_chaos_during_broadcast(void **state)
      * touched stack pages, so it gets more slack; anything that grew with
      * the amount of traffic would be far over this. */
     assert_true(after <= base + base / 4 + 4096);
+#endif
     assert_int_equal(srv_stop(&server), 0);
 }
 

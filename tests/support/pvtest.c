@@ -540,6 +540,8 @@ int wsc_recv(struct wsc *c, struct wsc_frame *f, int timeout_ms)
                     snprintf(c->close_reason, sizeof(c->close_reason), "%.*s",
                              plen > 2 ? (int)(plen - 2) : 0, (char *)f->data + 2);
                 }
+                if (f->opcode == 9 && !c->manual_pings && plen <= 125)
+                    wsc_send(c, true, 0xA, f->data, plen); /* as browsers do */
                 return 1;
             }
         }

@@ -56,6 +56,7 @@ struct wsc {
     char protocol[64];     /* Sec-WebSocket-Protocol answered, or "" */
     bool accept_ok;        /* Sec-WebSocket-Accept matched */
     char *response;        /* raw HTTP response head (and any body) */
+    bool manual_pings;     /* false: wsc_recv answers pings (and still returns them) */
     int close_code;        /* code of the close frame received, or -1 */
     char close_reason[128];
     unsigned char *buf;    /* received, not yet parsed */
@@ -90,7 +91,8 @@ int wsc_send_chat(struct wsc *c, long long msg_id, const char *text, const char 
 
 /* Receives one frame. 1 = got one, 0 = timeout, -1 = connection closed or
  * error. A close frame is returned as a frame and also recorded in
- * close_code / close_reason. */
+ * close_code / close_reason. A ping is answered with a pong, as a browser
+ * does, unless manual_pings is set; it is returned all the same. */
 int wsc_recv(struct wsc *c, struct wsc_frame *f, int timeout_ms);
 void wsc_frame_free(struct wsc_frame *f);
 
