@@ -401,8 +401,10 @@ static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
  *  - one silent for --idle-timeout is closed with 1001 "idle timeout";
  *  - a client the server has decided to close (kick set: idle, slow
  *    consumer, protocol violation, flood, broken write) that has not
- *    answered with its close frame a second later is evicted (client.h),
- *    again each sweep until its close handler runs.
+ *    answered with its close frame a second after ours went out is
+ *    evicted (client.h), again each sweep until its close handler runs;
+ *    if ours cannot go out (socket full), the write times out after
+ *    --io-timeout and the stream is broken, which allows eviction too.
  *    That is what ends a peer that stopped reading and sending: CivetWeb
  *    alone would keep its worker in poll(2) for good. */
 #define EVICT_GRACE_NS 1000000000ull
@@ -412,6 +414,8 @@ static void sweep(struct pv_broadcaster *b, uint64_t now)
     const struct pv_config *cfg = b->d.cfg;
     uint64_t ping_ns = (uint64_t)cfg->ping_interval_ms * 1000000u;
     uint64_t idle_ns = (uint64_t)cfg->idle_timeout_ms * 1000000u;
+    /* By then a close frame stuck behind a full socket has timed out. */
+    uint64_t force_ns = EVICT_GRACE_NS * 2 + (uint64_t)cfg->io_timeout_ms * 1000000u;
     struct pv_frame *ping = NULL;
 
     for (size_t i = 0; i < b->reg.n; i++) {
@@ -420,7 +424,8 @@ static void sweep(struct pv_broadcaster *b, uint64_t now)
         if (kick) {
             if (!c->kick_seen)
                 c->kick_seen = now;
-            else if (now - c->kick_seen >= EVICT_GRACE_NS && pv_client_evict(c)) {
+            else if (now - c->kick_seen >= EVICT_GRACE_NS &&
+                     pv_client_evict(c, now - c->kick_seen >= force_ns)) {
                 pv_stat_add(&b->d.stats->evictions, 1);
                 pv_info("evicting id=%s peer=%s: closed %d but its connection is still open",
                         c->id, c->peer, kick);

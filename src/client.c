@@ -123,11 +123,11 @@ void pv_client_mark_dead(struct pv_client *c)
     mg_unlock_connection(c->conn);
 }
 
-bool pv_client_evict(struct pv_client *c)
+bool pv_client_evict(struct pv_client *c, bool force)
 {
     bool sent = false;
     mg_lock_connection(c->conn);
-    if (!c->dead)
+    if (!c->dead && (c->close_sent || c->broken || force))
         sent = pthread_kill(c->worker, PV_EVICT_SIGNAL) == 0;
     mg_unlock_connection(c->conn);
     return sent;

@@ -195,7 +195,7 @@ static struct pv_event *dequeue(struct pv_queue *q)
         if (n != CDS_WFCQ_WOULDBLOCK) {
             pv_tsan_acquire(q);
             atomic_fetch_sub_explicit(&q->depth, 1, memory_order_relaxed);
-            return caa_container_of(n, struct pv_event, node);
+            return (struct pv_event *)(void *)((char *)n - offsetof(struct pv_event, node));
         }
         /* The producer is a few instructions from done unless it was
          * preempted; sleep briefly instead of spinning on 2 cores. */

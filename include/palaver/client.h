@@ -149,8 +149,11 @@ void pv_client_mark_dead(struct pv_client *c);
  * still serves c (the close handler sets `dead` under that lock before the
  * worker moves on). A signal that lands while the worker is not blocked is
  * lost; the broadcaster's sweep repeats it every second until the close
- * handler has run. Any thread. Returns true if the signal was sent. */
+ * handler has run. Unless `force`, only a client whose close frame has
+ * gone out (or whose stream is broken) is evicted: ending the connection
+ * earlier would mark it dead and the close frame still queued would never
+ * be written. Any thread. Returns true if the signal was sent. */
 #define PV_EVICT_SIGNAL (SIGRTMIN + 3)
-bool pv_client_evict(struct pv_client *c);
+bool pv_client_evict(struct pv_client *c, bool force);
 
 #endif
