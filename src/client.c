@@ -72,6 +72,7 @@ struct pv_client *pv_client_new(struct mg_connection *conn, const char *addr, in
     atomic_init(&c->watch, false);
     atomic_init(&c->kick, 0);
     atomic_init(&c->drop, false);
+    atomic_init(&c->stream_done, false);
     return c;
 }
 
@@ -94,12 +95,15 @@ int pv_client_write(struct pv_client *c, const void *data, size_t len, bool clos
         int n = mg_write(c->conn, data, len);
         if (n == (int)len) {
             rc = 0;
-            if (closes)
+            if (closes) {
                 c->close_sent = true;
+                atomic_store(&c->stream_done, true);
+            }
         } else {
             /* A partial write leaves half a frame on the wire: nothing can
              * follow it. The worker stops at its next frame or ping. */
             c->broken = true;
+            atomic_store(&c->stream_done, true);
             atomic_store(&c->kick, 1006);
             rc = -2;
         }
@@ -116,8 +120,17 @@ int pv_client_close(struct pv_client *c, uint16_t code, const char *reason)
     return rc;
 }
 
+/* Guards every client's `gone` flag: the check-and-signal of
+ * pv_client_evict() against the close handler. Held for a flag and a
+ * pthread_kill() only, never around I/O, so the broadcaster never waits on
+ * a writer stuck on a full socket (which the connection lock would do). */
+static pthread_mutex_t evict_mu = PTHREAD_MUTEX_INITIALIZER;
+
 void pv_client_mark_dead(struct pv_client *c)
 {
+    pthread_mutex_lock(&evict_mu);
+    c->gone = true;
+    pthread_mutex_unlock(&evict_mu);
     mg_lock_connection(c->conn);
     c->dead = true;
     mg_unlock_connection(c->conn);
@@ -126,9 +139,9 @@ void pv_client_mark_dead(struct pv_client *c)
 bool pv_client_evict(struct pv_client *c, bool force)
 {
     bool sent = false;
-    mg_lock_connection(c->conn);
-    if (!c->dead && (c->close_sent || c->broken || force))
+    pthread_mutex_lock(&evict_mu);
+    if (!c->gone && (atomic_load(&c->stream_done) || force))
         sent = pthread_kill(c->worker, PV_EVICT_SIGNAL) == 0;
-    mg_unlock_connection(c->conn);
+    pthread_mutex_unlock(&evict_mu);
     return sent;
 }

@@ -65,6 +65,12 @@ struct pv_client {
     bool dead;       /* the close handler ran: conn is not ours any more */
     bool close_sent; /* a close frame went out: nothing may follow it */
     bool broken;     /* a write failed or was partial: the stream is corrupt */
+    /* Set (under that lock) with close_sent or broken; read by the sweep
+     * without the lock, which a writer may hold for a whole write timeout. */
+    atomic_bool stream_done;
+    /* Guarded by client.c's evict_mu: the close handler has begun, the
+     * worker may move on to another connection (see pv_client_evict). */
+    bool gone;
 
     /* Owned by this client's CivetWeb worker thread. */
     struct pv_wsmsg msg;  /* frame checks and reassembly */
@@ -144,10 +150,11 @@ void pv_client_mark_dead(struct pv_client *c);
  * (civetweb.md section 3). But it treats EINTR there as an error and ends
  * the connection (section 7). So the worker threads, alone in the process,
  * take PV_EVICT_SIGNAL with an empty handler installed without SA_RESTART:
- * pv_client_evict() sends it to c's worker, under the connection lock and
- * only while `dead` is false, so the signal can reach only the worker that
- * still serves c (the close handler sets `dead` under that lock before the
- * worker moves on). A signal that lands while the worker is not blocked is
+ * pv_client_evict() sends it to c's worker under evict_mu and only while
+ * `gone` is false, so the signal can reach only the worker that still
+ * serves c (the close handler sets `gone` under that mutex before the
+ * worker moves on). Not the connection lock: a writer can hold that for a
+ * whole write timeout, and the broadcaster must never wait on it. A signal that lands while the worker is not blocked is
  * lost; the broadcaster's sweep repeats it every second until the close
  * handler has run. Unless `force`, only a client whose close frame has
  * gone out (or whose stream is broken) is evicted: ending the connection
