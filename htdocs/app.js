@@ -1,118 +1,438 @@
-// palaver's chat page: a small client of the protocol in README.md.
-// Message text is only ever inserted with textContent, never as HTML.
-const log = document.getElementById('log');
-const statusEl = document.getElementById('status');
-const onlineEl = document.getElementById('online');
-const form = document.getElementById('composer');
-const text = document.getElementById('text');
-const nameInput = document.getElementById('name');
+// palaver's chat page: a client of the protocol in README.md ("Protocol").
+// Safety rule: text from the network is only ever inserted as text
+// (textContent, createTextNode), never as HTML.
+import { avatarColor, initials, linkify, utf8Length } from './text.js';
 
-nameInput.value = localStorage.getItem('palaver-name') || '';
-let socket = null;
-let msgId = 0;
-let retry = 0;
-const seen = new Set(); // seq numbers already shown (history after reconnect)
+const $ = (id) => document.getElementById(id);
+const log = $('log');
+const scroller = $('scroller');
+const statusEl = $('status');
+const connectBtn = $('connect');
+const disconnectBtn = $('disconnect');
+const usersEl = $('users');
+const countEl = $('count');
+const live = $('live');
+const newerBtn = $('newer');
+const form = $('composer');
+const text = $('text');
+const counter = $('counter');
+const sendBtn = $('send');
+const meBtn = $('me');
+const nameDialog = $('name-dialog');
+const nameForm = $('name-form');
+const nameInput = $('name');
 
-function line(cls, who, body, when) {
-  const li = document.createElement('li');
-  li.className = cls;
-  if (who) {
-    const w = document.createElement('span');
-    w.className = 'who';
-    w.textContent = who;
-    li.append(w);
-  }
-  li.append(document.createTextNode(body));
-  if (when) {
-    const t = document.createElement('time');
-    t.className = 'when';
-    t.textContent = new Date(when).toLocaleTimeString();
-    li.append(t);
-  }
-  const atBottom = log.parentElement.scrollHeight - log.parentElement.scrollTop
-    - log.parentElement.clientHeight < 40;
-  log.append(li);
-  if (atBottom) li.scrollIntoView({ block: 'end' });
-}
+const NAME_KEY = 'palaver-name';
+const baseTitle = document.title;
 
-function setStatus(textValue, cls) {
-  statusEl.textContent = textValue;
-  statusEl.className = cls;
+const state = {
+  socket: null,
+  wanted: true,        // false after Disconnect: no automatic reconnect
+  retry: 0,
+  retryTimer: null,
+  countdown: null,
+  server: '',          // run id of the palaverd we talk to (seq restarts with it)
+  seen: new Set(),     // "server:seq" of every message shown
+  me: null,            // {id, name}
+  maxText: 4096,
+  users: new Map(),    // id -> name
+  online: 0,
+  pending: new Map(),  // msgId -> {li, text}
+  nextId: 1,
+  unseenBelow: 0,      // arrived while scrolled up
+  unreadHidden: 0,     // arrived while the tab was hidden
+  loadingHistory: 0,   // history messages still to come after presence
+};
+
+// ---- connection ----------------------------------------------------------
+
+function setStatus(label, cls) {
+  statusEl.textContent = label;
+  statusEl.className = `status ${cls}`;
+  const open = cls === 'connected' || cls === 'connecting';
+  connectBtn.disabled = open;
+  disconnectBtn.disabled = !open;
+  sendBtn.disabled = cls !== 'connected' || overLimit();
 }
 
 function connect() {
-  const name = nameInput.value.trim();
+  clearTimeout(state.retryTimer);
+  clearInterval(state.countdown);
+  state.wanted = true;
   const url = new URL('/ws', location.href);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const name = localStorage.getItem(NAME_KEY);
   if (name) url.searchParams.set('name', name);
-  socket = new WebSocket(url, 'palaver');
-  setStatus('Connecting…', '');
-  socket.onopen = () => { retry = 0; setStatus('Connected', 'open'); };
+  const socket = new WebSocket(url, 'palaver');
+  state.socket = socket;
+  setStatus('Connecting…', 'connecting');
+  socket.onopen = () => {
+    state.retry = 0;
+    setStatus('Connected', 'connected');
+  };
   socket.onmessage = (ev) => {
-    const m = JSON.parse(ev.data);
-    switch (m.type) {
-      case 'id':
-        nameInput.value = m.you.name;
-        break;
-      case 'presence':
-        onlineEl.textContent = `${m.online} online`;
-        break;
-      case 'message':
-        if (seen.has(m.seq)) break;
-        seen.add(m.seq);
-        line('', m.from.name, m.text, m.serverDate);
-        break;
-      case 'join':
-      case 'leave': {
-        onlineEl.textContent = `${m.online} online`;
-        // Large rooms send counts only (no "users").
-        const names = (m.users || []).map((u) => u.name);
-        const who = names.length === 0 ? `${m.count} people`
-          : names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
-        line('notice', '', `${who} ${m.type === 'join' ? 'joined' : 'left'}`);
-        break;
-      }
-      case 'rename':
-        line('notice', '', `${m.oldName} is now ${m.user.name}`);
-        break;
-      case 'ack':
-        seen.add(m.seq);
-        break;
-      case 'error':
-        line('error', '', `Not sent: ${m.message}`);
-        break;
+    let m;
+    try {
+      m = JSON.parse(ev.data);
+    } catch {
+      return;
     }
+    handle(m);
   };
   socket.onclose = () => {
-    const wait = Math.min(30000, 500 * 2 ** retry) * (0.5 + Math.random() / 2);
-    retry++;
-    setStatus(`Reconnecting in ${Math.round(wait / 1000)} s`, 'closed');
-    setTimeout(connect, wait);
+    if (state.socket !== socket) return;
+    state.socket = null;
+    failPending('not confirmed: the connection dropped');
+    if (!state.wanted) {
+      setStatus('Disconnected', 'disconnected');
+      return;
+    }
+    scheduleReconnect();
   };
+}
+
+// Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... up to 30 s, each
+// drawn between half and all of that, so a room of clients does not come
+// back in lockstep after a restart.
+function scheduleReconnect() {
+  const cap = Math.min(30000, 500 * 2 ** state.retry);
+  const wait = cap / 2 + Math.random() * (cap / 2);
+  state.retry++;
+  const until = Date.now() + wait;
+  const tick = () => {
+    const s = Math.max(1, Math.ceil((until - Date.now()) / 1000));
+    setStatus(`Reconnecting in ${s} s`, 'reconnecting');
+  };
+  tick();
+  state.countdown = setInterval(tick, 1000);
+  state.retryTimer = setTimeout(() => {
+    clearInterval(state.countdown);
+    connect();
+  }, wait);
+}
+
+function disconnect() {
+  state.wanted = false;
+  clearTimeout(state.retryTimer);
+  clearInterval(state.countdown);
+  if (state.socket) state.socket.close(1000, 'bye');
+  else setStatus('Disconnected', 'disconnected');
+}
+
+connectBtn.addEventListener('click', connect);
+disconnectBtn.addEventListener('click', disconnect);
+
+// ---- incoming ------------------------------------------------------------
+
+function handle(m) {
+  switch (m.type) {
+    case 'id':
+      if (m.server !== state.server) state.server = m.server || '';
+      state.me = m.you;
+      if (Number.isInteger(m.maxText)) state.maxText = m.maxText;
+      showMe();
+      updateCounter();
+      break;
+    case 'presence':
+      state.users = new Map((m.users || []).map((u) => [u.id, u.name]));
+      state.online = m.online;
+      state.loadingHistory = m.history || 0;
+      renderUsers();
+      break;
+    case 'message':
+      onMessage(m);
+      break;
+    case 'join':
+    case 'leave':
+      onPresenceChange(m);
+      break;
+    case 'rename':
+      if (state.users.has(m.user.id)) state.users.set(m.user.id, m.user.name);
+      if (state.me && m.user.id === state.me.id) {
+        state.me = m.user;
+        showMe();
+      }
+      renderUsers();
+      notice(`${m.oldName} is now ${m.user.name}`);
+      break;
+    case 'ack':
+      onAck(m);
+      break;
+    case 'error':
+      onError(m);
+      break;
+    default:
+      break;
+  }
+}
+
+function onMessage(m) {
+  const key = `${state.server}:${m.seq}`;
+  const fromHistory = state.loadingHistory > 0;
+  if (fromHistory) state.loadingHistory--;
+  if (state.seen.has(key)) return; // history we already show, after a reconnect
+  state.seen.add(key);
+  const mine = state.me && m.from && m.from.id === state.me.id;
+  const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine);
+  li.dataset.seq = String(m.seq);
+  if (fromHistory) li.classList.add('history');
+  append(li, !fromHistory);
+  if (!fromHistory) {
+    live.textContent = `${m.from ? m.from.name : 'someone'}: ${m.text}`;
+    if (document.hidden) {
+      state.unreadHidden++;
+      document.title = `(${state.unreadHidden}) ${baseTitle}`;
+    }
+  }
+}
+
+function onPresenceChange(m) {
+  const list = m.users || (m.user ? [m.user] : []);
+  for (const u of list) {
+    if (m.type === 'join') state.users.set(u.id, u.name);
+    else state.users.delete(u.id);
+  }
+  state.online = m.online;
+  renderUsers();
+  const others = list.filter((u) => !state.me || u.id !== state.me.id);
+  if (m.type === 'join' && others.length === 0 && list.length > 0) return; // our own join
+  const names = others.map((u) => u.name);
+  const who = names.length === 0 ? `${m.count} people`
+    : names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more`
+      : names.join(', ');
+  notice(`${who} ${m.type === 'join' ? 'joined' : 'left'}`);
+}
+
+function onAck(m) {
+  const p = state.pending.get(String(m.msgId));
+  if (m.seq !== undefined) state.seen.add(`${state.server}:${m.seq}`);
+  if (!p) return;
+  state.pending.delete(String(m.msgId));
+  p.li.dataset.seq = String(m.seq);
+  setMessageState(p.li, 'sent', 'Sent');
+}
+
+function onError(m) {
+  const p = m.msgId !== undefined ? state.pending.get(String(m.msgId)) : null;
+  if (p) {
+    state.pending.delete(String(m.msgId));
+    markFailed(p.li, p.text, m.message);
+    return;
+  }
+  notice(`Server: ${m.message}`, 'error');
+}
+
+function failPending(why) {
+  for (const p of state.pending.values()) markFailed(p.li, p.text, why);
+  state.pending.clear();
+}
+
+// ---- rendering -----------------------------------------------------------
+
+function avatar(name) {
+  const a = document.createElement('span');
+  a.className = 'avatar';
+  a.setAttribute('aria-hidden', 'true');
+  a.textContent = initials(name);
+  a.style.setProperty('--hue', String(avatarColor(name)));
+  return a;
+}
+
+function messageItem(name, body, when, mine) {
+  const li = document.createElement('li');
+  li.className = mine ? 'msg mine' : 'msg';
+  li.append(avatar(name));
+  const box = document.createElement('div');
+  box.className = 'bubble';
+  const head = document.createElement('div');
+  head.className = 'head';
+  const who = document.createElement('span');
+  who.className = 'who';
+  who.textContent = mine ? `${name} (you)` : name;
+  const t = document.createElement('time');
+  t.className = 'when';
+  const d = new Date(when || Date.now());
+  t.dateTime = d.toISOString();
+  t.textContent = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  head.append(who, t);
+  const p = document.createElement('p');
+  p.className = 'text';
+  p.append(...linkify(body));
+  box.append(head, p);
+  li.append(box);
+  return li;
+}
+
+function setMessageState(li, cls, label) {
+  let s = li.querySelector('.state');
+  if (!s) {
+    s = document.createElement('span');
+    s.className = 'state';
+    li.querySelector('.head').append(s);
+  }
+  s.dataset.state = cls;
+  s.textContent = label;
+}
+
+function markFailed(li, body, why) {
+  setMessageState(li, 'failed', 'Not sent');
+  let err = li.querySelector('.error');
+  if (!err) {
+    err = document.createElement('div');
+    err.className = 'error';
+    err.setAttribute('role', 'alert');
+    li.querySelector('.bubble').append(err);
+  }
+  err.textContent = why;
+  const retry = document.createElement('button');
+  retry.type = 'button';
+  retry.className = 'retry';
+  retry.textContent = 'Retry';
+  retry.addEventListener('click', () => {
+    err.remove();
+    send(body, li);
+  });
+  err.append(' ', retry);
+}
+
+function notice(body, cls = 'notice') {
+  const li = document.createElement('li');
+  li.className = cls;
+  li.textContent = body;
+  append(li, false);
+}
+
+function atBottom() {
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+}
+
+// Keeps the view at the bottom unless the reader has scrolled up; then a
+// "new messages" button counts what arrived below.
+function append(li, counts) {
+  const stick = atBottom();
+  log.append(li);
+  if (stick) {
+    scroller.scrollTop = scroller.scrollHeight;
+  } else if (counts) {
+    state.unseenBelow++;
+    newerBtn.textContent = `${state.unseenBelow} new message${state.unseenBelow > 1 ? 's' : ''} ↓`;
+    newerBtn.hidden = false;
+  }
+}
+
+scroller.addEventListener('scroll', () => {
+  if (atBottom()) {
+    state.unseenBelow = 0;
+    newerBtn.hidden = true;
+  }
+});
+newerBtn.addEventListener('click', () => {
+  scroller.scrollTop = scroller.scrollHeight;
+  text.focus();
+});
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) {
+    state.unreadHidden = 0;
+    document.title = baseTitle;
+  }
+});
+
+function renderUsers() {
+  countEl.textContent = String(state.online);
+  const items = [...state.users].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]) => {
+    const li = document.createElement('li');
+    li.append(avatar(name));
+    const n = document.createElement('span');
+    n.className = 'name';
+    n.textContent = state.me && id === state.me.id ? `${name} (you)` : name;
+    li.append(n);
+    return li;
+  });
+  usersEl.replaceChildren(...items);
+}
+
+function showMe() {
+  const name = state.me ? state.me.name : localStorage.getItem(NAME_KEY) || '';
+  meBtn.querySelector('.me-name').textContent = name;
+  const a = meBtn.querySelector('.avatar');
+  a.textContent = initials(name);
+  a.style.setProperty('--hue', String(avatarColor(name)));
+  meBtn.setAttribute('aria-label', `Your name: ${name}. Change it`);
+}
+
+// ---- sending -------------------------------------------------------------
+
+function overLimit() {
+  return utf8Length(text.value) > state.maxText;
+}
+
+function updateCounter() {
+  const n = utf8Length(text.value);
+  counter.textContent = `${n} / ${state.maxText}`;
+  const over = n > state.maxText;
+  counter.classList.toggle('over', over);
+  text.setAttribute('aria-invalid', over ? 'true' : 'false');
+  sendBtn.disabled = over || !state.socket || state.socket.readyState !== WebSocket.OPEN;
+}
+
+function send(body, existing) {
+  const msgId = `m${state.nextId++}`;
+  const li = existing || messageItem(state.me ? state.me.name : 'me', body, Date.now(), true);
+  if (!existing) append(li, false);
+  scroller.scrollTop = scroller.scrollHeight;
+  if (!state.socket || state.socket.readyState !== WebSocket.OPEN) {
+    markFailed(li, body, 'not connected');
+    return;
+  }
+  setMessageState(li, 'sending', 'Sending…');
+  state.pending.set(msgId, { li, text: body });
+  state.socket.send(JSON.stringify({
+    type: 'message', msgId, text: body, clientKey: '', date: Date.now(),
+  }));
 }
 
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const body = text.value;
-  if (!body.trim() || !socket || socket.readyState !== WebSocket.OPEN) return;
-  socket.send(JSON.stringify({ type: 'message', msgId: msgId++, text: body, clientKey: '', date: Date.now() }));
-  line('mine', 'me', body, Date.now());
+  if (!body.trim() || overLimit()) return;
+  send(body);
   text.value = '';
+  updateCounter();
 });
 
 text.addEventListener('keydown', (ev) => {
-  if (ev.key === 'Enter' && !ev.shiftKey) {
+  if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
     form.requestSubmit();
   }
 });
+text.addEventListener('input', updateCounter);
 
-nameInput.addEventListener('change', () => {
+// ---- name ----------------------------------------------------------------
+
+function askName() {
+  nameInput.value = (state.me && state.me.name) || localStorage.getItem(NAME_KEY) || '';
+  nameDialog.showModal();
+  nameInput.select();
+}
+
+nameForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
   const name = nameInput.value.trim();
-  localStorage.setItem('palaver-name', name);
-  if (name && socket && socket.readyState === WebSocket.OPEN) {
-    socket.send(JSON.stringify({ type: 'hello', name }));
+  if (!name) return;
+  localStorage.setItem(NAME_KEY, name);
+  nameDialog.close();
+  if (state.socket && state.socket.readyState === WebSocket.OPEN) {
+    state.socket.send(JSON.stringify({ type: 'hello', name }));
   }
+  showMe();
+  text.focus();
 });
+meBtn.addEventListener('click', askName);
 
+showMe();
+updateCounter();
 connect();
+if (!localStorage.getItem(NAME_KEY)) askName();
+else text.focus();

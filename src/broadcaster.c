@@ -62,6 +62,7 @@ struct pv_broadcaster {
     uint64_t last_sweep;
 
     uint64_t seq; /* last sequence number given out */
+    char run_id[PV_ID_LEN + 1]; /* random, per start: tells clients seq restarted */
     bool draining; /* SHUTDOWN seen: closing everyone, relaying nothing */
     bool stop;
 };
@@ -283,7 +284,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
 
     for (size_t i = 0; i < k; i++) {
         struct pv_client *c = cs[i];
-        deliver(b, c, pv_proto_id(c->key, &joined[i], now));
+        deliver(b, c, pv_proto_id(c->key, &joined[i], b->run_id, b->d.cfg->max_text, now));
         if (why[i])
             send_error(b, c, "bad-name", why[i], NULL);
         deliver(b, c, presence);
@@ -584,6 +585,7 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
 
     b->d = *deps;
     pv_registry_init(&b->reg);
+    pv_new_id(b->run_id);
     /* A quarter of the shorter interval, between 50 ms and 1 s. */
     unsigned every = deps->cfg->ping_interval_ms < deps->cfg->idle_timeout_ms
                          ? deps->cfg->ping_interval_ms / 4

@@ -209,10 +209,12 @@ static struct pv_frame *finish(json_t *obj)
     return f;
 }
 
-struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, int64_t now)
+struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, const char *server,
+                             size_t max_text, int64_t now)
 {
-    return finish(json_pack("{s:s, s:s, s:I, s:o}", "type", "id", "clientKey", key, "date",
-                            (json_int_t)now, "you", user_json(you)));
+    return finish(json_pack("{s:s, s:s, s:I, s:o, s:s, s:I}", "type", "id", "clientKey", key,
+                            "date", (json_int_t)now, "you", user_json(you), "server", server,
+                            "maxText", (json_int_t)max_text));
 }
 
 struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_user *from,

@@ -12,6 +12,8 @@ packages=(
   libcmocka-dev libssl-dev
   # fuzzing (clang + libFuzzer runtime) and static analysis
   clang libclang-rt-14-dev clang-tidy cppcheck
+  # browser tests: Debian's Chromium (driven by playwright-core from npm)
+  chromium
 )
 
 as_root() {
@@ -29,3 +31,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "install-deps: everything is installed"
 fi
+
+# Node.js for the browser tests: Debian's, unless a node is already there.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "install-deps: installing nodejs npm"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+# playwright-core (pinned by tests/browser/package-lock.json); it drives
+# /usr/bin/chromium and downloads no browser.
+(cd "$(dirname "$0")/browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)

@@ -65,7 +65,10 @@ void pv_new_key(char key[PV_KEY_LEN + 1]);
 void pv_new_id(char id[PV_ID_LEN + 1]);
 
 /* Outbound messages. */
-struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, int64_t now);
+/* The newcomer's own identity; `server` names this run of palaverd (seq
+ * numbers count from 1 again when it restarts), max_text is --max-text. */
+struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, const char *server,
+                             size_t max_text, int64_t now);
 struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_user *from,
                                   uint64_t seq, int64_t now);
 struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, int64_t now);

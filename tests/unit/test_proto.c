@@ -206,8 +206,10 @@ static void test_encode_others(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "online")), 9);
     json_decref(j);
 
-    j = payload_json(pv_proto_id("k-e-y", &u, 9));
+    j = payload_json(pv_proto_id("k-e-y", &u, "run1", 4096, 9));
     assert_string_equal(json_string_value(json_object_get(j, "type")), "id");
+    assert_string_equal(json_string_value(json_object_get(j, "server")), "run1");
+    assert_int_equal(json_integer_value(json_object_get(j, "maxText")), 4096);
     assert_string_equal(json_string_value(json_object_get(j, "clientKey")), "k-e-y");
     assert_int_equal(json_integer_value(json_object_get(j, "date")), 9);
     json_decref(j);

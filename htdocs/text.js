@@ -1,0 +1,52 @@
+// Pure helpers for the page: nothing here touches the network, and what it
+// builds from text is text nodes and plain <a> elements only.
+
+const encoder = new TextEncoder();
+
+// Bytes of UTF-8: the unit of palaverd's --max-text.
+export function utf8Length(s) {
+  return encoder.encode(s).length;
+}
+
+// Up to two letters: first letters of the first two words, else the first
+// two characters (code points, so an emoji stays whole).
+export function initials(name) {
+  const words = (name || '?').trim().split(/\s+/u).filter(Boolean);
+  const chars = words.length > 1 ? [[...words[0]][0], [...words[1]][0]] : [...(words[0] || '?')].slice(0, 2);
+  return chars.join('').toUpperCase();
+}
+
+// A stable hue for a name (FNV-1a over its UTF-16 units).
+export function avatarColor(name) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < (name || '').length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % 360;
+}
+
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/giu;
+const TRAILING = /[.,;:!?)\]}]+$/u;
+
+// Text nodes, with http(s) URLs as links that open in a new tab without
+// giving it a handle on this page or the referrer.
+export function linkify(text) {
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(URL_RE)) {
+    let url = m[0];
+    const trail = url.match(TRAILING);
+    if (trail) url = url.slice(0, -trail[0].length);
+    if (m.index > last) out.push(document.createTextNode(text.slice(last, m.index)));
+    const a = document.createElement('a');
+    a.href = url;
+    a.textContent = url;
+    a.rel = 'noopener noreferrer';
+    a.target = '_blank';
+    out.push(a);
+    last = m.index + url.length;
+  }
+  if (last < text.length) out.push(document.createTextNode(text.slice(last)));
+  return out;
+}

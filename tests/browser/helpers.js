@@ -1,0 +1,87 @@
+// Shared by the browser tests: start the real palaverd, launch Debian's
+// chromium through playwright-core (never a downloaded browser).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const PALAVERD = process.env.PALAVERD || new URL('../../build/palaverd', import.meta.url).pathname;
+export const HTDOCS = process.env.PALAVER_HTDOCS || new URL('../../htdocs', import.meta.url).pathname;
+export const ARTIFACTS = process.env.PALAVER_ARTIFACTS || new URL('../../build/browser-artifacts', import.meta.url).pathname;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+// Starts palaverd and resolves once it logs that it listens (the line it
+// writes right before READY=1). `port` 0 picks a free one.
+export function startPalaverd({ port = 0, args = [], htdocs = HTDOCS } = {}) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(PALAVERD, ['--port', String(port), '--listen', '127.0.0.1',
+      '--htdocs', htdocs, '--http-workers', '8', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    const timer = setTimeout(() => reject(new Error(`palaverd did not start:\n${log}`)), 15000);
+    proc.stderr.on('data', (d) => {
+      log += d;
+      const m = log.match(/listening on [\d.]+:(\d+)/);
+      if (m && !proc.port) {
+        clearTimeout(timer);
+        proc.port = Number(m[1]);
+        proc.url = `http://127.0.0.1:${proc.port}/`;
+        resolve(proc);
+      }
+    });
+    proc.log = () => log;
+    proc.on('exit', (code) => {
+      proc.exitCode = code;
+      if (!proc.port) {
+        clearTimeout(timer);
+        reject(new Error(`palaverd exited with ${code}:\n${log}`));
+      }
+    });
+  });
+}
+
+// SIGTERM and wait; resolves with the exit code.
+export function stopPalaverd(proc) {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== undefined && proc.exitCode !== null) return resolve(proc.exitCode);
+    proc.once('exit', (code) => resolve(code));
+    proc.kill('SIGTERM');
+  });
+}
+
+export async function launch() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'palaver-chromium-'));
+  const context0 = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run'],
+  });
+  const browser = context0.browser() || context0;
+  return {
+    // A fresh, isolated visitor: its own storage; console errors and page
+    // errors are collected for the test to assert on.
+    async visitor({ name, width = 1280, height = 800 } = {}) {
+      const ctx = await (browser.newContext ? browser.newContext({ viewport: { width, height } })
+        : context0);
+      if (name) await ctx.addInitScript((n) => localStorage.setItem('palaver-name', n), name);
+      const page = await ctx.newPage();
+      page.errors = [];
+      page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(msg.text()); });
+      page.on('pageerror', (err) => page.errors.push(String(err)));
+      page.dialogs = [];
+      page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss(); });
+      page.ctx = ctx;
+      return page;
+    },
+    async close() {
+      await context0.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// Texts of the chat messages a page shows, in order.
+export async function messageTexts(page) {
+  return page.locator('#log .msg .text').allTextContents();
+}

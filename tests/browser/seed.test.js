@@ -1,0 +1,72 @@
+// Seed 000's own final browser client (index.html, client.js, style.css,
+// taken from ../shared/seeds/000_*.txt at test time, never copied into
+// this tree) chats with palaver's page through palaverd, unmodified. The
+// seed's client connects to ws://localhost:3001, so palaverd listens
+// there, serving both pages: palaver's at /, the seed's at /seed/.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startPalaverd, stopPalaverd, launch, HTDOCS } from './helpers.js';
+
+const SEEDS = process.env.PALAVER_SEEDS || new URL('../../../shared/seeds', import.meta.url).pathname;
+
+function fencedBlocks(text) {
+  const out = [];
+  const re = /^```(\w*)\n([\s\S]*?)^```/gm;
+  for (const m of text.matchAll(re)) out.push({ lang: m[1], body: m[2] });
+  return out;
+}
+
+function seedClient() {
+  if (!existsSync(SEEDS)) return null;
+  const file = readdirSync(SEEDS).find((f) => f.startsWith('000_'));
+  if (!file) return null;
+  const blocks = fencedBlocks(readFileSync(join(SEEDS, file), 'utf8'));
+  const html = blocks.find((b) => b.lang === 'html' && /<!DOCTYPE html>/i.test(b.body));
+  const css = blocks.find((b) => b.lang === 'css');
+  // The final client: the last JavaScript block that opens a WebSocket.
+  const js = blocks.filter((b) => b.lang === 'javascript' && b.body.includes('new WebSocket(')).pop();
+  return html && css && js ? { html: html.body, css: css.body, js: js.body } : null;
+}
+
+const seed = seedClient();
+
+test('seed 000 client and palaver page chat through palaverd', { skip: seed ? false : `no seed 000 in ${SEEDS}` }, async () => {
+  assert.match(seed.js, /new WebSocket\('ws:\/\/localhost:3001', 'sample-protocol'\)/);
+  const root = mkdtempSync(join(tmpdir(), 'palaver-seed-'));
+  cpSync(HTDOCS, root, { recursive: true });
+  mkdirSync(join(root, 'seed'));
+  writeFileSync(join(root, 'seed', 'index.html'), seed.html);
+  writeFileSync(join(root, 'seed', 'client.js'), seed.js);
+  writeFileSync(join(root, 'seed', 'style.css'), seed.css);
+  const browser = await launch();
+  const srv = await startPalaverd({ port: 3001, htdocs: root });
+  try {
+    const old = await browser.visitor();
+    await old.goto('http://localhost:3001/seed/index.html');
+    await old.locator('#status.open', { hasText: 'Connected.' }).waitFor();
+    const ann = await browser.visitor({ name: 'Ann' });
+    await ann.goto('http://localhost:3001/');
+    await ann.locator('#status', { hasText: /^Connected$/ }).waitFor();
+
+    // The seed's client sends with Enter; palaver's page shows it.
+    await old.fill('#message-area', 'hello from the tutorial client');
+    await old.press('#message-area', 'Enter');
+    await ann.locator('#log .msg .text', { hasText: 'hello from the tutorial client' }).waitFor();
+    await old.locator('#message-log li.sent', { hasText: 'hello from the tutorial client' }).waitFor();
+
+    // palaver's page sends; the seed's client shows it (and, palaver being
+    // sender-excluding, the seed never sees its own message echoed).
+    await ann.fill('#text', 'hello from palaver');
+    await ann.press('#text', 'Enter');
+    await old.locator('#message-log li.received', { hasText: 'hello from palaver' }).waitFor();
+    assert.equal(await old.locator('#message-log li.received').count(), 1);
+    assert.deepEqual(ann.errors, []);
+  } finally {
+    await browser.close();
+    assert.equal(await stopPalaverd(srv), 0);
+    rmSync(root, { recursive: true, force: true });
+  }
+});
