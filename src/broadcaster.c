@@ -201,7 +201,7 @@ static void fanout(struct pv_broadcaster *b, struct pv_frame *f, const struct pv
 static void send_error(struct pv_broadcaster *b, struct pv_client *c, const char *code,
                        const char *msg, const json_t *msg_id)
 {
-    pv_stat_add(&b->d.stats->error_replies, 1);
+    pv_stat_error(b->d.stats, code);
     deliver(b, c, pv_proto_error(code, msg, msg_id));
 }
 
@@ -551,6 +551,9 @@ static void *broadcaster_main(void *arg)
 
     while (!b->stop) {
         uint64_t now = pv_mono_ns();
+        /* Liveness for /healthz and the systemd watchdog (main reads it). */
+        atomic_store_explicit(&b->d.stats->heartbeat, now, memory_order_relaxed);
+        atomic_store_explicit(&b->d.stats->history, b->hist_len, memory_order_relaxed);
         if (now - last_tick >= 50000000ull) {
             busy = pv_writers_tick(b->d.writers);
             last_tick = now;

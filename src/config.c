@@ -53,7 +53,13 @@ unsigned pv_config_num_threads(const struct pv_config *c)
 static const char usage[] =
     "Usage: palaverd [OPTION]...\n"
     "WebSocket chat broker: serves the chat page and relays messages.\n"
+    "Settings come from the defaults, the configuration file, the environment\n"
+    "(PORT, PALAVER_<KEY>) and these flags, later ones winning; every flag below\n"
+    "is also a file key (max-clients = 1000).\n"
     "\n"
+    "  -C, --config PATH        configuration file (default " PV_DEFAULT_CONFIG ";\n"
+    "                           a missing default file is fine)\n"
+    "      --check-config       check the configuration, print it, exit 0 or 2\n"
     "  -p, --port N             TCP port (default 8080, or $PORT; 0 = any free port)\n"
     "  -l, --listen ADDR        IPv4 address to bind (default: all)\n"
     "  -d, --htdocs DIR         directory of the chat page (default " PALAVER_DEFAULT_HTDOCS ")\n"
@@ -62,6 +68,8 @@ static const char usage[] =
     "      --allowed-origins L  other origins whose pages may open a WebSocket, e.g.\n"
     "                           'http://chat.lan:8080 https://chat.example' (the page's\n"
     "                           own host always may; '*' = any)\n"
+    "      --access-control-list L  CivetWeb ACL of addresses allowed at all, e.g.\n"
+    "                           '-0.0.0.0/0,+192.168.1.0/24,+127.0.0.1' (default: all)\n"
     "      --http-workers N     worker threads kept for page loads (default 32)\n"
     "      --history N          messages replayed to a newcomer (default 100)\n"
     "      --presence-max N     names listed in presence and join/leave notices; above\n"
@@ -111,6 +119,7 @@ static const struct setting settings[] = {
     U("max-clients", 'c', max_clients, 1, 60000),
     U("max-per-ip", 0, max_per_ip, 0, 60000),
     S("allowed-origins", 0, K_STR, allowed_origins),
+    S("access-control-list", 0, K_STR, access_control_list),
     U("http-workers", 0, http_workers, 2, 4096),
     U("history", 0, history, 0, 100000),
     U("presence-max", 0, presence_max, 1, 100000),
@@ -306,20 +315,16 @@ int pv_config_check(struct pv_config *c, char *err, size_t errsz)
     return 0;
 }
 
-int pv_config_parse(struct pv_config *c, int argc, char **argv)
-{
-    struct option longopts[N_SETTINGS + 3];
-    char shortopts[64] = "hV", msg[512];
-    const char *env = getenv("PORT");
-    size_t ns = 2;
-    int opt, idx;
+/* Builds the option table for getopt_long from the settings table. */
+enum { OPT_CONFIG = 'C', OPT_CHECK = 200 };
 
-    if (env && *env) {
-        if (set_option(c, find_setting("port", 4), "", env, msg, sizeof(msg)) != 0) {
-            fprintf(stderr, "palaverd: PORT environment variable: %s\n", msg);
-            return -1;
-        }
-    }
+static void getopt_tables(struct option *longopts, char *shortopts)
+{
+    size_t ns = 0;
+    shortopts[ns++] = 'h';
+    shortopts[ns++] = 'V';
+    shortopts[ns++] = 'C';
+    shortopts[ns++] = ':';
     for (size_t i = 0; i < N_SETTINGS; i++) {
         longopts[i] = (struct option){settings[i].name, required_argument, NULL,
                                       settings[i].short_opt ? settings[i].short_opt
@@ -332,19 +337,115 @@ int pv_config_parse(struct pv_config *c, int argc, char **argv)
     shortopts[ns] = '\0';
     longopts[N_SETTINGS] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[N_SETTINGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
-    longopts[N_SETTINGS + 2] = (struct option){NULL, 0, NULL, 0};
+    longopts[N_SETTINGS + 2] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+    longopts[N_SETTINGS + 3] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
+    longopts[N_SETTINGS + 4] = (struct option){NULL, 0, NULL, 0};
+}
 
+static int load_file(struct pv_config *c, const char *path, bool must_exist, char *err,
+                     size_t errsz)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (!must_exist && errno == ENOENT)
+            return 0; /* no file at the default place: embedded defaults */
+        errf(err, errsz, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0, n;
+    do {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *grown = realloc(text, cap);
+            if (!grown)
+                abort(); /* palaver's out-of-memory policy (xalloc.h) */
+            text = grown;
+        }
+        n = fread(text + len, 1, cap - len, f);
+        len += n;
+    } while (n > 0 && len < (1u << 20));
+    bool too_big = len >= (1u << 20);
+    fclose(f);
+    int rc = too_big ? (errf(err, errsz, "%s: larger than 1 MiB", path), -1)
+                     : pv_config_parse_text(c, text, len, path, err, errsz);
+    free(text);
+    return rc;
+}
+
+/* PORT, then PALAVER_<KEY> for every key (max-clients: PALAVER_MAX_CLIENTS). */
+static int load_env(struct pv_config *c, char *err, size_t errsz)
+{
+    char msg[400], var[64];
+    const char *v = getenv("PORT");
+    if (v && *v && set_option(c, find_setting("port", 4), "", v, msg, sizeof(msg)) != 0) {
+        errf(err, errsz, "PORT environment variable: %s", msg);
+        return -1;
+    }
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        size_t k = (size_t)snprintf(var, sizeof(var), "PALAVER_");
+        for (const char *p = settings[i].name; *p && k + 1 < sizeof(var); p++)
+            var[k++] = *p == '-' ? '_' : (char)(*p - ('a' <= *p && *p <= 'z' ? 32 : 0));
+        var[k] = '\0';
+        v = getenv(var);
+        if (v && set_option(c, &settings[i], "", v, msg, sizeof(msg)) != 0) {
+            errf(err, errsz, "%s environment variable: %s", var, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_action *action,
+                   char *err, size_t errsz)
+{
+    struct option longopts[N_SETTINGS + 5];
+    char shortopts[80], msg[512];
+    const char *path = PV_DEFAULT_CONFIG;
+    bool explicit_path = false;
+    int opt, idx;
+
+    *action = PV_CONFIG_RUN;
+    err[0] = '\0';
+    pv_config_defaults(c);
+    getopt_tables(longopts, shortopts);
+
+    /* Pass 1: which file, and what to do. */
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, shortopts, longopts, &idx)) != -1) {
+        if (opt == OPT_CONFIG) {
+            path = optarg;
+            explicit_path = true;
+        } else if (opt == OPT_CHECK) {
+            *action = PV_CONFIG_CHECK;
+        } else if (opt == 'h') {
+            fputs(usage, stdout);
+            *action = PV_CONFIG_DONE;
+            return 0;
+        } else if (opt == 'V') {
+            printf("palaverd %s\n", PALAVER_VERSION);
+            *action = PV_CONFIG_DONE;
+            return 0;
+        }
+    }
+    if (strlen(path) >= sizeof(c->config_path)) {
+        errf(err, errsz, "--config path is too long");
+        return -1;
+    }
+    /* defaults < file < environment < flags */
+    if (load_file(c, path, explicit_path, err, errsz) != 0)
+        return -1;
+    snprintf(c->config_path, sizeof(c->config_path), "%s", path);
+    if (load_env(c, err, errsz) != 0)
+        return -1;
+
+    opterr = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, shortopts, longopts, &idx)) != -1) {
         const struct setting *s = NULL;
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (opt == 'V') {
-            printf("palaverd %s\n", PALAVER_VERSION);
-            return 1;
-        }
+        if (opt == OPT_CONFIG || opt == OPT_CHECK)
+            continue;
         if (opt >= 256 && opt < 256 + (int)N_SETTINGS) {
             s = &settings[opt - 256];
         } else {
@@ -353,21 +454,57 @@ int pv_config_parse(struct pv_config *c, int argc, char **argv)
                     s = &settings[i];
         }
         if (!s) {
-            fprintf(stderr, "Try 'palaverd --help' for more information.\n");
+            if (optopt && optopt < 256)
+                errf(err, errsz, "unknown or incomplete option '-%c' (see --help)", optopt);
+            else
+                errf(err, errsz, "unknown or incomplete option '%s' (see --help)",
+                     argv[optind - 1]);
             return -1;
         }
         if (set_option(c, s, "--", optarg, msg, sizeof(msg)) != 0) {
-            fprintf(stderr, "palaverd: %s\n", msg);
+            errf(err, errsz, "%s", msg);
             return -1;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "palaverd: unexpected argument '%s'\n", argv[optind]);
+        errf(err, errsz, "unexpected argument '%s'", argv[optind]);
         return -1;
     }
-    if (pv_config_check(c, msg, sizeof(msg)) != 0) {
-        fprintf(stderr, "palaverd: %s\n", msg);
+    return pv_config_check(c, err, errsz);
+}
+
+int pv_config_parse(struct pv_config *c, int argc, char **argv)
+{
+    enum pv_config_action action;
+    char err[512];
+    if (pv_config_load(c, argc, argv, &action, err, sizeof(err)) != 0) {
+        fprintf(stderr, "palaverd: %s\n", err);
         return -1;
     }
-    return 0;
+    return action == PV_CONFIG_DONE ? 1 : 0;
+}
+
+bool pv_config_live_equal(const struct pv_config *a, const struct pv_config *b, char *what,
+                          size_t n)
+{
+    /* Everything but the reloadable fields must be equal to reload live. */
+    struct pv_config x = *a, y = *b;
+    x.log_level = y.log_level = 0;
+    x.rate_limit = y.rate_limit = 0;
+    x.rate_burst = y.rate_burst = 0;
+    x.max_per_ip = y.max_per_ip = 0;
+    memset(x.allowed_origins, 0, sizeof(x.allowed_origins));
+    memset(y.allowed_origins, 0, sizeof(y.allowed_origins));
+    what[0] = '\0';
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        size_t size = s->kind == K_UINT ? sizeof(unsigned)
+                      : s->kind == K_SIZE ? sizeof(size_t)
+                      : s->kind == K_LEVEL ? sizeof(int) : s->size;
+        if (memcmp((char *)&x + s->off, (char *)&y + s->off, size) != 0) {
+            size_t used = strlen(what);
+            snprintf(what + used, n - used, "%s%s", used ? ", " : "", s->name);
+        }
+    }
+    return what[0] == '\0';
 }

@@ -18,11 +18,14 @@
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "palaver/admin.h"
 #include "palaver/broadcaster.h"
 #include "palaver/client.h"
 #include "palaver/config.h"
 #include "palaver/limits.h"
+#include "palaver/live.h"
 #include "palaver/log.h"
 #include "palaver/queue.h"
 #include "palaver/stats.h"
@@ -164,6 +167,33 @@ static unsigned wait_workers(unsigned want, int timeout_s)
     return n;
 }
 
+/* SIGHUP: read every source again; apply what can change live, name what
+ * needs a restart, keep everything if the new configuration is bad. */
+static void reload(struct pv_config *cfg, struct pv_live *live, int argc, char **argv)
+{
+    struct pv_config next;
+    enum pv_config_action action;
+    char err[512], other[512];
+    sd_notify(0, "RELOADING=1");
+    if (pv_config_load(&next, argc, argv, &action, err, sizeof(err)) != 0) {
+        pv_err("reload refused, keeping the running configuration: %s", err);
+        sd_notify(0, "READY=1");
+        return;
+    }
+    if (!pv_config_live_equal(cfg, &next, other, sizeof(other)))
+        pv_warn("reload: %s changed but needs a restart; keeping the running values", other);
+    pv_live_update(live, cfg, &next);
+    /* Only the live fields are taken over: everything else keeps running
+     * as it started. */
+    cfg->log_level = next.log_level;
+    cfg->rate_limit = next.rate_limit;
+    cfg->rate_burst = next.rate_burst;
+    cfg->max_per_ip = next.max_per_ip;
+    memcpy(cfg->allowed_origins, next.allowed_origins, sizeof(cfg->allowed_origins));
+    pv_info("reloaded %s", cfg->config_path);
+    sd_notify(0, "READY=1");
+}
+
 /* SIGUSR1: one line of counters, and what the allocator holds. */
 static void log_stats(struct pv_stats *s)
 {
@@ -211,14 +241,27 @@ int main(int argc, char **argv)
     struct pv_writers *writers = NULL;
     struct pv_broadcaster *bc = NULL;
     struct mg_context *ctx = NULL;
+    struct pv_live live = {0};
     sigset_t sigs;
-    int sig, rc;
+    int sig;
     char num_threads[16], port[96], io_timeout[16], err_text[256] = "";
 
-    pv_config_defaults(&cfg);
-    rc = pv_config_parse(&cfg, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
+    enum pv_config_action action;
+    char cerr[512];
+    if (pv_config_load(&cfg, argc, argv, &action, cerr, sizeof(cerr)) != 0) {
+        fprintf(stderr, "palaverd: %s\n", cerr);
+        return 2;
+    }
+    if (action == PV_CONFIG_DONE)
+        return 0;
+    if (action == PV_CONFIG_CHECK) {
+        printf("palaverd: configuration OK (file %s%s): port %u, max-clients %u, %u CivetWeb "
+               "workers, log-level %s\n",
+               cfg.config_path, access(cfg.config_path, R_OK) == 0 ? "" : ", not present",
+               cfg.port, cfg.max_clients, pv_config_num_threads(&cfg),
+               pv_log_level_name(cfg.log_level));
+        return 0;
+    }
     pv_log_set_level(cfg.log_level);
 
     sigemptyset(&sigs);
@@ -248,6 +291,8 @@ int main(int argc, char **argv)
     ws.queue = queue;
     ws.stats = &stats;
     ws.peers = pv_peers_new(cfg.max_clients);
+    pv_live_init(&live, &cfg);
+    ws.live = &live;
     atomic_init(&ws.admitted, 0);
     atomic_init(&ws.stopping, false);
     bc = pv_broadcaster_start(&(struct pv_broadcaster_deps){
@@ -287,6 +332,9 @@ int main(int argc, char **argv)
          * talks only to its own origin (CSP 3: 'self' covers ws://), and
          * may not be framed. */
         "additional_header", PAGE_HEADERS,
+        /* Last: when no ACL is set the list ends here (CivetWeb reads an
+         * empty ACL as "deny everyone"). */
+        cfg.access_control_list[0] ? "access_control_list" : NULL, cfg.access_control_list,
         NULL,
     };
     /* No log_access callback: CivetWeb 1.15 formats access lines with
@@ -314,6 +362,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     pv_ws_register(ctx, &ws);
+    struct pv_admin admin = {.cfg = &cfg, .stats = &stats, .queue = queue};
+    pv_admin_register(ctx, &admin);
 
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
@@ -324,13 +374,44 @@ int main(int argc, char **argv)
             cfg.htdocs, cfg.max_clients, threads, cfg.writers);
     sd_notifyf(0, "READY=1\nSTATUS=Listening on port %d\nX_PALAVER_PORT=%d", bound, bound);
 
+    /* Main's loop: signals, and once a second the systemd status line and
+     * the watchdog. WATCHDOG=1 goes out only while the broadcaster loop
+     * turns (its heartbeat), so a stuck broadcaster gets the service
+     * restarted (WatchdogSec=). */
+    uint64_t wd_usec = 0;
+    bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
+    uint64_t last_wd = 0, last_status = 0, last_msgs = pv_stat_get(&stats.messages_in);
     for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(&sigs, NULL, &tick);
+        uint64_t now = pv_mono_ns(), age;
+        bool alive = pv_admin_alive(&stats, &age);
+        if (watchdog && alive && now - last_wd >= wd_usec * 1000u / 2) {
+            sd_notify(0, "WATCHDOG=1");
+            last_wd = now;
+        } else if (watchdog && !alive) {
+            pv_err("broadcaster loop stuck for %.1f s: withholding the watchdog ping",
+                   (double)age / 1e9);
+        }
+        if (now - last_status >= 5000000000ull || last_status == 0) {
+            uint64_t msgs = pv_stat_get(&stats.messages_in);
+            double secs = last_status ? (double)(now - last_status) / 1e9 : 1.0;
+            sd_notifyf(0, "STATUS=%llu clients, %.1f messages/s%s",
+                       (unsigned long long)pv_stat_get(&stats.clients),
+                       (double)(msgs - last_msgs) / secs, alive ? "" : ", broadcaster stuck");
+            last_msgs = msgs;
+            last_status = now;
+        }
+        if (sig < 0)
+            continue; /* the tick */
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGUSR1) {
             log_stats(&stats);
+            continue;
+        }
+        if (sig == SIGHUP) {
+            reload(&cfg, &live, argc, argv);
             continue;
         }
         pv_info("signal %d (%s) ignored", sig, strsignal(sig));
@@ -342,6 +423,7 @@ int main(int argc, char **argv)
     mg_exit_library();
     pv_queue_free(queue); /* LEAVE events queued by mg_stop() release clients */
     pv_peers_free(ws.peers);
+    pv_live_destroy(&live);
     pv_info("stopped: %llu connections, %llu messages, %llu deliveries, %llu slow consumers",
             (unsigned long long)pv_stat_get(&stats.connections_total),
             (unsigned long long)pv_stat_get(&stats.messages_in),
@@ -359,5 +441,6 @@ fail:
         mg_stop(ctx);
     pv_queue_free(queue);
     pv_peers_free(ws.peers);
+    pv_live_destroy(&live);
     return 1;
 }

@@ -203,6 +203,8 @@ static int timed_write(struct writer_slot *s, struct pv_client *c, const void *d
     int rc = pv_client_write(c, data, len, closes);
     atomic_store(&c->write_since, 0);
     atomic_store(&s->busy_since, 0);
+    if (rc == 0)
+        pv_stat_add(&s->pool->stats->bytes_out, len);
     if (rc == -2) {
         unsigned long long ms = (pv_mono_ns() - t0) / 1000000u;
         pv_stat_add(&s->pool->stats->write_failures, 1);

@@ -17,6 +17,7 @@
 #include "palaver/config.h"
 #include "palaver/frame.h"
 #include "palaver/limits.h"
+#include "palaver/live.h"
 #include "palaver/log.h"
 #include "palaver/proto.h"
 #include "palaver/queue.h"
@@ -76,7 +77,7 @@ static int on_connect(const struct mg_connection *conn, void *ud)
     peer_of(conn, peer, sizeof(peer));
     if (atomic_load(&ws->stopping))
         return refuse(conn, 503, "Service Unavailable", "palaverd is shutting down\n");
-    if (!pv_origin_allowed(origin, host, ws->cfg->allowed_origins)) {
+    if (!pv_origin_allowed(origin, host, atomic_load_explicit(&ws->live->origins, memory_order_acquire))) {
         char o[128], h[128];
         sanitize(origin, o, sizeof(o));
         sanitize(host, h, sizeof(h));
@@ -94,12 +95,12 @@ static int on_connect(const struct mg_connection *conn, void *ud)
         return refuse(conn, 503, "Service Unavailable",
                       "palaverd is full: too many chat clients, try again later\n");
     }
-    if (ws->cfg->max_per_ip &&
-        pv_peers_count(ws->peers, ri->remote_addr) >= ws->cfg->max_per_ip) {
+    unsigned per_ip = atomic_load_explicit(&ws->live->max_per_ip, memory_order_relaxed);
+    if (per_ip && pv_peers_count(ws->peers, ri->remote_addr) >= per_ip) {
         pv_stat_add(&ws->stats->refused_per_ip, 1);
         pv_warn("refused WebSocket from %s: %u connections from that address already "
                 "(--max-per-ip); answered 503",
-                peer, ws->cfg->max_per_ip);
+                peer, per_ip);
         return refuse(conn, 503, "Service Unavailable",
                       "too many chat connections from your address, try again later\n");
     }
@@ -133,7 +134,8 @@ static void on_ready(struct mg_connection *conn, void *ud)
         refuse_ready(conn, "server full, try again later");
         return;
     }
-    if (!pv_peers_acquire(ws->peers, ri->remote_addr, ws->cfg->max_per_ip)) {
+    if (!pv_peers_acquire(ws->peers, ri->remote_addr,
+                          atomic_load_explicit(&ws->live->max_per_ip, memory_order_relaxed))) {
         atomic_fetch_sub(&ws->admitted, 1);
         pv_stat_add(&ws->stats->refused_per_ip, 1);
         pv_warn("refused WebSocket from %s: too many from that address (--max-per-ip); "
@@ -146,7 +148,7 @@ static void on_ready(struct mg_connection *conn, void *ud)
     c->counted = true;
     uint64_t now = pv_mono_ns();
     atomic_store_explicit(&c->last_rx, now, memory_order_relaxed);
-    pv_rate_init(&c->rate, ws->cfg->rate_burst, now);
+    pv_rate_init(&c->rate, atomic_load_explicit(&ws->live->rate_burst, memory_order_relaxed), now);
     mg_set_user_connection_data(conn, c);
     pv_stat_add(&ws->stats->connections_total, 1);
 
@@ -210,7 +212,7 @@ static void reply_error(struct pv_ws *ws, struct pv_client *c, const char *data,
     pv_client_write(c, f->data, f->len, false);
     pv_frame_unref(f);
     json_decref(root);
-    pv_stat_add(&ws->stats->error_replies, 1);
+    pv_stat_error(ws->stats, code);
 }
 
 /* A complete text message: hand it to the broadcaster. */
@@ -238,7 +240,9 @@ static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data,
  * to drop it (the caller answers), -1 when the client was closed. */
 static int rate_check(struct pv_ws *ws, struct pv_client *c)
 {
-    switch (pv_rate_take(&c->rate, ws->cfg->rate_limit, ws->cfg->rate_burst, pv_mono_ns())) {
+    unsigned rate = atomic_load_explicit(&ws->live->rate_limit, memory_order_relaxed);
+    unsigned burst = atomic_load_explicit(&ws->live->rate_burst, memory_order_relaxed);
+    switch (pv_rate_take(&c->rate, rate, burst, pv_mono_ns())) {
     case PV_RATE_OK:
         return 1;
     case PV_RATE_REFUSE:
@@ -250,7 +254,7 @@ static int rate_check(struct pv_ws *ws, struct pv_client *c)
     pv_stat_add(&ws->stats->rate_closes, 1);
     pv_warn("flood from %s: more than %u messages refused over --rate-limit %u/s; closing "
             "with 1008",
-            c->peer, ws->cfg->rate_burst, ws->cfg->rate_limit);
+            c->peer, burst, rate);
     snprintf(c->leave_reason, sizeof(c->leave_reason), "closed 1008: message flood");
     close_with(ws, c, 1008, "message rate limit exceeded");
     return -1;

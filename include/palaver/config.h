@@ -1,19 +1,26 @@
-/* config.h -- palaverd's settings: embedded defaults, PORT from the
- * environment, then command-line flags (flags win). Every setting has one
- * name, used as the long flag (--max-clients) and as the key of the
- * "key = value" text form (max-clients = 1000) that
- * pv_config_parse_text() reads.
+/* config.h -- palaverd's settings. Sources, later ones winning: embedded
+ * defaults, the configuration file (--config, default
+ * /etc/palaver/palaverd.conf; a missing default file is fine), the
+ * environment (PORT, and PALAVER_<KEY> for every key), command-line flags.
+ * Every setting has one name, used as the long flag (--max-clients), as
+ * the file key (max-clients = 1000) and, upper-cased with '_', in the
+ * environment (PALAVER_MAX_CLIENTS).
  *
- * Threads: filled in by main before any other thread starts; read-only
- * afterwards, so every thread may read it without synchronisation.
+ * Threads: a struct pv_config is filled in by main; the one the running
+ * server uses is read-only once other threads exist. What SIGHUP can
+ * change live goes through struct pv_live (live.h), not through here.
  */
 #ifndef PALAVER_CONFIG_H
 #define PALAVER_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define PV_ORIGINS_MAX 1024
+#ifndef PV_DEFAULT_CONFIG
+#define PV_DEFAULT_CONFIG "/etc/palaver/palaverd.conf"
+#endif
 
 struct pv_config {
     char listen_addr[64];      /* IPv4 address to bind; "" = all */
@@ -40,14 +47,36 @@ struct pv_config {
     /* Origins allowed to open a WebSocket besides the page's own host,
      * space or comma separated ("http://chat.lan:8080"); "*" = any. */
     char allowed_origins[PV_ORIGINS_MAX];
+    /* CivetWeb access_control_list ("-0.0.0.0/0,+192.168.1.0/24"): which
+     * addresses may use the port at all (page, WebSocket, /metrics). */
+    char access_control_list[512];
     int log_level;
+    char config_path[PATH_MAX]; /* the file read (it may not exist) */
 };
+
+enum pv_config_action {
+    PV_CONFIG_RUN,   /* start the server */
+    PV_CONFIG_CHECK, /* --check-config: report and exit */
+    PV_CONFIG_DONE,  /* --help or --version was printed: exit 0 */
+};
+
+/* All sources, in order, into c (which is reset to the defaults first).
+ * Returns 0, or -1 with a one-line reason in err (the file errors name
+ * file and line). Never prints except for --help and --version. Safe to
+ * call again with the same argv (SIGHUP). */
+int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_action *action,
+                   char *err, size_t errsz);
+
+/* True if a and b differ only in what SIGHUP can change live (log level,
+ * rate limit and burst, per-IP limit, allowed origins); otherwise `what`
+ * lists the other keys that differ. */
+bool pv_config_live_equal(const struct pv_config *a, const struct pv_config *b, char *what,
+                          size_t n);
 
 void pv_config_defaults(struct pv_config *c);
 
-/* Applies the environment (PORT) and argv. Returns 0 to run, 1 when
- * --help or --version was printed (exit 0), -1 after printing an error
- * (exit 2). */
+/* pv_config_load() printing its error: returns 0 to run, 1 when --help or
+ * --version was printed (exit 0), -1 after printing an error (exit 2). */
 int pv_config_parse(struct pv_config *c, int argc, char **argv);
 
 /* Applies "key = value" lines (keys are the long flag names; blank lines

@@ -10,6 +10,21 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+/* The error codes palaverd sends, for counting by code; the last one,
+ * "other", catches anything not listed. */
+#define PV_ERROR_CODES                                                                    \
+    X(bad_json, "bad-json") X(bad_msgid, "bad-msgid") X(bad_name, "bad-name")              \
+    X(bad_text, "bad-text") X(text_too_long, "text-too-long") X(empty_text, "empty-text")  \
+    X(unknown_type, "unknown-type") X(busy, "busy") X(rate_limited, "rate-limited")       \
+    X(other, "other")
+enum pv_error_code {
+#define X(id, name) PV_ERR_##id,
+    PV_ERROR_CODES
+#undef X
+    PV_ERR_COUNT
+};
+extern const char *const pv_error_code_names[PV_ERR_COUNT];
+
 struct pv_stats {
     atomic_uint_fast64_t clients;           /* gauge: registered clients */
     atomic_uint_fast64_t connections_total; /* WebSocket clients admitted */
@@ -28,7 +43,13 @@ struct pv_stats {
     atomic_uint_fast64_t rate_closes;       /* clients closed with 1008 for flooding */
     atomic_uint_fast64_t idle_closes;       /* clients closed: silent past the idle timeout */
     atomic_uint_fast64_t evictions;         /* workers interrupted to end a closed client */
+    atomic_uint_fast64_t errors_by_code[PV_ERR_COUNT]; /* error replies, by code */
+    atomic_uint_fast64_t history;           /* gauge: messages kept for newcomers */
+    atomic_uint_fast64_t heartbeat;         /* monotonic ns of the broadcaster's last loop */
 };
+
+/* Counts one error reply with this code (error_replies and by code). */
+void pv_stat_error(struct pv_stats *s, const char *code);
 
 static inline void pv_stat_add(atomic_uint_fast64_t *c, uint64_t n)
 {

@@ -19,6 +19,7 @@
 
 struct mg_context;
 struct pv_config;
+struct pv_live;
 struct pv_peers;
 struct pv_queue;
 struct pv_stats;
@@ -28,6 +29,7 @@ struct pv_ws {
     struct pv_queue *queue;
     struct pv_stats *stats;
     struct pv_peers *peers; /* WebSockets per remote address */
+    struct pv_live *live;   /* limits SIGHUP can change */
     /* Clients admitted and not yet released by the broadcaster's LEAVE
      * handling: at most cfg->max_clients. */
     atomic_uint admitted;

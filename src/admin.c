@@ -1,0 +1,132 @@
+/* admin.c -- /healthz and /metrics (see admin.h).
+ *
+ * Threads: CivetWeb workers; reads only relaxed atomics and read-only
+ * configuration. */
+#include "palaver/admin.h"
+
+#include <civetweb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "palaver/config.h"
+#include "palaver/queue.h"
+#include "palaver/stats.h"
+#include "palaver/xalloc.h"
+
+bool pv_admin_alive(const struct pv_stats *s, uint64_t *age_ns)
+{
+    uint64_t hb = atomic_load_explicit(&((struct pv_stats *)s)->heartbeat, memory_order_relaxed);
+    uint64_t now = pv_mono_ns();
+    *age_ns = hb && now > hb ? now - hb : 0;
+    return hb != 0 && *age_ns < PV_HEARTBEAT_STALE_NS;
+}
+
+static int healthz(struct mg_connection *conn, void *ud)
+{
+    struct pv_admin *a = ud;
+    uint64_t age;
+    bool ok = pv_admin_alive(a->stats, &age);
+    char body[160];
+    int n = snprintf(body, sizeof(body),
+                     ok ? "ok: broadcaster loop turned %.3f s ago\n"
+                        : "stalled: broadcaster loop has not turned for %.3f s\n",
+                     (double)age / 1e9);
+    mg_printf(conn,
+              "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
+              "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+              ok ? "200 OK" : "503 Service Unavailable", n, body);
+    return ok ? 200 : 503;
+}
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct buf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (n > 0 ? (size_t)n : 0);
+        b->p = pv_xrealloc(b->p, b->cap);
+    }
+}
+
+static void metric(struct buf *b, const char *name, const char *type, const char *help,
+                   unsigned long long v)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
+}
+
+#define GET(field) ((unsigned long long)pv_stat_get(&s->field))
+
+static int metrics(struct mg_connection *conn, void *ud)
+{
+    struct pv_admin *a = ud;
+    struct pv_stats *s = a->stats;
+    struct buf b = {pv_xmalloc(4096), 0, 4096};
+    uint64_t age;
+    bool alive = pv_admin_alive(s, &age);
+
+    metric(&b, "palaver_clients", "gauge", "WebSocket clients connected now.", GET(clients));
+    metric(&b, "palaver_connections_total", "counter", "WebSocket clients admitted.",
+           GET(connections_total));
+    metric(&b, "palaver_messages_in_total", "counter", "Chat messages accepted (given a seq).",
+           GET(messages_in));
+    metric(&b, "palaver_deliveries_total", "counter", "Frames queued to recipients.",
+           GET(deliveries));
+    metric(&b, "palaver_bytes_out_total", "counter", "Bytes written to sockets.", GET(bytes_out));
+    metric(&b, "palaver_queue_depth", "gauge", "Events waiting for the broadcaster.",
+           pv_queue_depth(a->queue));
+    put(&b, "# HELP palaver_broadcaster_lag_seconds Time since the broadcaster loop last turned.\n"
+            "# TYPE palaver_broadcaster_lag_seconds gauge\npalaver_broadcaster_lag_seconds %.6f\n",
+        (double)age / 1e9);
+    metric(&b, "palaver_broadcaster_up", "gauge", "1 while the broadcaster loop turns.", alive);
+    metric(&b, "palaver_slow_consumer_closes_total", "counter",
+           "Clients closed with 1008 for not reading.", GET(slow_consumers));
+    metric(&b, "palaver_protocol_closes_total", "counter",
+           "Clients closed for an RFC 6455 violation.", GET(protocol_closes));
+    metric(&b, "palaver_flood_closes_total", "counter", "Clients closed with 1008 for flooding.",
+           GET(rate_closes));
+    metric(&b, "palaver_idle_closes_total", "counter", "Clients closed after the idle timeout.",
+           GET(idle_closes));
+    metric(&b, "palaver_evictions_total", "counter",
+           "Closed clients whose connection the server ended.", GET(evictions));
+    put(&b, "# HELP palaver_refused_connections_total WebSocket handshakes refused, by reason.\n"
+            "# TYPE palaver_refused_connections_total counter\n"
+            "palaver_refused_connections_total{reason=\"full\"} %llu\n"
+            "palaver_refused_connections_total{reason=\"per_ip\"} %llu\n"
+            "palaver_refused_connections_total{reason=\"origin\"} %llu\n",
+        GET(refused_full), GET(refused_per_ip), GET(refused_origin));
+    put(&b, "# HELP palaver_errors_total Error replies sent to clients, by code.\n"
+            "# TYPE palaver_errors_total counter\n");
+    for (int i = 0; i < PV_ERR_COUNT; i++)
+        put(&b, "palaver_errors_total{code=\"%s\"} %llu\n", pv_error_code_names[i],
+            (unsigned long long)pv_stat_get(&s->errors_by_code[i]));
+    metric(&b, "palaver_write_failures_total", "counter", "Socket writes that failed or timed out.",
+           GET(write_failures));
+    metric(&b, "palaver_history_messages", "gauge", "Messages kept for newcomers.", GET(history));
+
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+              "Cache-Control: no-store\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+              b.len);
+    mg_write(conn, b.p, b.len);
+    free(b.p);
+    return 200;
+}
+
+void pv_admin_register(struct mg_context *ctx, struct pv_admin *a)
+{
+    mg_set_request_handler(ctx, "/healthz$", healthz, a);
+    mg_set_request_handler(ctx, "/metrics$", metrics, a);
+}
