@@ -384,8 +384,14 @@ static int load_env(struct pv_config *c, char *err, size_t errsz)
     }
     for (size_t i = 0; i < N_SETTINGS; i++) {
         size_t k = (size_t)snprintf(var, sizeof(var), "PALAVER_");
-        for (const char *p = settings[i].name; *p && k + 1 < sizeof(var); p++)
-            var[k++] = *p == '-' ? '_' : (char)(*p - ('a' <= *p && *p <= 'z' ? 32 : 0));
+        for (const char *p = settings[i].name; *p && k + 1 < sizeof(var); p++) {
+            char up = *p;
+            if (up == '-')
+                up = '_';
+            else if (up >= 'a' && up <= 'z')
+                up = (char)(up - 'a' + 'A');
+            var[k++] = up;
+        }
         var[k] = '\0';
         v = getenv(var);
         if (v && set_option(c, &settings[i], "", v, msg, sizeof(msg)) != 0) {

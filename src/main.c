@@ -382,7 +382,9 @@ int main(int argc, char **argv)
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
     uint64_t last_wd = 0, last_status = 0, last_msgs = pv_stat_get(&stats.messages_in);
     for (;;) {
-        struct timespec tick = {1, 0};
+        /* A tick of a second, or a quarter of the watchdog interval. */
+        uint64_t tick_ns = watchdog && wd_usec * 250u < 1000000000u ? wd_usec * 250u : 1000000000u;
+        struct timespec tick = {(time_t)(tick_ns / 1000000000u), (long)(tick_ns % 1000000000u)};
         sig = sigtimedwait(&sigs, NULL, &tick);
         uint64_t now = pv_mono_ns(), age;
         bool alive = pv_admin_alive(&stats, &age);

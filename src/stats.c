@@ -7,7 +7,7 @@
 #include <time.h>
 
 const char *const pv_error_code_names[PV_ERR_COUNT] = {
-#define X(id, name) [PV_ERR_##id] = name,
+#define X(id, name) [PV_ERR_##id] = (name),
     PV_ERROR_CODES
 #undef X
 };

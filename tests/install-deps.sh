@@ -14,6 +14,8 @@ packages=(
   clang libclang-rt-14-dev clang-tidy cppcheck
   # browser tests: Debian's Chromium (driven by playwright-core from npm)
   chromium
+  # service tests: systemd-analyze verify/security (and man, which verify runs)
+  systemd man-db
 )
 
 as_root() {

@@ -66,6 +66,11 @@ static void track(pid_t pid, bool add)
 
 int srv_start(struct srv *s, const char *const *extra)
 {
+    return srv_start_env(s, extra, NULL);
+}
+
+int srv_start_env(struct srv *s, const char *const *extra, const char *const *envs)
+{
     char sockname[108], env[128], buf[512];
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     const char *argv[64];
@@ -73,6 +78,7 @@ int srv_start(struct srv *s, const char *const *extra)
     int64_t deadline;
 
     memset(s, 0, sizeof(*s));
+    s->notify_fd = -1;
     s->pid = -1;
     snprintf(s->log, sizeof(s->log), "%s/%s-%d-%d.log", PVTEST_LOG_DIR,
              program_invocation_short_name, (int)getpid(), counter);
@@ -95,6 +101,8 @@ int srv_start(struct srv *s, const char *const *extra)
     argv[n++] = PVTEST_HTDOCS;
     argv[n++] = "--http-workers";
     argv[n++] = "8";
+    argv[n++] = "--config"; /* no /etc/palaver/palaverd.conf of this machine */
+    argv[n++] = "/dev/null";
     for (int i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -109,6 +117,8 @@ int srv_start(struct srv *s, const char *const *extra)
         }
         putenv(env);
         unsetenv("PORT");
+        for (int i = 0; envs && envs[i]; i++)
+            putenv((char *)envs[i]);
         execv(argv[0], (char *const *)argv);
         perror("execv palaverd");
         _exit(127);
@@ -136,8 +146,10 @@ int srv_start(struct srv *s, const char *const *extra)
         if (strstr(buf, "READY=1") && p)
             s->port = atoi(p + strlen("X_PALAVER_PORT="));
     }
-    close(fd);
+    s->notify_fd = fd;
     if (s->port == 0) {
+        close(fd);
+        s->notify_fd = -1;
         fprintf(stderr, "palaverd did not report READY=1 in time\n");
         srv_dump_log(s);
         kill(s->pid, SIGKILL);
@@ -149,6 +161,27 @@ int srv_start(struct srv *s, const char *const *extra)
     return 0;
 }
 
+bool srv_notify_wait(struct srv *s, const char *needle, int timeout_ms, char *out, size_t n)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    char buf[1024];
+    while (s->notify_fd >= 0 && mono_ms() < deadline) {
+        struct pollfd pfd = {.fd = s->notify_fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(deadline - mono_ms())) <= 0)
+            continue;
+        ssize_t r = recv(s->notify_fd, buf, sizeof(buf) - 1, 0);
+        if (r <= 0)
+            continue;
+        buf[r] = '\0';
+        if (strstr(buf, needle)) {
+            if (out)
+                snprintf(out, n, "%s", buf);
+            return true;
+        }
+    }
+    return false;
+}
+
 int srv_stop(struct srv *s)
 {
     int status;
@@ -158,6 +191,10 @@ int srv_stop(struct srv *s)
         return -1;
     track(s->pid, false);
     kill(s->pid, SIGTERM);
+    s->stopping_seen = srv_notify_wait(s, "STOPPING=1", 5000, NULL, 0);
+    if (s->notify_fd >= 0)
+        close(s->notify_fd);
+    s->notify_fd = -1;
     for (;;) {
         pid_t r = waitpid(s->pid, &status, WNOHANG);
         if (r == s->pid)

@@ -24,11 +24,17 @@ struct srv {
     pid_t pid;
     int port;
     char log[512];
+    int notify_fd;      /* the test's NOTIFY_SOCKET, kept after READY=1 */
+    bool stopping_seen; /* srv_stop() got STOPPING=1 */
 };
 
 /* Starts palaverd with default test flags plus extra (NULL-terminated,
  * may be NULL). Returns 0 when READY=1 arrived, -1 otherwise. */
 int srv_start(struct srv *s, const char *const *extra);
+/* The same with extra environment entries ("NAME=value", NULL-terminated). */
+int srv_start_env(struct srv *s, const char *const *extra, const char *const *envs);
+/* Waits for a notify datagram containing needle; copies it to out. */
+bool srv_notify_wait(struct srv *s, const char *needle, int timeout_ms, char *out, size_t n);
 /* SIGTERM, then waits up to 20 s. Returns the exit status (0..255),
  * 128+signal if it died of a signal, or -1 if it did not exit in time. */
 int srv_stop(struct srv *s);

@@ -1,0 +1,39 @@
+# `cmake --install`: binary, page, systemd unit, sample configuration and
+# man page in FHS places (prefix /usr: /usr/sbin/palaverd,
+# /usr/share/palaver/htdocs, /usr/lib/systemd/system/palaverd.service,
+# /etc/palaver/palaverd.conf, /usr/share/man/man8/palaverd.8).
+include(GNUInstallDirs)
+
+install(TARGETS palaverd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
+install(DIRECTORY htdocs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/palaver/htdocs)
+install(FILES cmake/palaverd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+
+# The unit names installed paths, so it is written at install time, with
+# the prefix given to `cmake --install --prefix` (if any).
+set(PV_UNIT_TEMPLATE ${CMAKE_CURRENT_SOURCE_DIR}/cmake/palaverd.service.in)
+install(CODE "
+  set(PV_SBINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SBINDIR}\")
+  set(PV_HTDOCS \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_DATADIR}/palaver/htdocs\")
+  if(\"\${CMAKE_INSTALL_PREFIX}\" STREQUAL \"/usr\")
+    set(PV_CONFDIR /etc/palaver)
+  else()
+    set(PV_CONFDIR \"\${CMAKE_INSTALL_PREFIX}/etc/palaver\")
+  endif()
+  # The sample configuration, unless the operator already has one.
+  if(NOT EXISTS \"\$ENV{DESTDIR}\${PV_CONFDIR}/palaverd.conf\")
+    file(INSTALL ${CMAKE_CURRENT_SOURCE_DIR}/cmake/palaverd.conf DESTINATION \"\${PV_CONFDIR}\")
+  else()
+    message(STATUS \"Keeping: \$ENV{DESTDIR}\${PV_CONFDIR}/palaverd.conf\")
+  endif()
+  configure_file(${PV_UNIT_TEMPLATE} \"\${CMAKE_CURRENT_BINARY_DIR}/palaverd.service\" @ONLY)
+  file(INSTALL \"\${CMAKE_CURRENT_BINARY_DIR}/palaverd.service\"
+       DESTINATION \"\${CMAKE_INSTALL_PREFIX}/lib/systemd/system\")
+")
+
+# A .deb: cpack -G DEB in the build directory.
+set(CPACK_PACKAGE_NAME palaver)
+set(CPACK_PACKAGE_CONTACT "palaver developers")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "multi-threaded WebSocket chat broker")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcivetweb1, liburcu8, libjansson4, libsystemd0")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+include(CPack)
