@@ -33,3 +33,8 @@ add_library(Jansson::Jansson ALIAS PkgConfig::JANSSON)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 add_library(pv_systemd INTERFACE)
 target_link_libraries(pv_systemd INTERFACE PkgConfig::SYSTEMD)
+
+# SQLite: durable history (store.c).
+pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
+add_library(pv_sqlite INTERFACE)
+target_link_libraries(pv_sqlite INTERFACE PkgConfig::SQLITE)

@@ -1,0 +1,75 @@
+/* store.h -- durable chat history in SQLite (issue 7, first part: the
+ * storage module; not yet wired into the broadcaster).
+ *
+ * One database file, palaver.db, in a data directory; WAL journal,
+ * synchronous=FULL, so a committed transaction survives kill -9 and power
+ * loss. One writer thread owns the write connection and does group
+ * commit: every message queued while it was committing goes into the next
+ * transaction, so the commit rate adapts to the load.
+ *
+ * Threads:
+ *  - pv_store_append(): one producer thread (the broadcaster). Messages go
+ *    through a liburcu wait-free queue; the producer wakes the writer with
+ *    an eventfd only when the queue goes from empty to non-empty.
+ *  - the writer thread: owns the write connection; publishes the highest
+ *    committed seq (atomic, release) and signals commit_fd after each
+ *    commit; on an error (disk full, read-only, corrupt) it publishes the
+ *    reason and stores nothing more -- the producer must not acknowledge
+ *    what was not committed.
+ *  - pv_store_range()/pv_store_before(): the thread that opened the store
+ *    (or one other thread at a time), on their own read connection.
+ */
+#ifndef PALAVER_STORE_H
+#define PALAVER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <urcu/wfcqueue.h>
+
+struct pv_store;
+
+struct pv_store_msg {
+    uint64_t seq;
+    int64_t server_date; /* ms since the epoch */
+    char *json;          /* the message as sent to clients (owned) */
+    size_t len;
+    struct cds_wfcq_node node; /* private: the writer's queue */
+};
+
+struct pv_store_options {
+    unsigned keep;        /* messages kept; 0 = all */
+    unsigned max_pages;   /* tests: PRAGMA max_page_count (0 = SQLite's) */
+};
+
+/* Opens (creating) dir/palaver.db and starts the writer. NULL with a
+ * reason in err on failure. */
+struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o, char *err,
+                               size_t errsz);
+/* The highest seq stored when the store was opened (0 for a new one). */
+uint64_t pv_store_last_seq(const struct pv_store *s);
+
+/* Producer: queues m for the next transaction, taking ownership. */
+void pv_store_append(struct pv_store *s, struct pv_store_msg *m);
+/* Highest seq known committed (acquire). */
+uint64_t pv_store_committed(struct pv_store *s);
+/* Readable (eventfd) after each commit; read it to re-arm. */
+int pv_store_commit_fd(const struct pv_store *s);
+/* NULL while healthy; otherwise why nothing more is being stored. */
+const char *pv_store_failure(struct pv_store *s);
+/* Transactions committed so far (for measurements). */
+uint64_t pv_store_transactions(struct pv_store *s);
+
+/* Calls fn for each stored message with seq > after, in order, at most
+ * limit; returns how many, or -1 on a database error. */
+typedef void (*pv_store_fn)(void *ud, uint64_t seq, int64_t server_date, const char *json,
+                            size_t len);
+int pv_store_range(struct pv_store *s, uint64_t after, unsigned limit, pv_store_fn fn, void *ud);
+/* The `limit` messages just before seq `before`, oldest first. */
+int pv_store_before(struct pv_store *s, uint64_t before, unsigned limit, pv_store_fn fn,
+                    void *ud);
+
+/* Commits what is queued, stops the writer, closes. NULL is fine. */
+void pv_store_close(struct pv_store *s);
+
+#endif
