@@ -214,6 +214,13 @@ function onAck(m) {
 
 function onError(m) {
   const p = m.msgId !== undefined ? state.pending.get(String(m.msgId)) : null;
+  if (p && m.code === 'not-stored') {
+    // Relayed to everyone online, but the server could not save it.
+    state.pending.delete(String(m.msgId));
+    setMessageState(p.li, 'unsaved', 'Sent, not saved');
+    p.li.title = m.message;
+    return;
+  }
   if (p) {
     state.pending.delete(String(m.msgId));
     markFailed(p.li, p.text, m.message);

@@ -13,6 +13,7 @@
 #include "palaver/config.h"
 #include "palaver/queue.h"
 #include "palaver/stats.h"
+#include "palaver/store.h"
 #include "palaver/xalloc.h"
 
 bool pv_admin_alive(const struct pv_stats *s, uint64_t *age_ns)
@@ -28,11 +29,20 @@ static int healthz(struct mg_connection *conn, void *ud)
     struct pv_admin *a = ud;
     uint64_t age;
     bool ok = pv_admin_alive(a->stats, &age);
-    char body[160];
+    char body[1024];
+    const char *sf = a->store ? pv_store_failure(a->store) : NULL;
+    const char *why = sf ? sf : a->store_error && a->store_error[0] ? a->store_error : NULL;
     int n = snprintf(body, sizeof(body),
                      ok ? "ok: broadcaster loop turned %.3f s ago\n"
                         : "stalled: broadcaster loop has not turned for %.3f s\n",
                      (double)age / 1e9);
+    if (why)
+        n += snprintf(body + n, sizeof(body) - (size_t)n,
+                      "degraded: history store failed, messages are relayed but not stored: %s\n",
+                      why);
+    else if (a->store)
+        n += snprintf(body + n, sizeof(body) - (size_t)n, "history store: ok, committed seq %llu\n",
+                      (unsigned long long)pv_store_committed(a->store));
     mg_printf(conn,
               "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
               "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
@@ -115,6 +125,13 @@ static int metrics(struct mg_connection *conn, void *ud)
     metric(&b, "palaver_write_failures_total", "counter", "Socket writes that failed or timed out.",
            GET(write_failures));
     metric(&b, "palaver_history_messages", "gauge", "Messages kept for newcomers.", GET(history));
+    bool store_ok = a->store && !pv_store_failure(a->store);
+    metric(&b, "palaver_store_up", "gauge",
+           "1 while messages are being stored (0: failed, or memory only).", store_ok);
+    metric(&b, "palaver_store_committed_seq", "gauge", "Highest seq committed to the database.",
+           a->store ? pv_store_committed(a->store) : 0);
+    metric(&b, "palaver_store_transactions_total", "counter", "Group commits to the database.",
+           a->store ? pv_store_transactions(a->store) : 0);
 
     mg_printf(conn,
               "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"

@@ -18,6 +18,7 @@
 #include "palaver/queue.h"
 #include "palaver/registry.h"
 #include "palaver/stats.h"
+#include "palaver/store.h"
 #include "palaver/writer.h"
 #include "palaver/xalloc.h"
 
@@ -60,6 +61,16 @@ struct pv_broadcaster {
 
     uint64_t sweep_every; /* ns between keepalive sweeps */
     uint64_t last_sweep;
+
+    /* Acks held until the store has committed their message, oldest
+     * first (seqs ascending). */
+    struct held_ack {
+        struct pv_client *c; /* one reference */
+        uint64_t seq;
+        json_t *msg_id;      /* one reference, or NULL */
+        int64_t now;
+    } *acks;
+    size_t acks_head, acks_n, acks_cap;
 
     uint64_t seq; /* last sequence number given out */
     char run_id[PV_ID_LEN + 1]; /* random, per start: tells clients seq restarted */
@@ -358,6 +369,52 @@ static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct
     fanout(b, pv_proto_rename(&u, old, pv_now_ms()), NULL);
 }
 
+static void hold_ack(struct pv_broadcaster *b, struct pv_client *c, uint64_t seq,
+                     const json_t *msg_id, int64_t now)
+{
+    if (b->acks_head + b->acks_n == b->acks_cap) {
+        if (b->acks_head > 0) { /* slide down before growing */
+            memmove(b->acks, b->acks + b->acks_head, b->acks_n * sizeof(*b->acks));
+            b->acks_head = 0;
+        }
+        if (b->acks_n == b->acks_cap) {
+            b->acks_cap = b->acks_cap ? b->acks_cap * 2 : 256;
+            b->acks = pv_xrealloc(b->acks, b->acks_cap * sizeof(*b->acks));
+        }
+    }
+    b->acks[b->acks_head + b->acks_n++] = (struct held_ack){
+        pv_client_ref(c), seq, msg_id ? json_incref((json_t *)msg_id) : NULL, now};
+}
+
+/* Sends the acks the store's commits allow; if the store has failed, the
+ * rest learn that their message was relayed but not stored. */
+static void release_acks(struct pv_broadcaster *b)
+{
+    if (!b->d.store || b->acks_n == 0)
+        return;
+    uint64_t done = pv_store_committed(b->d.store);
+    bool failed = pv_store_failure(b->d.store) != NULL;
+    while (b->acks_n) {
+        struct held_ack *a = &b->acks[b->acks_head];
+        if (a->seq > done && !failed)
+            break;
+        if (a->c->index != SIZE_MAX && !a->c->closing) {
+            if (a->seq <= done)
+                deliver(b, a->c, pv_proto_ack(a->msg_id, a->seq, a->now));
+            else
+                send_error(b, a->c, "not-stored",
+                           "relayed to everyone online, but not stored: the history store "
+                           "failed", a->msg_id);
+        }
+        pv_client_unref(a->c);
+        json_decref(a->msg_id);
+        b->acks_head++;
+        b->acks_n--;
+    }
+    if (b->acks_n == 0)
+        b->acks_head = 0;
+}
+
 static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
 {
     int64_t now = pv_now_ms();
@@ -367,7 +424,25 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
 
     pv_stat_add(&b->d.stats->messages_in, 1);
     history_push(b, f);
-    deliver(b, c, pv_proto_ack(in->msg_id, seq, now));
+    if (b->d.store && !pv_store_failure(b->d.store)) {
+        /* The ack waits for the commit: an acknowledged message is on disk. */
+        size_t len;
+        const unsigned char *p = pv_frame_payload(f, &len);
+        struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
+        m->seq = seq;
+        m->server_date = now;
+        m->json = pv_xmalloc(len);
+        memcpy(m->json, p, len);
+        m->len = len;
+        pv_store_append(b->d.store, m);
+        hold_ack(b, c, seq, in->msg_id, now);
+    } else if (b->d.store) {
+        send_error(b, c, "not-stored",
+                   "relayed to everyone online, but not stored: the history store failed",
+                   in->msg_id);
+    } else {
+        deliver(b, c, pv_proto_ack(in->msg_id, seq, now));
+    }
     fanout(b, f, c);
     pv_debug("message seq=%llu from id=%s bytes=%zu", (unsigned long long)seq, c->id,
              in->text_len);
@@ -571,14 +646,27 @@ static void *broadcaster_main(void *arg)
         }
         size_t n = pv_queue_pop(b->d.queue, ev, POP_BATCH);
         handle(b, ev, n);
+        release_acks(b);
         flush(b);
         if (n == 0 && !b->stop && !b->congested.n) {
             /* Park until a producer wakes us; tick sooner while writers
              * are busy so a stalled writer gets replaced quickly. */
-            pv_queue_wait(b->d.queue, busy ? 50 : (int)(b->sweep_every / 1000000u));
+            pv_queue_wait_fd(b->d.queue, b->d.store ? pv_store_commit_fd(b->d.store) : -1,
+                             busy ? 50 : (int)(b->sweep_every / 1000000u));
         }
     }
     return NULL;
+}
+
+/* pv_store_before() callback: a stored message back into the ring. */
+static void preload(void *ud, uint64_t seq, int64_t server_date, const char *json, size_t len)
+{
+    struct pv_broadcaster *b = ud;
+    (void)seq;
+    (void)server_date;
+    struct pv_frame *f = pv_frame_new(PV_WS_OP_TEXT, json, len);
+    history_push(b, f);
+    pv_frame_unref(f);
 }
 
 struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *deps)
@@ -598,6 +686,16 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
     b->last_sweep = pv_mono_ns();
     if (deps->cfg->history)
         b->history = pv_xcalloc(deps->cfg->history, sizeof(*b->history));
+    if (deps->store) {
+        /* seq continues where the stored history ends; newcomers get the
+         * last messages from before the restart. */
+        b->seq = pv_store_last_seq(deps->store);
+        if (deps->cfg->history &&
+            pv_store_before(deps->store, b->seq + 1, deps->cfg->history, preload, b) < 0)
+            pv_warn("could not read the stored history back; starting with none in memory");
+        pv_info("history store: last seq %llu, %zu messages loaded for newcomers",
+                (unsigned long long)b->seq, b->hist_len);
+    }
     err = pthread_create(&b->thread, NULL, broadcaster_main, b);
     if (err) {
         pv_err("cannot start the broadcaster thread: %s", strerror(err));
@@ -614,6 +712,11 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
         return;
     pthread_join(b->thread, NULL);
     flush(b);
+    for (size_t i = 0; i < b->acks_n; i++) {
+        pv_client_unref(b->acks[b->acks_head + i].c);
+        json_decref(b->acks[b->acks_head + i].msg_id);
+    }
+    free(b->acks);
     list_free(&b->congested);
     pv_registry_destroy(&b->reg);
     for (size_t i = 0; i < b->hist_len; i++)

@@ -43,6 +43,8 @@ void pv_config_defaults(struct pv_config *c)
     c->idle_timeout_ms = 30000;
     c->drain_timeout_ms = 5000;
     c->log_level = PV_LOG_INFO;
+    snprintf(c->data_dir, sizeof(c->data_dir), "%s", "var");
+    c->history_keep = 100000;
 }
 
 unsigned pv_config_num_threads(const struct pv_config *c)
@@ -92,6 +94,10 @@ static const char usage[] =
     "                           pong, for MS (default 30000)\n"
     "      --drain-timeout MS   on SIGTERM, time to flush close frames (default 5000)\n"
     "      --log-level LEVEL    err, warning, notice, info or debug (default info)\n"
+    "      --data-dir DIR       where the history database lives (default ./var;\n"
+    "                           '' keeps history in memory only)\n"
+    "      --history-keep N     messages kept on disk (default 100000, 0 = all)\n"
+    "      --data-max-pages N   cap the database at N 4-KiB pages (default: no cap)\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n";
 
@@ -138,6 +144,9 @@ static const struct setting settings[] = {
     U("idle-timeout", 0, idle_timeout_ms, 200, 86400000),
     U("drain-timeout", 0, drain_timeout_ms, 0, 600000),
     S("log-level", 0, K_LEVEL, log_level),
+    S("data-dir", 0, K_STR, data_dir),
+    U("history-keep", 0, history_keep, 0, 100000000),
+    U("data-max-pages", 0, data_max_pages, 0, 2000000000),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 

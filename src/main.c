@@ -29,6 +29,7 @@
 #include "palaver/log.h"
 #include "palaver/queue.h"
 #include "palaver/stats.h"
+#include "palaver/store.h"
 #include "palaver/writer.h"
 #include "palaver/ws.h"
 
@@ -242,6 +243,8 @@ int main(int argc, char **argv)
     struct pv_broadcaster *bc = NULL;
     struct mg_context *ctx = NULL;
     struct pv_live live = {0};
+    struct pv_store *store = NULL;
+    static char store_error[512];
     sigset_t sigs;
     int sig;
     char num_threads[16], port[96], io_timeout[16], err_text[256] = "";
@@ -295,9 +298,19 @@ int main(int argc, char **argv)
     ws.live = &live;
     atomic_init(&ws.admitted, 0);
     atomic_init(&ws.stopping, false);
+    if (cfg.data_dir[0]) {
+        char serr[512];
+        struct pv_store_options so = {.keep = cfg.history_keep, .max_pages = cfg.data_max_pages};
+        store = pv_store_open(cfg.data_dir, &so, serr, sizeof(serr));
+        if (!store) {
+            /* Live chat matters more than history: relay, and say so. */
+            snprintf(store_error, sizeof(store_error), "%s", serr);
+            pv_err("history store unavailable, relaying without storing: %s", serr);
+        }
+    }
     bc = pv_broadcaster_start(&(struct pv_broadcaster_deps){
         .cfg = &cfg, .queue = queue, .writers = writers, .stats = &stats,
-        .admitted = &ws.admitted});
+        .admitted = &ws.admitted, .store = store});
     if (!bc)
         goto fail;
 
@@ -362,7 +375,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     pv_ws_register(ctx, &ws);
-    struct pv_admin admin = {.cfg = &cfg, .stats = &stats, .queue = queue};
+    struct pv_admin admin = {.cfg = &cfg, .stats = &stats, .queue = queue, .store = store,
+                             .store_error = store_error};
     pv_admin_register(ctx, &admin);
 
     struct mg_server_port ports[4];
@@ -422,6 +436,7 @@ int main(int argc, char **argv)
     pv_info("%s: shutting down (drain up to %u ms)", strsignal(sig), cfg.drain_timeout_ms);
     sd_notify(0, "STOPPING=1");
     shutdown_broker(&ws, queue, bc, writers, ctx, cfg.drain_timeout_ms);
+    pv_store_close(store); /* commits what is still queued */
     mg_exit_library();
     pv_queue_free(queue); /* LEAVE events queued by mg_stop() release clients */
     pv_peers_free(ws.peers);
@@ -444,5 +459,6 @@ fail:
     pv_queue_free(queue);
     pv_peers_free(ws.peers);
     pv_live_destroy(&live);
+    pv_store_close(store);
     return 1;
 }

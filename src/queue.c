@@ -226,14 +226,25 @@ size_t pv_queue_pop(struct pv_queue *q, struct pv_event **out, size_t max)
 
 bool pv_queue_wait(struct pv_queue *q, int timeout_ms)
 {
-    struct pollfd pfd = {.fd = q->efd, .events = POLLIN};
+    return pv_queue_wait_fd(q, -1, timeout_ms);
+}
+
+bool pv_queue_wait_fd(struct pv_queue *q, int fd, int timeout_ms)
+{
+    struct pollfd pfd[2] = {{.fd = q->efd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
     uint64_t v;
 
     if (!cds_wfcq_empty(&q->head, &q->tail))
         return true;
-    if (poll(&pfd, 1, timeout_ms) > 0) {
-        ssize_t r = read(q->efd, &v, sizeof(v));
-        (void)r; /* EAGAIN cannot happen with a single reader after POLLIN */
+    if (poll(pfd, fd >= 0 ? 2 : 1, timeout_ms) > 0) {
+        if (pfd[0].revents & POLLIN) {
+            ssize_t r = read(q->efd, &v, sizeof(v));
+            (void)r; /* EAGAIN cannot happen with a single reader after POLLIN */
+        }
+        if (fd >= 0 && (pfd[1].revents & POLLIN)) {
+            ssize_t r = read(fd, &v, sizeof(v));
+            (void)r;
+        }
     }
     return !cds_wfcq_empty(&q->head, &q->tail);
 }

@@ -15,11 +15,14 @@ struct mg_context;
 struct pv_config;
 struct pv_queue;
 struct pv_stats;
+struct pv_store;
 
 struct pv_admin {
     const struct pv_config *cfg;
     struct pv_stats *stats;
     struct pv_queue *queue;
+    struct pv_store *store;  /* NULL: memory only, or it failed to open */
+    const char *store_error; /* why it failed to open ("" if it did not) */
 };
 
 /* How long the broadcaster loop may go without turning before it counts

@@ -20,6 +20,7 @@ struct pv_config;
 struct pv_queue;
 struct pv_writers;
 struct pv_stats;
+struct pv_store;
 struct pv_broadcaster;
 
 struct pv_broadcaster_deps {
@@ -28,6 +29,7 @@ struct pv_broadcaster_deps {
     struct pv_writers *writers;
     struct pv_stats *stats;
     atomic_uint *admitted; /* admission count, released at each LEAVE */
+    struct pv_store *store; /* durable history; NULL = memory only */
 };
 
 /* Starts the thread. Returns NULL (and logs) if it cannot. */

@@ -51,6 +51,9 @@ struct pv_config {
      * addresses may use the port at all (page, WebSocket, /metrics). */
     char access_control_list[512];
     int log_level;
+    char data_dir[PATH_MAX];    /* history database directory; "" = memory only */
+    unsigned history_keep;      /* messages kept on disk; 0 = all */
+    unsigned data_max_pages;    /* cap on the database size in 4 KiB pages; 0 = none */
     char config_path[PATH_MAX]; /* the file read (it may not exist) */
 };
 

@@ -95,6 +95,8 @@ size_t pv_queue_pop(struct pv_queue *q, struct pv_event **out, size_t max);
 /* Consumer only: parks until the queue is non-empty or timeout_ms passes
  * (-1: no timeout). Returns true if events are waiting. */
 bool pv_queue_wait(struct pv_queue *q, int timeout_ms);
+/* The same, also waking (and draining) when the eventfd `fd` is readable. */
+bool pv_queue_wait_fd(struct pv_queue *q, int fd, int timeout_ms);
 
 /* Any thread: events waiting (approximate while producers are active). */
 unsigned pv_queue_depth(struct pv_queue *q);

@@ -16,6 +16,7 @@
     X(bad_json, "bad-json") X(bad_msgid, "bad-msgid") X(bad_name, "bad-name")              \
     X(bad_text, "bad-text") X(text_too_long, "text-too-long") X(empty_text, "empty-text")  \
     X(unknown_type, "unknown-type") X(busy, "busy") X(rate_limited, "rate-limited")       \
+    X(not_stored, "not-stored")                                                           \
     X(other, "other")
 enum pv_error_code {
 #define X(id, name) PV_ERR_##id,

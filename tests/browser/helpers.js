@@ -16,7 +16,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export function startPalaverd({ port = 0, args = [], htdocs = HTDOCS } = {}) {
   return new Promise((resolve, reject) => {
     const proc = spawn(PALAVERD, ['--port', String(port), '--listen', '127.0.0.1',
-      '--htdocs', htdocs, '--http-workers', '8', '--config', '/dev/null', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--htdocs', htdocs, '--http-workers', '8', '--config', '/dev/null', '--data-dir', '', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     const timer = setTimeout(() => reject(new Error(`palaverd did not start:\n${log}`)), 15000);
     proc.stderr.on('data', (d) => {

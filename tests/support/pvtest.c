@@ -103,6 +103,8 @@ int srv_start_env(struct srv *s, const char *const *extra, const char *const *en
     argv[n++] = "8";
     argv[n++] = "--config"; /* no /etc/palaver/palaverd.conf of this machine */
     argv[n++] = "/dev/null";
+    argv[n++] = "--data-dir"; /* history in memory unless a test asks for a directory */
+    argv[n++] = "";
     for (int i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
