@@ -73,7 +73,9 @@ struct pv_broadcaster {
     size_t acks_head, acks_n, acks_cap;
 
     uint64_t seq; /* last sequence number given out */
-    char run_id[PV_ID_LEN + 1]; /* random, per start: tells clients seq restarted */
+    /* Names the seq numbering: the database's id with a store (seq
+     * carries on across restarts), else random per start (seq restarts). */
+    char run_id[PV_ID_LEN + 1];
     bool draining; /* SHUTDOWN seen: closing everyone, relaying nothing */
     bool stop;
 };
@@ -690,6 +692,7 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
         /* seq continues where the stored history ends; newcomers get the
          * last messages from before the restart. */
         b->seq = pv_store_last_seq(deps->store);
+        snprintf(b->run_id, sizeof(b->run_id), "%s", pv_store_id(deps->store));
         if (deps->cfg->history &&
             pv_store_before(deps->store, b->seq + 1, deps->cfg->history, preload, b) < 0)
             pv_warn("could not read the stored history back; starting with none in memory");

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "palaver/log.h"
+#include "palaver/proto.h"
 #include "palaver/tsan.h"
 #include "palaver/xalloc.h"
 
@@ -40,6 +41,7 @@ struct pv_store {
     sqlite3_stmt *insert, *prune, *range, *before;
     unsigned keep;
     uint64_t last_seq;
+    char id[17];
     pthread_t thread;
 };
 
@@ -182,8 +184,25 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         exec(s->w, "PRAGMA synchronous=FULL", err, errsz) ||
         exec(s->w, "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, "
                    "server_date INTEGER NOT NULL, json TEXT NOT NULL)", err, errsz) ||
+        exec(s->w, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+             err, errsz) ||
         exec(s->w, "PRAGMA quick_check", err, errsz))
         goto fail;
+    /* The history's identity: seq numbers are comparable across restarts
+     * for as long as this database lives. */
+    sqlite3_stmt *idq;
+    if (prepare(s->w, "SELECT value FROM meta WHERE key = 'history-id'", &idq, err, errsz))
+        goto fail;
+    if (sqlite3_step(idq) == SQLITE_ROW)
+        snprintf(s->id, sizeof(s->id), "%s", (const char *)sqlite3_column_text(idq, 0));
+    sqlite3_finalize(idq);
+    if (!s->id[0]) {
+        char q[128];
+        pv_new_id(s->id);
+        snprintf(q, sizeof(q), "INSERT INTO meta(key, value) VALUES('history-id', '%s')", s->id);
+        if (exec(s->w, q, err, errsz))
+            goto fail;
+    }
     if (o && o->max_pages) {
         snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count=%u", o->max_pages);
         if (exec(s->w, pragma, err, errsz))
@@ -240,6 +259,11 @@ fail:
 uint64_t pv_store_last_seq(const struct pv_store *s)
 {
     return s->last_seq;
+}
+
+const char *pv_store_id(const struct pv_store *s)
+{
+    return s->id;
 }
 
 void pv_store_append(struct pv_store *s, struct pv_store_msg *m)

@@ -48,6 +48,9 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
                                size_t errsz);
 /* The highest seq stored when the store was opened (0 for a new one). */
 uint64_t pv_store_last_seq(const struct pv_store *s);
+/* A random id made when the database was created: the `server` field of
+ * the id message, so clients know seq numbers carry on across restarts. */
+const char *pv_store_id(const struct pv_store *s);
 
 /* Producer: queues m for the next transaction, taking ownership. */
 void pv_store_append(struct pv_store *s, struct pv_store_msg *m);
