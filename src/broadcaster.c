@@ -427,15 +427,12 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     pv_stat_add(&b->d.stats->messages_in, 1);
     history_push(b, f);
     if (b->d.store && !pv_store_failure(b->d.store)) {
-        /* The ack waits for the commit: an acknowledged message is on disk. */
-        size_t len;
-        const unsigned char *p = pv_frame_payload(f, &len);
+        /* The ack waits for the commit: an acknowledged message is on disk.
+         * The store writes the frame's payload: encoded once, no copy. */
         struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
         m->seq = seq;
         m->server_date = now;
-        m->json = pv_xmalloc(len);
-        memcpy(m->json, p, len);
-        m->len = len;
+        m->frame = pv_frame_ref(f);
         pv_store_append(b->d.store, m);
         hold_ack(b, c, seq, in->msg_id, now);
     } else if (b->d.store) {

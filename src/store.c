@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "palaver/frame.h"
 #include "palaver/log.h"
 #include "palaver/proto.h"
 #include "palaver/tsan.h"
@@ -44,6 +45,14 @@ struct pv_store {
     char id[17];
     pthread_t thread;
 };
+
+/* Bumps an eventfd; EAGAIN means a wake-up is already pending. */
+static void signal_fd(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r = write(fd, &one, sizeof(one));
+    (void)r;
+}
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errsz)
 {
@@ -96,7 +105,9 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
         if (ok) {
             sqlite3_bind_int64(s->insert, 1, (sqlite3_int64)m->seq);
             sqlite3_bind_int64(s->insert, 2, m->server_date);
-            sqlite3_bind_text(s->insert, 3, m->json, (int)m->len, SQLITE_STATIC);
+            size_t len;
+            const unsigned char *json = pv_frame_payload(m->frame, &len);
+            sqlite3_bind_text(s->insert, 3, (const char *)json, (int)len, SQLITE_STATIC);
             if (sqlite3_step(s->insert) != SQLITE_DONE) {
                 fail(s, "INSERT");
                 ok = false;
@@ -104,7 +115,7 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
             sqlite3_reset(s->insert);
             top = m->seq;
         }
-        free(m->json);
+        pv_frame_unref(m->frame);
         free(m);
     }
     if (ok && s->keep && top > s->keep) {
@@ -125,9 +136,7 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
     }
     atomic_store_explicit(&s->committed, top, memory_order_release);
     atomic_fetch_add_explicit(&s->transactions, 1, memory_order_relaxed);
-    uint64_t one = 1;
-    ssize_t r = write(s->commit_fd, &one, sizeof(one));
-    (void)r; /* EAGAIN: a wake-up is already pending */
+    signal_fd(s->commit_fd);
 }
 
 static void *writer_main(void *arg)
@@ -148,6 +157,23 @@ static void *writer_main(void *arg)
             (void)r;
         }
     }
+}
+
+/* Frees everything but the thread (not started, or joined). */
+static void release(struct pv_store *s)
+{
+    sqlite3_finalize(s->insert);
+    sqlite3_finalize(s->prune);
+    sqlite3_finalize(s->range);
+    sqlite3_finalize(s->before);
+    sqlite3_close(s->w);
+    sqlite3_close(s->r);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    if (s->commit_fd >= 0)
+        close(s->commit_fd);
+    free(s->failure_owned);
+    free(s);
 }
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errsz)
@@ -242,17 +268,7 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
     }
     return s;
 fail:
-    sqlite3_finalize(s->insert);
-    sqlite3_finalize(s->prune);
-    sqlite3_finalize(s->range);
-    sqlite3_finalize(s->before);
-    sqlite3_close(s->w);
-    sqlite3_close(s->r);
-    if (s->wake_fd >= 0)
-        close(s->wake_fd);
-    if (s->commit_fd >= 0)
-        close(s->commit_fd);
-    free(s);
+    release(s);
     return NULL;
 }
 
@@ -271,11 +287,8 @@ void pv_store_append(struct pv_store *s, struct pv_store_msg *m)
     cds_wfcq_node_init(&m->node);
     pv_tsan_release(s);
     /* enqueue returns false when the queue was empty: wake the writer. */
-    if (!cds_wfcq_enqueue(&s->head, &s->tail, &m->node)) {
-        uint64_t one = 1;
-        ssize_t r = write(s->wake_fd, &one, sizeof(one));
-        (void)r;
-    }
+    if (!cds_wfcq_enqueue(&s->head, &s->tail, &m->node))
+        signal_fd(s->wake_fd);
 }
 
 uint64_t pv_store_committed(struct pv_store *s)
@@ -328,18 +341,7 @@ void pv_store_close(struct pv_store *s)
     if (!s)
         return;
     atomic_store(&s->stop, true);
-    uint64_t one = 1;
-    ssize_t r = write(s->wake_fd, &one, sizeof(one));
-    (void)r;
+    signal_fd(s->wake_fd);
     pthread_join(s->thread, NULL);
-    sqlite3_finalize(s->insert);
-    sqlite3_finalize(s->prune);
-    sqlite3_finalize(s->range);
-    sqlite3_finalize(s->before);
-    sqlite3_close(s->w);
-    sqlite3_close(s->r);
-    close(s->wake_fd);
-    close(s->commit_fd);
-    free(s->failure_owned);
-    free(s);
+    release(s);
 }

@@ -230,7 +230,6 @@ static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data,
     /* The broadcaster could not take it in time: nothing is dropped
      * silently. */
     reply_error(ws, c, data, len, "busy", "server busy: message not accepted, send it again");
-    pv_stat_add(&ws->stats->busy_rejects, 1);
     pv_warn("event queue full for %u ms: message from %s refused with \"busy\"",
             ws->cfg->queue_timeout_ms, c->peer);
     return 1;
@@ -238,11 +237,11 @@ static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data,
 
 /* The rate limit, for a text message or a ping. Returns 1 to take it, 0
  * to drop it (the caller answers), -1 when the client was closed. */
-static int rate_check(struct pv_ws *ws, struct pv_client *c)
+static int rate_check(struct pv_ws *ws, struct pv_client *c, uint64_t now)
 {
     unsigned rate = atomic_load_explicit(&ws->live->rate_limit, memory_order_relaxed);
     unsigned burst = atomic_load_explicit(&ws->live->rate_burst, memory_order_relaxed);
-    switch (pv_rate_take(&c->rate, rate, burst, pv_mono_ns())) {
+    switch (pv_rate_take(&c->rate, rate, burst, now)) {
     case PV_RATE_OK:
         return 1;
     case PV_RATE_REFUSE:
@@ -267,7 +266,8 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
 
     if (!c)
         return 0; /* refused in on_ready */
-    atomic_store_explicit(&c->last_rx, pv_mono_ns(), memory_order_relaxed);
+    uint64_t now = pv_mono_ns(); /* one clock read per frame */
+    atomic_store_explicit(&c->last_rx, now, memory_order_relaxed);
     int kick = atomic_load(&c->kick);
     if (kick) {
         /* Closing: only the client's close frame matters now. */
@@ -291,7 +291,7 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         pv_client_close(c, out.code, NULL);
         return 0;
     case PV_WSMSG_PING: {
-        int r = rate_check(ws, c);
+        int r = rate_check(ws, c, now);
         if (r < 0)
             return 1; /* closing */
         if (r > 0) { /* a ping over the rate goes unanswered */
@@ -302,7 +302,7 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         return 1;
     }
     case PV_WSMSG_TEXT: {
-        int r = rate_check(ws, c);
+        int r = rate_check(ws, c, now);
         if (r < 0)
             return 1; /* closing */
         if (r == 0) {

@@ -36,7 +36,6 @@ struct pv_stats {
     atomic_uint_fast64_t slow_consumers;    /* clients closed with 1008 slow consumer */
     atomic_uint_fast64_t protocol_closes;   /* clients closed for a protocol violation */
     atomic_uint_fast64_t error_replies;     /* {"type":"error"} replies sent */
-    atomic_uint_fast64_t busy_rejects;      /* messages refused: queue stayed full */
     atomic_uint_fast64_t write_failures;    /* writes that failed or were partial */
     atomic_uint_fast64_t refused_per_ip;    /* handshakes refused: too many from one address */
     atomic_uint_fast64_t refused_origin;    /* handshakes refused: Origin not allowed (403) */

@@ -27,13 +27,14 @@
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
+struct pv_frame;
 struct pv_store;
 
 struct pv_store_msg {
     uint64_t seq;
     int64_t server_date; /* ms since the epoch */
-    char *json;          /* the message as sent to clients (owned) */
-    size_t len;
+    struct pv_frame *frame; /* the message as sent to clients: one reference,
+                             * dropped by the writer once stored */
     struct cds_wfcq_node node; /* private: the writer's queue */
 };
 

@@ -169,31 +169,12 @@ static void test_dead_peer_is_dropped_live_one_stays(void **state)
 
 static int run_palaverd(const char *const *args, char *out, size_t outsz)
 {
-    int pipefd[2];
     const char *argv[16] = {PALAVERD_PATH};
-    int n = 1, status;
+    int n = 1;
     for (int i = 0; args[i]; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    assert_int_equal(pipe(pipefd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], 1);
-        dup2(pipefd[1], 2);
-        close(pipefd[0]);
-        unsetenv("NOTIFY_SOCKET");
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    size_t len = 0;
-    ssize_t r;
-    while (len + 1 < outsz && (r = read(pipefd[0], out + len, outsz - len - 1)) > 0)
-        len += (size_t)r;
-    out[len] = '\0';
-    close(pipefd[0]);
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run_capture(argv, NULL, out, outsz);
 }
 
 static void test_command_line(void **state)

@@ -23,16 +23,13 @@ static char tmpdir_path[256];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir_path, sizeof(tmpdir_path), "/tmp/palaver-service-XXXXXX");
-    return mkdtemp(tmpdir_path) ? 0 : -1;
+    return tmpdir_make(tmpdir_path, sizeof(tmpdir_path), "service") ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir_path);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(tmpdir_path) == 0 ? 0 : -1;
 }
 
 static const char *write_conf(const char *name, const char *text)
@@ -49,34 +46,6 @@ static const char *write_conf(const char *name, const char *text)
     return p;
 }
 
-/* Runs a command (argv) with extra environment; returns its exit status
- * and its stdout+stderr in out. */
-static int run(const char *const *argv, const char *const *envs, char *out, size_t outsz)
-{
-    int pipefd[2];
-    assert_int_equal(pipe(pipefd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], 1);
-        dup2(pipefd[1], 2);
-        close(pipefd[0]);
-        unsetenv("PORT");
-        for (int i = 0; envs && envs[i]; i++)
-            putenv((char *)envs[i]);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    size_t len = 0;
-    ssize_t n;
-    while (len + 1 < outsz && (n = read(pipefd[0], out + len, outsz - 1 - len)) > 0)
-        len += (size_t)n;
-    out[len] = '\0';
-    close(pipefd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 static void test_config_file_precedence_and_check(void **state)
 {
@@ -86,42 +55,42 @@ static void test_config_file_precedence_and_check(void **state)
                                                "log-level = warning\n");
     /* The file alone. */
     const char *check[] = {PALAVERD_PATH, "--config", good, "--check-config", NULL};
-    assert_int_equal(run(check, NULL, out, sizeof(out)), 0);
+    assert_int_equal(run_capture(check, NULL, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "configuration OK"));
     assert_non_null(strstr(out, "port 9911, max-clients 5"));
     assert_non_null(strstr(out, "log-level warning"));
     /* The environment beats the file... */
     const char *env[] = {"PALAVER_MAX_CLIENTS=7", NULL};
-    assert_int_equal(run(check, env, out, sizeof(out)), 0);
+    assert_int_equal(run_capture(check, env, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "max-clients 7"));
     /* ...and a flag beats both. */
     const char *flag[] = {PALAVERD_PATH, "--config", good, "--max-clients", "9", "--check-config",
                           NULL};
-    assert_int_equal(run(flag, env, out, sizeof(out)), 0);
+    assert_int_equal(run_capture(flag, env, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "max-clients 9"));
 
     /* Errors name the file and the line; exit status 2. */
     const char *bad = write_conf("bad.conf", "port = 9911\n# fine so far\nfrobnicate = 1\n");
     const char *c2[] = {PALAVERD_PATH, "--config", bad, "--check-config", NULL};
-    assert_int_equal(run(c2, NULL, out, sizeof(out)), 2);
+    assert_int_equal(run_capture(c2, NULL, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "bad.conf:3: unknown key 'frobnicate'"));
     write_conf("bad.conf", "max-clients = many\n"); /* same path, new content */
-    assert_int_equal(run(c2, NULL, out, sizeof(out)), 2);
+    assert_int_equal(run_capture(c2, NULL, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "bad.conf:1: invalid max-clients 'many'"));
     write_conf("bad.conf", "port 8080\n");
-    assert_int_equal(run(c2, NULL, out, sizeof(out)), 2);
+    assert_int_equal(run_capture(c2, NULL, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "bad.conf:1: expected 'key = value'"));
     const char *envbad[] = {"PALAVER_RATE_LIMIT=fast", NULL};
-    assert_int_equal(run(check, envbad, out, sizeof(out)), 2);
+    assert_int_equal(run_capture(check, envbad, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "PALAVER_RATE_LIMIT environment variable"));
     /* An explicit file that does not exist is an error. */
     const char *missing[] = {PALAVERD_PATH, "--config", "/nonexistent/palaverd.conf",
                              "--check-config", NULL};
-    assert_int_equal(run(missing, NULL, out, sizeof(out)), 2);
+    assert_int_equal(run_capture(missing, NULL, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "cannot read /nonexistent/palaverd.conf"));
     /* The installed sample is valid as shipped. */
     const char *shipped[] = {PALAVERD_PATH, "--config", PVTEST_SAMPLE_CONF, "--check-config", NULL};
-    assert_int_equal(run(shipped, NULL, out, sizeof(out)), 0);
+    assert_int_equal(run_capture(shipped, NULL, out, sizeof(out)), 0);
 }
 
 static void test_notify_status_watchdog_stopping(void **state)
@@ -268,20 +237,20 @@ static void test_installed_unit(void **state)
     }
     snprintf(prefix, sizeof(prefix), "%s/install", tmpdir_path);
     const char *install[] = {PVTEST_CMAKE, "--install", PVTEST_BUILD_DIR, "--prefix", prefix, NULL};
-    assert_int_equal(run(install, NULL, out, sizeof(out)), 0);
+    assert_int_equal(run_capture(install, NULL, out, sizeof(out)), 0);
     snprintf(unit, sizeof(unit), "%s/lib/systemd/system/palaverd.service", prefix);
     assert_int_equal(access(unit, R_OK), 0);
     /* The man page the unit names is installed (verify runs man on it). */
     snprintf(env, sizeof(env), "MANPATH=%s/share/man", prefix);
     const char *envs[] = {env, NULL};
     const char *verify[] = {"systemd-analyze", "verify", unit, NULL};
-    int rc = run(verify, envs, out, sizeof(out));
+    int rc = run_capture(verify, envs, out, sizeof(out));
     if (rc != 0 || out[0])
         fprintf(stderr, "systemd-analyze verify: %s\n", out);
     assert_int_equal(rc, 0);
     assert_string_equal(out, ""); /* clean: not a single warning */
     const char *security[] = {"systemd-analyze", "security", "--offline=true", unit, NULL};
-    assert_int_equal(run(security, NULL, out, sizeof(out)), 0);
+    assert_int_equal(run_capture(security, NULL, out, sizeof(out)), 0);
     const char *level = strstr(out, "Overall exposure level for palaverd.service: ");
     assert_non_null(level);
     double score = atof(level + strlen("Overall exposure level for palaverd.service: "));
@@ -290,7 +259,7 @@ static void test_installed_unit(void **state)
     /* The installed sample config is there and valid. */
     snprintf(unit, sizeof(unit), "%s/etc/palaver/palaverd.conf", prefix);
     const char *check[] = {PALAVERD_PATH, "--config", unit, "--check-config", NULL};
-    assert_int_equal(run(check, NULL, out, sizeof(out)), 0);
+    assert_int_equal(run_capture(check, NULL, out, sizeof(out)), 0);
 }
 
 int main(void)

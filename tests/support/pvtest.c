@@ -163,6 +163,47 @@ int srv_start_env(struct srv *s, const char *const *extra, const char *const *en
     return 0;
 }
 
+int run_capture(const char *const *argv, const char *const *envs, char *out, size_t outsz)
+{
+    int pipefd[2];
+    if (pipe(pipefd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        unsetenv("NOTIFY_SOCKET");
+        for (int i = 0; envs && envs[i]; i++)
+            putenv((char *)envs[i]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (len + 1 < outsz && (n = read(pipefd[0], out + len, outsz - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(pipefd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+bool tmpdir_make(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "/tmp/palaver-%s-XXXXXX", name);
+    return mkdtemp(out) != NULL;
+}
+
+int tmpdir_remove(const char *dir)
+{
+    const char *argv[] = {"rm", "-rf", dir, NULL};
+    char out[256];
+    return run_capture(argv, NULL, out, sizeof(out));
+}
+
 bool srv_notify_wait(struct srv *s, const char *needle, int timeout_ms, char *out, size_t n)
 {
     int64_t deadline = mono_ms() + timeout_ms;

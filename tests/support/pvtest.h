@@ -110,6 +110,15 @@ json_t *wsc_expect(struct wsc *c, const char *type, int timeout_ms);
  * close code (-1 if none came). */
 int wsc_wait_close(struct wsc *c, int timeout_ms);
 
+/* Runs argv (PATH searched) with extra environment entries and
+ * NOTIFY_SOCKET unset; returns the exit status (128+signal if killed) and
+ * stdout+stderr in out. */
+int run_capture(const char *const *argv, const char *const *envs, char *out, size_t outsz);
+/* A fresh directory /tmp/palaver-<name>-XXXXXX (written to out), and its
+ * removal with everything in it (returns 0). */
+bool tmpdir_make(char *out, size_t n, const char *name);
+int tmpdir_remove(const char *dir);
+
 /* Plain HTTP GET; returns the status (or -1) and copies headers+body. */
 int http_get(int port, const char *path, char *out, size_t outsz);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "palaver/frame.h"
 #include "palaver/store.h"
 
 static char dir[128];
@@ -49,12 +50,13 @@ static void append(struct pv_store *s, uint64_t seq, size_t size)
     struct pv_store_msg *m = calloc(1, sizeof(*m));
     m->seq = seq;
     m->server_date = 1700000000000 + (int64_t)seq;
-    m->json = malloc(size + 64);
-    int n = snprintf(m->json, size + 64, "{\"type\":\"message\",\"seq\":%llu,\"text\":\"",
+    char *json = malloc(size + 64);
+    int n = snprintf(json, size + 64, "{\"type\":\"message\",\"seq\":%llu,\"text\":\"",
                      (unsigned long long)seq);
-    memset(m->json + n, 'x', size);
-    memcpy(m->json + n + size, "\"}", 3);
-    m->len = (size_t)n + size + 2;
+    memset(json + n, 'x', size);
+    memcpy(json + n + size, "\"}", 3);
+    m->frame = pv_frame_new(PV_WS_OP_TEXT, json, (size_t)n + size + 2);
+    free(json);
     pv_store_append(s, m);
 }
 
