@@ -1,11 +1,13 @@
 /* store.c -- durable history in SQLite with a group-committing writer
- * thread (see store.h).
+ * thread and a reader thread (see store.h).
  *
- * Threads: pv_store_append() on the single producer; writer_main() on the
- * store's writer thread, which alone uses `w` (the write connection);
- * readers use `r` from one thread at a time. Shared: the wfcqueue
- * (producer -> writer), the wake and commit eventfds, and the atomics
- * committed, transactions and failure. */
+ * Threads: pv_store_append()/pv_store_read()/pv_store_read_done() on the
+ * single producer (the broadcaster); writer_main() on the writer thread,
+ * which alone uses `w` (the write connection); reader_main() on the reader
+ * thread, which alone uses `rd`; the synchronous queries use `r` from one
+ * thread at a time. Shared: three wfcqueues (producer -> writer, producer
+ * -> reader, reader -> producer), the wake eventfds and the event eventfd,
+ * and the atomics committed, transactions and failure. */
 #include "palaver/store.h"
 
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "palaver/frame.h"
@@ -27,23 +30,35 @@
 #include "palaver/tsan.h"
 #include "palaver/xalloc.h"
 
-struct pv_store {
+/* A wait-free queue with one consumer. */
+struct wfq {
     struct __cds_wfcq_head head;
     struct cds_wfcq_tail tail;
+};
+
+struct pv_store {
+    struct wfq msgs;     /* producer -> writer */
+    struct wfq requests; /* producer -> reader */
+    struct wfq answers;  /* reader -> producer */
     int wake_fd;   /* producer -> writer: the queue went non-empty, or stop */
-    int commit_fd; /* writer -> anyone: a commit happened */
+    int rwake_fd;  /* producer -> reader: the same */
+    int event_fd;  /* writer, reader -> producer: a commit or an answer */
     atomic_bool stop;
     atomic_uint_fast64_t committed;
+    atomic_uint_fast64_t first; /* lowest seq stored (0: none) */
     atomic_uint_fast64_t transactions;
     _Atomic(const char *) failure; /* static string or strdup'd, set once */
     char *failure_owned;
 
-    sqlite3 *w, *r;
-    sqlite3_stmt *insert, *prune, *range, *before;
-    unsigned keep;
+    sqlite3 *w, *r, *rd;
+    sqlite3_stmt *insert, *prune, *prune_age, *min_w; /* w */
+    sqlite3_stmt *range, *before, *oldest;          /* r */
+    sqlite3_stmt *rd_range, *rd_before, *rd_oldest; /* rd */
+    unsigned keep, max_age_s;
     uint64_t last_seq;
+    uint64_t age_checked; /* writer: monotonic ns of the last age prune */
     char id[17];
-    pthread_t thread;
+    pthread_t thread, reader;
 };
 
 /* Bumps an eventfd; EAGAIN means a wake-up is already pending. */
@@ -76,26 +91,94 @@ static void fail(struct pv_store *s, const char *what)
     pv_err("history store failed, messages are no longer stored: %s", buf);
 }
 
-static struct pv_store_msg *pop(struct pv_store *s)
+static uint64_t query_oldest(sqlite3_stmt *st)
+{
+    uint64_t v = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return v;
+}
+
+static void wfq_init(struct wfq *q)
+{
+    __cds_wfcq_init(&q->head, &q->tail);
+}
+
+/* Returns true if the queue was empty (the consumer may need a wake-up). */
+static bool wfq_push(struct wfq *q, struct cds_wfcq_node *n)
+{
+    cds_wfcq_node_init(n);
+    pv_tsan_release(q);
+    return !cds_wfcq_enqueue(&q->head, &q->tail, n);
+}
+
+static struct cds_wfcq_node *wfq_pop(struct wfq *q)
 {
     for (;;) {
-        struct cds_wfcq_node *n = __cds_wfcq_dequeue_nonblocking(&s->head, &s->tail);
+        struct cds_wfcq_node *n = __cds_wfcq_dequeue_nonblocking(&q->head, &q->tail);
         if (n == NULL)
             return NULL;
         if (n != CDS_WFCQ_WOULDBLOCK) {
             /* liburcu orders the node's contents with its own barriers,
              * which ThreadSanitizer cannot see (tsan.h). */
-            pv_tsan_acquire(s);
-            return (struct pv_store_msg *)(void *)((char *)n - offsetof(struct pv_store_msg, node));
+            pv_tsan_acquire(q);
+            return n;
         }
         poll(NULL, 0, 0); /* the producer is finishing its enqueue */
     }
 }
 
+#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+static struct pv_store_msg *pop(struct pv_store *s)
+{
+    struct cds_wfcq_node *n = wfq_pop(&s->msgs);
+    return n ? CONTAINER(n, struct pv_store_msg, node) : NULL;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Retention by age, at most once a second, on the writer thread: the
+ * oldest messages first, 1000 per statement, so a check that finds
+ * nothing to delete looks at no more than 1000 rows. */
+static void prune_by_age(struct pv_store *s)
+{
+    uint64_t now = mono_ns();
+    if (!s->max_age_s || atomic_load(&s->failure) || now - s->age_checked < 1000000000u)
+        return;
+    s->age_checked = now;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t cutoff = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 -
+                     (int64_t)s->max_age_s * 1000;
+    int deleted;
+    do {
+        sqlite3_bind_int64(s->prune_age, 1, cutoff);
+        int rc = sqlite3_step(s->prune_age);
+        sqlite3_reset(s->prune_age);
+        if (rc != SQLITE_DONE) {
+            fail(s, "retention DELETE by age");
+            return;
+        }
+        deleted = sqlite3_changes(s->w);
+        if (deleted)
+            atomic_store_explicit(&s->first, query_oldest(s->min_w), memory_order_relaxed);
+        if (deleted)
+            pv_debug("history store: %d message(s) older than %u s deleted", deleted,
+                     s->max_age_s);
+    } while (deleted == 1000);
+}
+
 /* One transaction with everything queued now. */
 static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
 {
-    uint64_t top = 0;
+    uint64_t top = 0, bottom = 0;
     bool ok = !atomic_load(&s->failure);
     if (ok && sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         fail(s, "BEGIN");
@@ -114,6 +197,8 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
             }
             sqlite3_reset(s->insert);
             top = m->seq;
+            if (!bottom)
+                bottom = m->seq;
         }
         pv_frame_unref(m->frame);
         free(m);
@@ -134,15 +219,22 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
         sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
         return;
     }
+    uint64_t lowest = atomic_load_explicit(&s->first, memory_order_relaxed);
+    if (s->keep && top > s->keep && top - s->keep + 1 > lowest)
+        lowest = top - s->keep + 1; /* what the retention DELETE left */
+    else if (!lowest)
+        lowest = bottom;
+    atomic_store_explicit(&s->first, lowest, memory_order_relaxed);
     atomic_store_explicit(&s->committed, top, memory_order_release);
     atomic_fetch_add_explicit(&s->transactions, 1, memory_order_relaxed);
-    signal_fd(s->commit_fd);
+    signal_fd(s->event_fd);
 }
 
 static void *writer_main(void *arg)
 {
     struct pv_store *s = arg;
     for (;;) {
+        prune_by_age(s);
         struct pv_store_msg *m = pop(s);
         if (m) {
             commit_batch(s, m);
@@ -159,19 +251,82 @@ static void *writer_main(void *arg)
     }
 }
 
+static int run_query(sqlite3_stmt *st, uint64_t a, unsigned limit, pv_store_fn fn, void *ud);
+
+
+/* run_query() callback: one row into the request's answer. */
+static void collect(void *ud, uint64_t seq, int64_t server_date, const char *json, size_t len)
+{
+    struct pv_store_read *rq = ud;
+    struct pv_store_row *row = &rq->rows[rq->n++];
+    row->seq = seq;
+    row->server_date = server_date;
+    row->len = len;
+    row->json = pv_xmalloc(len + 1);
+    memcpy(row->json, json, len);
+    row->json[len] = '\0';
+}
+
+static void answer(struct pv_store *s, struct pv_store_read *rq)
+{
+    rq->rows = pv_xcalloc(rq->limit ? rq->limit : 1, sizeof(*rq->rows));
+    rq->n = 0;
+    /* One read transaction for both statements: oldest and rows agree. */
+    sqlite3_exec(s->rd, "BEGIN", NULL, NULL, NULL);
+    rq->oldest = query_oldest(s->rd_oldest);
+    int rc;
+    if (rq->backwards) {
+        rc = run_query(s->rd_before, rq->from, rq->limit, collect, rq);
+    } else {
+        sqlite3_bind_int64(s->rd_range, 3, (sqlite3_int64)rq->to);
+        rc = run_query(s->rd_range, rq->from, rq->limit, collect, rq);
+    }
+    sqlite3_exec(s->rd, "COMMIT", NULL, NULL, NULL);
+    if (rc < 0) {
+        pv_warn("history store: a read failed: %s", sqlite3_errmsg(s->rd));
+        for (int i = 0; i < rq->n; i++)
+            free(rq->rows[i].json);
+        rq->n = -1;
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    struct pv_store *s = arg;
+    for (;;) {
+        struct cds_wfcq_node *n = wfq_pop(&s->requests);
+        if (n) {
+            struct pv_store_read *rq = CONTAINER(n, struct pv_store_read, node);
+            answer(s, rq);
+            wfq_push(&s->answers, &rq->node);
+            signal_fd(s->event_fd);
+            continue;
+        }
+        if (atomic_load(&s->stop))
+            return NULL;
+        struct pollfd p = {.fd = s->rwake_fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) > 0) {
+            uint64_t v;
+            ssize_t r = read(s->rwake_fd, &v, sizeof(v));
+            (void)r;
+        }
+    }
+}
+
 /* Frees everything but the thread (not started, or joined). */
 static void release(struct pv_store *s)
 {
-    sqlite3_finalize(s->insert);
-    sqlite3_finalize(s->prune);
-    sqlite3_finalize(s->range);
-    sqlite3_finalize(s->before);
+    sqlite3_stmt *st[] = {s->insert, s->prune, s->prune_age, s->min_w, s->range, s->before,
+                          s->oldest, s->rd_range, s->rd_before, s->rd_oldest};
+    for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+        sqlite3_finalize(st[i]);
     sqlite3_close(s->w);
     sqlite3_close(s->r);
-    if (s->wake_fd >= 0)
-        close(s->wake_fd);
-    if (s->commit_fd >= 0)
-        close(s->commit_fd);
+    sqlite3_close(s->rd);
+    int fds[] = {s->wake_fd, s->rwake_fd, s->event_fd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     free(s->failure_owned);
     free(s);
 }
@@ -190,9 +345,12 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
 {
     struct pv_store *s = pv_xcalloc(1, sizeof(*s));
     char path[4096], pragma[64];
-    s->wake_fd = s->commit_fd = -1;
-    __cds_wfcq_init(&s->head, &s->tail);
+    s->wake_fd = s->rwake_fd = s->event_fd = -1;
+    wfq_init(&s->msgs);
+    wfq_init(&s->requests);
+    wfq_init(&s->answers);
     s->keep = o ? o->keep : 0;
+    s->max_age_s = o ? o->max_age_s : 0;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, errsz, "cannot create %s: %s", dir, strerror(errno));
         goto fail;
@@ -229,6 +387,13 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         if (exec(s->w, q, err, errsz))
             goto fail;
     }
+    if (sqlite3_db_readonly(s->w, "main") == 1) {
+        /* Opened read-only (file permissions, a read-only mount): history
+         * can still be read, nothing new can be stored. */
+        s->failure_owned = strdup("the database is read-only (check the owner and mode of "
+                                  "palaver.db and its directory, and the mount)");
+        atomic_store(&s->failure, s->failure_owned);
+    }
     if (o && o->max_pages) {
         snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count=%u", o->max_pages);
         if (exec(s->w, pragma, err, errsz))
@@ -236,7 +401,10 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
     }
     if (prepare(s->w, "INSERT INTO messages(seq, server_date, json) VALUES(?,?,?)", &s->insert,
                 err, errsz) ||
-        prepare(s->w, "DELETE FROM messages WHERE seq <= ?", &s->prune, err, errsz))
+        prepare(s->w, "DELETE FROM messages WHERE seq <= ?", &s->prune, err, errsz) ||
+        prepare(s->w, "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq, "
+                      "server_date FROM messages ORDER BY seq LIMIT 1000) WHERE server_date < ?)",
+                &s->prune_age, err, errsz))
         goto fail;
     sqlite3_stmt *last;
     if (prepare(s->w, "SELECT COALESCE(MAX(seq), 0) FROM messages", &last, err, errsz))
@@ -245,25 +413,47 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         s->last_seq = (uint64_t)sqlite3_column_int64(last, 0);
     sqlite3_finalize(last);
     atomic_init(&s->committed, s->last_seq);
+    if (prepare(s->w, "SELECT COALESCE(MIN(seq), 0) FROM messages", &s->min_w, err, errsz))
+        goto fail;
+    atomic_init(&s->first, query_oldest(s->min_w));
 
+    static const char range_sql[] = "SELECT seq, server_date, json FROM messages WHERE seq > ? "
+                                    "AND seq <= ?3 ORDER BY seq LIMIT ?2";
+    static const char before_sql[] = "SELECT seq, server_date, json FROM (SELECT * FROM messages "
+                                     "WHERE seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq";
+    static const char oldest_sql[] = "SELECT COALESCE(MIN(seq), 0) FROM messages";
     if (sqlite3_open_v2(path, &s->r, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
-        prepare(s->r, "SELECT seq, server_date, json FROM messages WHERE seq > ? ORDER BY seq "
-                      "LIMIT ?", &s->range, err, errsz) ||
-        prepare(s->r, "SELECT seq, server_date, json FROM (SELECT * FROM messages WHERE seq < ? "
-                      "ORDER BY seq DESC LIMIT ?) ORDER BY seq", &s->before, err, errsz))
+        sqlite3_open_v2(path, &s->rd, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        prepare(s->r, range_sql, &s->range, err, errsz) ||
+        prepare(s->r, before_sql, &s->before, err, errsz) ||
+        prepare(s->r, oldest_sql, &s->oldest, err, errsz) ||
+        prepare(s->rd, range_sql, &s->rd_range, err, errsz) ||
+        prepare(s->rd, before_sql, &s->rd_before, err, errsz) ||
+        prepare(s->rd, oldest_sql, &s->rd_oldest, err, errsz))
         goto fail;
     sqlite3_busy_timeout(s->r, 5000);
+    sqlite3_busy_timeout(s->rd, 5000);
 
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->commit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->wake_fd < 0 || s->commit_fd < 0) {
+    s->rwake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->wake_fd < 0 || s->rwake_fd < 0 || s->event_fd < 0) {
         snprintf(err, errsz, "eventfd: %s", strerror(errno));
         goto fail;
     }
-    int e = pthread_create(&s->thread, NULL, writer_main, s);
+    int e = pthread_create(&s->reader, NULL, reader_main, s);
+    if (e) {
+        snprintf(err, errsz, "cannot start the store reader: %s", strerror(e));
+        goto fail;
+    }
+    e = pthread_create(&s->thread, NULL, writer_main, s);
     if (e) {
         snprintf(err, errsz, "cannot start the store writer: %s", strerror(e));
+        atomic_store(&s->stop, true);
+        signal_fd(s->rwake_fd);
+        pthread_join(s->reader, NULL);
         goto fail;
     }
     return s;
@@ -284,11 +474,40 @@ const char *pv_store_id(const struct pv_store *s)
 
 void pv_store_append(struct pv_store *s, struct pv_store_msg *m)
 {
-    cds_wfcq_node_init(&m->node);
-    pv_tsan_release(s);
-    /* enqueue returns false when the queue was empty: wake the writer. */
-    if (!cds_wfcq_enqueue(&s->head, &s->tail, &m->node))
+    if (wfq_push(&s->msgs, &m->node))
         signal_fd(s->wake_fd);
+}
+
+void pv_store_read(struct pv_store *s, struct pv_store_read *rq)
+{
+    if (wfq_push(&s->requests, &rq->node))
+        signal_fd(s->rwake_fd);
+}
+
+struct pv_store_read *pv_store_read_done(struct pv_store *s)
+{
+    struct cds_wfcq_node *n = wfq_pop(&s->answers);
+    return n ? CONTAINER(n, struct pv_store_read, node) : NULL;
+}
+
+void pv_store_read_free(struct pv_store_read *rq)
+{
+    if (!rq)
+        return;
+    for (int i = 0; i < rq->n; i++)
+        free(rq->rows[i].json);
+    free(rq->rows);
+    free(rq);
+}
+
+uint64_t pv_store_oldest(struct pv_store *s)
+{
+    return query_oldest(s->oldest);
+}
+
+uint64_t pv_store_first(struct pv_store *s)
+{
+    return atomic_load_explicit(&s->first, memory_order_relaxed);
 }
 
 uint64_t pv_store_committed(struct pv_store *s)
@@ -296,9 +515,9 @@ uint64_t pv_store_committed(struct pv_store *s)
     return atomic_load_explicit(&s->committed, memory_order_acquire);
 }
 
-int pv_store_commit_fd(const struct pv_store *s)
+int pv_store_event_fd(const struct pv_store *s)
 {
-    return s->commit_fd;
+    return s->event_fd;
 }
 
 const char *pv_store_failure(struct pv_store *s)
@@ -313,6 +532,8 @@ uint64_t pv_store_transactions(struct pv_store *s)
 
 static int run_query(sqlite3_stmt *st, uint64_t a, unsigned limit, pv_store_fn fn, void *ud)
 {
+    /* range has a third parameter, the upper bound, set by the caller
+     * (pv_store_range: none). */
     int n = 0, rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)a);
     sqlite3_bind_int64(st, 2, limit);
@@ -327,6 +548,7 @@ static int run_query(sqlite3_stmt *st, uint64_t a, unsigned limit, pv_store_fn f
 
 int pv_store_range(struct pv_store *s, uint64_t after, unsigned limit, pv_store_fn fn, void *ud)
 {
+    sqlite3_bind_int64(s->range, 3, INT64_MAX);
     return run_query(s->range, after, limit, fn, ud);
 }
 
@@ -342,6 +564,11 @@ void pv_store_close(struct pv_store *s)
         return;
     atomic_store(&s->stop, true);
     signal_fd(s->wake_fd);
+    signal_fd(s->rwake_fd);
     pthread_join(s->thread, NULL);
+    pthread_join(s->reader, NULL);
+    /* Requests the reader did not take, and answers nobody collected. */
+    for (struct cds_wfcq_node *n; (n = wfq_pop(&s->requests)) || (n = wfq_pop(&s->answers));)
+        pv_store_read_free(CONTAINER(n, struct pv_store_read, node));
     release(s);
 }

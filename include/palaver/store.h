@@ -1,5 +1,4 @@
-/* store.h -- durable chat history in SQLite (issue 7, first part: the
- * storage module; not yet wired into the broadcaster).
+/* store.h -- durable chat history in SQLite.
  *
  * One database file, palaver.db, in a data directory; WAL journal,
  * synchronous=FULL, so a committed transaction survives kill -9 and power
@@ -16,8 +15,17 @@
  *    commit; on an error (disk full, read-only, corrupt) it publishes the
  *    reason and stores nothing more -- the producer must not acknowledge
  *    what was not committed.
- *  - pv_store_range()/pv_store_before(): the thread that opened the store
- *    (or one other thread at a time), on their own read connection.
+ *  - the reader thread: owns a read connection of its own and answers
+ *    pv_store_read() requests (resume after a seq, pages before a seq) in
+ *    the order they were made, so the broadcaster never waits on a disk
+ *    read. Requests go in and answers come back through two more wfcqueues
+ *    (one producer, one consumer each: the broadcaster); an answer signals
+ *    the same eventfd as a commit (pv_store_event_fd).
+ *  - pv_store_range()/pv_store_before(): synchronous, for the thread that
+ *    opened the store (before serving clients) and for tests, on a third
+ *    connection.
+ *  WAL lets the readers see every committed transaction without ever
+ *  blocking the writer.
  */
 #ifndef PALAVER_STORE_H
 #define PALAVER_STORE_H
@@ -40,6 +48,7 @@ struct pv_store_msg {
 
 struct pv_store_options {
     unsigned keep;        /* messages kept; 0 = all */
+    unsigned max_age_s;   /* messages older than this are deleted; 0 = none */
     unsigned max_pages;   /* tests: PRAGMA max_page_count (0 = SQLite's) */
 };
 
@@ -57,8 +66,9 @@ const char *pv_store_id(const struct pv_store *s);
 void pv_store_append(struct pv_store *s, struct pv_store_msg *m);
 /* Highest seq known committed (acquire). */
 uint64_t pv_store_committed(struct pv_store *s);
-/* Readable (eventfd) after each commit; read it to re-arm. */
-int pv_store_commit_fd(const struct pv_store *s);
+/* Readable (eventfd) after each commit and each read answer; read it to
+ * re-arm. */
+int pv_store_event_fd(const struct pv_store *s);
 /* NULL while healthy; otherwise why nothing more is being stored. */
 const char *pv_store_failure(struct pv_store *s);
 /* Transactions committed so far (for measurements). */
@@ -72,6 +82,42 @@ int pv_store_range(struct pv_store *s, uint64_t after, unsigned limit, pv_store_
 /* The `limit` messages just before seq `before`, oldest first. */
 int pv_store_before(struct pv_store *s, uint64_t before, unsigned limit, pv_store_fn fn,
                     void *ud);
+
+/* Asynchronous reads (the reader thread). */
+struct pv_store_row {
+    uint64_t seq;
+    int64_t server_date;
+    size_t len;
+    char *json; /* NUL-terminated, owned by the request */
+};
+
+struct pv_store_read {
+    /* Request, set by the caller. */
+    bool backwards;   /* false: seq in (from, to], oldest first, at most limit;
+                       * true: the `limit` messages before seq `from` */
+    uint64_t from, to;
+    unsigned limit;
+    void *ud;         /* the caller's */
+    /* Answer, set by the reader thread. */
+    int n;            /* rows, or -1 on a database error */
+    uint64_t oldest;  /* lowest seq stored (0: none) at the time of the read */
+    struct pv_store_row *rows;
+    struct cds_wfcq_node node; /* private */
+};
+
+/* Producer (one thread): queues rq for the reader, which takes it over
+ * until it comes back from pv_store_read_done(). */
+void pv_store_read(struct pv_store *s, struct pv_store_read *rq);
+/* Consumer (the same thread): the next answered request, or NULL. */
+struct pv_store_read *pv_store_read_done(struct pv_store *s);
+/* Frees an answered (or never queued) request and its rows. */
+void pv_store_read_free(struct pv_store_read *rq);
+
+/* The lowest seq stored now (0: none); synchronous, like range/before. */
+uint64_t pv_store_oldest(struct pv_store *s);
+/* The same as last published by the writer (after each commit and prune):
+ * any thread, no database access. */
+uint64_t pv_store_first(struct pv_store *s);
 
 /* Commits what is queued, stops the writer, closes. NULL is fine. */
 void pv_store_close(struct pv_store *s);

@@ -33,11 +33,12 @@ static int teardown(void **state)
     return system(cmd);
 }
 
-static struct pv_store *open_store(const char *sub, unsigned keep, unsigned max_pages)
+static struct pv_store *open_store_age(const char *sub, unsigned keep, unsigned max_pages,
+                                       unsigned max_age_s)
 {
     char path[200], err[256] = "";
     snprintf(path, sizeof(path), "%s/%s", dir, sub);
-    struct pv_store_options o = {.keep = keep, .max_pages = max_pages};
+    struct pv_store_options o = {.keep = keep, .max_pages = max_pages, .max_age_s = max_age_s};
     struct pv_store *s = pv_store_open(path, &o, err, sizeof(err));
     if (!s)
         fprintf(stderr, "open: %s\n", err);
@@ -45,11 +46,16 @@ static struct pv_store *open_store(const char *sub, unsigned keep, unsigned max_
     return s;
 }
 
-static void append(struct pv_store *s, uint64_t seq, size_t size)
+static struct pv_store *open_store(const char *sub, unsigned keep, unsigned max_pages)
+{
+    return open_store_age(sub, keep, max_pages, 0);
+}
+
+static void append_dated(struct pv_store *s, uint64_t seq, size_t size, int64_t date)
 {
     struct pv_store_msg *m = calloc(1, sizeof(*m));
     m->seq = seq;
-    m->server_date = 1700000000000 + (int64_t)seq;
+    m->server_date = date;
     char *json = malloc(size + 64);
     int n = snprintf(json, size + 64, "{\"type\":\"message\",\"seq\":%llu,\"text\":\"",
                      (unsigned long long)seq);
@@ -60,11 +66,40 @@ static void append(struct pv_store *s, uint64_t seq, size_t size)
     pv_store_append(s, m);
 }
 
+static void append(struct pv_store *s, uint64_t seq, size_t size)
+{
+    append_dated(s, seq, size, 1700000000000 + (int64_t)seq);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits on the event eventfd for the answer to one read request. */
+static struct pv_store_read *read_answer(struct pv_store *s)
+{
+    for (int i = 0; i < 100; i++) {
+        struct pv_store_read *rq = pv_store_read_done(s);
+        if (rq)
+            return rq;
+        struct pollfd p = {.fd = pv_store_event_fd(s), .events = POLLIN};
+        if (poll(&p, 1, 100) > 0) {
+            uint64_t v;
+            ssize_t r = read(p.fd, &v, sizeof(v));
+            (void)r;
+        }
+    }
+    return NULL;
+}
+
 /* Waits on the commit eventfd until `seq` is committed (or failure). */
 static bool committed(struct pv_store *s, uint64_t seq)
 {
     for (int i = 0; i < 300 && pv_store_committed(s) < seq && !pv_store_failure(s); i++) {
-        struct pollfd p = {.fd = pv_store_commit_fd(s), .events = POLLIN};
+        struct pollfd p = {.fd = pv_store_event_fd(s), .events = POLLIN};
         if (poll(&p, 1, 100) > 0) {
             uint64_t v;
             ssize_t r = read(p.fd, &v, sizeof(v));
@@ -172,9 +207,87 @@ static void test_full_database_is_a_failure_not_a_commit(void **state)
     pv_store_close(s);
 }
 
+/* The reader thread answers in request order, while the writer goes on
+ * committing: a forward range bounded above, a page backwards, the
+ * oldest seq, and an empty answer. */
+static void test_async_reads(void **state)
+{
+    (void)state;
+    struct pv_store *s = open_store("d", 500, 0);
+    for (uint64_t i = 1; i <= 1000; i++)
+        append(s, i, 30);
+    assert_true(committed(s, 1000));
+    struct pv_store_read *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b)),
+                         *c = calloc(1, sizeof(*c));
+    *a = (struct pv_store_read){.from = 600, .to = 650, .limit = 100};
+    *b = (struct pv_store_read){.backwards = true, .from = 700, .limit = 20};
+    *c = (struct pv_store_read){.from = 1000, .to = 2000, .limit = 10};
+    pv_store_read(s, a);
+    pv_store_read(s, b);
+    for (uint64_t i = 1001; i <= 1100; i++) /* the writer keeps going */
+        append(s, i, 30);
+    pv_store_read(s, c);
+    assert_ptr_equal(read_answer(s), a);
+    assert_int_equal(a->n, 50);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(a->rows[i].seq, 601 + (uint64_t)i);
+        assert_int_equal(a->rows[i].server_date, 1700000000000 + 601 + i);
+        assert_int_equal(strlen(a->rows[i].json), a->rows[i].len);
+        assert_non_null(strstr(a->rows[i].json, "\"type\":\"message\""));
+    }
+    assert_int_equal(a->oldest, 501); /* keep = 500 */
+    assert_ptr_equal(read_answer(s), b);
+    assert_int_equal(b->n, 20);
+    assert_int_equal(b->rows[0].seq, 680);
+    assert_int_equal(b->rows[19].seq, 699);
+    assert_ptr_equal(read_answer(s), c);
+    assert_true(c->n >= 0 && c->n <= 10); /* what the writer had committed by then */
+    for (int i = 0; i < c->n; i++)
+        assert_int_equal(c->rows[i].seq, 1001 + (uint64_t)i);
+    pv_store_read_free(a);
+    pv_store_read_free(b);
+    pv_store_read_free(c);
+    assert_true(committed(s, 1100));
+    assert_int_equal(pv_store_oldest(s), 601);
+    /* A request still queued when the store closes is freed with it. */
+    struct pv_store_read *d = calloc(1, sizeof(*d));
+    *d = (struct pv_store_read){.backwards = true, .from = 900, .limit = 5};
+    pv_store_read(s, d);
+    pv_store_close(s);
+}
+
+/* Retention by age: the writer deletes messages older than max_age_s
+ * (checked once a second, oldest first) and keeps the rest. */
+static void test_retention_by_age(void **state)
+{
+    (void)state;
+    struct pv_store *s = open_store_age("e", 0, 0, 3600);
+    int64_t now = wall_ms();
+    for (uint64_t i = 1; i <= 1500; i++) /* two hours old */
+        append_dated(s, i, 20, now - 7200 * 1000);
+    for (uint64_t i = 1501; i <= 1510; i++) /* fresh */
+        append_dated(s, i, 20, now);
+    assert_true(committed(s, 1510));
+    /* The next check runs within a second of the last one. */
+    int64_t deadline = wall_ms() + 5000;
+    while (pv_store_oldest(s) != 1501 && wall_ms() < deadline) {
+        append_dated(s, pv_store_committed(s) + 1, 20, wall_ms());
+        assert_true(committed(s, pv_store_committed(s) + 1));
+        poll(NULL, 0, 50);
+    }
+    assert_int_equal(pv_store_oldest(s), 1501);
+    assert_null(pv_store_failure(s));
+    struct got g = {0};
+    assert_int_equal(pv_store_range(s, 0, 10, collect, &g), 10);
+    assert_int_equal(g.seq[0], 1501);
+    pv_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_async_reads),
+        cmocka_unit_test(test_retention_by_age),
         cmocka_unit_test(test_group_commit_and_reopen),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_full_database_is_a_failure_not_a_commit),
