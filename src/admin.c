@@ -125,6 +125,15 @@ static int metrics(struct mg_connection *conn, void *ud)
     metric(&b, "palaver_write_failures_total", "counter", "Socket writes that failed or timed out.",
            GET(write_failures));
     metric(&b, "palaver_history_messages", "gauge", "Messages kept for newcomers.", GET(history));
+    metric(&b, "palaver_resumes_total", "counter",
+           "Reconnects given exactly the messages they missed (since).", GET(resumes));
+    metric(&b, "palaver_resets_total", "counter",
+           "Reconnects too far behind (or from another history): reset and latest history.",
+           GET(resets));
+    metric(&b, "palaver_history_pages_total", "counter", "Pages of older history sent.",
+           GET(history_pages));
+    metric(&b, "palaver_store_reads_total", "counter",
+           "Resumes and history pages read from the database (not memory).", GET(store_reads));
     bool store_ok = a->store && !pv_store_failure(a->store);
     metric(&b, "palaver_store_up", "gauge",
            "1 while messages are being stored (0: failed, or memory only).", store_ok);

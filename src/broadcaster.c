@@ -5,6 +5,7 @@
  * pool's outbox protocol and clients' written_bytes counters. */
 #include "palaver/broadcaster.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,8 +57,19 @@ struct pv_broadcaster {
     struct client_list congested; /* over the backlog bound while writers
                                    * catch up */
 
-    struct pv_frame **history; /* ring of the last cfg->history messages */
+    /* Ring of the last cfg->history messages, oldest first, seq ascending. */
+    struct hist {
+        struct pv_frame *f;
+        uint64_t seq;
+        int64_t date; /* serverDate, for retention by age */
+    } *history;
     size_t hist_head, hist_len;
+
+    /* Database reads (resumes, history pages): waiting for the store to
+     * commit what they must include, then out at the store's reader. */
+    struct read_job **waiting;
+    size_t waiting_n, waiting_cap;
+    size_t reads_out; /* handed to the reader, answer not yet handled */
 
     uint64_t sweep_every; /* ns between keepalive sweeps */
     uint64_t last_sweep;
@@ -142,6 +154,21 @@ static bool deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_fra
         pv_frame_unref(f);
         return false;
     }
+    if (c->resuming) {
+        /* Held back until the replay is out (bounded like a backlog; past
+         * the bound the replay turns into a reset). */
+        c->held_bytes += f->len;
+        if (!c->held_over && c->held_bytes > b->d.cfg->max_backlog) {
+            c->held_over = true;
+            pv_batch_free(c->held);
+            c->held = NULL;
+        }
+        if (c->held_over)
+            pv_frame_unref(f);
+        else
+            pv_batch_push(&c->held, f);
+        return true;
+    }
     uint64_t queued = backlog(c) + f->len;
     if (queued > b->d.cfg->max_backlog) {
         /* Over the bound: either the client is not reading (its socket is
@@ -224,25 +251,59 @@ static struct pv_user user_of(const struct pv_client *c)
 }
 
 /* The i-th oldest message kept for newcomers. */
-static struct pv_frame *history_at(const struct pv_broadcaster *b, size_t i)
+static struct hist *history_at(const struct pv_broadcaster *b, size_t i)
 {
-    return b->history[(b->hist_head + i) % b->d.cfg->history];
+    return &b->history[(b->hist_head + i) % b->d.cfg->history];
 }
 
-static void history_push(struct pv_broadcaster *b, struct pv_frame *f)
+static void history_push(struct pv_broadcaster *b, struct pv_frame *f, uint64_t seq, int64_t date)
 {
     size_t cap = b->d.cfg->history;
     if (cap == 0)
         return;
-    size_t slot = (b->hist_head + b->hist_len) % cap;
+    struct hist h = {pv_frame_ref(f), seq, date};
     if (b->hist_len == cap) {
-        pv_frame_unref(b->history[b->hist_head]);
-        b->history[b->hist_head] = pv_frame_ref(f);
+        pv_frame_unref(b->history[b->hist_head].f);
+        b->history[b->hist_head] = h;
         b->hist_head = (b->hist_head + 1) % cap;
     } else {
-        b->history[slot] = pv_frame_ref(f);
+        b->history[(b->hist_head + b->hist_len) % cap] = h;
         b->hist_len++;
     }
+}
+
+/* Retention by age applies to memory too: the oldest go first. */
+static void history_expire(struct pv_broadcaster *b, int64_t now_ms)
+{
+    if (!b->d.cfg->history_max_age_s)
+        return;
+    int64_t cutoff = now_ms - (int64_t)b->d.cfg->history_max_age_s * 1000;
+    while (b->hist_len && b->history[b->hist_head].date < cutoff) {
+        pv_frame_unref(b->history[b->hist_head].f);
+        b->hist_head = (b->hist_head + 1) % b->d.cfg->history;
+        b->hist_len--;
+    }
+}
+
+/* Index of the oldest ring entry with seq > after (hist_len if none). */
+static size_t history_after(const struct pv_broadcaster *b, uint64_t after)
+{
+    size_t lo = 0, hi = b->hist_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (history_at(b, mid)->seq <= after)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Sends ring entries [from, hist_len) to c. */
+static void send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from)
+{
+    for (size_t h = from; h < b->hist_len; h++)
+        deliver(b, c, pv_frame_ref(history_at(b, h)->f));
 }
 
 /* The users presence lists: everyone, up to --presence-max, newest first
@@ -264,6 +325,257 @@ static bool notices_named(const struct pv_broadcaster *b)
     return pv_registry_count(&b->reg) <= b->d.cfg->presence_max;
 }
 
+/* ---- Recovery: replay after a seq, and pages of older history ----
+ *
+ * A client that says the last seq it has (?since=, or hello since) gets
+ * a "resume" message and then exactly the messages after it, in order,
+ * before anything else; or, when that cannot be done, a "reset" and the
+ * latest history. From memory when the ring holds everything it missed;
+ * otherwise from the database, read by the store's reader thread (never
+ * this one), while every other frame for that client is held back in
+ * c->held. A database read waits until the store has committed the last
+ * message it must include, so the read and the ring never leave a gap. */
+
+struct read_job {
+    struct pv_store_read rq; /* first: pv_store_read_free() frees the job */
+    struct pv_client *c;     /* one reference */
+    bool page;               /* a history page; else a resume */
+    json_t *msg_id;          /* page: the request's msgId (one reference) */
+    uint64_t since;          /* resume: the client's last seq */
+    uint64_t need;           /* hand to the reader once this seq is committed */
+};
+
+static void job_free(struct read_job *j)
+{
+    pv_client_unref(j->c);
+    json_decref(j->msg_id);
+    pv_store_read_free(&j->rq);
+}
+
+static bool store_failed(const struct pv_broadcaster *b)
+{
+    return b->d.store ? pv_store_failure(b->d.store) != NULL : b->d.store_wanted;
+}
+
+static void read_later(struct pv_broadcaster *b, struct read_job *j)
+{
+    if (b->waiting_n == b->waiting_cap) {
+        b->waiting_cap = b->waiting_cap ? b->waiting_cap * 2 : 16;
+        b->waiting = pv_xrealloc(b->waiting, b->waiting_cap * sizeof(*b->waiting));
+    }
+    b->waiting[b->waiting_n++] = j;
+    pv_stat_add(&b->d.stats->store_reads, 1);
+}
+
+/* Hands to the reader the waiting reads whose messages are committed (all
+ * of them once the store has failed: nothing more will be). */
+static void dispatch_reads(struct pv_broadcaster *b)
+{
+    if (!b->waiting_n)
+        return;
+    uint64_t done = pv_store_committed(b->d.store);
+    bool failed = store_failed(b);
+    size_t keep = 0;
+    for (size_t i = 0; i < b->waiting_n; i++) {
+        struct read_job *j = b->waiting[i];
+        if (j->need <= done || failed) {
+            pv_store_read(b->d.store, &j->rq);
+            b->reads_out++;
+        } else {
+            b->waiting[keep++] = j;
+        }
+    }
+    b->waiting_n = keep;
+}
+
+/* A reset: `since` cannot be honoured; the latest history up to seq `upto`
+ * follows (ring entries [0, end)). */
+static void send_reset(struct pv_broadcaster *b, struct pv_client *c, uint64_t since,
+                       const char *reason, size_t end)
+{
+    uint64_t last = end ? history_at(b, end - 1)->seq : b->seq;
+    pv_stat_add(&b->d.stats->resets, 1);
+    pv_info("reset id=%s peer=%s since=%llu: %s; sending the latest %zu", c->id, c->peer,
+            (unsigned long long)since, reason, end);
+    deliver(b, c, pv_proto_resume("reset", since, reason, end, last, pv_now_ms()));
+    for (size_t h = 0; h < end; h++)
+        deliver(b, c, pv_frame_ref(history_at(b, h)->f));
+}
+
+static void resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since,
+                   const char *server)
+{
+    const char *why = NULL;
+    if (server && server[0] && strcmp(server, b->run_id) != 0)
+        why = "other-history"; /* seq numbers of another database, or another run */
+    else if (since > b->seq)
+        why = "ahead";
+    else if (b->seq - since > b->d.cfg->resume_limit)
+        why = "too-far";
+    if (why) {
+        send_reset(b, c, since, why, b->hist_len);
+        return;
+    }
+    if (since == b->seq || (b->hist_len && history_at(b, 0)->seq <= since + 1)) {
+        size_t from = history_after(b, since);
+        pv_stat_add(&b->d.stats->resumes, 1);
+        pv_debug("resume id=%s since=%llu: %zu from memory", c->id, (unsigned long long)since,
+                 b->hist_len - from);
+        deliver(b, c, pv_proto_resume("resume", since, NULL, b->hist_len - from, b->seq,
+                                      pv_now_ms()));
+        send_history(b, c, from);
+        return;
+    }
+    uint64_t first = b->d.store ? pv_store_first(b->d.store) : 0;
+    if (first == 0 || first > since + 1) { /* no store, or retention took them */
+        send_reset(b, c, since, "too-far", b->hist_len);
+        return;
+    }
+    struct read_job *j = pv_xcalloc(1, sizeof(*j));
+    j->rq = (struct pv_store_read){.from = since, .to = b->seq, .limit = (unsigned)(b->seq - since)};
+    j->c = pv_client_ref(c);
+    j->since = since;
+    j->need = b->seq;
+    c->resuming = true;
+    read_later(b, j);
+}
+
+static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
+{
+    struct pv_client *c = j->c;
+    struct pv_batch *held = c->held;
+    bool over = c->held_over;
+    const struct pv_store_read *rq = &j->rq;
+
+    c->held = NULL;
+    c->held_over = false;
+    c->held_bytes = 0;
+    c->resuming = false;
+    if (c->index == SIZE_MAX || c->closing) {
+        pv_batch_free(held);
+        return;
+    }
+    const char *why = rq->n < 0 ? "unavailable"
+                      : (rq->oldest == 0 || rq->oldest > j->since + 1) ? "too-far"
+                                                                        : NULL;
+    if (over) {
+        /* What was held is gone: start over from the latest history. */
+        send_reset(b, c, j->since, "too-far", b->hist_len);
+    } else if (why) {
+        /* The latest history up to where the held frames begin. */
+        send_reset(b, c, j->since, why, history_after(b, rq->to));
+    } else {
+        uint64_t last = rq->n ? rq->rows[rq->n - 1].seq : j->since;
+        size_t from = history_after(b, last), to = history_after(b, rq->to);
+        if (to < from)
+            to = from;
+        pv_stat_add(&b->d.stats->resumes, 1);
+        pv_debug("resume id=%s since=%llu: %d from the database, %zu from memory", c->id,
+                 (unsigned long long)j->since, rq->n, to - from);
+        deliver(b, c, pv_proto_resume("resume", j->since, NULL, (size_t)rq->n + (to - from),
+                                      rq->to, pv_now_ms()));
+        for (int i = 0; i < rq->n; i++)
+            deliver(b, c, pv_frame_new(PV_WS_OP_TEXT, rq->rows[i].json, rq->rows[i].len));
+        /* Messages the store had not got (it failed meanwhile): memory. */
+        for (size_t h = from; h < to; h++)
+            deliver(b, c, pv_frame_ref(history_at(b, h)->f));
+    }
+    if (held && !over) {
+        for (size_t i = 0; i < held->n; i++)
+            deliver(b, c, held->f[i]); /* the batch's references move */
+        held->n = 0;
+    }
+    pv_batch_free(held);
+}
+
+static void send_page(struct pv_broadcaster *b, struct pv_client *c, uint64_t before,
+                      const json_t *msg_id, bool more, const char *const *items,
+                      const size_t *lens, size_t n)
+{
+    pv_stat_add(&b->d.stats->history_pages, 1);
+    deliver(b, c, pv_proto_history_page(before, msg_id, more, items, lens, n));
+}
+
+static void page_answer(struct pv_broadcaster *b, struct read_job *j)
+{
+    struct pv_client *c = j->c;
+    const struct pv_store_read *rq = &j->rq;
+    c->paging = false;
+    if (c->index == SIZE_MAX || c->closing)
+        return;
+    if (rq->n < 0) {
+        send_error(b, c, "history-unavailable", "the history store could not be read",
+                   j->msg_id);
+        return;
+    }
+    const char **items = pv_xcalloc((size_t)rq->n + 1, sizeof(*items));
+    size_t *lens = pv_xcalloc((size_t)rq->n + 1, sizeof(*lens));
+    for (int i = 0; i < rq->n; i++) {
+        items[i] = rq->rows[i].json;
+        lens[i] = rq->rows[i].len;
+    }
+    bool more = rq->n > 0 && rq->rows[0].seq > rq->oldest;
+    send_page(b, c, rq->from, j->msg_id, more, items, lens, (size_t)rq->n);
+    free(items);
+    free(lens);
+}
+
+/* {"type":"history","before":seq,"limit":n}: the n messages before seq,
+ * oldest first, in one "history" reply; from memory when the ring has
+ * them (or there is no database), else from the database. */
+static void on_history(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    if (c->paging) {
+        send_error(b, c, "busy", "a history page is already being read", in->msg_id);
+        return;
+    }
+    uint64_t before = in->before && in->before <= b->seq ? in->before : b->seq + 1;
+    size_t end = history_after(b, before - 1); /* ring [0, end) is older than before */
+    uint64_t first = b->d.store ? pv_store_first(b->d.store) : 0;
+    bool ring_enough = !b->d.store || end >= in->limit ||
+                       (end > 0 && history_at(b, 0)->seq <= first) || first == 0 ||
+                       first >= before;
+    if (ring_enough) {
+        size_t start = end > in->limit ? end - in->limit : 0;
+        const char **items = pv_xcalloc(end - start + 1, sizeof(*items));
+        size_t *lens = pv_xcalloc(end - start + 1, sizeof(*lens));
+        for (size_t h = start; h < end; h++) {
+            items[h - start] = (const char *)pv_frame_payload(history_at(b, h)->f, &lens[h - start]);
+        }
+        bool more = end > start && (start > 0 || (first && history_at(b, start)->seq > first));
+        send_page(b, c, before, in->msg_id, more, items, lens, end - start);
+        free(items);
+        free(lens);
+        return;
+    }
+    struct read_job *j = pv_xcalloc(1, sizeof(*j));
+    j->rq = (struct pv_store_read){.backwards = true, .from = before, .limit = in->limit};
+    j->c = pv_client_ref(c);
+    j->page = true;
+    j->msg_id = in->msg_id ? json_incref(in->msg_id) : NULL;
+    j->need = before - 1;
+    c->paging = true;
+    read_later(b, j);
+}
+
+/* Answers from the store's reader, then reads that may now go out. */
+static void store_news(struct pv_broadcaster *b)
+{
+    if (!b->d.store)
+        return;
+    struct pv_store_read *rq;
+    while ((rq = pv_store_read_done(b->d.store))) {
+        struct read_job *j = (struct read_job *)(void *)rq;
+        b->reads_out--;
+        if (j->page)
+            page_answer(b, j);
+        else
+            resume_answer(b, j);
+        job_free(j);
+    }
+    dispatch_reads(b);
+}
+
 /* A run of consecutive JOIN events: a reconnect burst arrives as one. Each
  * newcomer gets its id, one presence snapshot shared by the whole run
  * (encoded once), and the history, before any live message; everyone else
@@ -276,13 +588,16 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
     struct pv_client **cs = pv_xcalloc(k, sizeof(*cs));
     struct pv_user *joined = pv_xcalloc(k, sizeof(*joined));
     const char **why = pv_xcalloc(k, sizeof(*why)); /* NULL: name fine or none */
+    struct pv_join_req *jr = pv_xcalloc(k, sizeof(*jr));
 
     for (size_t i = 0; i < k; i++) {
         struct pv_client *c = cs[i] = ev[i]->client;
         ev[i]->client = NULL; /* the event's reference becomes the registry's */
+        if (ev[i]->len == sizeof(jr[i]))
+            memcpy(&jr[i], ev[i]->data, sizeof(jr[i]));
         pv_new_key(c->key);
         pv_new_id(c->id);
-        if (ev[i]->len == 0 || !pv_name_check(ev[i]->data, ev[i]->len, c->name, &why[i]))
+        if (jr[i].name_len == 0 || !pv_name_check(jr[i].name, jr[i].name_len, c->name, &why[i]))
             snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
         c->joining = true;
         pv_registry_add(&b->reg, c);
@@ -291,18 +606,28 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
     }
     size_t listed, n = pv_registry_count(&b->reg);
     struct pv_user *users = listed_users(b, &listed);
-    struct pv_frame *presence = pv_proto_presence(users, listed, n, b->hist_len, b->seq, now);
+    /* Two snapshots at most per burst: with the history count, and with 0
+     * for clients resuming (their resume or reset message counts). */
+    struct pv_frame *presence[2] = {NULL, NULL};
+    for (size_t i = 0; i < k; i++) {
+        int v = jr[i].has_since ? 1 : 0;
+        if (!presence[v])
+            presence[v] = pv_proto_presence(users, listed, n, v ? 0 : b->hist_len, b->seq, now);
+    }
     free(users);
-    pv_frame_ref_n(presence, (unsigned)k);
 
     for (size_t i = 0; i < k; i++) {
         struct pv_client *c = cs[i];
         deliver(b, c, pv_proto_id(c->key, &joined[i], b->run_id, b->d.cfg->max_text, now));
         if (why[i])
             send_error(b, c, "bad-name", why[i], NULL);
-        deliver(b, c, presence);
-        for (size_t h = 0; h < b->hist_len; h++)
-            deliver(b, c, pv_frame_ref(history_at(b, h)));
+        if (jr[i].bad_since)
+            send_error(b, c, "bad-since", "?since= must be a seq (an integer >= 0)", NULL);
+        deliver(b, c, pv_frame_ref(presence[jr[i].has_since ? 1 : 0]));
+        if (jr[i].has_since && !b->draining)
+            resume(b, c, jr[i].since, jr[i].server);
+        else if (!jr[i].has_since)
+            send_history(b, c, 0);
         pv_info("join id=%s peer=%s name=%s online=%zu", c->id, c->peer, c->name, n);
         if (b->draining) {
             c->closing = true; /* arrived during shutdown */
@@ -310,7 +635,9 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
             mark_dirty(b, c);
         }
     }
-    pv_frame_unref(presence);
+    for (int v = 0; v < 2; v++)
+        if (presence[v])
+            pv_frame_unref(presence[v]);
     if (!b->draining)
         fanout(b, pv_proto_notice("join", joined, k, notices_named(b), n, now), NULL);
     for (size_t i = 0; i < k; i++)
@@ -318,6 +645,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
     free(cs);
     free(joined);
     free(why);
+    free(jr);
 }
 
 /* A run of consecutive LEAVE events: one leave notice names them all. */
@@ -355,8 +683,17 @@ static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct
     char name[PV_NAME_MAX_BYTES + 1], old[PV_NAME_MAX_BYTES + 1];
     const char *why;
 
+    if (in->has_since) {
+        /* Resume on an open connection: after the resume (or reset)
+         * message, the stream is exactly the messages after since, even
+         * those this connection was already sent. */
+        if (c->resuming)
+            send_error(b, c, "busy", "a resume is already being read", in->msg_id);
+        else
+            resume(b, c, in->since, in->server);
+    }
     if (!in->name)
-        return; /* a hello without a name changes nothing */
+        return; /* a hello without a name changes no name */
     if (!pv_name_check(in->name, in->name_len, name, &why)) {
         send_error(b, c, "bad-name", why, in->msg_id);
         return;
@@ -425,7 +762,7 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     struct pv_frame *f = pv_proto_message(in, &from, seq, now);
 
     pv_stat_add(&b->d.stats->messages_in, 1);
-    history_push(b, f);
+    history_push(b, f, seq, now);
     if (b->d.store && !pv_store_failure(b->d.store)) {
         /* The ack waits for the commit: an acknowledged message is on disk.
          * The store writes the frame's payload: encoded once, no copy. */
@@ -435,7 +772,7 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
         m->frame = pv_frame_ref(f);
         pv_store_append(b->d.store, m);
         hold_ack(b, c, seq, in->msg_id, now);
-    } else if (b->d.store) {
+    } else if (store_failed(b)) {
         send_error(b, c, "not-stored",
                    "relayed to everyone online, but not stored: the history store failed",
                    in->msg_id);
@@ -461,6 +798,9 @@ static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
         break;
     case PV_IN_HELLO:
         on_hello(b, c, &in);
+        break;
+    case PV_IN_HISTORY:
+        on_history(b, c, &in);
         break;
     case PV_IN_INVALID:
         pv_debug("bad message from id=%s peer=%s: %s", c->id, c->peer, in.err_msg);
@@ -633,6 +973,7 @@ static void *broadcaster_main(void *arg)
             last_tick = now;
         }
         if (now - b->last_sweep >= b->sweep_every) {
+            history_expire(b, pv_now_ms());
             sweep(b, now);
             b->last_sweep = now;
         }
@@ -645,12 +986,13 @@ static void *broadcaster_main(void *arg)
         }
         size_t n = pv_queue_pop(b->d.queue, ev, POP_BATCH);
         handle(b, ev, n);
+        store_news(b);
         release_acks(b);
         flush(b);
         if (n == 0 && !b->stop && !b->congested.n) {
             /* Park until a producer wakes us; tick sooner while writers
              * are busy so a stalled writer gets replaced quickly. */
-            pv_queue_wait_fd(b->d.queue, b->d.store ? pv_store_commit_fd(b->d.store) : -1,
+            pv_queue_wait_fd(b->d.queue, b->d.store ? pv_store_event_fd(b->d.store) : -1,
                              busy ? 50 : (int)(b->sweep_every / 1000000u));
         }
     }
@@ -661,10 +1003,8 @@ static void *broadcaster_main(void *arg)
 static void preload(void *ud, uint64_t seq, int64_t server_date, const char *json, size_t len)
 {
     struct pv_broadcaster *b = ud;
-    (void)seq;
-    (void)server_date;
     struct pv_frame *f = pv_frame_new(PV_WS_OP_TEXT, json, len);
-    history_push(b, f);
+    history_push(b, f, seq, server_date);
     pv_frame_unref(f);
 }
 
@@ -711,6 +1051,20 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     if (!b)
         return;
     pthread_join(b->thread, NULL);
+    /* Reads not yet out, then the answers to those that are. */
+    for (size_t i = 0; i < b->waiting_n; i++)
+        job_free(b->waiting[i]);
+    free(b->waiting);
+    while (b->reads_out) {
+        struct pv_store_read *rq = pv_store_read_done(b->d.store);
+        if (rq) {
+            job_free((struct read_job *)(void *)rq);
+            b->reads_out--;
+        } else {
+            struct pollfd p = {.fd = pv_store_event_fd(b->d.store), .events = POLLIN};
+            poll(&p, 1, 100);
+        }
+    }
     flush(b);
     for (size_t i = 0; i < b->acks_n; i++) {
         pv_client_unref(b->acks[b->acks_head + i].c);
@@ -720,7 +1074,7 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     list_free(&b->congested);
     pv_registry_destroy(&b->reg);
     for (size_t i = 0; i < b->hist_len; i++)
-        pv_frame_unref(history_at(b, i));
+        pv_frame_unref(history_at(b, i)->f);
     free(b->history);
     list_free(&b->dirty);
     free(b);

@@ -81,6 +81,7 @@ void pv_client_unref(struct pv_client *c)
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
     pv_batch_free(c->pending);
+    pv_batch_free(c->held);
     pv_batch_free(atomic_load(&c->outbox));
     pv_wsmsg_free(&c->msg);
     free(c);

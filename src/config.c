@@ -45,6 +45,7 @@ void pv_config_defaults(struct pv_config *c)
     c->log_level = PV_LOG_INFO;
     snprintf(c->data_dir, sizeof(c->data_dir), "%s", "var");
     c->history_keep = 100000;
+    c->resume_limit = 1000;
 }
 
 unsigned pv_config_num_threads(const struct pv_config *c)
@@ -97,6 +98,10 @@ static const char usage[] =
     "      --data-dir DIR       where the history database lives (default ./var;\n"
     "                           '' keeps history in memory only)\n"
     "      --history-keep N     messages kept on disk (default 100000, 0 = all)\n"
+    "      --history-max-age S  delete messages older than S seconds (default 0 =\n"
+    "                           keep; 2592000 = 30 days)\n"
+    "      --resume-limit N     most missed messages replayed to a reconnecting\n"
+    "                           client; beyond that it gets a reset (default 1000)\n"
     "      --data-max-pages N   cap the database at N 4-KiB pages (default: no cap)\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n";
@@ -146,6 +151,8 @@ static const struct setting settings[] = {
     S("log-level", 0, K_LEVEL, log_level),
     S("data-dir", 0, K_STR, data_dir),
     U("history-keep", 0, history_keep, 0, 100000000),
+    U("history-max-age", 0, history_max_age_s, 0, 3153600000u),
+    U("resume-limit", 0, resume_limit, 0, 1000000),
     U("data-max-pages", 0, data_max_pages, 0, 2000000000),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

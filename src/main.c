@@ -300,17 +300,22 @@ int main(int argc, char **argv)
     atomic_init(&ws.stopping, false);
     if (cfg.data_dir[0]) {
         char serr[512];
-        struct pv_store_options so = {.keep = cfg.history_keep, .max_pages = cfg.data_max_pages};
+        struct pv_store_options so = {.keep = cfg.history_keep, .max_pages = cfg.data_max_pages,
+                                      .max_age_s = cfg.history_max_age_s};
         store = pv_store_open(cfg.data_dir, &so, serr, sizeof(serr));
         if (!store) {
             /* Live chat matters more than history: relay, and say so. */
             snprintf(store_error, sizeof(store_error), "%s", serr);
             pv_err("history store unavailable, relaying without storing: %s", serr);
+        } else if (pv_store_failure(store)) {
+            pv_err("history store failed, messages are relayed but not stored: %s",
+                   pv_store_failure(store));
         }
     }
     bc = pv_broadcaster_start(&(struct pv_broadcaster_deps){
         .cfg = &cfg, .queue = queue, .writers = writers, .stats = &stats,
-        .admitted = &ws.admitted, .store = store});
+        .admitted = &ws.admitted, .store = store,
+        .store_wanted = cfg.data_dir[0] != '\0'});
     if (!bc)
         goto fail;
 

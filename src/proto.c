@@ -11,6 +11,7 @@
 #include "palaver/frame.h"
 #include "palaver/log.h"
 #include "palaver/utf8.h"
+#include "palaver/xalloc.h"
 
 static void set_invalid(struct pv_inbound *in, const char *code, const char *msg)
 {
@@ -25,6 +26,31 @@ static bool is_blank(const char *s, size_t n)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
             return false;
     }
+    return true;
+}
+
+static bool seq_value(const json_t *v, uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) > PV_SEQ_MAX)
+        return false;
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+bool pv_seq_parse(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 16)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > PV_SEQ_MAX)
+        return false;
+    *out = v;
     return true;
 }
 
@@ -90,7 +116,38 @@ void pv_proto_decode(const char *data, size_t len, size_t max_text, struct pv_in
             in->name = json_string_value(v);
             in->name_len = json_string_length(v);
         }
+        v = json_object_get(in->root, "since");
+        if (v) {
+            if (!seq_value(v, &in->since)) {
+                set_invalid(in, "bad-since", "\"since\" must be a seq (an integer >= 0)");
+                return;
+            }
+            in->has_since = true;
+        }
+        v = json_object_get(in->root, "server");
+        if (v && !json_is_string(v)) {
+            set_invalid(in, "bad-since", "\"server\" must be a string");
+            return;
+        }
+        in->server = json_string_value(v);
         in->type = PV_IN_HELLO;
+    } else if (strcmp(t, "history") == 0) {
+        v = json_object_get(in->root, "before");
+        if (v && !seq_value(v, &in->before)) {
+            set_invalid(in, "bad-history", "\"before\" must be a seq (an integer >= 0)");
+            return;
+        }
+        v = json_object_get(in->root, "limit");
+        in->limit = PV_PAGE_DEFAULT;
+        if (v) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > PV_PAGE_MAX) {
+                set_invalid(in, "bad-history", "\"limit\" must be an integer from 1 to 200");
+                return;
+            }
+            in->limit = (unsigned)json_integer_value(v);
+        }
+        in->type = PV_IN_HISTORY;
     } else {
         set_invalid(in, "unknown-type", "unknown message type");
     }
@@ -288,4 +345,49 @@ struct pv_frame *pv_proto_presence(const struct pv_user *users, size_t n, size_t
                             users_json(users, n), "online", (json_int_t)online, "truncated",
                             online > n, "history", (json_int_t)history, "lastSeq",
                             (json_int_t)last_seq, "serverDate", (json_int_t)now));
+}
+
+struct pv_frame *pv_proto_resume(const char *type, uint64_t since, const char *reason,
+                                 size_t history, uint64_t last_seq, int64_t now)
+{
+    json_t *o = json_pack("{s:s, s:I}", "type", type, "since", (json_int_t)since);
+    if (reason)
+        json_object_set_new(o, "reason", json_string(reason));
+    json_object_set_new(o, "history", json_integer((json_int_t)history));
+    json_object_set_new(o, "lastSeq", json_integer((json_int_t)last_seq));
+    json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
+    return finish(o);
+}
+
+/* The page is assembled as text: the items are stored message objects
+ * already encoded, so they are copied, not parsed and re-encoded. */
+struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bool more,
+                                       const char *const *items, const size_t *lens, size_t n)
+{
+    char head[160], *id = NULL;
+    if (msg_id)
+        id = json_dumps(msg_id, JSON_ENCODE_ANY | JSON_COMPACT);
+    int hn = snprintf(head, sizeof(head), "{\"type\":\"history\",\"before\":%llu,\"more\":%s,",
+                      (unsigned long long)before, more ? "true" : "false");
+    size_t total = (size_t)hn + (id ? strlen(id) + 10 : 0) + 16;
+    for (size_t i = 0; i < n; i++)
+        total += lens[i] + 1;
+    char *buf = pv_xmalloc(total), *p = buf;
+    memcpy(p, head, (size_t)hn);
+    p += hn;
+    if (id)
+        p += sprintf(p, "\"msgId\":%s,", id);
+    p += sprintf(p, "\"messages\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, items[i], lens[i]);
+        p += lens[i];
+    }
+    memcpy(p, "]}", 2);
+    p += 2;
+    struct pv_frame *f = pv_frame_new(PV_WS_OP_TEXT, buf, (size_t)(p - buf));
+    free(buf);
+    free(id);
+    return f;
 }

@@ -120,8 +120,7 @@ static void on_ready(struct mg_connection *conn, void *ud)
 {
     struct pv_ws *ws = ud;
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    char peer[64], name[PV_NAME_MAX_BYTES * 2 + 2];
-    size_t name_len = 0;
+    char peer[64];
     struct pv_client *c;
 
     peer_of(conn, peer, sizeof(peer));
@@ -152,18 +151,29 @@ static void on_ready(struct mg_connection *conn, void *ud)
     mg_set_user_connection_data(conn, c);
     pv_stat_add(&ws->stats->connections_total, 1);
 
+    /* ?name=, ?since= and ?server=: parsed here, judged by the broadcaster. */
+    struct pv_join_req jr = {0};
     if (ri->query_string) {
-        int n = mg_get_var(ri->query_string, strlen(ri->query_string), "name", name,
-                           sizeof(name));
+        const char *q = ri->query_string;
+        size_t ql = strlen(q);
+        char v[32];
+        int n = mg_get_var(q, ql, "name", jr.name, sizeof(jr.name));
         if (n >= 0)
-            name_len = (size_t)n;
+            jr.name_len = (size_t)n;
         else if (n == -2) /* too long: let the broadcaster reject it */
-            name_len = (size_t)snprintf(name, sizeof(name), "%s", "\x7f");
+            jr.name_len = (size_t)snprintf(jr.name, sizeof(jr.name), "%s", "\x7f");
+        n = mg_get_var(q, ql, "since", v, sizeof(v));
+        if (n != -1) {
+            jr.has_since = n >= 0 && pv_seq_parse(v, (size_t)n, &jr.since);
+            jr.bad_since = !jr.has_since;
+        }
+        if (mg_get_var(q, ql, "server", v, sizeof(v)) >= 0)
+            snprintf(jr.server, sizeof(jr.server), "%.*s", (int)sizeof(jr.server) - 1, v);
     }
     pv_debug("handshake from %s, subprotocol %s", peer,
              ri->acceptedWebSocketSubprotocol ? ri->acceptedWebSocketSubprotocol : "(none)");
     /* JOIN carries a second reference: the registry's. */
-    pv_queue_push_ctl(ws->queue, pv_event_new(PV_EV_JOIN, pv_client_ref(c), name, name_len));
+    pv_queue_push_ctl(ws->queue, pv_event_new(PV_EV_JOIN, pv_client_ref(c), &jr, sizeof(jr)));
 }
 
 /* Closes the client from its worker: a close frame with code and reason

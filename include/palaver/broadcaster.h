@@ -15,6 +15,7 @@
 #define PALAVER_BROADCASTER_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 struct pv_config;
 struct pv_queue;
@@ -30,6 +31,9 @@ struct pv_broadcaster_deps {
     struct pv_stats *stats;
     atomic_uint *admitted; /* admission count, released at each LEAVE */
     struct pv_store *store; /* durable history; NULL = memory only */
+    bool store_wanted;      /* a data directory was configured: without a store
+                             * (it could not be opened), senders are told
+                             * their messages are not stored */
 };
 
 /* Starts the thread. Returns NULL (and logs) if it cannot. */

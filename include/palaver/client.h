@@ -94,6 +94,14 @@ struct pv_client {
     uint64_t queued_bytes;     /* bytes ever handed to the outbox */
     uint64_t ping_sent;        /* monotonic ns of our last keepalive ping */
     uint64_t kick_seen;        /* monotonic ns the sweep first saw kick set */
+    /* Resuming from the database (?since=, hello since): the replay is
+     * being read; until it is sent, everything else for this client is
+     * held back here, so it gets the missed messages before live ones. */
+    bool resuming;
+    bool held_over;            /* held passed --max-backlog: replay becomes a reset */
+    struct pv_batch *held;
+    uint64_t held_bytes;
+    bool paging;               /* a history page is being read for it */
 
     /* Lock-free handoff broadcaster -> writers: protocol in writer.h. */
     _Atomic(struct pv_batch *) outbox;

@@ -53,6 +53,8 @@ struct pv_config {
     int log_level;
     char data_dir[PATH_MAX];    /* history database directory; "" = memory only */
     unsigned history_keep;      /* messages kept on disk; 0 = all */
+    unsigned history_max_age_s; /* messages older than this are deleted; 0 = never */
+    unsigned resume_limit;      /* most messages replayed to a resuming client */
     unsigned data_max_pages;    /* cap on the database size in 4 KiB pages; 0 = none */
     char config_path[PATH_MAX]; /* the file read (it may not exist) */
 };

@@ -31,7 +31,11 @@ struct pv_user {
     const char *name;
 };
 
-enum pv_in_type { PV_IN_INVALID, PV_IN_MESSAGE, PV_IN_HELLO };
+#define PV_PAGE_MAX 200     /* messages in one history page */
+#define PV_PAGE_DEFAULT 50
+#define PV_SEQ_MAX 9007199254740991ull /* 2^53 - 1: exact in every JSON reader */
+
+enum pv_in_type { PV_IN_INVALID, PV_IN_MESSAGE, PV_IN_HELLO, PV_IN_HISTORY };
 
 struct pv_inbound {
     enum pv_in_type type;
@@ -42,6 +46,11 @@ struct pv_inbound {
     json_t *date;       /* message: the client's date if it is a number */
     const char *name;   /* hello: the requested display name, if any */
     size_t name_len;
+    bool has_since;     /* hello: resume after seq `since` */
+    uint64_t since;
+    const char *server; /* hello: the `server` that since belongs to, if given */
+    uint64_t before;    /* history: page before this seq (0: the newest) */
+    unsigned limit;     /* history: messages wanted, 1..PV_PAGE_MAX */
     const char *err_code;  /* invalid: machine-readable code */
     const char *err_msg;   /* invalid: human-readable reason */
 };
@@ -51,6 +60,20 @@ struct pv_inbound {
  * max_text bounds the text in bytes. */
 void pv_proto_decode(const char *data, size_t len, size_t max_text, struct pv_inbound *in);
 void pv_inbound_release(struct pv_inbound *in);
+
+/* Parses a seq sent by a client (decimal, no sign, at most PV_SEQ_MAX). */
+bool pv_seq_parse(const char *s, size_t len, uint64_t *out);
+
+/* What a WebSocket handshake's query string asks for, carried by the JOIN
+ * event from the worker to the broadcaster. */
+struct pv_join_req {
+    size_t name_len;            /* 0: no ?name= */
+    char name[PV_NAME_MAX_BYTES * 2 + 2];
+    bool has_since;             /* ?since=<seq> */
+    bool bad_since;             /* ?since= was not a seq */
+    uint64_t since;
+    char server[PV_ID_LEN + 1]; /* ?server=<id>, "" if none */
+};
 
 /* Validates a display name: valid UTF-8, 1..PV_NAME_MAX_CHARS code points
  * after trimming surrounding white space, no control characters. Writes
@@ -81,8 +104,20 @@ struct pv_frame *pv_proto_notice(const char *type, const struct pv_user *users, 
 struct pv_frame *pv_proto_rename(const struct pv_user *u, const char *old_name, int64_t now);
 /* Everyone online (newcomers included), shared by all newcomers of a
  * burst: it carries nothing per-client (that is in "id"). */
-/* Lists users[0..n); online may be larger ("truncated" is then true). */
+/* Lists users[0..n); online may be larger ("truncated" is then true).
+ * history: chat messages that follow (0 for a client resuming: the
+ * resume or reset message says how many). */
 struct pv_frame *pv_proto_presence(const struct pv_user *users, size_t n, size_t online,
                                    size_t history, uint64_t last_seq, int64_t now);
+/* Starts a replay after seq `since`: type "resume" (exactly the messages
+ * after since follow, `history` of them, then live ones) or "reset"
+ * (since could not be honoured, for `reason`; the latest `history`
+ * messages follow). */
+struct pv_frame *pv_proto_resume(const char *type, uint64_t since, const char *reason,
+                                 size_t history, uint64_t last_seq, int64_t now);
+/* A page of older messages: items[0..n) are stored message objects
+ * (JSON text), oldest first; `more` says whether older ones exist. */
+struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bool more,
+                                       const char *const *items, const size_t *lens, size_t n);
 
 #endif

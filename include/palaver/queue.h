@@ -45,7 +45,7 @@
 struct pv_client;
 
 enum pv_event_type {
-    PV_EV_JOIN,     /* a client finished its handshake (data: ?name= value) */
+    PV_EV_JOIN,     /* a client finished its handshake (data: struct pv_join_req) */
     PV_EV_MSG,      /* one complete, UTF-8-valid text message */
     PV_EV_LEAVE,    /* the client's connection is gone */
     PV_EV_KICK,     /* the worker is closing the client (code in client->kick,

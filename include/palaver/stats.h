@@ -16,7 +16,8 @@
     X(bad_json, "bad-json") X(bad_msgid, "bad-msgid") X(bad_name, "bad-name")              \
     X(bad_text, "bad-text") X(text_too_long, "text-too-long") X(empty_text, "empty-text")  \
     X(unknown_type, "unknown-type") X(busy, "busy") X(rate_limited, "rate-limited")       \
-    X(not_stored, "not-stored")                                                           \
+    X(not_stored, "not-stored") X(bad_since, "bad-since") X(bad_history, "bad-history")   \
+    X(history_unavailable, "history-unavailable")                                         \
     X(other, "other")
 enum pv_error_code {
 #define X(id, name) PV_ERR_##id,
@@ -45,6 +46,10 @@ struct pv_stats {
     atomic_uint_fast64_t evictions;         /* workers interrupted to end a closed client */
     atomic_uint_fast64_t errors_by_code[PV_ERR_COUNT]; /* error replies, by code */
     atomic_uint_fast64_t history;           /* gauge: messages kept for newcomers */
+    atomic_uint_fast64_t resumes;           /* since honoured: exactly the missed messages */
+    atomic_uint_fast64_t resets;            /* since not honoured: reset + latest history */
+    atomic_uint_fast64_t history_pages;     /* history pages sent */
+    atomic_uint_fast64_t store_reads;       /* of those and resumes: read from the database */
     atomic_uint_fast64_t heartbeat;         /* monotonic ns of the broadcaster's last loop */
 };
 
