@@ -455,9 +455,21 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
         pv_batch_free(held);
         return;
     }
-    const char *why = rq->n < 0 ? "unavailable"
-                      : (rq->oldest == 0 || rq->oldest > j->since + 1) ? "too-far"
-                                                                        : NULL;
+    /* The replay must be exactly since+1 .. to: the stored rows, then the
+     * ring for what the store never got (it failed meanwhile). A hole
+     * means messages are gone: retention (too far behind) or a failed
+     * store (unavailable). */
+    uint64_t last = rq->n > 0 ? rq->rows[rq->n - 1].seq : j->since;
+    size_t from = history_after(b, last), to = history_after(b, rq->to);
+    uint64_t expect = j->since + 1;
+    for (int i = 0; i < rq->n; i++)
+        expect = rq->rows[i].seq == expect ? expect + 1 : 0;
+    for (size_t h = from; h < to && expect; h++)
+        expect = history_at(b, h)->seq == expect ? expect + 1 : 0;
+    const char *why = rq->n < 0                                              ? "unavailable"
+                      : expect == rq->to + 1                                 ? NULL
+                      : (rq->oldest == 0 || rq->oldest > j->since + 1)      ? "too-far"
+                                                                             : "unavailable";
     if (over) {
         /* What was held is gone: start over from the latest history. */
         send_reset(b, c, j->since, "too-far", b->hist_len);
@@ -465,10 +477,6 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
         /* The latest history up to where the held frames begin. */
         send_reset(b, c, j->since, why, history_after(b, rq->to));
     } else {
-        uint64_t last = rq->n ? rq->rows[rq->n - 1].seq : j->since;
-        size_t from = history_after(b, last), to = history_after(b, rq->to);
-        if (to < from)
-            to = from;
         pv_stat_add(&b->d.stats->resumes, 1);
         pv_debug("resume id=%s since=%llu: %d from the database, %zu from memory", c->id,
                  (unsigned long long)j->since, rq->n, to - from);
@@ -1029,7 +1037,10 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
         /* seq continues where the stored history ends; newcomers get the
          * last messages from before the restart. */
         b->seq = pv_store_last_seq(deps->store);
-        snprintf(b->run_id, sizeof(b->run_id), "%s", pv_store_id(deps->store));
+        /* A store failed from the start (read-only) cannot record the seq
+         * numbers given out now: they get a numbering of their own. */
+        if (!pv_store_failure(deps->store))
+            snprintf(b->run_id, sizeof(b->run_id), "%s", pv_store_id(deps->store));
         if (deps->cfg->history &&
             pv_store_before(deps->store, b->seq + 1, deps->cfg->history, preload, b) < 0)
             pv_warn("could not read the stored history back; starting with none in memory");

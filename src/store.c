@@ -372,27 +372,45 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
              err, errsz) ||
         exec(s->w, "PRAGMA quick_check", err, errsz))
         goto fail;
+    bool readonly = sqlite3_db_readonly(s->w, "main") == 1;
     /* The history's identity: seq numbers are comparable across restarts
-     * for as long as this database lives. */
+     * for as long as this database lives and every run stops cleanly. */
+    char q[160], mark[8] = "";
     sqlite3_stmt *idq;
-    if (prepare(s->w, "SELECT value FROM meta WHERE key = 'history-id'", &idq, err, errsz))
+    if (prepare(s->w, "SELECT (SELECT value FROM meta WHERE key = 'history-id'), "
+                      "(SELECT value FROM meta WHERE key = 'open')", &idq, err, errsz))
         goto fail;
-    if (sqlite3_step(idq) == SQLITE_ROW)
-        snprintf(s->id, sizeof(s->id), "%s", (const char *)sqlite3_column_text(idq, 0));
-    sqlite3_finalize(idq);
-    if (!s->id[0]) {
-        char q[128];
-        pv_new_id(s->id);
-        snprintf(q, sizeof(q), "INSERT INTO meta(key, value) VALUES('history-id', '%s')", s->id);
-        if (exec(s->w, q, err, errsz))
-            goto fail;
+    if (sqlite3_step(idq) == SQLITE_ROW) {
+        if (sqlite3_column_text(idq, 0))
+            snprintf(s->id, sizeof(s->id), "%s", (const char *)sqlite3_column_text(idq, 0));
+        if (sqlite3_column_text(idq, 1))
+            snprintf(mark, sizeof(mark), "%s", (const char *)sqlite3_column_text(idq, 1));
     }
-    if (sqlite3_db_readonly(s->w, "main") == 1) {
+    sqlite3_finalize(idq);
+    if (readonly) {
         /* Opened read-only (file permissions, a read-only mount): history
          * can still be read, nothing new can be stored. */
         s->failure_owned = strdup("the database is read-only (check the owner and mode of "
                                   "palaver.db and its directory, and the mount)");
         atomic_store(&s->failure, s->failure_owned);
+    } else {
+        /* A run that did not stop cleanly (crash, kill -9, power loss, or
+         * a store that failed) may have relayed messages it never stored,
+         * and their seq numbers will be given again from here: a new id
+         * tells clients that their last seq no longer compares (they get
+         * a reset instead of a resume with a gap). */
+        if (s->id[0] && strcmp(mark, "1") == 0) {
+            pv_notice("history store: the last run did not stop cleanly; seq numbers it relayed "
+                      "without storing may be given again, so the history gets a new id "
+                      "(clients reconnecting will get a reset)");
+            s->id[0] = '\0';
+        }
+        if (!s->id[0])
+            pv_new_id(s->id);
+        snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta(key, value) VALUES('history-id', '%s'), "
+                               "('open', '1')", s->id);
+        if (exec(s->w, q, err, errsz))
+            goto fail;
     }
     if (o && o->max_pages) {
         snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count=%u", o->max_pages);
@@ -567,6 +585,11 @@ void pv_store_close(struct pv_store *s)
     signal_fd(s->rwake_fd);
     pthread_join(s->thread, NULL);
     pthread_join(s->reader, NULL);
+    /* A clean stop: every seq given out is stored (see pv_store_open). */
+    char err[256];
+    if (!pv_store_failure(s) &&
+        exec(s->w, "UPDATE meta SET value = '0' WHERE key = 'open'", err, sizeof(err)))
+        pv_warn("history store: %s", err);
     /* Requests the reader did not take, and answers nobody collected. */
     for (struct cds_wfcq_node *n; (n = wfq_pop(&s->requests)) || (n = wfq_pop(&s->answers));)
         pv_store_read_free(CONTAINER(n, struct pv_store_read, node));

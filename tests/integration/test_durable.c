@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -127,8 +128,12 @@ static void test_acked_messages_survive_kill_9(void **state)
     }
     assert_int_equal(missing, 0);
     assert_true(last >= max_acked);
-    /* The same history id: clients may compare seq across the restart. */
-    assert_string_equal(server_id[0], server_id[1]);
+    /* A new history id: the killed run relayed messages it had not stored
+     * yet, and their seq numbers are given again from here, so a client's
+     * last seq from before the crash must not compare (it gets a reset).
+     * After a clean stop the id stays (test_resume.c). */
+    assert_string_not_equal(server_id[0], server_id[1]);
+    assert_true(srv_log_has(&s, "the last run did not stop cleanly"));
     /* seq goes on from there, never backwards. */
     struct wsc *c = wsc_open(s.port, NULL);
     assert_int_equal(wsc_join(c, NULL, NULL), 0);
@@ -222,11 +227,137 @@ static void test_full_store_degrades_without_false_acks(void **state)
     assert_int_equal(srv_stop(&s), 0);
 }
 
+/* Counts the rows of palaver.db in d with the sqlite3 library's own
+ * view, through palaverd: the history a newcomer is sent. */
+static int stored_count(const char *d, long long *last)
+{
+    struct srv s;
+    const char *args[] = {"--data-dir", d, "--history", "1000", NULL};
+    assert_int_equal(srv_start(&s, args), 0);
+    static char texts[MAXMSG][32];
+    int n = history(s.port, texts, last);
+    assert_int_equal(srv_stop(&s), 0);
+    return n;
+}
+
+static void send_some(int port, int n, const char *what)
+{
+    struct wsc *a = wsc_open(port, NULL);
+    assert_int_equal(wsc_join(a, NULL, NULL), 0);
+    for (int i = 0; i < n; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "%s %d", what, i);
+        assert_int_equal(wsc_send_chat(a, i, text, ""), 0);
+        json_t *ack = wsc_expect(a, "ack", T);
+        assert_non_null(ack);
+        json_decref(ack);
+    }
+    wsc_free(a);
+}
+
+/* What a degraded store looks like from outside: relayed to b, the sender
+ * told not-stored (no ack), /healthz and /metrics say so. */
+static void expect_degraded(int port, const char *healthz_needle)
+{
+    char page[65536];
+    struct wsc *a = wsc_open(port, NULL), *b = wsc_open(port, NULL);
+    assert_int_equal(wsc_join(a, NULL, NULL), 0);
+    assert_int_equal(wsc_join(b, NULL, NULL), 0);
+    assert_int_equal(wsc_send_chat(a, 1, "while degraded", ""), 0);
+    json_t *m;
+    while ((m = wsc_expect(b, "message", T)) && /* after any history */
+           strcmp(json_string_value(json_object_get(m, "text")), "while degraded") != 0)
+        json_decref(m);
+    assert_non_null(m);
+    json_decref(m);
+    json_t *e = wsc_recv_json(a, T);
+    while (e && strcmp(json_string_value(json_object_get(e, "type")), "error") != 0) {
+        assert_string_not_equal(json_string_value(json_object_get(e, "type")), "ack");
+        json_decref(e);
+        e = wsc_recv_json(a, T);
+    }
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "not-stored");
+    json_decref(e);
+    assert_int_equal(http_get(port, "/healthz", page, sizeof(page)), 200);
+    if (!strstr(page, healthz_needle))
+        fail_msg("healthz without '%s': %s", healthz_needle, page);
+    assert_int_equal(http_get(port, "/metrics", page, sizeof(page)), 200);
+    assert_non_null(strstr(page, "\npalaver_store_up 0\n"));
+    wsc_free(a);
+    wsc_free(b);
+}
+
+/* A database palaverd may read but not write (its file read-only to the
+ * user palaverd runs as): history is still served, new messages are
+ * relayed and reported not stored, and the file is left as it was. */
+static void test_read_only_database(void **state)
+{
+    (void)state;
+    struct srv s;
+    char sub[200], db[240];
+    snprintf(sub, sizeof(sub), "%s/ro", dir);
+    snprintf(db, sizeof(db), "%s/palaver.db", sub);
+    const char *args[] = {"--data-dir", sub, "--history", "100", NULL};
+    assert_int_equal(srv_start(&s, args), 0);
+    send_some(s.port, 5, "kept");
+    assert_int_equal(srv_stop(&s), 0);
+    /* Root ignores file modes: palaverd runs as nobody for this part. */
+    assert_int_equal(chmod(dir, 0711), 0);
+    assert_int_equal(chmod(sub, 0777), 0);
+    assert_int_equal(chmod(db, 0444), 0);
+    const char *envs[] = {"PVTEST_UID=65534", NULL};
+    assert_int_equal(srv_start_env(&s, args, envs), 0);
+    assert_true(srv_log_has(&s, "the database is read-only"));
+    static char texts[MAXMSG][32];
+    long long last = 0;
+    assert_int_equal(history(s.port, texts, &last), 5); /* still readable */
+    assert_string_equal(texts[5], "kept 4");
+    expect_degraded(s.port, "degraded: history store failed");
+    assert_int_equal(srv_stop(&s), 0);
+    /* Nothing was written: made writable again, it holds the same 5. */
+    assert_int_equal(chmod(db, 0644), 0);
+    assert_int_equal(stored_count(sub, &last), 5);
+    assert_int_equal(last, 5);
+}
+
+/* A corrupt database: palaverd starts all the same, relays, says why it
+ * stores nothing, and does not touch the file (the operator decides). */
+static void test_corrupt_database(void **state)
+{
+    (void)state;
+    struct srv s;
+    char sub[200], db[240], garbage[8192];
+    snprintf(sub, sizeof(sub), "%s/corrupt", dir);
+    snprintf(db, sizeof(db), "%s/palaver.db", sub);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    for (size_t i = 0; i < sizeof(garbage); i++)
+        garbage[i] = (char)(i * 131 + 7);
+    FILE *f = fopen(db, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(garbage, 1, sizeof(garbage), f), sizeof(garbage));
+    fclose(f);
+    const char *args[] = {"--data-dir", sub, NULL};
+    assert_int_equal(srv_start(&s, args), 0);
+    assert_true(srv_log_has(&s, "history store unavailable"));
+    assert_true(srv_log_has(&s, "not a database"));
+    expect_degraded(s.port, "degraded");
+    assert_int_equal(srv_stop(&s), 0);
+    char back[sizeof(garbage)];
+    f = fopen(db, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(back, 1, sizeof(back), f), sizeof(back));
+    fclose(f);
+    assert_memory_equal(back, garbage, sizeof(garbage));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_acked_messages_survive_kill_9),
         cmocka_unit_test(test_full_store_degrades_without_false_acks),
+        cmocka_unit_test(test_read_only_database),
+        cmocka_unit_test(test_corrupt_database),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

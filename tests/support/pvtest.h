@@ -31,7 +31,8 @@ struct srv {
 /* Starts palaverd with default test flags plus extra (NULL-terminated,
  * may be NULL). Returns 0 when READY=1 arrived, -1 otherwise. */
 int srv_start(struct srv *s, const char *const *extra);
-/* The same with extra environment entries ("NAME=value", NULL-terminated). */
+/* The same with extra environment entries ("NAME=value", NULL-terminated).
+ * PVTEST_UID=<uid> among them runs palaverd as that user (when root). */
 int srv_start_env(struct srv *s, const char *const *extra, const char *const *envs);
 /* Waits for a notify datagram containing needle; copies it to out. */
 bool srv_notify_wait(struct srv *s, const char *needle, int timeout_ms, char *out, size_t n);

@@ -216,6 +216,89 @@ static void test_encode_others(void **state)
     json_decref(mid);
 }
 
+/* Recovery requests: hello since (+ server), history before/limit, and
+ * the ?since= parser; each bad form has its own error code. */
+static void test_decode_recovery(void **state)
+{
+    (void)state;
+    struct pv_inbound in;
+    decode("{\"type\":\"hello\",\"since\":41,\"server\":\"abc\"}", &in);
+    assert_int_equal(in.type, PV_IN_HELLO);
+    assert_true(in.has_since);
+    assert_int_equal(in.since, 41);
+    assert_string_equal(in.server, "abc");
+    assert_null(in.name);
+    pv_inbound_release(&in);
+    decode("{\"type\":\"hello\",\"name\":\"ann\"}", &in);
+    assert_false(in.has_since);
+    pv_inbound_release(&in);
+    expect_invalid("{\"type\":\"hello\",\"since\":-1}", "bad-since");
+    expect_invalid("{\"type\":\"hello\",\"since\":\"5\"}", "bad-since");
+    expect_invalid("{\"type\":\"hello\",\"since\":1.5}", "bad-since");
+    expect_invalid("{\"type\":\"hello\",\"since\":9007199254740992}", "bad-since");
+    expect_invalid("{\"type\":\"hello\",\"since\":1,\"server\":3}", "bad-since");
+
+    decode("{\"type\":\"history\",\"before\":100,\"limit\":7,\"msgId\":2}", &in);
+    assert_int_equal(in.type, PV_IN_HISTORY);
+    assert_int_equal(in.before, 100);
+    assert_int_equal(in.limit, 7);
+    pv_inbound_release(&in);
+    decode("{\"type\":\"history\"}", &in);
+    assert_int_equal(in.before, 0); /* the newest */
+    assert_int_equal(in.limit, PV_PAGE_DEFAULT);
+    pv_inbound_release(&in);
+    expect_invalid("{\"type\":\"history\",\"limit\":0}", "bad-history");
+    expect_invalid("{\"type\":\"history\",\"limit\":201}", "bad-history");
+    expect_invalid("{\"type\":\"history\",\"before\":\"x\"}", "bad-history");
+
+    uint64_t v;
+    assert_true(pv_seq_parse("0", 1, &v) && v == 0);
+    assert_true(pv_seq_parse("9007199254740991", 16, &v) && v == PV_SEQ_MAX);
+    assert_false(pv_seq_parse("9007199254740992", 16, &v));
+    assert_false(pv_seq_parse("", 0, &v));
+    assert_false(pv_seq_parse("12a", 3, &v));
+    assert_false(pv_seq_parse("-1", 2, &v));
+    assert_false(pv_seq_parse("+1", 2, &v));
+}
+
+/* resume/reset markers and a history page built from stored JSON text. */
+static void test_encode_recovery(void **state)
+{
+    (void)state;
+    json_t *j = payload_json(pv_proto_resume("reset", 12, "too-far", 20, 99, 5));
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "reset");
+    assert_int_equal(json_integer_value(json_object_get(j, "since")), 12);
+    assert_string_equal(json_string_value(json_object_get(j, "reason")), "too-far");
+    assert_int_equal(json_integer_value(json_object_get(j, "history")), 20);
+    assert_int_equal(json_integer_value(json_object_get(j, "lastSeq")), 99);
+    json_decref(j);
+    j = payload_json(pv_proto_resume("resume", 3, NULL, 0, 3, 5));
+    assert_null(json_object_get(j, "reason"));
+    json_decref(j);
+
+    const char *items[] = {"{\"type\":\"message\",\"seq\":8,\"text\":\"a\\\"b\"}",
+                           "{\"type\":\"message\",\"seq\":9,\"text\":\"\u00e9\"}"};
+    size_t lens[] = {strlen(items[0]), strlen(items[1])};
+    json_t *mid = json_string("p-1");
+    j = payload_json(pv_proto_history_page(10, mid, true, items, lens, 2));
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "history");
+    assert_int_equal(json_integer_value(json_object_get(j, "before")), 10);
+    assert_true(json_is_true(json_object_get(j, "more")));
+    assert_string_equal(json_string_value(json_object_get(j, "msgId")), "p-1");
+    json_t *msgs = json_object_get(j, "messages");
+    assert_int_equal(json_array_size(msgs), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "text")),
+                        "a\"b");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(msgs, 1), "seq")), 9);
+    json_decref(j);
+    j = payload_json(pv_proto_history_page(1, NULL, false, NULL, NULL, 0));
+    assert_int_equal(json_array_size(json_object_get(j, "messages")), 0);
+    assert_false(json_is_true(json_object_get(j, "more")));
+    assert_null(json_object_get(j, "msgId"));
+    json_decref(j);
+    json_decref(mid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +309,8 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_encode_message_keeps_seed_fields),
         cmocka_unit_test(test_encode_others),
+        cmocka_unit_test(test_decode_recovery),
+        cmocka_unit_test(test_encode_recovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
