@@ -58,6 +58,24 @@ for (const sc of scenarios) {
   md += '\n';
 }
 
+// Durability: acks wait for the commit, so acked messages/s is the rate at
+// which messages become durable; run.sh records palaverd's commit counters.
+const storeFile = path.join(outDir, 'store.jsonl');
+const store = new Map((fs.existsSync(storeFile) ? fs.readFileSync(storeFile, 'utf8').split('\n').filter(Boolean) : [])
+  .map((l) => JSON.parse(l)).map((x) => [x.label, x]));
+const durable = rows.filter((r) => r.scenario === 'durable');
+if (durable.length) {
+  md += '## durable: acknowledged (committed) messages/s\n\n';
+  md += '| run | server | acked messages/s | deliveries/s | transactions | messages per transaction | p99 ms |\n';
+  md += '|---|---|---|---|---|---|---|\n';
+  for (const r of durable) {
+    const st = store.get(r.label);
+    md += `| ${r.run} | ${r.target} | ${num(r.acked / r.seconds)} | ${num(r.deliveries_per_s)} | `;
+    md += `${st ? num(st.transactions) : '-'} | ${st && st.transactions ? (st.messages / st.transactions).toFixed(1) : '-'} | ${ms(r.p99_us)} |\n`;
+  }
+  md += '\n';
+}
+
 // Targets from issue 3.
 const t = [];
 const check = (name, ok, detail) => t.push(`| ${name} | ${ok === null ? 'not run' : ok ? 'met' : '**missed**'} | ${detail} |`);

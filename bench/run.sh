@@ -44,22 +44,37 @@ wait_port() { # bounded: the server must answer HTTP within 20 s
   return 1
 }
 
-start_target() { # target port extra-args -> sets pid
-  case $1 in
+start_target() { # target port extra-args... -> sets pid
+  local target=$1 p=$2
+  shift 2
+  case $target in
     palaver)
       # Every bench client is 127.0.0.1 and senders go flat out, so the
       # per-address and per-client rate limits are off (their cost, one
       # table lookup per connection and one clock read per message, stays).
-      "$root/build-release/palaverd" --port "$2" --listen 127.0.0.1 --log-level warning \
-        --max-per-ip 0 --rate-limit 0 $3 \
+      # History is stored as shipped (SQLite, synchronous=FULL), in a fresh
+      # database per run; a run may add palaverd flags (after "::").
+      rm -rf "$out/data"
+      "$root/build-release/palaverd" --port "$p" --listen 127.0.0.1 --log-level warning \
+        --max-per-ip 0 --rate-limit 0 --config /dev/null --data-dir "$out/data" "$@" \
         2>>"$out/palaverd.log" &
       ;;
     reference)
-      PORT=$2 node "$root/bench/reference/server.js" >>"$out/reference.log" 2>&1 &
+      PORT=$p node "$root/bench/reference/server.js" >>"$out/reference.log" 2>&1 &
       ;;
   esac
   pid=$!
-  wait_port "$2" "$pid" || { echo "run.sh: $1 did not start" >&2; exit 1; }
+  wait_port "$p" "$pid" || { echo "run.sh: $target did not start" >&2; exit 1; }
+}
+
+store_figures() { # label port: palaverd's commit counters, one JSON line
+  local m tx msgs
+  m=$(curl -s --max-time 2 "http://127.0.0.1:$2/metrics") || return 0
+  tx=$(awk '$1 == "palaver_store_transactions_total" {print $2}' <<<"$m")
+  msgs=$(awk '$1 == "palaver_messages_in_total" {print $2}' <<<"$m")
+  [ -n "$tx" ] && [ -n "$msgs" ] &&
+    echo "{\"label\":\"$1\",\"transactions\":$tx,\"messages\":$msgs}" >>"$out/store.jsonl"
+  return 0
 }
 
 for scenario in "$@"; do
@@ -72,20 +87,28 @@ for scenario in "$@"; do
   echo "== $scenario: $DESCRIPTION"
   for run in "${RUNS[@]}"; do
     read -r label args <<<"$run"
+    extra=()
+    if [[ $args == *"::"* ]]; then      # "bench args :: palaverd args" (shell words)
+      eval "extra=(${args#*::})"
+      args=${args%%::*}
+    fi
     for target in $targets; do          # interleaved: same run, both servers
       port=$((port + 1))
-      start_target "$target" "$port" "$PALAVERD_ARGS"
+      # shellcheck disable=SC2086
+      start_target "$target" "$port" $PALAVERD_ARGS "${extra[@]}"
       proto=()
       [ "$target" = reference ] && proto=(--subprotocol sample-protocol)
       # shellcheck disable=SC2086
       "$bench" --url "ws://127.0.0.1:$port/" $args "${proto[@]}" --broker-pid "$pid" \
         --label "$scenario/$label/$target" --json "$results" | sed 's/^/   /' || true
+      [ "$target" = palaver ] && store_figures "$scenario/$label/$target" "$port"
       kill -TERM "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
     done
   done
 done
 
+rm -rf "$out/data"
 node bench/report.js "$results" "$out"
 (cd "$out" && for g in *.gp; do [ -f "$g" ] && gnuplot "$g"; done) || true
 echo "results: $out/summary.md"

@@ -13,6 +13,8 @@ const usersEl = $('users');
 const countEl = $('count');
 const live = $('live');
 const newerBtn = $('newer');
+const olderBtn = $('older');
+const beginning = $('beginning');
 const form = $('composer');
 const text = $('text');
 const counter = $('counter');
@@ -31,8 +33,16 @@ const state = {
   retry: 0,
   retryTimer: null,
   countdown: null,
-  server: '',          // run id of the palaverd we talk to (seq restarts with it)
+  server: '',          // the history id of the palaverd we talk to: names the seq numbering
   seen: new Set(),     // "server:seq" of every message shown
+  lastSeq: null,       // every message up to this seq has reached us (resume from here)
+  oldestSeq: null,     // the oldest message shown of this numbering (page back from here)
+  more: null,          // older messages exist: true, false, or null (not asked yet)
+  loadingOlder: false,
+  runTop: null,        // where this numbering's messages start in the log (after a reset)
+  replaying: 0,        // missed messages still to come after "resume"
+  myIds: new Set(),    // public ids of this page's connections, old ones included
+  unconfirmed: [],     // own messages whose ack the connection lost: {li, text}
   me: null,            // {id, name}
   maxText: 4096,
   users: new Map(),    // id -> name
@@ -63,12 +73,18 @@ function connect() {
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const name = localStorage.getItem(NAME_KEY);
   if (name) url.searchParams.set('name', name);
+  // Back after a drop: ask for exactly what we missed (README, Recovery).
+  if (state.server && state.lastSeq !== null) {
+    url.searchParams.set('since', String(state.lastSeq));
+    url.searchParams.set('server', state.server);
+  }
   const socket = new WebSocket(url, 'palaver');
   state.socket = socket;
   setStatus('Connecting…', 'connecting');
   socket.onopen = () => {
     state.retry = 0;
     setStatus('Connected', 'connected');
+    updateOlder();
   };
   socket.onmessage = (ev) => {
     let m;
@@ -82,6 +98,8 @@ function connect() {
   socket.onclose = () => {
     if (state.socket !== socket) return;
     state.socket = null;
+    state.loadingOlder = false;
+    updateOlder();
     failPending('not confirmed: the connection dropped');
     if (!state.wanted) {
       setStatus('Disconnected', 'disconnected');
@@ -127,8 +145,9 @@ disconnectBtn.addEventListener('click', disconnect);
 function handle(m) {
   switch (m.type) {
     case 'id':
-      if (m.server !== state.server) state.server = m.server || '';
+      state.server = m.server || '';
       state.me = m.you;
+      if (m.you) state.myIds.add(m.you.id);
       if (Number.isInteger(m.maxText)) state.maxText = m.maxText;
       showMe();
       updateCounter();
@@ -137,10 +156,20 @@ function handle(m) {
       state.users = new Map((m.users || []).map((u) => [u.id, u.name]));
       state.online = m.online;
       state.loadingHistory = m.history || 0;
+      if (state.lastSeq === null && Number.isInteger(m.lastSeq)) state.lastSeq = m.lastSeq;
       renderUsers();
       break;
     case 'message':
       onMessage(m);
+      break;
+    case 'resume':
+      onResume(m);
+      break;
+    case 'reset':
+      onReset(m);
+      break;
+    case 'history':
+      onOlder(m);
       break;
     case 'join':
     case 'leave':
@@ -166,25 +195,133 @@ function handle(m) {
   }
 }
 
+function noteSeq(seq) {
+  if (!Number.isInteger(seq)) return;
+  if (state.lastSeq === null || seq > state.lastSeq) state.lastSeq = seq;
+  if (state.oldestSeq === null || seq < state.oldestSeq) {
+    state.oldestSeq = seq;
+    updateOlder();
+  }
+}
+
+// A message of ours sent on a connection that dropped before its ack: the
+// replay after since shows whether the server got it. Returns true if it
+// was one of those (now marked sent, not shown twice).
+function confirmOwn(m) {
+  if (!m.from || !state.myIds.has(m.from.id) || (state.me && m.from.id === state.me.id)) return false;
+  const i = state.unconfirmed.findIndex((u) => u.text === m.text);
+  if (i < 0) return false;
+  const [u] = state.unconfirmed.splice(i, 1);
+  const err = u.li.querySelector('.error');
+  if (err) err.remove();
+  u.li.dataset.seq = String(m.seq);
+  setMessageState(u.li, 'sent', 'Sent');
+  return true;
+}
+
 function onMessage(m) {
   const key = `${state.server}:${m.seq}`;
-  const fromHistory = state.loadingHistory > 0;
+  const replayed = state.replaying > 0;
+  if (replayed) state.replaying--;
+  const fromHistory = !replayed && state.loadingHistory > 0;
   if (fromHistory) state.loadingHistory--;
+  noteSeq(m.seq);
   if (state.seen.has(key)) return; // history we already show, after a reconnect
   state.seen.add(key);
-  const mine = state.me && m.from && m.from.id === state.me.id;
+  if (replayed && confirmOwn(m)) return;
+  const mine = m.from && state.myIds.has(m.from.id);
   const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine);
   li.dataset.seq = String(m.seq);
   if (fromHistory) li.classList.add('history');
   append(li, !fromHistory);
-  if (!fromHistory) {
+  if (!fromHistory && !replayed) {
     live.textContent = `${m.from ? m.from.name : 'someone'}: ${m.text}`;
-    if (document.hidden) {
-      state.unreadHidden++;
-      document.title = `(${state.unreadHidden}) ${baseTitle}`;
-    }
+  }
+  if (!fromHistory && document.hidden) {
+    state.unreadHidden++;
+    document.title = `(${state.unreadHidden}) ${baseTitle}`;
   }
 }
+
+// After a reconnect with since: exactly the messages we missed follow.
+function onResume(m) {
+  state.replaying = m.history || 0;
+  state.loadingHistory = 0;
+  if (state.replaying > 0) {
+    const n = state.replaying;
+    notice(`${n} message${n > 1 ? 's' : ''} arrived while you were away`);
+    live.textContent = `${n} missed message${n > 1 ? 's' : ''}`;
+  }
+}
+
+const RESET_REASONS = {
+  'too-far': 'You were away for too long to catch up on everything; showing the latest messages.',
+  unavailable: 'Some messages could not be recovered; showing the latest messages.',
+  ahead: 'The server’s history was restored from an older state; showing its latest messages.',
+  'other-history': 'The server’s history has changed; showing its latest messages.',
+};
+
+// since could not be honoured: the latest messages follow.
+function onReset(m) {
+  const renumbered = m.reason === 'ahead' || m.reason === 'other-history';
+  notice(RESET_REASONS[m.reason] || 'Showing the latest messages.');
+  if (renumbered) {
+    // seq numbers of before do not compare with the new ones.
+    state.seen = new Set();
+    state.runTop = log.lastElementChild;
+    state.oldestSeq = null;
+    state.more = null;
+  }
+  state.lastSeq = Number.isInteger(m.lastSeq) ? m.lastSeq : null;
+  state.replaying = 0;
+  state.loadingHistory = m.history || 0;
+  updateOlder();
+}
+
+// ---- older history (scroll-back) -------------------------------------------
+
+function updateOlder() {
+  const connected = state.socket && state.socket.readyState === WebSocket.OPEN;
+  const possible = state.more !== false && state.oldestSeq !== null && state.oldestSeq > 1;
+  olderBtn.hidden = !possible;
+  olderBtn.disabled = !connected || state.loadingOlder;
+  olderBtn.textContent = state.loadingOlder ? 'Loading…' : 'Load older messages';
+  beginning.hidden = !(state.more === false || state.oldestSeq === 1);
+}
+
+function loadOlder() {
+  if (state.loadingOlder || olderBtn.hidden || olderBtn.disabled) return;
+  state.loadingOlder = true;
+  updateOlder();
+  state.socket.send(JSON.stringify({
+    type: 'history', before: state.oldestSeq, limit: 50, msgId: `h${state.nextId++}`,
+  }));
+}
+
+function onOlder(m) {
+  state.loadingOlder = false;
+  const items = [];
+  for (const x of m.messages || []) {
+    const key = `${state.server}:${x.seq}`;
+    if (state.seen.has(key)) continue;
+    state.seen.add(key);
+    const mine = x.from && state.myIds.has(x.from.id);
+    const li = messageItem(x.from ? x.from.name : '?', x.text, x.serverDate || x.date, mine);
+    li.dataset.seq = String(x.seq);
+    li.classList.add('history');
+    items.push(li);
+  }
+  // Keep what the reader looks at in place while rows appear above it.
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  if (state.runTop && state.runTop.parentNode === log) state.runTop.after(...items);
+  else log.prepend(...items);
+  scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  if (m.messages && m.messages.length) state.oldestSeq = Math.min(state.oldestSeq, m.messages[0].seq);
+  state.more = Boolean(m.more);
+  updateOlder();
+}
+
+olderBtn.addEventListener('click', loadOlder);
 
 function onPresenceChange(m) {
   const list = m.users || (m.user ? [m.user] : []);
@@ -205,7 +342,10 @@ function onPresenceChange(m) {
 
 function onAck(m) {
   const p = state.pending.get(String(m.msgId));
-  if (m.seq !== undefined) state.seen.add(`${state.server}:${m.seq}`);
+  if (m.seq !== undefined) {
+    state.seen.add(`${state.server}:${m.seq}`);
+    noteSeq(m.seq);
+  }
   if (!p) return;
   state.pending.delete(String(m.msgId));
   p.li.dataset.seq = String(m.seq);
@@ -226,11 +366,20 @@ function onError(m) {
     markFailed(p.li, p.text, m.message);
     return;
   }
+  if (typeof m.msgId === 'string' && m.msgId.startsWith('h')) {
+    state.loadingOlder = false; // a history request refused: the button works again
+    updateOlder();
+  }
   notice(`Server: ${m.message}`, 'error');
 }
 
+// The connection dropped before these were acknowledged: shown as not
+// sent, with Retry; the replay after the reconnect may confirm them.
 function failPending(why) {
-  for (const p of state.pending.values()) markFailed(p.li, p.text, why);
+  for (const p of state.pending.values()) {
+    markFailed(p.li, p.text, why);
+    state.unconfirmed.push(p);
+  }
   state.pending.clear();
 }
 
@@ -297,6 +446,7 @@ function markFailed(li, body, why) {
   retry.textContent = 'Retry';
   retry.addEventListener('click', () => {
     err.remove();
+    state.unconfirmed = state.unconfirmed.filter((u) => u.li !== li);
     send(body, li);
   });
   err.append(' ', retry);
@@ -332,6 +482,7 @@ scroller.addEventListener('scroll', () => {
     state.unseenBelow = 0;
     newerBtn.hidden = true;
   }
+  if (scroller.scrollTop < 40) loadOlder(); // reached the top: older history
 });
 newerBtn.addEventListener('click', () => {
   scroller.scrollTop = scroller.scrollHeight;

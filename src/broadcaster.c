@@ -48,6 +48,14 @@ static void list_free(struct client_list *l)
     *l = (struct client_list){0};
 }
 
+/* One message kept in memory for newcomers and resumes; the ring holds
+ * them oldest first, seq ascending. */
+struct hist {
+    struct pv_frame *f;
+    uint64_t seq;
+    int64_t date; /* serverDate, for retention by age */
+};
+
 struct pv_broadcaster {
     struct pv_broadcaster_deps d;
     pthread_t thread;
@@ -57,12 +65,7 @@ struct pv_broadcaster {
     struct client_list congested; /* over the backlog bound while writers
                                    * catch up */
 
-    /* Ring of the last cfg->history messages, oldest first, seq ascending. */
-    struct hist {
-        struct pv_frame *f;
-        uint64_t seq;
-        int64_t date; /* serverDate, for retention by age */
-    } *history;
+    struct hist *history; /* ring of the last cfg->history messages */
     size_t hist_head, hist_len;
 
     /* Database reads (resumes, history pages): waiting for the store to

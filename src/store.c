@@ -167,11 +167,11 @@ static void prune_by_age(struct pv_store *s)
             return;
         }
         deleted = sqlite3_changes(s->w);
-        if (deleted)
+        if (deleted) {
             atomic_store_explicit(&s->first, query_oldest(s->min_w), memory_order_relaxed);
-        if (deleted)
             pv_debug("history store: %d message(s) older than %u s deleted", deleted,
                      s->max_age_s);
+        }
     } while (deleted == 1000);
 }
 

@@ -85,3 +85,27 @@ export async function launch() {
 export async function messageTexts(page) {
   return page.locator('#log .msg .text').allTextContents();
 }
+
+// Sends n chat messages "<prefix> <i>" from a second WebSocket opened in
+// the page (a real browser client), and resolves when all are acknowledged.
+export async function blast(page, n, prefix) {
+  return page.evaluate(async ([count, pre]) => {
+    const url = new URL('/ws', location.href);
+    url.protocol = 'ws:';
+    const ws = new WebSocket(url, 'palaver');
+    await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+    let acks = 0;
+    const done = new Promise((resolve) => {
+      ws.onmessage = (ev) => {
+        const m = JSON.parse(ev.data);
+        if (m.type === 'ack' && ++acks === count) resolve();
+      };
+    });
+    for (let i = 0; i < count; i++) {
+      ws.send(JSON.stringify({ type: 'message', msgId: i, text: `${pre} ${i}`, clientKey: '', date: Date.now() }));
+    }
+    await done;
+    ws.close();
+    return acks;
+  }, [n, prefix]);
+}
