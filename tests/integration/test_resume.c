@@ -96,6 +96,38 @@ static void *send_loop(void *arg)
     return NULL;
 }
 
+/* Opens a client, reads its id (the history's `server` id into server)
+ * and presence. */
+static struct wsc *open_client(int port, char server[32])
+{
+    struct wsc *c = wsc_open(port, NULL);
+    assert_non_null(c);
+    json_t *id = wsc_expect(c, "id", T);
+    assert_non_null(id);
+    snprintf(server, 32, "%s", json_string_value(json_object_get(id, "server")));
+    json_decref(id);
+    json_t *p = wsc_expect(c, "presence", T);
+    assert_non_null(p);
+    json_decref(p);
+    return c;
+}
+
+/* Sends n messages "<prefix> <i>" and waits for all n acks. */
+static void send_acked(struct wsc *c, int n, const char *prefix)
+{
+    for (int i = 0; i < n; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "%s %d", prefix, i);
+        assert_int_equal(wsc_send_chat(c, i, text, ""), 0);
+    }
+    for (int acks = 0; acks < n;) {
+        json_t *j = wsc_recv_json(c, T);
+        assert_non_null(j);
+        acks += strcmp(type_of(j), "ack") == 0;
+        json_decref(j);
+    }
+}
+
 static struct wsc *open_since(int port, long long since, const char *server)
 {
     char path[160];
@@ -177,7 +209,7 @@ static void resume_cycles(const char *data_dir, bool expect_disk)
     char server[32];
     snprintf(server, sizeof(server), "%s", json_string_value(json_object_get(id, "server")));
     json_decref(id);
-    json_t *p = wsc_expect(r, "presence", T);
+    json_t *p = wsc_expect(r, "presence", T); /* history and lastSeq wanted here */
     long long last = int_of(p, "lastSeq") - int_of(p, "history");
     json_decref(p);
     int cycles = 0, far = 0;
@@ -290,19 +322,9 @@ static void test_reset_paths(void **state)
     const char *args[] = {"--data-dir", sub, "--history", "20", "--history-keep", "200",
                           "--resume-limit", "150", "--rate-limit", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
-    struct wsc *a = wsc_open(s.port, NULL);
-    json_t *id = wsc_expect(a, "id", T);
     char server[32];
-    snprintf(server, sizeof(server), "%s", json_string_value(json_object_get(id, "server")));
-    json_decref(id);
-    for (int i = 0; i < 300; i++)
-        assert_int_equal(wsc_send_chat(a, i, "x", ""), 0);
-    for (int acks = 0; acks < 300;) {
-        json_t *j = wsc_recv_json(a, T);
-        assert_non_null(j);
-        acks += strcmp(type_of(j), "ack") == 0;
-        json_decref(j);
-    }
+    struct wsc *a = open_client(s.port, server);
+    send_acked(a, 300, "x");
     struct {
         long long since;
         const char *server;
@@ -371,19 +393,9 @@ static void test_resume_without_a_database(void **state)
     struct srv s;
     const char *args[] = {"--history", "30", "--rate-limit", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
-    struct wsc *a = wsc_open(s.port, NULL);
-    json_t *id = wsc_expect(a, "id", T);
     char server[32];
-    snprintf(server, sizeof(server), "%s", json_string_value(json_object_get(id, "server")));
-    json_decref(id);
-    for (int i = 0; i < 100; i++)
-        assert_int_equal(wsc_send_chat(a, i, "y", ""), 0);
-    for (int acks = 0; acks < 100;) {
-        json_t *j = wsc_recv_json(a, T);
-        assert_non_null(j);
-        acks += strcmp(type_of(j), "ack") == 0;
-        json_decref(j);
-    }
+    struct wsc *a = open_client(s.port, server);
+    send_acked(a, 100, "y");
     struct wsc *c = open_since(s.port, 75, server);
     json_t *m = expect_marker(c, "resume");
     json_decref(m);
@@ -450,19 +462,9 @@ static void test_history_pages(void **state)
     snprintf(sub, sizeof(sub), "%s/pages", dir);
     const char *args[] = {"--data-dir", sub, "--history", "25", "--rate-limit", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
-    struct wsc *a = wsc_open(s.port, NULL);
-    assert_int_equal(wsc_join(a, NULL, NULL), 0);
-    for (int i = 0; i < 530; i++) {
-        char text[32];
-        snprintf(text, sizeof(text), "page %d", i);
-        assert_int_equal(wsc_send_chat(a, i, text, ""), 0);
-    }
-    for (int acks = 0; acks < 530;) {
-        json_t *j = wsc_recv_json(a, T);
-        assert_non_null(j);
-        acks += strcmp(type_of(j), "ack") == 0;
-        json_decref(j);
-    }
+    char server[32];
+    struct wsc *a = open_client(s.port, server);
+    send_acked(a, 530, "page");
     page_through(s.port, 530, 100); /* the first page from memory, the rest from disk */
     page_through(s.port, 530, 7);
     assert_true(metric(s.port, "palaver_store_reads_total") > 0);
@@ -477,16 +479,8 @@ static void test_history_pages(void **state)
     /* Without a database, pages come from memory, down to its oldest. */
     const char *mem[] = {"--history", "40", "--rate-limit", "0", NULL};
     assert_int_equal(srv_start(&s, mem), 0);
-    a = wsc_open(s.port, NULL);
-    assert_int_equal(wsc_join(a, NULL, NULL), 0);
-    for (int i = 0; i < 40; i++)
-        assert_int_equal(wsc_send_chat(a, i, "m", ""), 0);
-    for (int acks = 0; acks < 40;) {
-        json_t *j = wsc_recv_json(a, T);
-        assert_non_null(j);
-        acks += strcmp(type_of(j), "ack") == 0;
-        json_decref(j);
-    }
+    a = open_client(s.port, server);
+    send_acked(a, 40, "m");
     page_through(s.port, 40, 15);
     wsc_free(a);
     assert_int_equal(srv_stop(&s), 0);
@@ -503,16 +497,9 @@ static void test_retention_by_age(void **state)
     const char *args[] = {"--data-dir", sub, "--history-max-age", "2", "--ping-interval", "200",
                           "--rate-limit", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
-    struct wsc *a = wsc_open(s.port, NULL);
-    assert_int_equal(wsc_join(a, NULL, NULL), 0);
-    for (int i = 0; i < 10; i++)
-        assert_int_equal(wsc_send_chat(a, i, "old", ""), 0);
-    for (int acks = 0; acks < 10;) {
-        json_t *j = wsc_recv_json(a, T);
-        assert_non_null(j);
-        acks += strcmp(type_of(j), "ack") == 0;
-        json_decref(j);
-    }
+    char server[32];
+    struct wsc *a = open_client(s.port, server);
+    send_acked(a, 10, "old");
     /* Kept at first: on disk and in memory. */
     assert_int_equal(wsc_send_text(a, "{\"type\":\"history\",\"before\":11}"), 0);
     json_t *h0 = wsc_expect(a, "history", T);
