@@ -316,7 +316,10 @@ function onOlder(m) {
   if (state.runTop && state.runTop.parentNode === log) state.runTop.after(...items);
   else log.prepend(...items);
   scroller.scrollTop = scroller.scrollHeight - fromBottom;
-  if (m.messages && m.messages.length) state.oldestSeq = Math.min(state.oldestSeq, m.messages[0].seq);
+  if (m.messages && m.messages.length) {
+    const first = m.messages[0].seq;
+    state.oldestSeq = state.oldestSeq === null ? first : Math.min(state.oldestSeq, first);
+  }
   state.more = Boolean(m.more);
   updateOlder();
 }

@@ -352,6 +352,7 @@ static void test_reset_paths(void **state)
         read_consecutive(c, &last, 300, 0);
         wsc_free(c);
     }
+    wsc_free(a);
     /* A clean restart with the resume limit raised: since 50 is within
      * it, but 51..100 were deleted by retention. */
     assert_int_equal(srv_stop(&s), 0);
