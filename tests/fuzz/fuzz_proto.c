@@ -1,7 +1,8 @@
 /* libFuzzer target: the JSON protocol decoder (proto.c), fed what a
  * client's text message could hold. Invariants: it never fails to answer,
  * an invalid message always says why, a chat text is within max_text and
- * valid UTF-8, a name passes the name check. */
+ * valid UTF-8, a name passes the name check, a since or before is a seq
+ * every JSON reader holds exactly, a page limit is 1..PV_PAGE_MAX. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -32,6 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const char *why;
             (void)pv_name_check(in.name, in.name_len, out, &why);
         }
+        if (in.has_since && in.since > PV_SEQ_MAX)
+            abort();
+        break;
+    case PV_IN_HISTORY:
+        if (in.before > PV_SEQ_MAX || in.limit < 1 || in.limit > PV_PAGE_MAX)
+            abort();
         break;
     }
     pv_inbound_release(&in);
