@@ -519,16 +519,31 @@ static void page_answer(struct pv_broadcaster *b, struct read_job *j)
                    j->msg_id);
         return;
     }
-    const char **items = pv_xcalloc((size_t)rq->n + 1, sizeof(*items));
-    size_t *lens = pv_xcalloc((size_t)rq->n + 1, sizeof(*lens));
-    for (int i = 0; i < rq->n; i++) {
-        items[i] = rq->rows[i].json;
-        lens[i] = rq->rows[i].len;
+    /* The stored rows, then what the ring has between the last of them and
+     * `before`: messages relayed while the store was failing are only in
+     * memory. The page is the newest `limit` of both. */
+    uint64_t last = rq->n > 0 ? rq->rows[rq->n - 1].seq : 0;
+    size_t from = history_after(b, last), to = history_after(b, rq->from - 1);
+    size_t total = (size_t)rq->n + (to > from ? to - from : 0);
+    const char **items = pv_xcalloc(total + 1, sizeof(*items));
+    size_t *lens = pv_xcalloc(total + 1, sizeof(*lens));
+    uint64_t *seqs = pv_xcalloc(total + 1, sizeof(*seqs));
+    size_t n = 0;
+    for (int i = 0; i < rq->n; i++, n++) {
+        items[n] = rq->rows[i].json;
+        lens[n] = rq->rows[i].len;
+        seqs[n] = rq->rows[i].seq;
     }
-    bool more = rq->n > 0 && rq->rows[0].seq > rq->oldest;
-    send_page(b, c, rq->from, j->msg_id, more, items, lens, (size_t)rq->n);
+    for (size_t h = from; h < to; h++, n++) {
+        items[n] = (const char *)pv_frame_payload(history_at(b, h)->f, &lens[n]);
+        seqs[n] = history_at(b, h)->seq;
+    }
+    size_t skip = n > rq->limit ? n - rq->limit : 0;
+    bool more = n > 0 && (skip > 0 || (rq->oldest && seqs[0] > rq->oldest));
+    send_page(b, c, rq->from, j->msg_id, more, items + skip, lens + skip, n - skip);
     free(items);
     free(lens);
+    free(seqs);
 }
 
 /* {"type":"history","before":seq,"limit":n}: the n messages before seq,

@@ -153,7 +153,7 @@ static void test_full_store_degrades_without_false_acks(void **state)
     char sub[200], page[65536];
     snprintf(sub, sizeof(sub), "%s/full", dir);
     /* 40 pages of 4 KiB: a few dozen 2 KiB messages fill it. */
-    const char *args[] = {"--data-dir", sub, "--data-max-pages", "40", "--history", "500",
+    const char *args[] = {"--data-dir", sub, "--data-max-pages", "40", "--history", "10",
                           "--rate-limit", "0", NULL};
     static char acked[MAXMSG][32];
     assert_int_equal(srv_start(&s, args), 0);
@@ -209,6 +209,18 @@ static void test_full_store_degrades_without_false_acks(void **state)
     assert_int_equal(http_get(s.port, "/metrics", page, sizeof(page)), 200);
     assert_non_null(strstr(page, "\npalaver_store_up 0\n"));
     assert_true(srv_log_has(&s, "history store failed"));
+    /* A page over the stored messages and those relayed since (only in
+     * memory: the ring holds the last 10) has no hole. */
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"history\",\"limit\":200}"), 0);
+    json_t *h = wsc_expect(b, "history", T);
+    assert_non_null(h);
+    json_t *msgs = json_object_get(h, "messages");
+    size_t n = json_array_size(msgs);
+    assert_int_equal(n, (size_t)relayed + 1); /* every message so far, seq 1.. */
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(msgs, i), "seq")),
+                         (long long)i + 1);
+    json_decref(h);
     wsc_free(a);
     wsc_free(b);
     assert_int_equal(srv_stop(&s), 0);
