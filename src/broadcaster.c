@@ -429,8 +429,12 @@ static void resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since
         send_history(b, c, from);
         return;
     }
+    /* Not all in memory. Without a database they are gone; with one, a
+     * lowest stored seq above since+1 means retention took some. (An
+     * empty database may only be waiting for its first commit: the read
+     * waits for it, and the answer is checked for holes.) */
     uint64_t first = b->d.store ? pv_store_first(b->d.store) : 0;
-    if (first == 0 || first > since + 1) { /* no store, or retention took them */
+    if (!b->d.store || (first != 0 && first > since + 1)) {
         send_reset(b, c, since, "too-far", b->hist_len);
         return;
     }
@@ -557,10 +561,15 @@ static void on_history(struct pv_broadcaster *b, struct pv_client *c, const stru
     }
     uint64_t before = in->before && in->before <= b->seq ? in->before : b->seq + 1;
     size_t end = history_after(b, before - 1); /* ring [0, end) is older than before */
+    /* Memory is enough without a database, when it has `limit` messages
+     * before `before`, or when the database has nothing older than it:
+     * its lowest seq is at or above the ring's first or `before`, or it
+     * is empty with nothing waiting to be committed. */
     uint64_t first = b->d.store ? pv_store_first(b->d.store) : 0;
     bool ring_enough = !b->d.store || end >= in->limit ||
-                       (end > 0 && history_at(b, 0)->seq <= first) || first == 0 ||
-                       first >= before;
+                       (first != 0 && ((end > 0 && history_at(b, 0)->seq <= first) ||
+                                       first >= before)) ||
+                       (first == 0 && (store_failed(b) || pv_store_committed(b->d.store) >= b->seq));
     if (ring_enough) {
         size_t start = end > in->limit ? end - in->limit : 0;
         const char **items = pv_xcalloc(end - start + 1, sizeof(*items));

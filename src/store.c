@@ -69,6 +69,18 @@ static void signal_fd(int fd)
     (void)r;
 }
 
+/* Sleeps until the eventfd is signalled (and re-arms it), at most a
+ * second: the writer's age check runs at least that often. */
+static void park(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 1000) > 0) {
+        uint64_t v;
+        ssize_t r = read(fd, &v, sizeof(v));
+        (void)r;
+    }
+}
+
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errsz)
 {
     char *msg = NULL;
@@ -242,12 +254,7 @@ static void *writer_main(void *arg)
         }
         if (atomic_load(&s->stop))
             return NULL;
-        struct pollfd p = {.fd = s->wake_fd, .events = POLLIN};
-        if (poll(&p, 1, 1000) > 0) {
-            uint64_t v;
-            ssize_t r = read(s->wake_fd, &v, sizeof(v));
-            (void)r;
-        }
+        park(s->wake_fd);
     }
 }
 
@@ -304,12 +311,7 @@ static void *reader_main(void *arg)
         }
         if (atomic_load(&s->stop))
             return NULL;
-        struct pollfd p = {.fd = s->rwake_fd, .events = POLLIN};
-        if (poll(&p, 1, 1000) > 0) {
-            uint64_t v;
-            ssize_t r = read(s->rwake_fd, &v, sizeof(v));
-            (void)r;
-        }
+        park(s->rwake_fd);
     }
 }
 
