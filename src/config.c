@@ -506,24 +506,31 @@ int pv_config_parse(struct pv_config *c, int argc, char **argv)
     return action == PV_CONFIG_DONE ? 1 : 0;
 }
 
+/* The one list of settings SIGHUP changes live (live.h publishes them
+ * to the workers). */
+void pv_config_take_live(struct pv_config *dst, const struct pv_config *src)
+{
+    dst->log_level = src->log_level;
+    dst->rate_limit = src->rate_limit;
+    dst->rate_burst = src->rate_burst;
+    dst->max_per_ip = src->max_per_ip;
+    memcpy(dst->allowed_origins, src->allowed_origins, sizeof(dst->allowed_origins));
+}
+
 bool pv_config_live_equal(const struct pv_config *a, const struct pv_config *b, char *what,
                           size_t n)
 {
-    /* Everything but the reloadable fields must be equal to reload live. */
-    struct pv_config x = *a, y = *b;
-    x.log_level = y.log_level = 0;
-    x.rate_limit = y.rate_limit = 0;
-    x.rate_burst = y.rate_burst = 0;
-    x.max_per_ip = y.max_per_ip = 0;
-    memset(x.allowed_origins, 0, sizeof(x.allowed_origins));
-    memset(y.allowed_origins, 0, sizeof(y.allowed_origins));
+    /* Everything but the live settings must be equal to reload live. */
+    struct pv_config x = *a;
+    pv_config_take_live(&x, b);
+    const struct pv_config *y = b;
     what[0] = '\0';
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const struct setting *s = &settings[i];
         size_t size = s->kind == K_UINT ? sizeof(unsigned)
                       : s->kind == K_SIZE ? sizeof(size_t)
                       : s->kind == K_LEVEL ? sizeof(int) : s->size;
-        if (memcmp((char *)&x + s->off, (char *)&y + s->off, size) != 0) {
+        if (memcmp((const char *)&x + s->off, (const char *)y + s->off, size) != 0) {
             size_t used = strlen(what);
             snprintf(what + used, n - used, "%s%s", used ? ", " : "", s->name);
         }

@@ -184,13 +184,9 @@ static void reload(struct pv_config *cfg, struct pv_live *live, int argc, char *
     if (!pv_config_live_equal(cfg, &next, other, sizeof(other)))
         pv_warn("reload: %s changed but needs a restart; keeping the running values", other);
     pv_live_update(live, cfg, &next);
-    /* Only the live fields are taken over: everything else keeps running
-     * as it started. */
-    cfg->log_level = next.log_level;
-    cfg->rate_limit = next.rate_limit;
-    cfg->rate_burst = next.rate_burst;
-    cfg->max_per_ip = next.max_per_ip;
-    memcpy(cfg->allowed_origins, next.allowed_origins, sizeof(cfg->allowed_origins));
+    /* Only the live settings are taken over: everything else keeps
+     * running as it started. */
+    pv_config_take_live(cfg, &next);
     pv_info("reloaded %s", cfg->config_path);
     sd_notify(0, "READY=1");
 }

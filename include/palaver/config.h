@@ -72,8 +72,10 @@ enum pv_config_action {
 int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_action *action,
                    char *err, size_t errsz);
 
-/* True if a and b differ only in what SIGHUP can change live (log level,
- * rate limit and burst, per-IP limit, allowed origins); otherwise `what`
+/* Copies what SIGHUP can change live (log level, rate limit and burst,
+ * per-IP limit, allowed origins) from src to dst; nothing else. */
+void pv_config_take_live(struct pv_config *dst, const struct pv_config *src);
+/* True if a and b differ only in those live settings; otherwise `what`
  * lists the other keys that differ. */
 bool pv_config_live_equal(const struct pv_config *a, const struct pv_config *b, char *what,
                           size_t n);
