@@ -302,10 +302,10 @@ static size_t history_after(const struct pv_broadcaster *b, uint64_t after)
     return lo;
 }
 
-/* Sends ring entries [from, hist_len) to c. */
-static void send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from)
+/* Sends ring entries [from, to) to c, oldest first. */
+static void send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from, size_t to)
 {
-    for (size_t h = from; h < b->hist_len; h++)
+    for (size_t h = from; h < to; h++)
         deliver(b, c, pv_frame_ref(history_at(b, h)->f));
 }
 
@@ -401,8 +401,7 @@ static void send_reset(struct pv_broadcaster *b, struct pv_client *c, uint64_t s
     pv_info("reset id=%s peer=%s since=%llu: %s; sending the latest %zu", c->id, c->peer,
             (unsigned long long)since, reason, end);
     deliver(b, c, pv_proto_resume("reset", since, reason, end, last, pv_now_ms()));
-    for (size_t h = 0; h < end; h++)
-        deliver(b, c, pv_frame_ref(history_at(b, h)->f));
+    send_history(b, c, 0, end);
 }
 
 static void resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since,
@@ -426,7 +425,7 @@ static void resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since
                  b->hist_len - from);
         deliver(b, c, pv_proto_resume("resume", since, NULL, b->hist_len - from, b->seq,
                                       pv_now_ms()));
-        send_history(b, c, from);
+        send_history(b, c, from, b->hist_len);
         return;
     }
     /* Not all in memory. Without a database they are gone; with one, a
@@ -492,8 +491,7 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
         for (int i = 0; i < rq->n; i++)
             deliver(b, c, pv_frame_new(PV_WS_OP_TEXT, rq->rows[i].json, rq->rows[i].len));
         /* Messages the store had not got (it failed meanwhile): memory. */
-        for (size_t h = from; h < to; h++)
-            deliver(b, c, pv_frame_ref(history_at(b, h)->f));
+        send_history(b, c, from, to);
     }
     if (held && !over) {
         for (size_t i = 0; i < held->n; i++)
@@ -503,12 +501,38 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
     pv_batch_free(held);
 }
 
+/* Sends the page of the `limit` messages before seq `before`: the stored
+ * rows[0..nrows) (oldest first, all before `before`), then what the ring
+ * holds after the last of them -- messages relayed while the store was
+ * failing are only in memory; with no rows, the ring alone. `oldest` is
+ * the lowest seq stored (0: none), for `more`. */
 static void send_page(struct pv_broadcaster *b, struct pv_client *c, uint64_t before,
-                      const json_t *msg_id, bool more, const char *const *items,
-                      const size_t *lens, size_t n)
+                      unsigned limit, const json_t *msg_id, const struct pv_store_row *rows,
+                      size_t nrows, uint64_t oldest)
 {
+    uint64_t last = nrows ? rows[nrows - 1].seq : 0;
+    size_t from = history_after(b, last), to = history_after(b, before - 1);
+    size_t total = nrows + (to > from ? to - from : 0);
+    const char **items = pv_xcalloc(total + 1, sizeof(*items));
+    size_t *lens = pv_xcalloc(total + 1, sizeof(*lens));
+    uint64_t *seqs = pv_xcalloc(total + 1, sizeof(*seqs));
+    size_t n = 0;
+    for (size_t i = 0; i < nrows; i++, n++) {
+        items[n] = rows[i].json;
+        lens[n] = rows[i].len;
+        seqs[n] = rows[i].seq;
+    }
+    for (size_t h = from; h < to; h++, n++) {
+        items[n] = (const char *)pv_frame_payload(history_at(b, h)->f, &lens[n]);
+        seqs[n] = history_at(b, h)->seq;
+    }
+    size_t skip = n > limit ? n - limit : 0;
+    bool more = n > 0 && (skip > 0 || (oldest && seqs[skip] > oldest));
     pv_stat_add(&b->d.stats->history_pages, 1);
-    deliver(b, c, pv_proto_history_page(before, msg_id, more, items, lens, n));
+    deliver(b, c, pv_proto_history_page(before, msg_id, more, items + skip, lens + skip, n - skip));
+    free(items);
+    free(lens);
+    free(seqs);
 }
 
 static void page_answer(struct pv_broadcaster *b, struct read_job *j)
@@ -523,31 +547,7 @@ static void page_answer(struct pv_broadcaster *b, struct read_job *j)
                    j->msg_id);
         return;
     }
-    /* The stored rows, then what the ring has between the last of them and
-     * `before`: messages relayed while the store was failing are only in
-     * memory. The page is the newest `limit` of both. */
-    uint64_t last = rq->n > 0 ? rq->rows[rq->n - 1].seq : 0;
-    size_t from = history_after(b, last), to = history_after(b, rq->from - 1);
-    size_t total = (size_t)rq->n + (to > from ? to - from : 0);
-    const char **items = pv_xcalloc(total + 1, sizeof(*items));
-    size_t *lens = pv_xcalloc(total + 1, sizeof(*lens));
-    uint64_t *seqs = pv_xcalloc(total + 1, sizeof(*seqs));
-    size_t n = 0;
-    for (int i = 0; i < rq->n; i++, n++) {
-        items[n] = rq->rows[i].json;
-        lens[n] = rq->rows[i].len;
-        seqs[n] = rq->rows[i].seq;
-    }
-    for (size_t h = from; h < to; h++, n++) {
-        items[n] = (const char *)pv_frame_payload(history_at(b, h)->f, &lens[n]);
-        seqs[n] = history_at(b, h)->seq;
-    }
-    size_t skip = n > rq->limit ? n - rq->limit : 0;
-    bool more = n > 0 && (skip > 0 || (rq->oldest && seqs[0] > rq->oldest));
-    send_page(b, c, rq->from, j->msg_id, more, items + skip, lens + skip, n - skip);
-    free(items);
-    free(lens);
-    free(seqs);
+    send_page(b, c, rq->from, rq->limit, j->msg_id, rq->rows, (size_t)rq->n, rq->oldest);
 }
 
 /* {"type":"history","before":seq,"limit":n}: the n messages before seq,
@@ -571,16 +571,7 @@ static void on_history(struct pv_broadcaster *b, struct pv_client *c, const stru
                                        first >= before)) ||
                        (first == 0 && (store_failed(b) || pv_store_committed(b->d.store) >= b->seq));
     if (ring_enough) {
-        size_t start = end > in->limit ? end - in->limit : 0;
-        const char **items = pv_xcalloc(end - start + 1, sizeof(*items));
-        size_t *lens = pv_xcalloc(end - start + 1, sizeof(*lens));
-        for (size_t h = start; h < end; h++) {
-            items[h - start] = (const char *)pv_frame_payload(history_at(b, h)->f, &lens[h - start]);
-        }
-        bool more = end > start && (start > 0 || (first && history_at(b, start)->seq > first));
-        send_page(b, c, before, in->msg_id, more, items, lens, end - start);
-        free(items);
-        free(lens);
+        send_page(b, c, before, in->limit, in->msg_id, NULL, 0, first);
         return;
     }
     struct read_job *j = pv_xcalloc(1, sizeof(*j));
@@ -662,7 +653,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         if (jr[i].has_since && !b->draining)
             resume(b, c, jr[i].since, jr[i].server);
         else if (!jr[i].has_since)
-            send_history(b, c, 0);
+            send_history(b, c, 0, b->hist_len);
         pv_info("join id=%s peer=%s name=%s online=%zu", c->id, c->peer, c->name, n);
         if (b->draining) {
             c->closing = true; /* arrived during shutdown */
