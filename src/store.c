@@ -52,7 +52,7 @@ struct pv_store {
 
     sqlite3 *w, *r, *rd;
     sqlite3_stmt *insert, *prune, *prune_age, *min_w; /* w */
-    sqlite3_stmt *range, *before, *oldest;          /* r */
+    sqlite3_stmt *range, *before;                   /* r */
     sqlite3_stmt *rd_range, *rd_before, *rd_oldest; /* rd */
     unsigned keep, max_age_s;
     uint64_t last_seq;
@@ -319,7 +319,7 @@ static void *reader_main(void *arg)
 static void release(struct pv_store *s)
 {
     sqlite3_stmt *st[] = {s->insert, s->prune, s->prune_age, s->min_w, s->range, s->before,
-                          s->oldest, s->rd_range, s->rd_before, s->rd_oldest};
+                          s->rd_range, s->rd_before, s->rd_oldest};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(s->w);
@@ -433,7 +433,8 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         s->last_seq = (uint64_t)sqlite3_column_int64(last, 0);
     sqlite3_finalize(last);
     atomic_init(&s->committed, s->last_seq);
-    if (prepare(s->w, "SELECT COALESCE(MIN(seq), 0) FROM messages", &s->min_w, err, errsz))
+    static const char oldest_sql[] = "SELECT COALESCE(MIN(seq), 0) FROM messages";
+    if (prepare(s->w, oldest_sql, &s->min_w, err, errsz))
         goto fail;
     atomic_init(&s->first, query_oldest(s->min_w));
 
@@ -441,14 +442,12 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
                                     "AND seq <= ?3 ORDER BY seq LIMIT ?2";
     static const char before_sql[] = "SELECT seq, server_date, json FROM (SELECT * FROM messages "
                                      "WHERE seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq";
-    static const char oldest_sql[] = "SELECT COALESCE(MIN(seq), 0) FROM messages";
     if (sqlite3_open_v2(path, &s->r, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
         sqlite3_open_v2(path, &s->rd, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
         prepare(s->r, range_sql, &s->range, err, errsz) ||
         prepare(s->r, before_sql, &s->before, err, errsz) ||
-        prepare(s->r, oldest_sql, &s->oldest, err, errsz) ||
         prepare(s->rd, range_sql, &s->rd_range, err, errsz) ||
         prepare(s->rd, before_sql, &s->rd_before, err, errsz) ||
         prepare(s->rd, oldest_sql, &s->rd_oldest, err, errsz))
@@ -518,11 +517,6 @@ void pv_store_read_free(struct pv_store_read *rq)
         free(rq->rows[i].json);
     free(rq->rows);
     free(rq);
-}
-
-uint64_t pv_store_oldest(struct pv_store *s)
-{
-    return query_oldest(s->oldest);
 }
 
 uint64_t pv_store_first(struct pv_store *s)

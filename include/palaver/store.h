@@ -11,8 +11,8 @@
  *    through a liburcu wait-free queue; the producer wakes the writer with
  *    an eventfd only when the queue goes from empty to non-empty.
  *  - the writer thread: owns the write connection; publishes the highest
- *    committed seq (atomic, release) and signals commit_fd after each
- *    commit; on an error (disk full, read-only, corrupt) it publishes the
+ *    committed seq (atomic, release) and the lowest stored one, and
+ *    signals the event fd after each commit; on an error (disk full, read-only, corrupt) it publishes the
  *    reason and stores nothing more -- the producer must not acknowledge
  *    what was not committed.
  *  - the reader thread: owns a read connection of its own and answers
@@ -113,10 +113,8 @@ struct pv_store_read *pv_store_read_done(struct pv_store *s);
 /* Frees an answered (or never queued) request and its rows. */
 void pv_store_read_free(struct pv_store_read *rq);
 
-/* The lowest seq stored now (0: none); synchronous, like range/before. */
-uint64_t pv_store_oldest(struct pv_store *s);
-/* The same as last published by the writer (after each commit and prune):
- * any thread, no database access. */
+/* The lowest seq stored (0: none) as last published by the writer, after
+ * each commit and prune: any thread, no database access. */
 uint64_t pv_store_first(struct pv_store *s);
 
 /* Commits what is queued, stops the writer, closes. NULL is fine. */
