@@ -17,15 +17,11 @@ else()
   target_link_libraries(pv_civetweb INTERFACE ${CIVETWEB_LIBRARY} ${CMAKE_DL_LIBS})
 endif()
 
-# liburcu's wait-free concurrent queue (wfcqueue) carries the inbound events.
+# liburcu's wait-free concurrent queue (wfcqueue) carries the inbound events
+# and the writers' ready clients.
 pkg_check_modules(URCU REQUIRED IMPORTED_TARGET liburcu-cds)
 add_library(pv_urcu INTERFACE)
 target_link_libraries(pv_urcu INTERFACE PkgConfig::URCU)
-
-# Concurrency Kit: header-only use of ck_ring (no library to link).
-find_path(CK_INCLUDE_DIR ck_ring.h REQUIRED)
-add_library(pv_ck INTERFACE)
-target_include_directories(pv_ck INTERFACE ${CK_INCLUDE_DIR})
 
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson>=2.13)
 add_library(Jansson::Jansson ALIAS PkgConfig::JANSSON)

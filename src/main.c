@@ -283,7 +283,7 @@ int main(int argc, char **argv)
     queue = pv_queue_new(cfg.queue_size);
     if (!queue)
         return 1;
-    writers = pv_writers_start(cfg.writers, cfg.writers_max, cfg.max_clients, &stats);
+    writers = pv_writers_start(cfg.writers, cfg.writers_max, &stats);
     if (!writers)
         goto fail;
     ws.cfg = &cfg;

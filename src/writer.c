@@ -7,17 +7,18 @@
  * ready-ring protocol is documented in writer.h. */
 #include "palaver/writer.h"
 
-#include <ck_ring.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <urcu/wfcqueue.h>
 
 #include "palaver/client.h"
 #include "palaver/frame.h"
@@ -42,9 +43,11 @@ struct writer_slot {
 };
 
 struct pv_writers {
-    struct ck_ring ring;
-    struct ck_ring_buffer *slots_buf;
-    sem_t ready;             /* counts clients in the ring */
+    /* The ready queue: clients with an outbox to send, linked through
+     * their own ready_node (writer.h). */
+    struct cds_wfcq_head ready_head;
+    struct cds_wfcq_tail ready_tail;
+    sem_t ready;             /* counts clients in the ready queue */
     unsigned min, max;
     atomic_uint running;     /* threads started and not yet exiting */
     atomic_bool stop;
@@ -59,12 +62,11 @@ struct pv_writers {
 
 static void *writer_main(void *arg);
 
-static unsigned next_pow2(unsigned v)
+/* The client a ready-queue node belongs to (container_of without the
+ * cast-align warning: the node sits inside a properly aligned client). */
+static struct pv_client *client_of(struct cds_wfcq_node *n)
 {
-    unsigned p = 2;
-    while (p < v)
-        p <<= 1;
-    return p;
+    return (struct pv_client *)(void *)((char *)n - offsetof(struct pv_client, ready_node));
 }
 
 static bool spawn(struct pv_writers *w)
@@ -94,19 +96,17 @@ static bool spawn(struct pv_writers *w)
 }
 
 struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
-                                    unsigned max_clients, struct pv_stats *stats)
+                                    struct pv_stats *stats)
 {
     struct pv_writers *w = pv_xcalloc(1, sizeof(*w));
     pthread_condattr_t ca;
-    unsigned size = next_pow2(max_clients + 2);
 
     if (max_writers < min_writers)
         max_writers = min_writers;
     w->min = min_writers;
     w->max = max_writers;
     w->stats = stats;
-    w->slots_buf = pv_xcalloc(size, sizeof(*w->slots_buf));
-    ck_ring_init(&w->ring, size);
+    cds_wfcq_init(&w->ready_head, &w->ready_tail);
     sem_init(&w->ready, 0, 0);
     atomic_init(&w->running, 0);
     atomic_init(&w->stop, false);
@@ -149,10 +149,10 @@ void pv_writers_post(struct pv_writers *w, struct pv_client *c, struct pv_batch 
         pv_client_ref(c);
         atomic_fetch_add(&w->scheduled, 1);
         pv_tsan_release(w);
-        if (!ck_ring_enqueue_spmc(&w->ring, w->slots_buf, c)) {
-            pv_err("writer ring overflow: capacity invariant broken");
-            abort();
-        }
+        /* The node is free: the client is in the queue only while
+         * scheduled, and scheduled was false. */
+        cds_wfcq_node_init(&c->ready_node);
+        cds_wfcq_enqueue(&w->ready_head, &w->ready_tail, &c->ready_node);
         sem_post(&w->ready);
     }
 }
@@ -345,11 +345,11 @@ static void *writer_main(void *arg)
         }
         if (atomic_load(&w->stop))
             break;
-        void *p;
-        if (!ck_ring_dequeue_spmc(&w->ring, w->slots_buf, &p))
-            continue; /* cannot happen: the semaphore counts ring entries */
+        struct cds_wfcq_node *node = cds_wfcq_dequeue_blocking(&w->ready_head, &w->ready_tail);
+        if (!node)
+            continue; /* cannot happen: the semaphore counts queued clients */
         pv_tsan_acquire(w);
-        serve(s, p);
+        serve(s, client_of(node));
     }
     if (!retired)
         atomic_fetch_sub(&w->running, 1);
@@ -385,7 +385,7 @@ bool pv_writers_drain(struct pv_writers *w, int timeout_ms)
 
 void pv_writers_stop(struct pv_writers *w)
 {
-    void *p;
+    struct cds_wfcq_node *node;
 
     if (!w)
         return;
@@ -396,16 +396,16 @@ void pv_writers_stop(struct pv_writers *w)
         if (atomic_load(&w->ws[i].state) != SLOT_FREE)
             pthread_join(w->ws[i].tid, NULL);
     }
-    /* Clients still queued: release the ring's references. */
-    while (ck_ring_dequeue_spmc(&w->ring, w->slots_buf, &p)) {
+    /* Clients still queued: release the queue's references. */
+    while ((node = cds_wfcq_dequeue_blocking(&w->ready_head, &w->ready_tail))) {
         pv_tsan_acquire(w);
-        pv_client_unref(p);
+        pv_client_unref(client_of(node));
     }
+    cds_wfcq_destroy(&w->ready_head, &w->ready_tail);
     sem_destroy(&w->ready);
     close(w->progress_efd);
     pthread_mutex_destroy(&w->drain_mu);
     pthread_cond_destroy(&w->drain_cv);
     free(w->ws);
-    free(w->slots_buf);
     free(w);
 }

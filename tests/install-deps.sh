@@ -7,7 +7,7 @@ packages=(
   # toolchain
   build-essential cmake pkg-config
   # palaverd's libraries (see README, "Dependencies")
-  libcivetweb-dev civetweb liburcu-dev libck-dev libjansson-dev libsystemd-dev libsqlite3-dev
+  libcivetweb-dev civetweb liburcu-dev libjansson-dev libsystemd-dev libsqlite3-dev
   # tests: unit-test framework, SHA-1 for the handshake check, sanitizer runtimes
   libcmocka-dev libssl-dev
   # fuzzing (clang + libFuzzer runtime) and static analysis

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <urcu/wfcqueue.h>
 
 #include "palaver/limits.h"
 #include "palaver/wsmsg.h"
@@ -106,6 +107,7 @@ struct pv_client {
     /* Lock-free handoff broadcaster -> writers: protocol in writer.h. */
     _Atomic(struct pv_batch *) outbox;
     atomic_bool scheduled;
+    struct cds_wfcq_node ready_node; /* its link in the writers' ready queue */
     atomic_uint_fast64_t written_bytes; /* writers: bytes of batches done */
     /* Writers -> broadcaster: monotonic ns when the write in progress to
      * this client started, 0 when none is. A write that stays in progress

@@ -1,13 +1,12 @@
 /* tsan.h -- happens-before annotations for ThreadSanitizer.
  *
- * The two lock-free structures palaverd uses hide their synchronisation
- * from ThreadSanitizer: Concurrency Kit's ring (the writers' ready ring)
- * uses inline assembly and volatile accesses, and liburcu's queue (the
- * event queue) lives in an uninstrumented shared library. Around each
- * operation we therefore state the ordering they provide: a producer
- * releases on the structure before it enqueues, the consumer acquires on
- * it after a successful dequeue. tests/tsan.supp silences ck_ring's own
- * internal accesses (and only those). In other builds these are no-ops.
+ * The lock-free queues palaverd uses (liburcu's wfcqueue: the event
+ * queue, the writers' ready queue, the store's queues) live in an
+ * uninstrumented shared library, so ThreadSanitizer cannot see the
+ * ordering they provide. Around each operation we therefore state it: a
+ * producer releases on the structure before it enqueues, the consumer
+ * acquires on it after a successful dequeue. In other builds these are
+ * no-ops.
  */
 #ifndef PALAVER_TSAN_H
 #define PALAVER_TSAN_H

@@ -16,16 +16,22 @@
  *    puts batches in (exchange out whatever is there, append, store back);
  *    a writer takes the whole batch with one exchange.
  *  - scheduled: true while exactly one writer owns the client or the
- *    client sits in the ready ring. The broadcaster enqueues the client
+ *    client sits in the ready queue. The broadcaster enqueues the client
  *    only when it flips scheduled false -> true. The owning writer clears
  *    it after a batch, then looks at the outbox again and re-claims the
  *    client if more arrived (and the broadcaster did not claim it first).
  *    So at most one writer writes a client at a time, and batches go out
  *    in the order they were posted.
- *  - Ready ring: ck_ring in SPMC mode (one producer: the broadcaster; the
- *    writers consume), paired with a counting semaphore holding the number
- *    of queued clients. A client is in the ring at most once, so a ring of
- *    max_clients + 1 never overflows.
+ *  - Ready queue: liburcu's wait-free concurrent queue (wfcqueue), linked
+ *    through each client's own ready_node, paired with a counting
+ *    semaphore holding the number of queued clients. The broadcaster is
+ *    the only enqueuer (wait-free: one exchange and one store); writers
+ *    dequeue under the queue head's own mutex, held for a pointer swap.
+ *    A client is in the queue at most once (it is there only while
+ *    `scheduled`), so the queue needs no capacity: clients that have left
+ *    but are still queued (their LEAVE already released their admission
+ *    slot) cost their own memory and nothing else. (A fixed ring sized
+ *    from max_clients overflowed exactly there: issue 12, item 1.)
  *  - written_bytes: writers add the size of each finished batch (sent or
  *    dropped); the broadcaster's backlog for a client is
  *    queued_bytes - written_bytes.
@@ -50,7 +56,7 @@ struct pv_writers;
 
 /* main: creates the pool and starts min_writers threads. */
 struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
-                                    unsigned max_clients, struct pv_stats *stats);
+                                    struct pv_stats *stats);
 
 /* Broadcaster only: appends b to c's outbox (taking b over) and makes sure
  * a writer will send it. */
