@@ -64,6 +64,8 @@ struct pv_broadcaster {
     struct client_list dirty;     /* clients with pending frames */
     struct client_list congested; /* over the backlog bound while writers
                                    * catch up */
+    struct client_list refused;   /* lost the admission race, closed 1013,
+                                   * connection not yet gone: swept */
 
     struct hist *history; /* ring of the last cfg->history messages */
     size_t hist_head, hist_len;
@@ -683,6 +685,10 @@ static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t 
 
     for (size_t i = 0; i < k; i++) {
         struct pv_client *c = ev[i]->client;
+        if (c->refused) {
+            c->left = true; /* the sweep drops it from the refused list */
+            continue;
+        }
         atomic_fetch_sub(b->d.admitted, 1);
         if (c->index == SIZE_MAX)
             continue;
@@ -850,6 +856,38 @@ static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
  *    alone would keep its worker in poll(2) for good. */
 #define EVICT_GRACE_NS 1000000000ull
 
+/* A closed client whose close frame has been out for the grace period
+ * and whose connection is still open gets its worker interrupted. */
+static void evict_due(struct pv_broadcaster *b, struct pv_client *c, int kick, uint64_t now,
+                      uint64_t force_ns)
+{
+    if (!c->kick_seen)
+        c->kick_seen = now;
+    else if (now - c->kick_seen >= EVICT_GRACE_NS &&
+             pv_client_evict(c, now - c->kick_seen >= force_ns)) {
+        pv_stat_add(&b->d.stats->evictions, 1);
+        pv_info("evicting id=%s peer=%s: closed %d but its connection is still open",
+                c->id[0] ? c->id : "(refused)", c->peer, kick);
+    }
+}
+
+/* Handshakes refused after they completed: evicted like closed clients,
+ * dropped once their LEAVE has come. */
+static void sweep_refused(struct pv_broadcaster *b, uint64_t now, uint64_t force_ns)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < b->refused.n; i++) {
+        struct pv_client *c = b->refused.v[i];
+        if (c->left) {
+            pv_client_unref(c);
+            continue;
+        }
+        evict_due(b, c, atomic_load(&c->kick), now, force_ns);
+        b->refused.v[keep++] = c;
+    }
+    b->refused.n = keep;
+}
+
 static void sweep(struct pv_broadcaster *b, uint64_t now)
 {
     const struct pv_config *cfg = b->d.cfg;
@@ -863,14 +901,7 @@ static void sweep(struct pv_broadcaster *b, uint64_t now)
         struct pv_client *c = b->reg.v[i];
         int kick = atomic_load(&c->kick);
         if (kick) {
-            if (!c->kick_seen)
-                c->kick_seen = now;
-            else if (now - c->kick_seen >= EVICT_GRACE_NS &&
-                     pv_client_evict(c, now - c->kick_seen >= force_ns)) {
-                pv_stat_add(&b->d.stats->evictions, 1);
-                pv_info("evicting id=%s peer=%s: closed %d but its connection is still open",
-                        c->id, c->peer, kick);
-            }
+            evict_due(b, c, kick, now, force_ns);
             continue;
         }
         if (c->closing)
@@ -898,6 +929,7 @@ static void sweep(struct pv_broadcaster *b, uint64_t now)
     }
     if (ping)
         pv_frame_unref(ping);
+    sweep_refused(b, now, force_ns);
 }
 
 /* The client's worker closes it (protocol violation, flood). The close
@@ -972,6 +1004,9 @@ static void handle(struct pv_broadcaster *b, struct pv_event **ev, size_t n)
             break;
         case PV_EV_KICK:
             on_kick(b, ev[i]);
+            break;
+        case PV_EV_REFUSED:
+            list_push(&b->refused, ev[i]->client);
             break;
         case PV_EV_STOP:
             b->stop = true;
@@ -1101,6 +1136,7 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     }
     free(b->acks);
     list_free(&b->congested);
+    list_free(&b->refused);
     pv_registry_destroy(&b->reg);
     for (size_t i = 0; i < b->hist_len; i++)
         pv_frame_unref(history_at(b, i)->f);

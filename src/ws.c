@@ -107,13 +107,22 @@ static int on_connect(const struct mg_connection *conn, void *ud)
     return 0;
 }
 
-/* The ready handler lost a race for a limit: close 1013 and count nothing. */
-static void refuse_ready(struct mg_connection *conn, const char *reason)
+/* The ready handler lost a race for a limit: close 1013 and count
+ * nothing. The connection is still open until the peer answers our close
+ * frame, and a peer that never does would keep this worker for good; so
+ * the client goes to the broadcaster as REFUSED, whose sweep evicts it
+ * like any other closed client (issue 12, item 8). */
+static void refuse_ready(struct pv_ws *ws, struct mg_connection *conn, const char *addr,
+                         int port, const char *reason)
 {
-    struct pv_frame *f = pv_frame_close(1013, reason);
-    mg_write(conn, f->data, f->len);
-    pv_frame_unref(f);
-    mg_set_user_connection_data(conn, NULL);
+    struct pv_client *c = pv_client_new(conn, addr, port, 0);
+    c->refused = true;
+    atomic_store(&c->kick, 1013);
+    snprintf(c->leave_reason, sizeof(c->leave_reason), "refused 1013: %s", reason);
+    atomic_store_explicit(&c->last_rx, pv_mono_ns(), memory_order_relaxed);
+    mg_set_user_connection_data(conn, c);
+    pv_client_close(c, 1013, reason);
+    pv_queue_push_ctl(ws->queue, pv_event_new(PV_EV_REFUSED, pv_client_ref(c), NULL, 0));
 }
 
 static void on_ready(struct mg_connection *conn, void *ud)
@@ -130,7 +139,7 @@ static void on_ready(struct mg_connection *conn, void *ud)
         atomic_fetch_sub(&ws->admitted, 1);
         pv_stat_add(&ws->stats->refused_full, 1);
         pv_warn("refused WebSocket from %s: server full; closed 1013", peer);
-        refuse_ready(conn, "server full, try again later");
+        refuse_ready(ws, conn, ri->remote_addr, ri->remote_port, "server full, try again later");
         return;
     }
     if (!pv_peers_acquire(ws->peers, ri->remote_addr,
@@ -140,7 +149,8 @@ static void on_ready(struct mg_connection *conn, void *ud)
         pv_warn("refused WebSocket from %s: too many from that address (--max-per-ip); "
                 "closed 1013",
                 peer);
-        refuse_ready(conn, "too many connections from your address");
+        refuse_ready(ws, conn, ri->remote_addr, ri->remote_port,
+                     "too many connections from your address");
         return;
     }
     c = pv_client_new(conn, ri->remote_addr, ri->remote_port, ws->cfg->max_message);
@@ -275,7 +285,7 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
     struct pv_client *c = mg_get_user_connection_data(conn);
 
     if (!c)
-        return 0; /* refused in on_ready */
+        return 0;
     uint64_t now = pv_mono_ns(); /* one clock read per frame */
     atomic_store_explicit(&c->last_rx, now, memory_order_relaxed);
     int kick = atomic_load(&c->kick);

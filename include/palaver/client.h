@@ -61,6 +61,8 @@ struct pv_client {
     char peer[64];     /* "address:port", for log lines */
     char addr[48];     /* remote address alone, for the per-IP count */
     bool counted;      /* addr holds one pv_peers count (released on close) */
+    bool refused;      /* lost the admission race: closed 1013 at once, never
+                        * registered; the broadcaster's sweep still evicts it */
 
     /* Guarded by mg_lock_connection(conn). */
     bool dead;       /* the close handler ran: conn is not ours any more */
@@ -103,6 +105,7 @@ struct pv_client {
     struct pv_batch *held;
     uint64_t held_bytes;
     bool paging;               /* a history page is being read for it */
+    bool left;                 /* refused client: its LEAVE has been handled */
 
     /* Lock-free handoff broadcaster -> writers: protocol in writer.h. */
     _Atomic(struct pv_batch *) outbox;

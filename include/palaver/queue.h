@@ -24,9 +24,11 @@
  *    producer waits up to its timeout on a condition variable (the only
  *    lock here, and only on this slow path), so backpressure reaches the
  *    sender's TCP connection, and then fails with -ETIMEDOUT. Control
- *    events (JOIN, LEAVE, SHUTDOWN, STOP) never wait and never fail; they
- *    are bounded by the clients themselves: at most one JOIN and one LEAVE
- *    per admitted client (admission is capped at max_clients).
+ *    events (JOIN, REFUSED, KICK, LEAVE, SHUTDOWN, STOP) never wait and
+ *    never fail; they are bounded by the connections themselves: at most
+ *    one JOIN or REFUSED, one KICK and one LEAVE per connection that
+ *    completed its handshake, and each connection holds a CivetWeb worker
+ *    until its LEAVE is queued.
  *  - Wake-up: wfcqueue's enqueue reports whether the queue was empty. Only
  *    that producer (empty -> non-empty) writes the eventfd the consumer
  *    parks on, so a busy broadcaster costs producers no system call. The
@@ -50,6 +52,9 @@ enum pv_event_type {
     PV_EV_LEAVE,    /* the client's connection is gone */
     PV_EV_KICK,     /* the worker is closing the client (code in client->kick,
                      * data: reason): send the close frame after what is queued */
+    PV_EV_REFUSED,  /* a handshake lost the admission race after it completed:
+                     * closed 1013 already, never registered; the broadcaster
+                     * keeps it only to evict a peer that never answers */
     PV_EV_SHUTDOWN, /* main: close every client with 1001, stop relaying */
     PV_EV_STOP,     /* main: leave the loop */
 };

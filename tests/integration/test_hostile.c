@@ -55,6 +55,23 @@ static void bystander_ok(int port)
     wsc_free(c);
 }
 
+/* Frees the three held clients, then a bystander gets in. */
+static void bystander_ok_after_leave(struct wsc **held)
+{
+    for (int i = 0; i < 3; i++)
+        wsc_free(held[i]);
+    int64_t deadline = mono_ms() + T;
+    for (;;) { /* their LEAVEs free the slots */
+        struct wsc *c = wsc_open(server.port, NULL);
+        bool in = c && c->status == 101;
+        wsc_free(c);
+        if (in || mono_ms() > deadline)
+            break;
+        usleep(50 * 1000);
+    }
+    bystander_ok(server.port);
+}
+
 struct churn {
     pthread_t thread;
     int port;
@@ -111,11 +128,85 @@ static void test_churn_with_non_readers_does_not_crash(void **state)
     assert_int_equal(srv_stop(&server), 0);
 }
 
+struct racer {
+    pthread_t thread;
+    int port;
+    pthread_barrier_t *go;
+    struct wsc *c;
+};
+
+static void *racer_main(void *arg)
+{
+    struct racer *r = arg;
+    pthread_barrier_wait(r->go);
+    r->c = wsc_open(r->port, NULL);
+    return NULL;
+}
+
+/* Item 8: a handshake that completed (101) but lost the admission race
+ * in the ready handler was closed with 1013 and then belonged to nobody:
+ * never swept, so a peer that never answered the close kept its CivetWeb
+ * worker for good. Racers that lose now see palaverd end the connection
+ * themselves, without sending anything. */
+static void test_refused_after_handshake_is_evicted(void **state)
+{
+    (void)state;
+    const char *args[] = {"--max-clients", "4", "--max-per-ip", "0", NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    struct wsc *held[3];
+    for (int i = 0; i < 3; i++) {
+        held[i] = wsc_open(server.port, NULL);
+        assert_int_equal(wsc_join(held[i], NULL, NULL), 0);
+    }
+    int lost = 0, ended = 0;
+    for (int round = 0; round < 40 && lost < 3; round++) {
+        enum { N = 16 };
+        struct racer r[N];
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, N);
+        for (int i = 0; i < N; i++) {
+            r[i] = (struct racer){.port = server.port, .go = &go};
+            pthread_create(&r[i].thread, NULL, racer_main, &r[i]);
+        }
+        for (int i = 0; i < N; i++)
+            pthread_join(r[i].thread, NULL);
+        pthread_barrier_destroy(&go);
+        /* One deadline for the whole round: eviction takes about a second. */
+        int64_t deadline = mono_ms() + 8000;
+        for (int i = 0; i < N; i++) {
+            struct wsc *c = r[i].c;
+            if (c && c->status == 101 && wsc_wait_close(c, 2000) == 1013) {
+                /* The peer never answers: palaverd must end it. */
+                lost++;
+                struct wsc_frame f;
+                int rc = 0;
+                while (mono_ms() < deadline && (rc = wsc_recv(c, &f, 500)) != -1)
+                    if (rc == 1)
+                        wsc_frame_free(&f);
+                if (rc == -1)
+                    ended++;
+            }
+        }
+        /* The winner (if any) leaves, freeing the slot for the next round. */
+        for (int i = 0; i < N; i++)
+            wsc_free(r[i].c);
+        usleep(200 * 1000);
+    }
+    fprintf(stderr, "hostile: %d handshakes lost the admission race after 101; palaverd ended "
+                    "%d of them\n",
+            lost, ended);
+    assert_true(lost > 0);
+    assert_int_equal(ended, lost);
+    bystander_ok_after_leave(held);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_churn_with_non_readers_does_not_crash),
+        cmocka_unit_test(test_refused_after_handshake_is_evicted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
