@@ -115,8 +115,9 @@ static int metrics(struct mg_connection *conn, void *ud)
             "# TYPE palaver_refused_connections_total counter\n"
             "palaver_refused_connections_total{reason=\"full\"} %llu\n"
             "palaver_refused_connections_total{reason=\"per_ip\"} %llu\n"
-            "palaver_refused_connections_total{reason=\"origin\"} %llu\n",
-        GET(refused_full), GET(refused_per_ip), GET(refused_origin));
+            "palaver_refused_connections_total{reason=\"origin\"} %llu\n"
+            "palaver_refused_connections_total{reason=\"host\"} %llu\n",
+        GET(refused_full), GET(refused_per_ip), GET(refused_origin), GET(refused_host));
     put(&b, "# HELP palaver_errors_total Error replies sent to clients, by code.\n"
             "# TYPE palaver_errors_total counter\n");
     for (int i = 0; i < PV_ERR_COUNT; i++)

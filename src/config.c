@@ -71,6 +71,10 @@ static const char usage[] =
     "      --allowed-origins L  other origins whose pages may open a WebSocket, e.g.\n"
     "                           'http://chat.lan:8080 https://chat.example' (the page's\n"
     "                           own host always may; '*' = any)\n"
+    "      --allowed-hosts L    host names palaverd answers to besides its own\n"
+    "                           addresses, localhost and its host name(.local), e.g.\n"
+    "                           'chat.lan .example.org' ('*' = any Host); other\n"
+    "                           Host headers get 421 (DNS rebinding)\n"
     "      --access-control-list L  CivetWeb ACL of addresses allowed at all, e.g.\n"
     "                           '-0.0.0.0/0,+192.168.1.0/24,+127.0.0.1' (default: all)\n"
     "      --http-workers N     worker threads kept for page loads (default 32)\n"
@@ -130,6 +134,7 @@ static const struct setting settings[] = {
     U("max-clients", 'c', max_clients, 1, 60000),
     U("max-per-ip", 0, max_per_ip, 0, 60000),
     S("allowed-origins", 0, K_STR, allowed_origins),
+    S("allowed-hosts", 0, K_STR, allowed_hosts),
     S("access-control-list", 0, K_STR, access_control_list),
     U("http-workers", 0, http_workers, 2, 4096),
     U("history", 0, history, 0, 100000),
@@ -515,6 +520,7 @@ void pv_config_take_live(struct pv_config *dst, const struct pv_config *src)
     dst->rate_burst = src->rate_burst;
     dst->max_per_ip = src->max_per_ip;
     memcpy(dst->allowed_origins, src->allowed_origins, sizeof(dst->allowed_origins));
+    memcpy(dst->allowed_hosts, src->allowed_hosts, sizeof(dst->allowed_hosts));
 }
 
 bool pv_config_live_equal(const struct pv_config *a, const struct pv_config *b, char *what,

@@ -23,12 +23,24 @@ static char *dup_str(const char *s)
     return d;
 }
 
+/* Replaces a published string; the old one is kept until exit (a worker
+ * may still read it). */
+static void publish(struct pv_live *l, _Atomic(const char *) *slot, const char *value)
+{
+    const char *prev = atomic_exchange_explicit(slot, dup_str(value), memory_order_acq_rel);
+    struct retired *r = pv_xmalloc(sizeof(*r));
+    r->s = (char *)prev;
+    r->next = l->retired;
+    l->retired = r;
+}
+
 void pv_live_init(struct pv_live *l, const struct pv_config *c)
 {
     atomic_init(&l->rate_limit, c->rate_limit);
     atomic_init(&l->rate_burst, c->rate_burst);
     atomic_init(&l->max_per_ip, c->max_per_ip);
     atomic_init(&l->origins, dup_str(c->allowed_origins));
+    atomic_init(&l->hosts, dup_str(c->allowed_hosts));
     l->retired = NULL;
 }
 
@@ -52,20 +64,20 @@ void pv_live_update(struct pv_live *l, const struct pv_config *old, const struct
         pv_notice("reload: max-per-ip %u -> %u", old->max_per_ip, c->max_per_ip);
     }
     if (strcmp(old->allowed_origins, c->allowed_origins) != 0) {
-        char *s = dup_str(c->allowed_origins);
-        const char *prev = atomic_exchange_explicit(&l->origins, s, memory_order_acq_rel);
-        struct retired *r = pv_xmalloc(sizeof(*r));
-        r->s = (char *)prev;
-        r->next = l->retired;
-        l->retired = r;
+        publish(l, &l->origins, c->allowed_origins);
         pv_notice("reload: allowed-origins '%s' -> '%s'", old->allowed_origins,
                   c->allowed_origins);
+    }
+    if (strcmp(old->allowed_hosts, c->allowed_hosts) != 0) {
+        publish(l, &l->hosts, c->allowed_hosts);
+        pv_notice("reload: allowed-hosts '%s' -> '%s'", old->allowed_hosts, c->allowed_hosts);
     }
 }
 
 void pv_live_destroy(struct pv_live *l)
 {
     free((char *)atomic_load(&l->origins));
+    free((char *)atomic_load(&l->hosts));
     while (l->retired) {
         struct retired *r = l->retired;
         l->retired = r->next;

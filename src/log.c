@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static atomic_int log_level = PV_LOG_INFO;
@@ -74,4 +75,26 @@ void pv_log(int level, const char *fmt, ...)
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w; /* nowhere to report a failed log write */
+}
+
+bool pv_log_limited(struct pv_log_limit *l, int level, unsigned burst)
+{
+    if (!pv_log_enabled(level))
+        return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t start = atomic_load_explicit(&l->window_ns, memory_order_relaxed);
+    if (now - start >= 1000000000u &&
+        atomic_compare_exchange_strong(&l->window_ns, &start, now)) {
+        atomic_store_explicit(&l->count, 0, memory_order_relaxed);
+        uint64_t n = atomic_exchange_explicit(&l->suppressed, 0, memory_order_relaxed);
+        if (n)
+            pv_log(level, "(%llu similar lines suppressed: %s, in the last %.1f s)",
+                   (unsigned long long)n, l->what, (double)(now - start) / 1e9);
+    }
+    if (atomic_fetch_add_explicit(&l->count, 1, memory_order_relaxed) < burst)
+        return true;
+    atomic_fetch_add_explicit(&l->suppressed, 1, memory_order_relaxed);
+    return false;
 }

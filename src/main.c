@@ -24,6 +24,7 @@
 #include "palaver/broadcaster.h"
 #include "palaver/client.h"
 #include "palaver/config.h"
+#include "palaver/hosts.h"
 #include "palaver/limits.h"
 #include "palaver/live.h"
 #include "palaver/log.h"
@@ -84,6 +85,53 @@ static int on_http_error(struct mg_connection *conn, int status, const char *msg
         pv_log(level, "HTTP %d to %s:%d: %s", status, ri ? ri->remote_addr : "?",
                ri ? ri->remote_port : 0, msg && *msg ? msg : "(no detail)");
     return 1;
+}
+
+/* What every request is checked against before CivetWeb handles it
+ * (begin_request runs on the worker for every request: files, WebSocket
+ * handshakes, /healthz, /metrics). Set before mg_start2(), read-only
+ * afterwards; hosts has its own lock (hosts.h). */
+static struct {
+    struct pv_hosts *hosts;
+    struct pv_live *live;
+    struct pv_stats *stats;
+} gate;
+
+/* A printable, bounded copy of a header value for a log line. */
+static void printable(const char *in, char *out, size_t n)
+{
+    size_t j = 0;
+    for (; in && *in && j + 1 < n; in++)
+        out[j++] = (*in < 0x20 || *in >= 0x7f || *in == '"') ? '?' : *in;
+    out[j] = '\0';
+}
+
+static int on_begin_request(struct mg_connection *conn)
+{
+    const char *host = mg_get_header(conn, "Host");
+    const char *hosts = atomic_load_explicit(&gate.live->hosts, memory_order_acquire);
+    const char *origins = atomic_load_explicit(&gate.live->origins, memory_order_acquire);
+    if (pv_hosts_allow(gate.hosts, host, hosts, origins))
+        return 0;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char h[96];
+    static const char body[] =
+        "421 Misdirected Request: palaverd does not answer to this host name.\n"
+        "(A page that points its own name at this server -- DNS rebinding -- is refused.\n"
+        "The operator can add the name with --allowed-hosts.)\n";
+    printable(host, h, sizeof(h));
+    pv_stat_add(&gate.stats->refused_host, 1);
+    static struct pv_log_limit lim = PV_LOG_LIMIT("requests refused for their Host");
+    if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
+        pv_notice("refused request from %s:%d: Host \"%s\" is not one of ours (DNS rebinding "
+                  "protection; see --allowed-hosts); answered 421 (%llu so far)",
+                  ri->remote_addr, ri->remote_port, h,
+                  (unsigned long long)pv_stat_get(&gate.stats->refused_host));
+    mg_printf(conn,
+              "HTTP/1.1 421 Misdirected Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+              sizeof(body) - 1, body);
+    return 421;
 }
 
 static int on_log_message(const struct mg_connection *conn, const char *message)
@@ -292,6 +340,9 @@ int main(int argc, char **argv)
     ws.peers = pv_peers_new(cfg.max_clients);
     pv_live_init(&live, &cfg);
     ws.live = &live;
+    gate.hosts = pv_hosts_new();
+    gate.live = &live;
+    gate.stats = &stats;
     atomic_init(&ws.admitted, 0);
     atomic_init(&ws.stopping, false);
     if (cfg.data_dir[0]) {
@@ -354,6 +405,7 @@ int main(int argc, char **argv)
     /* No log_access callback: CivetWeb 1.15 formats access lines with
      * localtime(3), which is not thread-safe (ThreadSanitizer reports it). */
     struct mg_callbacks callbacks = {
+        .begin_request = on_begin_request,
         .log_message = on_log_message,
         .http_error = on_http_error,
         .init_thread = on_init_thread,
@@ -442,6 +494,7 @@ int main(int argc, char **argv)
     pv_queue_free(queue); /* LEAVE events queued by mg_stop() release clients */
     pv_peers_free(ws.peers);
     pv_live_destroy(&live);
+    pv_hosts_free(gate.hosts);
     pv_info("stopped: %llu connections, %llu messages, %llu deliveries, %llu slow consumers",
             (unsigned long long)pv_stat_get(&stats.connections_total),
             (unsigned long long)pv_stat_get(&stats.messages_in),
@@ -460,6 +513,7 @@ fail:
     pv_queue_free(queue);
     pv_peers_free(ws.peers);
     pv_live_destroy(&live);
+    pv_hosts_free(gate.hosts);
     pv_store_close(store);
     return 1;
 }

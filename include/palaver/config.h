@@ -47,6 +47,9 @@ struct pv_config {
     /* Origins allowed to open a WebSocket besides the page's own host,
      * space or comma separated ("http://chat.lan:8080"); "*" = any. */
     char allowed_origins[PV_ORIGINS_MAX];
+    /* Host names palaverd answers to besides its own (hosts.h): names,
+     * ".suffix", "*" = any. */
+    char allowed_hosts[PV_ORIGINS_MAX];
     /* CivetWeb access_control_list ("-0.0.0.0/0,+192.168.1.0/24"): which
      * addresses may use the port at all (page, WebSocket, /metrics). */
     char access_control_list[512];
@@ -73,7 +76,7 @@ int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_ac
                    char *err, size_t errsz);
 
 /* Copies what SIGHUP can change live (log level, rate limit and burst,
- * per-IP limit, allowed origins) from src to dst; nothing else. */
+ * per-IP limit, allowed origins and hosts) from src to dst; nothing else. */
 void pv_config_take_live(struct pv_config *dst, const struct pv_config *src);
 /* True if a and b differ only in those live settings; otherwise `what`
  * lists the other keys that differ. */

@@ -1,10 +1,10 @@
 /* live.h -- the settings SIGHUP can change while palaverd runs: the
  * message-rate limit and burst, the per-IP connection limit and the
- * allowed origins (the log level lives in log.c).
+ * allowed origins and hosts (the log level lives in log.c).
  *
  * Threads: main writes (at start and on SIGHUP); CivetWeb workers read.
  * Numbers are atomics (relaxed: each is used on its own, a handshake or a
- * message may see the old or the new value). The origins string is
+ * message may see the old or the new value). The origins and hosts strings are
  * immutable once published through an atomic pointer (release/acquire);
  * a replaced string is kept until pv_live_destroy() at exit, because a
  * worker may still be reading it -- a few hundred bytes per reload.
@@ -21,6 +21,7 @@ struct pv_live {
     atomic_uint rate_burst;
     atomic_uint max_per_ip;
     _Atomic(const char *) origins;
+    _Atomic(const char *) hosts; /* --allowed-hosts, same rules as origins */
     struct retired *retired; /* main only */
 };
 

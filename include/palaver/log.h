@@ -10,7 +10,9 @@
 #ifndef PALAVER_LOG_H
 #define PALAVER_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum pv_log_level {
     PV_LOG_ERR = 3,
@@ -34,6 +36,28 @@ int pv_log_parse_level(const char *name);
 const char *pv_log_level_name(int level);
 
 void pv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Aggregation for lines a peer can make palaverd write at will (refused
+ * handshakes, joins and leaves of a churning address, protocol errors):
+ * one struct per kind of line, static, shared by every thread. Within
+ * each second the first `burst` lines go out; the rest are counted, and
+ * the first line of a later second says how many were left out:
+ * "(1234 similar lines suppressed in the last 1.0 s)". So a flood costs
+ * a few lines per second, never journald's rate limit (which would hide
+ * the lines that matter).
+ * Threads: lock-free; the window start is claimed with one CAS, so two
+ * threads never both report the same suppressed lines. */
+struct pv_log_limit {
+    atomic_uint_fast64_t window_ns; /* monotonic start of this second */
+    atomic_uint count;              /* lines let through in this window */
+    atomic_uint_fast64_t suppressed;
+    const char *what;               /* names the kind of line */
+};
+#define PV_LOG_LIMIT(what_) {.what = (what_)}
+
+/* True to write the line now. Also writes the summary of the previous
+ * window's suppressed lines when a new window starts. */
+bool pv_log_limited(struct pv_log_limit *l, int level, unsigned burst);
 
 #define pv_err(...) pv_log(PV_LOG_ERR, __VA_ARGS__)
 #define pv_warn(...) pv_log(PV_LOG_WARNING, __VA_ARGS__)

@@ -201,12 +201,74 @@ static void test_refused_after_handshake_is_evicted(void **state)
     assert_int_equal(srv_stop(&server), 0);
 }
 
+/* GET path with this Host header (NULL: none, HTTP/1.0); the status. */
+static int get_with_host(const char *path, const char *host)
+{
+    char req[512], out[8192];
+    if (host)
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                 path, host);
+    else
+        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+    return http_request(server.port, req, out, sizeof(out));
+}
+
+/* Item 11: DNS rebinding. A page on attacker.example whose name now
+ * resolves to palaverd's address sends Host = Origin = attacker.example:
+ * the Origin-equals-Host check passed it (101, /metrics, history,
+ * posting). Every request is now checked against the names palaverd
+ * answers to; others get 421. */
+static void test_dns_rebinding_is_refused(void **state)
+{
+    (void)state;
+    const char *args[] = {"--allowed-hosts", "chat.lan .example.org", NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    char evil[64];
+    snprintf(evil, sizeof(evil), "attacker.example:%d", server.port);
+    const char *paths[] = {"/", "/index.html", "/app.js", "/metrics", "/healthz"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        assert_int_equal(get_with_host(paths[i], evil), 421);
+        assert_int_equal(get_with_host(paths[i], "127.0.0.1"), 200);
+    }
+    /* The WebSocket handshake of the rebinding page: Origin matches Host. */
+    char origin[128];
+    snprintf(origin, sizeof(origin), "Origin: http://%s\r\n", evil);
+    struct wsc *c = wsc_open(server.port, &(struct wsc_opts){.host = evil, .headers = origin});
+    assert_non_null(c);
+    assert_int_equal(c->status, 421);
+    wsc_free(c);
+    /* Ours: loopback literals, localhost, configured names and suffixes,
+     * no Host at all; not: look-alikes, other addresses, junk. */
+    const char *ok[] = {"127.0.0.1", "127.0.0.2:8080", "localhost", "LOCALHOST:1", "a.localhost",
+                        "chat.lan", "chat.lan.", "Chat.LAN:8080", "example.org", "x.example.org",
+                        NULL};
+    const char *bad[] = {"chat.lan.attacker.example", "notchat.lan", "xexample.org",
+                         "203.0.113.9", "10.255.255.254", "", ":80", "a b", "chat.lan:http",
+                         "[::ffff:203.0.113.9]", "localhost.attacker.example"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_int_equal(get_with_host("/", ok[i]), 200);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int st = get_with_host("/", bad[i]);
+        if (st != 421 && st != 400)
+            fprintf(stderr, "Host '%s' answered %d\n", bad[i], st);
+        assert_true(st == 421 || st == 400);
+    }
+    /* Counted and logged (aggregated). */
+    char out[16384];
+    assert_int_equal(http_get(server.port, "/metrics", out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "palaver_refused_connections_total{reason=\"host\"}"));
+    assert_null(strstr(out, "palaver_refused_connections_total{reason=\"host\"} 0\n"));
+    assert_true(srv_log_has(&server, "is not one of ours"));
+    assert_int_equal(srv_stop(&server), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_churn_with_non_readers_does_not_crash),
         cmocka_unit_test(test_refused_after_handshake_is_evicted),
+        cmocka_unit_test(test_dns_rebinding_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -455,11 +455,16 @@ struct wsc *wsc_open(int port, const struct wsc_opts *o)
     }
     getrandom(nonce, sizeof(nonce), 0);
     EVP_EncodeBlock((unsigned char *)key, nonce, sizeof(nonce));
+    char host[128];
+    if (o->host)
+        snprintf(host, sizeof(host), "%s", o->host);
+    else
+        snprintf(host, sizeof(host), "127.0.0.1:%d", port);
     snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+             "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
              "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
              "%s%s%s%s\r\n",
-             o->path ? o->path : "/ws", port, key, o->subprotocol ? "Sec-WebSocket-Protocol: " : "",
+             o->path ? o->path : "/ws", host, key, o->subprotocol ? "Sec-WebSocket-Protocol: " : "",
              o->subprotocol ? o->subprotocol : "", o->subprotocol ? "\r\n" : "",
              o->headers ? o->headers : "");
     if (send_all(c->fd, req, strlen(req)) < 0)
@@ -724,12 +729,17 @@ int wsc_join(struct wsc *c, char key[64], char id[32])
 int http_get(int port, const char *path, char *out, size_t outsz)
 {
     char req[512];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             path);
+    return http_request(port, req, out, outsz);
+}
+
+int http_request(int port, const char *req, char *out, size_t outsz)
+{
     int fd = tcp_connect(port, 0), status = -1;
     size_t len = 0;
     if (fd < 0)
         return -1;
-    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-             path);
     if (send_all(fd, req, strlen(req)) == 0) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         while (len + 1 < outsz && poll(&pfd, 1, 5000) > 0) {

@@ -55,6 +55,7 @@ struct wsc_opts {
     const char *subprotocol; /* offered subprotocol(s), or NULL */
     int rcvbuf;              /* SO_RCVBUF before connect, 0 = default */
     const char *headers;     /* extra header lines, each ending in \r\n */
+    const char *host;        /* Host header value, default "127.0.0.1:<port>" */
 };
 
 struct wsc {
@@ -122,6 +123,8 @@ int tmpdir_remove(const char *dir);
 
 /* Plain HTTP GET; returns the status (or -1) and copies headers+body. */
 int http_get(int port, const char *path, char *out, size_t outsz);
+/* Sends a raw request (head and body as given); the same answer. */
+int http_request(int port, const char *req, char *out, size_t outsz);
 
 /* Milliseconds on the monotonic clock. */
 int64_t mono_ms(void);
