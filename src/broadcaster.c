@@ -656,7 +656,9 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
             resume(b, c, jr[i].since, jr[i].server);
         else if (!jr[i].has_since)
             send_history(b, c, 0, b->hist_len);
-        pv_info("join id=%s peer=%s name=%s online=%zu", c->id, c->peer, c->name, n);
+        static struct pv_log_limit join_lim = PV_LOG_LIMIT("join lines");
+        if (pv_log_limited(&join_lim, PV_LOG_INFO, 50))
+            pv_info("join id=%s peer=%s name=\"%s\" online=%zu", c->id, c->peer, c->name, n);
         if (b->draining) {
             c->closing = true; /* arrived during shutdown */
             pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
@@ -694,8 +696,12 @@ static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t 
             continue;
         pv_registry_remove(&b->reg, c);
         pv_stat_add(&b->d.stats->clients, (uint64_t)-1);
-        pv_info("leave id=%s peer=%s name=%s reason=\"%s\" online=%zu", c->id, c->peer,
-                c->name, ev[i]->data, pv_registry_count(&b->reg));
+        /* Ordinary leaves are aggregated under churn; a client the server
+         * closed (kick set: slow, idle, flood, broken) is always logged. */
+        static struct pv_log_limit leave_lim = PV_LOG_LIMIT("leave lines");
+        if (atomic_load(&c->kick) || pv_log_limited(&leave_lim, PV_LOG_INFO, 50))
+            pv_info("leave id=%s peer=%s name=\"%s\" reason=\"%s\" online=%zu", c->id, c->peer,
+                    c->name, ev[i]->data, pv_registry_count(&b->reg));
         left[m] = user_of(c); /* points into c, kept alive below */
         gone[m++] = c;        /* the registry's reference, dropped below */
     }

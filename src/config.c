@@ -38,6 +38,10 @@ void pv_config_defaults(struct pv_config *c)
     c->queue_timeout_ms = 2000;
     c->writers = 4;
     c->writers_max = 64;
+    c->byte_rate = 65536;
+    c->byte_burst = 262144;
+    c->handshake_rate = 10;
+    c->handshake_burst = 64;
     c->io_timeout_ms = 10000;
     c->ping_interval_ms = 10000;
     c->idle_timeout_ms = 30000;
@@ -77,7 +81,9 @@ static const char usage[] =
     "                           Host headers get 421 (DNS rebinding)\n"
     "      --access-control-list L  CivetWeb ACL of addresses allowed at all, e.g.\n"
     "                           '-0.0.0.0/0,+192.168.1.0/24,+127.0.0.1' (default: all)\n"
-    "      --http-workers N     worker threads kept for page loads (default 32)\n"
+    "      --http-workers N     worker threads kept for page loads (default 32)\n";
+/* In two parts: C11 compilers need not take string literals over 4095 bytes. */
+static const char usage2[] =
     "      --history N          messages replayed to a newcomer (default 100)\n"
     "      --presence-max N     names listed in presence and join/leave notices; above\n"
     "                           N online, notices carry counts only (default 500)\n"
@@ -88,6 +94,12 @@ static const char usage[] =
     "      --rate-limit N       messages per second one client may send (default 20,\n"
     "                           0 = no limit); more are refused, a flood is closed\n"
     "      --rate-burst N       messages one client may send at once (default 40)\n"
+    "      --byte-rate BYTES    inbound bytes per second one client may send (default\n"
+    "                           65536, 0 = no limit); one address gets 4x, shared\n"
+    "      --byte-burst BYTES   inbound bytes one client may send at once (default 262144)\n"
+    "      --handshake-rate N   WebSocket handshakes per second from one address\n"
+    "                           (default 10, 0 = no limit); more get HTTP 429\n"
+    "      --handshake-burst N  handshakes one address may make at once (default 64)\n"
     "      --queue-size N       chat messages waiting for the broadcaster (default 8192)\n"
     "      --queue-timeout MS   how long a sender waits when that queue is full (default 2000)\n"
     "      --writers N          writer threads (default 4)\n"
@@ -144,6 +156,10 @@ static const struct setting settings[] = {
     Z("max-backlog", max_backlog, 1024, 1ull << 32),
     U("rate-limit", 0, rate_limit, 0, 1000000),
     U("rate-burst", 0, rate_burst, 1, 1000000),
+    U("byte-rate", 0, byte_rate, 0, 1u << 30),
+    U("byte-burst", 0, byte_burst, 1024, 1u << 30),
+    U("handshake-rate", 0, handshake_rate, 0, 1000000),
+    U("handshake-burst", 0, handshake_burst, 1, 1000000),
     U("queue-size", 0, queue_size, 1, 1 << 20),
     U("queue-timeout", 0, queue_timeout_ms, 0, 60000),
     U("writers", 0, writers, 1, 256),
@@ -448,6 +464,7 @@ int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_ac
             *action = PV_CONFIG_CHECK;
         } else if (opt == 'h') {
             fputs(usage, stdout);
+            fputs(usage2, stdout);
             *action = PV_CONFIG_DONE;
             return 0;
         } else if (opt == 'V') {

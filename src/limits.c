@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "palaver/stats.h"
 #include "palaver/xalloc.h"
 
 /* ---- rate ---- */
@@ -21,10 +22,10 @@ void pv_rate_init(struct pv_rate *r, unsigned burst, uint64_t now_ns)
     r->last_ns = now_ns;
 }
 
-enum pv_rate_verdict pv_rate_take(struct pv_rate *r, unsigned rate, unsigned burst,
-                                  uint64_t now_ns)
+enum pv_rate_verdict pv_rate_take_n(struct pv_rate *r, double rate, double burst, double cost,
+                                    unsigned strikes_max, uint64_t now_ns)
 {
-    if (rate == 0)
+    if (rate <= 0)
         return PV_RATE_OK;
     double dt = now_ns > r->last_ns ? (double)(now_ns - r->last_ns) / 1e9 : 0.0;
     r->last_ns = now_ns;
@@ -34,19 +35,28 @@ enum pv_rate_verdict pv_rate_take(struct pv_rate *r, unsigned rate, unsigned bur
     r->strikes -= dt;
     if (r->strikes < 0)
         r->strikes = 0;
-    if (r->tokens >= 1.0) {
-        r->tokens -= 1.0;
+    if (r->tokens >= cost || r->tokens >= burst) {
+        r->tokens -= cost;
         return PV_RATE_OK;
     }
     r->strikes += 1.0;
-    return r->strikes > burst ? PV_RATE_CLOSE : PV_RATE_REFUSE;
+    return r->strikes > strikes_max ? PV_RATE_CLOSE : PV_RATE_REFUSE;
+}
+
+enum pv_rate_verdict pv_rate_take(struct pv_rate *r, unsigned rate, unsigned burst,
+                                  uint64_t now_ns)
+{
+    return pv_rate_take_n(r, rate, burst, 1.0, burst, now_ns);
 }
 
 /* ---- peers: chained hash table of address -> count ---- */
 
 struct peer {
     struct peer *next;
-    unsigned count;
+    unsigned count;          /* WebSockets open */
+    struct pv_rate shakes;   /* handshake bucket */
+    struct pv_rate bytes;    /* inbound bytes of all its connections */
+    bool shakes_used, bytes_used;
     char addr[];
 };
 
@@ -91,29 +101,90 @@ void pv_peers_free(struct pv_peers *p)
     free(p);
 }
 
-/* Caller holds mu. */
+/* An entry with no connection whose buckets have refilled (after 60 s,
+ * longer than any bucket takes) holds nothing worth keeping. */
+#define IDLE_NS (60ull * 1000000000u)
+
+static bool idle(const struct peer *e, uint64_t now_ns)
+{
+    uint64_t last = e->shakes.last_ns > e->bytes.last_ns ? e->shakes.last_ns : e->bytes.last_ns;
+    return e->count == 0 && now_ns > last && now_ns - last > IDLE_NS;
+}
+
+/* Caller holds mu. Drops idle entries of the chain on the way. */
 static struct peer **slot_of(struct pv_peers *p, const char *addr)
 {
     struct peer **e = &p->bucket[hash(addr) & p->mask];
-    while (*e && strcmp((*e)->addr, addr) != 0)
+    uint64_t now = 0;
+    while (*e && strcmp((*e)->addr, addr) != 0) {
+        if ((*e)->count == 0) {
+            if (!now)
+                now = pv_mono_ns();
+            if (idle(*e, now)) {
+                struct peer *gone = *e;
+                *e = gone->next;
+                free(gone);
+                continue;
+            }
+        }
         e = &(*e)->next;
+    }
     return e;
 }
 
-bool pv_peers_acquire(struct pv_peers *p, const char *addr, unsigned limit)
+/* Caller holds mu: the entry for addr, created if needed. */
+static struct peer *entry(struct pv_peers *p, const char *addr)
 {
-    bool ok = true;
-    pthread_mutex_lock(&p->mu);
     struct peer **e = slot_of(p, addr);
     if (!*e) {
         size_t n = strlen(addr) + 1;
         *e = pv_xcalloc(1, sizeof(**e) + n);
         memcpy((*e)->addr, addr, n);
     }
-    if (limit && (*e)->count >= limit) /* a new entry has count 0: never refused */
+    return *e;
+}
+
+bool pv_peers_handshake(struct pv_peers *p, const char *addr, unsigned rate, unsigned burst,
+                        uint64_t now_ns)
+{
+    if (rate == 0)
+        return true;
+    pthread_mutex_lock(&p->mu);
+    struct peer *e = entry(p, addr);
+    if (!e->shakes_used) {
+        pv_rate_init(&e->shakes, burst, now_ns);
+        e->shakes_used = true;
+    }
+    enum pv_rate_verdict v = pv_rate_take_n(&e->shakes, rate, burst, 1.0, UINT32_MAX, now_ns);
+    pthread_mutex_unlock(&p->mu);
+    return v == PV_RATE_OK;
+}
+
+enum pv_rate_verdict pv_peers_bytes(struct pv_peers *p, const char *addr, double rate,
+                                    double burst, double cost, uint64_t now_ns)
+{
+    if (rate <= 0)
+        return PV_RATE_OK;
+    pthread_mutex_lock(&p->mu);
+    struct peer *e = entry(p, addr);
+    if (!e->bytes_used) {
+        e->bytes = (struct pv_rate){.tokens = burst, .last_ns = now_ns};
+        e->bytes_used = true;
+    }
+    enum pv_rate_verdict v = pv_rate_take_n(&e->bytes, rate, burst, cost, UINT32_MAX, now_ns);
+    pthread_mutex_unlock(&p->mu);
+    return v;
+}
+
+bool pv_peers_acquire(struct pv_peers *p, const char *addr, unsigned limit)
+{
+    bool ok = true;
+    pthread_mutex_lock(&p->mu);
+    struct peer *e = entry(p, addr);
+    if (limit && e->count >= limit) /* a new entry has count 0: never refused */
         ok = false;
     else
-        (*e)->count++;
+        e->count++;
     pthread_mutex_unlock(&p->mu);
     return ok;
 }
@@ -122,7 +193,8 @@ void pv_peers_release(struct pv_peers *p, const char *addr)
 {
     pthread_mutex_lock(&p->mu);
     struct peer **e = slot_of(p, addr);
-    if (*e && --(*e)->count == 0) {
+    /* Kept while its buckets matter; slot_of() drops it once idle. */
+    if (*e && (*e)->count > 0 && --(*e)->count == 0 && !(*e)->shakes_used && !(*e)->bytes_used) {
         struct peer *gone = *e;
         *e = gone->next;
         free(gone);

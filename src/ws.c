@@ -44,7 +44,11 @@ static int refuse(const struct mg_connection *cconn, int status, const char *rea
     mg_printf(conn,
               "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
               "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%s",
-              status, reason, strlen(body), status == 503 ? "Retry-After: 5\r\n" : "", body);
+              status, reason, strlen(body),
+              status == 503   ? "Retry-After: 5\r\n"
+              : status == 429 ? "Retry-After: 1\r\n"
+                              : "",
+              body);
     return 1;
 }
 
@@ -87,6 +91,17 @@ static int on_connect(const struct mg_connection *conn, void *ud)
                 peer, o, h);
         return refuse(conn, 403, "Forbidden",
                       "cross-site WebSocket refused: this page's origin is not allowed\n");
+    }
+    if (!pv_peers_handshake(ws->peers, ri->remote_addr, ws->cfg->handshake_rate,
+                            ws->cfg->handshake_burst, pv_mono_ns())) {
+        static struct pv_log_limit lim = PV_LOG_LIMIT("handshakes refused over --handshake-rate");
+        pv_stat_add(&ws->stats->refused_rate, 1);
+        if (pv_log_limited(&lim, PV_LOG_WARNING, 5))
+            pv_warn("refused WebSocket from %s: more than %u handshakes/s from that address "
+                    "(--handshake-rate, burst %u); answered 429",
+                    peer, ws->cfg->handshake_rate, ws->cfg->handshake_burst);
+        return refuse(conn, 429, "Too Many Requests",
+                      "too many connection attempts from your address, slow down\n");
     }
     if (atomic_load(&ws->admitted) >= ws->cfg->max_clients) {
         pv_stat_add(&ws->stats->refused_full, 1);
@@ -158,6 +173,7 @@ static void on_ready(struct mg_connection *conn, void *ud)
     uint64_t now = pv_mono_ns();
     atomic_store_explicit(&c->last_rx, now, memory_order_relaxed);
     pv_rate_init(&c->rate, atomic_load_explicit(&ws->live->rate_burst, memory_order_relaxed), now);
+    c->bytes = (struct pv_rate){.tokens = ws->cfg->byte_burst, .last_ns = now};
     mg_set_user_connection_data(conn, c);
     pv_stat_add(&ws->stats->connections_total, 1);
 
@@ -279,6 +295,43 @@ static int rate_check(struct pv_ws *ws, struct pv_client *c, uint64_t now)
     return -1;
 }
 
+/* The byte budget, for every frame that costs the server work (text,
+ * ping, pong, continuation): the client's own bucket, then its address's
+ * (4x, shared by all its connections). Returns 1 to take it, 0 to refuse
+ * (the caller answers), -1 when the client was closed for a sustained
+ * byte flood. */
+static int byte_check(struct pv_ws *ws, struct pv_client *c, size_t len, uint64_t now)
+{
+    double rate = ws->cfg->byte_rate, burst = ws->cfg->byte_burst, cost = (double)len + 16;
+    if (rate <= 0)
+        return 1;
+    enum pv_rate_verdict v = pv_rate_take_n(&c->bytes, rate, burst, cost,
+                                            atomic_load_explicit(&ws->live->rate_burst,
+                                                                 memory_order_relaxed),
+                                            now);
+    if (v == PV_RATE_OK &&
+        pv_peers_bytes(ws->peers, c->addr, rate * 4, burst * 4, cost, now) != PV_RATE_OK) {
+        /* The address is over, not this client: refuse, never close. The
+         * client's own bucket gets the bytes back. */
+        c->bytes.tokens += cost;
+        v = PV_RATE_REFUSE;
+    }
+    if (v == PV_RATE_OK)
+        return 1;
+    pv_stat_add(&ws->stats->byte_limited, 1);
+    if (v == PV_RATE_REFUSE)
+        return 0;
+    static struct pv_log_limit lim = PV_LOG_LIMIT("clients closed over --byte-rate");
+    pv_stat_add(&ws->stats->rate_closes, 1);
+    if (pv_log_limited(&lim, PV_LOG_WARNING, 5))
+        pv_warn("byte flood from %s: frames refused over --byte-rate %u B/s for too long; "
+                "closing with 1008",
+                c->peer, ws->cfg->byte_rate);
+    snprintf(c->leave_reason, sizeof(c->leave_reason), "closed 1008: byte flood");
+    close_with(ws, c, 1008, "byte rate limit exceeded");
+    return -1;
+}
+
 static int on_data(struct mg_connection *conn, int bits, char *data, size_t len, void *ud)
 {
     struct pv_ws *ws = ud;
@@ -298,6 +351,19 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         return 0;
     }
 
+    unsigned op = (unsigned)bits & 0x0F;
+    /* A continuation costs its header here (its bytes are charged with
+     * the whole message); pings and pongs their size. */
+    if (op != PV_WS_OP_CLOSE && op != PV_WS_OP_TEXT &&
+        byte_check(ws, c, op == PV_WS_OP_CONT ? 0 : len, now) != 1) {
+        /* Over the byte budget: pings, pongs and fragments are dropped
+         * unanswered (a flood of them was free before). Text is judged
+         * whole, below. */
+        if (atomic_load(&c->kick))
+            return 1;
+        if (op == PV_WS_OP_PING || op == PV_WS_OP_PONG)
+            return 1;
+    }
     struct pv_wsmsg_out out = pv_wsmsg_feed(&c->msg, (unsigned)bits, data, len);
     switch (out.kind) {
     case PV_WSMSG_MORE:
@@ -328,6 +394,14 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         if (r == 0) {
             reply_error(ws, c, out.data, out.len, "rate-limited",
                         "too many messages: slow down, this one was not sent");
+            return 1;
+        }
+        r = byte_check(ws, c, out.len, now);
+        if (r < 0)
+            return 1; /* closing */
+        if (r == 0) {
+            reply_error(ws, c, out.data, out.len, "rate-limited",
+                        "too many bytes: slow down, this one was not sent");
             return 1;
         }
         return push_message(ws, c, out.data, out.len);

@@ -78,6 +78,7 @@ struct pv_client {
     /* Owned by this client's CivetWeb worker thread. */
     struct pv_wsmsg msg;  /* frame checks and reassembly */
     struct pv_rate rate;  /* message-rate bucket */
+    struct pv_rate bytes; /* inbound byte budget */
     char leave_reason[64];
 
     /* Worker -> broadcaster: monotonic ns of the last frame received

@@ -36,6 +36,11 @@ struct pv_config {
     size_t max_backlog;        /* bytes queued for one client before 1008 */
     unsigned rate_limit;       /* messages per second per client; 0 = no limit */
     unsigned rate_burst;       /* messages a client may send at once */
+    unsigned byte_rate;        /* inbound bytes per second per client; 0 = no limit
+                                * (an address gets 4x, shared by its clients) */
+    unsigned byte_burst;       /* inbound bytes a client may send at once */
+    unsigned handshake_rate;   /* WebSocket handshakes per second per address; 0 = none */
+    unsigned handshake_burst;  /* handshakes an address may make at once */
     unsigned queue_size;       /* chat messages waiting for the broadcaster */
     unsigned queue_timeout_ms; /* how long a sender waits for queue space */
     unsigned writers;          /* writer threads kept running */

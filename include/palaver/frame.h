@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define PV_WS_OP_CONT 0x0
 #define PV_WS_OP_TEXT 0x1
 #define PV_WS_OP_BINARY 0x2
 #define PV_WS_OP_CLOSE 0x8

@@ -34,6 +34,13 @@ enum pv_rate_verdict {
 /* A full bucket: `burst` messages at once. */
 void pv_rate_init(struct pv_rate *r, unsigned burst, uint64_t now_ns);
 
+/* The same for a message costing `cost` tokens (bytes, for the byte
+ * budget): refused while fewer than `cost` are left, except that a full
+ * bucket always takes one message (going into debt), so a message larger
+ * than the burst is slow, not impossible. */
+enum pv_rate_verdict pv_rate_take_n(struct pv_rate *r, double rate, double burst, double cost,
+                                    unsigned strikes_max, uint64_t now_ns);
+
 /* One message at now_ns. The bucket refills at `rate` per second up to
  * `burst`. A refused message adds a strike; strikes drain at one per
  * second, and more than `burst` of them means a flood. rate 0 = no limit. */
@@ -55,6 +62,16 @@ bool pv_peers_acquire(struct pv_peers *p, const char *addr, unsigned limit);
 void pv_peers_release(struct pv_peers *p, const char *addr);
 /* Connections counted for addr now. */
 unsigned pv_peers_count(struct pv_peers *p, const char *addr);
+/* Handshake rate per address: a token bucket of `burst` handshakes that
+ * refills at `rate` per second (rate 0 = no limit). True to go on (one
+ * token taken). An address's entry outlives its connections until its
+ * bucket is full again, so closing and reopening does not reset it. */
+bool pv_peers_handshake(struct pv_peers *p, const char *addr, unsigned rate, unsigned burst,
+                        uint64_t now_ns);
+/* Bytes per address: the messages of all of addr's connections draw on
+ * one bucket of `burst` bytes refilling at `rate` per second. */
+enum pv_rate_verdict pv_peers_bytes(struct pv_peers *p, const char *addr, double rate,
+                                    double burst, double cost, uint64_t now_ns);
 
 /* ---- Origin ---- */
 

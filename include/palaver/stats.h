@@ -41,6 +41,8 @@ struct pv_stats {
     atomic_uint_fast64_t refused_per_ip;    /* handshakes refused: too many from one address */
     atomic_uint_fast64_t refused_origin;    /* handshakes refused: Origin not allowed (403) */
     atomic_uint_fast64_t refused_host;      /* requests refused: Host not ours (421) */
+    atomic_uint_fast64_t refused_rate;      /* handshakes refused: too many per second (429) */
+    atomic_uint_fast64_t byte_limited;      /* messages refused: over the byte budget */
     atomic_uint_fast64_t rate_limited;      /* messages refused: over the client's rate */
     atomic_uint_fast64_t rate_closes;       /* clients closed with 1008 for flooding */
     atomic_uint_fast64_t idle_closes;       /* clients closed: silent past the idle timeout */

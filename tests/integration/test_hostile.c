@@ -103,7 +103,7 @@ static void *churn_main(void *arg)
 static void test_churn_with_non_readers_does_not_crash(void **state)
 {
     (void)state;
-    const char *args[] = {"--max-clients", "64", NULL};
+    const char *args[] = {"--max-clients", "64", "--handshake-rate", "0", NULL};
     assert_int_equal(srv_start(&server, args), 0);
     struct wsc *stuck[8];
     for (int i = 0; i < 8; i++)
@@ -262,6 +262,164 @@ static void test_dns_rebinding_is_refused(void **state)
     assert_int_equal(srv_stop(&server), 0);
 }
 
+/* Item 7: join/leave churn. One address opened and closed thousands of
+ * WebSockets per second: a join and a leave notice to everyone each time,
+ * and 147,000 log lines in 10 s. Handshakes per address are now a token
+ * bucket (--handshake-rate, --handshake-burst; 429 past it), and the
+ * refusal lines are aggregated. */
+static void test_handshake_churn_is_rate_limited(void **state)
+{
+    (void)state;
+    const char *args[] = {"--handshake-rate", "10", "--handshake-burst", "20", NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    struct wsc *watcher = wsc_open(server.port, NULL);
+    assert_int_equal(wsc_join(watcher, NULL, NULL), 0);
+    int64_t t0 = mono_ms();
+    struct churn ch = {.port = server.port, .until = t0 + 2000};
+    churn_main(&ch);
+    double secs = (double)(mono_ms() - t0) / 1000.0;
+    int ok = atomic_load(&ch.cycles), refused = atomic_load(&ch.refused);
+    fprintf(stderr, "hostile: churn for %.1f s: %d handshakes got 101, %d were refused\n", secs,
+            ok, refused);
+    /* The bucket: 20 at once (the watcher took one), then 10 per second. */
+    assert_true(ok <= 20 + (int)(10 * secs) + 2);
+    assert_true(refused > ok);
+    /* The watcher saw at most that many joins (notices may name several). */
+    int joins = 0;
+    json_t *j;
+    while ((j = wsc_recv_json(watcher, 500)) != NULL) {
+        const char *type = json_string_value(json_object_get(j, "type"));
+        if (type && strcmp(type, "join") == 0)
+            joins++;
+        json_decref(j);
+    }
+    assert_true(joins <= ok);
+    /* Refusals logged a few per second, with a count of the rest. */
+    int lines = srv_log_count(&server, "answered 429");
+    fprintf(stderr, "hostile: %d refusal lines for %d refusals\n", lines, refused);
+    assert_true(lines <= 5 * ((int)secs + 2));
+    assert_true(refused < 50 || srv_log_wait(&server, "similar lines suppressed", 3000) ||
+                lines < refused);
+    /* The refusal says when to come back. */
+    bool told = false;
+    for (int i = 0; i < 40 && !told; i++) {
+        struct wsc *c = wsc_open(server.port, NULL);
+        told = c && c->status == 429 && strstr(c->response, "Retry-After: 1");
+        wsc_free(c);
+    }
+    assert_true(told);
+    wsc_free(watcher);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
+/* A chat message whose text is n control characters: each is escaped as
+ * \u0001, six bytes on the wire for one of text. */
+static char *fat_message(int n, long long msg_id)
+{
+    size_t cap = (size_t)n * 6 + 128, len = 0;
+    char *m = malloc(cap);
+    len += (size_t)snprintf(m, cap, "{\"type\":\"message\",\"msgId\":%lld,\"text\":\"", msg_id);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(m + len, cap - len, "\\u0001");
+    snprintf(m + len, cap - len, "\"}");
+    return m;
+}
+
+/* Item 6: byte floods inside the message rate. 19 messages/s of 24.6 KB
+ * is within the message bucket, and was relayed in full to everyone:
+ * readers slower than that were closed as slow consumers. Bytes are now
+ * budgeted per client and per address. */
+static void test_byte_flood_is_budgeted(void **state)
+{
+    (void)state;
+    assert_int_equal(srv_start(&server, NULL), 0); /* defaults: 64 KiB/s, 256 KiB burst */
+    struct wsc *reader = wsc_open(server.port, NULL);
+    assert_int_equal(wsc_join(reader, NULL, NULL), 0);
+    enum { A = 4, M = 38 };
+    struct wsc *atk[A];
+    size_t offered = 0;
+    for (int i = 0; i < A; i++) {
+        atk[i] = wsc_open(server.port, NULL);
+        assert_int_equal(wsc_join(atk[i], NULL, NULL), 0);
+    }
+    int64_t t0 = mono_ms();
+    for (int k = 0; k < M; k++) {
+        for (int i = 0; i < A; i++) {
+            char *m = fat_message(4096, k);
+            offered += strlen(m);
+            assert_int_equal(wsc_send(atk[i], true, 1, m, strlen(m)), 0);
+            free(m);
+        }
+    }
+    /* What reached the reader in the next 3 s. */
+    size_t relayed = 0;
+    int64_t deadline = mono_ms() + 3000;
+    struct wsc_frame f;
+    while (mono_ms() < deadline && wsc_recv(reader, &f, 200) >= 0) {
+        if (f.opcode == 1 && strstr((char *)f.data, "\"type\":\"message\""))
+            relayed += f.len;
+        if (f.len || f.opcode)
+            wsc_frame_free(&f);
+    }
+    double secs = (double)(mono_ms() - t0) / 1000.0;
+    int refusals = 0;
+    for (int i = 0; i < A; i++) {
+        json_t *j;
+        while ((j = wsc_recv_json(atk[i], 200)) != NULL) {
+            const char *code = json_string_value(json_object_get(j, "code"));
+            if (code && strcmp(code, "rate-limited") == 0)
+                refusals++;
+            json_decref(j);
+        }
+    }
+    fprintf(stderr, "hostile: %zu bytes offered by %d clients of one address, %zu relayed in "
+                    "%.1f s, %d refused\n",
+            offered, A, relayed, secs, refusals);
+    /* The address's budget: 1 MiB at once, then 256 KiB/s (plus what the
+     * relay adds to each message). */
+    assert_true(relayed <= (size_t)((1 << 20) + 262144 * secs) * 11 / 10);
+    assert_true(refusals > 0);
+    bystander_ok(server.port);
+    for (int i = 0; i < A; i++)
+        wsc_free(atk[i]);
+    wsc_free(reader);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
+/* Smaller items: unsolicited pongs and empty continuation frames cost the
+ * server a read and a wake-up each and were free (835 MB of pongs in 8 s
+ * used both cores). They now draw on the byte budget; a sustained flood
+ * is closed with 1008. */
+static void test_pong_flood_is_closed(void **state)
+{
+    (void)state;
+    assert_int_equal(srv_start(&server, NULL), 0);
+    for (int kind = 0; kind < 2; kind++) {
+        struct wsc *c = wsc_open(server.port, NULL);
+        assert_int_equal(wsc_join(c, NULL, NULL), 0);
+        if (kind == 1) /* a fragmented message left open, then empty continuations */
+            assert_int_equal(wsc_send(c, false, 1, "{", 1), 0);
+        unsigned char payload[125], *frame;
+        memset(payload, 'p', sizeof(payload));
+        size_t n = wsc_encode(kind == 0 ? 0x8A : 0x00, payload, kind == 0 ? sizeof(payload) : 0,
+                              &frame);
+        enum { K = 20000 };
+        unsigned char *buf = malloc(n * K);
+        for (int i = 0; i < K; i++)
+            memcpy(buf + n * (size_t)i, frame, n);
+        free(frame);
+        wsc_send_raw(c, buf, n * K);
+        free(buf);
+        int code = wsc_wait_close(c, T);
+        fprintf(stderr, "hostile: %d %s frames: closed %d\n", K,
+                kind == 0 ? "unsolicited pong" : "empty continuation", code);
+        assert_int_equal(code, 1008);
+        wsc_free(c);
+    }
+    bystander_ok(server.port);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -269,6 +427,9 @@ int main(void)
         cmocka_unit_test(test_churn_with_non_readers_does_not_crash),
         cmocka_unit_test(test_refused_after_handshake_is_evicted),
         cmocka_unit_test(test_dns_rebinding_is_refused),
+        cmocka_unit_test(test_handshake_churn_is_rate_limited),
+        cmocka_unit_test(test_byte_flood_is_budgeted),
+        cmocka_unit_test(test_pong_flood_is_closed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
