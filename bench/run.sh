@@ -56,7 +56,7 @@ start_target() { # target port extra-args... -> sets pid
       # database per run; a run may add palaverd flags (after "::").
       rm -rf "$out/data"
       "$root/build-release/palaverd" --port "$p" --listen 127.0.0.1 --log-level warning \
-        --max-per-ip 0 --rate-limit 0 --config /dev/null --data-dir "$out/data" "$@" \
+        --max-per-ip 0 --rate-limit 0 --byte-rate 0 --handshake-rate 0 --config /dev/null --data-dir "$out/data" "$@" \
         2>>"$out/palaverd.log" &
       ;;
     reference)

@@ -3,19 +3,9 @@
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 
-# CivetWeb 1.15: Debian ships a CMake config. Its targets file insists that
-# /usr/bin/civetweb (package 'civetweb') exists, so fall back to a plain
-# header/library search when only libcivetweb-dev is installed.
-add_library(pv_civetweb INTERFACE)
-if(EXISTS /usr/bin/civetweb OR civetweb_DIR)
-  find_package(civetweb 1.15 CONFIG REQUIRED)
-  target_link_libraries(pv_civetweb INTERFACE civetweb::civetweb)
-else()
-  find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
-  find_library(CIVETWEB_LIBRARY NAMES civetweb REQUIRED)
-  target_include_directories(pv_civetweb INTERFACE ${CIVETWEB_INCLUDE_DIR})
-  target_link_libraries(pv_civetweb INTERFACE ${CIVETWEB_LIBRARY} ${CMAKE_DL_LIBS})
-endif()
+# CivetWeb 1.15: Debian's source package, patched and built in
+# (cmake/PalaverCivetWeb.cmake).
+include(PalaverCivetWeb)
 
 # liburcu's wait-free concurrent queue (wfcqueue) carries the inbound events
 # and the writers' ready clients.

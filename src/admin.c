@@ -117,9 +117,10 @@ static int metrics(struct mg_connection *conn, void *ud)
             "palaver_refused_connections_total{reason=\"per_ip\"} %llu\n"
             "palaver_refused_connections_total{reason=\"origin\"} %llu\n"
             "palaver_refused_connections_total{reason=\"host\"} %llu\n"
-            "palaver_refused_connections_total{reason=\"rate\"} %llu\n",
+            "palaver_refused_connections_total{reason=\"rate\"} %llu\n"
+            "palaver_refused_connections_total{reason=\"conns_per_ip\"} %llu\n",
         GET(refused_full), GET(refused_per_ip), GET(refused_origin), GET(refused_host),
-        GET(refused_rate));
+        GET(refused_rate), GET(refused_conns));
     metric(&b, "palaver_byte_limited_total", "counter",
            "Messages refused: over the client's or its address's byte budget.", GET(byte_limited));
     put(&b, "# HELP palaver_errors_total Error replies sent to clients, by code.\n"

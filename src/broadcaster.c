@@ -628,6 +628,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         if (jr[i].name_len == 0 || !pv_name_check(jr[i].name, jr[i].name_len, c->name, &why[i]))
             snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
         c->joining = true;
+        c->joined_ns = pv_mono_ns();
         pv_registry_add(&b->reg, c);
         pv_stat_add(&b->d.stats->clients, 1);
         joined[i] = user_of(c);
@@ -656,9 +657,13 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
             resume(b, c, jr[i].since, jr[i].server);
         else if (!jr[i].has_since)
             send_history(b, c, 0, b->hist_len);
+        /* Aggregated under churn (a few lines per second at info level and
+         * a count of the rest); every line at debug level. */
         static struct pv_log_limit join_lim = PV_LOG_LIMIT("join lines");
-        if (pv_log_limited(&join_lim, PV_LOG_INFO, 50))
-            pv_info("join id=%s peer=%s name=\"%s\" online=%zu", c->id, c->peer, c->name, n);
+        bool loud = pv_log_limited(&join_lim, PV_LOG_INFO, 50);
+        if (loud || pv_log_enabled(PV_LOG_DEBUG))
+            pv_log(loud ? PV_LOG_INFO : PV_LOG_DEBUG, "join id=%s peer=%s name=\"%s\" online=%zu",
+                   c->id, c->peer, c->name, n);
         if (b->draining) {
             c->closing = true; /* arrived during shutdown */
             pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
@@ -679,8 +684,11 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
 }
 
 /* A run of consecutive LEAVE events: one leave notice names them all. */
+#define CHURN_NS 2000000000ull
+
 static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k)
 {
+    uint64_t now = pv_mono_ns();
     struct pv_user *left = pv_xcalloc(k, sizeof(*left));
     struct pv_client **gone = pv_xcalloc(k, sizeof(*gone));
     size_t m = 0;
@@ -696,12 +704,16 @@ static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t 
             continue;
         pv_registry_remove(&b->reg, c);
         pv_stat_add(&b->d.stats->clients, (uint64_t)-1);
-        /* Ordinary leaves are aggregated under churn; a client the server
-         * closed (kick set: slow, idle, flood, broken) is always logged. */
-        static struct pv_log_limit leave_lim = PV_LOG_LIMIT("leave lines");
-        if (atomic_load(&c->kick) || pv_log_limited(&leave_lim, PV_LOG_INFO, 50))
-            pv_info("leave id=%s peer=%s name=\"%s\" reason=\"%s\" online=%zu", c->id, c->peer,
-                    c->name, ev[i]->data, pv_registry_count(&b->reg));
+        /* Churn (clients that stayed under CHURN_NS) is aggregated; a
+         * client that stayed longer, or that the server closed (kick set:
+         * slow, idle, flood, broken), is always logged. */
+        static struct pv_log_limit leave_lim = PV_LOG_LIMIT("leave lines of short connections");
+        bool loud = atomic_load(&c->kick) || now - c->joined_ns >= CHURN_NS ||
+                    pv_log_limited(&leave_lim, PV_LOG_INFO, 50);
+        if (loud || pv_log_enabled(PV_LOG_DEBUG))
+            pv_log(loud ? PV_LOG_INFO : PV_LOG_DEBUG,
+                   "leave id=%s peer=%s name=\"%s\" reason=\"%s\" online=%zu", c->id, c->peer,
+                   c->name, ev[i]->data, pv_registry_count(&b->reg));
         left[m] = user_of(c); /* points into c, kept alive below */
         gone[m++] = c;        /* the registry's reference, dropped below */
     }

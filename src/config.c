@@ -43,6 +43,7 @@ void pv_config_defaults(struct pv_config *c)
     c->handshake_rate = 10;
     c->handshake_burst = 64;
     c->io_timeout_ms = 10000;
+    c->head_timeout_ms = 4000;
     c->ping_interval_ms = 10000;
     c->idle_timeout_ms = 30000;
     c->drain_timeout_ms = 5000;
@@ -104,8 +105,14 @@ static const char usage2[] =
     "      --queue-timeout MS   how long a sender waits when that queue is full (default 2000)\n"
     "      --writers N          writer threads (default 4)\n"
     "      --writers-max N      writer threads at most, with stalled clients (default 64)\n"
-    "      --io-timeout MS      handshake (HTTP request) and socket write timeout\n"
-    "                           (default 10000; --handshake-timeout is the same)\n"
+    "      --io-timeout MS      longest one socket write to a client may block (default\n"
+    "                           10000)\n"
+    "      --head-timeout MS    a whole HTTP request head (page load, WebSocket\n"
+    "                           handshake) must arrive within MS (default 4000)\n"
+    "      --max-conns-per-ip N TCP connections from one address holding a worker at\n"
+    "                           once, WebSockets included; more are closed at accept\n"
+    "                           (default 0: --max-per-ip + 16, none if that is 0)\n"
+    "                           (--handshake-timeout is --head-timeout)\n"
     "      --ping-interval MS   ping a client that has sent nothing for MS (default 10000)\n"
     "      --idle-timeout MS    close a client that has sent nothing, not even a\n"
     "                           pong, for MS (default 30000)\n"
@@ -165,7 +172,9 @@ static const struct setting settings[] = {
     U("writers", 0, writers, 1, 256),
     U("writers-max", 0, writers_max, 1, 1024),
     U("io-timeout", 0, io_timeout_ms, 100, 600000),
-    U("handshake-timeout", 0, io_timeout_ms, 100, 600000),
+    U("head-timeout", 0, head_timeout_ms, 100, 600000),
+    U("handshake-timeout", 0, head_timeout_ms, 100, 600000),
+    U("max-conns-per-ip", 0, max_conns_per_ip, 0, 60000),
     U("ping-interval", 0, ping_interval_ms, 100, 3600000),
     U("idle-timeout", 0, idle_timeout_ms, 200, 86400000),
     U("drain-timeout", 0, drain_timeout_ms, 0, 600000),

@@ -54,6 +54,7 @@ enum pv_rate_verdict pv_rate_take(struct pv_rate *r, unsigned rate, unsigned bur
 struct peer {
     struct peer *next;
     unsigned count;          /* WebSockets open */
+    unsigned held;           /* TCP connections holding a worker */
     struct pv_rate shakes;   /* handshake bucket */
     struct pv_rate bytes;    /* inbound bytes of all its connections */
     bool shakes_used, bytes_used;
@@ -108,7 +109,7 @@ void pv_peers_free(struct pv_peers *p)
 static bool idle(const struct peer *e, uint64_t now_ns)
 {
     uint64_t last = e->shakes.last_ns > e->bytes.last_ns ? e->shakes.last_ns : e->bytes.last_ns;
-    return e->count == 0 && now_ns > last && now_ns - last > IDLE_NS;
+    return e->count == 0 && e->held == 0 && now_ns > last && now_ns - last > IDLE_NS;
 }
 
 /* Caller holds mu. Drops idle entries of the chain on the way. */
@@ -117,7 +118,7 @@ static struct peer **slot_of(struct pv_peers *p, const char *addr)
     struct peer **e = &p->bucket[hash(addr) & p->mask];
     uint64_t now = 0;
     while (*e && strcmp((*e)->addr, addr) != 0) {
-        if ((*e)->count == 0) {
+        if ((*e)->count == 0 && (*e)->held == 0) {
             if (!now)
                 now = pv_mono_ns();
             if (idle(*e, now)) {
@@ -142,6 +143,29 @@ static struct peer *entry(struct pv_peers *p, const char *addr)
         memcpy((*e)->addr, addr, n);
     }
     return *e;
+}
+
+bool pv_peers_hold(struct pv_peers *p, const char *addr, unsigned limit)
+{
+    pthread_mutex_lock(&p->mu);
+    struct peer *e = entry(p, addr);
+    bool ok = limit == 0 || e->held < limit;
+    e->held++;
+    pthread_mutex_unlock(&p->mu);
+    return ok;
+}
+
+void pv_peers_unhold(struct pv_peers *p, const char *addr)
+{
+    pthread_mutex_lock(&p->mu);
+    struct peer **e = slot_of(p, addr);
+    if (*e && (*e)->held > 0 && --(*e)->held == 0 && (*e)->count == 0 && !(*e)->shakes_used &&
+        !(*e)->bytes_used) {
+        struct peer *gone = *e;
+        *e = gone->next;
+        free(gone);
+    }
+    pthread_mutex_unlock(&p->mu);
 }
 
 bool pv_peers_handshake(struct pv_peers *p, const char *addr, unsigned rate, unsigned burst,
@@ -194,7 +218,8 @@ void pv_peers_release(struct pv_peers *p, const char *addr)
     pthread_mutex_lock(&p->mu);
     struct peer **e = slot_of(p, addr);
     /* Kept while its buckets matter; slot_of() drops it once idle. */
-    if (*e && (*e)->count > 0 && --(*e)->count == 0 && !(*e)->shakes_used && !(*e)->bytes_used) {
+    if (*e && (*e)->count > 0 && --(*e)->count == 0 && (*e)->held == 0 && !(*e)->shakes_used &&
+        !(*e)->bytes_used) {
         struct peer *gone = *e;
         *e = gone->next;
         free(gone);

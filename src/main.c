@@ -95,7 +95,37 @@ static struct {
     struct pv_hosts *hosts;
     struct pv_live *live;
     struct pv_stats *stats;
+    struct pv_peers *peers;
+    unsigned max_conns_per_ip;
 } gate;
+
+/* Every accepted TCP connection, on the worker that took it, before any
+ * of its request is read (CivetWeb's init_connection, patched so that a
+ * non-zero return closes the connection). An address holding
+ * --max-conns-per-ip workers already is refused here: idle connections
+ * (slowloris) cannot take every worker. connection_close runs for every
+ * connection init_connection saw, refused ones included. */
+static int on_init_connection(const struct mg_connection *conn, void **conn_data)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    (void)conn_data;
+    if (!ri || pv_peers_hold(gate.peers, ri->remote_addr, gate.max_conns_per_ip))
+        return 0;
+    static struct pv_log_limit lim = PV_LOG_LIMIT("connections refused over --max-conns-per-ip");
+    pv_stat_add(&gate.stats->refused_conns, 1);
+    if (pv_log_limited(&lim, PV_LOG_WARNING, 5))
+        pv_warn("refused connection from %s:%d: %u connections from that address hold "
+                "workers already (--max-conns-per-ip); closed at accept",
+                ri->remote_addr, ri->remote_port, gate.max_conns_per_ip);
+    return 1;
+}
+
+static void on_connection_close(const struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri)
+        pv_peers_unhold(gate.peers, ri->remote_addr);
+}
 
 /* A printable, bounded copy of a header value for a log line. */
 static void printable(const char *in, char *out, size_t n)
@@ -291,7 +321,8 @@ int main(int argc, char **argv)
     static char store_error[512];
     sigset_t sigs;
     int sig;
-    char num_threads[16], port[96], io_timeout[16], err_text[256] = "";
+    char num_threads[16], port[96], io_timeout[16], head_timeout[16], max_frame[24];
+    char err_text[256] = "";
 
     enum pv_config_action action;
     char cerr[512];
@@ -343,6 +374,10 @@ int main(int argc, char **argv)
     gate.hosts = pv_hosts_new();
     gate.live = &live;
     gate.stats = &stats;
+    gate.peers = ws.peers;
+    gate.max_conns_per_ip = cfg.max_conns_per_ip ? cfg.max_conns_per_ip
+                            : cfg.max_per_ip   ? cfg.max_per_ip + 16
+                                               : 0;
     atomic_init(&ws.admitted, 0);
     atomic_init(&ws.stopping, false);
     if (cfg.data_dir[0]) {
@@ -372,6 +407,8 @@ int main(int argc, char **argv)
     else
         snprintf(port, sizeof(port), "%u", cfg.port);
     snprintf(io_timeout, sizeof(io_timeout), "%u", cfg.io_timeout_ms);
+    snprintf(head_timeout, sizeof(head_timeout), "%u", cfg.head_timeout_ms);
+    snprintf(max_frame, sizeof(max_frame), "%zu", cfg.max_message);
     const char *options[] = {
         "listening_ports", port,
         "document_root", cfg.htdocs,
@@ -380,6 +417,11 @@ int main(int argc, char **argv)
         "listen_backlog", "1024",
         "tcp_nodelay", "1", /* the exact string "1": "yes" is ignored */
         "request_timeout_ms", io_timeout,
+        /* Patched in (cmake/PalaverCivetWeb.cmake): the request head has
+         * its own bound, and a frame longer than a whole message may be is
+         * refused (1009) at its header, before CivetWeb allocates it. */
+        "request_head_timeout_ms", head_timeout,
+        "websocket_max_frame_size", max_frame,
         /* palaver answers pings and keeps clients alive itself (ws.c,
          * broadcaster.c): CivetWeb's own ping/pong would answer invalid
          * pings (oversized, fragmented, RSV bits) before palaver could
@@ -406,6 +448,8 @@ int main(int argc, char **argv)
      * localtime(3), which is not thread-safe (ThreadSanitizer reports it). */
     struct mg_callbacks callbacks = {
         .begin_request = on_begin_request,
+        .init_connection = on_init_connection,
+        .connection_close = on_connection_close,
         .log_message = on_log_message,
         .http_error = on_http_error,
         .init_thread = on_init_thread,

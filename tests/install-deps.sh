@@ -4,10 +4,10 @@
 set -euo pipefail
 
 packages=(
-  # toolchain
-  build-essential cmake pkg-config
+  # toolchain (dpkg-dev, in build-essential, unpacks the CivetWeb source)
+  build-essential cmake pkg-config patch
   # palaverd's libraries (see README, "Dependencies")
-  libcivetweb-dev civetweb liburcu-dev libjansson-dev libsystemd-dev libsqlite3-dev
+  liburcu-dev libjansson-dev libsystemd-dev libsqlite3-dev
   # tests: unit-test framework, SHA-1 for the handshake check, sanitizer runtimes
   libcmocka-dev libssl-dev
   # fuzzing (clang + libFuzzer runtime) and static analysis
@@ -32,6 +32,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: everything is installed"
+fi
+
+# CivetWeb: Debian 12's own source package, unpacked where CMake looks for
+# it (cmake/PalaverCivetWeb.cmake); palaver's patch is applied at build
+# time. apt needs the deb-src entries of the existing Debian sources.
+civetweb_root=/usr/local/src/palaver
+if [ ! -f "$civetweb_root/civetweb-1.15+dfsg/src/civetweb.c" ]; then
+  echo "install-deps: fetching Debian's civetweb source package"
+  if [ -f /etc/apt/sources.list.d/debian.sources ] &&
+     ! grep -q '^Types:.*deb-src' /etc/apt/sources.list.d/debian.sources; then
+    as_root sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources
+  elif [ -f /etc/apt/sources.list ] && ! grep -q '^deb-src ' /etc/apt/sources.list; then
+    sed -n 's/^deb \(.*\)/deb-src \1/p' /etc/apt/sources.list | as_root tee -a /etc/apt/sources.list >/dev/null
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root mkdir -p "$civetweb_root"
+  (cd "$civetweb_root" && as_root apt-get source -qq civetweb 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  [ -f "$civetweb_root/civetweb-1.15+dfsg/src/civetweb.c" ] || {
+    echo "install-deps: apt-get source civetweb did not unpack civetweb-1.15+dfsg" >&2; exit 1; }
 fi
 
 # Node.js for the browser tests: Debian's, unless a node is already there.

@@ -98,6 +98,7 @@ struct pv_client {
     uint64_t queued_bytes;     /* bytes ever handed to the outbox */
     uint64_t ping_sent;        /* monotonic ns of our last keepalive ping */
     uint64_t kick_seen;        /* monotonic ns the sweep first saw kick set */
+    uint64_t joined_ns;        /* monotonic ns of its JOIN (log aggregation) */
     /* Resuming from the database (?since=, hello since): the replay is
      * being read; until it is sent, everything else for this client is
      * held back here, so it gets the missed messages before live ones. */

@@ -45,7 +45,10 @@ struct pv_config {
     unsigned queue_timeout_ms; /* how long a sender waits for queue space */
     unsigned writers;          /* writer threads kept running */
     unsigned writers_max;      /* writer threads at most (stalled clients) */
-    unsigned io_timeout_ms;    /* CivetWeb request_timeout_ms: handshake, one write */
+    unsigned io_timeout_ms;    /* CivetWeb request_timeout_ms: one write to a client */
+    unsigned head_timeout_ms;  /* a whole HTTP request head (handshake) must arrive */
+    unsigned max_conns_per_ip; /* TCP connections holding a worker per address;
+                                * 0 = max_per_ip + 16 (none if max_per_ip is 0) */
     unsigned ping_interval_ms; /* ping a client silent for this long */
     unsigned idle_timeout_ms;  /* close a client silent for this long */
     unsigned drain_timeout_ms; /* SIGTERM: time to flush close frames */

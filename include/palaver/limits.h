@@ -62,6 +62,13 @@ bool pv_peers_acquire(struct pv_peers *p, const char *addr, unsigned limit);
 void pv_peers_release(struct pv_peers *p, const char *addr);
 /* Connections counted for addr now. */
 unsigned pv_peers_count(struct pv_peers *p, const char *addr);
+/* TCP connections holding a CivetWeb worker (from accept to close), per
+ * address: counts one more unless addr holds `limit` already (0 = no
+ * limit). Always counted, even when refused (returns false): every
+ * pv_peers_hold() is matched by one pv_peers_unhold() at close. */
+bool pv_peers_hold(struct pv_peers *p, const char *addr, unsigned limit);
+void pv_peers_unhold(struct pv_peers *p, const char *addr);
+
 /* Handshake rate per address: a token bucket of `burst` handshakes that
  * refills at `rate` per second (rate 0 = no limit). True to go on (one
  * token taken). An address's entry outlives its connections until its

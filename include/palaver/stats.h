@@ -42,6 +42,7 @@ struct pv_stats {
     atomic_uint_fast64_t refused_origin;    /* handshakes refused: Origin not allowed (403) */
     atomic_uint_fast64_t refused_host;      /* requests refused: Host not ours (421) */
     atomic_uint_fast64_t refused_rate;      /* handshakes refused: too many per second (429) */
+    atomic_uint_fast64_t refused_conns;     /* connections closed at accept: per-address cap */
     atomic_uint_fast64_t byte_limited;      /* messages refused: over the byte budget */
     atomic_uint_fast64_t rate_limited;      /* messages refused: over the client's rate */
     atomic_uint_fast64_t rate_closes;       /* clients closed with 1008 for flooding */

@@ -19,7 +19,7 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const ARGS = ['--history', '20', '--rate-limit', '0', '--max-per-ip', '0'];
+const ARGS = ['--history', '20', '--rate-limit', '0', '--byte-rate', '0', '--max-per-ip', '0'];
 const connected = (page) => page.locator('#status').filter({ hasText: /^Connected$/ }).waitFor({ timeout: 20000 });
 const range = (prefix, from, to) => Array.from({ length: to - from }, (_, i) => `${prefix} ${from + i}`);
 

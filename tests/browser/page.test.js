@@ -192,7 +192,7 @@ test('limits and errors are shown where they belong', async () => {
 });
 
 test('reading: auto-scroll, new-messages marker, unread count in the title', async () => {
-  const srv = await startPalaverd({ args: ['--rate-limit', '0'] });
+  const srv = await startPalaverd({ args: ['--rate-limit', '0', '--byte-rate', '0'] });
   try {
     const ann = await open(srv, { name: 'Ann' });
     const bob = await open(srv, { name: 'Bob', width: 1280, height: 500 });

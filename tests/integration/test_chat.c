@@ -552,7 +552,7 @@ static void test_full_queue_answers_every_message(void **state)
     (void)state;
     struct srv s;
     /* The rate limit is off: this burst is about the queue. */
-    const char *args[] = {"--queue-size", "1", "--queue-timeout", "0", "--rate-limit", "0", NULL};
+    const char *args[] = {"--queue-size", "1", "--queue-timeout", "0", "--rate-limit", "0", "--byte-rate", "0", NULL};
     enum { BURST = 400 };
     static char burst[BURST * 128];
     size_t len = 0;

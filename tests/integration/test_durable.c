@@ -68,7 +68,7 @@ static void test_acked_messages_survive_kill_9(void **state)
     struct srv s;
     char sub[200];
     snprintf(sub, sizeof(sub), "%s/kill", dir);
-    const char *args[] = {"--data-dir", sub, "--history", "5000", "--rate-limit", "0", NULL};
+    const char *args[] = {"--data-dir", sub, "--history", "5000", "--rate-limit", "0", "--byte-rate", "0", NULL};
     static char acked[MAXMSG][32];
     int nacked = 0;
     assert_int_equal(srv_start(&s, args), 0);
@@ -154,7 +154,7 @@ static void test_full_store_degrades_without_false_acks(void **state)
     snprintf(sub, sizeof(sub), "%s/full", dir);
     /* 40 pages of 4 KiB: a few dozen 2 KiB messages fill it. */
     const char *args[] = {"--data-dir", sub, "--data-max-pages", "40", "--history", "10",
-                          "--rate-limit", "0", NULL};
+                          "--rate-limit", "0", "--byte-rate", "0", NULL};
     static char acked[MAXMSG][32];
     assert_int_equal(srv_start(&s, args), 0);
     struct wsc *a = wsc_open(s.port, NULL), *b = wsc_open(s.port, NULL);

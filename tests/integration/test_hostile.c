@@ -13,6 +13,9 @@
 #include <string.h>
 #include <pthread.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +32,55 @@ static bool alive(const struct srv *s)
 {
     int st;
     return waitpid(s->pid, &st, WNOHANG) == 0;
+}
+
+/* A plain TCP connection to palaverd (no request sent), from source
+ * address `from` (127.0.0.x: another LAN host, as far as palaverd can
+ * tell) or from 127.0.0.1 when NULL. */
+static int raw_tcp_from(int port, const char *from)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && from) {
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        inet_pton(AF_INET, from, &src.sin_addr);
+        if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int raw_tcp(int port)
+{
+    return raw_tcp_from(port, NULL);
+}
+
+/* GET / from another address; the status, or -1. */
+static int get_from(int port, const char *from)
+{
+    char buf[4096];
+    int fd = raw_tcp_from(port, from), status = -1;
+    const char req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (fd < 0)
+        return -1;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(req) - 1 &&
+        poll(&p, 1, 5000) > 0) {
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            sscanf(buf, "HTTP/1.%*d %d", &status);
+        }
+    }
+    close(fd);
+    return status;
 }
 
 /* A client that joins and then never reads: its socket fills up. */
@@ -420,6 +472,138 @@ static void test_pong_flood_is_closed(void **state)
     assert_int_equal(srv_stop(&server), 0);
 }
 
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* Item 2: CivetWeb 1.15 allocated the length a frame header announced (up
+ * to 2 GiB) and filled it as bytes arrived; palaverd refused with 1009
+ * only when the frame was complete. Three clients announce 1.2 GB frames
+ * and send 16 MiB of each: palaverd's patched CivetWeb refuses each at
+ * its header (1009) and its memory does not grow with what they announce. */
+static void test_huge_frame_header_is_refused_at_once(void **state)
+{
+    (void)state;
+    assert_int_equal(srv_start(&server, NULL), 0);
+    struct wsc *bystander = wsc_open(server.port, NULL);
+    assert_int_equal(wsc_join(bystander, NULL, NULL), 0);
+    long before = rss_kib(server.pid);
+    enum { N = 3 };
+    struct wsc *c[N];
+    static unsigned char junk[1 << 16];
+    for (int i = 0; i < N; i++) {
+        c[i] = wsc_open(server.port, NULL);
+        assert_int_equal(wsc_join(c[i], NULL, NULL), 0);
+        /* FIN+text, masked, 64-bit length 1,200,000,000, mask key. */
+        unsigned char head[14] = {0x81, 0xFF, 0, 0, 0, 0, 0x47, 0x86, 0x8C, 0x00, 1, 2, 3, 4};
+        assert_int_equal(wsc_send_raw(c[i], head, sizeof(head)), 0);
+    }
+    long peak = before;
+    for (int k = 0; k < 256; k++) { /* 16 MiB each, as fast as it goes */
+        for (int i = 0; i < N; i++)
+            if (c[i]->fd >= 0 && send(c[i]->fd, junk, sizeof(junk), MSG_NOSIGNAL) < 0) {
+                close(c[i]->fd);
+                c[i]->fd = -1;
+            }
+        long now = rss_kib(server.pid);
+        if (now > peak)
+            peak = now;
+    }
+    int refused = 0;
+    for (int i = 0; i < N; i++) {
+        if (c[i]->fd >= 0 && wsc_wait_close(c[i], T) == 1009)
+            refused++;
+        else if (c[i]->close_code == 1009)
+            refused++;
+        wsc_free(c[i]);
+    }
+    fprintf(stderr, "hostile: %d frames announcing 1.2 GB: RSS %ld KiB before, %ld KiB at most "
+                    "while they were sent; %d closed 1009\n",
+            N, before, peak, refused);
+    assert_true(peak < before + 64 * 1024); /* was +3.38 GiB */
+    assert_true(srv_log_wait(&server, "over websocket_max_frame_size; closed 1009", T));
+    /* The bystander still chats. */
+    assert_int_equal(wsc_send_chat(bystander, 7, "after the big ones", ""), 0);
+    json_t *ack = wsc_expect(bystander, "ack", T);
+    assert_non_null(ack);
+    json_decref(ack);
+    wsc_free(bystander);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
+/* Item 3: slowloris. Every accepted TCP connection held a CivetWeb worker
+ * until its request head was complete or --io-timeout (10 s) passed, and
+ * the per-address limit counted only finished WebSockets: idle
+ * connections from one address hung page loads and handshakes. Now an
+ * address may hold --max-conns-per-ip workers (past that, connections are
+ * closed at accept), and a request head must be complete within
+ * --head-timeout. */
+static void test_slowloris_cannot_take_the_workers(void **state)
+{
+    (void)state;
+    const char *args[] = {"--max-clients", "40", "--http-workers", "8", "--max-per-ip", "4",
+                          "--head-timeout", "1500", NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    enum { IDLE = 300 };
+    int fds[IDLE], accepted = 0;
+    for (int i = 0; i < IDLE; i++) {
+        fds[i] = raw_tcp(server.port);
+        if (fds[i] >= 0)
+            accepted++;
+        if (i % 10 == 0) /* half a request head, as slowloris does */
+            send(fds[i], "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n", 35, MSG_NOSIGNAL);
+    }
+    /* Everyone else still gets the page: the idle ones hold at most
+     * 4 + 16 workers (--max-conns-per-ip defaults to --max-per-ip + 16),
+     * the rest were closed at accept. */
+    usleep(200 * 1000);
+    int64_t t0 = mono_ms();
+    for (int i = 2; i < 8; i++) {
+        char from[16];
+        snprintf(from, sizeof(from), "127.0.0.%d", i);
+        assert_int_equal(get_from(server.port, from), 200);
+    }
+    int64_t page_ms = (mono_ms() - t0) / 6;
+    fprintf(stderr, "hostile: %d idle connections from one address; page answered to 6 others "
+                    "in %lld ms each\n",
+            accepted, (long long)page_ms);
+    assert_true(page_ms < 3000);
+    assert_true(srv_log_wait(&server, "(--max-conns-per-ip); closed at accept", T));
+    /* Idle ones that did get a worker lose it after --head-timeout. */
+    int64_t deadline = mono_ms() + 6000;
+    int closed = 0;
+    for (int i = 0; i < IDLE; i++) {
+        char b[256];
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        int left = (int)(deadline - mono_ms());
+        if (fds[i] < 0 || poll(&p, 1, left > 0 ? left : 0) <= 0)
+            continue;
+        /* Readable: the end of the stream, or CivetWeb's 400 for the half
+         * request head before it closes. Either way the worker is free. */
+        if (recv(fds[i], b, sizeof(b), MSG_DONTWAIT) >= 0)
+            closed++;
+    }
+    fprintf(stderr, "hostile: %d of %d idle connections ended by palaverd within 6 s\n", closed,
+            accepted);
+    assert_int_equal(closed, accepted);
+    for (int i = 0; i < IDLE; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    bystander_ok(server.port);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -430,6 +614,8 @@ int main(void)
         cmocka_unit_test(test_handshake_churn_is_rate_limited),
         cmocka_unit_test(test_byte_flood_is_budgeted),
         cmocka_unit_test(test_pong_flood_is_closed),
+        cmocka_unit_test(test_huge_frame_header_is_refused_at_once),
+        cmocka_unit_test(test_slowloris_cannot_take_the_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -196,7 +196,7 @@ static long long metric(int port, const char *name)
 static void resume_cycles(const char *data_dir, bool expect_disk)
 {
     struct srv s;
-    const char *args[] = {"--data-dir", data_dir, "--history", "200", "--rate-limit", "0",
+    const char *args[] = {"--data-dir", data_dir, "--history", "200", "--rate-limit", "0", "--byte-rate", "0",
                           "--max-per-ip", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
     struct sender snd = {.port = s.port, .n = 4000, .gap_ms = 1};
@@ -271,7 +271,7 @@ static void test_hello_since_on_open_connection(void **state)
     struct srv s;
     char sub[200];
     snprintf(sub, sizeof(sub), "%s/hello", dir);
-    const char *args[] = {"--data-dir", sub, "--history", "10", "--rate-limit", "0", NULL};
+    const char *args[] = {"--data-dir", sub, "--history", "10", "--rate-limit", "0", "--byte-rate", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
     struct wsc *a = wsc_open(s.port, NULL), *b = wsc_open(s.port, NULL);
     assert_int_equal(wsc_join(a, NULL, NULL), 0);
@@ -320,7 +320,7 @@ static void test_reset_paths(void **state)
     snprintf(sub, sizeof(sub), "%s/reset", dir);
     /* 300 messages, 200 kept on disk, 20 in memory, resume at most 150. */
     const char *args[] = {"--data-dir", sub, "--history", "20", "--history-keep", "200",
-                          "--resume-limit", "150", "--rate-limit", "0", NULL};
+                          "--resume-limit", "150", "--rate-limit", "0", "--byte-rate", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
     char server[32];
     struct wsc *a = open_client(s.port, server);
@@ -392,7 +392,7 @@ static void test_resume_without_a_database(void **state)
 {
     (void)state;
     struct srv s;
-    const char *args[] = {"--history", "30", "--rate-limit", "0", NULL};
+    const char *args[] = {"--history", "30", "--rate-limit", "0", "--byte-rate", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
     char server[32];
     struct wsc *a = open_client(s.port, server);
@@ -461,7 +461,7 @@ static void test_history_pages(void **state)
     struct srv s;
     char sub[200];
     snprintf(sub, sizeof(sub), "%s/pages", dir);
-    const char *args[] = {"--data-dir", sub, "--history", "25", "--rate-limit", "0", NULL};
+    const char *args[] = {"--data-dir", sub, "--history", "25", "--rate-limit", "0", "--byte-rate", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
     char server[32];
     struct wsc *a = open_client(s.port, server);
@@ -478,7 +478,7 @@ static void test_history_pages(void **state)
     assert_int_equal(srv_stop(&s), 0);
 
     /* Without a database, pages come from memory, down to its oldest. */
-    const char *mem[] = {"--history", "40", "--rate-limit", "0", NULL};
+    const char *mem[] = {"--history", "40", "--rate-limit", "0", "--byte-rate", "0", NULL};
     assert_int_equal(srv_start(&s, mem), 0);
     a = open_client(s.port, server);
     send_acked(a, 40, "m");
@@ -496,7 +496,7 @@ static void test_retention_by_age(void **state)
     char sub[200];
     snprintf(sub, sizeof(sub), "%s/age", dir);
     const char *args[] = {"--data-dir", sub, "--history-max-age", "2", "--ping-interval", "200",
-                          "--rate-limit", "0", NULL};
+                          "--rate-limit", "0", "--byte-rate", "0", NULL};
     assert_int_equal(srv_start(&s, args), 0);
     char server[32];
     struct wsc *a = open_client(s.port, server);

@@ -82,7 +82,7 @@ static void test_argv(void **state)
     assert_int_equal(pv_config_parse(&c, 8, argv), 0);
     assert_int_equal(c.port, 9000);
     assert_int_equal(c.rate_limit, 5);
-    assert_int_equal(c.io_timeout_ms, 1500);
+    assert_int_equal(c.head_timeout_ms, 1500); /* --handshake-timeout bounds the request head */
     assert_int_equal(c.max_per_ip, 0);
     char *bad[] = {"palaverd", "--max-per-ip", "x", NULL};
     assert_int_equal(pv_config_parse(&c, 3, bad), -1);
