@@ -121,6 +121,8 @@ static int metrics(struct mg_connection *conn, void *ud)
             "palaver_refused_connections_total{reason=\"conns_per_ip\"} %llu\n",
         GET(refused_full), GET(refused_per_ip), GET(refused_origin), GET(refused_host),
         GET(refused_rate), GET(refused_conns));
+    metric(&b, "palaver_history_reads_limited_total", "counter",
+           "Resumes and history pages refused: over --history-rate.", GET(reads_limited));
     metric(&b, "palaver_byte_limited_total", "counter",
            "Messages refused: over the client's or its address's byte budget.", GET(byte_limited));
     put(&b, "# HELP palaver_errors_total Error replies sent to clients, by code.\n"

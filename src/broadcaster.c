@@ -14,6 +14,7 @@
 #include "palaver/client.h"
 #include "palaver/config.h"
 #include "palaver/frame.h"
+#include "palaver/limits.h"
 #include "palaver/log.h"
 #include "palaver/proto.h"
 #include "palaver/queue.h"
@@ -126,7 +127,8 @@ static bool write_stalled(const struct pv_client *c, uint64_t now)
 
 /* The close decision for a client that stopped reading. Its queued data is
  * dropped (writers skip data once kick is set) and a close frame follows. */
-static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_t queued)
+static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_t queued,
+                          const char *why)
 {
     struct pv_frame *f = pv_frame_close(1008, "slow consumer");
 
@@ -138,10 +140,26 @@ static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_
     pv_batch_push(&c->pending, f);
     mark_dirty(b, c);
     pv_stat_add(&b->d.stats->slow_consumers, 1);
-    pv_warn("slow consumer: closing id=%s peer=%s with 1008: not reading for %d ms, backlog "
-            "%llu bytes over the %zu-byte bound",
-            c->id, c->peer, PV_WRITER_STALL_MS, (unsigned long long)queued,
-            b->d.cfg->max_backlog);
+    pv_warn("slow consumer: closing id=%s peer=%s with 1008: %s, backlog %llu bytes over the "
+            "%zu-byte bound",
+            c->id, c->peer, why, (unsigned long long)queued, b->d.cfg->max_backlog);
+}
+
+/* Why a client over the backlog bound must be closed, or NULL while it
+ * may wait (our writers are behind, or it is under the hard bound). */
+static const char *slow_reason(struct pv_broadcaster *b, const struct pv_client *c,
+                               uint64_t queued, uint64_t now)
+{
+    if (write_stalled(c, now))
+        return "not reading (its socket has been full for 100 ms)";
+    /* A burst the server chose to send (a newcomer's history, a replay or
+     * page it admitted) may exceed the bound: until it has been written,
+     * only a full socket counts. */
+    bool graced_out = atomic_load_explicit(&c->written_bytes, memory_order_acquire) >= c->grace_end;
+    if (graced_out && queued > 2 * (uint64_t)b->d.cfg->max_backlog &&
+        !pv_writers_behind(b->d.writers))
+        return "reading more slowly than the chat runs (twice the bound queued)";
+    return NULL;
 }
 
 static void congest(struct pv_broadcaster *b, struct pv_client *c)
@@ -176,12 +194,16 @@ static bool deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_fra
     }
     uint64_t queued = backlog(c) + f->len;
     if (queued > b->d.cfg->max_backlog) {
-        /* Over the bound: either the client is not reading (its socket is
-         * full: close it), or our writers are behind on it (overload: keep
-         * the frame and stop taking new events until they catch up). */
-        if (write_stalled(c, pv_mono_ns())) {
+        /* Over the bound: the client is not reading (its socket is full),
+         * or it reads more slowly than its share and is at twice the bound
+         * while our writers keep up: close it. Otherwise our own writers
+         * are behind (overload): keep the frame, and the broadcaster takes
+         * no new events until they catch up (relieve()). One socket being
+         * behind never pauses the others. */
+        const char *why = slow_reason(b, c, queued, pv_mono_ns());
+        if (why) {
             pv_frame_unref(f);
-            slow_consumer(b, c, queued);
+            slow_consumer(b, c, queued, why);
             return false;
         }
         congest(b, c);
@@ -193,8 +215,10 @@ static bool deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_fra
 }
 
 /* Re-examines congested clients: those back under half the bound leave
- * the list, those whose socket has stayed full are closed. Returns true
- * while some client is still congested. */
+ * the list, those whose socket has stayed full (or who are at twice the
+ * bound while the writers keep up) are closed. Returns true while some
+ * client is still congested and the writers are behind: then the
+ * broadcaster pauses. */
 static bool relieve(struct pv_broadcaster *b)
 {
     uint64_t now = pv_mono_ns();
@@ -204,8 +228,11 @@ static bool relieve(struct pv_broadcaster *b)
         struct pv_client *c = b->congested.v[i];
         uint64_t queued = backlog(c);
         bool done = c->closing || c->index == SIZE_MAX || queued <= b->d.cfg->max_backlog / 2;
-        if (!done && queued > b->d.cfg->max_backlog && write_stalled(c, now)) {
-            slow_consumer(b, c, queued);
+        const char *why = !done && queued > b->d.cfg->max_backlog
+                              ? slow_reason(b, c, queued, now)
+                              : NULL;
+        if (why) {
+            slow_consumer(b, c, queued, why);
             done = true;
         }
         if (done) {
@@ -217,7 +244,8 @@ static bool relieve(struct pv_broadcaster *b)
         }
     }
     b->congested.n = keep;
-    return keep > 0;
+    /* Global back-pressure only while our own writers are behind. */
+    return keep > 0 && pv_writers_behind(b->d.writers);
 }
 
 /* Sends f to every registered client except `except` (NULL: everyone) and
@@ -304,11 +332,58 @@ static size_t history_after(const struct pv_broadcaster *b, uint64_t after)
     return lo;
 }
 
+/* History reads a client asks for on an open connection (hello resumes
+ * and pages) are budgeted in the bytes they produce, per client and per
+ * address (--history-rate: a 60-byte request could ask for megabytes),
+ * and refused with "busy" while either budget is in debt or while the
+ * client's own backlog is over half the bound. The history a newcomer
+ * gets at its handshake (and a ?since= resume there) is not charged: it
+ * is bounded by --history and --resume-limit per handshake, and
+ * handshakes by --handshake-rate. c->reads_charged is set while a
+ * request's replies are being built. */
+static double reads_rate(const struct pv_broadcaster *b)
+{
+    return b->d.cfg->history_rate;
+}
+
+static void reads_charge(struct pv_broadcaster *b, struct pv_client *c, size_t bytes)
+{
+    double rate = reads_rate(b), burst = rate * 8;
+    if (rate <= 0 || bytes == 0 || !c->reads_charged)
+        return;
+    uint64_t now = pv_mono_ns();
+    pv_rate_level(&c->reads, rate, burst, now);
+    c->reads.tokens -= (double)bytes;
+    if (b->d.peers)
+        pv_peers_reads_charge(b->d.peers, c->addr, rate * 4, burst * 4, (double)bytes, now);
+}
+
+/* NULL if c may read history now, else why not (for the busy error). */
+static const char *reads_refused(struct pv_broadcaster *b, struct pv_client *c)
+{
+    double rate = reads_rate(b), burst = rate * 8;
+    if (backlog(c) > b->d.cfg->max_backlog / 2)
+        return "busy: your connection is still behind, ask again once it has caught up";
+    if (rate <= 0)
+        return NULL;
+    uint64_t now = pv_mono_ns();
+    if (pv_rate_level(&c->reads, rate, burst, now) <= 0 ||
+        (b->d.peers && !pv_peers_reads_ok(b->d.peers, c->addr, rate * 4, burst * 4, now))) {
+        pv_stat_add(&b->d.stats->reads_limited, 1);
+        return "busy: too much history read, ask again in a few seconds (--history-rate)";
+    }
+    return NULL;
+}
+
 /* Sends ring entries [from, to) to c, oldest first. */
 static void send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from, size_t to)
 {
-    for (size_t h = from; h < to; h++)
+    size_t bytes = 0;
+    for (size_t h = from; h < to; h++) {
+        bytes += history_at(b, h)->f->len;
         deliver(b, c, pv_frame_ref(history_at(b, h)->f));
+    }
+    reads_charge(b, c, bytes);
 }
 
 /* The users presence lists: everyone, up to --presence-max, newest first
@@ -345,6 +420,7 @@ struct read_job {
     struct pv_store_read rq; /* first: pv_store_read_free() frees the job */
     struct pv_client *c;     /* one reference */
     bool page;               /* a history page; else a resume */
+    bool charged;            /* asked for on an open connection: budgeted */
     json_t *msg_id;          /* page: the request's msgId (one reference) */
     uint64_t since;          /* resume: the client's last seq */
     uint64_t need;           /* hand to the reader once this seq is committed */
@@ -443,6 +519,7 @@ static void resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since
     j->rq = (struct pv_store_read){.from = since, .to = b->seq, .limit = (unsigned)(b->seq - since)};
     j->c = pv_client_ref(c);
     j->since = since;
+    j->charged = c->reads_charged;
     j->need = b->seq;
     c->resuming = true;
     read_later(b, j);
@@ -459,6 +536,7 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
     c->held_over = false;
     c->held_bytes = 0;
     c->resuming = false;
+    c->reads_charged = j->charged;
     if (c->index == SIZE_MAX || c->closing) {
         pv_batch_free(held);
         return;
@@ -490,8 +568,12 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
                  (unsigned long long)j->since, rq->n, to - from);
         deliver(b, c, pv_proto_resume("resume", j->since, NULL, (size_t)rq->n + (to - from),
                                       rq->to, pv_now_ms()));
-        for (int i = 0; i < rq->n; i++)
+        size_t bytes = 0;
+        for (int i = 0; i < rq->n; i++) {
+            bytes += rq->rows[i].len;
             deliver(b, c, pv_frame_new(PV_WS_OP_TEXT, rq->rows[i].json, rq->rows[i].len));
+        }
+        reads_charge(b, c, bytes);
         /* Messages the store had not got (it failed meanwhile): memory. */
         send_history(b, c, from, to);
     }
@@ -531,7 +613,14 @@ static void send_page(struct pv_broadcaster *b, struct pv_client *c, uint64_t be
     size_t skip = n > limit ? n - limit : 0;
     bool more = n > 0 && (skip > 0 || (oldest && seqs[skip] > oldest));
     pv_stat_add(&b->d.stats->history_pages, 1);
-    deliver(b, c, pv_proto_history_page(before, msg_id, more, items + skip, lens + skip, n - skip));
+    struct pv_frame *page =
+        pv_proto_history_page(before, msg_id, more, items + skip, lens + skip, n - skip);
+    c->reads_charged = true; /* pages are always asked for */
+    reads_charge(b, c, page->len);
+    c->reads_charged = false;
+    c->grace_end = UINT64_MAX;
+    deliver(b, c, page);
+    c->grace_end = c->queued_bytes;
     free(items);
     free(lens);
     free(seqs);
@@ -559,6 +648,11 @@ static void on_history(struct pv_broadcaster *b, struct pv_client *c, const stru
 {
     if (c->paging) {
         send_error(b, c, "busy", "a history page is already being read", in->msg_id);
+        return;
+    }
+    const char *refused = reads_refused(b, c);
+    if (refused) {
+        send_error(b, c, "busy", refused, in->msg_id);
         return;
     }
     uint64_t before = in->before && in->before <= b->seq ? in->before : b->seq + 1;
@@ -595,10 +689,14 @@ static void store_news(struct pv_broadcaster *b)
     while ((rq = pv_store_read_done(b->d.store))) {
         struct read_job *j = (struct read_job *)(void *)rq;
         b->reads_out--;
+        j->c->grace_end = UINT64_MAX;
         if (j->page)
             page_answer(b, j);
         else
             resume_answer(b, j);
+        j->c->reads_charged = false;
+        if (!j->c->resuming)
+            j->c->grace_end = j->c->queued_bytes;
         job_free(j);
     }
     dispatch_reads(b);
@@ -629,6 +727,9 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
             snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
         c->joining = true;
         c->joined_ns = pv_mono_ns();
+        c->grace_end = UINT64_MAX; /* set once its join history is queued */
+        c->reads = (struct pv_rate){.tokens = b->d.cfg->history_rate * 8.0,
+                                    .last_ns = c->joined_ns};
         pv_registry_add(&b->reg, c);
         pv_stat_add(&b->d.stats->clients, 1);
         joined[i] = user_of(c);
@@ -664,6 +765,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         if (loud || pv_log_enabled(PV_LOG_DEBUG))
             pv_log(loud ? PV_LOG_INFO : PV_LOG_DEBUG, "join id=%s peer=%s name=\"%s\" online=%zu",
                    c->id, c->peer, c->name, n);
+        c->grace_end = c->queued_bytes;
         if (b->draining) {
             c->closing = true; /* arrived during shutdown */
             pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
@@ -737,10 +839,17 @@ static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct
         /* Resume on an open connection: after the resume (or reset)
          * message, the stream is exactly the messages after since, even
          * those this connection was already sent. */
-        if (c->resuming)
-            send_error(b, c, "busy", "a resume is already being read", in->msg_id);
-        else
+        const char *refused = c->resuming ? "a resume is already being read" : reads_refused(b, c);
+        if (refused) {
+            send_error(b, c, "busy", refused, in->msg_id);
+        } else {
+            c->reads_charged = true;
+            c->grace_end = UINT64_MAX;
             resume(b, c, in->since, in->server);
+            c->reads_charged = false;
+            if (!c->resuming)
+                c->grace_end = c->queued_bytes; /* the replay from memory */
+        }
     }
     if (!in->name)
         return; /* a hello without a name changes no name */

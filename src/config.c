@@ -41,6 +41,7 @@ void pv_config_defaults(struct pv_config *c)
     c->byte_rate = 65536;
     c->byte_burst = 262144;
     c->handshake_rate = 10;
+    c->history_rate = 524288;
     c->handshake_burst = 64;
     c->io_timeout_ms = 10000;
     c->head_timeout_ms = 4000;
@@ -98,6 +99,9 @@ static const char usage2[] =
     "      --byte-rate BYTES    inbound bytes per second one client may send (default\n"
     "                           65536, 0 = no limit); one address gets 4x, shared\n"
     "      --byte-burst BYTES   inbound bytes one client may send at once (default 262144)\n"
+    "      --history-rate BYTES replays and history pages one client may read per\n"
+    "                           second (default 524288; 8x at once, 4x per address;\n"
+    "                           0 = no limit); over it they are refused with busy\n"
     "      --handshake-rate N   WebSocket handshakes per second from one address\n"
     "                           (default 10, 0 = no limit); more get HTTP 429\n"
     "      --handshake-burst N  handshakes one address may make at once (default 64)\n"
@@ -165,6 +169,7 @@ static const struct setting settings[] = {
     U("rate-burst", 0, rate_burst, 1, 1000000),
     U("byte-rate", 0, byte_rate, 0, 1u << 30),
     U("byte-burst", 0, byte_burst, 1024, 1u << 30),
+    U("history-rate", 0, history_rate, 0, 1u << 30),
     U("handshake-rate", 0, handshake_rate, 0, 1000000),
     U("handshake-burst", 0, handshake_burst, 1, 1000000),
     U("queue-size", 0, queue_size, 1, 1 << 20),

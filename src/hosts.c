@@ -87,9 +87,10 @@ bool pv_host_listed(const char *host, const char *list, const char *origins)
         size_t n = strcspn(s, " ,\t");
         const char *sep = n > 3 ? memchr(s, ':', n) : NULL;
         if (sep && (size_t)(sep - s) + 3 <= n && sep[1] == '/' && sep[2] == '/') {
-            char entry[PV_HOST_MAX + 8], name[PV_HOST_MAX];
+            char entry[PV_HOST_MAX + 8];
             size_t hn = n - (size_t)(sep + 3 - s);
             if (hn < sizeof(entry)) {
+                char name[PV_HOST_MAX];
                 memcpy(entry, sep + 3, hn);
                 entry[hn] = '\0';
                 if (pv_host_name(entry, name) && strcmp(name, host) == 0)

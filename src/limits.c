@@ -43,6 +43,16 @@ enum pv_rate_verdict pv_rate_take_n(struct pv_rate *r, double rate, double burst
     return r->strikes > strikes_max ? PV_RATE_CLOSE : PV_RATE_REFUSE;
 }
 
+double pv_rate_level(struct pv_rate *r, double rate, double burst, uint64_t now_ns)
+{
+    double dt = now_ns > r->last_ns ? (double)(now_ns - r->last_ns) / 1e9 : 0.0;
+    r->last_ns = now_ns;
+    r->tokens += dt * rate;
+    if (r->tokens > burst)
+        r->tokens = burst;
+    return r->tokens;
+}
+
 enum pv_rate_verdict pv_rate_take(struct pv_rate *r, unsigned rate, unsigned burst,
                                   uint64_t now_ns)
 {
@@ -57,7 +67,8 @@ struct peer {
     unsigned held;           /* TCP connections holding a worker */
     struct pv_rate shakes;   /* handshake bucket */
     struct pv_rate bytes;    /* inbound bytes of all its connections */
-    bool shakes_used, bytes_used;
+    struct pv_rate reads;    /* history bytes replayed or paged to it */
+    bool shakes_used, bytes_used, reads_used;
     char addr[];
 };
 
@@ -109,6 +120,8 @@ void pv_peers_free(struct pv_peers *p)
 static bool idle(const struct peer *e, uint64_t now_ns)
 {
     uint64_t last = e->shakes.last_ns > e->bytes.last_ns ? e->shakes.last_ns : e->bytes.last_ns;
+    if (e->reads.last_ns > last)
+        last = e->reads.last_ns;
     return e->count == 0 && e->held == 0 && now_ns > last && now_ns - last > IDLE_NS;
 }
 
@@ -160,11 +173,46 @@ void pv_peers_unhold(struct pv_peers *p, const char *addr)
     pthread_mutex_lock(&p->mu);
     struct peer **e = slot_of(p, addr);
     if (*e && (*e)->held > 0 && --(*e)->held == 0 && (*e)->count == 0 && !(*e)->shakes_used &&
-        !(*e)->bytes_used) {
+        !(*e)->bytes_used && !(*e)->reads_used) {
         struct peer *gone = *e;
         *e = gone->next;
         free(gone);
     }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Caller holds mu. */
+static struct pv_rate *reads_of(struct pv_peers *p, const char *addr, double burst,
+                                uint64_t now_ns)
+{
+    struct peer *e = entry(p, addr);
+    if (!e->reads_used) {
+        e->reads = (struct pv_rate){.tokens = burst, .last_ns = now_ns};
+        e->reads_used = true;
+    }
+    return &e->reads;
+}
+
+bool pv_peers_reads_ok(struct pv_peers *p, const char *addr, double rate, double burst,
+                       uint64_t now_ns)
+{
+    if (rate <= 0)
+        return true;
+    pthread_mutex_lock(&p->mu);
+    bool ok = pv_rate_level(reads_of(p, addr, burst, now_ns), rate, burst, now_ns) > 0;
+    pthread_mutex_unlock(&p->mu);
+    return ok;
+}
+
+void pv_peers_reads_charge(struct pv_peers *p, const char *addr, double rate, double burst,
+                           double cost, uint64_t now_ns)
+{
+    if (rate <= 0)
+        return;
+    pthread_mutex_lock(&p->mu);
+    struct pv_rate *r = reads_of(p, addr, burst, now_ns);
+    pv_rate_level(r, rate, burst, now_ns);
+    r->tokens -= cost;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -219,7 +267,7 @@ void pv_peers_release(struct pv_peers *p, const char *addr)
     struct peer **e = slot_of(p, addr);
     /* Kept while its buckets matter; slot_of() drops it once idle. */
     if (*e && (*e)->count > 0 && --(*e)->count == 0 && (*e)->held == 0 && !(*e)->shakes_used &&
-        !(*e)->bytes_used) {
+        !(*e)->bytes_used && !(*e)->reads_used) {
         struct peer *gone = *e;
         *e = gone->next;
         free(gone);

@@ -396,7 +396,7 @@ int main(int argc, char **argv)
     }
     bc = pv_broadcaster_start(&(struct pv_broadcaster_deps){
         .cfg = &cfg, .queue = queue, .writers = writers, .stats = &stats,
-        .admitted = &ws.admitted, .store = store,
+        .admitted = &ws.admitted, .store = store, .peers = ws.peers,
         .store_wanted = cfg.data_dir[0] != '\0'});
     if (!bc)
         goto fail;

@@ -157,6 +157,11 @@ void pv_writers_post(struct pv_writers *w, struct pv_client *c, struct pv_batch 
     }
 }
 
+bool pv_writers_behind(struct pv_writers *w)
+{
+    return atomic_load(&w->scheduled) > atomic_load(&w->running);
+}
+
 unsigned pv_writers_count(struct pv_writers *w)
 {
     return atomic_load(&w->running);

@@ -22,6 +22,7 @@ struct pv_queue;
 struct pv_writers;
 struct pv_stats;
 struct pv_store;
+struct pv_peers;
 struct pv_broadcaster;
 
 struct pv_broadcaster_deps {
@@ -31,6 +32,7 @@ struct pv_broadcaster_deps {
     struct pv_stats *stats;
     atomic_uint *admitted; /* admission count, released at each LEAVE */
     struct pv_store *store; /* durable history; NULL = memory only */
+    struct pv_peers *peers; /* per-address budgets (limits.h, its own lock) */
     bool store_wanted;      /* a data directory was configured: without a store
                              * (it could not be opened), senders are told
                              * their messages are not stored */

@@ -99,6 +99,9 @@ struct pv_client {
     uint64_t ping_sent;        /* monotonic ns of our last keepalive ping */
     uint64_t kick_seen;        /* monotonic ns the sweep first saw kick set */
     uint64_t joined_ns;        /* monotonic ns of its JOIN (log aggregation) */
+    uint64_t grace_end;        /* queued_bytes after a burst the server chose to send
+                                * (join history, an admitted replay or page): until
+                                * that is written the hard backlog bound waits */
     /* Resuming from the database (?since=, hello since): the replay is
      * being read; until it is sent, everything else for this client is
      * held back here, so it gets the missed messages before live ones. */
@@ -108,6 +111,8 @@ struct pv_client {
     uint64_t held_bytes;
     bool paging;               /* a history page is being read for it */
     bool left;                 /* refused client: its LEAVE has been handled */
+    struct pv_rate reads;      /* history read budget (replays, pages), bytes */
+    bool reads_charged;        /* history being sent now was asked for: budget it */
 
     /* Lock-free handoff broadcaster -> writers: protocol in writer.h. */
     _Atomic(struct pv_batch *) outbox;

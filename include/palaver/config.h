@@ -39,6 +39,8 @@ struct pv_config {
     unsigned byte_rate;        /* inbound bytes per second per client; 0 = no limit
                                 * (an address gets 4x, shared by its clients) */
     unsigned byte_burst;       /* inbound bytes a client may send at once */
+    unsigned history_rate;     /* bytes of replays and history pages per second per
+                                * client (8x burst; 4x per address); 0 = no limit */
     unsigned handshake_rate;   /* WebSocket handshakes per second per address; 0 = none */
     unsigned handshake_burst;  /* handshakes an address may make at once */
     unsigned queue_size;       /* chat messages waiting for the broadcaster */

@@ -5,9 +5,12 @@
  * Threads:
  *  - struct pv_rate belongs to one client's CivetWeb worker (the data
  *    handler); nothing in it is shared.
- *  - struct pv_peers is shared by all CivetWeb workers (ready and close
- *    handlers). Its one lock, `mu`, guards the whole table and is held for
- *    a hash lookup only; no other lock is taken while it is held.
+ *  - struct pv_peers is shared by all CivetWeb workers (accept, ready,
+ *    data and close handlers) and the broadcaster (history read budgets).
+ *    Its one lock, `mu`, guards the whole table and is held for a hash
+ *    lookup and a few arithmetic operations only, never around I/O; no
+ *    other lock is taken while it is held, so the broadcaster can wait on
+ *    it only for as long as that.
  *  - pv_origin_allowed() is a pure function.
  */
 #ifndef PALAVER_LIMITS_H
@@ -40,6 +43,10 @@ void pv_rate_init(struct pv_rate *r, unsigned burst, uint64_t now_ns);
  * than the burst is slow, not impossible. */
 enum pv_rate_verdict pv_rate_take_n(struct pv_rate *r, double rate, double burst, double cost,
                                     unsigned strikes_max, uint64_t now_ns);
+
+/* Refills r to now_ns and returns the tokens it holds (may be negative:
+ * a debt). */
+double pv_rate_level(struct pv_rate *r, double rate, double burst, uint64_t now_ns);
 
 /* One message at now_ns. The bucket refills at `rate` per second up to
  * `burst`. A refused message adds a strike; strikes drain at one per
@@ -75,6 +82,15 @@ void pv_peers_unhold(struct pv_peers *p, const char *addr);
  * bucket is full again, so closing and reopening does not reset it. */
 bool pv_peers_handshake(struct pv_peers *p, const char *addr, unsigned rate, unsigned burst,
                         uint64_t now_ns);
+/* History reads per address (replays and pages, on the broadcaster): a
+ * bucket of `burst` bytes refilling at `rate`. pv_peers_reads_ok() says
+ * whether it is not in debt; pv_peers_reads_charge() takes `cost` bytes
+ * (into debt if need be: a read's size is known only once it is done). */
+bool pv_peers_reads_ok(struct pv_peers *p, const char *addr, double rate, double burst,
+                       uint64_t now_ns);
+void pv_peers_reads_charge(struct pv_peers *p, const char *addr, double rate, double burst,
+                           double cost, uint64_t now_ns);
+
 /* Bytes per address: the messages of all of addr's connections draw on
  * one bucket of `burst` bytes refilling at `rate` per second. */
 enum pv_rate_verdict pv_peers_bytes(struct pv_peers *p, const char *addr, double rate,

@@ -44,6 +44,7 @@ struct pv_stats {
     atomic_uint_fast64_t refused_rate;      /* handshakes refused: too many per second (429) */
     atomic_uint_fast64_t refused_conns;     /* connections closed at accept: per-address cap */
     atomic_uint_fast64_t byte_limited;      /* messages refused: over the byte budget */
+    atomic_uint_fast64_t reads_limited;     /* resumes and pages refused: over --history-rate */
     atomic_uint_fast64_t rate_limited;      /* messages refused: over the client's rate */
     atomic_uint_fast64_t rate_closes;       /* clients closed with 1008 for flooding */
     atomic_uint_fast64_t idle_closes;       /* clients closed: silent past the idle timeout */

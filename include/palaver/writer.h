@@ -79,6 +79,11 @@ bool pv_writers_drain(struct pv_writers *w, int timeout_ms);
  * frees the pool (releasing clients still queued). */
 void pv_writers_stop(struct pv_writers *w);
 
+/* Broadcaster: true while clients wait in the ready queue for a writer
+ * (more clients have batches than there are writers): palaverd's own
+ * writers are behind, as opposed to one client reading slowly. */
+bool pv_writers_behind(struct pv_writers *w);
+
 /* Any thread: writer threads currently running. */
 unsigned pv_writers_count(struct pv_writers *w);
 

@@ -65,7 +65,6 @@ static int raw_tcp(int port)
 /* GET / from another address; the status, or -1. */
 static int get_from(int port, const char *from)
 {
-    char buf[4096];
     int fd = raw_tcp_from(port, from), status = -1;
     const char req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     if (fd < 0)
@@ -73,6 +72,7 @@ static int get_from(int port, const char *from)
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(req) - 1 &&
         poll(&p, 1, 5000) > 0) {
+        char buf[4096];
         ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
         if (n > 0) {
             buf[n] = '\0';
@@ -604,6 +604,201 @@ static void test_slowloris_cannot_take_the_workers(void **state)
     assert_int_equal(srv_stop(&server), 0);
 }
 
+/* Fills the history with n fat messages (4,096 control characters each,
+ * about 24.6 KB on the wire) from a client of its own. */
+static void fill_history(int n)
+{
+    struct wsc *c = wsc_open(server.port, NULL);
+    assert_int_equal(wsc_join(c, NULL, NULL), 0);
+    for (int i = 0; i < n; i++) {
+        char *m = fat_message(4096, i);
+        assert_int_equal(wsc_send(c, true, 1, m, strlen(m)), 0);
+        free(m);
+        json_t *ack = wsc_expect(c, "ack", T);
+        assert_non_null(ack);
+        json_decref(ack);
+    }
+    wsc_free(c);
+}
+
+struct puller {
+    pthread_t thread;
+    int port, requests;
+    size_t bytes;  /* history bytes received */
+    int busy;      /* requests refused with busy */
+};
+
+/* Asks for the newest 200 messages `requests` times at once, then counts
+ * what comes back for 4 s. */
+static void *puller_main(void *arg)
+{
+    struct puller *p = arg;
+    struct wsc *c = wsc_open(p->port, NULL);
+    if (!c || c->status != 101 || wsc_join(c, NULL, NULL) != 0) {
+        wsc_free(c);
+        return NULL;
+    }
+    for (int i = 0; i < p->requests; i++) {
+        char req[96];
+        snprintf(req, sizeof(req), "{\"type\":\"history\",\"limit\":200,\"msgId\":%d}", i);
+        wsc_send_text(c, req);
+    }
+    int64_t deadline = mono_ms() + 4000;
+    struct wsc_frame f;
+    while (mono_ms() < deadline) {
+        int r = wsc_recv(c, &f, 200);
+        if (r < 0)
+            break;
+        if (r == 0)
+            continue;
+        if (f.opcode == 1 && strstr((char *)f.data, "\"type\":\"history\""))
+            p->bytes += f.len;
+        if (f.opcode == 1 && strstr((char *)f.data, "\"code\":\"busy\""))
+            p->busy++;
+        wsc_frame_free(&f);
+    }
+    wsc_free(c);
+    return NULL;
+}
+
+/* Item 9: amplification. A 60-byte history request returned ~4.9 MB
+ * (200 stored messages); 10 connections pulled 2.45 GB in 15 s. History
+ * reads are now budgeted in the bytes they produce, per client and per
+ * address (--history-rate, default 512 KiB/s, 8x burst, 4x per address). */
+static void test_history_amplification_is_budgeted(void **state)
+{
+    (void)state;
+    const char *args[] = {"--history", "200", "--rate-limit", "0", "--byte-rate", "0", NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    fill_history(200);
+    enum { P = 10 };
+    struct puller p[P];
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < P; i++) {
+        p[i] = (struct puller){.port = server.port, .requests = 20};
+        pthread_create(&p[i].thread, NULL, puller_main, &p[i]);
+    }
+    size_t total = 0;
+    int busy = 0;
+    for (int i = 0; i < P; i++) {
+        pthread_join(p[i].thread, NULL);
+        total += p[i].bytes;
+        busy += p[i].busy;
+    }
+    double secs = (double)(mono_ms() - t0) / 1000.0;
+    fprintf(stderr, "hostile: %d connections asked for %d pages of 200 fat messages: %zu bytes "
+                    "in %.1f s, %d refused busy\n",
+            P, P * 20, total, secs, busy);
+    /* Unbudgeted that was 200 x 4.9 MB; the address's budget is 16 MiB at
+     * once, then 2 MiB/s (a page already being read may overshoot it
+     * once per connection). */
+    double bound = 16.0 * 1048576 + 2.0 * 1048576 * secs + P * 5.0e6;
+    assert_true((double)total <= bound);
+    assert_true(busy > 0);
+    bystander_ok(server.port);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
+struct slow_reader {
+    pthread_t thread;
+    struct wsc *c;
+    atomic_bool stop;
+    int busy;
+    size_t bytes;
+};
+
+/* Reads 64 KiB every 2 ms (about 20 MB/s): never stalled for 100 ms,
+ * but slower than what it asks for. */
+static void *slow_reader_main(void *arg)
+{
+    struct slow_reader *r = arg;
+    static char buf[65536];
+    while (!atomic_load(&r->stop)) {
+        ssize_t n = recv(r->c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0)
+            break;
+        if (n > 0)
+            r->bytes += (size_t)n;
+        if (n > 0 && memmem(buf, (size_t)n, "\"code\":\"busy\"", 13))
+            r->busy++;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+/* Item 4: one client froze all fanout. It asked for replays (hello with
+ * since inside the memory ring, 40 at once) and then read steadily: it
+ * was "congested", and while any congested client was over half the
+ * bound the broadcaster took no events (nobody received anything for
+ * 3.4-4.5 s). Now a client's backlog pauses nobody while the writers keep
+ * up; replays are refused with busy while the client is behind or over
+ * its read budget. A bystander's latency stays bounded. */
+static void test_one_slow_replayer_does_not_freeze_fanout(void **state)
+{
+    (void)state;
+    const char *args[] = {"--history", "100", "--rate-limit", "0", "--byte-rate", "0", NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    fill_history(100);
+    char sid[32];
+    struct wsc *sender = wsc_open(server.port, NULL);
+    assert_int_equal(wsc_join(sender, NULL, sid), 0);
+    struct wsc *bystander = wsc_open(server.port, NULL);
+    assert_int_equal(wsc_join(bystander, NULL, NULL), 0);
+    struct slow_reader r = {.c = wsc_open(server.port, &(struct wsc_opts){.rcvbuf = 65536})};
+    assert_int_equal(wsc_join(r.c, NULL, NULL), 0);
+    char hello[128];
+    snprintf(hello, sizeof(hello), "{\"type\":\"hello\",\"since\":1}");
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(wsc_send_text(r.c, hello), 0);
+    pthread_create(&r.thread, NULL, slow_reader_main, &r);
+    /* 4 s of chat at 20 messages/s; the bystander times each one. */
+    int64_t worst = 0;
+    int got = 0;
+    for (int i = 0; i < 80; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "t=%lld;", (long long)mono_ms());
+        assert_int_equal(wsc_send_chat(sender, i, text, ""), 0);
+        int64_t until = mono_ms() + 50;
+        json_t *j;
+        while (mono_ms() < until && (j = wsc_recv_json(bystander, (int)(until - mono_ms())))) {
+            const char *t = json_string_value(json_object_get(j, "text"));
+            long long sent;
+            if (t && sscanf(t, "t=%lld;", &sent) == 1) {
+                got++;
+                if (mono_ms() - sent > worst)
+                    worst = mono_ms() - sent;
+            }
+            json_decref(j);
+        }
+    }
+    int64_t until = mono_ms() + 3000;
+    json_t *j;
+    while (got < 80 && (j = wsc_recv_json(bystander, (int)(until - mono_ms()))) != NULL) {
+        const char *t = json_string_value(json_object_get(j, "text"));
+        long long sent;
+        if (t && sscanf(t, "t=%lld;", &sent) == 1) {
+            got++;
+            if (mono_ms() - sent > worst)
+                worst = mono_ms() - sent;
+        }
+        json_decref(j);
+        if (mono_ms() > until)
+            break;
+    }
+    atomic_store(&r.stop, true);
+    pthread_join(r.thread, NULL);
+    fprintf(stderr, "hostile: 40 replays to a slow reader beside a bystander: %d of 80 messages, "
+                    "worst latency %lld ms; %d replays refused busy, %zu bytes read\n",
+            got, (long long)worst, r.busy, r.bytes);
+    assert_int_equal(got, 80);
+    assert_true(worst < 1000); /* was 3.4-4.5 s stalls */
+    assert_true(r.busy > 0);
+    wsc_free(r.c);
+    wsc_free(bystander);
+    wsc_free(sender);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -616,6 +811,8 @@ int main(void)
         cmocka_unit_test(test_pong_flood_is_closed),
         cmocka_unit_test(test_huge_frame_header_is_refused_at_once),
         cmocka_unit_test(test_slowloris_cannot_take_the_workers),
+        cmocka_unit_test(test_history_amplification_is_budgeted),
+        cmocka_unit_test(test_one_slow_replayer_does_not_freeze_fanout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
