@@ -131,8 +131,13 @@ static void on_connection_close(const struct mg_connection *conn)
 static void printable(const char *in, char *out, size_t n)
 {
     size_t j = 0;
-    for (; in && *in && j + 1 < n; in++)
-        out[j++] = (*in < 0x20 || *in >= 0x7f || *in == '"') ? '?' : *in;
+    for (; in && *in && j + 1 < n; in++) {
+        unsigned char ch = (unsigned char)*in;
+        out[j] = *in;
+        if (ch < 0x20 || ch >= 0x7f || ch == '"')
+            out[j] = '?';
+        j++;
+    }
     out[j] = '\0';
 }
 

@@ -10,7 +10,7 @@ cmake -S . -B build -DPV_WERROR=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 echo "=== cppcheck"
 cppcheck --project=build/compile_commands.json --enable=warning,style,performance,portability \
   --inline-suppr --error-exitcode=1 --quiet --suppress=missingIncludeSystem \
-  --file-filter="$PWD/src/*" --file-filter="$PWD/bench/*" --file-filter="$PWD/tests/*" \
+  --file-filter='src/*' --file-filter='bench/*' --file-filter='tests/*' \
   --suppress=unmatchedSuppression
 echo "cppcheck: clean"
 echo "=== clang-tidy"
