@@ -25,8 +25,8 @@ install(CODE "
   else()
     message(STATUS \"Keeping: \$ENV{DESTDIR}\${PV_CONFDIR}/palaverd.conf\")
   endif()
-  configure_file(${PV_UNIT_TEMPLATE} \"\${CMAKE_CURRENT_BINARY_DIR}/palaverd.service\" @ONLY)
-  file(INSTALL \"\${CMAKE_CURRENT_BINARY_DIR}/palaverd.service\"
+  configure_file(${PV_UNIT_TEMPLATE} \"${CMAKE_CURRENT_BINARY_DIR}/palaverd.service\" @ONLY)
+  file(INSTALL \"${CMAKE_CURRENT_BINARY_DIR}/palaverd.service\"
        DESTINATION \"\${CMAKE_INSTALL_PREFIX}/lib/systemd/system\")
 ")
 

@@ -29,6 +29,8 @@ static int healthz(struct mg_connection *conn, void *ud)
     struct pv_admin *a = ud;
     uint64_t age;
     bool ok = pv_admin_alive(a->stats, &age);
+    uint64_t lag = pv_stat_get(&a->stats->queue_lag_ns);
+    bool lagging = ok && lag >= PV_QUEUE_LAG_BAD_NS;
     char body[1024];
     const char *sf = a->store ? pv_store_failure(a->store) : NULL;
     const char *why = sf ? sf : a->store_error && a->store_error[0] ? a->store_error : NULL;
@@ -36,6 +38,10 @@ static int healthz(struct mg_connection *conn, void *ud)
                      ok ? "ok: broadcaster loop turned %.3f s ago\n"
                         : "stalled: broadcaster loop has not turned for %.3f s\n",
                      (double)age / 1e9);
+    if (lagging)
+        n += snprintf(body + n, sizeof(body) - (size_t)n,
+                      "lagging: events waited %.3f s for the broadcaster (flood or overload)\n",
+                      (double)lag / 1e9);
     if (why)
         n += snprintf(body + n, sizeof(body) - (size_t)n,
                       "degraded: history store failed, messages are relayed but not stored: %s\n",
@@ -46,8 +52,8 @@ static int healthz(struct mg_connection *conn, void *ud)
     mg_printf(conn,
               "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
               "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-              ok ? "200 OK" : "503 Service Unavailable", n, body);
-    return ok ? 200 : 503;
+              ok && !lagging ? "200 OK" : "503 Service Unavailable", n, body);
+    return ok && !lagging ? 200 : 503;
 }
 
 struct buf {
@@ -101,6 +107,10 @@ static int metrics(struct mg_connection *conn, void *ud)
             "# TYPE palaver_broadcaster_lag_seconds gauge\npalaver_broadcaster_lag_seconds %.6f\n",
         (double)age / 1e9);
     metric(&b, "palaver_broadcaster_up", "gauge", "1 while the broadcaster loop turns.", alive);
+    put(&b, "# HELP palaver_queue_lag_seconds How long the oldest event of the broadcaster's last "
+            "batch waited in the queue.\n# TYPE palaver_queue_lag_seconds gauge\n"
+            "palaver_queue_lag_seconds %.6f\n",
+        (double)pv_stat_get(&s->queue_lag_ns) / 1e9);
     metric(&b, "palaver_slow_consumer_closes_total", "counter",
            "Clients closed with 1008 for not reading.", GET(slow_consumers));
     metric(&b, "palaver_protocol_closes_total", "counter",

@@ -1173,6 +1173,10 @@ static void *broadcaster_main(void *arg)
             continue;
         }
         size_t n = pv_queue_pop(b->d.queue, ev, POP_BATCH);
+        /* Lag for /healthz: a loop that turns but falls behind its queue
+         * (a flood of costly events) is not healthy either. */
+        atomic_store_explicit(&b->d.stats->queue_lag_ns,
+                              n ? pv_mono_ns() - ev[0]->queued_ns : 0, memory_order_relaxed);
         handle(b, ev, n);
         store_news(b);
         release_acks(b);

@@ -18,6 +18,7 @@
 
 #include "palaver/client.h"
 #include "palaver/log.h"
+#include "palaver/stats.h"
 #include "palaver/tsan.h"
 #include "palaver/xalloc.h"
 
@@ -50,6 +51,7 @@ struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c,
     ev->type = type;
     ev->client = c;
     ev->len = len;
+    ev->queued_ns = pv_mono_ns();
     if (len)
         memcpy(ev->data, data, len);
     ev->data[len] = '\0';

@@ -28,6 +28,8 @@ struct pv_admin {
 /* How long the broadcaster loop may go without turning before it counts
  * as stuck (it turns at least once a second when idle). */
 #define PV_HEARTBEAT_STALE_NS 5000000000ull
+/* /healthz says 503 "lagging" when events wait this long in the queue. */
+#define PV_QUEUE_LAG_BAD_NS 2000000000ull
 
 /* True while the broadcaster loop turns; *age_ns gets its heartbeat's age. */
 bool pv_admin_alive(const struct pv_stats *s, uint64_t *age_ns);

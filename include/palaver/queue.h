@@ -42,6 +42,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <urcu/wfcqueue.h>
 
 struct pv_client;
@@ -64,6 +65,7 @@ struct pv_event {
     enum pv_event_type type;
     struct pv_client *client; /* one reference owned by the event, or NULL */
     size_t len;               /* bytes in data, not counting the NUL */
+    uint64_t queued_ns;       /* monotonic ns when it was made (queue lag) */
     char data[];              /* NUL-terminated copy of the payload */
 };
 

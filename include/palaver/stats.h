@@ -56,6 +56,8 @@ struct pv_stats {
     atomic_uint_fast64_t history_pages;     /* history pages sent */
     atomic_uint_fast64_t store_reads;       /* of those and resumes: read from the database */
     atomic_uint_fast64_t heartbeat;         /* monotonic ns of the broadcaster's last loop */
+    atomic_uint_fast64_t queue_lag_ns;      /* how long the oldest event of the last batch
+                                             * waited for the broadcaster */
 };
 
 /* Counts one error reply with this code (error_replies and by code). */
