@@ -30,7 +30,7 @@ void pv_config_defaults(struct pv_config *c)
     c->history = 100;
     c->presence_max = 500;
     c->max_text = 4096;
-    c->max_message = 65536;
+    c->max_message = 32768; /* a --max-text 4096 message escaped (6x) with its fields fits */
     c->max_backlog = (size_t)1 << 20;
     c->rate_limit = 20;
     c->rate_burst = 40;
@@ -39,6 +39,7 @@ void pv_config_defaults(struct pv_config *c)
     c->writers = 4;
     c->writers_max = 64;
     c->byte_rate = 65536;
+    c->queue_bytes = (size_t)8 << 20;
     c->byte_burst = 262144;
     c->handshake_rate = 10;
     c->history_rate = 524288;
@@ -90,7 +91,8 @@ static const char usage2[] =
     "      --presence-max N     names listed in presence and join/leave notices; above\n"
     "                           N online, notices carry counts only (default 500)\n"
     "      --max-text BYTES     longest chat text (default 4096)\n"
-    "      --max-message BYTES  longest WebSocket message (default 65536)\n"
+    "      --max-message BYTES  longest WebSocket message (default 32768: 4096 bytes of\n"
+    "                           text escaped as \\u00XX, and the other fields)\n"
     "      --max-backlog BYTES  queued for one client before it is closed as a\n"
     "                           slow consumer (default 1048576)\n"
     "      --rate-limit N       messages per second one client may send (default 20,\n"
@@ -106,6 +108,7 @@ static const char usage2[] =
     "                           (default 10, 0 = no limit); more get HTTP 429\n"
     "      --handshake-burst N  handshakes one address may make at once (default 64)\n"
     "      --queue-size N       chat messages waiting for the broadcaster (default 8192)\n"
+    "      --queue-bytes BYTES  their payload bytes at most (default 8388608)\n"
     "      --queue-timeout MS   how long a sender waits when that queue is full (default 2000)\n"
     "      --writers N          writer threads (default 4)\n"
     "      --writers-max N      writer threads at most, with stalled clients (default 64)\n"
@@ -173,6 +176,7 @@ static const struct setting settings[] = {
     U("handshake-rate", 0, handshake_rate, 0, 1000000),
     U("handshake-burst", 0, handshake_burst, 1, 1000000),
     U("queue-size", 0, queue_size, 1, 1 << 20),
+    Z("queue-bytes", queue_bytes, 65536, 1ull << 34),
     U("queue-timeout", 0, queue_timeout_ms, 0, 60000),
     U("writers", 0, writers, 1, 256),
     U("writers-max", 0, writers_max, 1, 1024),

@@ -367,6 +367,7 @@ int main(int argc, char **argv)
     queue = pv_queue_new(cfg.queue_size);
     if (!queue)
         return 1;
+    pv_queue_set_byte_capacity(queue, cfg.queue_bytes);
     writers = pv_writers_start(cfg.writers, cfg.writers_max, &stats);
     if (!writers)
         goto fail;

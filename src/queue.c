@@ -33,6 +33,8 @@ struct pv_queue {
     /* MSG events admitted and not yet popped: producers increment before
      * enqueueing (or give up), the consumer decrements after popping. */
     atomic_uint msg_inflight;
+    uint64_t msg_byte_capacity;           /* 0: no byte bound */
+    atomic_uint_fast64_t msg_bytes;       /* payload bytes of MSG events in flight */
     atomic_bool msgs_closed;
 
     int efd; /* written on empty -> non-empty; read by the parked consumer */
@@ -76,6 +78,7 @@ struct pv_queue *pv_queue_new(unsigned msg_capacity)
     atomic_init(&q->depth, 0);
     q->msg_capacity = msg_capacity;
     atomic_init(&q->msg_inflight, 0);
+    atomic_init(&q->msg_bytes, 0);
     atomic_init(&q->msgs_closed, false);
     atomic_init(&q->space_waiters, 0);
     q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -128,14 +131,29 @@ void pv_queue_push_ctl(struct pv_queue *q, struct pv_event *ev)
     enqueue(q, ev);
 }
 
-static bool try_admit(struct pv_queue *q)
+void pv_queue_set_byte_capacity(struct pv_queue *q, uint64_t bytes)
+{
+    q->msg_byte_capacity = bytes;
+}
+
+/* Admits one message of len bytes: under the count and the byte bound (a
+ * message alone in the queue is always admitted, whatever its size). */
+static bool try_admit(struct pv_queue *q, size_t len)
 {
     unsigned n = atomic_load(&q->msg_inflight);
-    while (n < q->msg_capacity) {
+    for (;;) {
+        if (n >= q->msg_capacity)
+            return false;
         if (atomic_compare_exchange_weak(&q->msg_inflight, &n, n + 1))
-            return true;
+            break;
     }
-    return false;
+    uint64_t before = atomic_fetch_add(&q->msg_bytes, len);
+    if (q->msg_byte_capacity && before > 0 && before + len > q->msg_byte_capacity) {
+        atomic_fetch_sub(&q->msg_bytes, len);
+        atomic_fetch_sub(&q->msg_inflight, 1);
+        return false;
+    }
+    return true;
 }
 
 int pv_queue_push_msg(struct pv_queue *q, struct pv_event *ev, int timeout_ms)
@@ -145,7 +163,7 @@ int pv_queue_push_msg(struct pv_queue *q, struct pv_event *ev, int timeout_ms)
 
     if (atomic_load(&q->msgs_closed))
         return -ESHUTDOWN;
-    if (try_admit(q)) {
+    if (try_admit(q, ev->len)) {
         enqueue(q, ev);
         return 0;
     }
@@ -164,10 +182,10 @@ int pv_queue_push_msg(struct pv_queue *q, struct pv_event *ev, int timeout_ms)
             rc = -ESHUTDOWN;
             break;
         }
-        if (try_admit(q))
+        if (try_admit(q, ev->len))
             break;
         if (pthread_cond_timedwait(&q->space_cv, &q->space_mu, &deadline) == ETIMEDOUT) {
-            rc = try_admit(q) ? 0 : -ETIMEDOUT;
+            rc = try_admit(q, ev->len) ? 0 : -ETIMEDOUT;
             break;
         }
     }
@@ -209,13 +227,17 @@ size_t pv_queue_pop(struct pv_queue *q, struct pv_event **out, size_t max)
 {
     size_t n = 0;
     unsigned msgs = 0;
+    uint64_t bytes = 0;
 
     while (n < max && (out[n] = dequeue(q)) != NULL) {
-        if (out[n]->type == PV_EV_MSG)
+        if (out[n]->type == PV_EV_MSG) {
             msgs++;
+            bytes += out[n]->len;
+        }
         n++;
     }
     if (msgs) {
+        atomic_fetch_sub(&q->msg_bytes, bytes);
         atomic_fetch_sub(&q->msg_inflight, msgs);
         if (atomic_load(&q->space_waiters) > 0) {
             pthread_mutex_lock(&q->space_mu);

@@ -44,6 +44,7 @@ struct pv_config {
     unsigned handshake_rate;   /* WebSocket handshakes per second per address; 0 = none */
     unsigned handshake_burst;  /* handshakes an address may make at once */
     unsigned queue_size;       /* chat messages waiting for the broadcaster */
+    size_t queue_bytes;        /* their payload bytes at most */
     unsigned queue_timeout_ms; /* how long a sender waits for queue space */
     unsigned writers;          /* writer threads kept running */
     unsigned writers_max;      /* writer threads at most (stalled clients) */

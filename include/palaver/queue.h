@@ -20,7 +20,8 @@
  *    client's events (JOIN, MSGs, LEAVE) all come from its own worker, so
  *    the broadcaster sees them in order.
  *  - Bounded by admission, in two classes. MSG events are admitted through
- *    an atomic counter, msg_inflight: when msg_capacity are in flight the
+ *    two atomic counters, msg_inflight and msg_bytes (their payload): when
+ *    msg_capacity are in flight, or their bytes would pass the byte bound, the
  *    producer waits up to its timeout on a condition variable (the only
  *    lock here, and only on this slow path), so backpressure reaches the
  *    sender's TCP connection, and then fails with -ETIMEDOUT. Control
@@ -92,6 +93,12 @@ void pv_queue_push_ctl(struct pv_queue *q, struct pv_event *ev);
  * the queue stayed full, -ESHUTDOWN after pv_queue_close_msgs(); on error
  * the caller keeps ev. */
 int pv_queue_push_msg(struct pv_queue *q, struct pv_event *ev, int timeout_ms);
+
+/* main, before any producer: chat messages in flight may also hold at
+ * most `bytes` bytes of payload (0 = no byte bound); a message alone is
+ * always admitted. With 1000s of clients at --max-message each, a count
+ * alone let the queue hold hundreds of MiB. */
+void pv_queue_set_byte_capacity(struct pv_queue *q, uint64_t bytes);
 
 /* Any thread: from now on pv_queue_push_msg() fails at once (shutdown). */
 void pv_queue_close_msgs(struct pv_queue *q);

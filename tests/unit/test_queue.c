@@ -93,6 +93,34 @@ static void test_full_queue_producer_waits_for_space(void **state)
     pv_queue_free(q);
 }
 
+/* The byte bound: room for 100 messages, but only 1,000 bytes of them;
+ * a message alone is always admitted, whatever its size. */
+static void test_byte_bound(void **state)
+{
+    (void)state;
+    static char big[600];
+    memset(big, 'x', sizeof(big));
+    struct pv_queue *q = pv_queue_new(100);
+    pv_queue_set_byte_capacity(q, 1000);
+    struct pv_event *out[4];
+    struct pv_event *a = pv_event_new(PV_EV_MSG, NULL, big, sizeof(big));
+    struct pv_event *b = pv_event_new(PV_EV_MSG, NULL, big, sizeof(big));
+    assert_int_equal(pv_queue_push_msg(q, a, 0), 0);
+    assert_int_equal(pv_queue_push_msg(q, b, 0), -ETIMEDOUT); /* 1,200 > 1,000 */
+    assert_int_equal(pv_queue_pop(q, out, 4), 1);
+    pv_event_free(out[0]);
+    assert_int_equal(pv_queue_push_msg(q, b, 0), 0); /* the bytes came back */
+    static char huge[5000];
+    struct pv_event *c = pv_event_new(PV_EV_MSG, NULL, huge, sizeof(huge));
+    assert_int_equal(pv_queue_push_msg(q, c, 0), -ETIMEDOUT);
+    assert_int_equal(pv_queue_pop(q, out, 4), 1);
+    pv_event_free(out[0]);
+    assert_int_equal(pv_queue_push_msg(q, c, 0), 0); /* alone: admitted */
+    assert_int_equal(pv_queue_pop(q, out, 4), 1);
+    pv_event_free(out[0]);
+    pv_queue_free(q);
+}
+
 static void test_wait_times_out_when_empty(void **state)
 {
     (void)state;
@@ -175,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_fifo_and_classes),
         cmocka_unit_test(test_full_queue_producer_waits_for_space),
         cmocka_unit_test(test_wait_times_out_when_empty),
+        cmocka_unit_test(test_byte_bound),
         cmocka_unit_test(test_mpsc_stress_keeps_per_producer_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
