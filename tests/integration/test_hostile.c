@@ -561,8 +561,9 @@ static void test_slowloris_cannot_take_the_workers(void **state)
         fds[i] = raw_tcp(server.port);
         if (fds[i] >= 0)
             accepted++;
-        if (i % 10 == 0) /* half a request head, as slowloris does */
-            send(fds[i], "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n", 35, MSG_NOSIGNAL);
+        static const char half[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+        if (i % 10 == 0 && fds[i] >= 0) /* half a request head, as slowloris does */
+            send(fds[i], half, sizeof(half) - 1, MSG_NOSIGNAL);
     }
     /* Everyone else still gets the page: the idle ones hold at most
      * 4 + 16 workers (--max-conns-per-ip defaults to --max-per-ip + 16),
