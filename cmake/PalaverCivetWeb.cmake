@@ -14,8 +14,8 @@
 #                             (per-address limits from accept)
 # Build settings follow Debian's (debian/rules and CivetWeb's CMake
 # defaults): WebSockets on, 102400-byte worker stacks, no IPv6, zlib, Lua or
-# server stats; unlike Debian: no CGI (palaverd never runs scripts) and no
-# TLS (the terminator in front does TLS).
+# server stats; unlike Debian: no CGI (palaverd never runs scripts), no
+# TLS (the terminator in front does TLS), and thread-safe time formatting.
 set(PV_CIVETWEB_SOURCE "/usr/local/src/palaver/civetweb-1.15+dfsg" CACHE PATH
     "Debian's CivetWeb 1.15 source package, unpacked (tests/install-deps.sh puts it here)")
 if(NOT EXISTS "${PV_CIVETWEB_SOURCE}/src/civetweb.c")
@@ -40,7 +40,10 @@ add_library(pv_civetweb STATIC ${PV_CIVETWEB_C})
 # The .inl files civetweb.c includes stay in the source package's src/.
 target_include_directories(pv_civetweb PRIVATE ${PV_CIVETWEB_SOURCE}/src)
 target_include_directories(pv_civetweb SYSTEM PUBLIC ${PV_CIVETWEB_SOURCE}/include)
-target_compile_definitions(pv_civetweb PRIVATE USE_WEBSOCKET NO_CGI NO_SSL
+# REENTRANT_TIME: gmtime_r for the Date header; with plain gmtime(3) two
+# workers answering at once race on libc's static buffer (ThreadSanitizer
+# reported it in test_hostile's slowloris test).
+target_compile_definitions(pv_civetweb PRIVATE USE_WEBSOCKET NO_CGI NO_SSL REENTRANT_TIME
                            USE_STACK_SIZE=102400)
 # Third-party code: none of palaver's warnings, and no sanitizer
 # instrumentation (as the shared library had none): the sanitizers judge

@@ -759,6 +759,11 @@ static void test_one_slow_replayer_does_not_freeze_fanout(void **state)
         char text[64];
         snprintf(text, sizeof(text), "t=%lld;", (long long)mono_ms());
         assert_int_equal(wsc_send_chat(sender, i, text, ""), 0);
+        /* The sender reads too (its own join history, then its acks): a
+         * client that never reads is a slow consumer, rightly. */
+        json_t *ack = wsc_expect(sender, "ack", T);
+        assert_non_null(ack);
+        json_decref(ack);
         int64_t until = mono_ms() + 50;
         json_t *j;
         while (mono_ms() < until && (j = wsc_recv_json(bystander, (int)(until - mono_ms())))) {
