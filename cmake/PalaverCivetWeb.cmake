@@ -36,6 +36,10 @@ add_custom_command(
   COMMENT "Patching Debian's CivetWeb 1.15 with palaver's patch"
   VERBATIM)
 
+# The patched source alone (tests/lint.sh needs it to exist, since it is in
+# the compilation database, before anything is built).
+add_custom_target(pv_civetweb_source DEPENDS ${PV_CIVETWEB_C})
+
 add_library(pv_civetweb STATIC ${PV_CIVETWEB_C})
 # The .inl files civetweb.c includes stay in the source package's src/.
 target_include_directories(pv_civetweb PRIVATE ${PV_CIVETWEB_SOURCE}/src)

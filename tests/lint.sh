@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DPV_WERROR=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+# The patched CivetWeb source is generated; the compilation database names it.
+cmake --build build --target pv_civetweb_source >/dev/null
 echo "=== cppcheck"
 cppcheck --project=build/compile_commands.json --enable=warning,style,performance,portability \
   --inline-suppr --error-exitcode=1 --quiet --suppress=missingIncludeSystem \

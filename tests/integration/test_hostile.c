@@ -472,21 +472,6 @@ static void test_pong_flood_is_closed(void **state)
     assert_int_equal(srv_stop(&server), 0);
 }
 
-static long rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    long kib = -1;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
 /* Item 2: CivetWeb 1.15 allocated the length a frame header announced (up
  * to 2 GiB) and filled it as bytes arrived; palaverd refused with 1009
  * only when the frame was complete. Three clients announce 1.2 GB frames

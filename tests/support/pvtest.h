@@ -126,6 +126,9 @@ int http_get(int port, const char *path, char *out, size_t outsz);
 /* Sends a raw request (head and body as given); the same answer. */
 int http_request(int port, const char *req, char *out, size_t outsz);
 
+/* A process's resident set size in KiB (/proc/PID/status), or -1. */
+long rss_kib(pid_t pid);
+
 /* Milliseconds on the monotonic clock. */
 int64_t mono_ms(void);
 
