@@ -98,3 +98,16 @@ bool pv_log_limited(struct pv_log_limit *l, int level, unsigned burst)
     atomic_fetch_add_explicit(&l->suppressed, 1, memory_order_relaxed);
     return false;
 }
+
+void pv_log_printable(const char *in, char *out, size_t n)
+{
+    size_t j = 0;
+    for (; in && *in && j + 1 < n; in++) {
+        unsigned char ch = (unsigned char)*in;
+        out[j] = *in;
+        if (ch < 0x20 || ch >= 0x7f || ch == '"')
+            out[j] = '?';
+        j++;
+    }
+    out[j] = '\0';
+}

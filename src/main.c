@@ -127,20 +127,6 @@ static void on_connection_close(const struct mg_connection *conn)
         pv_peers_unhold(gate.peers, ri->remote_addr);
 }
 
-/* A printable, bounded copy of a header value for a log line. */
-static void printable(const char *in, char *out, size_t n)
-{
-    size_t j = 0;
-    for (; in && *in && j + 1 < n; in++) {
-        unsigned char ch = (unsigned char)*in;
-        out[j] = *in;
-        if (ch < 0x20 || ch >= 0x7f || ch == '"')
-            out[j] = '?';
-        j++;
-    }
-    out[j] = '\0';
-}
-
 static int on_begin_request(struct mg_connection *conn)
 {
     const char *host = mg_get_header(conn, "Host");
@@ -154,7 +140,7 @@ static int on_begin_request(struct mg_connection *conn)
         "421 Misdirected Request: palaverd does not answer to this host name.\n"
         "(A page that points its own name at this server -- DNS rebinding -- is refused.\n"
         "The operator can add the name with --allowed-hosts.)\n";
-    printable(host, h, sizeof(h));
+    pv_log_printable(host, h, sizeof(h));
     pv_stat_add(&gate.stats->refused_host, 1);
     static struct pv_log_limit lim = PV_LOG_LIMIT("requests refused for their Host");
     if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))

@@ -52,18 +52,6 @@ static int refuse(const struct mg_connection *cconn, int status, const char *rea
     return 1;
 }
 
-/* A header value for a log line: printable ASCII only, bounded. */
-static void sanitize(const char *in, char *out, size_t n)
-{
-    size_t j = 0;
-    for (; in && *in && j + 1 < n; in++) {
-        out[j++] = *in;
-        if (*in < 0x20 || *in >= 0x7f)
-            out[j - 1] = '?';
-    }
-    out[j] = '\0';
-}
-
 static int on_connect(const struct mg_connection *conn, void *ud)
 {
     struct pv_ws *ws = ud;
@@ -83,8 +71,8 @@ static int on_connect(const struct mg_connection *conn, void *ud)
         return refuse(conn, 503, "Service Unavailable", "palaverd is shutting down\n");
     if (!pv_origin_allowed(origin, host, atomic_load_explicit(&ws->live->origins, memory_order_acquire))) {
         char o[128], h[128];
-        sanitize(origin, o, sizeof(o));
-        sanitize(host, h, sizeof(h));
+        pv_log_printable(origin, o, sizeof(o));
+        pv_log_printable(host, h, sizeof(h));
         pv_stat_add(&ws->stats->refused_origin, 1);
         pv_warn("refused WebSocket from %s: Origin '%s' is not allowed (Host '%s'; see "
                 "--allowed-origins); answered 403",

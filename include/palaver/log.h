@@ -12,6 +12,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum pv_log_level {
@@ -36,6 +37,12 @@ int pv_log_parse_level(const char *name);
 const char *pv_log_level_name(int level);
 
 void pv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A peer-supplied value (a header, a name) made safe to log: printable
+ * ASCII only, '"' and everything else replaced by '?', cut to n - 1
+ * bytes, so it can be quoted and cannot forge fields or lines. NULL gives
+ * "". Any thread. */
+void pv_log_printable(const char *in, char *out, size_t n);
 
 /* Aggregation for lines a peer can make palaverd write at will (refused
  * handshakes, joins and leaves of a churning address, protocol errors):
