@@ -117,12 +117,12 @@ static uint64_t backlog(const struct pv_client *c)
     return c->queued_bytes - done;
 }
 
-/* True if a write to c has been in progress for PV_WRITER_STALL_MS: the
+/* True if a write to c has made no progress for PV_CLIENT_STALL_MS: the
  * kernel will not take more, so the client is not reading. */
 static bool write_stalled(const struct pv_client *c, uint64_t now)
 {
     uint64_t since = atomic_load(&c->write_since);
-    return since && now > since && now - since >= (uint64_t)PV_WRITER_STALL_MS * 1000000u;
+    return since && now > since && now - since >= (uint64_t)PV_CLIENT_STALL_MS * 1000000u;
 }
 
 /* The close decision for a client that stopped reading. Its queued data is
@@ -151,7 +151,7 @@ static const char *slow_reason(struct pv_broadcaster *b, const struct pv_client 
                                uint64_t queued, uint64_t now)
 {
     if (write_stalled(c, now))
-        return "not reading (its socket has been full for 100 ms)";
+        return "not reading (its socket has been full for 1 s)";
     /* A burst the server chose to send (a newcomer's history, a replay or
      * page it admitted) may exceed the bound: until it has been written,
      * only a full socket counts. */

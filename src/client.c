@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "palaver/frame.h"
+#include "palaver/stats.h"
 #include "palaver/xalloc.h"
 
 void pv_batch_push(struct pv_batch **bp, struct pv_frame *f)
@@ -89,24 +90,32 @@ void pv_client_unref(struct pv_client *c)
 
 int pv_client_write(struct pv_client *c, const void *data, size_t len, bool closes)
 {
+    const char *p = data;
     int rc = -1;
 
     mg_lock_connection(c->conn);
     if (!c->dead && !c->close_sent && !c->broken) {
-        int n = mg_write(c->conn, data, len);
-        if (n == (int)len) {
-            rc = 0;
-            if (closes) {
-                c->close_sent = true;
-                atomic_store(&c->stream_done, true);
-            }
-        } else {
+        rc = 0;
+        /* In pieces, under the one lock (nothing can come between them):
+         * each piece that goes out is progress, so a big frame (a history
+         * page) to a client that reads steadily never looks stalled. */
+        for (size_t off = 0; off < len && rc == 0;) {
+            size_t n = len - off < PV_CLIENT_WRITE_PIECE ? len - off : PV_CLIENT_WRITE_PIECE;
+            if (off > 0 && atomic_load(&c->write_since))
+                atomic_store(&c->write_since, pv_mono_ns());
+            if (mg_write(c->conn, p + off, n) != (int)n)
+                rc = -2;
+            off += n;
+        }
+        if (rc == 0 && closes) {
+            c->close_sent = true;
+            atomic_store(&c->stream_done, true);
+        } else if (rc == -2) {
             /* A partial write leaves half a frame on the wire: nothing can
              * follow it. The worker stops at its next frame or ping. */
             c->broken = true;
             atomic_store(&c->stream_done, true);
             atomic_store(&c->kick, 1006);
-            rc = -2;
         }
     }
     mg_unlock_connection(c->conn);

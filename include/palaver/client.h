@@ -120,8 +120,10 @@ struct pv_client {
     struct cds_wfcq_node ready_node; /* its link in the writers' ready queue */
     atomic_uint_fast64_t written_bytes; /* writers: bytes of batches done */
     /* Writers -> broadcaster: monotonic ns when the write in progress to
-     * this client started, 0 when none is. A write that stays in progress
-     * means the client's socket is full: it is not reading. */
+     * this client last made progress (it started, or one piece of
+     * PV_CLIENT_WRITE_PIECE bytes went out), 0 when none is. A write that
+     * makes no progress means the client's socket is full: it is not
+     * reading. */
     atomic_uint_fast64_t write_since;
     /* Broadcaster -> writers: tell me when a batch of this client is done
      * (the broadcaster is waiting for its backlog to shrink). */
@@ -155,7 +157,10 @@ void pv_client_unref(struct pv_client *c);
  * lock, unless the client is dead, closed or broken. `closes` marks a
  * close frame: afterwards nothing more is written. Returns 0 when written,
  * -1 when skipped, -2 when the write failed or was partial (the client is
- * then marked broken and its worker asked to stop). */
+ * then marked broken and its worker asked to stop). Written in pieces of
+ * PV_CLIENT_WRITE_PIECE bytes under the one lock; while a writer times the
+ * write (write_since non-zero), each piece refreshes write_since. */
+#define PV_CLIENT_WRITE_PIECE ((size_t)64 * 1024)
 int pv_client_write(struct pv_client *c, const void *data, size_t len, bool closes);
 
 /* Any thread. Sends a close frame with code and reason (see above). */

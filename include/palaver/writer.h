@@ -35,8 +35,9 @@
  *  - written_bytes: writers add the size of each finished batch (sent or
  *    dropped); the broadcaster's backlog for a client is
  *    queued_bytes - written_bytes.
- *  - write_since: set by the writer for the duration of each write. A
- *    write that has lasted PV_WRITER_STALL_MS is blocked on a full socket.
+ *  - write_since: set by the writer for the duration of each write, and
+ *    refreshed by each 64 KiB piece that goes out. A write that has made
+ *    no progress for PV_CLIENT_STALL_MS is blocked on a full socket.
  *  - watch: when the broadcaster waits for a client's backlog to shrink it
  *    sets watch; the writer that finishes a batch for a watched client
  *    wakes it through the pool's progress eventfd.
@@ -53,6 +54,11 @@ struct pv_stats;
 struct pv_writers;
 
 #define PV_WRITER_STALL_MS 100
+/* A client whose socket has taken nothing for this long while its backlog
+ * is over the bound is not reading. Longer than PV_WRITER_STALL_MS (which
+ * only starts another writer): a Wi-Fi hiccup or a descheduled reader can
+ * pause a healthy client for a few hundred ms. */
+#define PV_CLIENT_STALL_MS 1000
 
 /* main: creates the pool and starts min_writers threads. */
 struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
