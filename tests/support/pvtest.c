@@ -80,6 +80,45 @@ static void track(pid_t pid, bool add)
     }
 }
 
+/* Hang watch: a test that makes no progress for PVTEST_HANG_S after its
+ * palaverd started (a lost message, a blocking call with no timeout) dumps
+ * the tail of that palaverd's log and aborts, well before ctest's timeout
+ * kills it silently. Async-signal-safe calls only. */
+#define PVTEST_HANG_S 240
+static const struct srv *watched;
+
+static void on_hang(int sig)
+{
+    (void)sig;
+    static const char msg[] = "pvtest: the test hung (no end within " "240" " s of palaverd's "
+                              "start); the tail of palaverd's log follows\n";
+    ssize_t w = write(2, msg, sizeof(msg) - 1);
+    if (watched) {
+        int fd = open(watched->log, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            char buf[4096];
+            ssize_t n;
+            if (lseek(fd, -32768, SEEK_END) < 0)
+                lseek(fd, 0, SEEK_SET);
+            while ((n = read(fd, buf, sizeof(buf))) > 0)
+                w = write(2, buf, (size_t)n);
+            close(fd);
+        }
+    }
+    (void)w;
+    for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+        if (running[i] > 0)
+            kill(running[i], SIGKILL); /* abort() skips the atexit cleanup */
+    abort();
+}
+
+static void hang_watch(const struct srv *s)
+{
+    watched = s;
+    signal(SIGALRM, on_hang);
+    alarm(PVTEST_HANG_S);
+}
+
 int srv_start(struct srv *s, const char *const *extra)
 {
     return srv_start_env(s, extra, NULL);
@@ -190,6 +229,7 @@ int srv_start_env(struct srv *s, const char *const *extra, const char *const *en
         s->pid = -1;
         return -1;
     }
+    hang_watch(s);
     return 0;
 }
 
@@ -262,6 +302,10 @@ int srv_stop(struct srv *s)
 
     if (s->pid <= 0)
         return -1;
+    if (watched == s) {
+        alarm(0);
+        watched = NULL;
+    }
     track(s->pid, false);
     kill(s->pid, SIGTERM);
     s->stopping_seen = srv_notify_wait(s, "STOPPING=1", 5000, NULL, 0);
@@ -376,6 +420,10 @@ static int tcp_connect(int port, int rcvbuf)
     if (rcvbuf > 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Bounds connect() (a full listen queue) and every blocking send (a
+     * server that stopped reading): a failure, never a hang. */
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         close(fd);
