@@ -78,10 +78,18 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits on the event eventfd for the answer to one read request. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits on the event eventfd (which every commit and answer signals) for
+ * the answer to one read request, for at most 10 s. */
 static struct pv_store_read *read_answer(struct pv_store *s)
 {
-    for (int i = 0; i < 100; i++) {
+    for (int64_t end = mono_ms() + 10000; mono_ms() < end;) {
         struct pv_store_read *rq = pv_store_read_done(s);
         if (rq)
             return rq;
@@ -95,10 +103,13 @@ static struct pv_store_read *read_answer(struct pv_store *s)
     return NULL;
 }
 
-/* Waits on the commit eventfd until `seq` is committed (or failure). */
+/* Waits on the commit eventfd until `seq` is committed (or failure), for
+ * at most 30 s: a deadline, not a count of wake-ups (each transaction is
+ * one, and under load a group commit takes hundreds). */
 static bool committed(struct pv_store *s, uint64_t seq)
 {
-    for (int i = 0; i < 300 && pv_store_committed(s) < seq && !pv_store_failure(s); i++) {
+    for (int64_t end = mono_ms() + 30000;
+         mono_ms() < end && pv_store_committed(s) < seq && !pv_store_failure(s);) {
         struct pollfd p = {.fd = pv_store_event_fd(s), .events = POLLIN};
         if (poll(&p, 1, 100) > 0) {
             uint64_t v;
@@ -275,8 +286,9 @@ static void test_retention_by_age(void **state)
     /* The next check runs within a second of the last one. */
     int64_t deadline = wall_ms() + 5000;
     while (pv_store_first(s) != 1501 && wall_ms() < deadline) {
-        append_dated(s, pv_store_committed(s) + 1, 20, wall_ms());
-        assert_true(committed(s, pv_store_committed(s) + 1));
+        uint64_t next = pv_store_committed(s) + 1; /* read once: the commit races us */
+        append_dated(s, next, 20, wall_ms());
+        assert_true(committed(s, next));
         poll(NULL, 0, 50);
     }
     assert_int_equal(pv_store_first(s), 1501);
