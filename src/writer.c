@@ -235,10 +235,8 @@ static bool gather_flush(struct writer_slot *s, struct pv_client *c, struct gath
     if (g->frames == 0)
         return true;
     rc = timed_write(s, c, g->frames == 1 ? g->first->data : s->scratch, g->len, false);
-    if (rc == 0) {
+    if (rc == 0) /* its bytes were counted by timed_write() */
         pv_stat_add(&s->pool->stats->deliveries, g->frames);
-        pv_stat_add(&s->pool->stats->bytes_out, g->len);
-    }
     g->frames = 0;
     g->len = 0;
     return rc == 0;

@@ -222,6 +222,26 @@ static void test_healthz_and_metrics(void **state)
     assert_true(sample(page, "palaver_bytes_out_total") > 0);
     assert_true(sample(page, "palaver_history_messages") == 3);
     assert_true(sample(page, "palaver_errors_total{code=\"bad-json\"}") == 1);
+    /* Every byte the writers sent, counted once: what the two clients
+     * received after their handshakes (no pings at the default interval).
+     * The counter moves just after the client may have read the bytes, so
+     * read on until both agree, or the deadline. */
+    double out = -1;
+    size_t rx = 0;
+    for (int64_t end = mono_ms() + T; mono_ms() < end;) {
+        struct wsc_frame f;
+        while (wsc_recv(a, &f, 20) == 1)
+            wsc_frame_free(&f);
+        while (wsc_recv(b, &f, 20) == 1)
+            wsc_frame_free(&f);
+        rx = a->rx_bytes + b->rx_bytes;
+        assert_int_equal(http_get(s.port, "/metrics", page, sizeof(page)), 200);
+        out = sample(page, "palaver_bytes_out_total");
+        if (out == (double)rx)
+            break;
+    }
+    fprintf(stderr, "service: palaver_bytes_out_total %.0f, clients received %zu bytes\n", out, rx);
+    assert_true(out == (double)rx);
     wsc_free(a);
     wsc_free(b);
     assert_int_equal(srv_stop(&s), 0);

@@ -467,6 +467,7 @@ static int fill(struct wsc *c, int timeout_ms)
     if (n <= 0)
         return -1;
     c->len += (size_t)n;
+    c->rx_bytes += (size_t)n;
     return 1;
 }
 
@@ -563,6 +564,7 @@ struct wsc *wsc_open(int port, const struct wsc_opts *o)
     }
     memmove(c->buf, c->buf + head_len, c->len - head_len);
     c->len -= head_len;
+    c->rx_bytes = c->len;
     accept_key(key, expect);
     c->accept_ok = header_value(c->response, "Sec-WebSocket-Accept", got, sizeof(got)) &&
                    strcmp(got, expect) == 0;

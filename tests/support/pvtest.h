@@ -69,6 +69,7 @@ struct wsc {
     char close_reason[128];
     unsigned char *buf;    /* received, not yet parsed */
     size_t len, cap;
+    size_t rx_bytes;       /* WebSocket bytes received (after the handshake head) */
 };
 
 struct wsc_frame {
