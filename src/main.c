@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,12 @@ static struct {
     struct pv_stats *stats;
     struct pv_peers *peers;
     unsigned max_conns_per_ip;
+    /* False until the WebSocket and page handlers are registered: the
+     * port accepts (and workers serve) from inside mg_start2(), before
+     * main can register them, and a request in that window would get 404.
+     * main stores true (release) after registering; workers load it
+     * (acquire) for every request. */
+    atomic_bool open;
 } gate;
 
 /* Every accepted TCP connection, on the worker that took it, before any
@@ -127,8 +134,28 @@ static void on_connection_close(const struct mg_connection *conn)
         pv_peers_unhold(gate.peers, ri->remote_addr);
 }
 
+/* A request that came before the handlers were registered. */
+static int starting_up(struct mg_connection *conn)
+{
+    static const char body[] = "503 Service Unavailable: palaverd is starting, try again in a "
+                               "second.\n";
+    mg_printf(conn,
+              "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; "
+              "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+              sizeof(body) - 1, body);
+    static struct pv_log_limit lim = PV_LOG_LIMIT("requests answered 503 while starting");
+    if (pv_log_limited(&lim, PV_LOG_INFO, 5)) {
+        const struct mg_request_info *ri = mg_get_request_info(conn);
+        pv_info("HTTP 503 to %s:%d: palaverd is still starting (handlers not registered yet)",
+                ri->remote_addr, ri->remote_port);
+    }
+    return 503;
+}
+
 static int on_begin_request(struct mg_connection *conn)
 {
+    if (!atomic_load_explicit(&gate.open, memory_order_acquire))
+        return starting_up(conn);
     const char *host = mg_get_header(conn, "Host");
     const char *hosts = atomic_load_explicit(&gate.live->hosts, memory_order_acquire);
     const char *origins = atomic_load_explicit(&gate.live->origins, memory_order_acquire);
@@ -467,6 +494,7 @@ int main(int argc, char **argv)
     struct pv_admin admin = {.cfg = &cfg, .stats = &stats, .queue = queue, .store = store,
                              .store_error = store_error};
     pv_admin_register(ctx, &admin);
+    atomic_store_explicit(&gate.open, true, memory_order_release);
 
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
