@@ -70,15 +70,9 @@ void pv_proto_decode(const char *data, size_t len, size_t max_text, struct pv_in
         set_invalid(in, "bad-json", "message must be a JSON object");
         return;
     }
-    v = json_object_get(in->root, "msgId");
-    if (v) {
-        if (json_is_integer(v) ||
-            (json_is_string(v) && json_string_length(v) <= PV_MSGID_MAX)) {
-            in->msg_id = v;
-        } else {
-            set_invalid(in, "bad-msgid", "msgId must be an integer or a short string");
-            return;
-        }
+    if (!pv_proto_msg_id(in->root, &in->msg_id)) {
+        set_invalid(in, "bad-msgid", "msgId must be an integer or a short string");
+        return;
     }
     type = json_object_get(in->root, "type");
     t = json_string_value(type);
@@ -291,6 +285,18 @@ struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_u
     json_object_set_new(o, "seq", json_integer((json_int_t)seq));
     json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
     return finish(o);
+}
+
+bool pv_proto_msg_id(const json_t *root, json_t **out)
+{
+    json_t *v = json_is_object(root) ? json_object_get(root, "msgId") : NULL;
+    *out = NULL;
+    if (!v)
+        return true;
+    if (!json_is_integer(v) && !(json_is_string(v) && json_string_length(v) <= PV_MSGID_MAX))
+        return false;
+    *out = v;
+    return true;
 }
 
 struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, int64_t now)

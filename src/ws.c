@@ -229,9 +229,8 @@ static void reply_error(struct pv_ws *ws, struct pv_client *c, const char *data,
                         const char *code, const char *text)
 {
     json_t *root = json_loadb(data, len, 0, NULL);
-    json_t *msg_id = json_is_object(root) ? json_object_get(root, "msgId") : NULL;
-    if (msg_id && !json_is_integer(msg_id) && !json_is_string(msg_id))
-        msg_id = NULL;
+    json_t *msg_id;
+    pv_proto_msg_id(root, &msg_id); /* a msgId that breaks the rule is not echoed */
     struct pv_frame *f = pv_proto_error(code, text, msg_id);
     pv_client_write(c, f->data, f->len, false);
     pv_frame_unref(f);

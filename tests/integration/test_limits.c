@@ -115,24 +115,34 @@ static void test_message_rate_is_limited_then_a_flood_is_closed(void **state)
     struct srv s;
     const char *args[] = {"--rate-limit", "5", "--rate-burst", "5", NULL};
     enum { N = 20 };
-    static char burst[N * 128];
+    static char burst[N * 128 + 1200];
     size_t len = 0;
     assert_int_equal(srv_start(&s, args), 0);
     struct wsc *b = joined(s.port, NULL), *flood = joined(s.port, NULL);
     /* N messages in one write: the burst is taken, the rest refused, and
-     * refusals beyond the burst close the sender. */
+     * refusals beyond the burst close the sender. Two of the refused ones
+     * carry string msgIds: a short one comes back, a 1,000-byte one does
+     * not (one rule for msgId, on the worker as in the decoder). */
+    static char long_id[1001];
+    memset(long_id, 'L', 1000);
     for (int i = 0; i < N; i++) {
-        char msg[96];
-        int n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":%d,\"text\":\"f%d\"}", i, i);
-        burst[len++] = (char)0x81;
-        burst[len++] = (char)(0x80 | n);
-        memset(burst + len, 0, 4); /* zero mask */
-        len += 4;
-        memcpy(burst + len, msg, (size_t)n);
-        len += (size_t)n;
+        char msg[1100];
+        int n;
+        if (i == 6)
+            n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":\"%s\",\"text\":\"f%d\"}",
+                         long_id, i);
+        else if (i == 7)
+            n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":\"s7\",\"text\":\"f%d\"}", i);
+        else
+            n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":%d,\"text\":\"f%d\"}", i, i);
+        unsigned char *f;
+        size_t fl = wsc_encode(0x81, msg, (size_t)n, &f);
+        memcpy(burst + len, f, fl);
+        len += fl;
+        free(f);
     }
     assert_int_equal(wsc_send_raw(flood, burst, len), 0);
-    int acks = 0, limited = 0, last_ack = -1;
+    int acks = 0, limited = 0, last_ack = -1, short_id = 0, no_id = 0;
     for (;;) {
         json_t *j = wsc_recv_json(flood, T);
         if (!j)
@@ -143,7 +153,13 @@ static void test_message_rate_is_limited_then_a_flood_is_closed(void **state)
             last_ack = (int)json_integer_value(json_object_get(j, "msgId"));
         } else if (strcmp(type, "error") == 0) {
             assert_string_equal(json_string_value(json_object_get(j, "code")), "rate-limited");
-            assert_true(json_integer_value(json_object_get(j, "msgId")) >= 5);
+            json_t *id = json_object_get(j, "msgId");
+            if (!id)
+                no_id++;
+            else if (json_is_string(id))
+                short_id += strcmp(json_string_value(id), "s7") == 0;
+            else
+                assert_true(json_integer_value(id) >= 5);
             limited++;
         }
         json_decref(j);
@@ -154,6 +170,8 @@ static void test_message_rate_is_limited_then_a_flood_is_closed(void **state)
     assert_true(acks >= 5 && acks <= 6);
     assert_int_equal(last_ack, acks - 1);
     assert_true(limited >= 5);
+    assert_int_equal(short_id, 1);
+    assert_int_equal(no_id, 1);
     assert_true(srv_log_wait(&s, "flood from", T));
     /* The bystander got exactly the accepted ones, in order. */
     for (int i = 0; i < acks; i++) {
