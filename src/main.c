@@ -442,7 +442,7 @@ int main(int argc, char **argv)
         "request_head_timeout_ms", head_timeout,
         "websocket_max_frame_size", max_frame,
         /* palaver answers pings and keeps clients alive itself (ws.c,
-         * broadcaster.c): CivetWeb's own ping/pong would answer invalid
+         * broadcaster/sweep.c): CivetWeb's own ping/pong would answer invalid
          * pings (oversized, fragmented, RSV bits) before palaver could
          * refuse them. With it off, this is only the read loop's poll
          * interval, which bounds how soon mg_stop() is noticed. */

@@ -7,7 +7,7 @@
  * gathered frames to the writer pool (writer.h).
  *
  * Threads: pv_broadcaster_start() and pv_broadcaster_join() run on main.
- * Everything else in broadcaster.c runs on the broadcaster thread, which
+ * Everything else in src/broadcaster/ runs on the broadcaster thread, which
  * alone owns the registry, the history ring, the sequence counter and the
  * broadcaster-owned fields of struct pv_client.
  */

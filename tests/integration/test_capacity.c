@@ -388,6 +388,8 @@ static void test_start_up_burst_gets_101_or_503(void **state)
         ok += r.ok;
         busy += r.busy;
     }
+    fprintf(stderr, "capacity: %d starts: %d answered, %d told to retry, none wrong\n", ROUNDS, ok,
+            busy);
     assert_true(ok > 0);
 }
 

@@ -1,0 +1,498 @@
+/* broadcaster.c -- the broadcaster thread: its loop, event dispatch,
+ * chat (seq numbers, held acks), join and leave runs, presence, kicks and
+ * shutdown. The rest of its work is in the files beside it (internal.h
+ * lists them).
+ *
+ * Threads: runs on the broadcaster thread only (see broadcaster.h), but
+ * pv_broadcaster_start() and pv_broadcaster_join(), which run on main
+ * before the thread starts and after it has left its loop. It reads other
+ * threads' data only through the queue (events), the writer pool's outbox
+ * protocol and clients' written_bytes counters. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "palaver/config.h"
+#include "palaver/frame.h"
+#include "palaver/limits.h"
+#include "palaver/log.h"
+#include "palaver/proto.h"
+#include "palaver/queue.h"
+#include "palaver/stats.h"
+#include "palaver/store.h"
+#include "palaver/writer.h"
+
+#define POP_BATCH 256
+
+/* The users presence lists: everyone, up to --presence-max, newest first
+ * (the newcomers of a burst are at the end of the registry). */
+static struct pv_user *listed_users(struct pv_broadcaster *b, size_t *n)
+{
+    size_t online = pv_registry_count(&b->reg);
+    *n = online < b->d.cfg->presence_max ? online : b->d.cfg->presence_max;
+    struct pv_user *u = pv_xcalloc(*n ? *n : 1, sizeof(*u));
+    for (size_t i = 0; i < *n; i++)
+        u[i] = pv__user_of(b->reg.v[online - 1 - i]);
+    return u;
+}
+
+/* In rooms over --presence-max, join/leave notices carry counts only:
+ * naming every arrival to everyone is O(n^2) bytes in a reconnect burst. */
+static bool notices_named(const struct pv_broadcaster *b)
+{
+    return pv_registry_count(&b->reg) <= b->d.cfg->presence_max;
+}
+
+/* A run of consecutive JOIN events: a reconnect burst arrives as one. Each
+ * newcomer gets its id, one presence snapshot shared by the whole run
+ * (encoded once), and the history, before any live message; everyone else
+ * gets one join notice naming them all. Per burst this is O(n) encoding
+ * and deliveries, where one notice and one snapshot per join would be
+ * O(n^2) for n clients reconnecting at once. */
+static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k)
+{
+    int64_t now = pv_now_ms();
+    struct pv_client **cs = pv_xcalloc(k, sizeof(*cs));
+    struct pv_user *joined = pv_xcalloc(k, sizeof(*joined));
+    const char **why = pv_xcalloc(k, sizeof(*why)); /* NULL: name fine or none */
+    struct pv_join_req *jr = pv_xcalloc(k, sizeof(*jr));
+
+    for (size_t i = 0; i < k; i++) {
+        struct pv_client *c = cs[i] = ev[i]->client;
+        ev[i]->client = NULL; /* the event's reference becomes the registry's */
+        if (ev[i]->len == sizeof(jr[i]))
+            memcpy(&jr[i], ev[i]->data, sizeof(jr[i]));
+        pv_new_key(c->key);
+        pv_new_id(c->id);
+        if (jr[i].name_len == 0 || !pv_name_check(jr[i].name, jr[i].name_len, c->name, &why[i]))
+            snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
+        c->joining = true;
+        c->joined_ns = pv_mono_ns();
+        c->grace_end = UINT64_MAX; /* set once its join history is queued */
+        c->reads = (struct pv_rate){.tokens = b->d.cfg->history_rate * 8.0,
+                                    .last_ns = c->joined_ns};
+        pv_registry_add(&b->reg, c);
+        pv_stat_add(&b->d.stats->clients, 1);
+        joined[i] = pv__user_of(c);
+    }
+    size_t listed, n = pv_registry_count(&b->reg);
+    struct pv_user *users = listed_users(b, &listed);
+    /* Two snapshots at most per burst: with the history count, and with 0
+     * for clients resuming (their resume or reset message counts). */
+    struct pv_frame *presence[2] = {NULL, NULL};
+    for (size_t i = 0; i < k; i++) {
+        int v = jr[i].has_since ? 1 : 0;
+        if (!presence[v])
+            presence[v] = pv_proto_presence(users, listed, n, v ? 0 : b->hist.len, b->seq, now);
+    }
+    free(users);
+
+    for (size_t i = 0; i < k; i++) {
+        struct pv_client *c = cs[i];
+        pv__deliver(b, c, pv_proto_id(c->key, &joined[i], b->run_id, b->d.cfg->max_text, now));
+        if (why[i])
+            pv__send_error(b, c, "bad-name", why[i], NULL);
+        if (jr[i].bad_since)
+            pv__send_error(b, c, "bad-since", "?since= must be a seq (an integer >= 0)", NULL);
+        pv__deliver(b, c, pv_frame_ref(presence[jr[i].has_since ? 1 : 0]));
+        if (jr[i].has_since && !b->draining)
+            pv__resume(b, c, jr[i].since, jr[i].server);
+        else if (!jr[i].has_since)
+            pv__send_history(b, c, 0, b->hist.len);
+        /* Aggregated under churn (a few lines per second at info level and
+         * a count of the rest); every line at debug level. */
+        static struct pv_log_limit join_lim = PV_LOG_LIMIT("join lines");
+        bool loud = pv_log_limited(&join_lim, PV_LOG_INFO, 50);
+        if (loud || pv_log_enabled(PV_LOG_DEBUG))
+            pv_log(loud ? PV_LOG_INFO : PV_LOG_DEBUG, "join id=%s peer=%s name=\"%s\" online=%zu",
+                   c->id, c->peer, c->name, n);
+        c->grace_end = c->queued_bytes;
+        if (b->draining) {
+            c->closing = true; /* arrived during shutdown */
+            pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
+            pv__mark_dirty(b, c);
+        }
+    }
+    for (int v = 0; v < 2; v++)
+        if (presence[v])
+            pv_frame_unref(presence[v]);
+    if (!b->draining)
+        pv__fanout(b, pv_proto_notice("join", joined, k, notices_named(b), n, now), NULL);
+    for (size_t i = 0; i < k; i++)
+        cs[i]->joining = false;
+    free(cs);
+    free(joined);
+    free(why);
+    free(jr);
+}
+
+/* A run of consecutive LEAVE events: one leave notice names them all. */
+#define CHURN_NS 2000000000ull
+
+static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k)
+{
+    uint64_t now = pv_mono_ns();
+    struct pv_user *left = pv_xcalloc(k, sizeof(*left));
+    struct pv_client **gone = pv_xcalloc(k, sizeof(*gone));
+    size_t m = 0;
+
+    for (size_t i = 0; i < k; i++) {
+        struct pv_client *c = ev[i]->client;
+        if (c->refused) {
+            c->left = true; /* the sweep drops it from the refused list */
+            continue;
+        }
+        atomic_fetch_sub(b->d.admitted, 1);
+        if (c->index == SIZE_MAX)
+            continue;
+        pv_registry_remove(&b->reg, c);
+        pv_stat_add(&b->d.stats->clients, (uint64_t)-1);
+        /* Churn (clients that stayed under CHURN_NS) is aggregated; a
+         * client that stayed longer, or that the server closed (kick set:
+         * slow, idle, flood, broken), is always logged. */
+        static struct pv_log_limit leave_lim = PV_LOG_LIMIT("leave lines of short connections");
+        bool loud = atomic_load(&c->kick) || now - c->joined_ns >= CHURN_NS ||
+                    pv_log_limited(&leave_lim, PV_LOG_INFO, 50);
+        if (loud || pv_log_enabled(PV_LOG_DEBUG))
+            pv_log(loud ? PV_LOG_INFO : PV_LOG_DEBUG,
+                   "leave id=%s peer=%s name=\"%s\" reason=\"%s\" online=%zu", c->id, c->peer,
+                   c->name, ev[i]->data, pv_registry_count(&b->reg));
+        left[m] = pv__user_of(c); /* points into c, kept alive below */
+        gone[m++] = c;        /* the registry's reference, dropped below */
+    }
+    if (m && !b->draining)
+        pv__fanout(b,
+               pv_proto_notice("leave", left, m, notices_named(b), pv_registry_count(&b->reg),
+                               pv_now_ms()),
+               NULL);
+    for (size_t i = 0; i < m; i++)
+        pv_client_unref(gone[i]);
+    free(left);
+    free(gone);
+}
+
+static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    char name[PV_NAME_MAX_BYTES + 1], old[PV_NAME_MAX_BYTES + 1];
+    const char *why;
+
+    if (in->has_since) {
+        /* Resume on an open connection: after the resume (or reset)
+         * message, the stream is exactly the messages after since, even
+         * those this connection was already sent. */
+        const char *refused = c->resuming ? "a resume is already being read" : pv__reads_refused(b, c);
+        if (refused) {
+            pv__send_error(b, c, "busy", refused, in->msg_id);
+        } else {
+            c->reads_charged = true;
+            c->grace_end = UINT64_MAX;
+            pv__resume(b, c, in->since, in->server);
+            c->reads_charged = false;
+            if (!c->resuming)
+                c->grace_end = c->queued_bytes; /* the replay from memory */
+        }
+    }
+    if (!in->name)
+        return; /* a hello without a name changes no name */
+    if (!pv_name_check(in->name, in->name_len, name, &why)) {
+        pv__send_error(b, c, "bad-name", why, in->msg_id);
+        return;
+    }
+    if (strcmp(name, c->name) == 0)
+        return;
+    memcpy(old, c->name, sizeof(old));
+    memcpy(c->name, name, sizeof(c->name));
+    struct pv_user u = pv__user_of(c);
+    pv_info("rename id=%s peer=%s from=%s to=%s", c->id, c->peer, old, c->name);
+    /* Everyone, the renamed client included: it learns the name was taken. */
+    pv__fanout(b, pv_proto_rename(&u, old, pv_now_ms()), NULL);
+}
+
+static void hold_ack(struct pv_broadcaster *b, struct pv_client *c, uint64_t seq,
+                     const json_t *msg_id, int64_t now)
+{
+    if (b->acks_head + b->acks_n == b->acks_cap) {
+        if (b->acks_head > 0) { /* slide down before growing */
+            memmove(b->acks, b->acks + b->acks_head, b->acks_n * sizeof(*b->acks));
+            b->acks_head = 0;
+        }
+        if (b->acks_n == b->acks_cap) {
+            b->acks_cap = b->acks_cap ? b->acks_cap * 2 : 256;
+            b->acks = pv_xrealloc(b->acks, b->acks_cap * sizeof(*b->acks));
+        }
+    }
+    b->acks[b->acks_head + b->acks_n++] = (struct held_ack){
+        pv_client_ref(c), seq, msg_id ? json_incref((json_t *)msg_id) : NULL, now};
+}
+
+/* Sends the acks the store's commits allow; if the store has failed, the
+ * rest learn that their message was relayed but not stored. */
+static void release_acks(struct pv_broadcaster *b)
+{
+    if (!b->d.store || b->acks_n == 0)
+        return;
+    uint64_t done = pv_store_committed(b->d.store);
+    bool failed = pv_store_failure(b->d.store) != NULL;
+    while (b->acks_n) {
+        struct held_ack *a = &b->acks[b->acks_head];
+        if (a->seq > done && !failed)
+            break;
+        if (a->c->index != SIZE_MAX && !a->c->closing) {
+            if (a->seq <= done)
+                pv__deliver(b, a->c, pv_proto_ack(a->msg_id, a->seq, a->now));
+            else
+                pv__send_error(b, a->c, "not-stored",
+                           "relayed to everyone online, but not stored: the history store "
+                           "failed", a->msg_id);
+        }
+        pv_client_unref(a->c);
+        json_decref(a->msg_id);
+        b->acks_head++;
+        b->acks_n--;
+    }
+    if (b->acks_n == 0)
+        b->acks_head = 0;
+}
+
+static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    int64_t now = pv_now_ms();
+    struct pv_user from = pv__user_of(c);
+    uint64_t seq = ++b->seq;
+    struct pv_frame *f = pv_proto_message(in, &from, seq, now);
+
+    pv_stat_add(&b->d.stats->messages_in, 1);
+    pv_history_push(&b->hist, f, seq, now);
+    if (b->d.store && !pv_store_failure(b->d.store)) {
+        /* The ack waits for the commit: an acknowledged message is on disk.
+         * The store writes the frame's payload: encoded once, no copy. */
+        struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
+        m->seq = seq;
+        m->server_date = now;
+        m->frame = pv_frame_ref(f);
+        pv_store_append(b->d.store, m);
+        hold_ack(b, c, seq, in->msg_id, now);
+    } else if (pv__store_failed(b)) {
+        pv__send_error(b, c, "not-stored",
+                   "relayed to everyone online, but not stored: the history store failed",
+                   in->msg_id);
+    } else {
+        pv__deliver(b, c, pv_proto_ack(in->msg_id, seq, now));
+    }
+    pv__fanout(b, f, c);
+    pv_debug("message seq=%llu from id=%s bytes=%zu", (unsigned long long)seq, c->id,
+             in->text_len);
+}
+
+static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
+{
+    struct pv_client *c = ev->client;
+    struct pv_inbound in;
+
+    if (c->index == SIZE_MAX || c->closing || b->draining)
+        return; /* gone or going: nobody is left to answer */
+    pv_proto_decode(ev->data, ev->len, b->d.cfg->max_text, &in);
+    switch (in.type) {
+    case PV_IN_MESSAGE:
+        on_chat(b, c, &in);
+        break;
+    case PV_IN_HELLO:
+        on_hello(b, c, &in);
+        break;
+    case PV_IN_HISTORY:
+        pv__on_history(b, c, &in);
+        break;
+    case PV_IN_INVALID:
+        pv_debug("bad message from id=%s peer=%s: %s", c->id, c->peer, in.err_msg);
+        pv__send_error(b, c, in.err_code, in.err_msg, in.msg_id);
+        break;
+    }
+    pv_inbound_release(&in);
+}
+
+/* The client's worker closes it (protocol violation, flood). The close
+ * frame goes out through the client's outbox, after the acks and replies
+ * to the messages that came before the offence: the queue keeps each
+ * worker's events in order. */
+static void on_kick(struct pv_broadcaster *b, struct pv_event *ev)
+{
+    struct pv_client *c = ev->client;
+    char reason[124];
+    if (c->index == SIZE_MAX || c->closing)
+        return; /* gone already, or closing for another reason */
+    c->closing = true;
+    snprintf(reason, sizeof(reason), "%.*s", (int)ev->len, ev->data);
+    pv_batch_push(&c->pending, pv_frame_close((uint16_t)atomic_load(&c->kick), reason));
+    pv__mark_dirty(b, c);
+}
+
+static void on_shutdown(struct pv_broadcaster *b)
+{
+    b->draining = true;
+    for (size_t i = 0; i < b->reg.n; i++) {
+        struct pv_client *c = b->reg.v[i];
+        if (c->closing)
+            continue;
+        c->closing = true;
+        pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
+        pv__mark_dirty(b, c);
+    }
+    pv_info("shutdown: closing %zu client(s) with 1001", b->reg.n);
+}
+
+/* Handles ev[0..n): runs of JOINs and runs of LEAVEs go together. */
+static void handle(struct pv_broadcaster *b, struct pv_event **ev, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        switch (ev[i]->type) {
+        case PV_EV_JOIN:
+        case PV_EV_LEAVE:
+            while (j < n && ev[j]->type == ev[i]->type)
+                j++;
+            if (ev[i]->type == PV_EV_JOIN)
+                on_join_run(b, ev + i, j - i);
+            else
+                on_leave_run(b, ev + i, j - i);
+            break;
+        case PV_EV_MSG:
+            on_msg(b, ev[i]);
+            break;
+        case PV_EV_SHUTDOWN:
+            on_shutdown(b);
+            break;
+        case PV_EV_KICK:
+            on_kick(b, ev[i]);
+            break;
+        case PV_EV_REFUSED:
+            pv__list_push(&b->refused, ev[i]->client);
+            break;
+        case PV_EV_STOP:
+            b->stop = true;
+            break;
+        }
+        for (; i < j; i++)
+            pv_event_free(ev[i]);
+    }
+}
+
+static void *broadcaster_main(void *arg)
+{
+    struct pv_broadcaster *b = arg;
+    struct pv_event *ev[POP_BATCH];
+    uint64_t last_tick = 0;
+    bool busy = false;
+
+    while (!b->stop) {
+        uint64_t now = pv_mono_ns();
+        /* Liveness for /healthz and the systemd watchdog (main reads it). */
+        atomic_store_explicit(&b->d.stats->heartbeat, now, memory_order_relaxed);
+        atomic_store_explicit(&b->d.stats->history, b->hist.len, memory_order_relaxed);
+        if (now - last_tick >= 50000000ull) {
+            busy = pv_writers_tick(b->d.writers);
+            last_tick = now;
+        }
+        if (now - b->last_sweep >= b->sweep_every) {
+            /* Retention by age applies to memory too: the oldest go first. */
+            if (b->d.cfg->history_max_age_s)
+                pv_history_expire(&b->hist,
+                                  pv_now_ms() - (int64_t)b->d.cfg->history_max_age_s * 1000);
+            pv__sweep(b, now);
+            b->last_sweep = now;
+        }
+        /* Writers behind: take no new events (the queue fills and senders
+         * feel it) until the congested clients' backlogs come down. */
+        if (b->congested.n && pv__relieve(b)) {
+            pv__flush(b);
+            pv_writers_wait_progress(b->d.writers, 10);
+            continue;
+        }
+        size_t n = pv_queue_pop(b->d.queue, ev, POP_BATCH);
+        /* Lag for /healthz: a loop that turns but falls behind its queue
+         * (a flood of costly events) is not healthy either. */
+        atomic_store_explicit(&b->d.stats->queue_lag_ns,
+                              n ? pv_mono_ns() - ev[0]->queued_ns : 0, memory_order_relaxed);
+        handle(b, ev, n);
+        pv__store_news(b);
+        release_acks(b);
+        pv__flush(b);
+        if (n == 0 && !b->stop && !b->congested.n) {
+            /* Park until a producer wakes us; tick sooner while writers
+             * are busy so a stalled writer gets replaced quickly. */
+            pv_queue_wait_fd(b->d.queue, b->d.store ? pv_store_event_fd(b->d.store) : -1,
+                             busy ? 50 : (int)(b->sweep_every / 1000000u));
+        }
+    }
+    return NULL;
+}
+
+/* pv_store_before() callback: a stored message back into the ring. */
+static void preload(void *ud, uint64_t seq, int64_t server_date, const char *json, size_t len)
+{
+    struct pv_broadcaster *b = ud;
+    struct pv_frame *f = pv_frame_new(PV_WS_OP_TEXT, json, len);
+    pv_history_push(&b->hist, f, seq, server_date);
+    pv_frame_unref(f);
+}
+
+struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *deps)
+{
+    struct pv_broadcaster *b = pv_xcalloc(1, sizeof(*b));
+    int err;
+
+    b->d = *deps;
+    pv_registry_init(&b->reg);
+    pv_new_id(b->run_id);
+    /* A quarter of the shorter interval, between 50 ms and 1 s. */
+    unsigned every = deps->cfg->ping_interval_ms < deps->cfg->idle_timeout_ms
+                         ? deps->cfg->ping_interval_ms / 4
+                         : deps->cfg->idle_timeout_ms / 4;
+    every = every < 50 ? 50 : every > 1000 ? 1000 : every;
+    b->sweep_every = (uint64_t)every * 1000000u;
+    b->last_sweep = pv_mono_ns();
+    pv_history_init(&b->hist, deps->cfg->history);
+    if (deps->store) {
+        /* seq continues where the stored history ends; newcomers get the
+         * last messages from before the restart. */
+        b->seq = pv_store_last_seq(deps->store);
+        /* A store failed from the start (read-only) cannot record the seq
+         * numbers given out now: they get a numbering of their own. */
+        if (!pv_store_failure(deps->store))
+            snprintf(b->run_id, sizeof(b->run_id), "%s", pv_store_id(deps->store));
+        if (deps->cfg->history &&
+            pv_store_before(deps->store, b->seq + 1, deps->cfg->history, preload, b) < 0)
+            pv_warn("could not read the stored history back; starting with none in memory");
+        pv_info("history store: last seq %llu, %zu messages loaded for newcomers",
+                (unsigned long long)b->seq, b->hist.len);
+    }
+    err = pthread_create(&b->thread, NULL, broadcaster_main, b);
+    if (err) {
+        pv_err("cannot start the broadcaster thread: %s", strerror(err));
+        pv_history_destroy(&b->hist);
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void pv_broadcaster_join(struct pv_broadcaster *b)
+{
+    if (!b)
+        return;
+    pthread_join(b->thread, NULL);
+    pv__reads_drop(b);
+    pv__flush(b);
+    for (size_t i = 0; i < b->acks_n; i++) {
+        pv_client_unref(b->acks[b->acks_head + i].c);
+        json_decref(b->acks[b->acks_head + i].msg_id);
+    }
+    free(b->acks);
+    pv__list_free(&b->congested);
+    pv__list_free(&b->refused);
+    pv_registry_destroy(&b->reg);
+    pv_history_destroy(&b->hist);
+    pv__list_free(&b->dirty);
+    free(b);
+}

@@ -1,0 +1,155 @@
+/* internal.h -- the broadcaster's state, shared by the files of
+ * src/broadcaster/ and by nobody else.
+ *
+ * Threads: every file that includes this runs on the broadcaster thread
+ * only (pv_broadcaster_start() and pv_broadcaster_join() aside, which run
+ * on main before the thread starts and after it has left its loop). The
+ * struct below is that thread's alone; other threads reach it only
+ * through the event queue (queue.h), the writers' outbox protocol
+ * (writer.h) and clients' written_bytes counters.
+ *
+ * The files, one concern each:
+ *   broadcaster.c  the loop, event dispatch, chat and held acks, join and
+ *                  leave runs, presence, kicks and shutdown
+ *   delivery.c     per-client pending batches, backlog, slow consumer vs
+ *                  congestion, the sender-excluding fanout, the flush to
+ *                  the writers
+ *   recovery.c     resume after a seq, history pages, store reads, the
+ *                  history read budget
+ *   history.c      the history ring, a pure value type (history.h)
+ *   sweep.c        keepalive pings, idle timeouts, eviction
+ * Calls between these files use the pv__ prefix (internal tier); the
+ * public API is broadcaster.h.
+ */
+#ifndef PALAVER_BROADCASTER_INTERNAL_H
+#define PALAVER_BROADCASTER_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "palaver/broadcaster.h"
+#include "palaver/client.h"
+#include "palaver/history.h"
+#include "palaver/proto.h"
+#include "palaver/registry.h"
+#include "palaver/xalloc.h"
+
+struct pv_event;
+struct pv_frame;
+struct pv_inbound;
+
+/* A growable list of clients, holding one reference to each. */
+struct client_list {
+    struct pv_client **v;
+    size_t n, cap;
+};
+
+static inline void pv__list_push(struct client_list *l, struct pv_client *c)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = pv_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = pv_client_ref(c);
+}
+
+static inline void pv__list_free(struct client_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        pv_client_unref(l->v[i]);
+    free(l->v);
+    *l = (struct client_list){0};
+}
+
+struct read_job; /* recovery.c */
+
+struct pv_broadcaster {
+    struct pv_broadcaster_deps d;
+    pthread_t thread;
+
+    struct pv_registry reg;
+    struct client_list dirty;     /* clients with pending frames */
+    struct client_list congested; /* over the backlog bound while writers
+                                   * catch up */
+    struct client_list refused;   /* lost the admission race, closed 1013,
+                                   * connection not yet gone: swept */
+
+    struct pv_history hist; /* the last cfg->history messages */
+
+    /* Database reads (resumes, history pages): waiting for the store to
+     * commit what they must include, then out at the store's reader. */
+    struct read_job **waiting;
+    size_t waiting_n, waiting_cap;
+    size_t reads_out; /* handed to the reader, answer not yet handled */
+
+    uint64_t sweep_every; /* ns between keepalive sweeps */
+    uint64_t last_sweep;
+
+    /* Acks held until the store has committed their message, oldest
+     * first (seqs ascending). */
+    struct held_ack {
+        struct pv_client *c; /* one reference */
+        uint64_t seq;
+        json_t *msg_id;      /* one reference, or NULL */
+        int64_t now;
+    } *acks;
+    size_t acks_head, acks_n, acks_cap;
+
+    uint64_t seq; /* last sequence number given out */
+    /* Names the seq numbering: the database's id with a store (seq
+     * carries on across restarts), else random per start (seq restarts). */
+    char run_id[PV_ID_LEN + 1];
+    bool draining; /* SHUTDOWN seen: closing everyone, relaying nothing */
+    bool stop;
+};
+
+static inline struct pv_user pv__user_of(const struct pv_client *c)
+{
+    return (struct pv_user){.id = c->id, .name = c->name};
+}
+
+/* ---- delivery.c ---- */
+
+/* Queues f for c (taking over one reference the caller holds for c).
+ * Returns false, and releases that reference, if c is closing or has just
+ * been closed as a slow consumer. */
+bool pv__deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f);
+/* c has frames for this cycle's flush. */
+void pv__mark_dirty(struct pv_broadcaster *b, struct pv_client *c);
+/* Bytes queued for c that its writer has not finished. */
+uint64_t pv__backlog(const struct pv_client *c);
+/* Re-examines congested clients; true while the broadcaster must pause. */
+bool pv__relieve(struct pv_broadcaster *b);
+/* The sender-excluding fanout (consumes the caller's reference to f). */
+void pv__fanout(struct pv_broadcaster *b, struct pv_frame *f, const struct pv_client *except);
+void pv__send_error(struct pv_broadcaster *b, struct pv_client *c, const char *code,
+                    const char *msg, const json_t *msg_id);
+/* Ends a cycle: hands every touched client's frames to the writers. */
+void pv__flush(struct pv_broadcaster *b);
+
+/* ---- recovery.c ---- */
+
+bool pv__store_failed(const struct pv_broadcaster *b);
+/* NULL if c may read history now, else why not (for the busy error). */
+const char *pv__reads_refused(struct pv_broadcaster *b, struct pv_client *c);
+/* Sends ring entries [from, to) to c, oldest first. */
+void pv__send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from, size_t to);
+/* Resume after `since` (of the numbering `server`, if named). */
+void pv__resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since,
+                const char *server);
+/* {"type":"history"}: a page of older history. */
+void pv__on_history(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
+/* Answers from the store's reader, then reads that may now go out. */
+void pv__store_news(struct pv_broadcaster *b);
+/* main, at teardown: every read not yet answered, and the answers. */
+void pv__reads_drop(struct pv_broadcaster *b);
+
+/* ---- sweep.c ---- */
+
+/* Keepalive and eviction over the whole registry (every sweep_every). */
+void pv__sweep(struct pv_broadcaster *b, uint64_t now);
+
+#endif
