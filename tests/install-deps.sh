@@ -11,7 +11,7 @@ packages=(
   # tests: unit-test framework, SHA-1 for the handshake check, sanitizer runtimes
   libcmocka-dev libssl-dev
   # fuzzing (clang + libFuzzer runtime) and static analysis
-  clang libclang-rt-14-dev clang-tidy cppcheck
+  clang libclang-rt-14-dev clang-tidy clang-format-14 cppcheck
   # browser tests: Debian's Chromium (driven by playwright-core from npm)
   chromium
   # service tests: systemd-analyze verify/security (and man, which verify runs)
