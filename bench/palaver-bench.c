@@ -38,11 +38,11 @@ struct conn {
     int index;
     enum state state;
     bool sender;
-    bool stalled;      /* completes the handshake, then never reads */
-    bool churn;        /* reconnects every churn_ms; not counted as a reader */
-    bool counted;      /* its first connection was counted in st.connected */
+    bool stalled; /* completes the handshake, then never reads */
+    bool churn;   /* reconnects every churn_ms; not counted as a reader */
+    bool counted; /* its first connection was counted in st.connected */
     uint64_t opened_ns;
-    int sender_no;     /* index among senders, or -1 */
+    int sender_no; /* index among senders, or -1 */
     char key[32];
     unsigned char *in; /* unparsed input */
     size_t in_len, in_cap;
@@ -203,8 +203,8 @@ static void send_chat(struct conn *c)
         memset(buf + n, 'x', (size_t)pad);
         n += pad;
     }
-    n += snprintf(buf + n, sizeof(buf) - (size_t)n,
-                  "\",\"clientKey\":\"\",\"date\":%lld}", (long long)time(NULL) * 1000);
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\",\"clientKey\":\"\",\"date\":%lld}",
+                  (long long)time(NULL) * 1000);
     queue_frame(c, 1, buf, (size_t)n);
     c->sent++;
     st.sent++;
@@ -308,11 +308,12 @@ static void start_handshake(struct conn *c)
     for (int i = 0; i < 16; i++)
         nonce[i] = (unsigned char)rand();
     EVP_EncodeBlock((unsigned char *)c->key, nonce, 16);
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
-                     o.path, o.host, o.port, c->key, o.subprotocol[0] ? "Sec-WebSocket-Protocol: " : "",
-                     o.subprotocol, o.subprotocol[0] ? "\r\n" : "");
+    int n =
+        snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                 o.path, o.host, o.port, c->key, o.subprotocol[0] ? "Sec-WebSocket-Protocol: " : "",
+                 o.subprotocol, o.subprotocol[0] ? "\r\n" : "");
     grow(&c->out, &c->out_cap, (size_t)n);
     memcpy(c->out, req, (size_t)n);
     c->out_len = (size_t)n;
@@ -443,8 +444,8 @@ static int check_page(double *ms)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
         char req[512];
-        int n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                         o.host);
+        int n = snprintf(req, sizeof(req),
+                         "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", o.host);
         if (send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
             char resp[512];
             ssize_t r = recv(fd, resp, sizeof(resp) - 1, 0);
@@ -560,16 +561,23 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"url", 1, 0, 'u'},      {"clients", 1, 0, 'c'}, {"senders", 1, 0, 's'},
-        {"rate", 1, 0, 'r'},     {"window", 1, 0, 'w'},  {"size", 1, 0, 'z'},
-        {"duration", 1, 0, 'd'}, {"stall", 1, 0, 'S'},   {"subprotocol", 1, 0, 'p'},
-        {"broker-pid", 1, 0, 'P'}, {"json", 1, 0, 'j'},  {"label", 1, 0, 'l'},
-        {"churn", 1, 0, 'C'},    {"churn-ms", 1, 0, 'M'}, {"check-page", 0, 0, 'G'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"url", 1, 0, 'u'},         {"clients", 1, 0, 'c'},
+                                       {"senders", 1, 0, 's'},     {"rate", 1, 0, 'r'},
+                                       {"window", 1, 0, 'w'},      {"size", 1, 0, 'z'},
+                                       {"duration", 1, 0, 'd'},    {"stall", 1, 0, 'S'},
+                                       {"subprotocol", 1, 0, 'p'}, {"broker-pid", 1, 0, 'P'},
+                                       {"json", 1, 0, 'j'},        {"label", 1, 0, 'l'},
+                                       {"churn", 1, 0, 'C'},       {"churn-ms", 1, 0, 'M'},
+                                       {"check-page", 0, 0, 'G'},  {0, 0, 0, 0}};
     int opt;
-    o = (struct opts){.clients = 100, .senders = 1, .window = 64, .size = 100,
-                      .duration_s = 10, .path = "/", .label = "run", .churn_ms = 200};
+    o = (struct opts){.clients = 100,
+                      .senders = 1,
+                      .window = 64,
+                      .size = 100,
+                      .duration_s = 10,
+                      .path = "/",
+                      .label = "run",
+                      .churn_ms = 200};
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (opt) {
         case 'u':
@@ -578,21 +586,50 @@ int main(int argc, char **argv)
             if (o.path[0] != '/')
                 strcpy(o.path, "/");
             break;
-        case 'c': o.clients = atoi(optarg); break;
-        case 's': o.senders = atoi(optarg); break;
-        case 'r': o.rate = atof(optarg); break;
-        case 'w': o.window = atoi(optarg); break;
-        case 'z': o.size = atoi(optarg); break;
-        case 'd': o.duration_s = atoi(optarg); break;
-        case 'S': o.stall = atoi(optarg); break;
-        case 'p': snprintf(o.subprotocol, sizeof(o.subprotocol), "%s", optarg); break;
-        case 'P': o.broker_pid = atoi(optarg); break;
-        case 'j': o.json_out = optarg; break;
-        case 'l': o.label = optarg; break;
-        case 'C': o.churn = atoi(optarg); break;
-        case 'M': o.churn_ms = atoi(optarg); break;
-        case 'G': o.check_page = true; break;
-        default: usage();
+        case 'c':
+            o.clients = atoi(optarg);
+            break;
+        case 's':
+            o.senders = atoi(optarg);
+            break;
+        case 'r':
+            o.rate = atof(optarg);
+            break;
+        case 'w':
+            o.window = atoi(optarg);
+            break;
+        case 'z':
+            o.size = atoi(optarg);
+            break;
+        case 'd':
+            o.duration_s = atoi(optarg);
+            break;
+        case 'S':
+            o.stall = atoi(optarg);
+            break;
+        case 'p':
+            snprintf(o.subprotocol, sizeof(o.subprotocol), "%s", optarg);
+            break;
+        case 'P':
+            o.broker_pid = atoi(optarg);
+            break;
+        case 'j':
+            o.json_out = optarg;
+            break;
+        case 'l':
+            o.label = optarg;
+            break;
+        case 'C':
+            o.churn = atoi(optarg);
+            break;
+        case 'M':
+            o.churn_ms = atoi(optarg);
+            break;
+        case 'G':
+            o.check_page = true;
+            break;
+        default:
+            usage();
         }
     }
     if (!o.host[0] || o.clients < 1 || o.senders > o.clients || o.window < 1)
@@ -656,8 +693,7 @@ int main(int argc, char **argv)
     uint64_t last_progress = now_ns(), last = st.delivered;
     for (;;) {
         int readers = open_receivers - 1;
-        if (st.delivered >= st.acked * (uint64_t)(readers > 0 ? readers : 0) &&
-            st.acked == st.sent)
+        if (st.delivered >= st.acked * (uint64_t)(readers > 0 ? readers : 0) && st.acked == st.sent)
             break;
         if (now_ns() - last_progress > 10000000000ull)
             break;
@@ -674,8 +710,8 @@ int main(int argc, char **argv)
     double ratio = st.expected ? (double)st.delivered / (double)st.expected : 0;
     uint64_t total_lat = st.delivered;
 
-    printf("%s: %d clients (+%d stalled), %d senders, rate %s, %d-byte messages, %.1f s\n",
-           o.label, o.clients, o.stall, o.senders, o.rate > 0 ? "fixed" : "max", o.size, secs);
+    printf("%s: %d clients (+%d stalled), %d senders, rate %s, %d-byte messages, %.1f s\n", o.label,
+           o.clients, o.stall, o.senders, o.rate > 0 ? "fixed" : "max", o.size, secs);
     printf("  connected %d (failed %d) in %.2f s (%.0f connections/s)\n", st.connected, st.failed,
            connect_s, connect_s > 0 ? st.connected / connect_s : 0);
     double rss_per_conn = st.connected ? (double)(rss_idle - rss_base) / st.connected : 0;
@@ -700,8 +736,8 @@ int main(int argc, char **argv)
            ", closed %" PRIu64 "\n",
            st.echoes, st.gaps, st.dups, st.errors, st.closed);
     if (o.broker_pid > 0)
-        printf("  broker: cpu %.2f s, rss %ld kB, threads %d; bench cpu %.2f s\n",
-               bcpu1 - bcpu0, rss1, thr1, scpu);
+        printf("  broker: cpu %.2f s, rss %ld kB, threads %d; bench cpu %.2f s\n", bcpu1 - bcpu0,
+               rss1, thr1, scpu);
     else
         printf("  bench cpu %.2f s\n", scpu);
     if (o.json_out) {

@@ -49,10 +49,11 @@ static int healthz(struct mg_connection *conn, void *ud)
     else if (a->store)
         n += snprintf(body + n, sizeof(body) - (size_t)n, "history store: ok, committed seq %llu\n",
                       (unsigned long long)pv_store_committed(a->store));
-    mg_printf(conn,
-              "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
-              "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-              ok && !lagging ? "200 OK" : "503 Service Unavailable", n, body);
+    mg_printf(
+        conn,
+        "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
+        "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+        ok && !lagging ? "200 OK" : "503 Service Unavailable", n, body);
     return ok && !lagging ? 200 : 503;
 }
 
@@ -103,13 +104,15 @@ static int metrics(struct mg_connection *conn, void *ud)
     metric(&b, "palaver_bytes_out_total", "counter", "Bytes written to sockets.", GET(bytes_out));
     metric(&b, "palaver_queue_depth", "gauge", "Events waiting for the broadcaster.",
            pv_queue_depth(a->queue));
-    put(&b, "# HELP palaver_broadcaster_lag_seconds Time since the broadcaster loop last turned.\n"
-            "# TYPE palaver_broadcaster_lag_seconds gauge\npalaver_broadcaster_lag_seconds %.6f\n",
+    put(&b,
+        "# HELP palaver_broadcaster_lag_seconds Time since the broadcaster loop last turned.\n"
+        "# TYPE palaver_broadcaster_lag_seconds gauge\npalaver_broadcaster_lag_seconds %.6f\n",
         (double)age / 1e9);
     metric(&b, "palaver_broadcaster_up", "gauge", "1 while the broadcaster loop turns.", alive);
-    put(&b, "# HELP palaver_queue_lag_seconds How long the oldest event of the broadcaster's last "
-            "batch waited in the queue.\n# TYPE palaver_queue_lag_seconds gauge\n"
-            "palaver_queue_lag_seconds %.6f\n",
+    put(&b,
+        "# HELP palaver_queue_lag_seconds How long the oldest event of the broadcaster's last "
+        "batch waited in the queue.\n# TYPE palaver_queue_lag_seconds gauge\n"
+        "palaver_queue_lag_seconds %.6f\n",
         (double)pv_stat_get(&s->queue_lag_ns) / 1e9);
     metric(&b, "palaver_slow_consumer_closes_total", "counter",
            "Clients closed with 1008 for not reading.", GET(slow_consumers));
@@ -121,14 +124,15 @@ static int metrics(struct mg_connection *conn, void *ud)
            GET(idle_closes));
     metric(&b, "palaver_evictions_total", "counter",
            "Closed clients whose connection the server ended.", GET(evictions));
-    put(&b, "# HELP palaver_refused_connections_total WebSocket handshakes refused, by reason.\n"
-            "# TYPE palaver_refused_connections_total counter\n"
-            "palaver_refused_connections_total{reason=\"full\"} %llu\n"
-            "palaver_refused_connections_total{reason=\"per_ip\"} %llu\n"
-            "palaver_refused_connections_total{reason=\"origin\"} %llu\n"
-            "palaver_refused_connections_total{reason=\"host\"} %llu\n"
-            "palaver_refused_connections_total{reason=\"rate\"} %llu\n"
-            "palaver_refused_connections_total{reason=\"conns_per_ip\"} %llu\n",
+    put(&b,
+        "# HELP palaver_refused_connections_total WebSocket handshakes refused, by reason.\n"
+        "# TYPE palaver_refused_connections_total counter\n"
+        "palaver_refused_connections_total{reason=\"full\"} %llu\n"
+        "palaver_refused_connections_total{reason=\"per_ip\"} %llu\n"
+        "palaver_refused_connections_total{reason=\"origin\"} %llu\n"
+        "palaver_refused_connections_total{reason=\"host\"} %llu\n"
+        "palaver_refused_connections_total{reason=\"rate\"} %llu\n"
+        "palaver_refused_connections_total{reason=\"conns_per_ip\"} %llu\n",
         GET(refused_full), GET(refused_per_ip), GET(refused_origin), GET(refused_host),
         GET(refused_rate), GET(refused_conns));
     metric(&b, "palaver_history_reads_limited_total", "counter",

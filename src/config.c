@@ -147,11 +147,13 @@ struct setting {
     unsigned long long min, max;
 };
 
+/* clang-format off */
 #define U(name, s, field, lo, hi) \
     {name, s, K_UINT, offsetof(struct pv_config, field), 0, lo, hi}
 #define Z(name, field, lo, hi) {name, 0, K_SIZE, offsetof(struct pv_config, field), 0, lo, hi}
 #define S(name, s, kind, field) \
     {name, s, kind, offsetof(struct pv_config, field), sizeof(((struct pv_config *)0)->field), 0, 0}
+/* clang-format on */
 
 static const struct setting settings[] = {
     U("port", 'p', port, 0, 65535),
@@ -196,7 +198,8 @@ static const struct setting settings[] = {
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-__attribute__((format(printf, 3, 4))) static void errf(char *err, size_t errsz, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void errf(char *err, size_t errsz, const char *fmt,
+                                                       ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -231,8 +234,8 @@ static int set_option(struct pv_config *c, const struct setting *s, const char *
     case K_UINT:
     case K_SIZE:
         if (parse_num(value, s->min, s->max, &v) != 0) {
-            errf(err, errsz, "invalid %s%s '%s' (expected a number from %llu to %llu)", dashes, s->name,
-                 value, s->min, s->max);
+            errf(err, errsz, "invalid %s%s '%s' (expected a number from %llu to %llu)", dashes,
+                 s->name, value, s->min, s->max);
             return -1;
         }
         if (s->kind == K_UINT)
@@ -250,7 +253,8 @@ static int set_option(struct pv_config *c, const struct setting *s, const char *
     case K_ADDR: {
         struct in_addr a;
         if (inet_pton(AF_INET, value, &a) != 1) { /* dotted quad only */
-            errf(err, errsz, "invalid %s%s '%s' (expected an IPv4 address)", dashes, s->name, value);
+            errf(err, errsz, "invalid %s%s '%s' (expected an IPv4 address)", dashes, s->name,
+                 value);
             return -1;
         }
         inet_ntop(AF_INET, &a, field, (socklen_t)s->size);
@@ -382,8 +386,7 @@ static void getopt_tables(struct option *longopts, char *shortopts)
     shortopts[ns++] = ':';
     for (size_t i = 0; i < N_SETTINGS; i++) {
         longopts[i] = (struct option){settings[i].name, required_argument, NULL,
-                                      settings[i].short_opt ? settings[i].short_opt
-                                                            : 256 + (int)i};
+                                      settings[i].short_opt ? settings[i].short_opt : 256 + (int)i};
         if (settings[i].short_opt) {
             shortopts[ns++] = (char)settings[i].short_opt;
             shortopts[ns++] = ':';
@@ -568,9 +571,10 @@ bool pv_config_live_equal(const struct pv_config *a, const struct pv_config *b, 
     what[0] = '\0';
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const struct setting *s = &settings[i];
-        size_t size = s->kind == K_UINT ? sizeof(unsigned)
-                      : s->kind == K_SIZE ? sizeof(size_t)
-                      : s->kind == K_LEVEL ? sizeof(int) : s->size;
+        size_t size = s->kind == K_UINT    ? sizeof(unsigned)
+                      : s->kind == K_SIZE  ? sizeof(size_t)
+                      : s->kind == K_LEVEL ? sizeof(int)
+                                           : s->size;
         if (memcmp((const char *)&x + s->off, (const char *)y + s->off, size) != 0) {
             size_t used = strlen(what);
             snprintf(what + used, n - used, "%s%s", used ? ", " : "", s->name);

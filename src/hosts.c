@@ -48,8 +48,8 @@ bool pv_host_name(const char *header, char out[PV_HOST_MAX])
         char ch = p[i];
         if (ch >= 'A' && ch <= 'Z')
             ch = (char)(ch - 'A' + 'a');
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-                  ch == '.' || ch == '_' || (header[0] == '[' && ch == ':');
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+                  ch == '_' || (header[0] == '[' && ch == ':');
         if (!ok)
             return false;
         out[i] = ch;
@@ -180,8 +180,7 @@ bool pv_hosts_allow(struct pv_hosts *h, const char *header, const char *allowed_
     if (pv_host_listed(name, allowed_hosts, allowed_origins))
         return true;
     size_t n = strlen(name);
-    if (strcmp(name, "localhost") == 0 ||
-        (n > 10 && strcmp(name + n - 10, ".localhost") == 0))
+    if (strcmp(name, "localhost") == 0 || (n > 10 && strcmp(name + n - 10, ".localhost") == 0))
         return true;
     /* An IP literal: ours if it is an address of this machine. */
     unsigned char bin[sizeof(struct in6_addr)];

@@ -53,8 +53,7 @@ double pv_rate_level(struct pv_rate *r, double rate, double burst, uint64_t now_
     return r->tokens;
 }
 
-enum pv_rate_verdict pv_rate_take(struct pv_rate *r, unsigned rate, unsigned burst,
-                                  uint64_t now_ns)
+enum pv_rate_verdict pv_rate_take(struct pv_rate *r, unsigned rate, unsigned burst, uint64_t now_ns)
 {
     return pv_rate_take_n(r, rate, burst, 1.0, burst, now_ns);
 }
@@ -63,11 +62,11 @@ enum pv_rate_verdict pv_rate_take(struct pv_rate *r, unsigned rate, unsigned bur
 
 struct peer {
     struct peer *next;
-    unsigned count;          /* WebSockets open */
-    unsigned held;           /* TCP connections holding a worker */
-    struct pv_rate shakes;   /* handshake bucket */
-    struct pv_rate bytes;    /* inbound bytes of all its connections */
-    struct pv_rate reads;    /* history bytes replayed or paged to it */
+    unsigned count;        /* WebSockets open */
+    unsigned held;         /* TCP connections holding a worker */
+    struct pv_rate shakes; /* handshake bucket */
+    struct pv_rate bytes;  /* inbound bytes of all its connections */
+    struct pv_rate reads;  /* history bytes replayed or paged to it */
     bool shakes_used, bytes_used, reads_used;
     char addr[];
 };
@@ -182,8 +181,7 @@ void pv_peers_unhold(struct pv_peers *p, const char *addr)
 }
 
 /* Caller holds mu. */
-static struct pv_rate *reads_of(struct pv_peers *p, const char *addr, double burst,
-                                uint64_t now_ns)
+static struct pv_rate *reads_of(struct pv_peers *p, const char *addr, double burst, uint64_t now_ns)
 {
     struct peer *e = entry(p, addr);
     if (!e->reads_used) {
@@ -232,8 +230,8 @@ bool pv_peers_handshake(struct pv_peers *p, const char *addr, unsigned rate, uns
     return v == PV_RATE_OK;
 }
 
-enum pv_rate_verdict pv_peers_bytes(struct pv_peers *p, const char *addr, double rate,
-                                    double burst, double cost, uint64_t now_ns)
+enum pv_rate_verdict pv_peers_bytes(struct pv_peers *p, const char *addr, double rate, double burst,
+                                    double cost, uint64_t now_ns)
 {
     if (rate <= 0)
         return PV_RATE_OK;

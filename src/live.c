@@ -65,8 +65,7 @@ void pv_live_update(struct pv_live *l, const struct pv_config *old, const struct
     }
     if (strcmp(old->allowed_origins, c->allowed_origins) != 0) {
         publish(l, &l->origins, c->allowed_origins);
-        pv_notice("reload: allowed-origins '%s' -> '%s'", old->allowed_origins,
-                  c->allowed_origins);
+        pv_notice("reload: allowed-origins '%s' -> '%s'", old->allowed_origins, c->allowed_origins);
     }
     if (strcmp(old->allowed_hosts, c->allowed_hosts) != 0) {
         publish(l, &l->hosts, c->allowed_hosts);

@@ -85,8 +85,7 @@ bool pv_log_limited(struct pv_log_limit *l, int level, unsigned burst)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     uint64_t start = atomic_load_explicit(&l->window_ns, memory_order_relaxed);
-    if (now - start >= 1000000000u &&
-        atomic_compare_exchange_strong(&l->window_ns, &start, now)) {
+    if (now - start >= 1000000000u && atomic_compare_exchange_strong(&l->window_ns, &start, now)) {
         atomic_store_explicit(&l->count, 0, memory_order_relaxed);
         uint64_t n = atomic_exchange_explicit(&l->suppressed, 0, memory_order_relaxed);
         if (n)

@@ -44,11 +44,11 @@ static struct {
     unsigned started;
 } workers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 
-#define PAGE_HEADERS                                                                         \
-    "X-Content-Type-Options: nosniff\r\n"                                                     \
-    "Referrer-Policy: no-referrer\r\n"                                                        \
-    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "       \
-    "img-src 'self' data:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "         \
+#define PAGE_HEADERS                                                                               \
+    "X-Content-Type-Options: nosniff\r\n"                                                          \
+    "Referrer-Policy: no-referrer\r\n"                                                             \
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
+    "img-src 'self' data:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "             \
     "form-action 'none'; frame-ancestors 'none'"
 
 /* Eviction (client.h): an empty handler, installed without SA_RESTART,
@@ -302,8 +302,7 @@ static void log_stats(struct pv_stats *s)
             (unsigned long long)pv_stat_get(&s->slow_consumers),
             (unsigned long long)pv_stat_get(&s->idle_closes),
             (unsigned long long)pv_stat_get(&s->rate_closes),
-            (unsigned long long)pv_stat_get(&s->evictions), mi.uordblks / 1024,
-            mi.fordblks / 1024);
+            (unsigned long long)pv_stat_get(&s->evictions), mi.uordblks / 1024, mi.fordblks / 1024);
 }
 
 static void shutdown_broker(struct pv_ws *ws, struct pv_queue *q, struct pv_broadcaster *b,
@@ -318,8 +317,7 @@ static void shutdown_broker(struct pv_ws *ws, struct pv_queue *q, struct pv_broa
     pv_broadcaster_join(b);
     /* 2. Let the writers flush the close frames, within the bound. */
     if (!pv_writers_drain(w, (int)drain_ms))
-        pv_warn("drain timeout (%u ms): some clients did not take their close frame",
-                drain_ms);
+        pv_warn("drain timeout (%u ms): some clients did not take their close frame", drain_ms);
     /* 3. Writers stop before mg_stop(), which frees the connection slots. */
     stop_writers(w);
     mg_stop(ctx);
@@ -353,9 +351,8 @@ int main(int argc, char **argv)
     if (action == PV_CONFIG_CHECK) {
         printf("palaverd: configuration OK (file %s%s): port %u, max-clients %u, %u CivetWeb "
                "workers, log-level %s\n",
-               cfg.config_path, access(cfg.config_path, R_OK) == 0 ? "" : ", not present",
-               cfg.port, cfg.max_clients, pv_config_num_threads(&cfg),
-               pv_log_level_name(cfg.log_level));
+               cfg.config_path, access(cfg.config_path, R_OK) == 0 ? "" : ", not present", cfg.port,
+               cfg.max_clients, pv_config_num_threads(&cfg), pv_log_level_name(cfg.log_level));
         return 0;
     }
     pv_log_set_level(cfg.log_level);
@@ -395,13 +392,14 @@ int main(int argc, char **argv)
     gate.stats = &stats;
     gate.peers = ws.peers;
     gate.max_conns_per_ip = cfg.max_conns_per_ip ? cfg.max_conns_per_ip
-                            : cfg.max_per_ip   ? cfg.max_per_ip + 16
-                                               : 0;
+                            : cfg.max_per_ip     ? cfg.max_per_ip + 16
+                                                 : 0;
     atomic_init(&ws.admitted, 0);
     atomic_init(&ws.stopping, false);
     if (cfg.data_dir[0]) {
         char serr[512];
-        struct pv_store_options so = {.keep = cfg.history_keep, .max_pages = cfg.data_max_pages,
+        struct pv_store_options so = {.keep = cfg.history_keep,
+                                      .max_pages = cfg.data_max_pages,
                                       .max_age_s = cfg.history_max_age_s};
         store = pv_store_open(cfg.data_dir, &so, serr, sizeof(serr));
         if (!store) {
@@ -413,10 +411,15 @@ int main(int argc, char **argv)
                    pv_store_failure(store));
         }
     }
-    bc = pv_broadcaster_start(&(struct pv_broadcaster_deps){
-        .cfg = &cfg, .queue = queue, .writers = writers, .stats = &stats,
-        .admitted = &ws.admitted, .store = store, .peers = ws.peers,
-        .store_wanted = cfg.data_dir[0] != '\0'});
+    bc = pv_broadcaster_start(
+        &(struct pv_broadcaster_deps){.cfg = &cfg,
+                                      .queue = queue,
+                                      .writers = writers,
+                                      .stats = &stats,
+                                      .admitted = &ws.admitted,
+                                      .store = store,
+                                      .peers = ws.peers,
+                                      .store_wanted = cfg.data_dir[0] != '\0'});
     if (!bc)
         goto fail;
 
@@ -429,38 +432,56 @@ int main(int argc, char **argv)
     snprintf(head_timeout, sizeof(head_timeout), "%u", cfg.head_timeout_ms);
     snprintf(max_frame, sizeof(max_frame), "%zu", cfg.max_message);
     const char *options[] = {
-        "listening_ports", port,
-        "document_root", cfg.htdocs,
-        "num_threads", num_threads,
-        "connection_queue", "256",
-        "listen_backlog", "1024",
-        "tcp_nodelay", "1", /* the exact string "1": "yes" is ignored */
-        "request_timeout_ms", io_timeout,
+        "listening_ports",
+        port,
+        "document_root",
+        cfg.htdocs,
+        "num_threads",
+        num_threads,
+        "connection_queue",
+        "256",
+        "listen_backlog",
+        "1024",
+        "tcp_nodelay",
+        "1", /* the exact string "1": "yes" is ignored */
+        "request_timeout_ms",
+        io_timeout,
         /* Patched in (cmake/PalaverCivetWeb.cmake): the request head has
          * its own bound, and a frame longer than a whole message may be is
          * refused (1009) at its header, before CivetWeb allocates it. */
-        "request_head_timeout_ms", head_timeout,
-        "websocket_max_frame_size", max_frame,
+        "request_head_timeout_ms",
+        head_timeout,
+        "websocket_max_frame_size",
+        max_frame,
         /* palaver answers pings and keeps clients alive itself (ws.c,
          * broadcaster/sweep.c): CivetWeb's own ping/pong would answer invalid
          * pings (oversized, fragmented, RSV bits) before palaver could
          * refuse them. With it off, this is only the read loop's poll
          * interval, which bounds how soon mg_stop() is noticed. */
-        "websocket_timeout_ms", "1000",
-        "enable_websocket_ping_pong", "no",
-        "enable_directory_listing", "no",
-        "cgi_pattern", "",
-        "ssi_pattern", "",
-        "hide_files_patterns", "**.pem$|**.key$|**.bak$|**~$|**/.*",
-        "access_control_allow_origin", "",
+        "websocket_timeout_ms",
+        "1000",
+        "enable_websocket_ping_pong",
+        "no",
+        "enable_directory_listing",
+        "no",
+        "cgi_pattern",
+        "",
+        "ssi_pattern",
+        "",
+        "hide_files_patterns",
+        "**.pem$|**.key$|**.bak$|**~$|**/.*",
+        "access_control_allow_origin",
+        "",
         /* One value, several header lines, on every response. The page
          * loads nothing but its own files (no inline script or style),
          * talks only to its own origin (CSP 3: 'self' covers ws://), and
          * may not be framed. */
-        "additional_header", PAGE_HEADERS,
+        "additional_header",
+        PAGE_HEADERS,
         /* Last: when no ACL is set the list ends here (CivetWeb reads an
          * empty ACL as "deny everyone"). */
-        cfg.access_control_list[0] ? "access_control_list" : NULL, cfg.access_control_list,
+        cfg.access_control_list[0] ? "access_control_list" : NULL,
+        cfg.access_control_list,
         NULL,
     };
     /* No log_access callback: CivetWeb 1.15 formats access lines with
@@ -491,8 +512,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     pv_ws_register(ctx, &ws);
-    struct pv_admin admin = {.cfg = &cfg, .stats = &stats, .queue = queue, .store = store,
-                             .store_error = store_error};
+    struct pv_admin admin = {
+        .cfg = &cfg, .stats = &stats, .queue = queue, .store = store, .store_error = store_error};
     pv_admin_register(ctx, &admin);
     atomic_store_explicit(&gate.open, true, memory_order_release);
 
@@ -501,8 +522,8 @@ int main(int argc, char **argv)
     int bound = nports > 0 ? ports[0].port : (int)cfg.port;
     pv_info("palaverd %s listening on %s:%d (WebSocket /ws and /), htdocs %s, max %u clients, "
             "%u CivetWeb workers, %u writers",
-            PALAVER_VERSION, cfg.listen_addr[0] ? cfg.listen_addr : "0.0.0.0", bound,
-            cfg.htdocs, cfg.max_clients, threads, cfg.writers);
+            PALAVER_VERSION, cfg.listen_addr[0] ? cfg.listen_addr : "0.0.0.0", bound, cfg.htdocs,
+            cfg.max_clients, threads, cfg.writers);
     sd_notifyf(0, "READY=1\nSTATUS=Listening on port %d\nX_PALAVER_PORT=%d", bound, bound);
 
     /* Main's loop: signals, and once a second the systemd status line and

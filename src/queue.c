@@ -33,8 +33,8 @@ struct pv_queue {
     /* MSG events admitted and not yet popped: producers increment before
      * enqueueing (or give up), the consumer decrements after popping. */
     atomic_uint msg_inflight;
-    uint64_t msg_byte_capacity;           /* 0: no byte bound */
-    atomic_uint_fast64_t msg_bytes;       /* payload bytes of MSG events in flight */
+    uint64_t msg_byte_capacity;     /* 0: no byte bound */
+    atomic_uint_fast64_t msg_bytes; /* payload bytes of MSG events in flight */
     atomic_bool msgs_closed;
 
     int efd; /* written on empty -> non-empty; read by the parked consumer */
@@ -45,8 +45,8 @@ struct pv_queue {
     pthread_cond_t space_cv;
 };
 
-struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c,
-                              const void *data, size_t len)
+struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c, const void *data,
+                              size_t len)
 {
     struct pv_event *ev = pv_xmalloc(sizeof(*ev) + len + 1);
     cds_wfcq_node_init(&ev->node);

@@ -40,9 +40,9 @@ struct pv_store {
     struct wfq msgs;     /* producer -> writer */
     struct wfq requests; /* producer -> reader */
     struct wfq answers;  /* reader -> producer */
-    int wake_fd;   /* producer -> writer: the queue went non-empty, or stop */
-    int rwake_fd;  /* producer -> reader: the same */
-    int event_fd;  /* writer, reader -> producer: a commit or an answer */
+    int wake_fd;         /* producer -> writer: the queue went non-empty, or stop */
+    int rwake_fd;        /* producer -> reader: the same */
+    int event_fd;        /* writer, reader -> producer: a commit or an answer */
     atomic_bool stop;
     atomic_uint_fast64_t committed;
     atomic_uint_fast64_t first; /* lowest seq stored (0: none) */
@@ -52,8 +52,8 @@ struct pv_store {
 
     sqlite3 *w, *r, *rd;
     sqlite3_stmt *insert, *prune, *prune_age, *min_w; /* w */
-    sqlite3_stmt *range, *before;                   /* r */
-    sqlite3_stmt *rd_range, *rd_before, *rd_oldest; /* rd */
+    sqlite3_stmt *range, *before;                     /* r */
+    sqlite3_stmt *rd_range, *rd_before, *rd_oldest;   /* rd */
     unsigned keep, max_age_s;
     uint64_t last_seq;
     uint64_t age_checked; /* writer: monotonic ns of the last age prune */
@@ -141,7 +141,7 @@ static struct cds_wfcq_node *wfq_pop(struct wfq *q)
     }
 }
 
-#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 static struct pv_store_msg *pop(struct pv_store *s)
 {
@@ -167,8 +167,8 @@ static void prune_by_age(struct pv_store *s)
     s->age_checked = now;
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
-    int64_t cutoff = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 -
-                     (int64_t)s->max_age_s * 1000;
+    int64_t cutoff =
+        (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 - (int64_t)s->max_age_s * 1000;
     int deleted;
     do {
         sqlite3_bind_int64(s->prune_age, 1, cutoff);
@@ -181,8 +181,7 @@ static void prune_by_age(struct pv_store *s)
         deleted = sqlite3_changes(s->w);
         if (deleted) {
             atomic_store_explicit(&s->first, query_oldest(s->min_w), memory_order_relaxed);
-            pv_debug("history store: %d message(s) older than %u s deleted", deleted,
-                     s->max_age_s);
+            pv_debug("history store: %d message(s) older than %u s deleted", deleted, s->max_age_s);
         }
     } while (deleted == 1000);
 }
@@ -318,8 +317,8 @@ static void *reader_main(void *arg)
 /* Frees everything but the thread (not started, or joined). */
 static void release(struct pv_store *s)
 {
-    sqlite3_stmt *st[] = {s->insert, s->prune, s->prune_age, s->min_w, s->range, s->before,
-                          s->rd_range, s->rd_before, s->rd_oldest};
+    sqlite3_stmt *st[] = {s->insert, s->prune,    s->prune_age, s->min_w,    s->range,
+                          s->before, s->rd_range, s->rd_before, s->rd_oldest};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(s->w);
@@ -358,7 +357,8 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         goto fail;
     }
     snprintf(path, sizeof(path), "%s/palaver.db", dir);
-    if (sqlite3_open_v2(path, &s->w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+    if (sqlite3_open_v2(path, &s->w,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         snprintf(err, errsz, "cannot open %s: %s", path, s->w ? sqlite3_errmsg(s->w) : "no memory");
         goto fail;
@@ -368,8 +368,10 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
      * survives kill -9 and power loss. */
     if (exec(s->w, "PRAGMA journal_mode=WAL", err, errsz) ||
         exec(s->w, "PRAGMA synchronous=FULL", err, errsz) ||
-        exec(s->w, "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, "
-                   "server_date INTEGER NOT NULL, json TEXT NOT NULL)", err, errsz) ||
+        exec(s->w,
+             "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, "
+             "server_date INTEGER NOT NULL, json TEXT NOT NULL)",
+             err, errsz) ||
         exec(s->w, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
              err, errsz) ||
         exec(s->w, "PRAGMA quick_check", err, errsz))
@@ -379,8 +381,10 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
      * for as long as this database lives and every run stops cleanly. */
     char q[160], mark[8] = "";
     sqlite3_stmt *idq;
-    if (prepare(s->w, "SELECT (SELECT value FROM meta WHERE key = 'history-id'), "
-                      "(SELECT value FROM meta WHERE key = 'open')", &idq, err, errsz))
+    if (prepare(s->w,
+                "SELECT (SELECT value FROM meta WHERE key = 'history-id'), "
+                "(SELECT value FROM meta WHERE key = 'open')",
+                &idq, err, errsz))
         goto fail;
     if (sqlite3_step(idq) == SQLITE_ROW) {
         if (sqlite3_column_text(idq, 0))
@@ -409,8 +413,10 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         }
         if (!s->id[0])
             pv_new_id(s->id);
-        snprintf(q, sizeof(q), "INSERT OR REPLACE INTO meta(key, value) VALUES('history-id', '%s'), "
-                               "('open', '1')", s->id);
+        snprintf(q, sizeof(q),
+                 "INSERT OR REPLACE INTO meta(key, value) VALUES('history-id', '%s'), "
+                 "('open', '1')",
+                 s->id);
         if (exec(s->w, q, err, errsz))
             goto fail;
     }
@@ -419,11 +425,12 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         if (exec(s->w, pragma, err, errsz))
             goto fail;
     }
-    if (prepare(s->w, "INSERT INTO messages(seq, server_date, json) VALUES(?,?,?)", &s->insert,
-                err, errsz) ||
+    if (prepare(s->w, "INSERT INTO messages(seq, server_date, json) VALUES(?,?,?)", &s->insert, err,
+                errsz) ||
         prepare(s->w, "DELETE FROM messages WHERE seq <= ?", &s->prune, err, errsz) ||
-        prepare(s->w, "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq, "
-                      "server_date FROM messages ORDER BY seq LIMIT 1000) WHERE server_date < ?)",
+        prepare(s->w,
+                "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq, "
+                "server_date FROM messages ORDER BY seq LIMIT 1000) WHERE server_date < ?)",
                 &s->prune_age, err, errsz))
         goto fail;
     sqlite3_stmt *last;
@@ -566,8 +573,7 @@ int pv_store_range(struct pv_store *s, uint64_t after, unsigned limit, pv_store_
     return run_query(s->range, after, limit, fn, ud);
 }
 
-int pv_store_before(struct pv_store *s, uint64_t before, unsigned limit, pv_store_fn fn,
-                    void *ud)
+int pv_store_before(struct pv_store *s, uint64_t before, unsigned limit, pv_store_fn fn, void *ud)
 {
     return run_query(s->before, before, limit, fn, ud);
 }

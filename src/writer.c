@@ -28,18 +28,18 @@
 #include "palaver/xalloc.h"
 
 #define CHUNK ((size_t)64 * 1024) /* most bytes gathered into one write */
-#define RETIRE_IDLE_S 5     /* an extra writer idle this long exits */
+#define RETIRE_IDLE_S 5           /* an extra writer idle this long exits */
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_EXITED };
 
 struct writer_slot {
     struct pv_writers *pool;
-    atomic_int state;                 /* FREE -> RUNNING by the spawner,
-                                       * RUNNING -> EXITED by the thread,
-                                       * EXITED -> FREE by the joiner */
-    pthread_t tid;                    /* spawner and joiner only */
-    atomic_uint_fast64_t busy_since;  /* ns of the write in progress, or 0 */
-    unsigned char *scratch;           /* the thread's own gather buffer */
+    atomic_int state;                /* FREE -> RUNNING by the spawner,
+                                      * RUNNING -> EXITED by the thread,
+                                      * EXITED -> FREE by the joiner */
+    pthread_t tid;                   /* spawner and joiner only */
+    atomic_uint_fast64_t busy_since; /* ns of the write in progress, or 0 */
+    unsigned char *scratch;          /* the thread's own gather buffer */
 };
 
 struct pv_writers {
@@ -47,17 +47,17 @@ struct pv_writers {
      * their own ready_node (writer.h). */
     struct cds_wfcq_head ready_head;
     struct cds_wfcq_tail ready_tail;
-    sem_t ready;             /* counts clients in the ready queue */
+    sem_t ready; /* counts clients in the ready queue */
     unsigned min, max;
-    atomic_uint running;     /* threads started and not yet exiting */
+    atomic_uint running; /* threads started and not yet exiting */
     atomic_bool stop;
-    atomic_uint scheduled;   /* clients in the ring or owned by a writer */
+    atomic_uint scheduled; /* clients in the ring or owned by a writer */
     atomic_uint drain_waiters;
     pthread_mutex_t drain_mu;
     pthread_cond_t drain_cv;
     struct pv_stats *stats;
-    struct writer_slot *ws;  /* max slots */
-    int progress_efd;        /* writers -> broadcaster: watched batch done */
+    struct writer_slot *ws; /* max slots */
+    int progress_efd;       /* writers -> broadcaster: watched batch done */
 };
 
 static void *writer_main(void *arg);
@@ -199,8 +199,8 @@ bool pv_writers_tick(struct pv_writers *w)
 }
 
 /* One write of gathered frames, timed for stall supervision. */
-static int timed_write(struct writer_slot *s, struct pv_client *c, const void *data,
-                       size_t len, bool closes)
+static int timed_write(struct writer_slot *s, struct pv_client *c, const void *data, size_t len,
+                       bool closes)
 {
     uint64_t t0 = pv_mono_ns();
     atomic_store(&s->busy_since, t0);

@@ -69,7 +69,8 @@ static int on_connect(const struct mg_connection *conn, void *ud)
     peer_of(conn, peer, sizeof(peer));
     if (atomic_load(&ws->stopping))
         return refuse(conn, 503, "Service Unavailable", "palaverd is shutting down\n");
-    if (!pv_origin_allowed(origin, host, atomic_load_explicit(&ws->live->origins, memory_order_acquire))) {
+    if (!pv_origin_allowed(origin, host,
+                           atomic_load_explicit(&ws->live->origins, memory_order_acquire))) {
         char o[128], h[128];
         pv_log_printable(origin, o, sizeof(o));
         pv_log_printable(host, h, sizeof(h));
@@ -115,8 +116,8 @@ static int on_connect(const struct mg_connection *conn, void *ud)
  * frame, and a peer that never does would keep this worker for good; so
  * the client goes to the broadcaster as REFUSED, whose sweep evicts it
  * like any other closed client (issue 12, item 8). */
-static void refuse_ready(struct pv_ws *ws, struct mg_connection *conn, const char *addr,
-                         int port, const char *reason)
+static void refuse_ready(struct pv_ws *ws, struct mg_connection *conn, const char *addr, int port,
+                         const char *reason)
 {
     struct pv_client *c = pv_client_new(conn, addr, port, 0);
     c->refused = true;
@@ -292,10 +293,9 @@ static int byte_check(struct pv_ws *ws, struct pv_client *c, size_t len, uint64_
     double rate = ws->cfg->byte_rate, burst = ws->cfg->byte_burst, cost = (double)len + 16;
     if (rate <= 0)
         return 1;
-    enum pv_rate_verdict v = pv_rate_take_n(&c->bytes, rate, burst, cost,
-                                            atomic_load_explicit(&ws->live->rate_burst,
-                                                                 memory_order_relaxed),
-                                            now);
+    enum pv_rate_verdict v =
+        pv_rate_take_n(&c->bytes, rate, burst, cost,
+                       atomic_load_explicit(&ws->live->rate_burst, memory_order_relaxed), now);
     if (v == PV_RATE_OK &&
         pv_peers_bytes(ws->peers, c->addr, rate * 4, burst * 4, cost, now) != PV_RATE_OK) {
         /* The address is over, not this client: refuse, never close. The
@@ -367,7 +367,7 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         int r = rate_check(ws, c, now);
         if (r < 0)
             return 1; /* closing */
-        if (r > 0) { /* a ping over the rate goes unanswered */
+        if (r > 0) {  /* a ping over the rate goes unanswered */
             struct pv_frame *f = pv_frame_new(PV_WS_OP_PONG, out.data, out.len);
             pv_client_write(c, f->data, f->len, false);
             pv_frame_unref(f);

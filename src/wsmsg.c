@@ -147,5 +147,6 @@ struct pv_wsmsg_out pv_wsmsg_feed(struct pv_wsmsg *m, unsigned bits, const char 
     append(m, data, len);
     m->active = false;
     pv_utf8_init(&m->utf8);
-    return (struct pv_wsmsg_out){.kind = PV_WSMSG_TEXT, .data = m->buf ? m->buf : "", .len = m->len};
+    return (struct pv_wsmsg_out){
+        .kind = PV_WSMSG_TEXT, .data = m->buf ? m->buf : "", .len = m->len};
 }

@@ -30,7 +30,7 @@ struct pv_broadcaster_deps {
     struct pv_queue *queue;
     struct pv_writers *writers;
     struct pv_stats *stats;
-    atomic_uint *admitted; /* admission count, released at each LEAVE */
+    atomic_uint *admitted;  /* admission count, released at each LEAVE */
     struct pv_store *store; /* durable history; NULL = memory only */
     struct pv_peers *peers; /* per-address budgets (limits.h, its own lock) */
     bool store_wanted;      /* a data directory was configured: without a store

@@ -57,12 +57,12 @@ struct pv_client {
     /* Set by the worker in the ready handler before JOIN is queued;
      * read-only afterwards. */
     struct mg_connection *conn;
-    pthread_t worker;  /* the CivetWeb worker serving conn (eviction) */
-    char peer[64];     /* "address:port", for log lines */
-    char addr[48];     /* remote address alone, for the per-IP count */
-    bool counted;      /* addr holds one pv_peers count (released on close) */
-    bool refused;      /* lost the admission race: closed 1013 at once, never
-                        * registered; the broadcaster's sweep still evicts it */
+    pthread_t worker; /* the CivetWeb worker serving conn (eviction) */
+    char peer[64];    /* "address:port", for log lines */
+    char addr[48];    /* remote address alone, for the per-IP count */
+    bool counted;     /* addr holds one pv_peers count (released on close) */
+    bool refused;     /* lost the admission race: closed 1013 at once, never
+                       * registered; the broadcaster's sweep still evicts it */
 
     /* Guarded by mg_lock_connection(conn). */
     bool dead;       /* the close handler ran: conn is not ours any more */
@@ -90,34 +90,34 @@ struct pv_client {
     char key[PV_KEY_LEN + 1];
     char id[PV_ID_LEN + 1];
     char name[PV_NAME_MAX_BYTES + 1];
-    bool closing;              /* no more fanout: closed or being closed */
-    bool dirty;                /* on the broadcaster's dirty list */
-    bool congested;            /* on the broadcaster's congested list */
-    bool joining;              /* in the join burst being handled now */
-    struct pv_batch *pending;  /* gathered this cycle, not yet posted */
-    uint64_t queued_bytes;     /* bytes ever handed to the outbox */
-    uint64_t ping_sent;        /* monotonic ns of our last keepalive ping */
-    uint64_t kick_seen;        /* monotonic ns the sweep first saw kick set */
-    uint64_t joined_ns;        /* monotonic ns of its JOIN (log aggregation) */
-    uint64_t grace_end;        /* queued_bytes after a burst the server chose to send
-                                * (join history, an admitted replay or page): until
-                                * that is written the hard backlog bound waits */
+    bool closing;             /* no more fanout: closed or being closed */
+    bool dirty;               /* on the broadcaster's dirty list */
+    bool congested;           /* on the broadcaster's congested list */
+    bool joining;             /* in the join burst being handled now */
+    struct pv_batch *pending; /* gathered this cycle, not yet posted */
+    uint64_t queued_bytes;    /* bytes ever handed to the outbox */
+    uint64_t ping_sent;       /* monotonic ns of our last keepalive ping */
+    uint64_t kick_seen;       /* monotonic ns the sweep first saw kick set */
+    uint64_t joined_ns;       /* monotonic ns of its JOIN (log aggregation) */
+    uint64_t grace_end;       /* queued_bytes after a burst the server chose to send
+                               * (join history, an admitted replay or page): until
+                               * that is written the hard backlog bound waits */
     /* Resuming from the database (?since=, hello since): the replay is
      * being read; until it is sent, everything else for this client is
      * held back here, so it gets the missed messages before live ones. */
     bool resuming;
-    bool held_over;            /* held passed --max-backlog: replay becomes a reset */
+    bool held_over; /* held passed --max-backlog: replay becomes a reset */
     struct pv_batch *held;
     uint64_t held_bytes;
-    bool paging;               /* a history page is being read for it */
-    bool left;                 /* refused client: its LEAVE has been handled */
-    struct pv_rate reads;      /* history read budget (replays, pages), bytes */
-    bool reads_charged;        /* history being sent now was asked for: budget it */
+    bool paging;          /* a history page is being read for it */
+    bool left;            /* refused client: its LEAVE has been handled */
+    struct pv_rate reads; /* history read budget (replays, pages), bytes */
+    bool reads_charged;   /* history being sent now was asked for: budget it */
 
     /* Lock-free handoff broadcaster -> writers: protocol in writer.h. */
     _Atomic(struct pv_batch *) outbox;
     atomic_bool scheduled;
-    struct cds_wfcq_node ready_node; /* its link in the writers' ready queue */
+    struct cds_wfcq_node ready_node;    /* its link in the writers' ready queue */
     atomic_uint_fast64_t written_bytes; /* writers: bytes of batches done */
     /* Writers -> broadcaster: monotonic ns when the write in progress to
      * this client last made progress (it started, or one piece of
@@ -179,8 +179,8 @@ void pv_client_mark_dead(struct pv_client *c);
  * `gone` is false, so the signal can reach only the worker that still
  * serves c (the close handler sets `gone` under that mutex before the
  * worker moves on). Not the connection lock: a writer can hold that for a
- * whole write timeout, and the broadcaster must never wait on it. A signal that lands while the worker is not blocked is
- * lost; the broadcaster's sweep repeats it every second until the close
+ * whole write timeout, and the broadcaster must never wait on it. A signal that lands while the
+ * worker is not blocked is lost; the broadcaster's sweep repeats it every second until the close
  * handler has run. Unless `force`, only a client whose close frame has
  * gone out (or whose stream is broken) is evicted: ending the connection
  * earlier would mark it dead and the close frame still queued would never

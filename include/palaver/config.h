@@ -23,8 +23,8 @@
 #endif
 
 struct pv_config {
-    char listen_addr[64];      /* IPv4 address to bind; "" = all */
-    unsigned port;             /* 0 = any free port (tests) */
+    char listen_addr[64]; /* IPv4 address to bind; "" = all */
+    unsigned port;        /* 0 = any free port (tests) */
     char htdocs[PATH_MAX];
     unsigned max_clients;      /* WebSocket clients held at once */
     unsigned max_per_ip;       /* WebSocket clients from one address; 0 = no limit */

@@ -31,8 +31,8 @@
 struct pv_frame {
     atomic_uint refs;
     uint8_t opcode;
-    size_t len;           /* bytes at data: header + payload */
-    unsigned char *data;  /* points into storage */
+    size_t len;          /* bytes at data: header + payload */
+    unsigned char *data; /* points into storage */
     unsigned char storage[];
 };
 

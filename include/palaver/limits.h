@@ -23,8 +23,8 @@
 /* ---- message rate: token bucket plus a strike count ---- */
 
 struct pv_rate {
-    double tokens;   /* messages the client may send right now */
-    double strikes;  /* refused messages, draining at one per second */
+    double tokens;  /* messages the client may send right now */
+    double strikes; /* refused messages, draining at one per second */
     uint64_t last_ns;
 };
 
@@ -93,8 +93,8 @@ void pv_peers_reads_charge(struct pv_peers *p, const char *addr, double rate, do
 
 /* Bytes per address: the messages of all of addr's connections draw on
  * one bucket of `burst` bytes refilling at `rate` per second. */
-enum pv_rate_verdict pv_peers_bytes(struct pv_peers *p, const char *addr, double rate,
-                                    double burst, double cost, uint64_t now_ns);
+enum pv_rate_verdict pv_peers_bytes(struct pv_peers *p, const char *addr, double rate, double burst,
+                                    double cost, uint64_t now_ns);
 
 /* ---- Origin ---- */
 

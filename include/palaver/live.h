@@ -22,7 +22,7 @@ struct pv_live {
     atomic_uint max_per_ip;
     _Atomic(const char *) origins;
     _Atomic(const char *) hosts; /* --allowed-hosts, same rules as origins */
-    struct retired *retired; /* main only */
+    struct retired *retired;     /* main only */
 };
 
 void pv_live_init(struct pv_live *l, const struct pv_config *c);

@@ -58,9 +58,11 @@ struct pv_log_limit {
     atomic_uint_fast64_t window_ns; /* monotonic start of this second */
     atomic_uint count;              /* lines let through in this window */
     atomic_uint_fast64_t suppressed;
-    const char *what;               /* names the kind of line */
+    const char *what; /* names the kind of line */
 };
+/* clang-format off */
 #define PV_LOG_LIMIT(what_) {.what = (what_)}
+/* clang-format on */
 
 /* True to write the line now. Also writes the summary of the previous
  * window's suppressed lines when a new window starts. */

@@ -31,7 +31,7 @@ struct pv_user {
     const char *name;
 };
 
-#define PV_PAGE_MAX 200     /* messages in one history page */
+#define PV_PAGE_MAX 200 /* messages in one history page */
 #define PV_PAGE_DEFAULT 50
 #define PV_SEQ_MAX 9007199254740991ull /* 2^53 - 1: exact in every JSON reader */
 
@@ -39,20 +39,20 @@ enum pv_in_type { PV_IN_INVALID, PV_IN_MESSAGE, PV_IN_HELLO, PV_IN_HISTORY };
 
 struct pv_inbound {
     enum pv_in_type type;
-    json_t *root;       /* owned; NULL if the JSON did not parse */
-    json_t *msg_id;     /* borrowed from root: integer or short string */
-    const char *text;   /* message: the text */
+    json_t *root;     /* owned; NULL if the JSON did not parse */
+    json_t *msg_id;   /* borrowed from root: integer or short string */
+    const char *text; /* message: the text */
     size_t text_len;
-    json_t *date;       /* message: the client's date if it is a number */
-    const char *name;   /* hello: the requested display name, if any */
+    json_t *date;     /* message: the client's date if it is a number */
+    const char *name; /* hello: the requested display name, if any */
     size_t name_len;
-    bool has_since;     /* hello: resume after seq `since` */
+    bool has_since; /* hello: resume after seq `since` */
     uint64_t since;
-    const char *server; /* hello: the `server` that since belongs to, if given */
-    uint64_t before;    /* history: page before this seq (0: the newest) */
-    unsigned limit;     /* history: messages wanted, 1..PV_PAGE_MAX */
-    const char *err_code;  /* invalid: machine-readable code */
-    const char *err_msg;   /* invalid: human-readable reason */
+    const char *server;   /* hello: the `server` that since belongs to, if given */
+    uint64_t before;      /* history: page before this seq (0: the newest) */
+    unsigned limit;       /* history: messages wanted, 1..PV_PAGE_MAX */
+    const char *err_code; /* invalid: machine-readable code */
+    const char *err_msg;  /* invalid: human-readable reason */
 };
 
 /* Decodes one complete text message of len bytes (valid UTF-8). Never
@@ -67,10 +67,10 @@ bool pv_seq_parse(const char *s, size_t len, uint64_t *out);
 /* What a WebSocket handshake's query string asks for, carried by the JOIN
  * event from the worker to the broadcaster. */
 struct pv_join_req {
-    size_t name_len;            /* 0: no ?name= */
+    size_t name_len; /* 0: no ?name= */
     char name[PV_NAME_MAX_BYTES * 2 + 2];
-    bool has_since;             /* ?since=<seq> */
-    bool bad_since;             /* ?since= was not a seq */
+    bool has_since; /* ?since=<seq> */
+    bool bad_since; /* ?since= was not a seq */
     uint64_t since;
     char server[PV_ID_LEN + 1]; /* ?server=<id>, "" if none */
 };
@@ -79,8 +79,7 @@ struct pv_join_req {
  * after trimming surrounding white space, no control characters. Writes
  * the trimmed name to out (PV_NAME_MAX_BYTES + 1 bytes). Returns true if
  * valid; otherwise *why says what is wrong. */
-bool pv_name_check(const char *s, size_t len, char out[PV_NAME_MAX_BYTES + 1],
-                   const char **why);
+bool pv_name_check(const char *s, size_t len, char out[PV_NAME_MAX_BYTES + 1], const char **why);
 
 /* Writes a random UUID v4 (RFC 9562) and a 16-hex-digit public id, from
  * getrandom(2). */

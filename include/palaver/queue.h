@@ -72,8 +72,8 @@ struct pv_event {
 
 /* Allocates an event holding a copy of data (may be NULL when len is 0).
  * Takes no client reference: the caller transfers one. */
-struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c,
-                              const void *data, size_t len);
+struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c, const void *data,
+                              size_t len);
 
 /* Frees the event and drops its client reference. */
 void pv_event_free(struct pv_event *ev);

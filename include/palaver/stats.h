@@ -12,6 +12,7 @@
 
 /* The error codes palaverd sends, for counting by code; the last one,
  * "other", catches anything not listed. */
+/* clang-format off */
 #define PV_ERROR_CODES                                                                    \
     X(bad_json, "bad-json") X(bad_msgid, "bad-msgid") X(bad_name, "bad-name")              \
     X(bad_text, "bad-text") X(text_too_long, "text-too-long") X(empty_text, "empty-text")  \
@@ -25,6 +26,7 @@ enum pv_error_code {
 #undef X
     PV_ERR_COUNT
 };
+/* clang-format on */
 extern const char *const pv_error_code_names[PV_ERR_COUNT];
 
 struct pv_stats {
@@ -50,14 +52,14 @@ struct pv_stats {
     atomic_uint_fast64_t idle_closes;       /* clients closed: silent past the idle timeout */
     atomic_uint_fast64_t evictions;         /* workers interrupted to end a closed client */
     atomic_uint_fast64_t errors_by_code[PV_ERR_COUNT]; /* error replies, by code */
-    atomic_uint_fast64_t history;           /* gauge: messages kept for newcomers */
-    atomic_uint_fast64_t resumes;           /* since honoured: exactly the missed messages */
-    atomic_uint_fast64_t resets;            /* since not honoured: reset + latest history */
-    atomic_uint_fast64_t history_pages;     /* history pages sent */
-    atomic_uint_fast64_t store_reads;       /* of those and resumes: read from the database */
-    atomic_uint_fast64_t heartbeat;         /* monotonic ns of the broadcaster's last loop */
-    atomic_uint_fast64_t queue_lag_ns;      /* how long the oldest event of the last batch
-                                             * waited for the broadcaster */
+    atomic_uint_fast64_t history;                      /* gauge: messages kept for newcomers */
+    atomic_uint_fast64_t resumes;       /* since honoured: exactly the missed messages */
+    atomic_uint_fast64_t resets;        /* since not honoured: reset + latest history */
+    atomic_uint_fast64_t history_pages; /* history pages sent */
+    atomic_uint_fast64_t store_reads;   /* of those and resumes: read from the database */
+    atomic_uint_fast64_t heartbeat;     /* monotonic ns of the broadcaster's last loop */
+    atomic_uint_fast64_t queue_lag_ns;  /* how long the oldest event of the last batch
+                                         * waited for the broadcaster */
 };
 
 /* Counts one error reply with this code (error_replies and by code). */

@@ -12,9 +12,9 @@
  *    an eventfd only when the queue goes from empty to non-empty.
  *  - the writer thread: owns the write connection; publishes the highest
  *    committed seq (atomic, release) and the lowest stored one, and
- *    signals the event fd after each commit; on an error (disk full, read-only, corrupt) it publishes the
- *    reason and stores nothing more -- the producer must not acknowledge
- *    what was not committed.
+ *    signals the event fd after each commit; on an error (disk full, read-only, corrupt) it
+ * publishes the reason and stores nothing more -- the producer must not acknowledge what was not
+ * committed.
  *  - the reader thread: owns a read connection of its own and answers
  *    pv_store_read() requests (resume after a seq, pages before a seq) in
  *    the order they were made, so the broadcaster never waits on a disk
@@ -40,16 +40,16 @@ struct pv_store;
 
 struct pv_store_msg {
     uint64_t seq;
-    int64_t server_date; /* ms since the epoch */
-    struct pv_frame *frame; /* the message as sent to clients: one reference,
-                             * dropped by the writer once stored */
+    int64_t server_date;       /* ms since the epoch */
+    struct pv_frame *frame;    /* the message as sent to clients: one reference,
+                                * dropped by the writer once stored */
     struct cds_wfcq_node node; /* private: the writer's queue */
 };
 
 struct pv_store_options {
-    unsigned keep;        /* messages kept; 0 = all */
-    unsigned max_age_s;   /* messages older than this are deleted; 0 = none */
-    unsigned max_pages;   /* tests: PRAGMA max_page_count (0 = SQLite's) */
+    unsigned keep;      /* messages kept; 0 = all */
+    unsigned max_age_s; /* messages older than this are deleted; 0 = none */
+    unsigned max_pages; /* tests: PRAGMA max_page_count (0 = SQLite's) */
 };
 
 /* Opens (creating) dir/palaver.db and starts the writer. NULL with a
@@ -80,8 +80,7 @@ typedef void (*pv_store_fn)(void *ud, uint64_t seq, int64_t server_date, const c
                             size_t len);
 int pv_store_range(struct pv_store *s, uint64_t after, unsigned limit, pv_store_fn fn, void *ud);
 /* The `limit` messages just before seq `before`, oldest first. */
-int pv_store_before(struct pv_store *s, uint64_t before, unsigned limit, pv_store_fn fn,
-                    void *ud);
+int pv_store_before(struct pv_store *s, uint64_t before, unsigned limit, pv_store_fn fn, void *ud);
 
 /* Asynchronous reads (the reader thread). */
 struct pv_store_row {
@@ -93,14 +92,14 @@ struct pv_store_row {
 
 struct pv_store_read {
     /* Request, set by the caller. */
-    bool backwards;   /* false: seq in (from, to], oldest first, at most limit;
-                       * true: the `limit` messages before seq `from` */
+    bool backwards; /* false: seq in (from, to], oldest first, at most limit;
+                     * true: the `limit` messages before seq `from` */
     uint64_t from, to;
     unsigned limit;
-    void *ud;         /* the caller's */
+    void *ud; /* the caller's */
     /* Answer, set by the reader thread. */
-    int n;            /* rows, or -1 on a database error */
-    uint64_t oldest;  /* lowest seq stored (0: none) at the time of the read */
+    int n;           /* rows, or -1 on a database error */
+    uint64_t oldest; /* lowest seq stored (0: none) at the time of the read */
     struct pv_store_row *rows;
     struct cds_wfcq_node node; /* private */
 };

@@ -23,7 +23,7 @@ struct pv_wsmsg {
     size_t max_message; /* bytes of one reassembled message, at most */
     char *buf;          /* fragments of the message in progress */
     size_t len, cap;
-    bool active;        /* inside a fragmented text message */
+    bool active;         /* inside a fragmented text message */
     struct pv_utf8 utf8; /* validation state across fragments */
 };
 

@@ -71,8 +71,8 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         c->joining = true;
         c->joined_ns = pv_mono_ns();
         c->grace_end = UINT64_MAX; /* set once its join history is queued */
-        c->reads = (struct pv_rate){.tokens = b->d.cfg->history_rate * 8.0,
-                                    .last_ns = c->joined_ns};
+        c->reads =
+            (struct pv_rate){.tokens = b->d.cfg->history_rate * 8.0, .last_ns = c->joined_ns};
         pv_registry_add(&b->reg, c);
         pv_stat_add(&b->d.stats->clients, 1);
         joined[i] = pv__user_of(c);
@@ -160,13 +160,13 @@ static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t 
                    "leave id=%s peer=%s name=\"%s\" reason=\"%s\" online=%zu", c->id, c->peer,
                    c->name, ev[i]->data, pv_registry_count(&b->reg));
         left[m] = pv__user_of(c); /* points into c, kept alive below */
-        gone[m++] = c;        /* the registry's reference, dropped below */
+        gone[m++] = c;            /* the registry's reference, dropped below */
     }
     if (m && !b->draining)
         pv__fanout(b,
-               pv_proto_notice("leave", left, m, notices_named(b), pv_registry_count(&b->reg),
-                               pv_now_ms()),
-               NULL);
+                   pv_proto_notice("leave", left, m, notices_named(b), pv_registry_count(&b->reg),
+                                   pv_now_ms()),
+                   NULL);
     for (size_t i = 0; i < m; i++)
         pv_client_unref(gone[i]);
     free(left);
@@ -182,7 +182,8 @@ static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct
         /* Resume on an open connection: after the resume (or reset)
          * message, the stream is exactly the messages after since, even
          * those this connection was already sent. */
-        const char *refused = c->resuming ? "a resume is already being read" : pv__reads_refused(b, c);
+        const char *refused =
+            c->resuming ? "a resume is already being read" : pv__reads_refused(b, c);
         if (refused) {
             pv__send_error(b, c, "busy", refused, in->msg_id);
         } else {
@@ -244,8 +245,9 @@ static void release_acks(struct pv_broadcaster *b)
                 pv__deliver(b, a->c, pv_proto_ack(a->msg_id, a->seq, a->now));
             else
                 pv__send_error(b, a->c, "not-stored",
-                           "relayed to everyone online, but not stored: the history store "
-                           "failed", a->msg_id);
+                               "relayed to everyone online, but not stored: the history store "
+                               "failed",
+                               a->msg_id);
         }
         pv_client_unref(a->c);
         json_decref(a->msg_id);
@@ -276,14 +278,13 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
         hold_ack(b, c, seq, in->msg_id, now);
     } else if (pv__store_failed(b)) {
         pv__send_error(b, c, "not-stored",
-                   "relayed to everyone online, but not stored: the history store failed",
-                   in->msg_id);
+                       "relayed to everyone online, but not stored: the history store failed",
+                       in->msg_id);
     } else {
         pv__deliver(b, c, pv_proto_ack(in->msg_id, seq, now));
     }
     pv__fanout(b, f, c);
-    pv_debug("message seq=%llu from id=%s bytes=%zu", (unsigned long long)seq, c->id,
-             in->text_len);
+    pv_debug("message seq=%llu from id=%s bytes=%zu", (unsigned long long)seq, c->id, in->text_len);
 }
 
 static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
@@ -412,8 +413,8 @@ static void *broadcaster_main(void *arg)
         size_t n = pv_queue_pop(b->d.queue, ev, POP_BATCH);
         /* Lag for /healthz: a loop that turns but falls behind its queue
          * (a flood of costly events) is not healthy either. */
-        atomic_store_explicit(&b->d.stats->queue_lag_ns,
-                              n ? pv_mono_ns() - ev[0]->queued_ns : 0, memory_order_relaxed);
+        atomic_store_explicit(&b->d.stats->queue_lag_ns, n ? pv_mono_ns() - ev[0]->queued_ns : 0,
+                              memory_order_relaxed);
         handle(b, ev, n);
         pv__store_news(b);
         release_acks(b);

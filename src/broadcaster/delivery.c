@@ -70,8 +70,8 @@ static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_
 
 /* Why a client over the backlog bound must be closed, or NULL while it
  * may wait (our writers are behind, or it is under the hard bound). */
-static const char *slow_reason(struct pv_broadcaster *b, const struct pv_client *c,
-                               uint64_t queued, uint64_t now)
+static const char *slow_reason(struct pv_broadcaster *b, const struct pv_client *c, uint64_t queued,
+                               uint64_t now)
 {
     if (write_stalled(c, now))
         return "not reading (its socket has been full for 1 s)";
@@ -151,9 +151,8 @@ bool pv__relieve(struct pv_broadcaster *b)
         struct pv_client *c = b->congested.v[i];
         uint64_t queued = pv__backlog(c);
         bool done = c->closing || c->index == SIZE_MAX || queued <= b->d.cfg->max_backlog / 2;
-        const char *why = !done && queued > b->d.cfg->max_backlog
-                              ? slow_reason(b, c, queued, now)
-                              : NULL;
+        const char *why =
+            !done && queued > b->d.cfg->max_backlog ? slow_reason(b, c, queued, now) : NULL;
         if (why) {
             slow_consumer(b, c, queued, why);
             done = true;
@@ -195,7 +194,7 @@ void pv__fanout(struct pv_broadcaster *b, struct pv_frame *f, const struct pv_cl
 }
 
 void pv__send_error(struct pv_broadcaster *b, struct pv_client *c, const char *code,
-                       const char *msg, const json_t *msg_id)
+                    const char *msg, const json_t *msg_id)
 {
     pv_stat_error(b->d.stats, code);
     pv__deliver(b, c, pv_proto_error(code, msg, msg_id));

@@ -93,9 +93,9 @@ struct pv_broadcaster {
     struct held_ack {
         struct pv_client *c; /* one reference */
         uint64_t seq;
-        json_t *msg_id;      /* one reference, or NULL */
+        json_t *msg_id; /* one reference, or NULL */
         int64_t now;
-    } *acks;
+    } * acks;
     size_t acks_head, acks_n, acks_cap;
 
     uint64_t seq; /* last sequence number given out */
@@ -138,8 +138,7 @@ const char *pv__reads_refused(struct pv_broadcaster *b, struct pv_client *c);
 /* Sends ring entries [from, to) to c, oldest first. */
 void pv__send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from, size_t to);
 /* Resume after `since` (of the numbering `server`, if named). */
-void pv__resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since,
-                const char *server);
+void pv__resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since, const char *server);
 /* {"type":"history"}: a page of older history. */
 void pv__on_history(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
 /* Answers from the store's reader, then reads that may now go out. */

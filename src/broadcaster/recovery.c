@@ -153,8 +153,7 @@ static void send_reset(struct pv_broadcaster *b, struct pv_client *c, uint64_t s
     pv__send_history(b, c, 0, end);
 }
 
-void pv__resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since,
-                   const char *server)
+void pv__resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since, const char *server)
 {
     const char *why = NULL;
     if (server && server[0] && strcmp(server, b->run_id) != 0)
@@ -172,8 +171,8 @@ void pv__resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since,
         pv_stat_add(&b->d.stats->resumes, 1);
         pv_debug("resume id=%s since=%llu: %zu from memory", c->id, (unsigned long long)since,
                  b->hist.len - from);
-        pv__deliver(b, c, pv_proto_resume("resume", since, NULL, b->hist.len - from, b->seq,
-                                      pv_now_ms()));
+        pv__deliver(
+            b, c, pv_proto_resume("resume", since, NULL, b->hist.len - from, b->seq, pv_now_ms()));
         pv__send_history(b, c, from, b->hist.len);
         return;
     }
@@ -187,7 +186,8 @@ void pv__resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since,
         return;
     }
     struct read_job *j = pv_xcalloc(1, sizeof(*j));
-    j->rq = (struct pv_store_read){.from = since, .to = b->seq, .limit = (unsigned)(b->seq - since)};
+    j->rq =
+        (struct pv_store_read){.from = since, .to = b->seq, .limit = (unsigned)(b->seq - since)};
     j->c = pv_client_ref(c);
     j->since = since;
     j->charged = c->reads_charged;
@@ -218,8 +218,8 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
      * store (unavailable). */
     uint64_t last = rq->n > 0 ? rq->rows[rq->n - 1].seq : j->since;
     size_t from = pv_history_after(&b->hist, last), to = pv_history_after(&b->hist, rq->to);
-    const char *why = pv_history_replay_gap(&b->hist, j->since, rq->to, rq->rows, rq->n,
-                                            rq->oldest);
+    const char *why =
+        pv_history_replay_gap(&b->hist, j->since, rq->to, rq->rows, rq->n, rq->oldest);
     if (over) {
         /* What was held is gone: start over from the latest history. */
         send_reset(b, c, j->since, "too-far", b->hist.len);
@@ -230,8 +230,9 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
         pv_stat_add(&b->d.stats->resumes, 1);
         pv_debug("resume id=%s since=%llu: %d from the database, %zu from memory", c->id,
                  (unsigned long long)j->since, rq->n, to - from);
-        pv__deliver(b, c, pv_proto_resume("resume", j->since, NULL, (size_t)rq->n + (to - from),
-                                      rq->to, pv_now_ms()));
+        pv__deliver(b, c,
+                    pv_proto_resume("resume", j->since, NULL, (size_t)rq->n + (to - from), rq->to,
+                                    pv_now_ms()));
         size_t bytes = 0;
         for (int i = 0; i < rq->n; i++) {
             bytes += rq->rows[i].len;
@@ -299,7 +300,7 @@ static void page_answer(struct pv_broadcaster *b, struct read_job *j)
         return;
     if (rq->n < 0) {
         pv__send_error(b, c, "history-unavailable", "the history store could not be read",
-                   j->msg_id);
+                       j->msg_id);
         return;
     }
     send_page(b, c, rq->from, rq->limit, j->msg_id, rq->rows, (size_t)rq->n, rq->oldest);

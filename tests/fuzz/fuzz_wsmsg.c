@@ -25,8 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             len = size - pos;
         struct pv_wsmsg_out o = pv_wsmsg_feed(&m, bits, (const char *)data + pos, len);
         pos += len;
-        if (o.kind == PV_WSMSG_TEXT &&
-            (o.len > 300 || !pv_utf8_valid(o.data, o.len)))
+        if (o.kind == PV_WSMSG_TEXT && (o.len > 300 || !pv_utf8_valid(o.data, o.len)))
             abort();
         if (o.kind == PV_WSMSG_PING && o.len > 125)
             abort();

@@ -47,8 +47,14 @@ static const struct utf8_case {
     {"6.12.5", "80bf80bf", false},
     {"6.12.6", "80bf80bf80", false},
     {"6.12.7", "80bf80bf80bf", false},
-    {"6.12.8", "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbe", false},
-    {"6.13.1", "c020c120c220c320c420c520c620c720c820c920ca20cb20cc20cd20ce20cf20d020d120d220d320d420d520d620d720d820d920da20db20dc20dd20de20", false},
+    {"6.12.8",
+     "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacada"
+     "eafb0b1b2b3b4b5b6b7b8b9babbbcbdbe",
+     false},
+    {"6.13.1",
+     "c020c120c220c320c420c520c620c720c820c920ca20cb20cc20cd20ce20cf20d020d120d220d320d420d520d620d"
+     "720d820d920da20db20dc20dd20de20",
+     false},
     {"6.13.2", "e020e120e220e320e420e520e620e720e820e920ea20eb20ec20ed20ee20", false},
     {"6.13.3", "f020f120f220f320f420f520f620", false},
     {"6.13.4", "f820f920fa20", false},

@@ -20,7 +20,8 @@ static void test_bench_smoke(void **state)
     (void)state;
     struct srv s;
     char url[64], pid[16], out[512];
-    const char *args[] = {"--max-per-ip", "0", "--rate-limit", "0", "--byte-rate", "0", NULL}; /* as bench/run.sh */
+    const char *args[] = {
+        "--max-per-ip", "0", "--rate-limit", "0", "--byte-rate", "0", NULL}; /* as bench/run.sh */
     assert_int_equal(srv_start(&s, args), 0);
     snprintf(url, sizeof(url), "ws://127.0.0.1:%d/", s.port);
     snprintf(pid, sizeof(pid), "%d", (int)s.pid);
@@ -28,10 +29,9 @@ static void test_bench_smoke(void **state)
     unlink(out);
     pid_t child = fork();
     if (child == 0) {
-        execl(PALAVER_BENCH_PATH, PALAVER_BENCH_PATH, "--url", url, "--clients", "30",
-              "--senders", "3", "--rate", "200", "--duration", "1", "--subprotocol",
-              "sample-protocol", "--broker-pid", pid, "--label", "smoke", "--json", out,
-              (char *)NULL);
+        execl(PALAVER_BENCH_PATH, PALAVER_BENCH_PATH, "--url", url, "--clients", "30", "--senders",
+              "3", "--rate", "200", "--duration", "1", "--subprotocol", "sample-protocol",
+              "--broker-pid", pid, "--label", "smoke", "--json", out, (char *)NULL);
         _exit(127);
     }
     int status;

@@ -93,7 +93,8 @@ static void test_htdocs_is_served_as_plain_files_only(void **state)
     snprintf(sub, sizeof(sub), "%s/sub", dir);
     assert_int_equal(mkdir(sub, 0755), 0);
     write_file(dir, "index.html", "<!doctype html><p>hi</p>\n", 0644);
-    write_file(dir, "x.cgi", "#!/bin/sh\necho Content-Type: text/plain; echo; echo RAN-$((6*7))\n", 0755);
+    write_file(dir, "x.cgi", "#!/bin/sh\necho Content-Type: text/plain; echo; echo RAN-$((6*7))\n",
+               0755);
     write_file(dir, "t.shtml", "<!--#exec cmd=\"echo RAN-$((6*7))\" -->\n", 0644);
     write_file(dir, "server.pem", "-----BEGIN PRIVATE KEY-----\n", 0644);
     write_file(dir, ".secret", "dotfile\n", 0644);
@@ -104,10 +105,10 @@ static void test_htdocs_is_served_as_plain_files_only(void **state)
     assert_non_null(strstr(page, "<p>hi</p>"));
     assert_int_equal(http_get(s.port, "/sub/", page, sizeof(page)), 403); /* no listing */
     assert_int_equal(http_get(s.port, "/x.cgi", page, sizeof(page)), 200);
-    assert_null(strstr(page, "RAN-42"));                    /* not executed... */
-    assert_non_null(strstr(page, "echo RAN-$((6*7))"));     /* ...served as a file */
+    assert_null(strstr(page, "RAN-42"));                /* not executed... */
+    assert_non_null(strstr(page, "echo RAN-$((6*7))")); /* ...served as a file */
     assert_int_equal(http_get(s.port, "/t.shtml", page, sizeof(page)), 200);
-    assert_non_null(strstr(page, "<!--#exec"));             /* SSI not processed */
+    assert_non_null(strstr(page, "<!--#exec")); /* SSI not processed */
     assert_null(strstr(page, "RAN-42"));
     assert_int_equal(http_get(s.port, "/server.pem", page, sizeof(page)), 404);
     assert_int_equal(http_get(s.port, "/.secret", page, sizeof(page)), 404);
@@ -355,8 +356,9 @@ static void test_start_up_burst_gets_101_or_503(void **state)
         int p = free_port();
         assert_true(p > 0);
         snprintf(port, sizeof(port), "%d", p);
-        const char *args[] = {"--port", port, "--max-clients", MANY_WORKERS, "--max-per-ip", "0",
-                              "--rate-limit", "0", NULL};
+        const char *args[] = {
+            "--port", port, "--max-clients", MANY_WORKERS, "--max-per-ip", "0", "--rate-limit",
+            "0",      NULL};
         static struct starter st;
         st = (struct starter){.args = args};
         pthread_create(&st.thread, NULL, starter_main, &st);
@@ -376,12 +378,13 @@ static void test_start_up_burst_gets_101_or_503(void **state)
         struct burst r = {0};
         burst_fire(p, N, &r);
         if (r.wrong)
-            fprintf(stderr, "capacity: start %d: %d wrong answers, the first: %s\n", round,
-                    r.wrong, r.first_wrong);
+            fprintf(stderr, "capacity: start %d: %d wrong answers, the first: %s\n", round, r.wrong,
+                    r.first_wrong);
         pthread_join(st.thread, NULL);
         assert_int_equal(st.rc, 0);
-        fprintf(stderr, "capacity: start %d: %d requests fired at the port's opening: %d "
-                        "answered, %d got 503 while starting, %d wrong\n",
+        fprintf(stderr,
+                "capacity: start %d: %d requests fired at the port's opening: %d "
+                "answered, %d got 503 while starting, %d wrong\n",
                 round, N, r.ok, r.busy, r.wrong);
         assert_int_equal(srv_stop(&st.s), 0);
         assert_int_equal(r.wrong, 0);

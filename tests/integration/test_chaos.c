@@ -131,10 +131,18 @@ static void *flood_main(void *arg)
 {
     struct flooder *fl = arg;
     static const char *junk[] = {
-        "{", "not json", "[1,2,3]", "{\"type\":42}", "{\"type\":\"dance\"}",
-        "{\"type\":\"message\"}", "{\"type\":\"message\",\"text\":[]}",
-        "{\"type\":\"message\",\"text\":\"x\",\"text\":\"y\"}", "1e999999", "\"\\ud800\"",
-        "{\"type\":\"hello\",\"name\":\"\\u0000\"}", "{\"a\":" /* truncated */,
+        "{",
+        "not json",
+        "[1,2,3]",
+        "{\"type\":42}",
+        "{\"type\":\"dance\"}",
+        "{\"type\":\"message\"}",
+        "{\"type\":\"message\",\"text\":[]}",
+        "{\"type\":\"message\",\"text\":\"x\",\"text\":\"y\"}",
+        "1e999999",
+        "\"\\ud800\"",
+        "{\"type\":\"hello\",\"name\":\"\\u0000\"}",
+        "{\"a\":" /* truncated */,
     };
     struct wsc *c = wsc_open(server.port, NULL);
     if (!c || c->status != 101 || wsc_join(c, NULL, NULL) != 0) {
@@ -221,8 +229,11 @@ static void chaos_round(int churn_cycles, int floods, int flood_messages, bool r
     struct wsc *sender = wsc_open(server.port, NULL);
     assert_int_equal(wsc_join(sender, NULL, sid), 0);
     for (int i = 0; i < NRECV; i++) {
-        r[i] = (struct receiver){.c = wsc_open(server.port, NULL), .sender_id = sid,
-                                 .want = 1 << 30, .timeout_ms = 120000, .last_seq = 0};
+        r[i] = (struct receiver){.c = wsc_open(server.port, NULL),
+                                 .sender_id = sid,
+                                 .want = 1 << 30,
+                                 .timeout_ms = 120000,
+                                 .last_seq = 0};
         assert_int_equal(wsc_join(r[i].c, NULL, NULL), 0);
         receiver_start(&r[i]);
     }
@@ -283,11 +294,13 @@ static void chaos_round(int churn_cycles, int floods, int flood_messages, bool r
     kill(frozen, SIGKILL);
     waitpid(frozen, NULL, 0);
     if (report)
-        fprintf(stderr, "chaos: %d messages to %d receivers in order; %d churn cycles, %d floods of "
-                        "%d malformed messages, a frozen reader, a silent peer%s\n",
+        fprintf(stderr,
+                "chaos: %d messages to %d receivers in order; %d churn cycles, %d floods of "
+                "%d malformed messages, a frozen reader, a silent peer%s\n",
                 sent, NRECV, atomic_load(&ch[0].done) + atomic_load(&ch[1].done), floods,
                 flood_messages,
-                repaired ? " and a vanished peer (TCP_REPAIR)" : " (no CAP_NET_ADMIN: no vanished peer)");
+                repaired ? " and a vanished peer (TCP_REPAIR)"
+                         : " (no CAP_NET_ADMIN: no vanished peer)");
     wsc_free(silent);
     wsc_free(gone);
     for (int i = 0; i < NRECV; i++)
@@ -298,10 +311,10 @@ static void chaos_round(int churn_cycles, int floods, int flood_messages, bool r
 static void test_chaos_during_broadcast(void **state)
 {
     (void)state;
-    const char *args[] = {"--max-clients", "300", "--max-per-ip", "0", "--rate-limit", "2000", "--byte-rate", "0",
-                          "--rate-burst", "1000", "--ping-interval", "300", "--idle-timeout",
-                          "1500", "--max-backlog", "262144", "--writers", "2", "--io-timeout",
-                          "2000",
+    const char *args[] = {"--max-clients", "300", "--max-per-ip", "0", "--rate-limit", "2000",
+                          "--byte-rate", "0", "--rate-burst", "1000", "--ping-interval", "300",
+                          "--idle-timeout", "1500", "--max-backlog", "262144", "--writers", "2",
+                          "--io-timeout", "2000",
                           /* every leave line: under churn, those of short
                            * connections are aggregated at info level and
                            * written at debug level only */
@@ -325,8 +338,9 @@ static void test_chaos_during_broadcast(void **state)
     chaos_round(400, 4, 3000, true);
     assert_true(settles_at(0, T)); /* every connection was freed */
     long after = rss_kib(server.pid), heap_after = heap_kib();
-    fprintf(stderr, "chaos: palaverd RSS %ld KiB after warm-up, %ld KiB after the chaos; heap in "
-                    "use %ld KiB, then %ld KiB\n",
+    fprintf(stderr,
+            "chaos: palaverd RSS %ld KiB after warm-up, %ld KiB after the chaos; heap in "
+            "use %ld KiB, then %ld KiB\n",
             base, after, heap_base, heap_after);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     /* The sanitizers' allocators keep quarantines and report no mallinfo:

@@ -102,12 +102,12 @@ static void test_fanout_all_but_sender_in_one_order(void **state)
             } else if (strcmp(type, "message") == 0) {
                 int sender, m;
                 assert_int_equal(sscanf(str(j, "text"), "c%d-m%d", &sender, &m), 2);
-                assert_int_not_equal(sender, i);               /* never our own echo */
-                assert_string_equal(from_id(j), id[sender]);   /* sender named by the server */
-                assert_string_equal(str(j, "clientKey"), "");  /* key never relayed */
-                assert_int_equal(m, next_from[sender]);        /* per-sender order kept */
+                assert_int_not_equal(sender, i);              /* never our own echo */
+                assert_string_equal(from_id(j), id[sender]);  /* sender named by the server */
+                assert_string_equal(str(j, "clientKey"), ""); /* key never relayed */
+                assert_int_equal(m, next_from[sender]);       /* per-sender order kept */
                 next_from[sender]++;
-                assert_true(num(j, "seq") > last_seq);          /* one increasing order */
+                assert_true(num(j, "seq") > last_seq); /* one increasing order */
                 last_seq = num(j, "seq");
                 assert_true(num(j, "serverDate") > 0);
                 got++;
@@ -179,8 +179,8 @@ static void test_seed000_client_protocol(void **state)
     assert_int_equal(wsc_join(b, NULL, NULL), 0);
 
     /* Exactly what the seed sends. */
-#define SEED_MSG                                                                            \
-    "{\"type\":\"message\",\"msgId\":0,\"text\":\"hello from the seed\",\"clientKey\":\"%s\","   \
+#define SEED_MSG                                                                                   \
+    "{\"type\":\"message\",\"msgId\":0,\"text\":\"hello from the seed\",\"clientKey\":\"%s\","     \
     "\"date\":1500000000000}"
     char buf[256];
     snprintf(buf, sizeof(buf), SEED_MSG, akey);
@@ -274,7 +274,8 @@ static void test_names_presence_join_leave(void **state)
     struct wsc *c = wsc_open(s.port, &o);
     json_t *idm = wsc_expect(c, "id", T);
     assert_non_null(idm);
-    assert_string_equal(str(json_object_get(idm, "you"), "name"), "\xf0\x9f\x98\x80" "cy");
+    assert_string_equal(str(json_object_get(idm, "you"), "name"), "\xf0\x9f\x98\x80"
+                                                                  "cy");
     json_decref(idm);
     j = wsc_expect(c, "presence", T);
     assert_non_null(j);
@@ -284,8 +285,12 @@ static void test_names_presence_join_leave(void **state)
     int seen = 0;
     for (size_t i = 0; i < 3; i++) {
         const char *n = str(json_array_get(users, i), "name");
-        seen |= strcmp(n, "ann") == 0 ? 1 : strcmp(n, "bob") == 0 ? 2
-              : strcmp(n, "\xf0\x9f\x98\x80" "cy") == 0 ? 4 : 0;
+        seen |= strcmp(n, "ann") == 0   ? 1
+                : strcmp(n, "bob") == 0 ? 2
+                : strcmp(n, "\xf0\x9f\x98\x80"
+                            "cy") == 0
+                    ? 4
+                    : 0;
     }
     assert_int_equal(seen, 7);
     json_decref(j);
@@ -295,7 +300,8 @@ static void test_names_presence_join_leave(void **state)
     for (int k = 0; k < 2; k++) {
         j = wsc_expect(k ? b : a, "leave", T);
         assert_non_null(j);
-        assert_string_equal(str(json_object_get(j, "user"), "name"), "\xf0\x9f\x98\x80" "cy");
+        assert_string_equal(str(json_object_get(j, "user"), "name"), "\xf0\x9f\x98\x80"
+                                                                     "cy");
         assert_int_equal(num(j, "online"), 2);
         json_decref(j);
     }
@@ -366,9 +372,9 @@ static void test_join_burst_announces_everyone_once(void **state)
             int k = 0;
             while (k < N && strcmp(ids[k], uid) != 0)
                 k++;
-            assert_true(k < N);            /* a newcomer of this burst */
+            assert_true(k < N); /* a newcomer of this burst */
             // cppcheck-suppress arrayIndexOutOfBoundsCond ; assert_true() above ends the test
-            assert_false(announced[k]);    /* announced once */
+            assert_false(announced[k]); /* announced once */
             announced[k] = true;
             seen++;
         }
@@ -552,7 +558,8 @@ static void test_full_queue_answers_every_message(void **state)
     (void)state;
     struct srv s;
     /* The rate limit is off: this burst is about the queue. */
-    const char *args[] = {"--queue-size", "1", "--queue-timeout", "0", "--rate-limit", "0", "--byte-rate", "0", NULL};
+    const char *args[] = {
+        "--queue-size", "1", "--queue-timeout", "0", "--rate-limit", "0", "--byte-rate", "0", NULL};
     enum { BURST = 400 };
     static char burst[BURST * 128];
     size_t len = 0;
@@ -565,7 +572,8 @@ static void test_full_queue_answers_every_message(void **state)
      * than the broadcaster can pop. */
     for (int i = 0; i < BURST; i++) {
         char msg[96];
-        int n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":%d,\"text\":\"m%d\"}", i, i);
+        int n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":%d,\"text\":\"m%d\"}",
+                         i, i);
         burst[len++] = (char)0x81;
         burst[len++] = (char)(0x80 | n);
         memset(burst + len, 0, 4); /* zero mask: payload as is */

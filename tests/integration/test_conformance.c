@@ -471,7 +471,8 @@ static void test_5_fragmentation(void **state)
         size_t cut = prefix + 9;
         if (k == 0) { /* both frames in one write */
             unsigned char *a, *b;
-            size_t na = wsc_encode(0x01, m, cut, &a), nb = wsc_encode(0x80, m + cut, mlen - cut, &b);
+            size_t na = wsc_encode(0x01, m, cut, &a),
+                   nb = wsc_encode(0x80, m + cut, mlen - cut, &b);
             unsigned char *both = malloc(na + nb);
             memcpy(both, a, na);
             memcpy(both + na, b, nb);
@@ -608,7 +609,8 @@ static void test_6_utf8(void **state)
     passed();
 
     /* 6.2: valid UTF-8, whole, cut on a code point, cut in 1-octet frames. */
-    static const char hello[] = "Hello-\xc2\xb5@\xc3\x9f\xc3\xb6\xc3\xa4\xc3\xbc\xc3\xa0\xc3\xa1-UTF-8!!";
+    static const char hello[] =
+        "Hello-\xc2\xb5@\xc3\x9f\xc3\xb6\xc3\xa4\xc3\xbc\xc3\xa0\xc3\xa1-UTF-8!!";
     static const char kosme[] = "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5";
     for (int k = 0; k < 4; k++) {
         static const char *ids[] = {"6.2.1", "6.2.2", "6.2.3", "6.2.4"};
@@ -810,7 +812,10 @@ static void test_7_close(void **state)
     close_case("7.3.1", "", 0, 1000);
     close_case("7.3.2", "\x03", 1, 1002);
     close_case("7.3.3", "\x03\xe8", 2, 1000);
-    close_case("7.3.4", "\x03\xe8" "Hello World!", 14, 1000);
+    close_case("7.3.4",
+               "\x03\xe8"
+               "Hello World!",
+               14, 1000);
     {
         char reason[130];
         reason[0] = 0x03;
@@ -820,8 +825,10 @@ static void test_7_close(void **state)
         /* 7.3.6: 126 bytes is over the control-frame limit. */
         close_case("7.3.6", reason, 126, 1002);
     }
-    close_case("7.5.1", "\x03\xe8\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"
-                        "edited", 22, 1007);
+    close_case("7.5.1",
+               "\x03\xe8\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"
+               "edited",
+               22, 1007);
 
     static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
                                      1010, 1011, 3000, 3999, 4000, 4999};
@@ -904,7 +911,8 @@ static void test_every_listed_case_ran(void **state)
     json_t *cases = json_object_get(list, "cases");
     size_t i, missing = 0;
     json_t *cs;
-    json_array_foreach(cases, i, cs) {
+    json_array_foreach(cases, i, cs)
+    {
         const char *id = json_string_value(json_object_get(cs, "id"));
         bool found = false;
         for (int k = 0; k < n_ran && !found; k++)

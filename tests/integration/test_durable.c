@@ -68,7 +68,8 @@ static void test_acked_messages_survive_kill_9(void **state)
     struct srv s;
     char sub[200];
     snprintf(sub, sizeof(sub), "%s/kill", dir);
-    const char *args[] = {"--data-dir", sub, "--history", "5000", "--rate-limit", "0", "--byte-rate", "0", NULL};
+    const char *args[] = {"--data-dir", sub,           "--history", "5000", "--rate-limit",
+                          "0",          "--byte-rate", "0",         NULL};
     static char acked[MAXMSG][32];
     int nacked = 0;
     assert_int_equal(srv_start(&s, args), 0);
@@ -121,8 +122,8 @@ static void test_acked_messages_survive_kill_9(void **state)
         if (seq > max_acked)
             max_acked = seq;
         if (strcmp(acked[seq], stored[seq]) != 0) {
-            fprintf(stderr, "durable: acked seq %d '%s' not in history ('%s')\n", seq,
-                    acked[seq], stored[seq]);
+            fprintf(stderr, "durable: acked seq %d '%s' not in history ('%s')\n", seq, acked[seq],
+                    stored[seq]);
             missing++;
         }
     }
@@ -153,8 +154,8 @@ static void test_full_store_degrades_without_false_acks(void **state)
     char sub[200], page[65536];
     snprintf(sub, sizeof(sub), "%s/full", dir);
     /* 40 pages of 4 KiB: a few dozen 2 KiB messages fill it. */
-    const char *args[] = {"--data-dir", sub, "--data-max-pages", "40", "--history", "10",
-                          "--rate-limit", "0", "--byte-rate", "0", NULL};
+    const char *args[] = {"--data-dir",   sub, "--data-max-pages", "40", "--history", "10",
+                          "--rate-limit", "0", "--byte-rate",      "0",  NULL};
     static char acked[MAXMSG][32];
     assert_int_equal(srv_start(&s, args), 0);
     struct wsc *a = wsc_open(s.port, NULL), *b = wsc_open(s.port, NULL);

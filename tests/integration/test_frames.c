@@ -71,12 +71,12 @@ static void test_fragmented_message_with_interleaved_ping(void **state)
     (void)state;
     struct wsc *a = client();
     const char *p1 = "{\"type\":\"message\",\"text\":\"fragm";
-    const char *p2 = "ented caf\xc3";         /* é split across fragments */
+    const char *p2 = "ented caf\xc3"; /* é split across fragments */
     const char *p3 = "\xa9 message\"}";
     struct wsc_frame f;
 
     assert_int_equal(wsc_send(a, false, 1, p1, strlen(p1)), 0);
-    assert_int_equal(wsc_send(a, true, 9, "ping!", 5), 0);  /* control frame in between */
+    assert_int_equal(wsc_send(a, true, 9, "ping!", 5), 0); /* control frame in between */
     assert_int_equal(wsc_send(a, false, 0, p2, strlen(p2)), 0);
     assert_int_equal(wsc_send(a, true, 0, p3, strlen(p3)), 0);
     /* The pong comes back with the ping's payload. */
@@ -172,7 +172,10 @@ static void test_violations_close_only_the_offender(void **state)
         {"close with 1-byte payload", CLOSE_RAW, 0, "\x03", 1, 1002},
         {"close reason not UTF-8", CLOSE_RAW, 0, "\x03\xe8\xff", 3, 1007},
         /* Valid closes are answered with the same code. */
-        {"close 1000 with reason", CLOSE_RAW, 0, "\x03\xe8" "bye", 5, 1000},
+        {"close 1000 with reason", CLOSE_RAW, 0,
+         "\x03\xe8"
+         "bye",
+         5, 1000},
         {"close 4000 (application code)", CLOSE_RAW, 0, "\x0f\xa0", 2, 4000},
         {"close without payload", CLOSE_RAW, 0, "", 0, 1000},
     };

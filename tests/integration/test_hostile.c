@@ -127,9 +127,9 @@ static void bystander_ok_after_leave(struct wsc **held)
 struct churn {
     pthread_t thread;
     int port;
-    int64_t until;       /* mono_ms() deadline */
-    atomic_int cycles;   /* handshakes completed */
-    atomic_int refused;  /* handshakes answered with something else */
+    int64_t until;      /* mono_ms() deadline */
+    atomic_int cycles;  /* handshakes completed */
+    atomic_int refused; /* handshakes answered with something else */
 };
 
 /* Opens and closes WebSockets as fast as it can until `until`. */
@@ -244,8 +244,9 @@ static void test_refused_after_handshake_is_evicted(void **state)
             wsc_free(r[i].c);
         usleep(200 * 1000);
     }
-    fprintf(stderr, "hostile: %d handshakes lost the admission race after 101; palaverd ended "
-                    "%d of them\n",
+    fprintf(stderr,
+            "hostile: %d handshakes lost the admission race after 101; palaverd ended "
+            "%d of them\n",
             lost, ended);
     assert_true(lost > 0);
     assert_int_equal(ended, lost);
@@ -258,8 +259,8 @@ static int get_with_host(const char *path, const char *host)
 {
     char req[512], out[8192];
     if (host)
-        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                 path, host);
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
+                 host);
     else
         snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
     return http_request(server.port, req, out, sizeof(out));
@@ -291,12 +292,20 @@ static void test_dns_rebinding_is_refused(void **state)
     wsc_free(c);
     /* Ours: loopback literals, localhost, configured names and suffixes,
      * no Host at all; not: look-alikes, other addresses, junk. */
-    const char *ok[] = {"127.0.0.1", "127.0.0.2:8080", "localhost", "LOCALHOST:1", "a.localhost",
-                        "chat.lan", "chat.lan.", "Chat.LAN:8080", "example.org", "x.example.org",
-                        NULL};
-    const char *bad[] = {"chat.lan.attacker.example", "notchat.lan", "xexample.org",
-                         "203.0.113.9", "10.255.255.254", "", ":80", "a b", "chat.lan:http",
-                         "[::ffff:203.0.113.9]", "localhost.attacker.example"};
+    const char *ok[] = {"127.0.0.1",   "127.0.0.2:8080", "localhost", "LOCALHOST:1",
+                        "a.localhost", "chat.lan",       "chat.lan.", "Chat.LAN:8080",
+                        "example.org", "x.example.org",  NULL};
+    const char *bad[] = {"chat.lan.attacker.example",
+                         "notchat.lan",
+                         "xexample.org",
+                         "203.0.113.9",
+                         "10.255.255.254",
+                         "",
+                         ":80",
+                         "a b",
+                         "chat.lan:http",
+                         "[::ffff:203.0.113.9]",
+                         "localhost.attacker.example"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         assert_int_equal(get_with_host("/", ok[i]), 200);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -331,8 +340,8 @@ static void test_handshake_churn_is_rate_limited(void **state)
     churn_main(&ch);
     double secs = (double)(mono_ms() - t0) / 1000.0;
     int ok = atomic_load(&ch.cycles), refused = atomic_load(&ch.refused);
-    fprintf(stderr, "hostile: churn for %.1f s: %d handshakes got 101, %d were refused\n", secs,
-            ok, refused);
+    fprintf(stderr, "hostile: churn for %.1f s: %d handshakes got 101, %d were refused\n", secs, ok,
+            refused);
     /* The bucket: 20 at once (the watcher took one), then 10 per second. */
     assert_true(ok <= 20 + (int)(10 * secs) + 2);
     assert_true(refused > ok);
@@ -424,8 +433,9 @@ static void test_byte_flood_is_budgeted(void **state)
             json_decref(j);
         }
     }
-    fprintf(stderr, "hostile: %zu bytes offered by %d clients of one address, %zu relayed in "
-                    "%.1f s, %d refused\n",
+    fprintf(stderr,
+            "hostile: %zu bytes offered by %d clients of one address, %zu relayed in "
+            "%.1f s, %d refused\n",
             offered, A, relayed, secs, refusals);
     /* The address's budget: 1 MiB at once, then 256 KiB/s (plus what the
      * relay adds to each message). */
@@ -453,8 +463,8 @@ static void test_pong_flood_is_closed(void **state)
             assert_int_equal(wsc_send(c, false, 1, "{", 1), 0);
         unsigned char payload[125], *frame;
         memset(payload, 'p', sizeof(payload));
-        size_t n = wsc_encode(kind == 0 ? 0x8A : 0x00, payload, kind == 0 ? sizeof(payload) : 0,
-                              &frame);
+        size_t n =
+            wsc_encode(kind == 0 ? 0x8A : 0x00, payload, kind == 0 ? sizeof(payload) : 0, &frame);
         enum { K = 20000 };
         unsigned char *buf = malloc(n * K);
         for (int i = 0; i < K; i++)
@@ -513,8 +523,9 @@ static void test_huge_frame_header_is_refused_at_once(void **state)
             refused++;
         wsc_free(c[i]);
     }
-    fprintf(stderr, "hostile: %d frames announcing 1.2 GB: RSS %ld KiB before, %ld KiB at most "
-                    "while they were sent; %d closed 1009\n",
+    fprintf(stderr,
+            "hostile: %d frames announcing 1.2 GB: RSS %ld KiB before, %ld KiB at most "
+            "while they were sent; %d closed 1009\n",
             N, before, peak, refused);
     assert_true(peak < before + 64 * 1024); /* was +3.38 GiB */
     assert_true(srv_log_wait(&server, "over websocket_max_frame_size; closed 1009", T));
@@ -537,8 +548,9 @@ static void test_huge_frame_header_is_refused_at_once(void **state)
 static void test_slowloris_cannot_take_the_workers(void **state)
 {
     (void)state;
-    const char *args[] = {"--max-clients", "40", "--http-workers", "8", "--max-per-ip", "4",
-                          "--head-timeout", "1500", NULL};
+    const char *args[] = {
+        "--max-clients", "40", "--http-workers", "8", "--max-per-ip", "4", "--head-timeout",
+        "1500",          NULL};
     assert_int_equal(srv_start(&server, args), 0);
     enum { IDLE = 300 };
     int fds[IDLE], accepted = 0;
@@ -561,8 +573,9 @@ static void test_slowloris_cannot_take_the_workers(void **state)
         assert_int_equal(get_from(server.port, from), 200);
     }
     int64_t page_ms = (mono_ms() - t0) / 6;
-    fprintf(stderr, "hostile: %d idle connections from one address; page answered to 6 others "
-                    "in %lld ms each\n",
+    fprintf(stderr,
+            "hostile: %d idle connections from one address; page answered to 6 others "
+            "in %lld ms each\n",
             accepted, (long long)page_ms);
     assert_true(page_ms < 3000);
     assert_true(srv_log_wait(&server, "(--max-conns-per-ip); closed at accept", T));
@@ -610,8 +623,8 @@ static void fill_history(int n)
 struct puller {
     pthread_t thread;
     int port, requests;
-    size_t bytes;  /* history bytes received */
-    int busy;      /* requests refused with busy */
+    size_t bytes; /* history bytes received */
+    int busy;     /* requests refused with busy */
 };
 
 /* Asks for the newest 200 messages `requests` times at once, then counts
@@ -672,8 +685,9 @@ static void test_history_amplification_is_budgeted(void **state)
         busy += p[i].busy;
     }
     double secs = (double)(mono_ms() - t0) / 1000.0;
-    fprintf(stderr, "hostile: %d connections asked for %d pages of 200 fat messages: %zu bytes "
-                    "in %.1f s, %d refused busy\n",
+    fprintf(stderr,
+            "hostile: %d connections asked for %d pages of 200 fat messages: %zu bytes "
+            "in %.1f s, %d refused busy\n",
             P, P * 20, total, secs, busy);
     /* Unbudgeted that was 200 x 4.9 MB; the address's budget is 16 MiB at
      * once, then 2 MiB/s (a page already being read may overshoot it
@@ -788,9 +802,10 @@ static void test_one_slow_replayer_does_not_freeze_fanout(void **state)
     }
     atomic_store(&r.stop, true);
     pthread_join(r.thread, NULL);
-    fprintf(stderr, "hostile: 40 replays to a slow reader beside a bystander: %d of 80 messages "
-                    "acked, %d received, worst latency %lld ms; %d replays refused busy, %zu bytes "
-                    "read\n",
+    fprintf(stderr,
+            "hostile: 40 replays to a slow reader beside a bystander: %d of 80 messages "
+            "acked, %d received, worst latency %lld ms; %d replays refused busy, %zu bytes "
+            "read\n",
             acked, got, (long long)worst, r.busy, r.bytes);
     if (acked < 80 || r.busy == 0)
         srv_dump_log(&server);

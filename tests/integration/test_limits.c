@@ -48,12 +48,14 @@ static void test_cross_site_handshake_is_refused_with_403(void **state)
     snprintf(hdr, sizeof(hdr), "Origin: http://127.0.0.1:%d\r\n", s.port);
     struct wsc *same = joined(s.port, &(struct wsc_opts){.headers = hdr});
     /* ...another site's page is not: a real 403 status line, and a log line. */
-    struct wsc *evil = wsc_open(s.port, &(struct wsc_opts){.headers = "Origin: http://evil.example\r\n"});
+    struct wsc *evil =
+        wsc_open(s.port, &(struct wsc_opts){.headers = "Origin: http://evil.example\r\n"});
     assert_non_null(evil);
     assert_int_equal(evil->status, 403);
     assert_true(srv_log_wait(&s, "Origin 'http://evil.example' is not allowed", T));
     /* A different port on the same host is a different origin. */
-    struct wsc *port = wsc_open(s.port, &(struct wsc_opts){.headers = "Origin: http://127.0.0.1:1\r\n"});
+    struct wsc *port =
+        wsc_open(s.port, &(struct wsc_opts){.headers = "Origin: http://127.0.0.1:1\r\n"});
     assert_int_equal(port->status, 403);
     /* A client with no Origin (not a browser page) is allowed. */
     struct wsc *tool = joined(s.port, NULL);
@@ -129,12 +131,14 @@ static void test_message_rate_is_limited_then_a_flood_is_closed(void **state)
         char msg[1100];
         int n;
         if (i == 6)
-            n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":\"%s\",\"text\":\"f%d\"}",
-                         long_id, i);
+            n = snprintf(msg, sizeof(msg),
+                         "{\"type\":\"message\",\"msgId\":\"%s\",\"text\":\"f%d\"}", long_id, i);
         else if (i == 7)
-            n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":\"s7\",\"text\":\"f%d\"}", i);
+            n = snprintf(msg, sizeof(msg),
+                         "{\"type\":\"message\",\"msgId\":\"s7\",\"text\":\"f%d\"}", i);
         else
-            n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":%d,\"text\":\"f%d\"}", i, i);
+            n = snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"msgId\":%d,\"text\":\"f%d\"}",
+                         i, i);
         unsigned char *f;
         size_t fl = wsc_encode(0x81, msg, (size_t)n, &f);
         memcpy(burst + len, f, fl);

@@ -196,8 +196,9 @@ static long long metric(int port, const char *name)
 static void resume_cycles(const char *data_dir, bool expect_disk)
 {
     struct srv s;
-    const char *args[] = {"--data-dir", data_dir, "--history", "200", "--rate-limit", "0", "--byte-rate", "0",
-                          "--max-per-ip", "0", NULL};
+    const char *args[] = {"--data-dir",   data_dir, "--history",   "200",
+                          "--rate-limit", "0",      "--byte-rate", "0",
+                          "--max-per-ip", "0",      NULL};
     assert_int_equal(srv_start(&s, args), 0);
     struct sender snd = {.port = s.port, .n = 4000, .gap_ms = 1};
     pthread_t th;
@@ -241,8 +242,8 @@ static void resume_cycles(const char *data_dir, bool expect_disk)
     /* To the very last message: nothing missing, nothing twice. */
     read_consecutive(r, &last, atomic_load(&snd.last_acked), 0);
     wsc_free(r);
-    fprintf(stderr, "resume: %d reconnects (%d beyond the ring), %lld messages followed\n",
-            cycles, far, last);
+    fprintf(stderr, "resume: %d reconnects (%d beyond the ring), %lld messages followed\n", cycles,
+            far, last);
     assert_true(cycles >= 4 && far >= 2);
     assert_int_equal(metric(s.port, "palaver_resumes_total"), cycles);
     assert_int_equal(metric(s.port, "palaver_resets_total"), 0);
@@ -271,7 +272,8 @@ static void test_hello_since_on_open_connection(void **state)
     struct srv s;
     char sub[200];
     snprintf(sub, sizeof(sub), "%s/hello", dir);
-    const char *args[] = {"--data-dir", sub, "--history", "10", "--rate-limit", "0", "--byte-rate", "0", NULL};
+    const char *args[] = {"--data-dir", sub,           "--history", "10", "--rate-limit",
+                          "0",          "--byte-rate", "0",         NULL};
     assert_int_equal(srv_start(&s, args), 0);
     struct wsc *a = wsc_open(s.port, NULL), *b = wsc_open(s.port, NULL);
     assert_int_equal(wsc_join(a, NULL, NULL), 0);
@@ -319,8 +321,19 @@ static void test_reset_paths(void **state)
     char sub[200];
     snprintf(sub, sizeof(sub), "%s/reset", dir);
     /* 300 messages, 200 kept on disk, 20 in memory, resume at most 150. */
-    const char *args[] = {"--data-dir", sub, "--history", "20", "--history-keep", "200",
-                          "--resume-limit", "150", "--rate-limit", "0", "--byte-rate", "0", NULL};
+    const char *args[] = {"--data-dir",
+                          sub,
+                          "--history",
+                          "20",
+                          "--history-keep",
+                          "200",
+                          "--resume-limit",
+                          "150",
+                          "--rate-limit",
+                          "0",
+                          "--byte-rate",
+                          "0",
+                          NULL};
     assert_int_equal(srv_start(&s, args), 0);
     char server[32];
     struct wsc *a = open_client(s.port, server);
@@ -330,12 +343,12 @@ static void test_reset_paths(void **state)
         const char *server;
         const char *reason; /* NULL: resume */
     } cases[] = {
-        {140, server, "too-far"},                   /* 160 missed: over the limit of 150 */
-        {160, server, NULL},                        /* 140 missed, from disk (101..300 kept) */
-        {290, server, NULL},                        /* 10 missed, from memory */
-        {99, "0123456789abcdef", "other-history"},  /* another database's seq */
-        {301, server, "ahead"},                     /* more than the server has */
-        {300, server, NULL},                        /* nothing missed */
+        {140, server, "too-far"},                  /* 160 missed: over the limit of 150 */
+        {160, server, NULL},                       /* 140 missed, from disk (101..300 kept) */
+        {290, server, NULL},                       /* 10 missed, from memory */
+        {99, "0123456789abcdef", "other-history"}, /* another database's seq */
+        {301, server, "ahead"},                    /* more than the server has */
+        {300, server, NULL},                       /* nothing missed */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct wsc *c = open_since(s.port, cases[i].since, cases[i].server);
@@ -356,7 +369,7 @@ static void test_reset_paths(void **state)
     /* A clean restart with the resume limit raised: since 50 is within
      * it, but 51..100 were deleted by retention. */
     assert_int_equal(srv_stop(&s), 0);
-    const char *args2[] = {"--data-dir", sub, "--history", "20", "--history-keep", "200",
+    const char *args2[] = {"--data-dir",     sub,    "--history", "20", "--history-keep", "200",
                            "--resume-limit", "1000", NULL};
     assert_int_equal(srv_start(&s, args2), 0);
     /* Across a clean restart the history keeps its id: a resume. */
@@ -424,8 +437,9 @@ static void page_through(int port, int total, int limit)
     int pages = 0, seen = 0;
     for (;;) {
         char req[128];
-        snprintf(req, sizeof(req), "{\"type\":\"history\",\"before\":%lld,\"limit\":%d,\"msgId\":%d}",
-                 before, limit, pages);
+        snprintf(req, sizeof(req),
+                 "{\"type\":\"history\",\"before\":%lld,\"limit\":%d,\"msgId\":%d}", before, limit,
+                 pages);
         assert_int_equal(wsc_send_text(c, req), 0);
         json_t *h = wsc_expect(c, "history", T);
         assert_non_null(h);
@@ -461,7 +475,8 @@ static void test_history_pages(void **state)
     struct srv s;
     char sub[200];
     snprintf(sub, sizeof(sub), "%s/pages", dir);
-    const char *args[] = {"--data-dir", sub, "--history", "25", "--rate-limit", "0", "--byte-rate", "0", NULL};
+    const char *args[] = {"--data-dir", sub,           "--history", "25", "--rate-limit",
+                          "0",          "--byte-rate", "0",         NULL};
     assert_int_equal(srv_start(&s, args), 0);
     char server[32];
     struct wsc *a = open_client(s.port, server);
@@ -495,8 +510,17 @@ static void test_retention_by_age(void **state)
     struct srv s;
     char sub[200];
     snprintf(sub, sizeof(sub), "%s/age", dir);
-    const char *args[] = {"--data-dir", sub, "--history-max-age", "2", "--ping-interval", "200",
-                          "--rate-limit", "0", "--byte-rate", "0", NULL};
+    const char *args[] = {"--data-dir",
+                          sub,
+                          "--history-max-age",
+                          "2",
+                          "--ping-interval",
+                          "200",
+                          "--rate-limit",
+                          "0",
+                          "--byte-rate",
+                          "0",
+                          NULL};
     assert_int_equal(srv_start(&s, args), 0);
     char server[32];
     struct wsc *a = open_client(s.port, server);

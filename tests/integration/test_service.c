@@ -64,8 +64,8 @@ static void test_config_file_precedence_and_check(void **state)
     assert_int_equal(run_capture(check, env, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "max-clients 7"));
     /* ...and a flag beats both. */
-    const char *flag[] = {PALAVERD_PATH, "--config", good, "--max-clients", "9", "--check-config",
-                          NULL};
+    const char *flag[] = {PALAVERD_PATH, "--config",       good, "--max-clients",
+                          "9",           "--check-config", NULL};
     assert_int_equal(run_capture(flag, env, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "max-clients 9"));
 
@@ -99,7 +99,7 @@ static void test_notify_status_watchdog_stopping(void **state)
     struct srv s;
     char msg[1024];
     const char *envs[] = {"WATCHDOG_USEC=600000", NULL}; /* pings every 0.3 s */
-    assert_int_equal(srv_start_env(&s, NULL, envs), 0);   /* READY=1 seen */
+    assert_int_equal(srv_start_env(&s, NULL, envs), 0);  /* READY=1 seen */
     assert_true(srv_notify_wait(&s, "STATUS=", T, msg, sizeof(msg)));
     assert_non_null(strstr(msg, "clients"));
     assert_non_null(strstr(msg, "messages/s"));
@@ -120,7 +120,8 @@ static void test_sighup_reload(void **state)
     assert_int_equal(srv_start(&s, args), 0);
     assert_false(srv_log_has(&s, "handshake from")); /* a debug line */
 
-    write_conf("live.conf", "log-level = debug\nrate-limit = 5\nrate-burst = 5\nmax-clients = 99\n");
+    write_conf("live.conf",
+               "log-level = debug\nrate-limit = 5\nrate-burst = 5\nmax-clients = 99\n");
     kill(s.pid, SIGHUP);
     assert_true(srv_log_wait(&s, "reload: log-level info -> debug", T));
     assert_true(srv_log_has(&s, "reload: rate-limit 20 -> 5"));
@@ -187,11 +188,16 @@ static void test_healthz_and_metrics(void **state)
     assert_int_equal(http_get(s.port, "/metrics", page, sizeof(page)), 200);
     assert_non_null(strstr(page, "Content-Type: text/plain; version=0.0.4"));
     static const char *const names[][2] = {
-        {"palaver_clients", "gauge"}, {"palaver_connections_total", "counter"},
-        {"palaver_messages_in_total", "counter"}, {"palaver_deliveries_total", "counter"},
-        {"palaver_bytes_out_total", "counter"}, {"palaver_queue_depth", "gauge"},
-        {"palaver_broadcaster_lag_seconds", "gauge"}, {"palaver_slow_consumer_closes_total", "counter"},
-        {"palaver_refused_connections_total", "counter"}, {"palaver_errors_total", "counter"},
+        {"palaver_clients", "gauge"},
+        {"palaver_connections_total", "counter"},
+        {"palaver_messages_in_total", "counter"},
+        {"palaver_deliveries_total", "counter"},
+        {"palaver_bytes_out_total", "counter"},
+        {"palaver_queue_depth", "gauge"},
+        {"palaver_broadcaster_lag_seconds", "gauge"},
+        {"palaver_slow_consumer_closes_total", "counter"},
+        {"palaver_refused_connections_total", "counter"},
+        {"palaver_errors_total", "counter"},
         {"palaver_history_messages", "gauge"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

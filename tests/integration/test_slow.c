@@ -22,8 +22,9 @@ static void test_stalled_client_is_closed_and_others_keep_flowing(void **state)
 {
     (void)state;
     struct srv s;
-    const char *args[] = {"--max-backlog", "262144", "--io-timeout", "30000", "--writers", "2",
-                          "--max-per-ip", "0", "--rate-limit", "0", "--byte-rate", "0", NULL};
+    const char *args[] = {
+        "--max-backlog", "262144", "--io-timeout", "30000", "--writers", "2", "--max-per-ip", "0",
+        "--rate-limit",  "0",      "--byte-rate",  "0",     NULL};
     char sid[32], pid[32], needle[128];
     struct receiver r[NRECV];
 

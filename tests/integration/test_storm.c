@@ -86,8 +86,9 @@ static void *churn_main(void *arg)
 static void test_connect_disconnect_storm_during_broadcast(void **state)
 {
     (void)state;
-    const char *args[] = {"--max-clients", "200", "--writers", "2", "--max-per-ip", "0",
-                          "--rate-limit", "0", "--byte-rate", "0", NULL};
+    const char *args[] = {
+        "--max-clients", "200", "--writers", "2", "--max-per-ip", "0", "--rate-limit", "0",
+        "--byte-rate",   "0",   NULL};
     char pid[32];
     struct receiver r[NRECV];
     struct churner ch[NCHURN] = {0};

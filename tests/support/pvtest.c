@@ -90,7 +90,9 @@ static const struct srv *watched;
 static void on_hang(int sig)
 {
     (void)sig;
-    static const char msg[] = "pvtest: the test hung (no end within " "240" " s of palaverd's "
+    static const char msg[] = "pvtest: the test hung (no end within "
+                              "240"
+                              " s of palaverd's "
                               "start); the tail of palaverd's log follows\n";
     ssize_t w = write(2, msg, sizeof(msg) - 1);
     if (watched) {
@@ -142,8 +144,9 @@ int srv_start_env(struct srv *s, const char *const *extra, const char *const *en
     sa.sun_path[0] = '\0';
     memcpy(sa.sun_path + 1, sockname, strlen(sockname));
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa,
-                       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sockname))) < 0) {
+    if (fd < 0 ||
+        bind(fd, (struct sockaddr *)&sa,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sockname))) < 0) {
         perror("notify socket");
         return -1;
     }
@@ -785,8 +788,7 @@ int wsc_join(struct wsc *c, char key[64], char id[32])
     if (key)
         snprintf(key, 64, "%s", json_string_value(json_object_get(j, "clientKey")));
     if (id)
-        snprintf(id, 32, "%s",
-                 json_string_value(json_object_get(json_object_get(j, "you"), "id")));
+        snprintf(id, 32, "%s", json_string_value(json_object_get(json_object_get(j, "you"), "id")));
     json_decref(j);
     j = wsc_expect(c, "presence", 5000);
     if (!j)

@@ -60,16 +60,16 @@ struct wsc_opts {
 
 struct wsc {
     int fd;
-    int status;            /* HTTP status of the handshake */
-    char protocol[64];     /* Sec-WebSocket-Protocol answered, or "" */
-    bool accept_ok;        /* Sec-WebSocket-Accept matched */
-    char *response;        /* raw HTTP response head (and any body) */
-    bool manual_pings;     /* false: wsc_recv answers pings (and still returns them) */
-    int close_code;        /* code of the close frame received, or -1 */
+    int status;        /* HTTP status of the handshake */
+    char protocol[64]; /* Sec-WebSocket-Protocol answered, or "" */
+    bool accept_ok;    /* Sec-WebSocket-Accept matched */
+    char *response;    /* raw HTTP response head (and any body) */
+    bool manual_pings; /* false: wsc_recv answers pings (and still returns them) */
+    int close_code;    /* code of the close frame received, or -1 */
     char close_reason[128];
-    unsigned char *buf;    /* received, not yet parsed */
+    unsigned char *buf; /* received, not yet parsed */
     size_t len, cap;
-    size_t rx_bytes;       /* WebSocket bytes received (after the handshake head) */
+    size_t rx_bytes; /* WebSocket bytes received (after the handshake head) */
 };
 
 struct wsc_frame {

@@ -77,8 +77,9 @@ static void test_argv(void **state)
     (void)state;
     struct pv_config c;
     pv_config_defaults(&c);
-    char *argv[] = {"palaverd", "-p", "9000", "--rate-limit", "5", "--handshake-timeout",
-                    "1500", "--max-per-ip=0", NULL};
+    char *argv[] = {
+        "palaverd",       "-p", "9000", "--rate-limit", "5", "--handshake-timeout", "1500",
+        "--max-per-ip=0", NULL};
     assert_int_equal(pv_config_parse(&c, 8, argv), 0);
     assert_int_equal(c.port, 9000);
     assert_int_equal(c.rate_limit, 5);

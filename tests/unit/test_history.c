@@ -79,7 +79,7 @@ static void test_expire_by_age_drops_the_oldest(void **state)
 {
     (void)state;
     struct pv_history h;
-    fill(&h, 8, 1, 20); /* 13..20, dated 13000..20000 */
+    fill(&h, 8, 1, 20);                                /* 13..20, dated 13000..20000 */
     assert_int_equal(pv_history_expire(&h, 13000), 0); /* dated before the cutoff only */
     assert_int_equal(pv_history_expire(&h, 16500), 4);
     assert_int_equal(h.len, 4);
@@ -101,7 +101,7 @@ static void test_covers(void **state)
 {
     (void)state;
     struct pv_history h;
-    fill(&h, 8, 1, 20); /* 13..20 */
+    fill(&h, 8, 1, 20);                         /* 13..20 */
     assert_true(pv_history_covers(&h, 20, 20)); /* missed nothing */
     assert_true(pv_history_covers(&h, 12, 20)); /* 13.. are all here */
     assert_true(pv_history_covers(&h, 15, 20));

@@ -85,8 +85,8 @@ static void test_names(void **state)
     assert_false(pv_name_check("", 0, out, &why));
     assert_false(pv_name_check("a\nb", 3, out, &why));
     assert_false(pv_name_check("a\x7f", 2, out, &why));
-    assert_false(pv_name_check("a\xc2\x85z", 4, out, &why));       /* C1 control NEL */
-    assert_false(pv_name_check("a\xe2\x80\xaez", 5, out, &why));   /* RIGHT-TO-LEFT OVERRIDE */
+    assert_false(pv_name_check("a\xc2\x85z", 4, out, &why));     /* C1 control NEL */
+    assert_false(pv_name_check("a\xe2\x80\xaez", 5, out, &why)); /* RIGHT-TO-LEFT OVERRIDE */
     assert_false(pv_name_check("\xff\xfe", 2, out, &why));
     assert_true(pv_name_check("12345678901234567890123456789012", 32, out, &why));
     assert_false(pv_name_check("123456789012345678901234567890123", 33, out, &why));
@@ -106,8 +106,8 @@ static void test_keys(void **state)
     assert_int_equal(strlen(a), 36);
     assert_string_not_equal(a, b);
     assert_int_equal(a[8], '-');
-    assert_int_equal(a[14], '4');                    /* version 4 */
-    assert_non_null(strchr("89ab", a[19]));          /* RFC 9562 variant */
+    assert_int_equal(a[14], '4');           /* version 4 */
+    assert_non_null(strchr("89ab", a[19])); /* RFC 9562 variant */
     pv_new_id(id);
     assert_int_equal(strlen(id), 16);
     assert_int_equal(strspn(id, "0123456789abcdef"), 16);

@@ -149,8 +149,10 @@ static void test_group_commit_and_reopen(void **state)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     uint64_t tx = pv_store_transactions(s);
     /* Group commit: far fewer transactions (each an fsync) than messages. */
-    fprintf(stderr, "store: %d messages of ~150 bytes committed in %.3f s (%.0f/s) in %llu "
-                    "transactions\n", N, secs, N / secs, (unsigned long long)tx);
+    fprintf(stderr,
+            "store: %d messages of ~150 bytes committed in %.3f s (%.0f/s) in %llu "
+            "transactions\n",
+            N, secs, N / secs, (unsigned long long)tx);
     assert_true(tx >= 1 && tx < N);
     assert_null(pv_store_failure(s));
     /* One at a time, each waited for: one fsync'd transaction each. */

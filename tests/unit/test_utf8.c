@@ -17,30 +17,30 @@ static void test_accepts_valid(void **state)
     (void)state;
     assert_true(valid(""));
     assert_true(valid("hello, world"));
-    assert_true(valid("h\xc3\xa9llo"));             /* é */
-    assert_true(valid("\xe2\x82\xac"));             /* € */
-    assert_true(valid("\xf0\x9f\x98\x80"));         /* U+1F600 */
-    assert_true(valid("\xf4\x8f\xbf\xbf"));         /* U+10FFFF, the last one */
-    assert_true(valid("\xed\x9f\xbf"));             /* U+D7FF, just below surrogates */
-    assert_true(valid("\xee\x80\x80"));             /* U+E000, just above */
+    assert_true(valid("h\xc3\xa9llo"));     /* é */
+    assert_true(valid("\xe2\x82\xac"));     /* € */
+    assert_true(valid("\xf0\x9f\x98\x80")); /* U+1F600 */
+    assert_true(valid("\xf4\x8f\xbf\xbf")); /* U+10FFFF, the last one */
+    assert_true(valid("\xed\x9f\xbf"));     /* U+D7FF, just below surrogates */
+    assert_true(valid("\xee\x80\x80"));     /* U+E000, just above */
     assert_true(valid("0123456789abcdef\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"));
 }
 
 static void test_rejects_invalid(void **state)
 {
     (void)state;
-    assert_false(valid("\x80"));                 /* lone continuation */
-    assert_false(valid("\xc0\xaf"));             /* overlong '/' */
-    assert_false(valid("\xc1\xbf"));             /* overlong */
-    assert_false(valid("\xe0\x80\xaf"));         /* overlong 3-byte */
-    assert_false(valid("\xf0\x80\x80\xaf"));     /* overlong 4-byte */
-    assert_false(valid("\xed\xa0\x80"));         /* U+D800 surrogate */
-    assert_false(valid("\xed\xbf\xbf"));         /* U+DFFF surrogate */
-    assert_false(valid("\xf4\x90\x80\x80"));     /* U+110000 */
+    assert_false(valid("\x80"));             /* lone continuation */
+    assert_false(valid("\xc0\xaf"));         /* overlong '/' */
+    assert_false(valid("\xc1\xbf"));         /* overlong */
+    assert_false(valid("\xe0\x80\xaf"));     /* overlong 3-byte */
+    assert_false(valid("\xf0\x80\x80\xaf")); /* overlong 4-byte */
+    assert_false(valid("\xed\xa0\x80"));     /* U+D800 surrogate */
+    assert_false(valid("\xed\xbf\xbf"));     /* U+DFFF surrogate */
+    assert_false(valid("\xf4\x90\x80\x80")); /* U+110000 */
     assert_false(valid("\xf5\x80\x80\x80"));
     assert_false(valid("\xff"));
     assert_false(valid("\xfe\xfe\xff\xff"));
-    assert_false(valid("\xce\xba\xe1\xbd"));     /* truncated at the end */
+    assert_false(valid("\xce\xba\xe1\xbd")); /* truncated at the end */
     assert_false(valid("abc\xe2\x82"));
     assert_false(valid("\xe2\x28\xa1"));         /* bad continuation */
     assert_false(valid("0123456789abcdef\xff")); /* after the ASCII fast path */

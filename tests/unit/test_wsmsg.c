@@ -52,10 +52,15 @@ static void test_fragments_with_control_frames_between(void **state)
     assert_memory_equal(o.data, "hi", 2);
     assert_int_equal(feed(&m, FIN | 0xA, "").kind, PV_WSMSG_PONG);
     assert_int_equal(pv_wsmsg_feed(&m, 0, NULL, 0).kind, PV_WSMSG_MORE); /* empty fragment */
-    o = feed(&m, FIN, "\xba" "cd"); /* FIN continuation */
+    o = feed(&m, FIN,
+             "\xba"
+             "cd"); /* FIN continuation */
     assert_int_equal(o.kind, PV_WSMSG_TEXT);
     assert_int_equal(o.len, 6);
-    assert_memory_equal(o.data, "ab\xce\xba" "cd", 6);
+    assert_memory_equal(o.data,
+                        "ab\xce\xba"
+                        "cd",
+                        6);
     /* The next message starts clean. */
     o = feed(&m, FIN | 1, "x");
     assert_int_equal(o.kind, PV_WSMSG_TEXT);
@@ -66,20 +71,20 @@ static void test_fragments_with_control_frames_between(void **state)
 static void test_framing_violations(void **state)
 {
     (void)state;
-    expect_fail(FIN | 0x40 | 1, "{}", 2, 1002);  /* RSV1 */
-    expect_fail(FIN | 0x10 | 9, "", 0, 1002);    /* RSV3 on a ping */
-    expect_fail(FIN | 3, "x", 1, 1002);          /* reserved data opcode */
-    expect_fail(FIN | 0xB, "", 0, 1002);         /* reserved control opcode */
-    expect_fail(9, "x", 1, 1002);                /* fragmented ping */
-    expect_fail(0xA, "x", 1, 1002);              /* fragmented pong */
-    expect_fail(FIN, "x", 1, 1002);              /* continuation with nothing to continue */
-    expect_fail(FIN | 2, "\x01", 1, 1003);       /* binary */
-    expect_fail(FIN | 1, "\xff", 1, 1007);       /* invalid UTF-8 */
-    expect_fail(FIN | 1, "\xce", 1, 1007);       /* truncated sequence at the end */
+    expect_fail(FIN | 0x40 | 1, "{}", 2, 1002); /* RSV1 */
+    expect_fail(FIN | 0x10 | 9, "", 0, 1002);   /* RSV3 on a ping */
+    expect_fail(FIN | 3, "x", 1, 1002);         /* reserved data opcode */
+    expect_fail(FIN | 0xB, "", 0, 1002);        /* reserved control opcode */
+    expect_fail(9, "x", 1, 1002);               /* fragmented ping */
+    expect_fail(0xA, "x", 1, 1002);             /* fragmented pong */
+    expect_fail(FIN, "x", 1, 1002);             /* continuation with nothing to continue */
+    expect_fail(FIN | 2, "\x01", 1, 1003);      /* binary */
+    expect_fail(FIN | 1, "\xff", 1, 1007);      /* invalid UTF-8 */
+    expect_fail(FIN | 1, "\xce", 1, 1007);      /* truncated sequence at the end */
     static char big[200];
     memset(big, 'a', sizeof(big));
-    expect_fail(FIN | 9, big, 126, 1002);        /* control frame over 125 bytes */
-    expect_fail(FIN | 1, big, 65, 1009);         /* over max_message (64) */
+    expect_fail(FIN | 9, big, 126, 1002); /* control frame over 125 bytes */
+    expect_fail(FIN | 1, big, 65, 1009);  /* over max_message (64) */
 }
 
 static void test_fragment_violations(void **state)
@@ -120,17 +125,21 @@ static void test_close_frames(void **state)
     struct pv_wsmsg_out o = pv_wsmsg_feed(&m, FIN | 8, NULL, 0);
     assert_int_equal(o.kind, PV_WSMSG_CLOSE);
     assert_int_equal(o.code, 1000);
-    o = pv_wsmsg_feed(&m, FIN | 8, "\x0f\xa0" "bye", 5);
+    o = pv_wsmsg_feed(&m, FIN | 8,
+                      "\x0f\xa0"
+                      "bye",
+                      5);
     assert_int_equal(o.kind, PV_WSMSG_CLOSE);
     assert_int_equal(o.code, 4000);
     pv_wsmsg_free(&m);
-    expect_fail(FIN | 8, "\x03", 1, 1002);          /* 1-byte payload */
-    expect_fail(FIN | 8, "\x03\xed", 2, 1002);      /* 1005 must not be sent */
-    expect_fail(FIN | 8, "\x03\xe7", 2, 1002);      /* 999 */
-    expect_fail(FIN | 8, "\x13\x88", 2, 1002);      /* 5000 */
-    expect_fail(FIN | 8, "\x03\xe8\xff", 3, 1007);  /* reason not UTF-8 */
+    expect_fail(FIN | 8, "\x03", 1, 1002);         /* 1-byte payload */
+    expect_fail(FIN | 8, "\x03\xed", 2, 1002);     /* 1005 must not be sent */
+    expect_fail(FIN | 8, "\x03\xe7", 2, 1002);     /* 999 */
+    expect_fail(FIN | 8, "\x13\x88", 2, 1002);     /* 5000 */
+    expect_fail(FIN | 8, "\x03\xe8\xff", 3, 1007); /* reason not UTF-8 */
     const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999};
-    const unsigned invalid[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
+    const unsigned invalid[] = {0,    999,  1004, 1005, 1006, 1015,
+                                1016, 1100, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
         assert_true(pv_wsmsg_close_code_valid(valid[i]));
     for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
