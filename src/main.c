@@ -4,7 +4,7 @@
  * SIGTERM/SIGINT; it is the only thread that handles signals (they are
  * blocked before any other thread exists, so every thread inherits the
  * mask: a signal delivered to a CivetWeb worker would close its WebSocket,
- * civetweb.md section 7). At shutdown main takes over the queue's consumer
+ * docs/civetweb.md section 7). At shutdown main takes over the queue's consumer
  * role after joining the broadcaster.
  */
 #include <civetweb.h>
@@ -36,7 +36,7 @@
 #include "palaver/ws.h"
 
 /* CivetWeb workers that have started (init_thread callback). mg_start2()
- * succeeds even when it could start only some of them (civetweb.md
+ * succeeds even when it could start only some of them (docs/civetweb.md
  * section 1), so main counts them and refuses to run short. */
 static struct {
     pthread_mutex_t mu; /* guards started */

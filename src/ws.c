@@ -36,7 +36,7 @@ static void peer_of(const struct mg_connection *conn, char *out, size_t n)
 
 /* Refuses a handshake with a real status line. mg_send_http_error() does
  * not work once CivetWeb has switched the connection to WebSocket mode
- * (civetweb.md section 4). */
+ * (docs/civetweb.md section 4). */
 static int refuse(const struct mg_connection *cconn, int status, const char *reason,
                   const char *body)
 {
@@ -62,7 +62,7 @@ static int on_connect(const struct mg_connection *conn, void *ud)
 
     /* CivetWeb 1.15 never resets the negotiated subprotocol between
      * connections on a worker: a client that offered none would be
-     * answered with the previous client's (civetweb.md section 4). */
+     * answered with the previous client's (docs/civetweb.md section 4). */
     if (mg_get_header(conn, "Sec-WebSocket-Protocol") == NULL)
         ((struct mg_request_info *)ri)->acceptedWebSocketSubprotocol = NULL;
 

@@ -8,7 +8,7 @@
  * frees the client (never touching conn).
  *
  * The connection pointer. CivetWeb reuses an mg_connection slot for the
- * worker's next socket as soon as the close handler returns (civetweb.md
+ * worker's next socket as soon as the close handler returns (docs/civetweb.md
  * section 2), so conn may be written only under mg_lock_connection(conn)
  * after checking that `dead` is still false; the close handler sets `dead`
  * under that same lock, which also waits out any write in progress. The
@@ -172,7 +172,7 @@ void pv_client_mark_dead(struct pv_client *c);
 
 /* Eviction. CivetWeb 1.15 gives no way to end a connection from another
  * thread, and its worker sits in poll(2) until the peer sends something
- * (civetweb.md section 3). But it treats EINTR there as an error and ends
+ * (docs/civetweb.md section 3). But it treats EINTR there as an error and ends
  * the connection (section 7). So the worker threads, alone in the process,
  * take PV_EVICT_SIGNAL with an empty handler installed without SA_RESTART:
  * pv_client_evict() sends it to c's worker under evict_mu and only while

@@ -3,7 +3,7 @@
  * the broadcaster or the other clients.
  *
  * Why a pool. CivetWeb's mg_write() blocks for up to request_timeout_ms on
- * a client whose socket buffer is full (civetweb.md section 2), and the
+ * a client whose socket buffer is full (docs/civetweb.md section 2), and the
  * library exposes no socket to poll. The broadcaster therefore never
  * writes; it posts batches to per-client outboxes and writer threads send
  * them. When a writer has been inside one write for longer than

@@ -1,7 +1,7 @@
 /* ws.h -- CivetWeb's WebSocket callbacks: connect, ready, data, close.
  *
  * They run on CivetWeb worker threads, one worker per open WebSocket for
- * the connection's whole life (civetweb.md section 1). They never touch
+ * the connection's whole life (docs/civetweb.md section 1). They never touch
  * the registry. At the handshake they check Origin, capacity and the
  * per-address limit; afterwards they check the RFC 6455 framing CivetWeb
  * leaves unchecked (wsmsg.h), answer close and ping frames, apply the

@@ -2,7 +2,7 @@
  * connection's frames in, whole checked messages (or a failure) out.
  *
  * CivetWeb hands every frame to the data handler separately and unchecked
- * (civetweb.md section 3): RSV bits, opcodes, fragmentation, control-frame
+ * (docs/civetweb.md section 3): RSV bits, opcodes, fragmentation, control-frame
  * size, UTF-8 and close payloads are all ours to check. This module does
  * that with no I/O and no CivetWeb, so unit tests and a libFuzzer target
  * drive exactly the code the data handler runs.
