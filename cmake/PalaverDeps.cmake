@@ -1,4 +1,4 @@
-# Every dependency comes from Debian's packages (see README, "Dependencies").
+# Every dependency comes from Debian's packages (see docs/design.md, "Dependencies").
 
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)

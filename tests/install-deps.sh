@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # toolchain (dpkg-dev, in build-essential, unpacks the CivetWeb source)
   build-essential cmake pkg-config patch
-  # palaverd's libraries (see README, "Dependencies")
+  # palaverd's libraries (see docs/design.md, "Dependencies")
   liburcu-dev libjansson-dev libsystemd-dev libsqlite3-dev
   # tests: unit-test framework, SHA-1 for the handshake check, sanitizer runtimes
   libcmocka-dev libssl-dev

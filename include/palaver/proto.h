@@ -1,4 +1,4 @@
-/* proto.h -- palaver's JSON wire protocol (documented in README.md).
+/* proto.h -- palaver's JSON wire protocol (documented in docs/protocol.md).
  *
  * Inbound text messages are decoded and validated here; outbound messages
  * are built as pre-encoded frames (frame.h), once each.

@@ -2,7 +2,7 @@
  * so the harness keeps working. It asserts what the harness measures:
  * every acknowledged message reached every other reader, once, in order,
  * and never came back to its sender. (Speed is not asserted here; the
- * figures come from full bench runs, see README.) */
+ * figures come from full bench runs, see bench/README.md.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -14,7 +14,7 @@
  *    message after every closing case).
  * Where palaver's answer differs from an echo server's by design (binary
  * messages, size limits, empty or NUL text), the expected answer is the
- * one README's "What palaver refuses, and how" table documents, and the
+ * one docs/refusals.md's table documents, and the
  * case says so.
  *
  * When ../shared/autobahn/autobahn-cases.json is present the test also
