@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "palaver/clock.h"
 #include "palaver/config.h"
 #include "palaver/queue.h"
 #include "palaver/stats.h"

@@ -11,48 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "palaver/clock.h"
 #include "palaver/frame.h"
 #include "palaver/stats.h"
 #include "palaver/xalloc.h"
-
-void pv_batch_push(struct pv_batch **bp, struct pv_frame *f)
-{
-    struct pv_batch *b = *bp;
-    if (!b || b->n == b->cap) {
-        size_t cap = b ? b->cap * 2 : 8;
-        b = pv_xrealloc(b, sizeof(*b) + cap * sizeof(b->f[0]));
-        if (!*bp) {
-            b->n = 0;
-            b->bytes = 0;
-        }
-        b->cap = cap;
-        *bp = b;
-    }
-    b->f[b->n++] = f;
-    b->bytes += f->len;
-}
-
-void pv_batch_concat(struct pv_batch **dst, struct pv_batch *src)
-{
-    if (!src)
-        return;
-    if (!*dst) {
-        *dst = src;
-        return;
-    }
-    for (size_t i = 0; i < src->n; i++)
-        pv_batch_push(dst, src->f[i]);
-    free(src);
-}
-
-void pv_batch_free(struct pv_batch *b)
-{
-    if (!b)
-        return;
-    for (size_t i = 0; i < b->n; i++)
-        pv_frame_unref(b->f[i]);
-    free(b);
-}
 
 struct pv_client *pv_client_new(struct mg_connection *conn, const char *addr, int port,
                                 size_t max_message)

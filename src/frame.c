@@ -10,42 +10,6 @@
 #include "palaver/log.h"
 #include "palaver/xalloc.h"
 
-void *pv_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        pv_err("out of memory allocating %zu bytes", n);
-        abort();
-    }
-    return p;
-}
-
-void *pv_xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        pv_err("out of memory allocating %zu x %zu bytes", n, size);
-        abort();
-    }
-    return p;
-}
-
-void *pv_xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        pv_err("out of memory reallocating %zu bytes", n);
-        abort();
-    }
-    return q;
-}
-
-char *pv_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(pv_xmalloc(n), s, n);
-}
-
 size_t pv_ws_header(unsigned char hdr[PV_WS_MAX_HEADER], unsigned opcode, size_t len)
 {
     hdr[0] = (unsigned char)(0x80u | (opcode & 0x0Fu));
@@ -148,4 +112,45 @@ const unsigned char *pv_frame_payload(const struct pv_frame *f, size_t *len)
     size_t hlen = (size_t)((f->storage + PV_WS_MAX_HEADER) - f->data);
     *len = f->len - hlen;
     return f->data + hlen;
+}
+
+/* ---- batches ---- */
+
+void pv_batch_push(struct pv_batch **bp, struct pv_frame *f)
+{
+    struct pv_batch *b = *bp;
+    if (!b || b->n == b->cap) {
+        size_t cap = b ? b->cap * 2 : 8;
+        b = pv_xrealloc(b, sizeof(*b) + cap * sizeof(b->f[0]));
+        if (!*bp) {
+            b->n = 0;
+            b->bytes = 0;
+        }
+        b->cap = cap;
+        *bp = b;
+    }
+    b->f[b->n++] = f;
+    b->bytes += f->len;
+}
+
+void pv_batch_concat(struct pv_batch **dst, struct pv_batch *src)
+{
+    if (!src)
+        return;
+    if (!*dst) {
+        *dst = src;
+        return;
+    }
+    for (size_t i = 0; i < src->n; i++)
+        pv_batch_push(dst, src->f[i]);
+    free(src);
+}
+
+void pv_batch_free(struct pv_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        pv_frame_unref(b->f[i]);
+    free(b);
 }

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "palaver/clock.h"
 #include "palaver/stats.h"
 #include "palaver/xalloc.h"
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "palaver/clock.h"
 #include "palaver/stats.h"
 #include "palaver/xalloc.h"
 

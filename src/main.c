@@ -24,6 +24,7 @@
 #include "palaver/admin.h"
 #include "palaver/broadcaster.h"
 #include "palaver/client.h"
+#include "palaver/clock.h"
 #include "palaver/config.h"
 #include "palaver/hosts.h"
 #include "palaver/limits.h"

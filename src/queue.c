@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "palaver/client.h"
+#include "palaver/clock.h"
 #include "palaver/log.h"
 #include "palaver/stats.h"
 #include "palaver/tsan.h"

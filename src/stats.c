@@ -20,17 +20,3 @@ void pv_stat_error(struct pv_stats *s, const char *code)
     pv_stat_add(&s->error_replies, 1);
     pv_stat_add(&s->errors_by_code[i], 1);
 }
-
-int64_t pv_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-uint64_t pv_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}

@@ -26,7 +26,7 @@
 
 #include "palaver/frame.h"
 #include "palaver/log.h"
-#include "palaver/proto.h"
+#include "palaver/ids.h"
 #include "palaver/tsan.h"
 #include "palaver/xalloc.h"
 
@@ -516,14 +516,15 @@ struct pv_store_read *pv_store_read_done(struct pv_store *s)
     return n ? CONTAINER(n, struct pv_store_read, node) : NULL;
 }
 
-void pv_store_read_free(struct pv_store_read *rq)
+void pv_store_read_release(struct pv_store_read *rq)
 {
     if (!rq)
         return;
     for (int i = 0; i < rq->n; i++)
         free(rq->rows[i].json);
     free(rq->rows);
-    free(rq);
+    rq->rows = NULL;
+    rq->n = 0;
 }
 
 uint64_t pv_store_first(struct pv_store *s)
@@ -592,8 +593,15 @@ void pv_store_close(struct pv_store *s)
     if (!pv_store_failure(s) &&
         exec(s->w, "UPDATE meta SET value = '0' WHERE key = 'open'", err, sizeof(err)))
         pv_warn("history store: %s", err);
-    /* Requests the reader did not take, and answers nobody collected. */
-    for (struct cds_wfcq_node *n; (n = wfq_pop(&s->requests)) || (n = wfq_pop(&s->answers));)
-        pv_store_read_free(CONTAINER(n, struct pv_store_read, node));
+    /* Requests the reader did not take, and answers nobody collected: the
+     * caller broke the contract (store.h). Their rows go; the structs are
+     * the caller's. */
+    unsigned left = 0;
+    for (struct cds_wfcq_node *n; (n = wfq_pop(&s->requests)) || (n = wfq_pop(&s->answers));) {
+        pv_store_read_release(CONTAINER(n, struct pv_store_read, node));
+        left++;
+    }
+    if (left)
+        pv_warn("history store: closed with %u read request(s) never collected", left);
     release(s);
 }

@@ -21,6 +21,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "palaver/client.h"
+#include "palaver/clock.h"
 #include "palaver/frame.h"
 #include "palaver/log.h"
 #include "palaver/stats.h"
@@ -160,11 +161,6 @@ void pv_writers_post(struct pv_writers *w, struct pv_client *c, struct pv_batch 
 bool pv_writers_behind(struct pv_writers *w)
 {
     return atomic_load(&w->scheduled) > atomic_load(&w->running);
-}
-
-unsigned pv_writers_count(struct pv_writers *w)
-{
-    return atomic_load(&w->running);
 }
 
 bool pv_writers_tick(struct pv_writers *w)

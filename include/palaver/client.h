@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
+#include "palaver/ids.h"
 #include "palaver/limits.h"
 #include "palaver/wsmsg.h"
 
@@ -33,23 +34,6 @@ struct mg_connection;
 struct pv_frame;
 
 #define PV_NAME_MAX_BYTES 128 /* 32 code points of up to 4 bytes */
-#define PV_KEY_LEN 36         /* UUID text */
-#define PV_ID_LEN 16          /* public id: 64 random bits in hex */
-
-/* An ordered run of frames for one client. Built by the broadcaster,
- * handed to a writer through the client's outbox, freed by the writer. */
-struct pv_batch {
-    size_t n, cap;
-    uint64_t bytes; /* sum of f[i]->len */
-    struct pv_frame *f[];
-};
-
-/* Appends f to *bp (growing it), taking over one reference to f. */
-void pv_batch_push(struct pv_batch **bp, struct pv_frame *f);
-/* Appends all of src to *dst and frees src (references move). */
-void pv_batch_concat(struct pv_batch **dst, struct pv_batch *src);
-/* Drops every frame reference and frees the batch. NULL is fine. */
-void pv_batch_free(struct pv_batch *b);
 
 struct pv_client {
     atomic_uint refs;

@@ -67,4 +67,19 @@ void pv_frame_unref(struct pv_frame *f);
 /* Payload of a frame (after its header) and its length. */
 const unsigned char *pv_frame_payload(const struct pv_frame *f, size_t *len);
 
+/* An ordered run of frames for one client. Built by the broadcaster,
+ * handed to a writer through the client's outbox, freed by the writer. */
+struct pv_batch {
+    size_t n, cap;
+    uint64_t bytes; /* sum of f[i]->len */
+    struct pv_frame *f[];
+};
+
+/* Appends f to *bp (growing it), taking over one reference to f. */
+void pv_batch_push(struct pv_batch **bp, struct pv_frame *f);
+/* Appends all of src to *dst and frees src (references move). */
+void pv_batch_concat(struct pv_batch **dst, struct pv_batch *src);
+/* Drops every frame reference and frees the batch. NULL is fine. */
+void pv_batch_free(struct pv_batch *b);
+
 #endif

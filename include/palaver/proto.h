@@ -81,10 +81,6 @@ struct pv_join_req {
  * valid; otherwise *why says what is wrong. */
 bool pv_name_check(const char *s, size_t len, char out[PV_NAME_MAX_BYTES + 1], const char **why);
 
-/* Writes a random UUID v4 (RFC 9562) and a 16-hex-digit public id, from
- * getrandom(2). */
-void pv_new_key(char key[PV_KEY_LEN + 1]);
-void pv_new_id(char id[PV_ID_LEN + 1]);
 
 /* The one rule for a message's msgId, wherever it is read (the decoder,
  * and the worker's own replies: rate-limited, busy): an integer, or a

@@ -75,10 +75,4 @@ static inline uint64_t pv_stat_get(atomic_uint_fast64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-/* Milliseconds since the Unix epoch (wall clock, for protocol dates). */
-int64_t pv_now_ms(void);
-
-/* Monotonic nanoseconds (for intervals). */
-uint64_t pv_mono_ns(void);
-
 #endif

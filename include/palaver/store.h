@@ -96,7 +96,6 @@ struct pv_store_read {
                      * true: the `limit` messages before seq `from` */
     uint64_t from, to;
     unsigned limit;
-    void *ud; /* the caller's */
     /* Answer, set by the reader thread. */
     int n;           /* rows, or -1 on a database error */
     uint64_t oldest; /* lowest seq stored (0: none) at the time of the read */
@@ -109,8 +108,11 @@ struct pv_store_read {
 void pv_store_read(struct pv_store *s, struct pv_store_read *rq);
 /* Consumer (the same thread): the next answered request, or NULL. */
 struct pv_store_read *pv_store_read_done(struct pv_store *s);
-/* Frees an answered (or never queued) request and its rows. */
-void pv_store_read_free(struct pv_store_read *rq);
+/* Frees the rows of an answered (or never queued) request; the struct
+ * itself is the caller's (it is usually the first member of the caller's
+ * own job, which the caller frees). Every queued request must have come
+ * back from pv_store_read_done() before pv_store_close(). */
+void pv_store_read_release(struct pv_store_read *rq);
 
 /* The lowest seq stored (0: none) as last published by the writer, after
  * each commit and prune: any thread, no database access. */

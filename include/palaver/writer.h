@@ -90,7 +90,4 @@ void pv_writers_stop(struct pv_writers *w);
  * writers are behind, as opposed to one client reading slowly. */
 bool pv_writers_behind(struct pv_writers *w);
 
-/* Any thread: writer threads currently running. */
-unsigned pv_writers_count(struct pv_writers *w);
-
 #endif

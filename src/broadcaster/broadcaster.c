@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "palaver/clock.h"
 #include "palaver/config.h"
 #include "palaver/frame.h"
 #include "palaver/limits.h"

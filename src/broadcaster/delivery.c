@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "palaver/clock.h"
 #include "palaver/config.h"
 #include "palaver/frame.h"
 #include "palaver/log.h"

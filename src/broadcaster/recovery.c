@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "palaver/clock.h"
 #include "palaver/config.h"
 #include "palaver/frame.h"
 #include "palaver/limits.h"
@@ -88,7 +89,7 @@ void pv__send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from
  * message it must include, so the read and the ring never leave a gap. */
 
 struct read_job {
-    struct pv_store_read rq; /* first: pv_store_read_free() frees the job */
+    struct pv_store_read rq; /* first: the store hands back &rq, which is the job */
     struct pv_client *c;     /* one reference */
     bool page;               /* a history page; else a resume */
     bool charged;            /* asked for on an open connection: budgeted */
@@ -101,7 +102,8 @@ static void job_free(struct read_job *j)
 {
     pv_client_unref(j->c);
     json_decref(j->msg_id);
-    pv_store_read_free(&j->rq);
+    pv_store_read_release(&j->rq);
+    free(j);
 }
 
 bool pv__store_failed(const struct pv_broadcaster *b)

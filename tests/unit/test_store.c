@@ -257,19 +257,26 @@ static void test_async_reads(void **state)
     assert_true(c->n >= 0 && c->n <= 10); /* what the writer had committed by then */
     for (int i = 0; i < c->n; i++)
         assert_int_equal(c->rows[i].seq, 1001 + (uint64_t)i);
-    pv_store_read_free(a);
-    pv_store_read_free(b);
-    pv_store_read_free(c);
+    for (struct pv_store_read **r = (struct pv_store_read *[]){a, b, c, NULL}; *r; r++) {
+        pv_store_read_release(*r);
+        assert_null((*r)->rows);
+        free(*r); /* the struct is ours */
+    }
     assert_true(committed(s, 1100));
     /* Retention kept the last 500: the lowest row, and the writer says so. */
     struct got g = {0};
     assert_int_equal(pv_store_range(s, 0, 1, collect, &g), 1);
     assert_int_equal(g.seq[0], 601);
     assert_int_equal(pv_store_first(s), 601);
-    /* A request still queued when the store closes is freed with it. */
+    /* One more, collected before the store closes (the contract). */
     struct pv_store_read *d = calloc(1, sizeof(*d));
     *d = (struct pv_store_read){.backwards = true, .from = 900, .limit = 5};
     pv_store_read(s, d);
+    assert_ptr_equal(read_answer(s), d);
+    assert_int_equal(d->n, 5);
+    assert_int_equal(d->rows[4].seq, 899);
+    pv_store_read_release(d);
+    free(d);
     pv_store_close(s);
 }
 
