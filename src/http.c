@@ -1,0 +1,375 @@
+/* http.c -- palaverd's CivetWeb context: the options it runs with, the
+ * callbacks every connection and request passes through, the handlers,
+ * and start and stop in the order the connection slots require.
+ *
+ * Threads: pv_http_start(), pv_http_stop_writers() and pv_http_stop() run
+ * on main. The callbacks run on CivetWeb's threads: init_connection,
+ * begin_request, connection_close and http_error on the worker serving
+ * the connection, init_thread and exit_thread on each CivetWeb thread,
+ * log_message on any of them. What they share is below, each with its
+ * guard: `gate` is written by main before mg_start2() and only read
+ * afterwards (its `open` flag is the one atomic, release/acquire); the
+ * worker count and the teardown flag each have a mutex. One context per
+ * process, so that state is file-scope. */
+#include "palaver/http.h"
+
+#include <civetweb.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "palaver/admin.h"
+#include "palaver/client.h"
+#include "palaver/config.h"
+#include "palaver/hosts.h"
+#include "palaver/limits.h"
+#include "palaver/live.h"
+#include "palaver/log.h"
+#include "palaver/stats.h"
+#include "palaver/writer.h"
+#include "palaver/ws.h"
+#include "palaver/xalloc.h"
+
+struct pv_http {
+    struct mg_context *ctx;
+    int port; /* the port bound (the first listening port) */
+};
+
+/* CivetWeb workers that have started (init_thread callback). mg_start2()
+ * succeeds even when it could start only some of them (docs/civetweb.md
+ * section 1), so main counts them and refuses to run short. */
+static struct {
+    pthread_mutex_t mu; /* guards started */
+    pthread_cond_t cv;
+    unsigned started;
+} workers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+#define PAGE_HEADERS                                                                               \
+    "X-Content-Type-Options: nosniff\r\n"                                                          \
+    "Referrer-Policy: no-referrer\r\n"                                                             \
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
+    "img-src 'self' data:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "             \
+    "form-action 'none'; frame-ancestors 'none'"
+
+static void *on_init_thread(const struct mg_context *ctx, int thread_type)
+{
+    (void)ctx;
+    if (thread_type == 1) {
+        /* Workers alone take the eviction signal (blocked everywhere else). */
+        sigset_t evict;
+        sigemptyset(&evict);
+        sigaddset(&evict, PV_EVICT_SIGNAL);
+        pthread_sigmask(SIG_UNBLOCK, &evict, NULL);
+        pthread_mutex_lock(&workers.mu);
+        workers.started++;
+        pthread_cond_broadcast(&workers.cv);
+        pthread_mutex_unlock(&workers.mu);
+    }
+    return NULL;
+}
+
+/* Every HTTP error CivetWeb answers (a handshake that timed out or was
+ * malformed, a missing file) gets a log line with the peer; CivetWeb then
+ * sends its default error page. */
+static int on_http_error(struct mg_connection *conn, int status, const char *msg)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    int level = status == 404 ? PV_LOG_DEBUG : PV_LOG_NOTICE;
+    if (pv_log_enabled(level))
+        pv_log(level, "HTTP %d to %s:%d: %s", status, ri ? ri->remote_addr : "?",
+               ri ? ri->remote_port : 0, msg && *msg ? msg : "(no detail)");
+    return 1;
+}
+
+/* What every request is checked against before CivetWeb handles it
+ * (begin_request runs on the worker for every request: files, WebSocket
+ * handshakes, /healthz, /metrics). Set before mg_start2(), read-only
+ * afterwards; hosts has its own lock (hosts.h). */
+static struct {
+    struct pv_hosts *hosts;
+    struct pv_live *live;
+    struct pv_stats *stats;
+    struct pv_peers *peers;
+    unsigned max_conns_per_ip;
+    /* False until the WebSocket and page handlers are registered: the
+     * port accepts (and workers serve) from inside mg_start2(), before
+     * main can register them, and a request in that window would get 404.
+     * main stores true (release) after registering; workers load it
+     * (acquire) for every request. */
+    atomic_bool open;
+} gate;
+
+/* Every accepted TCP connection, on the worker that took it, before any
+ * of its request is read (CivetWeb's init_connection, patched so that a
+ * non-zero return closes the connection). An address holding
+ * --max-conns-per-ip workers already is refused here: idle connections
+ * (slowloris) cannot take every worker. connection_close runs for every
+ * connection init_connection saw, refused ones included. */
+static int on_init_connection(const struct mg_connection *conn, void **conn_data)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    (void)conn_data;
+    if (!ri || pv_peers_hold(gate.peers, ri->remote_addr, gate.max_conns_per_ip))
+        return 0;
+    static struct pv_log_limit lim = PV_LOG_LIMIT("connections refused over --max-conns-per-ip");
+    pv_stat_add(&gate.stats->refused_conns, 1);
+    if (pv_log_limited(&lim, PV_LOG_WARNING, 5))
+        pv_warn("refused connection from %s:%d: %u connections from that address hold "
+                "workers already (--max-conns-per-ip); closed at accept",
+                ri->remote_addr, ri->remote_port, gate.max_conns_per_ip);
+    return 1;
+}
+
+static void on_connection_close(const struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri)
+        pv_peers_unhold(gate.peers, ri->remote_addr);
+}
+
+/* A request that came before the handlers were registered. */
+static int starting_up(struct mg_connection *conn)
+{
+    static const char body[] = "503 Service Unavailable: palaverd is starting, try again in a "
+                               "second.\n";
+    mg_printf(conn,
+              "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; "
+              "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+              sizeof(body) - 1, body);
+    static struct pv_log_limit lim = PV_LOG_LIMIT("requests answered 503 while starting");
+    if (pv_log_limited(&lim, PV_LOG_INFO, 5)) {
+        const struct mg_request_info *ri = mg_get_request_info(conn);
+        pv_info("HTTP 503 to %s:%d: palaverd is still starting (handlers not registered yet)",
+                ri->remote_addr, ri->remote_port);
+    }
+    return 503;
+}
+
+static int on_begin_request(struct mg_connection *conn)
+{
+    if (!atomic_load_explicit(&gate.open, memory_order_acquire))
+        return starting_up(conn);
+    const char *host = mg_get_header(conn, "Host");
+    const char *hosts = atomic_load_explicit(&gate.live->hosts, memory_order_acquire);
+    const char *origins = atomic_load_explicit(&gate.live->origins, memory_order_acquire);
+    if (pv_hosts_allow(gate.hosts, host, hosts, origins))
+        return 0;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char h[96];
+    static const char body[] =
+        "421 Misdirected Request: palaverd does not answer to this host name.\n"
+        "(A page that points its own name at this server -- DNS rebinding -- is refused.\n"
+        "The operator can add the name with --allowed-hosts.)\n";
+    pv_log_printable(host, h, sizeof(h));
+    pv_stat_add(&gate.stats->refused_host, 1);
+    static struct pv_log_limit lim = PV_LOG_LIMIT("requests refused for their Host");
+    if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
+        pv_notice("refused request from %s:%d: Host \"%s\" is not one of ours (DNS rebinding "
+                  "protection; see --allowed-hosts); answered 421 (%llu so far)",
+                  ri->remote_addr, ri->remote_port, h,
+                  (unsigned long long)pv_stat_get(&gate.stats->refused_host));
+    mg_printf(conn,
+              "HTTP/1.1 421 Misdirected Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+              sizeof(body) - 1, body);
+    return 421;
+}
+
+static int on_log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    pv_warn("civetweb: %s", message);
+    return 1;
+}
+
+/* Teardown order: every writer thread is joined before mg_stop(), which
+ * makes each CivetWeb worker exit and destroy its connection mutex (the
+ * mutex the writers lock). CivetWeb signals its workers through a flag
+ * ThreadSanitizer cannot see, so the exit_thread callback (which runs just
+ * before that destroy) takes this mutex: the ordering becomes a real
+ * happens-before, and a worker exiting while writers run is logged. */
+static struct {
+    pthread_mutex_t mu; /* guards writers_stopped */
+    bool writers_stopped;
+} teardown = {PTHREAD_MUTEX_INITIALIZER, false};
+
+static void on_exit_thread(const struct mg_context *ctx, int thread_type, void *user_ptr)
+{
+    bool ok;
+    (void)ctx;
+    (void)user_ptr;
+    if (thread_type != 1)
+        return;
+    pthread_mutex_lock(&teardown.mu);
+    ok = teardown.writers_stopped;
+    pthread_mutex_unlock(&teardown.mu);
+    if (!ok)
+        pv_err("a CivetWeb worker exited while writer threads still run");
+}
+
+/* Waits until `want` workers have started, or timeout_s passes; returns
+ * how many did. */
+static unsigned wait_workers(unsigned want, int timeout_s)
+{
+    struct timespec deadline;
+    unsigned n;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_s;
+    pthread_mutex_lock(&workers.mu);
+    while (workers.started < want &&
+           pthread_cond_timedwait(&workers.cv, &workers.mu, &deadline) != ETIMEDOUT)
+        ;
+    n = workers.started;
+    pthread_mutex_unlock(&workers.mu);
+    return n;
+}
+
+void pv_http_stop_writers(struct pv_writers *w)
+{
+    pv_writers_stop(w);
+    pthread_mutex_lock(&teardown.mu);
+    teardown.writers_stopped = true;
+    pthread_mutex_unlock(&teardown.mu);
+}
+
+struct pv_http *pv_http_start(const struct pv_http_deps *d)
+{
+    const struct pv_config *cfg = d->cfg;
+    unsigned threads = pv_config_num_threads(cfg);
+    char num_threads[16], port[96], io_timeout[16], head_timeout[16], max_frame[24];
+    char err_text[256] = "";
+
+    gate.hosts = pv_hosts_new();
+    gate.live = d->live;
+    gate.stats = d->stats;
+    gate.peers = d->peers;
+    gate.max_conns_per_ip = cfg->max_conns_per_ip ? cfg->max_conns_per_ip
+                            : cfg->max_per_ip     ? cfg->max_per_ip + 16
+                                                  : 0;
+    snprintf(num_threads, sizeof(num_threads), "%u", threads);
+    if (cfg->listen_addr[0])
+        snprintf(port, sizeof(port), "%s:%u", cfg->listen_addr, cfg->port);
+    else
+        snprintf(port, sizeof(port), "%u", cfg->port);
+    snprintf(io_timeout, sizeof(io_timeout), "%u", cfg->io_timeout_ms);
+    snprintf(head_timeout, sizeof(head_timeout), "%u", cfg->head_timeout_ms);
+    snprintf(max_frame, sizeof(max_frame), "%zu", cfg->max_message);
+    const char *options[] = {
+        "listening_ports",
+        port,
+        "document_root",
+        cfg->htdocs,
+        "num_threads",
+        num_threads,
+        "connection_queue",
+        "256",
+        "listen_backlog",
+        "1024",
+        "tcp_nodelay",
+        "1", /* the exact string "1": "yes" is ignored */
+        "request_timeout_ms",
+        io_timeout,
+        /* Patched in (cmake/PalaverCivetWeb.cmake): the request head has
+         * its own bound, and a frame longer than a whole message may be is
+         * refused (1009) at its header, before CivetWeb allocates it. */
+        "request_head_timeout_ms",
+        head_timeout,
+        "websocket_max_frame_size",
+        max_frame,
+        /* palaver answers pings and keeps clients alive itself (ws.c,
+         * broadcaster/sweep.c): CivetWeb's own ping/pong would answer invalid
+         * pings (oversized, fragmented, RSV bits) before palaver could
+         * refuse them. With it off, this is only the read loop's poll
+         * interval, which bounds how soon mg_stop() is noticed. */
+        "websocket_timeout_ms",
+        "1000",
+        "enable_websocket_ping_pong",
+        "no",
+        "enable_directory_listing",
+        "no",
+        "cgi_pattern",
+        "",
+        "ssi_pattern",
+        "",
+        "hide_files_patterns",
+        "**.pem$|**.key$|**.bak$|**~$|**/.*",
+        "access_control_allow_origin",
+        "",
+        /* One value, several header lines, on every response. The page
+         * loads nothing but its own files (no inline script or style),
+         * talks only to its own origin (CSP 3: 'self' covers ws://), and
+         * may not be framed. */
+        "additional_header",
+        PAGE_HEADERS,
+        /* Last: when no ACL is set the list ends here (CivetWeb reads an
+         * empty ACL as "deny everyone"). */
+        cfg->access_control_list[0] ? "access_control_list" : NULL,
+        cfg->access_control_list,
+        NULL,
+    };
+    /* No log_access callback: CivetWeb 1.15 formats access lines with
+     * localtime(3), which is not thread-safe (ThreadSanitizer reports it). */
+    struct mg_callbacks callbacks = {
+        .begin_request = on_begin_request,
+        .init_connection = on_init_connection,
+        .connection_close = on_connection_close,
+        .log_message = on_log_message,
+        .http_error = on_http_error,
+        .init_thread = on_init_thread,
+        .exit_thread = on_exit_thread,
+    };
+    struct mg_error_data err = {.text = err_text, .text_buffer_size = sizeof(err_text)};
+    struct pv_http *h = pv_xcalloc(1, sizeof(*h));
+
+    mg_init_library(0);
+    h->ctx = mg_start2(&(struct mg_init_data){&callbacks, NULL, options}, &err);
+    if (!h->ctx) {
+        pv_err("cannot start the HTTP server on port %s: %s", port,
+               err_text[0] ? err_text : "unknown error");
+        pv_http_stop(h);
+        return NULL;
+    }
+    unsigned started = wait_workers(threads, 10);
+    if (started < threads) {
+        pv_err("only %u of %u CivetWeb worker threads started (check ulimit -u, "
+               "TasksMax=, vm.max_map_count)",
+               started, threads);
+        /* Nothing has written to a connection yet: no writer to wait for. */
+        pthread_mutex_lock(&teardown.mu);
+        teardown.writers_stopped = true;
+        pthread_mutex_unlock(&teardown.mu);
+        pv_http_stop(h);
+        return NULL;
+    }
+    /* Handlers, then the gate opens: until then every request got 503
+     * (docs/civetweb.md section 7). */
+    pv_ws_register(h->ctx, d->ws);
+    pv_admin_register(h->ctx, d->admin);
+    atomic_store_explicit(&gate.open, true, memory_order_release);
+    struct mg_server_port ports[4];
+    int nports = mg_get_server_ports(h->ctx, 4, ports);
+    h->port = nports > 0 ? ports[0].port : (int)cfg->port;
+    return h;
+}
+
+int pv_http_port(const struct pv_http *h)
+{
+    return h->port;
+}
+
+void pv_http_stop(struct pv_http *h)
+{
+    if (!h)
+        return;
+    if (h->ctx)
+        mg_stop(h->ctx);
+    mg_exit_library();
+    pv_hosts_free(gate.hosts);
+    gate.hosts = NULL;
+    free(h);
+}
