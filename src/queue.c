@@ -6,29 +6,26 @@
 #include "palaver/queue.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "palaver/client.h"
 #include "palaver/clock.h"
 #include "palaver/log.h"
 #include "palaver/stats.h"
-#include "palaver/tsan.h"
+#include "palaver/wake.h"
 #include "palaver/xalloc.h"
 
 struct pv_queue {
-    /* The wfcqueue: producers touch only tail (one exchange), the single
-     * consumer only head. */
-    struct __cds_wfcq_head head;
-    struct cds_wfcq_tail tail;
-    atomic_uint depth; /* events queued, for metrics and tests */
+    /* The channel and its wake-up (wake.h): producers touch only the
+     * tail (one exchange), the single consumer only the head. */
+    struct pv_chan chan;
+    struct pv_wake wake; /* notified on empty -> non-empty */
+    atomic_uint depth;   /* events queued, for metrics and tests */
 
     unsigned msg_capacity;
     /* MSG events admitted and not yet popped: producers increment before
@@ -37,8 +34,6 @@ struct pv_queue {
     uint64_t msg_byte_capacity;     /* 0: no byte bound */
     atomic_uint_fast64_t msg_bytes; /* payload bytes of MSG events in flight */
     atomic_bool msgs_closed;
-
-    int efd; /* written on empty -> non-empty; read by the parked consumer */
 
     /* Producer slow path only: the mutex guards nothing but the wait. */
     atomic_uint space_waiters;
@@ -75,15 +70,14 @@ struct pv_queue *pv_queue_new(unsigned msg_capacity)
     struct pv_queue *q = pv_xcalloc(1, sizeof(*q));
     pthread_condattr_t ca;
 
-    __cds_wfcq_init(&q->head, &q->tail);
+    pv_chan_init(&q->chan);
     atomic_init(&q->depth, 0);
     q->msg_capacity = msg_capacity;
     atomic_init(&q->msg_inflight, 0);
     atomic_init(&q->msg_bytes, 0);
     atomic_init(&q->msgs_closed, false);
     atomic_init(&q->space_waiters, 0);
-    q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (q->efd == -1) {
+    if (pv_wake_init(&q->wake) != 0) {
         pv_err("eventfd() failed: %s", strerror(errno));
         free(q);
         return NULL;
@@ -107,7 +101,7 @@ void pv_queue_free(struct pv_queue *q)
         for (size_t i = 0; i < n; i++)
             pv_event_free(ev[i]);
     }
-    close(q->efd);
+    pv_wake_destroy(&q->wake);
     pthread_mutex_destroy(&q->space_mu);
     pthread_cond_destroy(&q->space_cv);
     free(q);
@@ -116,15 +110,8 @@ void pv_queue_free(struct pv_queue *q)
 static void enqueue(struct pv_queue *q, struct pv_event *ev)
 {
     atomic_fetch_add_explicit(&q->depth, 1, memory_order_relaxed);
-    /* The library is not instrumented: tell TSan that everything written
-     * to ev so far happens before the consumer's pop. */
-    pv_tsan_release(q);
-    if (!cds_wfcq_enqueue(&q->head, &q->tail, &ev->node)) {
-        /* The queue was empty: this producer wakes the consumer. */
-        uint64_t one = 1;
-        ssize_t w = write(q->efd, &one, sizeof(one));
-        (void)w; /* EAGAIN only if the counter is already huge: still awake */
-    }
+    if (pv_chan_push(&q->chan, &ev->node))
+        pv_wake_notify(&q->wake); /* it was empty: this producer wakes the consumer */
 }
 
 void pv_queue_push_ctl(struct pv_queue *q, struct pv_event *ev)
@@ -205,23 +192,14 @@ void pv_queue_close_msgs(struct pv_queue *q)
     pthread_mutex_unlock(&q->space_mu);
 }
 
-/* Next event, NULL when empty. A producer caught between its exchange and
- * its store ("would block") is given a moment to finish. */
+/* Next event, NULL when empty. */
 static struct pv_event *dequeue(struct pv_queue *q)
 {
-    for (int tries = 0;; tries++) {
-        struct cds_wfcq_node *n = __cds_wfcq_dequeue_nonblocking(&q->head, &q->tail);
-        if (n == NULL)
-            return NULL;
-        if (n != CDS_WFCQ_WOULDBLOCK) {
-            pv_tsan_acquire(q);
-            atomic_fetch_sub_explicit(&q->depth, 1, memory_order_relaxed);
-            return (struct pv_event *)(void *)((char *)n - offsetof(struct pv_event, node));
-        }
-        /* The producer is a few instructions from done unless it was
-         * preempted; sleep briefly instead of spinning on 2 cores. */
-        poll(NULL, 0, tries < 10 ? 0 : 1);
-    }
+    struct cds_wfcq_node *n = pv_chan_pop(&q->chan);
+    if (!n)
+        return NULL;
+    atomic_fetch_sub_explicit(&q->depth, 1, memory_order_relaxed);
+    return (struct pv_event *)(void *)((char *)n - offsetof(struct pv_event, node));
 }
 
 size_t pv_queue_pop(struct pv_queue *q, struct pv_event **out, size_t max)
@@ -251,27 +229,21 @@ size_t pv_queue_pop(struct pv_queue *q, struct pv_event **out, size_t max)
 
 bool pv_queue_wait(struct pv_queue *q, int timeout_ms)
 {
-    return pv_queue_wait_fd(q, -1, timeout_ms);
+    if (!pv_chan_empty(&q->chan))
+        return true;
+    struct pv_wake *w = &q->wake;
+    pv_wake_wait(&w, 1, timeout_ms);
+    return !pv_chan_empty(&q->chan);
 }
 
-bool pv_queue_wait_fd(struct pv_queue *q, int fd, int timeout_ms)
+struct pv_wake *pv_queue_wake(struct pv_queue *q)
 {
-    struct pollfd pfd[2] = {{.fd = q->efd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
-    uint64_t v;
+    return &q->wake;
+}
 
-    if (!cds_wfcq_empty(&q->head, &q->tail))
-        return true;
-    if (poll(pfd, fd >= 0 ? 2 : 1, timeout_ms) > 0) {
-        if (pfd[0].revents & POLLIN) {
-            ssize_t r = read(q->efd, &v, sizeof(v));
-            (void)r; /* EAGAIN cannot happen with a single reader after POLLIN */
-        }
-        if (fd >= 0 && (pfd[1].revents & POLLIN)) {
-            ssize_t r = read(fd, &v, sizeof(v));
-            (void)r;
-        }
-    }
-    return !cds_wfcq_empty(&q->head, &q->tail);
+bool pv_queue_empty(struct pv_queue *q)
+{
+    return pv_chan_empty(&q->chan);
 }
 
 unsigned pv_queue_depth(struct pv_queue *q)

@@ -5,13 +5,13 @@
  * single producer (the broadcaster); writer_main() on the writer thread,
  * which alone uses `w` (the write connection); reader_main() on the reader
  * thread, which alone uses `rd`; the synchronous queries use `r` from one
- * thread at a time. Shared: three wfcqueues (producer -> writer, producer
- * -> reader, reader -> producer), the wake eventfds and the event eventfd,
- * and the atomics committed, transactions and failure. */
+ * thread at a time. Shared: three channels with their wake-ups (wake.h:
+ * producer -> writer, producer -> reader, reader -> producer, and the
+ * event wake-up the writer and reader notify), and the atomics committed,
+ * transactions and failure. */
 #include "palaver/store.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -19,30 +19,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "palaver/frame.h"
 #include "palaver/log.h"
 #include "palaver/ids.h"
-#include "palaver/tsan.h"
+#include "palaver/wake.h"
 #include "palaver/xalloc.h"
 
-/* A wait-free queue with one consumer. */
-struct wfq {
-    struct __cds_wfcq_head head;
-    struct cds_wfcq_tail tail;
-};
-
 struct pv_store {
-    struct wfq msgs;     /* producer -> writer */
-    struct wfq requests; /* producer -> reader */
-    struct wfq answers;  /* reader -> producer */
-    int wake_fd;         /* producer -> writer: the queue went non-empty, or stop */
-    int rwake_fd;        /* producer -> reader: the same */
-    int event_fd;        /* writer, reader -> producer: a commit or an answer */
+    /* Channels and wake-ups (wake.h). */
+    struct pv_chan msgs;     /* producer -> writer */
+    struct pv_chan requests; /* producer -> reader */
+    struct pv_chan answers;  /* reader -> producer */
+    struct pv_wake wake;     /* producer -> writer: msgs went non-empty, or stop */
+    struct pv_wake rwake;    /* producer -> reader: the same for requests */
+    struct pv_wake event;    /* writer, reader -> producer: a commit or an answer */
     atomic_bool stop;
     atomic_uint_fast64_t committed;
     atomic_uint_fast64_t first; /* lowest seq stored (0: none) */
@@ -61,24 +54,11 @@ struct pv_store {
     pthread_t thread, reader;
 };
 
-/* Bumps an eventfd; EAGAIN means a wake-up is already pending. */
-static void signal_fd(int fd)
+/* Sleeps until notified, at most a second: the writer's age check runs
+ * at least that often. */
+static void park(struct pv_wake *w)
 {
-    uint64_t one = 1;
-    ssize_t r = write(fd, &one, sizeof(one));
-    (void)r;
-}
-
-/* Sleeps until the eventfd is signalled (and re-arms it), at most a
- * second: the writer's age check runs at least that often. */
-static void park(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 1000) > 0) {
-        uint64_t v;
-        ssize_t r = read(fd, &v, sizeof(v));
-        (void)r;
-    }
+    pv_wake_wait(&w, 1, 1000);
 }
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errsz)
@@ -112,40 +92,11 @@ static uint64_t query_oldest(sqlite3_stmt *st)
     return v;
 }
 
-static void wfq_init(struct wfq *q)
-{
-    __cds_wfcq_init(&q->head, &q->tail);
-}
-
-/* Returns true if the queue was empty (the consumer may need a wake-up). */
-static bool wfq_push(struct wfq *q, struct cds_wfcq_node *n)
-{
-    cds_wfcq_node_init(n);
-    pv_tsan_release(q);
-    return !cds_wfcq_enqueue(&q->head, &q->tail, n);
-}
-
-static struct cds_wfcq_node *wfq_pop(struct wfq *q)
-{
-    for (;;) {
-        struct cds_wfcq_node *n = __cds_wfcq_dequeue_nonblocking(&q->head, &q->tail);
-        if (n == NULL)
-            return NULL;
-        if (n != CDS_WFCQ_WOULDBLOCK) {
-            /* liburcu orders the node's contents with its own barriers,
-             * which ThreadSanitizer cannot see (tsan.h). */
-            pv_tsan_acquire(q);
-            return n;
-        }
-        poll(NULL, 0, 0); /* the producer is finishing its enqueue */
-    }
-}
-
 #define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 static struct pv_store_msg *pop(struct pv_store *s)
 {
-    struct cds_wfcq_node *n = wfq_pop(&s->msgs);
+    struct cds_wfcq_node *n = pv_chan_pop(&s->msgs);
     return n ? CONTAINER(n, struct pv_store_msg, node) : NULL;
 }
 
@@ -238,7 +189,7 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
     atomic_store_explicit(&s->first, lowest, memory_order_relaxed);
     atomic_store_explicit(&s->committed, top, memory_order_release);
     atomic_fetch_add_explicit(&s->transactions, 1, memory_order_relaxed);
-    signal_fd(s->event_fd);
+    pv_wake_notify(&s->event);
 }
 
 static void *writer_main(void *arg)
@@ -253,7 +204,7 @@ static void *writer_main(void *arg)
         }
         if (atomic_load(&s->stop))
             return NULL;
-        park(s->wake_fd);
+        park(&s->wake);
     }
 }
 
@@ -300,17 +251,17 @@ static void *reader_main(void *arg)
 {
     struct pv_store *s = arg;
     for (;;) {
-        struct cds_wfcq_node *n = wfq_pop(&s->requests);
+        struct cds_wfcq_node *n = pv_chan_pop(&s->requests);
         if (n) {
             struct pv_store_read *rq = CONTAINER(n, struct pv_store_read, node);
             answer(s, rq);
-            wfq_push(&s->answers, &rq->node);
-            signal_fd(s->event_fd);
+            pv_chan_push(&s->answers, &rq->node);
+            pv_wake_notify(&s->event);
             continue;
         }
         if (atomic_load(&s->stop))
             return NULL;
-        park(s->rwake_fd);
+        park(&s->rwake);
     }
 }
 
@@ -324,10 +275,9 @@ static void release(struct pv_store *s)
     sqlite3_close(s->w);
     sqlite3_close(s->r);
     sqlite3_close(s->rd);
-    int fds[] = {s->wake_fd, s->rwake_fd, s->event_fd};
-    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+    pv_wake_destroy(&s->wake);
+    pv_wake_destroy(&s->rwake);
+    pv_wake_destroy(&s->event);
     free(s->failure_owned);
     free(s);
 }
@@ -346,10 +296,10 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
 {
     struct pv_store *s = pv_xcalloc(1, sizeof(*s));
     char path[4096], pragma[64];
-    s->wake_fd = s->rwake_fd = s->event_fd = -1;
-    wfq_init(&s->msgs);
-    wfq_init(&s->requests);
-    wfq_init(&s->answers);
+    s->wake.fd = s->rwake.fd = s->event.fd = -1;
+    pv_chan_init(&s->msgs);
+    pv_chan_init(&s->requests);
+    pv_chan_init(&s->answers);
     s->keep = o ? o->keep : 0;
     s->max_age_s = o ? o->max_age_s : 0;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -462,10 +412,7 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
     sqlite3_busy_timeout(s->r, 5000);
     sqlite3_busy_timeout(s->rd, 5000);
 
-    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->rwake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->wake_fd < 0 || s->rwake_fd < 0 || s->event_fd < 0) {
+    if (pv_wake_init(&s->wake) || pv_wake_init(&s->rwake) || pv_wake_init(&s->event)) {
         snprintf(err, errsz, "eventfd: %s", strerror(errno));
         goto fail;
     }
@@ -478,7 +425,7 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
     if (e) {
         snprintf(err, errsz, "cannot start the store writer: %s", strerror(e));
         atomic_store(&s->stop, true);
-        signal_fd(s->rwake_fd);
+        pv_wake_notify(&s->rwake);
         pthread_join(s->reader, NULL);
         goto fail;
     }
@@ -500,19 +447,19 @@ const char *pv_store_id(const struct pv_store *s)
 
 void pv_store_append(struct pv_store *s, struct pv_store_msg *m)
 {
-    if (wfq_push(&s->msgs, &m->node))
-        signal_fd(s->wake_fd);
+    if (pv_chan_push(&s->msgs, &m->node))
+        pv_wake_notify(&s->wake);
 }
 
 void pv_store_read(struct pv_store *s, struct pv_store_read *rq)
 {
-    if (wfq_push(&s->requests, &rq->node))
-        signal_fd(s->rwake_fd);
+    if (pv_chan_push(&s->requests, &rq->node))
+        pv_wake_notify(&s->rwake);
 }
 
 struct pv_store_read *pv_store_read_done(struct pv_store *s)
 {
-    struct cds_wfcq_node *n = wfq_pop(&s->answers);
+    struct cds_wfcq_node *n = pv_chan_pop(&s->answers);
     return n ? CONTAINER(n, struct pv_store_read, node) : NULL;
 }
 
@@ -537,9 +484,9 @@ uint64_t pv_store_committed(struct pv_store *s)
     return atomic_load_explicit(&s->committed, memory_order_acquire);
 }
 
-int pv_store_event_fd(const struct pv_store *s)
+struct pv_wake *pv_store_wake(struct pv_store *s)
 {
-    return s->event_fd;
+    return &s->event;
 }
 
 const char *pv_store_failure(struct pv_store *s)
@@ -584,8 +531,8 @@ void pv_store_close(struct pv_store *s)
     if (!s)
         return;
     atomic_store(&s->stop, true);
-    signal_fd(s->wake_fd);
-    signal_fd(s->rwake_fd);
+    pv_wake_notify(&s->wake);
+    pv_wake_notify(&s->rwake);
     pthread_join(s->thread, NULL);
     pthread_join(s->reader, NULL);
     /* A clean stop: every seq given out is stored (see pv_store_open). */
@@ -597,7 +544,8 @@ void pv_store_close(struct pv_store *s)
      * caller broke the contract (store.h). Their rows go; the structs are
      * the caller's. */
     unsigned left = 0;
-    for (struct cds_wfcq_node *n; (n = wfq_pop(&s->requests)) || (n = wfq_pop(&s->answers));) {
+    for (struct cds_wfcq_node *n;
+         (n = pv_chan_pop(&s->requests)) || (n = pv_chan_pop(&s->answers));) {
         pv_store_read_release(CONTAINER(n, struct pv_store_read, node));
         left++;
     }

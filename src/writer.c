@@ -8,16 +8,13 @@
 #include "palaver/writer.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 #include <urcu/wfcqueue.h>
 
 #include "palaver/client.h"
@@ -26,6 +23,7 @@
 #include "palaver/log.h"
 #include "palaver/stats.h"
 #include "palaver/tsan.h"
+#include "palaver/wake.h"
 #include "palaver/xalloc.h"
 
 #define CHUNK ((size_t)64 * 1024) /* most bytes gathered into one write */
@@ -57,8 +55,8 @@ struct pv_writers {
     pthread_mutex_t drain_mu;
     pthread_cond_t drain_cv;
     struct pv_stats *stats;
-    struct writer_slot *ws; /* max slots */
-    int progress_efd;       /* writers -> broadcaster: watched batch done */
+    struct writer_slot *ws;  /* max slots */
+    struct pv_wake progress; /* writers -> broadcaster: a watched batch is done */
 };
 
 static void *writer_main(void *arg);
@@ -118,8 +116,7 @@ struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->drain_cv, &ca);
     pthread_condattr_destroy(&ca);
-    w->progress_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->progress_efd == -1) {
+    if (pv_wake_init(&w->progress) != 0) {
         pv_err("eventfd() failed: %s", strerror(errno));
         abort();
     }
@@ -280,21 +277,13 @@ static void write_batch(struct writer_slot *s, struct pv_client *c, struct pv_ba
         gather_flush(s, c, &g);
     atomic_fetch_add_explicit(&c->written_bytes, b->bytes, memory_order_release);
     pv_batch_free(b);
-    if (atomic_load(&c->watch)) {
-        uint64_t one = 1;
-        ssize_t r = write(s->pool->progress_efd, &one, sizeof(one));
-        (void)r; /* EAGAIN: the counter is already non-zero, a wake-up is due */
-    }
+    if (atomic_load(&c->watch))
+        pv_wake_notify(&s->pool->progress);
 }
 
-void pv_writers_wait_progress(struct pv_writers *w, int timeout_ms)
+struct pv_wake *pv_writers_wake(struct pv_writers *w)
 {
-    struct pollfd pfd = {.fd = w->progress_efd, .events = POLLIN};
-    uint64_t v;
-    if (poll(&pfd, 1, timeout_ms) > 0) {
-        ssize_t r = read(w->progress_efd, &v, sizeof(v));
-        (void)r;
-    }
+    return &w->progress;
 }
 
 static void serve(struct writer_slot *s, struct pv_client *c)
@@ -402,7 +391,7 @@ void pv_writers_stop(struct pv_writers *w)
     }
     cds_wfcq_destroy(&w->ready_head, &w->ready_tail);
     sem_destroy(&w->ready);
-    close(w->progress_efd);
+    pv_wake_destroy(&w->progress);
     pthread_mutex_destroy(&w->drain_mu);
     pthread_cond_destroy(&w->drain_cv);
     free(w->ws);

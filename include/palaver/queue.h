@@ -30,13 +30,9 @@
  *    one JOIN or REFUSED, one KICK and one LEAVE per connection that
  *    completed its handshake, and each connection holds a CivetWeb worker
  *    until its LEAVE is queued.
- *  - Wake-up: wfcqueue's enqueue reports whether the queue was empty. Only
- *    that producer (empty -> non-empty) writes the eventfd the consumer
- *    parks on, so a busy broadcaster costs producers no system call. The
- *    eventfd counter is level-triggered, so no wake-up can be lost.
- *  - A producer between its exchange and its store makes the queue look
- *    "busy" to the consumer for a few instructions; the consumer then
- *    retries after a short poll rather than spinning.
+ *  - Wake-up and ordering: the channel and wake-up of wake.h (only the
+ *    producer that makes the queue non-empty notifies; no wake-up can be
+ *    lost; the memory-order argument is written there).
  */
 #ifndef PALAVER_QUEUE_H
 #define PALAVER_QUEUE_H
@@ -47,6 +43,7 @@
 #include <urcu/wfcqueue.h>
 
 struct pv_client;
+struct pv_wake;
 
 enum pv_event_type {
     PV_EV_JOIN,     /* a client finished its handshake (data: struct pv_join_req) */
@@ -109,8 +106,10 @@ size_t pv_queue_pop(struct pv_queue *q, struct pv_event **out, size_t max);
 /* Consumer only: parks until the queue is non-empty or timeout_ms passes
  * (-1: no timeout). Returns true if events are waiting. */
 bool pv_queue_wait(struct pv_queue *q, int timeout_ms);
-/* The same, also waking (and draining) when the eventfd `fd` is readable. */
-bool pv_queue_wait_fd(struct pv_queue *q, int fd, int timeout_ms);
+/* Consumer only: the queue's wake-up, for a consumer that parks on several
+ * channels at once (pv_wake_wait), and whether anything is queued. */
+struct pv_wake *pv_queue_wake(struct pv_queue *q);
+bool pv_queue_empty(struct pv_queue *q);
 
 /* Any thread: events waiting (approximate while producers are active). */
 unsigned pv_queue_depth(struct pv_queue *q);

@@ -8,19 +8,19 @@
  *
  * Threads:
  *  - pv_store_append(): one producer thread (the broadcaster). Messages go
- *    through a liburcu wait-free queue; the producer wakes the writer with
- *    an eventfd only when the queue goes from empty to non-empty.
+ *    through a wait-free channel; the producer wakes the writer only when
+ *    it goes from empty to non-empty (wake.h).
  *  - the writer thread: owns the write connection; publishes the highest
  *    committed seq (atomic, release) and the lowest stored one, and
- *    signals the event fd after each commit; on an error (disk full, read-only, corrupt) it
+ *    notifies pv_store_wake() after each commit; on an error (disk full, read-only, corrupt) it
  * publishes the reason and stores nothing more -- the producer must not acknowledge what was not
  * committed.
  *  - the reader thread: owns a read connection of its own and answers
  *    pv_store_read() requests (resume after a seq, pages before a seq) in
  *    the order they were made, so the broadcaster never waits on a disk
  *    read. Requests go in and answers come back through two more wfcqueues
- *    (one producer, one consumer each: the broadcaster); an answer signals
- *    the same eventfd as a commit (pv_store_event_fd).
+ *    (one producer, one consumer each: the broadcaster); an answer notifies
+ *    the same wake-up as a commit (pv_store_wake).
  *  - pv_store_range()/pv_store_before(): synchronous, for the thread that
  *    opened the store (before serving clients) and for tests, on a third
  *    connection.
@@ -36,6 +36,7 @@
 #include <urcu/wfcqueue.h>
 
 struct pv_frame;
+struct pv_wake;
 struct pv_store;
 
 struct pv_store_msg {
@@ -66,9 +67,9 @@ const char *pv_store_id(const struct pv_store *s);
 void pv_store_append(struct pv_store *s, struct pv_store_msg *m);
 /* Highest seq known committed (acquire). */
 uint64_t pv_store_committed(struct pv_store *s);
-/* Readable (eventfd) after each commit and each read answer; read it to
- * re-arm. */
-int pv_store_event_fd(const struct pv_store *s);
+/* Notified after each commit and each read answer: the producer parks on
+ * it with its other channels (pv_wake_wait, wake.h). */
+struct pv_wake *pv_store_wake(struct pv_store *s);
 /* NULL while healthy; otherwise why nothing more is being stored. */
 const char *pv_store_failure(struct pv_store *s);
 /* Transactions committed so far (for measurements). */

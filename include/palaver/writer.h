@@ -40,7 +40,7 @@
  *    no progress for PV_CLIENT_STALL_MS is blocked on a full socket.
  *  - watch: when the broadcaster waits for a client's backlog to shrink it
  *    sets watch; the writer that finishes a batch for a watched client
- *    wakes it through the pool's progress eventfd.
+ *    notifies the pool's progress wake-up (wake.h).
  */
 #ifndef PALAVER_WRITER_H
 #define PALAVER_WRITER_H
@@ -52,6 +52,7 @@ struct pv_client;
 struct pv_batch;
 struct pv_stats;
 struct pv_writers;
+struct pv_wake;
 
 #define PV_WRITER_STALL_MS 100
 /* A client whose socket has taken nothing for this long while its backlog
@@ -68,9 +69,10 @@ struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
  * a writer will send it. */
 void pv_writers_post(struct pv_writers *w, struct pv_client *c, struct pv_batch *b);
 
-/* Broadcaster only: waits up to timeout_ms until a writer finishes a batch
- * for a watched client. */
-void pv_writers_wait_progress(struct pv_writers *w, int timeout_ms);
+/* Broadcaster: notified when a batch of a watched client is done (the
+ * broadcaster parks on it with its other channels while it waits for a
+ * congested client's backlog to shrink). */
+struct pv_wake *pv_writers_wake(struct pv_writers *w);
 
 /* Broadcaster only: stall supervision. Starts a writer when fewer than
  * min_writers are free of a stalled write, and reaps retired ones.

@@ -23,6 +23,7 @@
 #include "palaver/queue.h"
 #include "palaver/stats.h"
 #include "palaver/store.h"
+#include "palaver/wake.h"
 #include "palaver/writer.h"
 
 #define POP_BATCH 256
@@ -405,13 +406,10 @@ static void *broadcaster_main(void *arg)
             b->last_sweep = now;
         }
         /* Writers behind: take no new events (the queue fills and senders
-         * feel it) until the congested clients' backlogs come down. */
-        if (b->congested.n && pv__relieve(b)) {
-            pv__flush(b);
-            pv_writers_wait_progress(b->d.writers, 10);
-            continue;
-        }
-        size_t n = pv_queue_pop(b->d.queue, ev, POP_BATCH);
+         * feel it) until the congested clients' backlogs come down. Store
+         * commits and answers are still handled meanwhile (acks go out). */
+        bool paused = b->congested.n && pv__relieve(b);
+        size_t n = paused ? 0 : pv_queue_pop(b->d.queue, ev, POP_BATCH);
         /* Lag for /healthz: a loop that turns but falls behind its queue
          * (a flood of costly events) is not healthy either. */
         atomic_store_explicit(&b->d.stats->queue_lag_ns, n ? pv_mono_ns() - ev[0]->queued_ns : 0,
@@ -420,11 +418,20 @@ static void *broadcaster_main(void *arg)
         pv__store_news(b);
         release_acks(b);
         pv__flush(b);
-        if (n == 0 && !b->stop && !b->congested.n) {
-            /* Park until a producer wakes us; tick sooner while writers
-             * are busy so a stalled writer gets replaced quickly. */
-            pv_queue_wait_fd(b->d.queue, b->d.store ? pv_store_event_fd(b->d.store) : -1,
-                             busy ? 50 : (int)(b->sweep_every / 1000000u));
+        if (n == 0 && !b->stop) {
+            /* Park on every channel this thread consumes (wake.h): the
+             * event queue (not while paused), the store's commits and
+             * answers, and the writers' progress while a client is
+             * congested. Tick sooner while a client is congested (its
+             * backlog is re-examined) or writers are busy (a stalled
+             * writer is replaced quickly). */
+            struct pv_wake *w[3] = {
+                paused ? NULL : pv_queue_wake(b->d.queue),
+                b->d.store ? pv_store_wake(b->d.store) : NULL,
+                b->congested.n ? pv_writers_wake(b->d.writers) : NULL,
+            };
+            int timeout = b->congested.n ? 10 : busy ? 50 : (int)(b->sweep_every / 1000000u);
+            pv_wake_wait(w, 3, timeout);
         }
     }
     return NULL;

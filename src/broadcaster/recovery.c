@@ -8,7 +8,6 @@
  * makes about the ring (is everything in memory, is a replay gap-free,
  * can memory answer a page) are pure functions in history.c, unit-tested.
  */
-#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "palaver/proto.h"
 #include "palaver/stats.h"
 #include "palaver/store.h"
+#include "palaver/wake.h"
 
 /* History reads a client asks for on an open connection (hello resumes
  * and pages) are budgeted in the bytes they produce, per client and per
@@ -383,8 +383,8 @@ void pv__reads_drop(struct pv_broadcaster *b)
             job_free((struct read_job *)(void *)rq);
             b->reads_out--;
         } else {
-            struct pollfd p = {.fd = pv_store_event_fd(b->d.store), .events = POLLIN};
-            poll(&p, 1, 100);
+            struct pv_wake *w = pv_store_wake(b->d.store);
+            pv_wake_wait(&w, 1, 100);
         }
     }
 }
