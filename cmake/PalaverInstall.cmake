@@ -6,7 +6,7 @@ include(GNUInstallDirs)
 
 install(TARGETS palaverd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
 install(DIRECTORY htdocs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/palaver/htdocs)
-install(FILES cmake/palaverd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+install(FILES docs/man/palaverd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 
 # The unit names installed paths, so it is written at install time, with
 # the prefix given to `cmake --install --prefix` (if any).

@@ -136,6 +136,12 @@ static const char usage2[] =
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n";
 
+void pv_config_usage(FILE *f)
+{
+    fputs(usage, f);
+    fputs(usage2, f);
+}
+
 enum kind { K_UINT, K_SIZE, K_STR, K_ADDR, K_LEVEL };
 
 struct setting {
@@ -197,6 +203,39 @@ static const struct setting settings[] = {
     U("data-max-pages", 0, data_max_pages, 0, 2000000000),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+size_t pv_config_setting_count(void)
+{
+    return N_SETTINGS;
+}
+
+const char *pv_config_setting_name(size_t i)
+{
+    return i < N_SETTINGS ? settings[i].name : NULL;
+}
+
+void pv_config_setting_default(size_t i, char *out, size_t n)
+{
+    struct pv_config d;
+    pv_config_defaults(&d);
+    const struct setting *s = &settings[i];
+    const char *field = (const char *)&d + s->off;
+    switch (s->kind) {
+    case K_UINT:
+        snprintf(out, n, "%u", *(const unsigned *)(const void *)field);
+        break;
+    case K_SIZE:
+        snprintf(out, n, "%zu", *(const size_t *)(const void *)field);
+        break;
+    case K_LEVEL:
+        snprintf(out, n, "%s", pv_log_level_name(*(const int *)(const void *)field));
+        break;
+    case K_STR:
+    case K_ADDR:
+        snprintf(out, n, "%s", field);
+        break;
+    }
+}
 
 __attribute__((format(printf, 3, 4))) static void errf(char *err, size_t errsz, const char *fmt,
                                                        ...)
@@ -484,8 +523,7 @@ int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_ac
         } else if (opt == OPT_CHECK) {
             *action = PV_CONFIG_CHECK;
         } else if (opt == 'h') {
-            fputs(usage, stdout);
-            fputs(usage2, stdout);
+            pv_config_usage(stdout);
             *action = PV_CONFIG_DONE;
             return 0;
         } else if (opt == 'V') {

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define PV_ORIGINS_MAX 1024
 #ifndef PV_DEFAULT_CONFIG
@@ -111,5 +112,13 @@ int pv_config_check(struct pv_config *c, char *err, size_t errsz);
 
 /* CivetWeb worker threads needed for this configuration. */
 unsigned pv_config_num_threads(const struct pv_config *c);
+
+/* The settings table, for documentation checks: how many keys, the i-th
+ * key's name (the long flag without dashes), and its built-in default as
+ * text ("" for an empty string). */
+void pv_config_usage(FILE *f); /* the --help text */
+size_t pv_config_setting_count(void);
+const char *pv_config_setting_name(size_t i);
+void pv_config_setting_default(size_t i, char *out, size_t n);
 
 #endif

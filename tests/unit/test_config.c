@@ -1,8 +1,10 @@
 /* Unit tests: settings from argv and from "key = value" text (config.c). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -89,6 +91,87 @@ static void test_argv(void **state)
     assert_int_equal(pv_config_parse(&c, 3, bad), -1);
 }
 
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char buf[1 << 18];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strdup(buf);
+}
+
+/* The man page writes a key as \fBmax\-clients\fR. */
+static void man_name(const char *name, char *out, size_t n)
+{
+    size_t k = 0;
+    k += (size_t)snprintf(out, n, "\\fB");
+    for (const char *p = name; *p && k + 3 < n; p++) {
+        if (*p == '-')
+            out[k++] = '\\';
+        out[k++] = *p;
+    }
+    snprintf(out + k, n - k, "\\fR");
+}
+
+/* Every key of the settings table, with its built-in default, in every
+ * place an operator reads: --help, the sample configuration file, the man
+ * page, and the options table of docs/operations.md. A key added to the
+ * table and forgotten in one of them fails here. */
+static void test_every_key_is_documented_with_its_default(void **state)
+{
+    (void)state;
+    char *help = NULL;
+    size_t help_len = 0;
+    FILE *m = open_memstream(&help, &help_len);
+    pv_config_usage(m);
+    fclose(m);
+    char *conf = slurp(PV_SOURCE_DIR "/cmake/palaverd.conf");
+    char *man = slurp(PV_SOURCE_DIR "/docs/man/palaverd.8");
+    char *ops = slurp(PV_SOURCE_DIR "/docs/operations.md");
+    int missing = 0;
+    for (size_t i = 0; i < pv_config_setting_count(); i++) {
+        const char *name = pv_config_setting_name(i);
+        char def[256], want[512], mn[128];
+        pv_config_setting_default(i, def, sizeof(def));
+        bool alias = strcmp(name, "handshake-timeout") == 0; /* --head-timeout's old name */
+        bool path = strcmp(name, "htdocs") == 0 || strcmp(name, "data-dir") == 0; /* per install */
+        /* --help */
+        snprintf(want, sizeof(want), "--%s", name);
+        if (!strstr(help, want) && (missing += 1))
+            fprintf(stderr, "--help does not mention %s\n", want);
+        /* docs/operations.md */
+        bool listed = false;
+        for (const char *end = " `,"; *end && !listed; end++) {
+            snprintf(want, sizeof(want), "--%s%c", name, *end);
+            listed = strstr(ops, want) != NULL;
+        }
+        if (!alias && !listed && (missing += 1))
+            fprintf(stderr, "docs/operations.md does not list --%s\n", name);
+        /* The sample file: "#key = default" (empty strings as ""). */
+        if (def[0])
+            snprintf(want, sizeof(want), "\n#%s = %s\n", name, def);
+        else
+            snprintf(want, sizeof(want), "\n#%s = \"\"\n", name);
+        if (!alias && !path && strcmp(name, "listen") != 0 && !strstr(conf, want) && (missing += 1))
+            fprintf(stderr, "cmake/palaverd.conf has no line '%s'\n", want + 1);
+        /* The man page: "\fBkey\fR default" (or just the key when empty). */
+        man_name(name, mn, sizeof(mn));
+        if (def[0] && !path)
+            snprintf(want, sizeof(want), "%s %s", mn, def);
+        else
+            snprintf(want, sizeof(want), "%s", mn);
+        if (!alias && !strstr(man, want) && (missing += 1))
+            fprintf(stderr, "docs/man/palaverd.8 does not list '%s'\n", want);
+    }
+    assert_int_equal(missing, 0);
+    free(help);
+    free(conf);
+    free(man);
+    free(ops);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_text_errors_name_file_and_line),
         cmocka_unit_test(test_cross_checks),
         cmocka_unit_test(test_argv),
+        cmocka_unit_test(test_every_key_is_documented_with_its_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
