@@ -39,6 +39,13 @@ for (const sc of scenarios) {
     }
     const p = get(sc, run, 'palaver');
     const ref = get(sc, run, 'reference');
+    const before = get(sc, run, 'before');
+    if (p && before) {
+      md += `| ${run} | **palaver / before** | | | **${ratio(p.deliveries_per_s, before.deliveries_per_s).toFixed(2)}x** | `;
+      md += `${ratio(p.p50_us, before.p50_us).toFixed(2)}x | ${ratio(p.p90_us, before.p90_us).toFixed(2)}x | `;
+      md += `**${ratio(p.p99_us, before.p99_us).toFixed(2)}x** | ${ratio(p.p999_us, before.p999_us).toFixed(2)}x | | | `;
+      md += `${ratio(p.broker_cpu_s, before.broker_cpu_s).toFixed(2)}x | ${ratio(p.broker_rss_kb, before.broker_rss_kb).toFixed(2)}x | | |\n`;
+    }
     if (p && ref) {
       md += `| ${run} | **palaver / reference** | | | **${ratio(p.deliveries_per_s, ref.deliveries_per_s).toFixed(2)}x** | `;
       md += `${ratio(p.p50_us, ref.p50_us).toFixed(2)}x | ${ratio(p.p90_us, ref.p90_us).toFixed(2)}x | `;

@@ -7,6 +7,9 @@
 #   bench/run.sh                 every scenario but smoke
 #   bench/run.sh latency slow    just these (file names in bench/scenarios)
 #   TARGETS=palaver bench/run.sh palaver only
+#   PALAVERD_BEFORE=/path/to/old/palaverd TARGETS="before palaver reference" bench/run.sh
+#                                another palaverd build ("before"), same flags,
+#                                interleaved in the same runs (before/after figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -48,14 +51,16 @@ start_target() { # target port extra-args... -> sets pid
   local target=$1 p=$2
   shift 2
   case $target in
-    palaver)
+    palaver | before)
       # Every bench client is 127.0.0.1 and senders go flat out, so the
       # per-address and per-client rate limits are off (their cost, one
       # table lookup per connection and one clock read per message, stays).
       # History is stored as shipped (SQLite, synchronous=FULL), in a fresh
       # database per run; a run may add palaverd flags (after "::").
       rm -rf "$out/data"
-      "$root/build-release/palaverd" --port "$p" --listen 127.0.0.1 --log-level warning \
+      local bin=$root/build-release/palaverd
+      [ "$target" = before ] && bin=${PALAVERD_BEFORE:?set PALAVERD_BEFORE to the other palaverd}
+      "$bin" --port "$p" --listen 127.0.0.1 --log-level warning \
         --max-per-ip 0 --rate-limit 0 --byte-rate 0 --handshake-rate 0 --config /dev/null --data-dir "$out/data" "$@" \
         2>>"$out/palaverd.log" &
       ;;
@@ -101,7 +106,7 @@ for scenario in "$@"; do
       # shellcheck disable=SC2086
       "$bench" --url "ws://127.0.0.1:$port/" $args "${proto[@]}" --broker-pid "$pid" \
         --label "$scenario/$label/$target" --json "$results" | sed 's/^/   /' || true
-      [ "$target" = palaver ] && store_figures "$scenario/$label/$target" "$port"
+      [ "$target" != reference ] && store_figures "$scenario/$label/$target" "$port"
       kill -TERM "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
     done
