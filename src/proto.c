@@ -3,6 +3,7 @@
  * Threads: no shared state (called by the broadcaster in palaverd). */
 #include "palaver/proto.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +21,43 @@ static void set_invalid(struct pv_inbound *in, const char *code, const char *msg
     in->err_msg = msg;
 }
 
+/* Code points that show nothing on their own: Unicode's white space, the
+ * zero-width and format characters, fillers and variation selectors. A
+ * text made only of them is an empty message that looks like a message. */
+static bool invisible(uint32_t cp)
+{
+    if (cp <= 0x20)
+        return cp == ' ' || (cp >= 0x09 && cp <= 0x0D);
+    return cp == 0x85 || cp == 0xA0 || cp == 0xAD || cp == 0x034F || cp == 0x061C || cp == 0x115F ||
+           cp == 0x1160 || cp == 0x1680 || cp == 0x17B4 || cp == 0x17B5 || cp == 0x180E ||
+           (cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) ||
+           (cp >= 0x205F && cp <= 0x206F) || cp == 0x3000 || cp == 0x3164 ||
+           (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0xFEFF || cp == 0xFFA0 ||
+           (cp >= 0xE0000 && cp <= 0xE0FFF);
+}
+
+/* s is valid UTF-8 (checked on the worker, and by jansson). */
 static bool is_blank(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        uint32_t cp = *p;
+        size_t len = cp < 0x80 ? 1 : cp < 0xE0 ? 2 : cp < 0xF0 ? 3 : 4;
+        if (len > (size_t)(end - p))
             return false;
+        if (len > 1)
+            cp &= 0x3Fu >> (len - 1);
+        for (size_t i = 1; i < len; i++)
+            cp = (cp << 6) | (p[i] & 0x3Fu);
+        if (!invisible(cp))
+            return false;
+        p += len;
     }
     return true;
 }
+
+/* The largest integer a JavaScript client reads exactly (2^53 - 1). */
+#define PV_JS_INT_MAX 9007199254740991LL
 
 static bool seq_value(const json_t *v, uint64_t *out)
 {
@@ -96,8 +126,12 @@ void pv_proto_decode(const char *data, size_t len, size_t max_text, struct pv_in
             set_invalid(in, "text-too-long", "message text is longer than the server allows");
             return;
         }
+        /* A client's own date is relayed when it is a time a client can
+         * read exactly (an integer of ms, 0 .. 2^53 - 1); else the
+         * server's time is used. */
         v = json_object_get(in->root, "date");
-        if (json_is_number(v))
+        if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+            json_integer_value(v) <= PV_JS_INT_MAX)
             in->date = v;
         in->type = PV_IN_MESSAGE;
     } else if (strcmp(t, "hello") == 0) {
@@ -252,7 +286,10 @@ bool pv_proto_msg_id(const json_t *root, json_t **out)
     *out = NULL;
     if (!v)
         return true;
-    if (!json_is_integer(v) && !(json_is_string(v) && json_string_length(v) <= PV_MSGID_MAX))
+    bool ok = json_is_integer(v) ? json_integer_value(v) >= -PV_JS_INT_MAX &&
+                                       json_integer_value(v) <= PV_JS_INT_MAX
+                                 : json_is_string(v) && json_string_length(v) <= PV_MSGID_MAX;
+    if (!ok)
         return false;
     *out = v;
     return true;

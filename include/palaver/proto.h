@@ -83,8 +83,9 @@ bool pv_name_check(const char *s, size_t len, char out[PV_NAME_MAX_BYTES + 1], c
 
 
 /* The one rule for a message's msgId, wherever it is read (the decoder,
- * and the worker's own replies: rate-limited, busy): an integer, or a
- * string of at most PV_MSGID_MAX bytes. *out is the msgId (borrowed from
+ * and the worker's own replies: rate-limited, busy): an integer a
+ * JavaScript client reads exactly (|n| <= 2^53 - 1), or a string of at
+ * most PV_MSGID_MAX bytes. *out is the msgId (borrowed from
  * root) or NULL when there is none; false when there is one that breaks
  * the rule (then *out is NULL: it is never echoed). */
 bool pv_proto_msg_id(const json_t *root, json_t **out);

@@ -49,10 +49,32 @@ static void test_decode_errors(void **state)
     expect_invalid("{\"type\":\"message\",\"text\":42}", "bad-text");
     expect_invalid("{\"type\":\"message\",\"text\":\"\"}", "empty-text");
     expect_invalid("{\"type\":\"message\",\"text\":\" \\n\\t \"}", "empty-text");
+    /* Invisible-only texts are empty too: NBSP, zero-width space and
+     * joiner, word joiner, BOM, ideographic space, a Hangul filler, a
+     * variation selector, a tag character (UTF-16 escapes in the JSON). */
+    expect_invalid("{\"type\":\"message\",\"text\":\"\\u00a0\\u200b\\u200d\\u2060\\ufeff\"}",
+                   "empty-text");
+    expect_invalid("{\"type\":\"message\",\"text\":\"\\u3000\\u3164\\ufe0f\\udb40\\udc20 \"}",
+                   "empty-text");
+    expect_invalid("{\"type\":\"message\",\"text\":\"\xc2\xa0\xe2\x80\x8b\"}", "empty-text");
+    /* msgId integers a JavaScript client cannot read exactly. */
+    expect_invalid("{\"type\":\"message\",\"msgId\":9007199254740992,\"text\":\"x\"}", "bad-msgid");
+    expect_invalid("{\"type\":\"message\",\"msgId\":-9007199254740992,\"text\":\"x\"}",
+                   "bad-msgid");
     expect_invalid("{\"type\":\"message\",\"text\":\"123456789012345678901\"}", "text-too-long");
     expect_invalid("{\"type\":\"message\",\"text\":\"a\\u0000b\"}", "bad-json"); /* NUL */
     expect_invalid("{\"type\":\"message\",\"msgId\":{\"a\":1},\"text\":\"x\"}", "bad-msgid");
     expect_invalid("{\"type\":\"hello\",\"name\":7}", "bad-name");
+
+    /* Visible text among invisible characters is a message; so is the
+     * largest exact msgId. */
+    struct pv_inbound ok;
+    decode("{\"type\":\"message\",\"msgId\":9007199254740991,\"text\":\"\\u200bx\\u200b\"}", &ok);
+    assert_int_equal(ok.type, PV_IN_MESSAGE);
+    pv_inbound_release(&ok);
+    decode("{\"type\":\"message\",\"text\":\"\\u00e9\"}", &ok); /* é */
+    assert_int_equal(ok.type, PV_IN_MESSAGE);
+    pv_inbound_release(&ok);
 
     /* The error keeps the msgId so the client can mark that message. */
     struct pv_inbound in;
@@ -146,13 +168,22 @@ static void test_encode_message_keeps_seed_fields(void **state)
     json_decref(j);
     pv_inbound_release(&in);
 
-    /* Without a usable date the server's time is used. */
-    decode("{\"type\":\"message\",\"text\":\"x\",\"date\":\"yesterday\"}", &in);
-    j = payload_json(pv_proto_message(&in, &from, 1, 777));
-    assert_int_equal(json_integer_value(json_object_get(j, "date")), 777);
-    assert_null(json_object_get(j, "msgId"));
-    json_decref(j);
-    pv_inbound_release(&in);
+    /* Without a usable date the server's time is used: not a number, a
+     * fraction, negative, or past what a JavaScript client reads exactly. */
+    static const char *const bad_dates[] = {"\"yesterday\"", "1.5", "-1", "9007199254740992",
+                                            "1e300"};
+    for (size_t i = 0; i < sizeof(bad_dates) / sizeof(bad_dates[0]); i++) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "{\"type\":\"message\",\"text\":\"x\",\"date\":%s}",
+                 bad_dates[i]);
+        decode(msg, &in);
+        assert_int_equal(in.type, PV_IN_MESSAGE);
+        j = payload_json(pv_proto_message(&in, &from, 1, 777));
+        assert_int_equal(json_integer_value(json_object_get(j, "date")), 777);
+        assert_null(json_object_get(j, "msgId"));
+        json_decref(j);
+        pv_inbound_release(&in);
+    }
 }
 
 static void test_encode_others(void **state)
