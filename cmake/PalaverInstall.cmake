@@ -30,10 +30,29 @@ install(CODE "
        DESTINATION \"\${CMAKE_INSTALL_PREFIX}/lib/systemd/system\")
 ")
 
-# A .deb: cpack -G DEB in the build directory.
+# A .deb: cpack -G DEB in the build directory (tests/package.sh checks it).
+# Shared-library dependencies are computed by dpkg-shlibdeps (CivetWeb is
+# built in); the maintainer scripts enable and start the service as
+# Debian's own daemons do; /etc/palaver/palaverd.conf is a conffile, so an
+# upgrade keeps the operator's settings.
 set(CPACK_PACKAGE_NAME palaver)
-set(CPACK_PACKAGE_CONTACT "palaver developers")
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "palaver developers <palaver@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "multi-threaded WebSocket chat broker")
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcivetweb1, liburcu8, libjansson4, libsystemd0")
+set(CPACK_PACKAGE_DESCRIPTION "palaverd serves a browser chat page and WebSocket endpoints on one
+port and relays chat between people on a LAN: names, presence, durable
+history in SQLite, recovery after reconnects. It runs as a hardened
+systemd service.")
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "init-system-helpers (>= 1.54~)")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    ${CMAKE_CURRENT_SOURCE_DIR}/cmake/debian/conffiles
+    ${CMAKE_CURRENT_SOURCE_DIR}/cmake/debian/postinst
+    ${CMAKE_CURRENT_SOURCE_DIR}/cmake/debian/prerm
+    ${CMAKE_CURRENT_SOURCE_DIR}/cmake/debian/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 include(CPack)
