@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain (dpkg-dev, in build-essential, unpacks the CivetWeb source)
   build-essential cmake pkg-config patch
+  # the .deb: dpkg-shlibdeps (dpkg-dev, in build-essential) and file, which CPack uses to find ELF files
+  file
   # palaverd's libraries (see docs/design.md, "Dependencies")
   liburcu-dev libjansson-dev libsystemd-dev libsqlite3-dev
   # tests: unit-test framework, SHA-1 for the handshake check, sanitizer runtimes
