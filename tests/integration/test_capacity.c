@@ -382,6 +382,15 @@ static void test_start_up_burst_gets_101_or_503(void **state)
                     r.first_wrong);
         pthread_join(st.thread, NULL);
         assert_int_equal(st.rc, 0);
+        /* Once palaverd says READY the gate is open: a handshake gets 101
+         * and the page loads (a slow start may have told the whole burst
+         * to retry). */
+        struct wsc *after = wsc_open(p, NULL);
+        assert_non_null(after);
+        assert_int_equal(after->status, 101);
+        wsc_free(after);
+        static char page[65536];
+        assert_int_equal(http_get(p, "/", page, sizeof(page)), 200);
         fprintf(stderr,
                 "capacity: start %d: %d requests fired at the port's opening: %d "
                 "answered, %d got 503 while starting, %d wrong\n",
@@ -393,7 +402,6 @@ static void test_start_up_burst_gets_101_or_503(void **state)
     }
     fprintf(stderr, "capacity: %d starts: %d answered, %d told to retry, none wrong\n", ROUNDS, ok,
             busy);
-    assert_true(ok > 0);
 }
 
 int main(void)
