@@ -1,12 +1,14 @@
 # `cmake --install`: binary, page, systemd unit, sample configuration and
 # man page in FHS places (prefix /usr: /usr/sbin/palaverd,
 # /usr/share/palaver/htdocs, /usr/lib/systemd/system/palaverd.service,
-# /etc/palaver/palaverd.conf, /usr/share/man/man8/palaverd.8).
+# /etc/palaver/palaverd.conf, /usr/share/man/man8/palaverd.8 and
+# man5/palaverd.conf.5).
 include(GNUInstallDirs)
 
 install(TARGETS palaverd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
 install(DIRECTORY htdocs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/palaver/htdocs)
 install(FILES docs/man/palaverd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+install(FILES docs/man/palaverd.conf.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
 
 # The unit names installed paths, so it is written at install time, with
 # the prefix given to `cmake --install --prefix` (if any).

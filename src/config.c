@@ -115,11 +115,11 @@ static const char usage2[] =
     "      --io-timeout MS      longest one socket write to a client may block (default\n"
     "                           10000)\n"
     "      --head-timeout MS    a whole HTTP request head (page load, WebSocket\n"
-    "                           handshake) must arrive within MS (default 4000)\n"
+    "                           handshake) must arrive within MS (default 4000;\n"
+    "                           --handshake-timeout is the same key)\n"
     "      --max-conns-per-ip N TCP connections from one address holding a worker at\n"
     "                           once, WebSockets included; more are closed at accept\n"
     "                           (default 0: --max-per-ip + 16, none if that is 0)\n"
-    "                           (--handshake-timeout is --head-timeout)\n"
     "      --ping-interval MS   ping a client that has sent nothing for MS (default 10000)\n"
     "      --idle-timeout MS    close a client that has sent nothing, not even a\n"
     "                           pong, for MS (default 30000)\n"
@@ -132,7 +132,7 @@ static const char usage2[] =
     "                           keep; 2592000 = 30 days)\n"
     "      --resume-limit N     most missed messages replayed to a reconnecting\n"
     "                           client; beyond that it gets a reset (default 1000)\n"
-    "      --data-max-pages N   cap the database at N 4-KiB pages (default: no cap)\n"
+    "      --data-max-pages N   cap the database at N 4-KiB pages (default 0 = no cap)\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n";
 

@@ -38,7 +38,8 @@ done
 # Contents.
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/sbin/palaverd ./usr/lib/systemd/system/palaverd.service ./etc/palaver/palaverd.conf \
-  ./usr/share/man/man8/palaverd.8 ./usr/share/palaver/htdocs/index.html; do
+  ./usr/share/man/man8/palaverd.8 ./usr/share/man/man5/palaverd.conf.5 \
+  ./usr/share/palaver/htdocs/index.html; do
   grep -q " $f\$" <<<"$contents" || fail "the package lacks $f"
 done
 

@@ -130,6 +130,7 @@ static void test_every_key_is_documented_with_its_default(void **state)
     char *conf = slurp(PV_SOURCE_DIR "/cmake/palaverd.conf");
     char *man = slurp(PV_SOURCE_DIR "/docs/man/palaverd.8");
     char *ops = slurp(PV_SOURCE_DIR "/docs/operations.md");
+    char *conf5 = slurp(PV_SOURCE_DIR "/docs/man/palaverd.conf.5");
     int missing = 0;
     for (size_t i = 0; i < pv_config_setting_count(); i++) {
         const char *name = pv_config_setting_name(i);
@@ -164,12 +165,26 @@ static void test_every_key_is_documented_with_its_default(void **state)
             snprintf(want, sizeof(want), "%s", mn);
         if (!alias && !strstr(man, want) && (missing += 1))
             fprintf(stderr, "docs/man/palaverd.8 does not list '%s'\n", want);
+        /* palaverd.conf(5): an entry ".TP\n\fBkey\fR" whose text names the
+         * default ("default N"; empty strings and per-install paths aside). */
+        snprintf(want, sizeof(want), ".TP\n%s", mn);
+        const char *entry = strstr(conf5, want);
+        if (!alias && !entry && (missing += 1))
+            fprintf(stderr, "docs/man/palaverd.conf.5 has no entry for %s\n", name);
+        if (entry && def[0] && !path) {
+            const char *next = strstr(entry + 4, ".TP\n");
+            snprintf(want, sizeof(want), "default %s", def);
+            const char *d = strstr(entry, want);
+            if ((!d || (next && d > next)) && (missing += 1))
+                fprintf(stderr, "docs/man/palaverd.conf.5: %s does not say '%s'\n", name, want);
+        }
     }
     assert_int_equal(missing, 0);
     free(help);
     free(conf);
     free(man);
     free(ops);
+    free(conf5);
 }
 
 int main(void)
