@@ -1,6 +1,7 @@
 // palaver's chat page: a client of the protocol in README.md ("Protocol").
 // Safety rule: text from the network is only ever inserted as text
 // (textContent, createTextNode), never as HTML.
+import { Session } from './session.js';
 import { avatarColor, initials, linkify, utf8Length } from './text.js';
 
 const $ = (id) => document.getElementById(id);
@@ -27,31 +28,19 @@ const nameInput = $('name');
 const NAME_KEY = 'palaver-name';
 const baseTitle = document.title;
 
+// Protocol and recovery state (session.js, tested under node); the page
+// keeps only what is about the view and the socket.
+const session = new Session();
 const state = {
   socket: null,
   wanted: true,        // false after Disconnect: no automatic reconnect
   retry: 0,
   retryTimer: null,
   countdown: null,
-  server: '',          // the history id of the palaverd we talk to: names the seq numbering
-  seen: new Set(),     // "server:seq" of every message shown
-  lastSeq: null,       // every message up to this seq has reached us (resume from here)
-  oldestSeq: null,     // the oldest message shown of this numbering (page back from here)
-  more: null,          // older messages exist: true, false, or null (not asked yet)
-  loadingOlder: false,
   runTop: null,        // where this numbering's messages start in the log (after a reset)
-  replaying: 0,        // missed messages still to come after "resume"
-  myIds: new Set(),    // public ids of this page's connections, old ones included
-  unconfirmed: [],     // own messages whose ack the connection lost: {li, text}
-  me: null,            // {id, name}
-  maxText: 4096,
-  users: new Map(),    // id -> name
-  online: 0,
-  pending: new Map(),  // msgId -> {li, text}
-  nextId: 1,
+  own: new Map(),      // msgId -> <li> of our own messages not yet confirmed
   unseenBelow: 0,      // arrived while scrolled up
   unreadHidden: 0,     // arrived while the tab was hidden
-  loadingHistory: 0,   // history messages still to come after presence
 };
 
 // ---- connection ----------------------------------------------------------
@@ -69,16 +58,8 @@ function connect() {
   clearTimeout(state.retryTimer);
   clearInterval(state.countdown);
   state.wanted = true;
-  const url = new URL('/ws', location.href);
-  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const name = localStorage.getItem(NAME_KEY);
-  if (name) url.searchParams.set('name', name);
-  // Back after a drop: ask for exactly what we missed (README, Recovery).
-  if (state.server && state.lastSeq !== null) {
-    url.searchParams.set('since', String(state.lastSeq));
-    url.searchParams.set('server', state.server);
-  }
-  const socket = new WebSocket(url, 'palaver');
+  // Back after a drop, the URL asks for exactly what we missed.
+  const socket = new WebSocket(session.url(location.href, localStorage.getItem(NAME_KEY)), 'palaver');
   state.socket = socket;
   setStatus('Connecting…', 'connecting');
   socket.onopen = () => {
@@ -93,14 +74,12 @@ function connect() {
     } catch {
       return;
     }
-    handle(m);
+    for (const ev of session.receive(m)) render(ev);
   };
   socket.onclose = () => {
     if (state.socket !== socket) return;
     state.socket = null;
-    state.loadingOlder = false;
-    updateOlder();
-    failPending('not confirmed: the connection dropped');
+    for (const ev of session.dropped('not confirmed: the connection dropped')) render(ev);
     if (!state.wanted) {
       setStatus('Disconnected', 'disconnected');
       return;
@@ -140,251 +119,122 @@ function disconnect() {
 connectBtn.addEventListener('click', connect);
 disconnectBtn.addEventListener('click', disconnect);
 
-// ---- incoming ------------------------------------------------------------
+// ---- incoming: the session's events, rendered ----------------------------
 
-function handle(m) {
-  switch (m.type) {
-    case 'id':
-      state.server = m.server || '';
-      state.me = m.you;
-      if (m.you) state.myIds.add(m.you.id);
-      if (Number.isInteger(m.maxText)) state.maxText = m.maxText;
+function render(ev) {
+  switch (ev.kind) {
+    case 'me':
       showMe();
       updateCounter();
       break;
-    case 'presence':
-      state.users = new Map((m.users || []).map((u) => [u.id, u.name]));
-      state.online = m.online;
-      state.loadingHistory = m.history || 0;
-      if (state.lastSeq === null && Number.isInteger(m.lastSeq)) state.lastSeq = m.lastSeq;
+    case 'users':
       renderUsers();
       break;
     case 'message':
-      onMessage(m);
+      showMessage(ev);
       break;
-    case 'resume':
-      onResume(m);
+    case 'confirmed': {
+      const li = state.own.get(ev.msgId);
+      if (!li) break;
+      state.own.delete(ev.msgId);
+      const err = li.querySelector('.error');
+      if (err) err.remove();
+      li.dataset.seq = String(ev.seq);
+      setMessageState(li, 'sent', 'Sent');
+      break;
+    }
+    case 'acked': {
+      const li = state.own.get(ev.msgId);
+      if (!li) break;
+      state.own.delete(ev.msgId);
+      li.dataset.seq = String(ev.seq);
+      setMessageState(li, 'sent', 'Sent');
+      break;
+    }
+    case 'unsaved': {
+      // Relayed to everyone online, but the server could not save it.
+      const li = state.own.get(ev.msgId);
+      if (!li) break;
+      state.own.delete(ev.msgId);
+      setMessageState(li, 'unsaved', 'Sent, not saved');
+      li.title = ev.message;
+      break;
+    }
+    case 'failed': {
+      // Refused, or its connection dropped: shown as not sent, with Retry
+      // (a replay after the reconnect may still confirm it).
+      const li = state.own.get(ev.msgId);
+      if (li) markFailed(li, ev.msgId, ev.text, ev.why);
+      break;
+    }
+    case 'notice':
+      notice(ev.text, ev.cls);
+      break;
+    case 'missed':
+      notice(`${ev.n} message${ev.n > 1 ? 's' : ''} arrived while you were away`);
+      live.textContent = `${ev.n} missed message${ev.n > 1 ? 's' : ''}`;
       break;
     case 'reset':
-      onReset(m);
+      if (ev.renumbered) state.runTop = log.lastElementChild;
       break;
-    case 'history':
-      onOlder(m);
+    case 'older':
+      showOlder(ev);
       break;
-    case 'join':
-    case 'leave':
-      onPresenceChange(m);
-      break;
-    case 'rename':
-      if (state.users.has(m.user.id)) state.users.set(m.user.id, m.user.name);
-      if (state.me && m.user.id === state.me.id) {
-        state.me = m.user;
-        showMe();
-      }
-      renderUsers();
-      notice(`${m.oldName} is now ${m.user.name}`);
-      break;
-    case 'ack':
-      onAck(m);
-      break;
-    case 'error':
-      onError(m);
+    case 'olderState':
+      updateOlder();
       break;
     default:
       break;
   }
 }
 
-function noteSeq(seq) {
-  if (!Number.isInteger(seq)) return;
-  if (state.lastSeq === null || seq > state.lastSeq) state.lastSeq = seq;
-  if (state.oldestSeq === null || seq < state.oldestSeq) {
-    state.oldestSeq = seq;
-    updateOlder();
-  }
-}
-
-// A message of ours sent on a connection that dropped before its ack: the
-// replay after since shows whether the server got it. Returns true if it
-// was one of those (now marked sent, not shown twice).
-function confirmOwn(m) {
-  if (!m.from || !state.myIds.has(m.from.id) || (state.me && m.from.id === state.me.id)) return false;
-  const i = state.unconfirmed.findIndex((u) => u.text === m.text);
-  if (i < 0) return false;
-  const [u] = state.unconfirmed.splice(i, 1);
-  const err = u.li.querySelector('.error');
-  if (err) err.remove();
-  u.li.dataset.seq = String(m.seq);
-  setMessageState(u.li, 'sent', 'Sent');
-  return true;
-}
-
-function onMessage(m) {
-  const key = `${state.server}:${m.seq}`;
-  const replayed = state.replaying > 0;
-  if (replayed) state.replaying--;
-  const fromHistory = !replayed && state.loadingHistory > 0;
-  if (fromHistory) state.loadingHistory--;
-  noteSeq(m.seq);
-  if (state.seen.has(key)) return; // history we already show, after a reconnect
-  state.seen.add(key);
-  if (replayed && confirmOwn(m)) return;
-  const mine = m.from && state.myIds.has(m.from.id);
+function showMessage({ m, history, replayed, mine }) {
   const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine);
   li.dataset.seq = String(m.seq);
-  if (fromHistory) li.classList.add('history');
-  append(li, !fromHistory);
-  if (!fromHistory && !replayed) {
+  if (history) li.classList.add('history');
+  append(li, !history);
+  if (!history && !replayed) {
     live.textContent = `${m.from ? m.from.name : 'someone'}: ${m.text}`;
   }
-  if (!fromHistory && document.hidden) {
+  if (!history && document.hidden) {
     state.unreadHidden++;
     document.title = `(${state.unreadHidden}) ${baseTitle}`;
   }
-}
-
-// After a reconnect with since: exactly the messages we missed follow.
-function onResume(m) {
-  state.replaying = m.history || 0;
-  state.loadingHistory = 0;
-  if (state.replaying > 0) {
-    const n = state.replaying;
-    notice(`${n} message${n > 1 ? 's' : ''} arrived while you were away`);
-    live.textContent = `${n} missed message${n > 1 ? 's' : ''}`;
-  }
-}
-
-const RESET_REASONS = {
-  'too-far': 'You were away for too long to catch up on everything; showing the latest messages.',
-  unavailable: 'Some messages could not be recovered; showing the latest messages.',
-  ahead: 'The server’s history was restored from an older state; showing its latest messages.',
-  'other-history': 'The server’s history has changed; showing its latest messages.',
-};
-
-// since could not be honoured: the latest messages follow.
-function onReset(m) {
-  const renumbered = m.reason === 'ahead' || m.reason === 'other-history';
-  notice(RESET_REASONS[m.reason] || 'Showing the latest messages.');
-  if (renumbered) {
-    // seq numbers of before do not compare with the new ones.
-    state.seen = new Set();
-    state.runTop = log.lastElementChild;
-    state.oldestSeq = null;
-    state.more = null;
-  }
-  state.lastSeq = Number.isInteger(m.lastSeq) ? m.lastSeq : null;
-  state.replaying = 0;
-  state.loadingHistory = m.history || 0;
-  updateOlder();
 }
 
 // ---- older history (scroll-back) -------------------------------------------
 
 function updateOlder() {
   const connected = state.socket && state.socket.readyState === WebSocket.OPEN;
-  const possible = state.more !== false && state.oldestSeq !== null && state.oldestSeq > 1;
-  olderBtn.hidden = !possible;
-  olderBtn.disabled = !connected || state.loadingOlder;
-  olderBtn.textContent = state.loadingOlder ? 'Loading…' : 'Load older messages';
-  beginning.hidden = !(state.more === false || state.oldestSeq === 1);
+  olderBtn.hidden = !session.olderPossible();
+  olderBtn.disabled = !connected || session.loadingOlder;
+  olderBtn.textContent = session.loadingOlder ? 'Loading…' : 'Load older messages';
+  beginning.hidden = !session.atBeginning();
 }
 
 function loadOlder() {
-  if (state.loadingOlder || olderBtn.hidden || olderBtn.disabled) return;
-  state.loadingOlder = true;
+  if (olderBtn.hidden || olderBtn.disabled) return;
+  const frame = session.olderRequest();
+  if (!frame) return;
   updateOlder();
-  state.socket.send(JSON.stringify({
-    type: 'history', before: state.oldestSeq, limit: 50, msgId: `h${state.nextId++}`,
-  }));
+  state.socket.send(frame);
 }
 
-function onOlder(m) {
-  state.loadingOlder = false;
-  const items = [];
-  for (const x of m.messages || []) {
-    const key = `${state.server}:${x.seq}`;
-    if (state.seen.has(key)) continue;
-    state.seen.add(key);
-    const mine = x.from && state.myIds.has(x.from.id);
-    const li = messageItem(x.from ? x.from.name : '?', x.text, x.serverDate || x.date, mine);
-    li.dataset.seq = String(x.seq);
+function showOlder({ items }) {
+  const lis = items.map(({ m, mine }) => {
+    const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine);
+    li.dataset.seq = String(m.seq);
     li.classList.add('history');
-    items.push(li);
-  }
+    return li;
+  });
   // Keep what the reader looks at in place while rows appear above it.
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
-  if (state.runTop && state.runTop.parentNode === log) state.runTop.after(...items);
-  else log.prepend(...items);
+  if (state.runTop && state.runTop.parentNode === log) state.runTop.after(...lis);
+  else log.prepend(...lis);
   scroller.scrollTop = scroller.scrollHeight - fromBottom;
-  if (m.messages && m.messages.length) {
-    const first = m.messages[0].seq;
-    state.oldestSeq = state.oldestSeq === null ? first : Math.min(state.oldestSeq, first);
-  }
-  state.more = Boolean(m.more);
-  updateOlder();
 }
 
 olderBtn.addEventListener('click', loadOlder);
-
-function onPresenceChange(m) {
-  const list = m.users || (m.user ? [m.user] : []);
-  for (const u of list) {
-    if (m.type === 'join') state.users.set(u.id, u.name);
-    else state.users.delete(u.id);
-  }
-  state.online = m.online;
-  renderUsers();
-  const others = list.filter((u) => !state.me || u.id !== state.me.id);
-  if (m.type === 'join' && others.length === 0 && list.length > 0) return; // our own join
-  const names = others.map((u) => u.name);
-  const who = names.length === 0 ? `${m.count} people`
-    : names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more`
-      : names.join(', ');
-  notice(`${who} ${m.type === 'join' ? 'joined' : 'left'}`);
-}
-
-function onAck(m) {
-  const p = state.pending.get(String(m.msgId));
-  if (m.seq !== undefined) {
-    state.seen.add(`${state.server}:${m.seq}`);
-    noteSeq(m.seq);
-  }
-  if (!p) return;
-  state.pending.delete(String(m.msgId));
-  p.li.dataset.seq = String(m.seq);
-  setMessageState(p.li, 'sent', 'Sent');
-}
-
-function onError(m) {
-  const p = m.msgId !== undefined ? state.pending.get(String(m.msgId)) : null;
-  if (p && m.code === 'not-stored') {
-    // Relayed to everyone online, but the server could not save it.
-    state.pending.delete(String(m.msgId));
-    setMessageState(p.li, 'unsaved', 'Sent, not saved');
-    p.li.title = m.message;
-    return;
-  }
-  if (p) {
-    state.pending.delete(String(m.msgId));
-    markFailed(p.li, p.text, m.message);
-    return;
-  }
-  if (typeof m.msgId === 'string' && m.msgId.startsWith('h')) {
-    state.loadingOlder = false; // a history request refused: the button works again
-    updateOlder();
-  }
-  notice(`Server: ${m.message}`, 'error');
-}
-
-// The connection dropped before these were acknowledged: shown as not
-// sent, with Retry; the replay after the reconnect may confirm them.
-function failPending(why) {
-  for (const p of state.pending.values()) {
-    markFailed(p.li, p.text, why);
-    state.unconfirmed.push(p);
-  }
-  state.pending.clear();
-}
 
 // ---- rendering -----------------------------------------------------------
 
@@ -433,7 +283,7 @@ function setMessageState(li, cls, label) {
   s.textContent = label;
 }
 
-function markFailed(li, body, why) {
+function markFailed(li, msgId, body, why) {
   setMessageState(li, 'failed', 'Not sent');
   let err = li.querySelector('.error');
   if (!err) {
@@ -449,7 +299,8 @@ function markFailed(li, body, why) {
   retry.textContent = 'Retry';
   retry.addEventListener('click', () => {
     err.remove();
-    state.unconfirmed = state.unconfirmed.filter((u) => u.li !== li);
+    session.retry(msgId);
+    state.own.delete(msgId);
     send(body, li);
   });
   err.append(' ', retry);
@@ -500,13 +351,13 @@ document.addEventListener('visibilitychange', () => {
 });
 
 function renderUsers() {
-  countEl.textContent = String(state.online);
-  const items = [...state.users].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]) => {
+  countEl.textContent = String(session.online);
+  const items = [...session.users].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]) => {
     const li = document.createElement('li');
     li.append(avatar(name));
     const n = document.createElement('span');
     n.className = 'name';
-    n.textContent = state.me && id === state.me.id ? `${name} (you)` : name;
+    n.textContent = session.me && id === session.me.id ? `${name} (you)` : name;
     li.append(n);
     return li;
   });
@@ -514,7 +365,7 @@ function renderUsers() {
 }
 
 function showMe() {
-  const name = state.me ? state.me.name : localStorage.getItem(NAME_KEY) || '';
+  const name = session.me ? session.me.name : localStorage.getItem(NAME_KEY) || '';
   meBtn.querySelector('.me-name').textContent = name;
   const a = meBtn.querySelector('.avatar');
   a.textContent = initials(name);
@@ -525,32 +376,30 @@ function showMe() {
 // ---- sending -------------------------------------------------------------
 
 function overLimit() {
-  return utf8Length(text.value) > state.maxText;
+  return utf8Length(text.value) > session.maxText;
 }
 
 function updateCounter() {
   const n = utf8Length(text.value);
-  counter.textContent = `${n} / ${state.maxText}`;
-  const over = n > state.maxText;
+  counter.textContent = `${n} / ${session.maxText}`;
+  const over = n > session.maxText;
   counter.classList.toggle('over', over);
   text.setAttribute('aria-invalid', over ? 'true' : 'false');
   sendBtn.disabled = over || !state.socket || state.socket.readyState !== WebSocket.OPEN;
 }
 
 function send(body, existing) {
-  const msgId = `m${state.nextId++}`;
-  const li = existing || messageItem(state.me ? state.me.name : 'me', body, Date.now(), true);
+  const li = existing || messageItem(session.me ? session.me.name : 'me', body, Date.now(), true);
   if (!existing) append(li, false);
   scroller.scrollTop = scroller.scrollHeight;
   if (!state.socket || state.socket.readyState !== WebSocket.OPEN) {
-    markFailed(li, body, 'not connected');
+    markFailed(li, null, body, 'not connected');
     return;
   }
   setMessageState(li, 'sending', 'Sending…');
-  state.pending.set(msgId, { li, text: body });
-  state.socket.send(JSON.stringify({
-    type: 'message', msgId, text: body, clientKey: '', date: Date.now(),
-  }));
+  const { msgId, frame } = session.send(body, Date.now());
+  state.own.set(msgId, li);
+  state.socket.send(frame);
 }
 
 form.addEventListener('submit', (ev) => {
@@ -573,7 +422,7 @@ text.addEventListener('input', updateCounter);
 // ---- name ----------------------------------------------------------------
 
 function askName() {
-  nameInput.value = (state.me && state.me.name) || localStorage.getItem(NAME_KEY) || '';
+  nameInput.value = (session.me && session.me.name) || localStorage.getItem(NAME_KEY) || '';
   nameDialog.showModal();
   nameInput.select();
 }

@@ -1,0 +1,277 @@
+// The page's protocol and recovery state, with no DOM and no socket: frames
+// from the server go in (receive), what the view must do comes out as a
+// list of events. The page (app.js) renders the events and owns the socket;
+// tests/browser/session.test.js drives this module with frames under node.
+// The protocol is docs/protocol.md; recovery (since/server, resume, reset)
+// is docs/durability.md.
+//
+// Events, each {kind, ...}:
+//   me                       our identity or name changed (session.me)
+//   users                    the online list changed (session.users, .online)
+//   message  {m, history, replayed, mine}   show a message (new, from the
+//            join history, or replayed after a reconnect)
+//   confirmed {msgId, seq}   a message of ours whose ack was lost is in the
+//                            replay: mark it sent (not shown twice)
+//   acked    {msgId, seq}    our message was stored and relayed
+//   unsaved  {msgId, message}   relayed but not stored
+//   failed   {msgId, text, why} refused, or its connection dropped
+//   notice   {text, cls}     a line for the log ('notice' or 'error')
+//   missed   {n}             n messages arrived while we were away
+//   reset    {renumbered}    since could not be honoured; with renumbered,
+//                            old and new seq numbers do not compare
+//   older    {items: [{m, mine}], more}   a page of older history
+//   olderState               the "load older" state changed
+
+export const RESET_REASONS = {
+  'too-far': 'You were away for too long to catch up on everything; showing the latest messages.',
+  unavailable: 'Some messages could not be recovered; showing the latest messages.',
+  ahead: 'The server’s history was restored from an older state; showing its latest messages.',
+  'other-history': 'The server’s history has changed; showing its latest messages.',
+};
+
+export class Session {
+  constructor() {
+    this.server = '';         // the history id: names the seq numbering
+    this.seen = new Set();    // "server:seq" of every message shown
+    this.lastSeq = null;      // every message up to this seq has reached us
+    this.oldestSeq = null;    // the oldest shown of this numbering (page back from it)
+    this.more = null;         // older messages exist: true, false, null (not asked)
+    this.loadingOlder = false;
+    this.replaying = 0;       // missed messages still to come after "resume"
+    this.loadingHistory = 0;  // join-history messages still to come after "presence"
+    this.myIds = new Set();   // our public ids, old connections' included
+    this.me = null;           // {id, name}
+    this.maxText = 4096;
+    this.users = new Map();   // id -> name
+    this.online = 0;
+    this.pending = new Map(); // msgId -> text, sent on this connection, not acked
+    this.unconfirmed = [];    // {msgId, text}: their connection dropped before the ack
+    this.nextId = 1;
+  }
+
+  // The WebSocket URL: back after a drop, ask for exactly what we missed.
+  url(href, name) {
+    const url = new URL('/ws', href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    if (name) url.searchParams.set('name', name);
+    if (this.server && this.lastSeq !== null) {
+      url.searchParams.set('since', String(this.lastSeq));
+      url.searchParams.set('server', this.server);
+    }
+    return url.toString();
+  }
+
+  // A chat message to send: its msgId (pending until acked) and the frame.
+  send(text, now) {
+    const msgId = `m${this.nextId++}`;
+    this.pending.set(msgId, text);
+    return {
+      msgId,
+      frame: JSON.stringify({ type: 'message', msgId, text, clientKey: '', date: now }),
+    };
+  }
+
+  // The person retries a message that failed: it is no longer waiting for
+  // a replay to confirm it.
+  retry(msgId) {
+    this.unconfirmed = this.unconfirmed.filter((u) => u.msgId !== msgId);
+  }
+
+  // The connection dropped: what was pending is not confirmed (a replay
+  // after the reconnect may still confirm it).
+  dropped(why) {
+    const out = [];
+    for (const [msgId, text] of this.pending) {
+      out.push({ kind: 'failed', msgId, text, why });
+      this.unconfirmed.push({ msgId, text });
+    }
+    this.pending.clear();
+    this.loadingOlder = false;
+    out.push({ kind: 'olderState' });
+    return out;
+  }
+
+  // Whether older history can be asked for, and whether its beginning is
+  // shown.
+  olderPossible() {
+    return this.more !== false && this.oldestSeq !== null && this.oldestSeq > 1;
+  }
+
+  atBeginning() {
+    return this.more === false || this.oldestSeq === 1;
+  }
+
+  // The frame that asks for the page before the oldest shown, or null.
+  olderRequest() {
+    if (this.loadingOlder || !this.olderPossible()) return null;
+    this.loadingOlder = true;
+    return JSON.stringify({
+      type: 'history', before: this.oldestSeq, limit: 50, msgId: `h${this.nextId++}`,
+    });
+  }
+
+  receive(m) {
+    const out = [];
+    switch (m.type) {
+      case 'id':
+        this.server = m.server || '';
+        this.me = m.you || null;
+        if (m.you) this.myIds.add(m.you.id);
+        if (Number.isInteger(m.maxText)) this.maxText = m.maxText;
+        out.push({ kind: 'me' });
+        break;
+      case 'presence':
+        this.users = new Map((m.users || []).map((u) => [u.id, u.name]));
+        this.online = m.online;
+        this.loadingHistory = m.history || 0;
+        if (this.lastSeq === null && Number.isInteger(m.lastSeq)) this.lastSeq = m.lastSeq;
+        out.push({ kind: 'users' });
+        break;
+      case 'message':
+        this.#message(m, out);
+        break;
+      case 'resume':
+        this.replaying = m.history || 0;
+        this.loadingHistory = 0;
+        if (this.replaying > 0) out.push({ kind: 'missed', n: this.replaying });
+        break;
+      case 'reset':
+        this.#reset(m, out);
+        break;
+      case 'history':
+        this.#older(m, out);
+        break;
+      case 'join':
+      case 'leave':
+        this.#presenceChange(m, out);
+        break;
+      case 'rename':
+        if (this.users.has(m.user.id)) this.users.set(m.user.id, m.user.name);
+        if (this.me && m.user.id === this.me.id) {
+          this.me = m.user;
+          out.push({ kind: 'me' });
+        }
+        out.push({ kind: 'users' }, { kind: 'notice', text: `${m.oldName} is now ${m.user.name}`, cls: 'notice' });
+        break;
+      case 'ack':
+        this.#ack(m, out);
+        break;
+      case 'error':
+        this.#error(m, out);
+        break;
+      default:
+        break;
+    }
+    return out;
+  }
+
+  #noteSeq(seq, out) {
+    if (!Number.isInteger(seq)) return;
+    if (this.lastSeq === null || seq > this.lastSeq) this.lastSeq = seq;
+    if (this.oldestSeq === null || seq < this.oldestSeq) {
+      this.oldestSeq = seq;
+      out.push({ kind: 'olderState' });
+    }
+  }
+
+  #mine(m) {
+    return Boolean(m.from && this.myIds.has(m.from.id));
+  }
+
+  #message(m, out) {
+    const key = `${this.server}:${m.seq}`;
+    const replayed = this.replaying > 0;
+    if (replayed) this.replaying--;
+    const history = !replayed && this.loadingHistory > 0;
+    if (history) this.loadingHistory--;
+    this.#noteSeq(m.seq, out);
+    if (this.seen.has(key)) return; // history we already show, after a reconnect
+    this.seen.add(key);
+    // A message of ours from a connection that dropped before its ack:
+    // the replay shows the server got it.
+    if (replayed && m.from && this.myIds.has(m.from.id) && !(this.me && m.from.id === this.me.id)) {
+      const i = this.unconfirmed.findIndex((u) => u.text === m.text);
+      if (i >= 0) {
+        const [u] = this.unconfirmed.splice(i, 1);
+        out.push({ kind: 'confirmed', msgId: u.msgId, seq: m.seq });
+        return;
+      }
+    }
+    out.push({ kind: 'message', m, history, replayed, mine: this.#mine(m) });
+  }
+
+  #reset(m, out) {
+    const renumbered = m.reason === 'ahead' || m.reason === 'other-history';
+    out.push({ kind: 'notice', text: RESET_REASONS[m.reason] || 'Showing the latest messages.', cls: 'notice' });
+    if (renumbered) {
+      this.seen = new Set(); // seq numbers of before do not compare with the new ones
+      this.oldestSeq = null;
+      this.more = null;
+    }
+    this.lastSeq = Number.isInteger(m.lastSeq) ? m.lastSeq : null;
+    this.replaying = 0;
+    this.loadingHistory = m.history || 0;
+    out.push({ kind: 'reset', renumbered }, { kind: 'olderState' });
+  }
+
+  #older(m, out) {
+    this.loadingOlder = false;
+    const items = [];
+    for (const x of m.messages || []) {
+      const key = `${this.server}:${x.seq}`;
+      if (this.seen.has(key)) continue;
+      this.seen.add(key);
+      items.push({ m: x, mine: this.#mine(x) });
+    }
+    if (m.messages && m.messages.length) {
+      const first = m.messages[0].seq;
+      this.oldestSeq = this.oldestSeq === null ? first : Math.min(this.oldestSeq, first);
+    }
+    this.more = Boolean(m.more);
+    out.push({ kind: 'older', items, more: this.more }, { kind: 'olderState' });
+  }
+
+  #presenceChange(m, out) {
+    const list = m.users || (m.user ? [m.user] : []);
+    for (const u of list) {
+      if (m.type === 'join') this.users.set(u.id, u.name);
+      else this.users.delete(u.id);
+    }
+    this.online = m.online;
+    out.push({ kind: 'users' });
+    const others = list.filter((u) => !this.me || u.id !== this.me.id);
+    if (m.type === 'join' && others.length === 0 && list.length > 0) return; // our own join
+    const names = others.map((u) => u.name);
+    const who = names.length === 0 ? `${m.count} people`
+      : names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more`
+        : names.join(', ');
+    out.push({ kind: 'notice', text: `${who} ${m.type === 'join' ? 'joined' : 'left'}`, cls: 'notice' });
+  }
+
+  #ack(m, out) {
+    if (m.seq !== undefined) {
+      this.seen.add(`${this.server}:${m.seq}`);
+      this.#noteSeq(m.seq, out);
+    }
+    const msgId = String(m.msgId);
+    if (!this.pending.has(msgId)) return;
+    this.pending.delete(msgId);
+    out.push({ kind: 'acked', msgId, seq: m.seq });
+  }
+
+  #error(m, out) {
+    const msgId = m.msgId !== undefined ? String(m.msgId) : null;
+    if (msgId !== null && this.pending.has(msgId)) {
+      const text = this.pending.get(msgId);
+      this.pending.delete(msgId);
+      if (m.code === 'not-stored') out.push({ kind: 'unsaved', msgId, message: m.message });
+      else out.push({ kind: 'failed', msgId, text, why: m.message });
+      return;
+    }
+    if (typeof m.msgId === 'string' && m.msgId.startsWith('h')) {
+      this.loadingOlder = false; // a history request refused: the button works again
+      out.push({ kind: 'olderState' });
+    }
+    out.push({ kind: 'notice', text: `Server: ${m.message}`, cls: 'error' });
+  }
+}

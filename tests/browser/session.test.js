@@ -1,0 +1,160 @@
+// The page's protocol and recovery state machine (htdocs/session.js), with
+// no browser: server frames in, view events out. The page tests drive the
+// same module through Chromium; these pin down its rules one by one.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+// htdocs/ has no package.json of its own; load the module as what it is.
+const src = readFileSync(new URL('../../htdocs/session.js', import.meta.url), 'utf8');
+const { Session } = await import(`data:text/javascript,${encodeURIComponent(src)}`);
+
+const kinds = (evs) => evs.map((e) => e.kind);
+const msg = (seq, text, from = { id: 'b', name: 'bea' }) => ({ type: 'message', seq, text, from, serverDate: 1 });
+
+function joined(s, { id = 'a', server = 'S1', history = 0, lastSeq = 0 } = {}) {
+  s.receive({ type: 'id', you: { id, name: 'ann' }, server, maxText: 100 });
+  return s.receive({ type: 'presence', users: [{ id, name: 'ann' }], online: 1, history, lastSeq });
+}
+
+test('join history is marked as history, then live messages are not', () => {
+  const s = new Session();
+  assert.deepEqual(kinds(s.receive({ type: 'id', you: { id: 'a', name: 'ann' }, server: 'S1', maxText: 100 })), ['me']);
+  assert.equal(s.maxText, 100);
+  joined(s, { history: 2, lastSeq: 2 });
+  const h = [...s.receive(msg(1, 'one')), ...s.receive(msg(2, 'two'))].filter((e) => e.kind === 'message');
+  assert.deepEqual(h.map((e) => [e.m.seq, e.history]), [[1, true], [2, true]]);
+  const live = s.receive(msg(3, 'three')).find((e) => e.kind === 'message');
+  assert.equal(live.history, false);
+  assert.equal(live.mine, false);
+  assert.equal(s.lastSeq, 3);
+});
+
+test('the URL asks for what was missed only once a numbering is known', () => {
+  const s = new Session();
+  assert.equal(new URL(s.url('http://chat.lan:8080/', 'ann')).search, '?name=ann');
+  assert.equal(new URL(s.url('https://chat.lan/', null)).protocol, 'wss:');
+  joined(s);
+  s.receive(msg(41, 'x'));
+  const u = new URL(s.url('http://chat.lan:8080/', 'ann'));
+  assert.equal(u.protocol, 'ws:');
+  assert.equal(u.pathname, '/ws');
+  assert.equal(u.searchParams.get('since'), '41');
+  assert.equal(u.searchParams.get('server'), 'S1');
+});
+
+test('own messages: sent, acked, refused, relayed but not stored', () => {
+  const s = new Session();
+  joined(s);
+  const a = s.send('hello', 5);
+  assert.deepEqual(JSON.parse(a.frame), { type: 'message', msgId: a.msgId, text: 'hello', clientKey: '', date: 5 });
+  assert.deepEqual(s.receive({ type: 'ack', msgId: a.msgId, seq: 7 }).filter((e) => e.kind === 'acked'),
+    [{ kind: 'acked', msgId: a.msgId, seq: 7 }]);
+  // Its own echo is never shown twice (the ack marked the seq seen).
+  assert.deepEqual(kinds(s.receive(msg(7, 'hello', { id: 'a', name: 'ann' }))), []);
+  const b = s.send('too long', 6);
+  const f = s.receive({ type: 'error', code: 'text-too-long', message: 'too long', msgId: b.msgId });
+  assert.deepEqual(f, [{ kind: 'failed', msgId: b.msgId, text: 'too long', why: 'too long' }]);
+  const c = s.send('unsaved', 7);
+  assert.deepEqual(kinds(s.receive({ type: 'error', code: 'not-stored', message: 'disk', msgId: c.msgId })), ['unsaved']);
+  // An error about nothing pending is a notice.
+  assert.deepEqual(s.receive({ type: 'error', code: 'bad-json', message: 'no' }),
+    [{ kind: 'notice', text: 'Server: no', cls: 'error' }]);
+});
+
+test('a drop fails what was pending; the replay after the reconnect confirms it', () => {
+  const s = new Session();
+  joined(s, { id: 'a' });
+  s.receive(msg(10, 'before'));
+  const lost = s.send('did it arrive?', 1);
+  const dropped = s.dropped('the connection dropped');
+  assert.deepEqual(dropped[0], { kind: 'failed', msgId: lost.msgId, text: 'did it arrive?', why: 'the connection dropped' });
+  assert.equal(s.pending.size, 0);
+  // Reconnected as a new connection (new id), resuming after seq 10.
+  s.receive({ type: 'id', you: { id: 'a2', name: 'ann' }, server: 'S1' });
+  s.receive({ type: 'presence', users: [], online: 1, history: 0 });
+  assert.deepEqual(s.receive({ type: 'resume', since: 10, history: 3, lastSeq: 13 }), [{ kind: 'missed', n: 3 }]);
+  const r1 = s.receive(msg(11, 'did it arrive?', { id: 'a', name: 'ann' }));
+  assert.deepEqual(r1.filter((e) => e.kind !== 'olderState'), [{ kind: 'confirmed', msgId: lost.msgId, seq: 11 }]);
+  const r2 = s.receive(msg(12, 'from bea')).find((e) => e.kind === 'message');
+  assert.equal(r2.replayed, true);
+  assert.equal(r2.history, false);
+  assert.equal(s.receive(msg(13, 'third')).find((e) => e.kind === 'message').replayed, true);
+  assert.equal(s.receive(msg(14, 'live')).find((e) => e.kind === 'message').replayed, false);
+  // A seq already shown (10, before the drop) is not shown again.
+  assert.deepEqual(kinds(s.receive(msg(10, 'before'))), []);
+  assert.equal(s.lastSeq, 14);
+});
+
+test('a retried message no longer waits for confirmation', () => {
+  const s = new Session();
+  joined(s);
+  const m = s.send('again', 1);
+  s.dropped('dropped');
+  s.retry(m.msgId);
+  s.receive({ type: 'resume', history: 1 });
+  const ev = s.receive(msg(2, 'again', { id: 'a', name: 'ann' })).find((e) => e.kind === 'message' || e.kind === 'confirmed');
+  assert.equal(ev.kind, 'message'); // shown as the server has it; the retry is its own message
+});
+
+test('reset: too far keeps the numbering, another history renumbers', () => {
+  const s = new Session();
+  joined(s);
+  s.receive(msg(5, 'five'));
+  const far = s.receive({ type: 'reset', reason: 'too-far', history: 1, lastSeq: 900 });
+  assert.deepEqual(kinds(far), ['notice', 'reset', 'olderState']);
+  assert.equal(far[1].renumbered, false);
+  assert.equal(s.lastSeq, 900);
+  assert.deepEqual(kinds(s.receive(msg(5, 'five'))), [], 'same numbering: seq 5 is shown already');
+  const other = s.receive({ type: 'reset', reason: 'other-history', history: 0, lastSeq: 3 });
+  assert.equal(other.find((e) => e.kind === 'reset').renumbered, true);
+  assert.equal(s.oldestSeq, null);
+  assert.equal(s.more, null);
+  // seq 5 of the new numbering is another message: shown.
+  assert.ok(s.receive(msg(5, 'new five')).some((e) => e.kind === 'message'));
+});
+
+test('older history: one request at a time, pages prepend, the beginning is known', () => {
+  const s = new Session();
+  joined(s);
+  s.receive(msg(40, 'forty'));
+  assert.equal(s.olderPossible(), true);
+  const req = JSON.parse(s.olderRequest());
+  assert.equal(req.type, 'history');
+  assert.equal(req.before, 40);
+  assert.equal(req.limit, 50);
+  assert.equal(s.olderRequest(), null, 'one request at a time');
+  const page = s.receive({ type: 'history', msgId: req.msgId, more: true, messages: [msg(38, 'a'), msg(39, 'b'), msg(40, 'forty')] });
+  const older = page.find((e) => e.kind === 'older');
+  assert.deepEqual(older.items.map((i) => i.m.seq), [38, 39], 'seq 40 is shown already');
+  assert.equal(s.oldestSeq, 38);
+  assert.equal(s.atBeginning(), false);
+  const req2 = JSON.parse(s.olderRequest());
+  assert.equal(req2.before, 38);
+  // Refused busy: the request can be made again.
+  const busy = s.receive({ type: 'error', code: 'busy', message: 'busy', msgId: req2.msgId });
+  assert.deepEqual(kinds(busy), ['olderState', 'notice']);
+  assert.equal(s.loadingOlder, false);
+  s.olderRequest();
+  s.receive({ type: 'history', more: false, messages: [msg(1, 'first')] });
+  assert.equal(s.atBeginning(), true);
+  assert.equal(s.olderPossible(), false);
+  assert.equal(s.olderRequest(), null);
+});
+
+test('join and leave notices: others named, our own join silent, big bursts counted', () => {
+  const s = new Session();
+  joined(s, { id: 'a' });
+  assert.deepEqual(kinds(s.receive({ type: 'join', users: [{ id: 'a', name: 'ann' }], online: 1 })), ['users']);
+  const j = s.receive({ type: 'join', users: [{ id: 'b', name: 'bea' }], online: 2 });
+  assert.equal(j[1].text, 'bea joined');
+  assert.equal(s.users.get('b'), 'bea');
+  const many = Array.from({ length: 7 }, (_, i) => ({ id: `u${i}`, name: `u${i}` }));
+  assert.equal(s.receive({ type: 'join', users: many, online: 9 })[1].text, 'u0, u1, u2, u3, u4 and 2 more joined');
+  assert.equal(s.receive({ type: 'leave', count: 40, online: 2 })[1].text, '40 people left');
+  assert.equal(s.receive({ type: 'leave', users: [{ id: 'b', name: 'bea' }], online: 1 })[1].text, 'bea left');
+  assert.equal(s.users.has('b'), false);
+  const r = s.receive({ type: 'rename', user: { id: 'a', name: 'anna' }, oldName: 'ann' });
+  assert.deepEqual(kinds(r), ['me', 'users', 'notice']);
+  assert.equal(s.me.name, 'anna');
+});
