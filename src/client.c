@@ -77,7 +77,7 @@ int pv_client_write(struct pv_client *c, const void *data, size_t len, bool clos
              * follow it. The worker stops at its next frame or ping. */
             c->broken = true;
             atomic_store(&c->stream_done, true);
-            atomic_store(&c->kick, 1006);
+            pv_client_close_decide(c, 1006, NULL); /* unless closing already */
         }
     }
     mg_unlock_connection(c->conn);

@@ -50,6 +50,7 @@ struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c, cons
     ev->client = c;
     ev->len = len;
     ev->queued_ns = pv_mono_ns();
+    ev->code = 0;
     if (len)
         memcpy(ev->data, data, len);
     ev->data[len] = '\0';

@@ -122,7 +122,7 @@ static void refuse_ready(struct pv_ws *ws, struct mg_connection *conn, const cha
 {
     struct pv_client *c = pv_client_new(conn, addr, port, 0);
     c->refused = true;
-    atomic_store(&c->kick, 1013);
+    pv_client_close_decide(c, 1013, NULL); /* a new client: this is the decision */
     snprintf(c->leave_reason, sizeof(c->leave_reason), "refused 1013: %s", reason);
     atomic_store_explicit(&c->last_rx, pv_mono_ns(), memory_order_relaxed);
     mg_set_user_connection_data(conn, c);
@@ -203,9 +203,13 @@ static void on_ready(struct mg_connection *conn, void *ud)
  * second later (client.h). */
 static int close_with(struct pv_ws *ws, struct pv_client *c, uint16_t code, const char *reason)
 {
-    atomic_store(&c->kick, code);
-    pv_queue_push_ctl(ws->queue,
-                      pv_event_new(PV_EV_KICK, pv_client_ref(c), reason, strlen(reason)));
+    /* Closing already for another reason (slow, idle, broken): that
+     * close stands, this one is dropped. */
+    if (!pv_client_close_decide(c, code, NULL))
+        return 1;
+    struct pv_event *ev = pv_event_new(PV_EV_KICK, pv_client_ref(c), reason, strlen(reason));
+    ev->code = code;
+    pv_queue_push_ctl(ws->queue, ev);
     return 1;
 }
 

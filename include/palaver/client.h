@@ -75,6 +75,7 @@ struct pv_client {
     char id[PV_ID_LEN + 1];
     char name[PV_NAME_MAX_BYTES + 1];
     bool closing;             /* no more fanout: closed or being closed */
+    bool close_queued;        /* our close frame is in its pending batch */
     bool dirty;               /* on the broadcaster's dirty list */
     bool congested;           /* on the broadcaster's congested list */
     bool joining;             /* in the join burst being handled now */
@@ -113,15 +114,58 @@ struct pv_client {
      * (the broadcaster is waiting for its backlog to shrink). */
     atomic_bool watch;
 
-    /* Non-zero once the server has decided to close this client with that
-     * code (set by the broadcaster, or by the worker for a violation or a
-     * flood); from then on the worker discards input until the client's
-     * close frame, and the sweep evicts a client that sends none. */
+    /* The close decision: 0, then the close code, set once by
+     * pv_client_close_decide() (compare-and-swap) by whichever thread
+     * decides first (lifecycle below); never changed afterwards. */
     atomic_int kick;
     /* Broadcaster -> writers: discard this client's queued data and send
      * only the close frame (slow consumer). */
     atomic_bool drop;
 };
+
+/* The close lifecycle of a client, one decision and the states after it:
+ *
+ *   OPEN --decide(code)--> CLOSING --close frame out--> CLOSE_SENT
+ *     |                      |                            |
+ *     |                      +------ write failed -------> BROKEN
+ *     |                                                   |
+ *     +----- peer closed / connection lost ---------------+--> DEAD --LEAVE--> GONE
+ *
+ *  - decide: pv_client_close_decide(c, code), a compare-and-swap on
+ *    `kick`: the first thread wins and its code is the one the client
+ *    sees, logs and counts. Who decides: the worker (protocol violation
+ *    1002/1007/1009, flood 1008: it then queues a KICK event carrying the
+ *    code and reason), the broadcaster (slow consumer 1008, idle timeout
+ *    1001, shutdown 1001), a writer or worker whose write broke the
+ *    stream (1006), the ready handler refusing a handshake (1013). A
+ *    thread that loses stops what it was doing for the client and leaves
+ *    the close to the winner.
+ *  - CLOSING: the broadcaster sets `closing` (no more fanout) and queues
+ *    the close frame once (`close_queued`); with `drop` set the writers
+ *    discard the data queued before it. From `kick` on, the worker reads
+ *    only to find the client's close frame.
+ *  - CLOSE_SENT / BROKEN: `close_sent` or `broken` under the connection
+ *    lock, with `stream_done` (atomic) for the sweep, which must not take
+ *    that lock.
+ *  - A closed client that does not finish the handshake is evicted by the
+ *    sweep (`kick_seen`, then pv_client_evict()).
+ *  - DEAD: the close handler sets `dead` under the connection lock (and
+ *    `gone` under evict_mu) and queues LEAVE; nothing writes to conn
+ *    afterwards. GONE: the broadcaster handles LEAVE and drops the
+ *    registry's reference; the last reference frees the client.
+ *
+ * Owners: `kick` any thread (CAS only); `closing`, `close_queued`,
+ * `kick_seen` the broadcaster; `dead`, `close_sent`, `broken` the
+ * connection lock; `gone` evict_mu; `stream_done`, `drop` atomics (set by
+ * the writer of the state, read anywhere). */
+static inline bool pv_client_close_decide(struct pv_client *c, int code, int *decided)
+{
+    int none = 0;
+    bool won = atomic_compare_exchange_strong(&c->kick, &none, code);
+    if (decided)
+        *decided = won ? code : none;
+    return won;
+}
 
 /* Worker thread, ready handler: a new client with one reference, served
  * by the calling worker. */

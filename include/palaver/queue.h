@@ -64,6 +64,7 @@ struct pv_event {
     struct pv_client *client; /* one reference owned by the event, or NULL */
     size_t len;               /* bytes in data, not counting the NUL */
     uint64_t queued_ns;       /* monotonic ns when it was made (queue lag) */
+    int code;                 /* KICK: the close code its worker decided */
     char data[];              /* NUL-terminated copy of the payload */
 };
 

@@ -111,9 +111,10 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
             pv_log(loud ? PV_LOG_INFO : PV_LOG_DEBUG, "join id=%s peer=%s name=\"%s\" online=%zu",
                    c->id, c->peer, c->name, n);
         c->grace_end = c->queued_bytes;
-        if (b->draining) {
+        if (b->draining && pv_client_close_decide(c, 1001, NULL)) {
             c->closing = true; /* arrived during shutdown */
             pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
+            c->close_queued = true;
             pv__mark_dirty(b, c);
         }
     }
@@ -323,11 +324,13 @@ static void on_kick(struct pv_broadcaster *b, struct pv_event *ev)
 {
     struct pv_client *c = ev->client;
     char reason[124];
-    if (c->index == SIZE_MAX || c->closing)
-        return; /* gone already, or closing for another reason */
+    if (c->index == SIZE_MAX || c->close_queued)
+        return; /* gone already, or our close frame is out (a KICK only comes
+                 * from the thread that decided: client.h) */
     c->closing = true;
     snprintf(reason, sizeof(reason), "%.*s", (int)ev->len, ev->data);
-    pv_batch_push(&c->pending, pv_frame_close((uint16_t)atomic_load(&c->kick), reason));
+    pv_batch_push(&c->pending, pv_frame_close((uint16_t)ev->code, reason));
+    c->close_queued = true;
     pv__mark_dirty(b, c);
 }
 
@@ -336,10 +339,11 @@ static void on_shutdown(struct pv_broadcaster *b)
     b->draining = true;
     for (size_t i = 0; i < b->reg.n; i++) {
         struct pv_client *c = b->reg.v[i];
-        if (c->closing)
-            continue;
+        if (c->closing || !pv_client_close_decide(c, 1001, NULL))
+            continue; /* closing for another reason already */
         c->closing = true;
         pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
+        c->close_queued = true;
         pv__mark_dirty(b, c);
     }
     pv_info("shutdown: closing %zu client(s) with 1001", b->reg.n);

@@ -49,19 +49,21 @@ static bool write_stalled(const struct pv_client *c, uint64_t now)
     return since && now > since && now - since >= (uint64_t)PV_CLIENT_STALL_MS * 1000000u;
 }
 
-/* The close decision for a client that stopped reading. Its queued data is
- * dropped (writers skip data once kick is set) and a close frame follows. */
+/* The close decision for a client that stopped reading: no more fanout,
+ * its queued data is dropped (writers skip data once drop is set) and a
+ * close frame follows, unless another close was decided first (its own
+ * close frame comes with it: client.h). */
 static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_t queued,
                           const char *why)
 {
-    struct pv_frame *f = pv_frame_close(1008, "slow consumer");
-
     c->closing = true;
     atomic_store(&c->drop, true);
-    atomic_store(&c->kick, 1008);
     pv_batch_free(c->pending);
     c->pending = NULL;
-    pv_batch_push(&c->pending, f);
+    if (!pv_client_close_decide(c, 1008, NULL))
+        return;
+    pv_batch_push(&c->pending, pv_frame_close(1008, "slow consumer"));
+    c->close_queued = true;
     pv__mark_dirty(b, c);
     pv_stat_add(&b->d.stats->slow_consumers, 1);
     pv_warn("slow consumer: closing id=%s peer=%s with 1008: %s, backlog %llu bytes over the "
