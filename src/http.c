@@ -19,7 +19,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "palaver/admin.h"
@@ -95,6 +98,7 @@ static struct {
     struct pv_stats *stats;
     struct pv_peers *peers;
     unsigned max_conns_per_ip;
+    char htdocs[4096]; /* realpath of --htdocs: files are served from inside it only */
     /* False until the WebSocket and page handlers are registered: the
      * port accepts (and workers serve) from inside mg_start2(), before
      * main can register them, and a request in that window would get 404.
@@ -149,6 +153,44 @@ static int starting_up(struct mg_connection *conn)
     return 503;
 }
 
+/* A page request whose file is not a plain file inside --htdocs: a
+ * symbolic link (or a linked folder) that leads outside it, or something
+ * that is not a regular file or folder (a FIFO, a device). CivetWeb would
+ * follow the link and serve its target. Answered 404, like a hidden file,
+ * so nothing says what is there. */
+static bool outside_htdocs(const struct mg_connection *conn, const struct mg_request_info *ri)
+{
+    if (!ri->local_uri || !gate.htdocs[0] || mg_get_header(conn, "Upgrade"))
+        return false; /* handshakes and the admin paths are not files */
+    if (strcmp(ri->local_uri, "/healthz") == 0 || strcmp(ri->local_uri, "/metrics") == 0)
+        return false;
+    char path[8192], real[PATH_MAX];
+    snprintf(path, sizeof(path), "%s%s", gate.htdocs, ri->local_uri);
+    if (!realpath(path, real))
+        return false; /* no such file: CivetWeb answers 404 itself */
+    size_t n = strlen(gate.htdocs);
+    struct stat st;
+    bool inside = strncmp(real, gate.htdocs, n) == 0 && (real[n] == '\0' || real[n] == '/');
+    return !inside || stat(real, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+}
+
+static int not_found(struct mg_connection *conn, const struct mg_request_info *ri)
+{
+    static const char body[] = "404 Not Found\n";
+    char u[128];
+    pv_log_printable(ri->local_uri, u, sizeof(u));
+    static struct pv_log_limit lim = PV_LOG_LIMIT("requests for files outside htdocs");
+    if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
+        pv_notice("refused request from %s:%d: \"%s\" leads outside --htdocs (a symbolic link) or "
+                  "is not a plain file; answered 404",
+                  ri->remote_addr, ri->remote_port, u);
+    mg_printf(conn,
+              "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+              sizeof(body) - 1, body);
+    return 404;
+}
+
 static int on_begin_request(struct mg_connection *conn)
 {
     if (!atomic_load_explicit(&gate.open, memory_order_acquire))
@@ -156,8 +198,10 @@ static int on_begin_request(struct mg_connection *conn)
     const char *host = mg_get_header(conn, "Host");
     const char *hosts = atomic_load_explicit(&gate.live->hosts, memory_order_acquire);
     const char *origins = atomic_load_explicit(&gate.live->origins, memory_order_acquire);
-    if (pv_hosts_allow(gate.hosts, host, hosts, origins))
-        return 0;
+    if (pv_hosts_allow(gate.hosts, host, hosts, origins)) {
+        const struct mg_request_info *ri = mg_get_request_info(conn);
+        return outside_htdocs(conn, ri) ? not_found(conn, ri) : 0;
+    }
     const struct mg_request_info *ri = mg_get_request_info(conn);
     char h[96];
     static const char body[] =
@@ -245,6 +289,8 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
     char err_text[256] = "";
 
     gate.hosts = pv_hosts_new();
+    if (!realpath(cfg->htdocs, gate.htdocs))
+        gate.htdocs[0] = '\0'; /* CivetWeb reports a missing document root itself */
     gate.live = d->live;
     gate.stats = d->stats;
     gate.peers = d->peers;
@@ -297,7 +343,7 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
         "ssi_pattern",
         "",
         "hide_files_patterns",
-        "**.pem$|**.key$|**.bak$|**~$|**/.*",
+        "**.pem$|**.key$|**.bak$|**~$|**/.*|**.orig$|**.old$|**.rej$|**.swp$|**.tmp$",
         "access_control_allow_origin",
         "",
         /* One value, several header lines, on every response. The page

@@ -98,6 +98,24 @@ static void test_htdocs_is_served_as_plain_files_only(void **state)
     write_file(dir, "t.shtml", "<!--#exec cmd=\"echo RAN-$((6*7))\" -->\n", 0644);
     write_file(dir, "server.pem", "-----BEGIN PRIVATE KEY-----\n", 0644);
     write_file(dir, ".secret", "dotfile\n", 0644);
+    /* Editor and patch leftovers beside real files. */
+    write_file(dir, "index.html.orig", "old page\n", 0644);
+    write_file(dir, "app.js.old", "old script\n", 0644);
+    write_file(dir, "style.css.rej", "rejected hunk\n", 0644);
+    /* Links that lead outside htdocs: to a file, and a linked folder; and
+     * a link that stays inside (served). */
+    char outside[600], link[700];
+    snprintf(outside, sizeof(outside), "%s-outside.txt", dir);
+    FILE *o = fopen(outside, "w");
+    assert_non_null(o);
+    fputs("SECRET-OUTSIDE\n", o);
+    fclose(o);
+    snprintf(link, sizeof(link), "%s/leak.txt", dir);
+    assert_int_equal(symlink(outside, link), 0);
+    snprintf(link, sizeof(link), "%s/up", dir);
+    assert_int_equal(symlink(PVTEST_LOG_DIR, link), 0);
+    snprintf(link, sizeof(link), "%s/home.html", dir);
+    assert_int_equal(symlink("index.html", link), 0);
     const char *args[] = {"--htdocs", dir, NULL};
     assert_int_equal(srv_start(&s, args), 0);
 
@@ -113,7 +131,20 @@ static void test_htdocs_is_served_as_plain_files_only(void **state)
     assert_int_equal(http_get(s.port, "/server.pem", page, sizeof(page)), 404);
     assert_int_equal(http_get(s.port, "/.secret", page, sizeof(page)), 404);
     assert_int_equal(http_get(s.port, "/../../etc/passwd", page, sizeof(page)), 404);
+    assert_int_equal(http_get(s.port, "/index.html.orig", page, sizeof(page)), 404);
+    assert_int_equal(http_get(s.port, "/app.js.old", page, sizeof(page)), 404);
+    assert_int_equal(http_get(s.port, "/style.css.rej", page, sizeof(page)), 404);
+    assert_int_equal(http_get(s.port, "/leak.txt", page, sizeof(page)), 404);
+    assert_null(strstr(page, "SECRET-OUTSIDE"));
+    char upath[700];
+    snprintf(upath, sizeof(upath), "/up/%s", strrchr(outside, '/') + 1);
+    assert_int_equal(http_get(s.port, upath, page, sizeof(page)), 404);
+    assert_null(strstr(page, "SECRET-OUTSIDE"));
+    assert_int_equal(http_get(s.port, "/home.html", page, sizeof(page)), 200); /* link inside */
+    assert_non_null(strstr(page, "<p>hi</p>"));
+    assert_true(srv_log_wait(&s, "leads outside --htdocs", T));
     assert_int_equal(srv_stop(&s), 0);
+    unlink(outside);
 }
 
 /* Dead peers are found by palaver's keepalive: a client silent for
