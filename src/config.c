@@ -60,90 +60,14 @@ unsigned pv_config_num_threads(const struct pv_config *c)
     return c->max_clients + c->http_workers;
 }
 
-static const char usage[] =
-    "Usage: palaverd [OPTION]...\n"
-    "WebSocket chat broker: serves the chat page and relays messages.\n"
-    "Settings come from the defaults, the configuration file, the environment\n"
-    "(PORT, PALAVER_<KEY>) and these flags, later ones winning; every flag below\n"
-    "is also a file key (max-clients = 1000).\n"
-    "\n"
-    "  -C, --config PATH        configuration file (default " PV_DEFAULT_CONFIG ";\n"
-    "                           a missing default file is fine)\n"
-    "      --check-config       check the configuration, print it, exit 0 or 2\n"
-    "  -p, --port N             TCP port (default 8080, or $PORT; 0 = any free port)\n"
-    "  -l, --listen ADDR        IPv4 address to bind (default: all)\n"
-    "  -d, --htdocs DIR         directory of the chat page (default " PALAVER_DEFAULT_HTDOCS ")\n"
-    "  -c, --max-clients N      WebSocket clients at once (default 1000)\n"
-    "      --max-per-ip N       WebSocket clients from one IP address (default 32, 0 = no limit)\n"
-    "      --allowed-origins L  other origins whose pages may open a WebSocket, e.g.\n"
-    "                           'http://chat.lan:8080 https://chat.example' (the page's\n"
-    "                           own host always may; '*' = any)\n"
-    "      --allowed-hosts L    host names palaverd answers to besides its own\n"
-    "                           addresses, localhost and its host name(.local), e.g.\n"
-    "                           'chat.lan .example.org' ('*' = any Host); other\n"
-    "                           Host headers get 421 (DNS rebinding)\n"
-    "      --access-control-list L  CivetWeb ACL of addresses allowed at all, e.g.\n"
-    "                           '-0.0.0.0/0,+192.168.1.0/24,+127.0.0.1' (default: all)\n"
-    "      --http-workers N     worker threads kept for page loads (default 32)\n";
-/* In two parts: C11 compilers need not take string literals over 4095 bytes. */
-static const char usage2[] =
-    "      --history N          messages replayed to a newcomer (default 100)\n"
-    "      --presence-max N     names listed in presence and join/leave notices; above\n"
-    "                           N online, notices carry counts only (default 500)\n"
-    "      --max-text BYTES     longest chat text (default 4096)\n"
-    "      --max-message BYTES  longest WebSocket message (default 32768: 4096 bytes of\n"
-    "                           text escaped as \\u00XX, and the other fields)\n"
-    "      --max-backlog BYTES  queued for one client before it is closed as a\n"
-    "                           slow consumer (default 1048576)\n"
-    "      --rate-limit N       messages per second one client may send (default 20,\n"
-    "                           0 = no limit); more are refused, a flood is closed\n"
-    "      --rate-burst N       messages one client may send at once (default 40)\n"
-    "      --byte-rate BYTES    inbound bytes per second one client may send (default\n"
-    "                           65536, 0 = no limit); one address gets 4x, shared\n"
-    "      --byte-burst BYTES   inbound bytes one client may send at once (default 262144)\n"
-    "      --history-rate BYTES replays and history pages one client may read per\n"
-    "                           second (default 524288; 8x at once, 4x per address;\n"
-    "                           0 = no limit); over it they are refused with busy\n"
-    "      --handshake-rate N   WebSocket handshakes per second from one address\n"
-    "                           (default 10, 0 = no limit); more get HTTP 429\n"
-    "      --handshake-burst N  handshakes one address may make at once (default 64)\n"
-    "      --queue-size N       chat messages waiting for the broadcaster (default 8192)\n"
-    "      --queue-bytes BYTES  their payload bytes at most (default 8388608)\n"
-    "      --queue-timeout MS   how long a sender waits when that queue is full (default 2000)\n"
-    "      --writers N          writer threads (default 4)\n"
-    "      --writers-max N      writer threads at most, with stalled clients (default 64)\n"
-    "      --io-timeout MS      longest one socket write to a client may block (default\n"
-    "                           10000)\n"
-    "      --head-timeout MS    a whole HTTP request head (page load, WebSocket\n"
-    "                           handshake) must arrive within MS (default 4000;\n"
-    "                           --handshake-timeout is the same key)\n"
-    "      --max-conns-per-ip N TCP connections from one address holding a worker at\n"
-    "                           once, WebSockets included; more are closed at accept\n"
-    "                           (default 0: --max-per-ip + 16, none if that is 0)\n"
-    "      --ping-interval MS   ping a client that has sent nothing for MS (default 10000)\n"
-    "      --idle-timeout MS    close a client that has sent nothing, not even a\n"
-    "                           pong, for MS (default 30000)\n"
-    "      --drain-timeout MS   on SIGTERM, time to flush close frames (default 5000)\n"
-    "      --log-level LEVEL    err, warning, notice, info or debug (default info)\n"
-    "      --data-dir DIR       where the history database lives (default ./var;\n"
-    "                           '' keeps history in memory only)\n"
-    "      --history-keep N     messages kept on disk (default 100000, 0 = all)\n"
-    "      --history-max-age S  delete messages older than S seconds (default 0 =\n"
-    "                           keep; 2592000 = 30 days)\n"
-    "      --resume-limit N     most missed messages replayed to a reconnecting\n"
-    "                           client; beyond that it gets a reset (default 1000)\n"
-    "      --data-max-pages N   cap the database at N 4-KiB pages (default 0 = no cap)\n"
-    "  -h, --help               show this help and exit\n"
-    "  -V, --version            show the version and exit\n";
-
-void pv_config_usage(FILE *f)
-{
-    fputs(usage, f);
-    fputs(usage2, f);
-}
 
 enum kind { K_UINT, K_SIZE, K_STR, K_ADDR, K_LEVEL };
 
+/* The one table of settings: every key's name, flag, type, field, range,
+ * argument name, group and help text. --help, the sample palaverd.conf and
+ * the keys of palaverd.conf(5) are generated from it (pv_config_usage,
+ * pv_config_print_settings); a "%D" in a help text is the built-in
+ * default (pv_config_defaults). A NULL help hides an alias. */
 struct setting {
     const char *name;
     int short_opt; /* 0: long only */
@@ -151,56 +75,112 @@ struct setting {
     size_t off;
     size_t size; /* K_STR: buffer size */
     unsigned long long min, max;
+    const char *arg;   /* the value's name in --help: N, BYTES, MS... */
+    const char *group; /* starts a group of keys in the sample file, or NULL */
+    const char *help;
 };
 
 /* clang-format off */
-#define U(name, s, field, lo, hi) \
-    {name, s, K_UINT, offsetof(struct pv_config, field), 0, lo, hi}
-#define Z(name, field, lo, hi) {name, 0, K_SIZE, offsetof(struct pv_config, field), 0, lo, hi}
-#define S(name, s, kind, field) \
-    {name, s, kind, offsetof(struct pv_config, field), sizeof(((struct pv_config *)0)->field), 0, 0}
+#define U(name, s, field, lo, hi, arg, group, help) \
+    {name, s, K_UINT, offsetof(struct pv_config, field), 0, lo, hi, arg, group, help}
+#define Z(name, field, lo, hi, arg, group, help) \
+    {name, 0, K_SIZE, offsetof(struct pv_config, field), 0, lo, hi, arg, group, help}
+#define S(name, s, kind, field, arg, group, help) \
+    {name, s, kind, offsetof(struct pv_config, field), sizeof(((struct pv_config *)0)->field), 0, 0, \
+     arg, group, help}
 /* clang-format on */
 
 static const struct setting settings[] = {
-    U("port", 'p', port, 0, 65535),
-    S("listen", 'l', K_ADDR, listen_addr),
-    S("htdocs", 'd', K_STR, htdocs),
-    U("max-clients", 'c', max_clients, 1, 60000),
-    U("max-per-ip", 0, max_per_ip, 0, 60000),
-    S("allowed-origins", 0, K_STR, allowed_origins),
-    S("allowed-hosts", 0, K_STR, allowed_hosts),
-    S("access-control-list", 0, K_STR, access_control_list),
-    U("http-workers", 0, http_workers, 2, 4096),
-    U("history", 0, history, 0, 100000),
-    U("presence-max", 0, presence_max, 1, 100000),
-    Z("max-text", max_text, 1, 1 << 20),
-    Z("max-message", max_message, 128, 16 << 20),
-    Z("max-backlog", max_backlog, 1024, 1ull << 32),
-    U("rate-limit", 0, rate_limit, 0, 1000000),
-    U("rate-burst", 0, rate_burst, 1, 1000000),
-    U("byte-rate", 0, byte_rate, 0, 1u << 30),
-    U("byte-burst", 0, byte_burst, 1024, 1u << 30),
-    U("history-rate", 0, history_rate, 0, 1u << 30),
-    U("handshake-rate", 0, handshake_rate, 0, 1000000),
-    U("handshake-burst", 0, handshake_burst, 1, 1000000),
-    U("queue-size", 0, queue_size, 1, 1 << 20),
-    Z("queue-bytes", queue_bytes, 65536, 1ull << 34),
-    U("queue-timeout", 0, queue_timeout_ms, 0, 60000),
-    U("writers", 0, writers, 1, 256),
-    U("writers-max", 0, writers_max, 1, 1024),
-    U("io-timeout", 0, io_timeout_ms, 100, 600000),
-    U("head-timeout", 0, head_timeout_ms, 100, 600000),
-    U("handshake-timeout", 0, head_timeout_ms, 100, 600000),
-    U("max-conns-per-ip", 0, max_conns_per_ip, 0, 60000),
-    U("ping-interval", 0, ping_interval_ms, 100, 3600000),
-    U("idle-timeout", 0, idle_timeout_ms, 200, 86400000),
-    U("drain-timeout", 0, drain_timeout_ms, 0, 600000),
-    S("log-level", 0, K_LEVEL, log_level),
-    S("data-dir", 0, K_STR, data_dir),
-    U("history-keep", 0, history_keep, 0, 100000000),
-    U("history-max-age", 0, history_max_age_s, 0, 3153600000u),
-    U("resume-limit", 0, resume_limit, 0, 1000000),
-    U("data-max-pages", 0, data_max_pages, 0, 2000000000),
+    U("port", 'p', port, 0, 65535, "N", "Listening",
+      "TCP port (default %D, or $PORT; 0 = any free port)"),
+    S("listen", 'l', K_ADDR, listen_addr, "ADDR", NULL, "IPv4 address to bind (default: all)"),
+    S("htdocs", 'd', K_STR, htdocs, "DIR", NULL, "directory of the chat page (default %D)"),
+    U("max-clients", 'c', max_clients, 1, 60000, "N",
+      "Capacity. Each WebSocket holds one CivetWeb thread: palaverd starts max-clients + "
+      "http-workers of them (mind LimitNOFILE= and TasksMax=).",
+      "WebSocket clients at once (default %D)"),
+    U("http-workers", 0, http_workers, 2, 4096, "N", NULL,
+      "worker threads kept for page loads (default %D)"),
+    U("max-per-ip", 0, max_per_ip, 0, 60000, "N", "Who may connect",
+      "WebSocket clients from one IP address (default %D, 0 = no limit)"),
+    U("max-conns-per-ip", 0, max_conns_per_ip, 0, 60000, "N", NULL,
+      "TCP connections from one address holding a worker at once, WebSockets included; more are "
+      "closed at accept (default 0: --max-per-ip + 16, none if that is 0)"),
+    U("handshake-rate", 0, handshake_rate, 0, 1000000, "N", NULL,
+      "WebSocket handshakes per second from one address (default %D, 0 = no limit); more get HTTP "
+      "429"),
+    U("handshake-burst", 0, handshake_burst, 1, 1000000, "N", NULL,
+      "handshakes one address may make at once (default %D)"),
+    S("allowed-origins", 0, K_STR, allowed_origins, "L", NULL,
+      "other origins whose pages may open a WebSocket, e.g. 'http://chat.lan:8080 "
+      "https://chat.example' (the page's own host always may; '*' = any)"),
+    S("allowed-hosts", 0, K_STR, allowed_hosts, "L", NULL,
+      "host names palaverd answers to besides its own addresses, localhost and its host "
+      "name(.local), e.g. 'chat.lan .example.org' ('*' = any Host); other Host headers get 421 "
+      "(DNS rebinding)"),
+    S("access-control-list", 0, K_STR, access_control_list, "L", NULL,
+      "CivetWeb ACL of addresses allowed at all, e.g. '-0.0.0.0/0,+192.168.1.0/24,+127.0.0.1' "
+      "(default: all)"),
+    Z("max-text", max_text, 1, 1 << 20, "BYTES", "Messages", "longest chat text (default %D)"),
+    Z("max-message", max_message, 128, 16 << 20, "BYTES", NULL,
+      "longest WebSocket message (default %D: 4096 bytes of text escaped as \\u00XX, and the other "
+      "fields)"),
+    U("history", 0, history, 0, 100000, "N", NULL, "messages replayed to a newcomer (default %D)"),
+    U("presence-max", 0, presence_max, 1, 100000, "N", NULL,
+      "names listed in presence and join/leave notices; above N online, notices carry counts only "
+      "(default %D)"),
+    U("rate-limit", 0, rate_limit, 0, 1000000, "N", NULL,
+      "messages per second one client may send (default %D, 0 = no limit); more are refused, a "
+      "flood is closed"),
+    U("rate-burst", 0, rate_burst, 1, 1000000, "N", NULL,
+      "messages one client may send at once (default %D)"),
+    U("byte-rate", 0, byte_rate, 0, 1u << 30, "BYTES", NULL,
+      "inbound bytes per second one client may send (default %D, 0 = no limit); one address gets "
+      "4x, shared"),
+    U("byte-burst", 0, byte_burst, 1024, 1u << 30, "BYTES", NULL,
+      "inbound bytes one client may send at once (default %D)"),
+    U("history-rate", 0, history_rate, 0, 1u << 30, "BYTES", NULL,
+      "replays and history pages one client may read per second (default %D; 8x at once, 4x per "
+      "address; 0 = no limit); over it they are refused with busy"),
+    Z("max-backlog", max_backlog, 1024, 1ull << 32, "BYTES", "Slow clients, queues, threads",
+      "queued for one client before it is closed as a slow consumer (default %D)"),
+    U("queue-size", 0, queue_size, 1, 1 << 20, "N", NULL,
+      "chat messages waiting for the broadcaster (default %D)"),
+    Z("queue-bytes", queue_bytes, 65536, 1ull << 34, "BYTES", NULL,
+      "payload bytes of the chat messages waiting for the broadcaster, at most (default %D)"),
+    U("queue-timeout", 0, queue_timeout_ms, 0, 60000, "MS", NULL,
+      "how long a sender waits when that queue is full (default %D)"),
+    U("writers", 0, writers, 1, 256, "N", NULL, "writer threads (default %D)"),
+    U("writers-max", 0, writers_max, 1, 1024, "N", NULL,
+      "writer threads at most, with stalled clients (default %D)"),
+    U("io-timeout", 0, io_timeout_ms, 100, 600000, "MS", "Timeouts (milliseconds)",
+      "longest one socket write to a client may block (default %D)"),
+    U("head-timeout", 0, head_timeout_ms, 100, 600000, "MS", NULL,
+      "a whole HTTP request head (page load, WebSocket handshake) must arrive within MS (default "
+      "%D; --handshake-timeout is the same key)"),
+    U("handshake-timeout", 0, head_timeout_ms, 100, 600000, "", NULL, NULL),
+    U("ping-interval", 0, ping_interval_ms, 100, 3600000, "MS", NULL,
+      "ping a client that has sent nothing for MS (default %D)"),
+    U("idle-timeout", 0, idle_timeout_ms, 200, 86400000, "MS", NULL,
+      "close a client that has sent nothing, not even a pong, for MS (default %D)"),
+    U("drain-timeout", 0, drain_timeout_ms, 0, 600000, "MS", NULL,
+      "on SIGTERM, time to flush close frames (default %D)"),
+    S("data-dir", 0, K_STR, data_dir, "DIR",
+      "History on disk (SQLite, WAL, synchronous=FULL). The systemd unit passes --data-dir "
+      "/var/lib/palaver (its StateDirectory=).",
+      "where the history database lives (default %D, relative to the working directory; '' keeps "
+      "history in memory only)"),
+    U("history-keep", 0, history_keep, 0, 100000000, "N", NULL,
+      "messages kept on disk (default %D, 0 = all)"),
+    U("history-max-age", 0, history_max_age_s, 0, 3153600000u, "S", NULL,
+      "delete messages older than S seconds (default %D; 2592000 = 30 days)"),
+    U("data-max-pages", 0, data_max_pages, 0, 2000000000, "N", NULL,
+      "cap the database at N 4-KiB pages (default %D)"),
+    U("resume-limit", 0, resume_limit, 0, 1000000, "N", NULL,
+      "most missed messages replayed to a reconnecting client; beyond that it gets a reset "
+      "(default %D)"),
+    S("log-level", 0, K_LEVEL, log_level, "LEVEL", "Logging",
+      "err, warning, notice, info or debug (default %D)"),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -234,6 +214,160 @@ void pv_config_setting_default(size_t i, char *out, size_t n)
     case K_ADDR:
         snprintf(out, n, "%s", field);
         break;
+    }
+}
+
+/* The help text of s with %D replaced by its default. */
+static void help_of(size_t i, char *out, size_t n)
+{
+    char def[256];
+    pv_config_setting_default(i, def, sizeof(def));
+    size_t k = 0;
+    for (const char *p = settings[i].help; *p && k + 1 < n; p++) {
+        if (p[0] == '%' && p[1] == 'D') {
+            k += (size_t)snprintf(out + k, n - k, "%s", def);
+            if (k >= n)
+                k = n - 1;
+            p++;
+        } else {
+            out[k++] = *p;
+        }
+    }
+    out[k] = '\0';
+}
+
+/* Writes text's words wrapped at `width` columns: the cursor is at column
+ * `col` (what came before is written), continuation lines start with
+ * `indent`; a word is preceded by a space unless it starts a line. */
+static void wrap(FILE *f, const char *text, int col, const char *indent, int width)
+{
+    int ind = (int)strlen(indent);
+    for (const char *p = text; *p;) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *end = strchr(p, ' ');
+        if (!end)
+            end = p + strlen(p);
+        int len = (int)(end - p);
+        if (col > ind && col + 1 + len > width) {
+            fprintf(f, "\n%s", indent);
+            col = ind;
+        }
+        if (col > ind) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%.*s", len, p);
+        col += len;
+        p = end;
+    }
+    fputc('\n', f);
+}
+
+static void usage_line(FILE *f, const char *opt, const char *help)
+{
+    int col = fprintf(f, "%s", opt);
+    if (col < 27) {
+        fprintf(f, "%*s", 27 - col, "");
+        col = 27;
+    }
+    /* The help column: col is 27 now (or past it, after a long flag). */
+    static const char column[] = "                           ";
+    if (col == 27) {
+        const char *sp = strchr(help, ' ');
+        int len = sp ? (int)(sp - help) : (int)strlen(help);
+        fprintf(f, "%.*s", len, help); /* the first word starts the column */
+        col += len;
+        help += len;
+    }
+    wrap(f, help, col, column, 79);
+}
+
+void pv_config_usage(FILE *f)
+{
+    char opt[96], help[1024];
+    fputs("Usage: palaverd [OPTION]...\n"
+          "WebSocket chat broker: serves the chat page and relays messages.\n"
+          "Settings come from the defaults, the configuration file, the environment\n"
+          "(PORT, PALAVER_<KEY>) and these flags, later ones winning; every flag below\n"
+          "is also a file key (max-clients = 1000); palaverd.conf(5) explains them.\n"
+          "\n",
+          f);
+    usage_line(f, "  -C, --config PATH",
+               "configuration file (default " PV_DEFAULT_CONFIG
+               "; a missing default file is fine)");
+    usage_line(f, "      --check-config", "check the configuration, print it, exit 0 or 2");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        if (!s->help)
+            continue;
+        if (s->short_opt)
+            snprintf(opt, sizeof(opt), "  -%c, --%s %s", s->short_opt, s->name, s->arg);
+        else
+            snprintf(opt, sizeof(opt), "      --%s %s", s->name, s->arg);
+        help_of(i, help, sizeof(help));
+        usage_line(f, opt, help);
+    }
+    usage_line(f, "  -h, --help", "show this help and exit");
+    usage_line(f, "  -V, --version", "show the version and exit");
+}
+
+/* roff: a backslash and a minus written literally. */
+static void man_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '-')
+            fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
+void pv_config_print_settings(FILE *f, const char *format)
+{
+    bool man = strcmp(format, "man") == 0;
+    char help[1024], def[256];
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        if (!s->help)
+            continue;
+        help_of(i, help, sizeof(help));
+        pv_config_setting_default(i, def, sizeof(def));
+        bool htdocs = strcmp(s->name, "htdocs") == 0; /* its default is a build path */
+        if (htdocs)
+            snprintf(help, sizeof(help),
+                     "directory of the chat page (default: the htdocs/ of the "
+                     "source tree palaverd was built from; the systemd unit "
+                     "passes the installed one, /usr/share/palaver/htdocs, as "
+                     "a flag, which wins over this file)");
+        if (man) {
+            if (s->group) {
+                fputs(".SS ", f);
+                man_text(f, s->group);
+                fputc('\n', f);
+            }
+            fputs(".TP\n\\fB", f);
+            man_text(f, s->name);
+            fputs("\\fR \\fI", f);
+            man_text(f, s->arg);
+            fputs("\\fR\n", f);
+            man_text(f, help);
+            fputc('\n', f);
+            continue;
+        }
+        if (s->group) {
+            fputs("\n# -- ", f);
+            wrap(f, s->group, 5, "#    ", 79);
+        }
+        fputs("# ", f);
+        wrap(f, help, 2, "# ", 79);
+        if (htdocs)
+            continue; /* no default line: it would name this build's tree */
+        if (def[0])
+            fprintf(f, "#%s = %s\n", s->name, def);
+        else
+            fprintf(f, "#%s = \"\"\n", s->name);
     }
 }
 
@@ -414,7 +548,7 @@ int pv_config_check(struct pv_config *c, char *err, size_t errsz)
 }
 
 /* Builds the option table for getopt_long from the settings table. */
-enum { OPT_CONFIG = 'C', OPT_CHECK = 200 };
+enum { OPT_CONFIG = 'C', OPT_CHECK = 200, OPT_PRINT = 201 };
 
 static void getopt_tables(struct option *longopts, char *shortopts)
 {
@@ -436,7 +570,9 @@ static void getopt_tables(struct option *longopts, char *shortopts)
     longopts[N_SETTINGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
     longopts[N_SETTINGS + 2] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     longopts[N_SETTINGS + 3] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
-    longopts[N_SETTINGS + 4] = (struct option){NULL, 0, NULL, 0};
+    longopts[N_SETTINGS + 4] =
+        (struct option){"print-settings", required_argument, NULL, OPT_PRINT};
+    longopts[N_SETTINGS + 5] = (struct option){NULL, 0, NULL, 0};
 }
 
 static int load_file(struct pv_config *c, const char *path, bool must_exist, char *err,
@@ -502,7 +638,7 @@ static int load_env(struct pv_config *c, char *err, size_t errsz)
 int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_action *action,
                    char *err, size_t errsz)
 {
-    struct option longopts[N_SETTINGS + 5];
+    struct option longopts[N_SETTINGS + 6];
     char shortopts[80], msg[512];
     const char *path = PV_DEFAULT_CONFIG;
     bool explicit_path = false;
@@ -530,6 +666,16 @@ int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_ac
             printf("palaverd %s\n", PALAVER_VERSION);
             *action = PV_CONFIG_DONE;
             return 0;
+        } else if (opt == OPT_PRINT) {
+            /* For the docs: regenerates the settings of the sample file or
+             * of palaverd.conf(5) (docs/style.md, "Settings"). */
+            if (strcmp(optarg, "conf") != 0 && strcmp(optarg, "man") != 0) {
+                errf(err, errsz, "--print-settings takes conf or man, not '%s'", optarg);
+                return -1;
+            }
+            pv_config_print_settings(stdout, optarg);
+            *action = PV_CONFIG_DONE;
+            return 0;
         }
     }
     if (strlen(path) >= sizeof(c->config_path)) {
@@ -547,7 +693,7 @@ int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_ac
     optind = 1;
     while ((opt = getopt_long(argc, argv, shortopts, longopts, &idx)) != -1) {
         const struct setting *s = NULL;
-        if (opt == OPT_CONFIG || opt == OPT_CHECK)
+        if (opt == OPT_CONFIG || opt == OPT_CHECK || opt == OPT_PRINT)
             continue;
         if (opt >= 256 && opt < 256 + (int)N_SETTINGS) {
             s = &settings[opt - 256];

@@ -116,7 +116,12 @@ unsigned pv_config_num_threads(const struct pv_config *c);
 /* The settings table, for documentation checks: how many keys, the i-th
  * key's name (the long flag without dashes), and its built-in default as
  * text ("" for an empty string). */
-void pv_config_usage(FILE *f); /* the --help text */
+void pv_config_usage(FILE *f); /* the --help text, generated from the table */
+/* The settings as the sample palaverd.conf ("conf") or the KEYS section of
+ * palaverd.conf(5) ("man") write them, generated from the table
+ * (palaverd --print-settings conf|man; the test compares them with the
+ * shipped files). */
+void pv_config_print_settings(FILE *f, const char *format);
 size_t pv_config_setting_count(void);
 const char *pv_config_setting_name(size_t i);
 void pv_config_setting_default(size_t i, char *out, size_t n);
