@@ -123,6 +123,15 @@ void pv_config_usage(FILE *f); /* the --help text, generated from the table */
  * shipped files). */
 void pv_config_print_settings(FILE *f, const char *format);
 size_t pv_config_setting_count(void);
+/* The i-th key as its documentation needs it: name, short flag (0: none),
+ * the value's name in --help, the group it starts (or NULL) and its help
+ * text ("%D" is the default; NULL hides an alias). */
+struct pv_setting_doc {
+    const char *name;
+    int short_opt;
+    const char *arg, *group, *help;
+};
+void pv_config_setting_doc(size_t i, struct pv_setting_doc *out);
 const char *pv_config_setting_name(size_t i);
 void pv_config_setting_default(size_t i, char *out, size_t n);
 
