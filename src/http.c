@@ -165,13 +165,23 @@ static bool outside_htdocs(const struct mg_connection *conn, const struct mg_req
     if (strcmp(ri->local_uri, "/healthz") == 0 || strcmp(ri->local_uri, "/metrics") == 0)
         return false;
     char path[8192], real[PATH_MAX];
-    snprintf(path, sizeof(path), "%s%s", gate.htdocs, ri->local_uri);
+    if ((size_t)snprintf(path, sizeof(path), "%s%s", gate.htdocs, ri->local_uri) >= sizeof(path))
+        return true; /* longer than any file of ours: refused, not checked half */
     if (!realpath(path, real))
         return false; /* no such file: CivetWeb answers 404 itself */
     size_t n = strlen(gate.htdocs);
     struct stat st;
     bool inside = strncmp(real, gate.htdocs, n) == 0 && (real[n] == '\0' || real[n] == '/');
-    return !inside || stat(real, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+    if (!inside || stat(real, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+        return true;
+    if (!S_ISDIR(st.st_mode))
+        return false;
+    /* A folder is served as its index.html: that file must stay inside too. */
+    char index[PATH_MAX + 16], ireal[PATH_MAX];
+    snprintf(index, sizeof(index), "%s/index.html", real);
+    if (!realpath(index, ireal))
+        return false;
+    return strncmp(ireal, gate.htdocs, n) != 0 || ireal[n] != '/';
 }
 
 static int not_found(struct mg_connection *conn, const struct mg_request_info *ri)

@@ -92,6 +92,9 @@ static void test_htdocs_is_served_as_plain_files_only(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(sub, sizeof(sub), "%s/sub", dir);
     assert_int_equal(mkdir(sub, 0755), 0);
+    char empty[600];
+    snprintf(empty, sizeof(empty), "%s/empty", dir);
+    assert_int_equal(mkdir(empty, 0755), 0);
     write_file(dir, "index.html", "<!doctype html><p>hi</p>\n", 0644);
     write_file(dir, "x.cgi", "#!/bin/sh\necho Content-Type: text/plain; echo; echo RAN-$((6*7))\n",
                0755);
@@ -116,12 +119,16 @@ static void test_htdocs_is_served_as_plain_files_only(void **state)
     assert_int_equal(symlink(PVTEST_LOG_DIR, link), 0);
     snprintf(link, sizeof(link), "%s/home.html", dir);
     assert_int_equal(symlink("index.html", link), 0);
+    snprintf(link, sizeof(link), "%s/index.html", sub); /* a folder's index leads out */
+    assert_int_equal(symlink(outside, link), 0);
     const char *args[] = {"--htdocs", dir, NULL};
     assert_int_equal(srv_start(&s, args), 0);
 
     assert_int_equal(http_get(s.port, "/", page, sizeof(page)), 200);
     assert_non_null(strstr(page, "<p>hi</p>"));
-    assert_int_equal(http_get(s.port, "/sub/", page, sizeof(page)), 403); /* no listing */
+    assert_int_equal(http_get(s.port, "/empty/", page, sizeof(page)), 403); /* no listing */
+    assert_int_equal(http_get(s.port, "/sub/", page, sizeof(page)), 404); /* its index leads out */
+    assert_null(strstr(page, "SECRET-OUTSIDE"));
     assert_int_equal(http_get(s.port, "/x.cgi", page, sizeof(page)), 200);
     assert_null(strstr(page, "RAN-42"));                /* not executed... */
     assert_non_null(strstr(page, "echo RAN-$((6*7))")); /* ...served as a file */
