@@ -47,9 +47,18 @@ static int healthz(struct mg_connection *conn, void *ud)
         n += snprintf(body + n, sizeof(body) - (size_t)n,
                       "degraded: history store failed, messages are relayed but not stored: %s\n",
                       why);
+    else if (a->store && pv_store_full(a->store))
+        n += snprintf(body + n, sizeof(body) - (size_t)n,
+                      "degraded: history database full even after deleting the oldest messages; "
+                      "%llu message(s) relayed but not stored so far, trying again with each new "
+                      "one\n",
+                      (unsigned long long)pv_store_lost_total(a->store));
     else if (a->store)
-        n += snprintf(body + n, sizeof(body) - (size_t)n, "history store: ok, committed seq %llu\n",
-                      (unsigned long long)pv_store_committed(a->store));
+        n += snprintf(body + n, sizeof(body) - (size_t)n,
+                      "history store: ok, committed seq %llu, %llu message(s), %llu bytes\n",
+                      (unsigned long long)pv_store_committed(a->store),
+                      (unsigned long long)pv_store_rows(a->store),
+                      (unsigned long long)pv_store_bytes(a->store));
     mg_printf(
         conn,
         "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
@@ -157,13 +166,21 @@ static int metrics(struct mg_connection *conn, void *ud)
            GET(history_pages));
     metric(&b, "palaver_store_reads_total", "counter",
            "Resumes and history pages read from the database (not memory).", GET(store_reads));
-    bool store_ok = a->store && !pv_store_failure(a->store);
+    bool store_ok = a->store && !pv_store_failure(a->store) && !pv_store_full(a->store);
     metric(&b, "palaver_store_up", "gauge",
-           "1 while messages are being stored (0: failed, or memory only).", store_ok);
+           "1 while messages are being stored (0: failed, full, or memory only).", store_ok);
     metric(&b, "palaver_store_committed_seq", "gauge", "Highest seq committed to the database.",
            a->store ? pv_store_committed(a->store) : 0);
     metric(&b, "palaver_store_transactions_total", "counter", "Group commits to the database.",
            a->store ? pv_store_transactions(a->store) : 0);
+    metric(&b, "palaver_store_lost_total", "counter",
+           "Messages relayed but not stored: the database was full even after retention.",
+           a->store ? pv_store_lost_total(a->store) : 0);
+    metric(&b, "palaver_store_messages", "gauge", "Messages stored.",
+           a->store ? pv_store_rows(a->store) : 0);
+    metric(&b, "palaver_store_bytes", "gauge",
+           "Bytes of messages stored (JSON plus 64 per message: what --history-max-bytes counts).",
+           a->store ? pv_store_bytes(a->store) : 0);
 
     mg_printf(conn,
               "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"

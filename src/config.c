@@ -52,6 +52,8 @@ void pv_config_defaults(struct pv_config *c)
     c->log_level = PV_LOG_INFO;
     snprintf(c->data_dir, sizeof(c->data_dir), "%s", "var");
     c->history_keep = 100000;
+    c->history_max_bytes = 256u << 20;
+    c->history_share = 25;
     c->resume_limit = 1000;
 }
 
@@ -174,6 +176,13 @@ static const struct setting settings[] = {
       "messages kept on disk (default %D, 0 = all)"),
     U("history-max-age", 0, history_max_age_s, 0, 3153600000u, "S", NULL,
       "delete messages older than S seconds (default %D; 2592000 = 30 days)"),
+    Z("history-max-bytes", history_max_bytes, 0, 1ull << 44, "BYTES", NULL,
+      "bytes of messages kept on disk, the JSON plus 64 per message; over it the oldest go, "
+      "down to 90 % (default %D, 0 = any)"),
+    U("history-sender-share", 0, history_share, 1, 100, "PCT", NULL,
+      "a sender (an address) holding more than PCT % of --history-keep or --history-max-bytes "
+      "loses its own oldest messages first, so one flood cannot push out everyone's history "
+      "(default %D; 100 = oldest first, whoever sent them)"),
     U("data-max-pages", 0, data_max_pages, 0, 2000000000, "N", NULL,
       "cap the database at N 4-KiB pages (default %D)"),
     U("resume-limit", 0, resume_limit, 0, 1000000, "N", NULL,

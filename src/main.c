@@ -149,6 +149,9 @@ static void open_store(struct palaverd *p)
         return;
     char serr[512];
     struct pv_store_options so = {.keep = p->cfg.history_keep,
+                                  .max_bytes = p->cfg.history_max_bytes,
+                                  .sender_share = p->cfg.history_share,
+                                  .protect = p->cfg.resume_limit,
                                   .max_pages = p->cfg.data_max_pages,
                                   .max_age_s = p->cfg.history_max_age_s};
     p->store = pv_store_open(p->cfg.data_dir, &so, serr, sizeof(serr));

@@ -28,28 +28,64 @@
 #include "palaver/wake.h"
 #include "palaver/xalloc.h"
 
+/* The writer's accounting of what each sender has stored, for fair
+ * retention: open addressing on the sender's address, never shrunk
+ * during a run (a sender whose rows all went keeps an empty slot; the
+ * table is rebuilt from the database after a rollback). Writer only. */
+struct sender {
+    char key[48];
+    uint64_t rows, bytes;
+};
+
+struct senders {
+    struct sender *slot;
+    size_t cap, used; /* cap: a power of two, or 0 */
+};
+
+/* A range of seqs relayed but not stored (a full database). */
+struct lost_range {
+    uint64_t from, to;
+    struct cds_wfcq_node node;
+};
+
 struct pv_store {
     /* Channels and wake-ups (wake.h). */
     struct pv_chan msgs;     /* producer -> writer */
     struct pv_chan requests; /* producer -> reader */
     struct pv_chan answers;  /* reader -> producer */
+    struct pv_chan lost;     /* writer -> producer: struct lost_range */
     struct pv_wake wake;     /* producer -> writer: msgs went non-empty, or stop */
     struct pv_wake rwake;    /* producer -> reader: the same for requests */
     struct pv_wake event;    /* writer, reader -> producer: a commit or an answer */
     atomic_bool stop;
     atomic_uint_fast64_t committed;
-    atomic_uint_fast64_t first; /* lowest seq stored (0: none) */
+    atomic_uint_fast64_t decided; /* committed or lost; lost ranges pushed first */
+    atomic_uint_fast64_t first;   /* lowest seq stored (0: none) */
     atomic_uint_fast64_t transactions;
+    atomic_uint_fast64_t lost_total, bytes_pub, rows_pub;
+    atomic_bool full;              /* the last batch was lost to a full database */
     _Atomic(const char *) failure; /* static string or strdup'd, set once */
     char *failure_owned;
 
     sqlite3 *w, *r, *rd;
-    sqlite3_stmt *insert, *prune, *prune_age, *min_w; /* w */
-    sqlite3_stmt *range, *before;                     /* r */
-    sqlite3_stmt *rd_range, *rd_before, *rd_oldest;   /* rd */
-    unsigned keep, max_age_s;
+    sqlite3_stmt *insert, *prune_oldest, *prune_sender, *prune_age, *min_w; /* w */
+    sqlite3_stmt *range, *before;                                           /* r */
+    sqlite3_stmt *rd_range, *rd_before, *rd_oldest;                         /* rd */
+    unsigned keep, max_age_s, share, protect;
+    uint64_t max_bytes; /* the configured byte limit (0: none) */
     uint64_t last_seq;
     uint64_t age_checked; /* writer: monotonic ns of the last age prune */
+    /* Writer only: the accounting, and the batch being committed. */
+    struct senders senders;
+    uint64_t rows, bytes;
+    uint64_t room;        /* bytes that fit, learnt from a full database (0: unknown) */
+    uint64_t room_raised; /* monotonic ns of the last change to room */
+    uint64_t lost_runs;   /* batches lost since the last commit */
+    struct pv_store_msg **batch;
+    size_t batch_cap;
+    const char *what; /* the statement that failed last, */
+    int rc;           /* its SQLite code */
+    char errmsg[200]; /* and SQLite's message */
     char id[17];
     pthread_t thread, reader;
 };
@@ -77,7 +113,8 @@ static void fail(struct pv_store *s, const char *what)
     if (atomic_load(&s->failure))
         return;
     char buf[256];
-    snprintf(buf, sizeof(buf), "%s: %s", what, sqlite3_errmsg(s->w));
+    snprintf(buf, sizeof(buf), "%s: %s", what ? what : "COMMIT",
+             s->errmsg[0] ? s->errmsg : sqlite3_errmsg(s->w));
     s->failure_owned = strdup(buf);
     atomic_store_explicit(&s->failure, s->failure_owned, memory_order_release);
     pv_err("history store failed, messages are no longer stored: %s", buf);
@@ -107,6 +144,199 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- The writer's accounting (rows and bytes, per sender) ---- */
+
+static uint64_t key_hash(const char *k)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211u;
+    return h;
+}
+
+/* The slot for `key` ('' -- rows stored before senders were recorded --
+ * is kept as "?"), created empty if new. */
+static struct sender *sender_slot(struct senders *t, const char *key)
+{
+    if (t->used * 2 >= t->cap) { /* grow: at most half full */
+        struct senders n = {.cap = t->cap ? t->cap * 2 : 64};
+        n.slot = pv_xcalloc(n.cap, sizeof(*n.slot));
+        for (size_t i = 0; i < t->cap; i++) {
+            if (!t->slot[i].key[0])
+                continue;
+            size_t j = key_hash(t->slot[i].key) & (n.cap - 1);
+            while (n.slot[j].key[0])
+                j = (j + 1) & (n.cap - 1);
+            n.slot[j] = t->slot[i];
+            n.used++;
+        }
+        free(t->slot);
+        *t = n;
+    }
+    if (!key[0])
+        key = "?";
+    size_t j = key_hash(key) & (t->cap - 1);
+    while (t->slot[j].key[0] && strcmp(t->slot[j].key, key) != 0)
+        j = (j + 1) & (t->cap - 1);
+    if (!t->slot[j].key[0]) {
+        snprintf(t->slot[j].key, sizeof(t->slot[j].key), "%s", key);
+        t->used++;
+    }
+    return &t->slot[j];
+}
+
+static void account(struct pv_store *s, const char *sender, int64_t rows, int64_t bytes)
+{
+    struct sender *e = sender_slot(&s->senders, sender ? sender : "");
+    e->rows += (uint64_t)rows;
+    e->bytes += (uint64_t)bytes;
+    s->rows += (uint64_t)rows;
+    s->bytes += (uint64_t)bytes;
+}
+
+static void publish_size(struct pv_store *s)
+{
+    atomic_store_explicit(&s->bytes_pub, s->bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->rows_pub, s->rows, memory_order_relaxed);
+}
+
+/* Rebuilds the accounting from the database (at open, and after a
+ * rollback undid what the counters had seen). */
+static int load_accounting(struct pv_store *s)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->w,
+                           "SELECT sender, COUNT(*), TOTAL(bytes) FROM messages GROUP BY sender",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    free(s->senders.slot);
+    s->senders = (struct senders){0};
+    s->rows = s->bytes = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        account(s, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+                (int64_t)sqlite3_column_double(st, 2));
+    sqlite3_finalize(st);
+    publish_size(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Remembers why a statement failed, at the point of failure (a ROLLBACK
+ * afterwards would overwrite SQLite's message). Returns the primary code. */
+static int note(struct pv_store *s, const char *what)
+{
+    s->what = what;
+    s->rc = sqlite3_errcode(s->w);
+    snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->w));
+    return s->rc;
+}
+
+/* Steps a DELETE ... RETURNING sender, bytes, taking each row off the
+ * accounting. Returns the rows deleted, or -1 (s->what says which). */
+static int run_delete(struct pv_store *s, sqlite3_stmt *st, const char *what)
+{
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        account(s, (const char *)sqlite3_column_text(st, 0), -1, -sqlite3_column_int64(st, 1));
+        n++;
+    }
+    if (rc != SQLITE_DONE)
+        note(s, what);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? n : -1;
+}
+
+static int delete_oldest(struct pv_store *s, uint64_t n)
+{
+    sqlite3_bind_int64(s->prune_oldest, 1, (sqlite3_int64)n);
+    return run_delete(s, s->prune_oldest, "retention DELETE");
+}
+
+/* ---- Retention ---- */
+
+/* The byte limit in force: the configured one, lowered to what a full
+ * database showed fits. */
+static uint64_t byte_limit(const struct pv_store *s)
+{
+    if (s->room && (!s->max_bytes || s->room < s->max_bytes))
+        return s->room;
+    return s->max_bytes;
+}
+
+/* The sender holding the most rows (by_rows) or bytes. Linear in the
+ * senders seen this run: a LAN's worth of addresses. */
+static struct sender *heaviest(struct pv_store *s, bool by_rows)
+{
+    struct sender *best = NULL;
+    for (size_t i = 0; i < s->senders.cap; i++) {
+        struct sender *e = &s->senders.slot[i];
+        if (!e->rows)
+            continue;
+        if (!best || (by_rows ? e->rows > best->rows : e->bytes > best->bytes))
+            best = e;
+    }
+    return best;
+}
+
+/* Inside the open transaction of the batch ending at `top`: brings rows
+ * down to keep and bytes (plus `extra`, about to be inserted) down to 90 %
+ * of the limit when over it (headroom, so this does not run on every
+ * commit). Called before the inserts with their bytes (room first, so a
+ * full database is rarely reached) and after them with 0 (exact keep). A
+ * sender over its share loses its own oldest first, below the protected
+ * newest seqs; otherwise, or when it has nothing there, the oldest go. */
+static int retain(struct pv_store *s, uint64_t top, uint64_t extra)
+{
+    uint64_t limit = byte_limit(s);
+    bool over_rows = s->keep && s->rows > s->keep;
+    bool over_bytes = limit && s->bytes + extra > limit;
+    if (!over_rows && !over_bytes)
+        return 0;
+    uint64_t target_bytes = limit ? limit - limit / 10 : UINT64_MAX;
+    uint64_t target_rows = s->keep ? s->keep : UINT64_MAX;
+    uint64_t fair_top = top > s->protect ? top - s->protect : 0;
+    bool fair = s->share > 0 && s->share < 100;
+    unsigned guard = 0;
+    while ((s->rows > target_rows || s->bytes + extra > target_bytes) && s->rows > 0 &&
+           guard++ < 100000) {
+        bool by_rows = s->rows > target_rows;
+        /* Over bytes: about as many rows as the excess needs, at the
+         * average row size (a few more statements beat deleting too much). */
+        uint64_t avg = s->bytes / s->rows + 1;
+        uint64_t want =
+            by_rows ? s->rows - target_rows : (s->bytes + extra - target_bytes) / avg + 1;
+        if (want > 1000)
+            want = 1000;
+        struct sender *h = fair ? heaviest(s, by_rows) : NULL;
+        if (h && (by_rows ? h->rows * 100 > (uint64_t)s->keep * s->share
+                          : h->bytes * 100 > limit * s->share)) {
+            /* Below the protected seqs first; if the sender has nothing
+             * there (its flood is all newer), its oldest anyway: a resume
+             * over that hole gets a reset, which is better than everyone
+             * else's history going. */
+            int n = 0;
+            for (int pass = 0; pass < 2 && n == 0; pass++) {
+                sqlite3_bind_text(s->prune_sender, 1, strcmp(h->key, "?") ? h->key : "", -1,
+                                  SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s->prune_sender, 2, (sqlite3_int64)(pass == 0 ? fair_top : top));
+                sqlite3_bind_int64(s->prune_sender, 3, (sqlite3_int64)want);
+                n = run_delete(s, s->prune_sender, "retention DELETE (sender share)");
+                if (n < 0)
+                    return -1;
+            }
+            if (n > 0)
+                continue;
+        }
+        int n = delete_oldest(s, want);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+    }
+    return 0;
+}
+
 /* Retention by age, at most once a second, on the writer thread: the
  * oldest messages first, 1000 per statement, so a check that finds
  * nothing to delete looks at no more than 1000 rows. */
@@ -123,72 +353,189 @@ static void prune_by_age(struct pv_store *s)
     int deleted;
     do {
         sqlite3_bind_int64(s->prune_age, 1, cutoff);
-        int rc = sqlite3_step(s->prune_age);
-        sqlite3_reset(s->prune_age);
-        if (rc != SQLITE_DONE) {
-            fail(s, "retention DELETE by age");
+        deleted = run_delete(s, s->prune_age, "retention DELETE by age");
+        if (deleted < 0) {
+            if (load_accounting(s))
+                pv_warn("history store: could not recount the stored messages");
+            if (s->rc != SQLITE_FULL)
+                fail(s, s->what);
             return;
         }
-        deleted = sqlite3_changes(s->w);
         if (deleted) {
             atomic_store_explicit(&s->first, query_oldest(s->min_w), memory_order_relaxed);
+            publish_size(s);
             pv_debug("history store: %d message(s) older than %u s deleted", deleted, s->max_age_s);
         }
     } while (deleted == 1000);
 }
 
-/* One transaction with everything queued now. */
+/* One attempt at storing batch[0..n) in one transaction, with retention.
+ * Returns SQLITE_OK, or the error code (s->what names the step); on an
+ * error everything is rolled back and the accounting recounted. */
+static int store_batch(struct pv_store *s, struct pv_store_msg **batch, size_t n, size_t bytes)
+{
+    int rc = SQLITE_OK;
+    if (sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return note(s, "BEGIN");
+    if (retain(s, batch[n - 1]->seq, bytes) < 0)
+        rc = s->rc;
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        struct pv_store_msg *m = batch[i];
+        size_t len;
+        const unsigned char *json = pv_frame_payload(m->frame, &len);
+        sqlite3_bind_int64(s->insert, 1, (sqlite3_int64)m->seq);
+        sqlite3_bind_int64(s->insert, 2, m->server_date);
+        sqlite3_bind_text(s->insert, 3, (const char *)json, (int)len, SQLITE_STATIC);
+        sqlite3_bind_text(s->insert, 4, m->sender, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->insert, 5, (sqlite3_int64)(len + PV_STORE_ROW_OVERHEAD));
+        if (sqlite3_step(s->insert) != SQLITE_DONE)
+            rc = note(s, "INSERT");
+        else
+            account(s, m->sender, 1, (int64_t)(len + PV_STORE_ROW_OVERHEAD));
+        sqlite3_reset(s->insert);
+        sqlite3_clear_bindings(s->insert);
+    }
+    if (rc == SQLITE_OK && retain(s, batch[n - 1]->seq, 0) < 0)
+        rc = s->rc;
+    if (rc == SQLITE_OK && sqlite3_exec(s->w, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = note(s, "COMMIT");
+    if (rc != SQLITE_OK) {
+        sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+        if (load_accounting(s))
+            pv_warn("history store: could not recount the stored messages");
+    }
+    return rc;
+}
+
+static size_t msg_bytes(const struct pv_store_msg *m)
+{
+    size_t len;
+    pv_frame_payload(m->frame, &len);
+    return len + PV_STORE_ROW_OVERHEAD;
+}
+
+/* The end of the chunk of batch[i..n) stored in one transaction: at most
+ * an eighth of the byte limit (at least one message), so a burst never
+ * needs more room than retention keeps free. *bytes gets its size. */
+static size_t chunk_end(const struct pv_store *s, size_t i, size_t n, size_t *bytes)
+{
+    uint64_t limit = byte_limit(s), most = limit ? limit / 8 : UINT64_MAX;
+    size_t j = i, b = 0;
+    while (j < n && (j == i || b + msg_bytes(s->batch[j]) <= most))
+        b += msg_bytes(s->batch[j++]);
+    *bytes = b;
+    return j;
+}
+
+/* The database was full with `had` bytes of messages in it or on their
+ * way: from now on retention keeps to 90 % of that, probing upwards by a
+ * thirty-second a minute (room_probe) in case the disk got room again. */
+static void learn_room(struct pv_store *s, uint64_t had)
+{
+    uint64_t room = had - had / 10;
+    if (s->room && room >= s->room)
+        room = s->room - s->room / 10; /* full again at the limit: lower it */
+    s->room = room ? room : 1;
+    s->room_raised = mono_ns();
+    pv_warn("history store: the database is full at %llu bytes of messages; keeping at most %llu "
+            "from now on (history-max-bytes %llu), the oldest go first",
+            (unsigned long long)had, (unsigned long long)s->room, (unsigned long long)s->max_bytes);
+}
+
+static void room_probe(struct pv_store *s)
+{
+    if (!s->room || mono_ns() - s->room_raised < 60000000000u)
+        return;
+    s->room += s->room / 32 + 1;
+    s->room_raised = mono_ns();
+    if (s->max_bytes && s->room >= s->max_bytes)
+        s->room = 0; /* back to the configured limit */
+}
+
+static struct pv_log_limit lost_lines = PV_LOG_LIMIT("history store: batch not stored");
+
+/* Publishes the fate of seq bottom..top: stored (rc SQLITE_OK) or lost. */
+static void decide(struct pv_store *s, uint64_t bottom, uint64_t top, size_t bytes, int rc)
+{
+    if (rc == SQLITE_OK) {
+        atomic_store_explicit(&s->first, query_oldest(s->min_w), memory_order_relaxed);
+        publish_size(s);
+        atomic_store_explicit(&s->committed, top, memory_order_release);
+        atomic_fetch_add_explicit(&s->transactions, 1, memory_order_relaxed);
+        if (s->lost_runs) {
+            pv_notice("history store: storing again after %llu batch(es) lost to a full "
+                      "database (%llu message(s) in all so far)",
+                      (unsigned long long)s->lost_runs,
+                      (unsigned long long)atomic_load(&s->lost_total));
+            s->lost_runs = 0;
+            atomic_store(&s->full, false);
+        }
+    } else {
+        struct lost_range *l = pv_xcalloc(1, sizeof(*l));
+        l->from = bottom;
+        l->to = top;
+        pv_chan_push(&s->lost, &l->node); /* before `decided`: store.h */
+        atomic_fetch_add(&s->lost_total, top - bottom + 1);
+        atomic_store(&s->full, true);
+        s->lost_runs++;
+        if (pv_log_limited(&lost_lines, PV_LOG_ERR, 3))
+            pv_err("history store: the database is full even after deleting the oldest "
+                   "messages; seq %llu-%llu (%llu message(s), %zu bytes) relayed but not stored; "
+                   "trying again with the next message (%s: %s)",
+                   (unsigned long long)bottom, (unsigned long long)top,
+                   (unsigned long long)(top - bottom + 1), bytes, s->what, s->errmsg);
+    }
+    atomic_store_explicit(&s->decided, top, memory_order_release);
+}
+
+/* Everything queued now, in chunks of one transaction each: stored; or,
+ * when the database is full, stored after retention made room (up to
+ * four times keeping to less) or in smaller chunks; or lost, and the next
+ * chunk tries again; or, on any other error, the store fails for good. */
 static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
 {
-    uint64_t top = 0, bottom = 0;
-    bool ok = !atomic_load(&s->failure);
-    if (ok && sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        fail(s, "BEGIN");
-        ok = false;
-    }
+    size_t n = 0;
     for (struct pv_store_msg *m = first; m; m = pop(s)) {
-        if (ok) {
-            sqlite3_bind_int64(s->insert, 1, (sqlite3_int64)m->seq);
-            sqlite3_bind_int64(s->insert, 2, m->server_date);
-            size_t len;
-            const unsigned char *json = pv_frame_payload(m->frame, &len);
-            sqlite3_bind_text(s->insert, 3, (const char *)json, (int)len, SQLITE_STATIC);
-            if (sqlite3_step(s->insert) != SQLITE_DONE) {
-                fail(s, "INSERT");
-                ok = false;
+        if (n == s->batch_cap) {
+            s->batch_cap = s->batch_cap ? s->batch_cap * 2 : 256;
+            s->batch = pv_xrealloc(s->batch, s->batch_cap * sizeof(*s->batch));
+        }
+        s->batch[n++] = m;
+    }
+    room_probe(s);
+    for (size_t i = 0, j; i < n && !atomic_load(&s->failure); i = j) {
+        size_t bytes;
+        j = chunk_end(s, i, n, &bytes);
+        int rc = store_batch(s, s->batch + i, j - i, bytes);
+        /* Full: a chunk bigger than the history is halved first (deleting
+         * history would not make room for it); otherwise the history is
+         * what fills the database, and retention learns to keep less. One
+         * message bigger than the history that does not fit is lost. */
+        for (int learnt = 0, halved = 0; rc == SQLITE_FULL && learnt < 4 && halved < 32;) {
+            if (bytes > s->bytes && j - i > 1) {
+                j = i + (j - i) / 2;
+                bytes = 0;
+                for (size_t k = i; k < j; k++)
+                    bytes += msg_bytes(s->batch[k]);
+                halved++;
+            } else if (bytes <= s->bytes) {
+                learn_room(s, s->bytes + bytes);
+                j = chunk_end(s, i, j, &bytes);
+                learnt++;
+            } else {
+                break;
             }
-            sqlite3_reset(s->insert);
-            top = m->seq;
-            if (!bottom)
-                bottom = m->seq;
+            rc = store_batch(s, s->batch + i, j - i, bytes);
         }
-        pv_frame_unref(m->frame);
-        free(m);
+        if (rc == SQLITE_OK || rc == SQLITE_FULL)
+            decide(s, s->batch[i]->seq, s->batch[j - 1]->seq, bytes, rc);
+        else
+            fail(s, s->what);
     }
-    if (ok && s->keep && top > s->keep) {
-        sqlite3_bind_int64(s->prune, 1, (sqlite3_int64)(top - s->keep));
-        if (sqlite3_step(s->prune) != SQLITE_DONE) {
-            fail(s, "retention DELETE");
-            ok = false;
-        }
-        sqlite3_reset(s->prune);
+    for (size_t i = 0; i < n; i++) {
+        pv_frame_unref(s->batch[i]->frame);
+        free(s->batch[i]);
     }
-    if (ok && sqlite3_exec(s->w, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        fail(s, "COMMIT");
-        ok = false;
-    }
-    if (!ok) {
-        sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
-        return;
-    }
-    uint64_t lowest = atomic_load_explicit(&s->first, memory_order_relaxed);
-    if (s->keep && top > s->keep && top - s->keep + 1 > lowest)
-        lowest = top - s->keep + 1; /* what the retention DELETE left */
-    else if (!lowest)
-        lowest = bottom;
-    atomic_store_explicit(&s->first, lowest, memory_order_relaxed);
-    atomic_store_explicit(&s->committed, top, memory_order_release);
-    atomic_fetch_add_explicit(&s->transactions, 1, memory_order_relaxed);
     pv_wake_notify(&s->event);
 }
 
@@ -268,8 +615,8 @@ static void *reader_main(void *arg)
 /* Frees everything but the thread (not started, or joined). */
 static void release(struct pv_store *s)
 {
-    sqlite3_stmt *st[] = {s->insert, s->prune,    s->prune_age, s->min_w,    s->range,
-                          s->before, s->rd_range, s->rd_before, s->rd_oldest};
+    sqlite3_stmt *st[] = {s->insert, s->prune_oldest, s->prune_sender, s->prune_age, s->min_w,
+                          s->range,  s->before,       s->rd_range,     s->rd_before, s->rd_oldest};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(s->w);
@@ -278,6 +625,10 @@ static void release(struct pv_store *s)
     pv_wake_destroy(&s->wake);
     pv_wake_destroy(&s->rwake);
     pv_wake_destroy(&s->event);
+    for (struct cds_wfcq_node *n; (n = pv_chan_pop(&s->lost));)
+        free(CONTAINER(n, struct lost_range, node));
+    free(s->senders.slot);
+    free(s->batch);
     free(s->failure_owned);
     free(s);
 }
@@ -291,6 +642,57 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
     return 0;
 }
 
+/* The schema, versioned by PRAGMA user_version; each step runs in one
+ * transaction, so a database is upgraded in place or not at all.
+ *  0: messages(seq, server_date, json), meta(key, value) -- palaver 0.x.
+ *  1: messages gains sender and bytes (what retention counts, back-filled
+ *     from the JSON), and an index on (sender, seq, bytes). */
+#define SCHEMA_VERSION 1
+
+static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
+{
+    sqlite3_stmt *st;
+    int version = 0;
+    if (prepare(db, "PRAGMA user_version", &st, err, errsz))
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > SCHEMA_VERSION) {
+        snprintf(err, errsz,
+                 "palaver.db has schema version %d, this palaverd knows up to %d: it was made by "
+                 "a newer palaverd (nothing was changed)",
+                 version, SCHEMA_VERSION);
+        return -1;
+    }
+    if (version == SCHEMA_VERSION || readonly)
+        return 0; /* read-only: served as it is */
+    static const char *const steps[] = {
+        /* 0: what palaver 0.x created (IF NOT EXISTS: also a new file) */
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, "
+        "server_date INTEGER NOT NULL, json TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        /* 0 -> 1 */
+        "ALTER TABLE messages ADD COLUMN sender TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE messages ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE messages SET bytes = length(CAST(json AS BLOB)) + 64;"
+        "CREATE INDEX messages_by_sender ON messages(sender, seq, bytes);"
+        "PRAGMA user_version = 1;"
+        "COMMIT",
+    };
+    _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        if (exec(db, steps[v], err, errsz)) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        if (v == 0)
+            pv_info("history store: schema upgraded from version 0 to 1");
+    }
+    return 0;
+}
+
 struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o, char *err,
                                size_t errsz)
 {
@@ -300,8 +702,12 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
     pv_chan_init(&s->msgs);
     pv_chan_init(&s->requests);
     pv_chan_init(&s->answers);
+    pv_chan_init(&s->lost);
     s->keep = o ? o->keep : 0;
     s->max_age_s = o ? o->max_age_s : 0;
+    s->max_bytes = o ? o->max_bytes : 0;
+    s->share = o ? o->sender_share : 0;
+    s->protect = o ? o->protect : 0;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, errsz, "cannot create %s: %s", dir, strerror(errno));
         goto fail;
@@ -318,15 +724,11 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
      * survives kill -9 and power loss. */
     if (exec(s->w, "PRAGMA journal_mode=WAL", err, errsz) ||
         exec(s->w, "PRAGMA synchronous=FULL", err, errsz) ||
-        exec(s->w,
-             "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, "
-             "server_date INTEGER NOT NULL, json TEXT NOT NULL)",
-             err, errsz) ||
-        exec(s->w, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-             err, errsz) ||
         exec(s->w, "PRAGMA quick_check", err, errsz))
         goto fail;
     bool readonly = sqlite3_db_readonly(s->w, "main") == 1;
+    if (migrate(s->w, readonly, err, errsz))
+        goto fail;
     /* The history's identity: seq numbers are comparable across restarts
      * for as long as this database lives and every run stops cleanly. */
     char q[160], mark[8] = "";
@@ -375,14 +777,30 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         if (exec(s->w, pragma, err, errsz))
             goto fail;
     }
-    if (prepare(s->w, "INSERT INTO messages(seq, server_date, json) VALUES(?,?,?)", &s->insert, err,
-                errsz) ||
-        prepare(s->w, "DELETE FROM messages WHERE seq <= ?", &s->prune, err, errsz) ||
-        prepare(s->w,
-                "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq, "
-                "server_date FROM messages ORDER BY seq LIMIT 1000) WHERE server_date < ?)",
-                &s->prune_age, err, errsz))
+    /* The write statements need schema 1; a read-only database of an
+     * older schema is served as it is (nothing is written to it). */
+    if (!readonly &&
+        (prepare(s->w,
+                 "INSERT INTO messages(seq, server_date, json, sender, bytes) VALUES(?,?,?,?,?)",
+                 &s->insert, err, errsz) ||
+         prepare(s->w,
+                 "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq "
+                 "LIMIT ?) RETURNING sender, bytes",
+                 &s->prune_oldest, err, errsz) ||
+         prepare(s->w,
+                 "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE sender = ?1 "
+                 "AND seq <= ?2 ORDER BY seq LIMIT ?3) RETURNING sender, bytes",
+                 &s->prune_sender, err, errsz) ||
+         prepare(s->w,
+                 "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq, "
+                 "server_date FROM messages ORDER BY seq LIMIT 1000) WHERE server_date < ?) "
+                 "RETURNING sender, bytes",
+                 &s->prune_age, err, errsz)))
         goto fail;
+    if (!readonly && load_accounting(s)) {
+        snprintf(err, errsz, "counting the stored messages: %s", sqlite3_errmsg(s->w));
+        goto fail;
+    }
     sqlite3_stmt *last;
     if (prepare(s->w, "SELECT COALESCE(MAX(seq), 0) FROM messages", &last, err, errsz))
         goto fail;
@@ -390,6 +808,7 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         s->last_seq = (uint64_t)sqlite3_column_int64(last, 0);
     sqlite3_finalize(last);
     atomic_init(&s->committed, s->last_seq);
+    atomic_init(&s->decided, s->last_seq);
     static const char oldest_sql[] = "SELECT COALESCE(MIN(seq), 0) FROM messages";
     if (prepare(s->w, oldest_sql, &s->min_w, err, errsz))
         goto fail;
@@ -479,6 +898,43 @@ uint64_t pv_store_first(struct pv_store *s)
     return atomic_load_explicit(&s->first, memory_order_relaxed);
 }
 
+uint64_t pv_store_decided(struct pv_store *s)
+{
+    return atomic_load_explicit(&s->decided, memory_order_acquire);
+}
+
+bool pv_store_take_lost(struct pv_store *s, uint64_t *from, uint64_t *to)
+{
+    struct cds_wfcq_node *n = pv_chan_pop(&s->lost);
+    if (!n)
+        return false;
+    struct lost_range *l = CONTAINER(n, struct lost_range, node);
+    *from = l->from;
+    *to = l->to;
+    free(l);
+    return true;
+}
+
+uint64_t pv_store_lost_total(struct pv_store *s)
+{
+    return atomic_load_explicit(&s->lost_total, memory_order_relaxed);
+}
+
+bool pv_store_full(struct pv_store *s)
+{
+    return atomic_load_explicit(&s->full, memory_order_relaxed);
+}
+
+uint64_t pv_store_bytes(struct pv_store *s)
+{
+    return atomic_load_explicit(&s->bytes_pub, memory_order_relaxed);
+}
+
+uint64_t pv_store_rows(struct pv_store *s)
+{
+    return atomic_load_explicit(&s->rows_pub, memory_order_relaxed);
+}
+
 uint64_t pv_store_committed(struct pv_store *s)
 {
     return atomic_load_explicit(&s->committed, memory_order_acquire);
@@ -535,9 +991,11 @@ void pv_store_close(struct pv_store *s)
     pv_wake_notify(&s->rwake);
     pthread_join(s->thread, NULL);
     pthread_join(s->reader, NULL);
-    /* A clean stop: every seq given out is stored (see pv_store_open). */
+    /* A clean stop: every seq given out is stored (see pv_store_open) --
+     * not if the last batch was lost to a full database: those seqs would
+     * be given again. */
     char err[256];
-    if (!pv_store_failure(s) &&
+    if (!pv_store_failure(s) && !pv_store_full(s) &&
         exec(s->w, "UPDATE meta SET value = '0' WHERE key = 'open'", err, sizeof(err)))
         pv_warn("history store: %s", err);
     /* Requests the reader did not take, and answers nobody collected: the

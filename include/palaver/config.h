@@ -69,6 +69,8 @@ struct pv_config {
     char data_dir[PATH_MAX];    /* history database directory; "" = memory only */
     unsigned history_keep;      /* messages kept on disk; 0 = all */
     unsigned history_max_age_s; /* messages older than this are deleted; 0 = never */
+    size_t history_max_bytes;   /* bytes of messages kept on disk; 0 = any */
+    unsigned history_share;     /* percent of keep/bytes one sender holds before its own go */
     unsigned resume_limit;      /* most messages replayed to a resuming client */
     unsigned data_max_pages;    /* cap on the database size in 4 KiB pages; 0 = none */
     char config_path[PATH_MAX]; /* the file read (it may not exist) */

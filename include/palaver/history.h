@@ -66,7 +66,7 @@ struct pv_store_facts {
     bool present;       /* a store is open */
     bool failed;        /* it failed (or was wanted and could not open) */
     uint64_t first;     /* lowest stored seq, 0 when it holds none */
-    uint64_t committed; /* highest seq committed */
+    uint64_t committed; /* highest seq decided: committed, or lost to a full database */
 };
 
 /* A history page asks for the `limit` messages before seq `before`

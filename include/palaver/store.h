@@ -10,11 +10,15 @@
  *  - pv_store_append(): one producer thread (the broadcaster). Messages go
  *    through a wait-free channel; the producer wakes the writer only when
  *    it goes from empty to non-empty (wake.h).
- *  - the writer thread: owns the write connection; publishes the highest
- *    committed seq (atomic, release) and the lowest stored one, and
- *    notifies pv_store_wake() after each commit; on an error (disk full, read-only, corrupt) it
- * publishes the reason and stores nothing more -- the producer must not acknowledge what was not
- * committed.
+ *  - the writer thread: owns the write connection and the retention
+ *    accounting (rows and bytes per sender); publishes the highest
+ *    committed seq, the highest decided one (stored, or lost to a full
+ *    database) and the lowest stored one, pushes each lost range onto a
+ *    channel before publishing it as decided, and notifies
+ *    pv_store_wake() after each batch. On an error other than a full
+ *    database (read-only, corrupt, I/O) it publishes the reason and
+ *    stores nothing more. The producer must not acknowledge what was not
+ *    committed.
  *  - the reader thread: owns a read connection of its own and answers
  *    pv_store_read() requests (resume after a seq, pages before a seq) in
  *    the order they were made, so the broadcaster never waits on a disk
@@ -26,6 +30,21 @@
  *    connection.
  *  WAL lets the readers see every committed transaction without ever
  *  blocking the writer.
+ *
+ * Retention (docs/durability.md): by count (keep), by bytes (max_bytes:
+ * the JSON plus PV_STORE_ROW_OVERHEAD per row) and by age. Over a limit,
+ * the oldest messages go -- except that a sender holding more than
+ * `sender_share` percent of either limit loses its own oldest first, so
+ * one flooding address cannot push everyone else's history out. Those
+ * deletions leave holes in seq, so they take from below the newest
+ * `protect` seqs, where resumes read (a resume must see every seq or gets
+ * a reset), and from inside them only when the sender has nothing older.
+ *
+ * A full database (SQLITE_FULL: the disk, or max_pages) is not a failure:
+ * the writer deletes the oldest messages to make room, lowers the byte
+ * limit to what fits (until restart), and tries the batch again; if it
+ * still does not fit, that batch is lost (a lost range: relayed, not
+ * stored) and the next batch tries again. Storing resumes by itself.
  */
 #ifndef PALAVER_STORE_H
 #define PALAVER_STORE_H
@@ -44,13 +63,22 @@ struct pv_store_msg {
     int64_t server_date;       /* ms since the epoch */
     struct pv_frame *frame;    /* the message as sent to clients: one reference,
                                 * dropped by the writer once stored */
+    char sender[48];           /* who sent it (its address), for fair retention */
     struct cds_wfcq_node node; /* private: the writer's queue */
 };
 
+/* Bytes a row costs beyond its JSON (seq, date, sender, index entries),
+ * counted so that a flood of tiny messages is not free. */
+#define PV_STORE_ROW_OVERHEAD 64
+
 struct pv_store_options {
-    unsigned keep;      /* messages kept; 0 = all */
-    unsigned max_age_s; /* messages older than this are deleted; 0 = none */
-    unsigned max_pages; /* tests: PRAGMA max_page_count (0 = SQLite's) */
+    unsigned keep;         /* messages kept; 0 = all */
+    uint64_t max_bytes;    /* bytes kept (JSON + PV_STORE_ROW_OVERHEAD per row); 0 = any */
+    unsigned sender_share; /* percent of keep and max_bytes one sender may hold before its
+                            * own oldest go first; 0 or 100: oldest first, whoever sent them */
+    unsigned protect;      /* the newest seqs, spared by the share while it can (resume-limit) */
+    unsigned max_age_s;    /* messages older than this are deleted; 0 = none */
+    unsigned max_pages;    /* tests: PRAGMA max_page_count (0 = SQLite's) */
 };
 
 /* Opens (creating) dir/palaver.db and starts the writer. NULL with a
@@ -67,6 +95,19 @@ const char *pv_store_id(const struct pv_store *s);
 void pv_store_append(struct pv_store *s, struct pv_store_msg *m);
 /* Highest seq known committed (acquire). */
 uint64_t pv_store_committed(struct pv_store *s);
+/* Highest seq whose fate is known (acquire): committed, or lost to a full
+ * database. Every lost range at or below it can be taken. */
+uint64_t pv_store_decided(struct pv_store *s);
+/* Producer: the next range of seqs that were relayed but could not be
+ * stored (a full database), oldest first; false when there is none. */
+bool pv_store_take_lost(struct pv_store *s, uint64_t *from, uint64_t *to);
+/* Messages lost to a full database so far; and whether the last batch
+ * was one of them (storing is degraded until the next commit). */
+uint64_t pv_store_lost_total(struct pv_store *s);
+bool pv_store_full(struct pv_store *s);
+/* Bytes and rows stored, as the writer last published them. */
+uint64_t pv_store_bytes(struct pv_store *s);
+uint64_t pv_store_rows(struct pv_store *s);
 /* Notified after each commit and each read answer: the producer parks on
  * it with its other channels (pv_wake_wait, wake.h). */
 struct pv_wake *pv_store_wake(struct pv_store *s);

@@ -231,25 +231,52 @@ static void hold_ack(struct pv_broadcaster *b, struct pv_client *c, uint64_t seq
         pv_client_ref(c), seq, msg_id ? json_incref((json_t *)msg_id) : NULL, now};
 }
 
-/* Sends the acks the store's commits allow; if the store has failed, the
- * rest learn that their message was relayed but not stored. */
+/* True if the store lost `seq` (a full database); ranges before it are
+ * dropped as acks only go forward. Every range at or below the store's
+ * decided seq has been taken (store.h: pushed before publishing). */
+static bool seq_lost(struct pv_broadcaster *b, uint64_t seq)
+{
+    uint64_t from, to;
+    while (pv_store_take_lost(b->d.store, &from, &to)) {
+        if (b->lost_n == b->lost_cap) {
+            b->lost_cap = b->lost_cap ? b->lost_cap * 2 : 8;
+            b->lost = pv_xrealloc(b->lost, b->lost_cap * sizeof(*b->lost));
+        }
+        b->lost[b->lost_n++] = (struct lost_seqs){from, to};
+    }
+    size_t drop = 0;
+    while (drop < b->lost_n && b->lost[drop].to < seq)
+        drop++;
+    if (drop) {
+        memmove(b->lost, b->lost + drop, (b->lost_n - drop) * sizeof(*b->lost));
+        b->lost_n -= drop;
+    }
+    return b->lost_n && b->lost[0].from <= seq;
+}
+
+/* Sends the acks the store's commits allow; a message the store lost (a
+ * full database), or any message once the store has failed, gets
+ * "not-stored" instead: relayed, but not in the history. */
 static void release_acks(struct pv_broadcaster *b)
 {
     if (!b->d.store || b->acks_n == 0)
         return;
-    uint64_t done = pv_store_committed(b->d.store);
+    uint64_t done = pv_store_decided(b->d.store);
     bool failed = pv_store_failure(b->d.store) != NULL;
     while (b->acks_n) {
         struct held_ack *a = &b->acks[b->acks_head];
         if (a->seq > done && !failed)
             break;
+        bool stored = a->seq <= done && !seq_lost(b, a->seq);
         if (a->c->index != SIZE_MAX && !a->c->closing) {
-            if (a->seq <= done)
+            if (stored)
                 pv__deliver(b, a->c, pv_proto_ack(a->msg_id, a->seq, a->now));
             else
                 pv__send_error(b, a->c, "not-stored",
-                               "relayed to everyone online, but not stored: the history store "
-                               "failed",
+                               failed ? "relayed to everyone online, but not stored: the history "
+                                        "store failed"
+                                      : "relayed to everyone online, but not stored: the history "
+                                        "database is full (palaverd keeps trying)",
                                a->msg_id);
         }
         pv_client_unref(a->c);
@@ -277,6 +304,7 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
         m->seq = seq;
         m->server_date = now;
         m->frame = pv_frame_ref(f);
+        snprintf(m->sender, sizeof(m->sender), "%s", c->addr);
         pv_store_append(b->d.store, m);
         hold_ack(b, c, seq, in->msg_id, now);
     } else if (pv__store_failed(b)) {
@@ -502,6 +530,7 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
         json_decref(b->acks[b->acks_head + i].msg_id);
     }
     free(b->acks);
+    free(b->lost);
     pv__list_free(&b->congested);
     pv__list_free(&b->refused);
     pv_registry_destroy(&b->reg);

@@ -97,6 +97,12 @@ struct pv_broadcaster {
         int64_t now;
     } * acks;
     size_t acks_head, acks_n, acks_cap;
+    /* Seq ranges the store could not store (a full database), oldest
+     * first, taken from the store as acks are released (store.h). */
+    struct lost_seqs {
+        uint64_t from, to;
+    } * lost;
+    size_t lost_n, lost_cap;
 
     uint64_t seq; /* last sequence number given out */
     /* Names the seq numbering: the database's id with a store (seq

@@ -127,7 +127,7 @@ static void dispatch_reads(struct pv_broadcaster *b)
 {
     if (!b->waiting_n)
         return;
-    uint64_t done = pv_store_committed(b->d.store);
+    uint64_t done = pv_store_decided(b->d.store); /* stored, or lost for good */
     bool failed = pv__store_failed(b);
     size_t keep = 0;
     for (size_t i = 0; i < b->waiting_n; i++) {
@@ -330,7 +330,7 @@ void pv__on_history(struct pv_broadcaster *b, struct pv_client *c, const struct 
         .present = b->d.store != NULL,
         .failed = pv__store_failed(b),
         .first = b->d.store ? pv_store_first(b->d.store) : 0,
-        .committed = b->d.store ? pv_store_committed(b->d.store) : 0,
+        .committed = b->d.store ? pv_store_decided(b->d.store) : 0,
     };
     bool ring_enough = pv_history_page_in_memory(&b->hist, before, in->limit, b->seq, &st);
     if (ring_enough) {

@@ -837,6 +837,105 @@ static void test_one_slow_replayer_does_not_freeze_fanout(void **state)
     assert_int_equal(srv_stop(&server), 0);
 }
 
+/* Sends n chat messages from a client at address `from`, each waited for
+ * (its ack: stored); fat ones are 4,096 control characters (24.6 KB). */
+static void send_from(const char *from, int n, bool fat, const char *tag)
+{
+    struct wsc_opts o = {.from = from};
+    struct wsc *c = wsc_open(server.port, &o);
+    assert_non_null(c);
+    assert_int_equal(wsc_join(c, NULL, NULL), 0);
+    for (int i = 0; i < n; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "%s %d", tag, i);
+        char *m = fat ? fat_message(4096, i) : NULL;
+        assert_int_equal(fat ? wsc_send(c, true, 1, m, strlen(m)) : wsc_send_chat(c, i, text, ""),
+                         0);
+        free(m);
+        json_t *ack = wsc_expect(c, "ack", T);
+        assert_non_null(ack);
+        json_decref(ack);
+    }
+    wsc_free(c);
+}
+
+/* How many of the first n messages (seq 1..n, sent by the bystander
+ * before the flood) the store still has: a page read from the database. */
+static size_t stored_of_first(int n)
+{
+    struct wsc *c = wsc_open(server.port, NULL);
+    assert_int_equal(wsc_join(c, NULL, NULL), 0);
+    char req[96];
+    snprintf(req, sizeof(req), "{\"type\":\"history\",\"before\":%d,\"limit\":%d}", n + 1, n);
+    assert_int_equal(wsc_send_text(c, req), 0);
+    json_t *h = wsc_expect(c, "history", T);
+    assert_non_null(h);
+    json_t *msgs = json_object_get(h, "messages");
+    size_t kept = 0;
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        const char *text = json_string_value(json_object_get(json_array_get(msgs, i), "text"));
+        kept += text && strncmp(text, "before the flood ", 17) == 0;
+    }
+    json_decref(h);
+    wsc_free(c);
+    return kept;
+}
+
+/* Item 10: retention counted messages, so one address writing fat
+ * messages wiped everyone's history (and, with a size cap, failed the
+ * store for good). Now retention counts bytes too (--history-max-bytes),
+ * and a sender over --history-sender-share of it loses its own oldest
+ * first. One address writes 5x the byte limit after another wrote 50
+ * messages: those 50 are all still stored, the store stayed under its
+ * limit and never failed. With the share at 100 % (the control: oldest
+ * first, whoever sent them) the same flood wipes them. */
+static size_t history_flood(const char *share, char *metrics, size_t msz)
+{
+    char dir[128];
+    assert_true(tmpdir_make(dir, sizeof(dir), "flood"));
+    const char *args[] = {"--data-dir",
+                          dir,
+                          "--history-max-bytes",
+                          "2097152",
+                          "--history-sender-share",
+                          share,
+                          "--resume-limit",
+                          "100",
+                          "--history",
+                          "10",
+                          "--rate-limit",
+                          "0",
+                          "--byte-rate",
+                          "0",
+                          NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    send_from("127.0.0.5", 50, false, "before the flood");
+    int64_t t0 = mono_ms();
+    send_from("127.0.0.66", 420, true, NULL); /* 10.3 MB: 5x the limit */
+    double secs = (double)(mono_ms() - t0) / 1000.0;
+    size_t kept = stored_of_first(50);
+    assert_int_equal(http_get(server.port, "/metrics", metrics, msz), 200);
+    fprintf(stderr, "hostile: share %s%%: 420 fat messages (10.3 MB) in %.1f s, %zu of 50 kept\n",
+            share, secs, kept);
+    bystander_ok(server.port);
+    assert_int_equal(srv_stop(&server), 0);
+    tmpdir_remove(dir);
+    return kept;
+}
+
+static void test_history_flood_is_fair(void **state)
+{
+    (void)state;
+    static char metrics[65536];
+    assert_int_equal(history_flood("25", metrics, sizeof(metrics)), 50);
+    assert_non_null(strstr(metrics, "\npalaver_store_up 1\n"));
+    const char *b = strstr(metrics, "\npalaver_store_bytes ");
+    assert_non_null(b);
+    long long bytes = atoll(b + strlen("\npalaver_store_bytes "));
+    assert_true(bytes > 1000000 && bytes <= 2097152);
+    assert_int_equal(history_flood("100", metrics, sizeof(metrics)), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -851,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_slowloris_cannot_take_the_workers),
         cmocka_unit_test(test_history_amplification_is_budgeted),
         cmocka_unit_test(test_one_slow_replayer_does_not_freeze_fanout),
+        cmocka_unit_test(test_history_flood_is_fair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

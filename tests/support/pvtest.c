@@ -414,12 +414,20 @@ void srv_dump_log(const struct srv *s)
 
 /* ---- client ---- */
 
-static int tcp_connect(int port, int rcvbuf)
+static int tcp_connect_from(int port, int rcvbuf, const char *from)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     if (fd < 0)
         return -1;
+    if (from) {
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET, from, &src.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
     if (rcvbuf > 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -433,6 +441,11 @@ static int tcp_connect(int port, int rcvbuf)
         return -1;
     }
     return fd;
+}
+
+static int tcp_connect(int port, int rcvbuf)
+{
+    return tcp_connect_from(port, rcvbuf, NULL);
 }
 
 static int send_all(int fd, const void *data, size_t len)
@@ -519,7 +532,7 @@ struct wsc *wsc_open(int port, const struct wsc_opts *o)
         o = &none;
     c = calloc(1, sizeof(*c));
     c->close_code = -1;
-    c->fd = tcp_connect(port, o->rcvbuf);
+    c->fd = tcp_connect_from(port, o->rcvbuf, o->from);
     if (c->fd < 0) {
         free(c);
         return NULL;

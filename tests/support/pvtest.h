@@ -56,6 +56,7 @@ struct wsc_opts {
     int rcvbuf;              /* SO_RCVBUF before connect, 0 = default */
     const char *headers;     /* extra header lines, each ending in \r\n */
     const char *host;        /* Host header value, default "127.0.0.1:<port>" */
+    const char *from;        /* source address (127.0.0.x: another host), default 127.0.0.1 */
 };
 
 struct wsc {

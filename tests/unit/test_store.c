@@ -1,6 +1,7 @@
 /* Unit tests: the SQLite history store (store.c) -- group commit, seq
- * kept across a reopen, range and before queries, retention, and a full
- * database reported as a failure with no false "committed". */
+ * kept across a reopen, range and before queries, retention by count,
+ * bytes and age, the per-sender share, a full database that makes room
+ * and recovers (with no false "committed"), and the schema upgrade. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +11,10 @@
 #include <string.h>
 #include <poll.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "palaver/frame.h"
 #include "palaver/store.h"
@@ -34,6 +37,17 @@ static int teardown(void **state)
     return system(cmd);
 }
 
+static struct pv_store *open_opts(const char *sub, const struct pv_store_options *o)
+{
+    char path[200], err[256] = "";
+    snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    struct pv_store *s = pv_store_open(path, o, err, sizeof(err));
+    if (!s)
+        fprintf(stderr, "open: %s\n", err);
+    assert_non_null(s);
+    return s;
+}
+
 static struct pv_store *open_store_age(const char *sub, unsigned keep, unsigned max_pages,
                                        unsigned max_age_s)
 {
@@ -52,10 +66,12 @@ static struct pv_store *open_store(const char *sub, unsigned keep, unsigned max_
     return open_store_age(sub, keep, max_pages, 0);
 }
 
-static void append_dated(struct pv_store *s, uint64_t seq, size_t size, int64_t date)
+static void append_full(struct pv_store *s, uint64_t seq, size_t size, int64_t date,
+                        const char *sender)
 {
     struct pv_store_msg *m = calloc(1, sizeof(*m));
     m->seq = seq;
+    snprintf(m->sender, sizeof(m->sender), "%s", sender);
     m->server_date = date;
     char *json = malloc(size + 64);
     int n = snprintf(json, size + 64, "{\"type\":\"message\",\"seq\":%llu,\"text\":\"",
@@ -65,6 +81,16 @@ static void append_dated(struct pv_store *s, uint64_t seq, size_t size, int64_t 
     m->frame = pv_frame_new(PV_WS_OP_TEXT, json, (size_t)n + size + 2);
     free(json);
     pv_store_append(s, m);
+}
+
+static void append_dated(struct pv_store *s, uint64_t seq, size_t size, int64_t date)
+{
+    append_full(s, seq, size, date, "127.0.0.1");
+}
+
+static void append_from(struct pv_store *s, uint64_t seq, size_t size, const char *sender)
+{
+    append_full(s, seq, size, 1700000000000 + (int64_t)seq, sender);
 }
 
 static void append(struct pv_store *s, uint64_t seq, size_t size)
@@ -113,6 +139,17 @@ static bool committed(struct pv_store *s, uint64_t seq)
     return pv_store_committed(s) >= seq;
 }
 
+/* Waits until the fate of `seq` is known: committed or lost. */
+static bool decided(struct pv_store *s, uint64_t seq)
+{
+    for (int64_t end = mono_ms() + 30000;
+         mono_ms() < end && pv_store_decided(s) < seq && !pv_store_failure(s);) {
+        struct pv_wake *w = pv_store_wake(s);
+        pv_wake_wait(&w, 1, 100);
+    }
+    return pv_store_decided(s) >= seq;
+}
+
 struct got {
     uint64_t seq[64];
     int n;
@@ -125,6 +162,33 @@ static void collect(void *ud, uint64_t seq, int64_t date, const char *json, size
     assert_true(len > 10 && json[0] == '{');
     if (g->n < 64)
         g->seq[g->n++] = seq;
+}
+
+/* Every stored seq, for checks over thousands of rows. */
+struct all {
+    uint64_t *seq;
+    size_t n, cap;
+};
+
+static void collect_all(void *ud, uint64_t seq, int64_t date, const char *json, size_t len)
+{
+    struct all *a = ud;
+    (void)date;
+    (void)json;
+    (void)len;
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 1024;
+        a->seq = realloc(a->seq, a->cap * sizeof(*a->seq));
+    }
+    a->seq[a->n++] = seq;
+}
+
+static size_t count_between(const struct all *a, uint64_t lo, uint64_t hi)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n; i++)
+        n += a->seq[i] >= lo && a->seq[i] <= hi;
+    return n;
 }
 
 static void test_group_commit_and_reopen(void **state)
@@ -190,27 +254,199 @@ static void test_retention(void **state)
     pv_store_close(s);
 }
 
-static void test_full_database_is_a_failure_not_a_commit(void **state)
+/* A database that fills up (40 pages of 4 KiB, as a full disk) is not a
+ * failure: retention learns what fits, deletes the oldest, and storing
+ * goes on; the newest are stored without a hole, and what was reported
+ * committed survives a reopen. */
+static void test_full_database_makes_room(void **state)
 {
     (void)state;
-    /* A database limited to 40 pages (4 KiB each) fills up quickly. */
     struct pv_store *s = open_store("c", 0, 40);
     for (uint64_t i = 1; i <= 5; i++)
         append(s, i, 100);
     assert_true(committed(s, 5));
     for (uint64_t i = 6; i <= 3000; i++)
         append(s, i, 1000);
-    assert_false(committed(s, 3000));
-    const char *why = pv_store_failure(s);
-    assert_non_null(why);
-    assert_non_null(strstr(why, "full"));
-    uint64_t c = pv_store_committed(s);
-    assert_true(c >= 5 && c < 3000);
+    assert_true(decided(s, 3000));
+    assert_null(pv_store_failure(s));
+    assert_int_equal(pv_store_committed(s), 3000);
+    assert_false(pv_store_full(s));
+    uint64_t first = pv_store_first(s);
+    assert_true(first > 5 && first < 3000);
+    assert_true(pv_store_bytes(s) < 160 * 1024); /* what 40 pages hold */
+    assert_true(pv_store_bytes(s) > 40 * 1024);  /* and not much less */
+    struct all all = {0};
+    assert_true(pv_store_range(s, 0, 100000, collect_all, &all) > 20);
+    assert_int_equal(all.seq[all.n - 1], 3000);
+    assert_int_equal(count_between(&all, 2981, 3000), 20); /* the newest, no hole */
+    assert_int_equal(pv_store_rows(s), all.n);
+    free(all.seq);
     pv_store_close(s);
-    /* What was reported committed is there, and nothing after it. */
-    s = open_store("c", 0, 0);
-    assert_int_equal(pv_store_last_seq(s), c);
+    s = open_store("c", 0, 40);
+    assert_int_equal(pv_store_last_seq(s), 3000);
+    /* Reopened, it goes on storing within the same room. */
+    for (uint64_t i = 3001; i <= 3400; i++)
+        append(s, i, 1000);
+    assert_true(decided(s, 3400));
+    assert_null(pv_store_failure(s));
+    assert_int_equal(pv_store_committed(s), 3400);
     pv_store_close(s);
+}
+
+/* A message that cannot fit even an empty database is lost -- a lost
+ * range, never "committed" -- and the store recovers with the next one. */
+static void test_lost_message_then_recovery(void **state)
+{
+    (void)state;
+    struct pv_store *s = open_store("c2", 0, 8);
+    append(s, 1, 20);
+    assert_true(committed(s, 1));
+    append(s, 2, 60000);
+    assert_true(decided(s, 2));
+    assert_int_equal(pv_store_committed(s), 1);
+    assert_true(pv_store_full(s));
+    assert_null(pv_store_failure(s));
+    assert_int_equal(pv_store_lost_total(s), 1);
+    uint64_t from = 0, to = 0;
+    assert_true(pv_store_take_lost(s, &from, &to));
+    assert_int_equal(from, 2);
+    assert_int_equal(to, 2);
+    assert_false(pv_store_take_lost(s, &from, &to));
+    append(s, 3, 20);
+    assert_true(committed(s, 3));
+    assert_false(pv_store_full(s));
+    struct all all = {0};
+    assert_int_equal(pv_store_range(s, 0, 10, collect_all, &all), 2);
+    assert_int_equal(all.seq[0], 1); /* the message before was kept */
+    assert_int_equal(all.seq[1], 3);
+    free(all.seq);
+    pv_store_close(s);
+}
+
+/* Retention by bytes: never over the limit, down to 90 % when it prunes. */
+static void test_retention_by_bytes(void **state)
+{
+    (void)state;
+    struct pv_store_options o = {.max_bytes = 100000};
+    struct pv_store *s = open_opts("bytes", &o);
+    for (uint64_t i = 1; i <= 2000; i++) {
+        append(s, i, 200);
+        if (i % 100 == 0) {
+            assert_true(committed(s, i));
+            assert_true(pv_store_bytes(s) <= 100000);
+        }
+    }
+    uint64_t b = pv_store_bytes(s);
+    assert_true(b >= 80000 && b <= 100000);
+    struct all all = {0};
+    pv_store_range(s, 0, 100000, collect_all, &all);
+    assert_int_equal(all.seq[all.n - 1], 2000);
+    assert_int_equal(count_between(&all, all.seq[0], 2000), 2000 - all.seq[0] + 1); /* no hole */
+    free(all.seq);
+    pv_store_close(s);
+}
+
+/* One address floods; another wrote 200 messages before. With a share of
+ * 25 %, the flood's own oldest go first (outside the protected newest),
+ * by count and by bytes; with a share of 100 (the control), the others'
+ * history is pushed out. */
+static void flood(const char *sub, unsigned share, bool by_bytes, size_t *kept, uint64_t *rows)
+{
+    struct pv_store_options o = {.sender_share = share, .protect = 100};
+    if (by_bytes)
+        o.max_bytes = 1 << 20;
+    else
+        o.keep = 1000;
+    struct pv_store *s = open_opts(sub, &o);
+    for (uint64_t i = 1; i <= 200; i++)
+        append_from(s, i, 100, "192.168.1.20");
+    for (uint64_t i = 201; i <= 5200; i++)
+        append_from(s, i, by_bytes ? 4000 : 100, "192.168.1.66");
+    assert_true(committed(s, 5200));
+    assert_null(pv_store_failure(s));
+    struct all all = {0};
+    pv_store_range(s, 0, 100000, collect_all, &all);
+    *kept = count_between(&all, 1, 200);
+    *rows = pv_store_rows(s);
+    /* The newest 100 (protected) are all there, with no hole. */
+    assert_int_equal(count_between(&all, 5101, 5200), 100);
+    if (by_bytes)
+        assert_true(pv_store_bytes(s) <= 1 << 20);
+    else
+        assert_true(*rows <= 1000);
+    free(all.seq);
+    pv_store_close(s);
+}
+
+static void test_sender_share(void **state)
+{
+    (void)state;
+    size_t kept;
+    uint64_t rows;
+    flood("share-count", 25, false, &kept, &rows);
+    assert_int_equal(kept, 200);
+    flood("share-bytes", 25, true, &kept, &rows);
+    assert_int_equal(kept, 200);
+    flood("share-off", 100, false, &kept, &rows);
+    assert_int_equal(kept, 0);
+}
+
+/* A database of schema 0 (palaver before retention by bytes) is upgraded
+ * in place: rows kept and counted, the history id kept; one of a newer
+ * schema is refused and left as it was. */
+static void test_schema_upgrade(void **state)
+{
+    (void)state;
+    char path[256], file[300];
+    snprintf(path, sizeof(path), "%s/v0", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(file, sizeof(file), "%s/palaver.db", path);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "PRAGMA journal_mode=WAL;"
+                     "CREATE TABLE messages (seq INTEGER PRIMARY KEY, server_date INTEGER NOT NULL,"
+                     " json TEXT NOT NULL);"
+                     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT INTO meta VALUES('history-id', '0123456789abcdef'), ('open', '0');"
+                     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10)"
+                     " INSERT INTO messages SELECT i, 1700000000000 + i,"
+                     " '{\"type\":\"message\",\"text\":\"old ' || i || '\"}' FROM n;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    struct pv_store *s = open_store("v0", 0, 0);
+    assert_int_equal(pv_store_last_seq(s), 10);
+    assert_string_equal(pv_store_id(s), "0123456789abcdef");
+    assert_int_equal(pv_store_rows(s), 10);
+    /* {"type":"message","text":"old N"}: 33 bytes for N < 10, 34 for 10. */
+    assert_int_equal(pv_store_bytes(s), 9 * (33 + 64) + (34 + 64));
+    append(s, 11, 20);
+    assert_true(committed(s, 11));
+    struct all all = {0};
+    assert_int_equal(pv_store_range(s, 0, 100, collect_all, &all), 11);
+    free(all.seq);
+    pv_store_close(s);
+    assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    /* A newer palaverd's database: refused, untouched. */
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 9", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char err[256] = "";
+    assert_null(pv_store_open(path, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "newer palaverd"));
+    assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM messages", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 11);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 /* The reader thread answers in request order, while the writer goes on
@@ -310,7 +546,11 @@ int main(void)
         cmocka_unit_test(test_retention_by_age),
         cmocka_unit_test(test_group_commit_and_reopen),
         cmocka_unit_test(test_retention),
-        cmocka_unit_test(test_full_database_is_a_failure_not_a_commit),
+        cmocka_unit_test(test_full_database_makes_room),
+        cmocka_unit_test(test_lost_message_then_recovery),
+        cmocka_unit_test(test_retention_by_bytes),
+        cmocka_unit_test(test_sender_share),
+        cmocka_unit_test(test_schema_upgrade),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
