@@ -84,7 +84,7 @@ bool pv_seq_parse(const char *s, size_t len, uint64_t *out)
     return true;
 }
 
-void pv_proto_decode(const char *data, size_t len, size_t max_text, struct pv_inbound *in)
+static void decode(const char *data, size_t len, size_t max_text, struct pv_inbound *in)
 {
     json_error_t err;
     json_t *type, *v;
@@ -179,6 +179,38 @@ void pv_proto_decode(const char *data, size_t len, size_t max_text, struct pv_in
     } else {
         set_invalid(in, "unknown-type", "unknown message type");
     }
+}
+
+/* Keeps of the parsed message only the fields the protocol reads: the
+ * decoded pointers point into those children, which the smaller root
+ * keeps alive; everything else (unknown fields, their trees) is freed
+ * now, by the decoding thread, so a queued message holds no more than
+ * it needs. */
+static void keep_only_known(struct pv_inbound *in)
+{
+    static const char *const known[] = {"type", "msgId", "text", "date", "name", "server"};
+    if (!in->root)
+        return;
+    if (!json_is_object(in->root)) {
+        json_decref(in->root);
+        in->root = NULL;
+        in->msg_id = NULL;
+        return;
+    }
+    json_t *small = json_object();
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        json_t *v = json_object_get(in->root, known[i]);
+        if (v)
+            json_object_set(small, known[i], v);
+    }
+    json_decref(in->root);
+    in->root = small;
+}
+
+void pv_proto_decode(const char *data, size_t len, size_t max_text, struct pv_inbound *in)
+{
+    decode(data, len, max_text, in);
+    keep_only_known(in);
 }
 
 void pv_inbound_release(struct pv_inbound *in)

@@ -51,6 +51,7 @@ struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c, cons
     ev->len = len;
     ev->queued_ns = pv_mono_ns();
     ev->code = 0;
+    memset(&ev->in, 0, sizeof(ev->in));
     if (len)
         memcpy(ev->data, data, len);
     ev->data[len] = '\0';
@@ -63,6 +64,7 @@ void pv_event_free(struct pv_event *ev)
         return;
     if (ev->client)
         pv_client_unref(ev->client);
+    pv_inbound_release(&ev->in);
     free(ev);
 }
 

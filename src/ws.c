@@ -1,5 +1,6 @@
 /* ws.c -- CivetWeb WebSocket callbacks: handshake checks, framing checks,
- * the rate limit and the producer side of the event queue.
+ * the rate and byte limits, the JSON decode of each message, and the
+ * producer side of the event queue.
  *
  * Threads: CivetWeb worker threads. Each callback works on its own
  * connection's client; the fields it uses are the worker-owned ones of
@@ -230,35 +231,50 @@ static int fail(struct pv_ws *ws, struct pv_client *c, unsigned bits, uint16_t c
 }
 
 /* Answers a message the broker will not take with {"type":"error"},
- * naming the message by its msgId when it carried one. */
-static void reply_error(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len,
+ * naming the message by its msgId when it carried one (msg_id: from the
+ * decode; a msgId that broke the rule was never kept). */
+static void reply_error(struct pv_ws *ws, struct pv_client *c, const json_t *msg_id,
                         const char *code, const char *text)
+{
+    struct pv_frame *f = pv_proto_error(code, text, msg_id);
+    pv_client_write(c, f->data, f->len, false);
+    pv_frame_unref(f);
+    pv_stat_error(ws->stats, code);
+}
+
+/* The same for a message refused before it was decoded (rate limits):
+ * its msgId is read from the JSON, on this worker. */
+static void reply_refused(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len,
+                          const char *code, const char *text)
 {
     json_t *root = json_loadb(data, len, 0, NULL);
     json_t *msg_id;
     pv_proto_msg_id(root, &msg_id); /* a msgId that breaks the rule is not echoed */
-    struct pv_frame *f = pv_proto_error(code, text, msg_id);
-    pv_client_write(c, f->data, f->len, false);
-    pv_frame_unref(f);
+    reply_error(ws, c, msg_id, code, text);
     json_decref(root);
-    pv_stat_error(ws->stats, code);
 }
 
-/* A complete text message: hand it to the broadcaster. */
+/* A complete text message: decoded here, on this worker (the broadcaster
+ * is one thread; the workers run in parallel), and handed over decoded.
+ * An invalid one goes too, as its error, so the replies to one client's
+ * messages keep their order. */
 static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len)
 {
-    struct pv_event *ev = pv_event_new(PV_EV_MSG, pv_client_ref(c), data, len);
+    struct pv_event *ev = pv_event_new(PV_EV_MSG, pv_client_ref(c), NULL, 0);
+    pv_proto_decode(data, len, ws->cfg->max_text, &ev->in);
+    ev->len = len; /* what the queue's byte bound counts */
     int rc = pv_queue_push_msg(ws->queue, ev, (int)ws->cfg->queue_timeout_ms);
 
     if (rc == 0)
         return 1;
-    pv_event_free(ev);
-    if (rc == -ESHUTDOWN)
+    if (rc == -ESHUTDOWN) {
+        pv_event_free(ev);
         return 1; /* shutting down: the client already has (or gets) 1001 */
-
+    }
     /* The broadcaster could not take it in time: nothing is dropped
      * silently. */
-    reply_error(ws, c, data, len, "busy", "server busy: message not accepted, send it again");
+    reply_error(ws, c, ev->in.msg_id, "busy", "server busy: message not accepted, send it again");
+    pv_event_free(ev);
     pv_warn("event queue full for %u ms: message from %s refused with \"busy\"",
             ws->cfg->queue_timeout_ms, c->peer);
     return 1;
@@ -384,16 +400,16 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         if (r < 0)
             return 1; /* closing */
         if (r == 0) {
-            reply_error(ws, c, out.data, out.len, "rate-limited",
-                        "too many messages: slow down, this one was not sent");
+            reply_refused(ws, c, out.data, out.len, "rate-limited",
+                          "too many messages: slow down, this one was not sent");
             return 1;
         }
         r = byte_check(ws, c, out.len, now);
         if (r < 0)
             return 1; /* closing */
         if (r == 0) {
-            reply_error(ws, c, out.data, out.len, "rate-limited",
-                        "too many bytes: slow down, this one was not sent");
+            reply_refused(ws, c, out.data, out.len, "rate-limited",
+                          "too many bytes: slow down, this one was not sent");
             return 1;
         }
         return push_message(ws, c, out.data, out.len);

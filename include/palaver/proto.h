@@ -8,8 +8,11 @@
  * "clientKey" and "text". palaver keeps those fields and adds its own
  * ("from", "seq", "serverDate", ...), which that client ignores.
  *
- * Threads: none shared; functions work on the caller's data (the
- * broadcaster in palaverd).
+ * Threads: none shared; functions work on the caller's data. In
+ * palaverd the decoder runs on the CivetWeb workers (each its own
+ * connection's messages, in parallel) and the encoders on the
+ * broadcaster; a decoded pv_inbound moves from one to the other inside a
+ * queue event and is released by whoever holds it last.
  */
 #ifndef PALAVER_PROTO_H
 #define PALAVER_PROTO_H

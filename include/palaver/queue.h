@@ -30,6 +30,12 @@
  *    one JOIN or REFUSED, one KICK and one LEAVE per connection that
  *    completed its handshake, and each connection holds a CivetWeb worker
  *    until its LEAVE is queued.
+ *  - A MSG event arrives decoded: its worker parsed and checked the JSON
+ *    (pv_proto_decode, proto.h) and kept only the fields the protocol
+ *    uses, so the one broadcaster thread never parses JSON and never
+ *    holds a peer's unknown fields; the decode runs on the workers, in
+ *    parallel. Its `len` is the payload's size (what the byte bound
+ *    counts); `data` is empty.
  *  - Wake-up and ordering: the channel and wake-up of wake.h (only the
  *    producer that makes the queue non-empty notifies; no wake-up can be
  *    lost; the memory-order argument is written there).
@@ -41,6 +47,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
+
+#include "palaver/proto.h"
 
 struct pv_client;
 struct pv_wake;
@@ -65,7 +73,8 @@ struct pv_event {
     size_t len;               /* bytes in data, not counting the NUL */
     uint64_t queued_ns;       /* monotonic ns when it was made (queue lag) */
     int code;                 /* KICK: the close code its worker decided */
-    char data[];              /* NUL-terminated copy of the payload */
+    struct pv_inbound in;     /* MSG: decoded by the worker (owned; released with the event) */
+    char data[];              /* NUL-terminated copy of the payload (not for MSG) */
 };
 
 /* Allocates an event holding a copy of data (may be NULL when len is 0).

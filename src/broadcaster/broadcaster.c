@@ -321,27 +321,25 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
 static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
 {
     struct pv_client *c = ev->client;
-    struct pv_inbound in;
+    const struct pv_inbound *in = &ev->in; /* decoded by the worker (queue.h) */
 
     if (c->index == SIZE_MAX || c->closing || b->draining)
         return; /* gone or going: nobody is left to answer */
-    pv_proto_decode(ev->data, ev->len, b->d.cfg->max_text, &in);
-    switch (in.type) {
+    switch (in->type) {
     case PV_IN_MESSAGE:
-        on_chat(b, c, &in);
+        on_chat(b, c, in);
         break;
     case PV_IN_HELLO:
-        on_hello(b, c, &in);
+        on_hello(b, c, in);
         break;
     case PV_IN_HISTORY:
-        pv__on_history(b, c, &in);
+        pv__on_history(b, c, in);
         break;
     case PV_IN_INVALID:
-        pv_debug("bad message from id=%s peer=%s: %s", c->id, c->peer, in.err_msg);
-        pv__send_error(b, c, in.err_code, in.err_msg, in.msg_id);
+        pv_debug("bad message from id=%s peer=%s: %s", c->id, c->peer, in->err_msg);
+        pv__send_error(b, c, in->err_code, in->err_msg, in->msg_id);
         break;
     }
-    pv_inbound_release(&in);
 }
 
 /* The client's worker closes it (protocol violation, flood). The close

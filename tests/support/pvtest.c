@@ -150,7 +150,10 @@ int srv_start_env(struct srv *s, const char *const *extra, const char *const *en
         perror("notify socket");
         return -1;
     }
-    argv[n++] = PALAVERD_PATH;
+    /* PVTEST_PALAVERD: another build to run the same test against (a
+     * before/after measurement); the one built with the tests otherwise. */
+    const char *bin = getenv("PVTEST_PALAVERD");
+    argv[n++] = bin && bin[0] ? bin : PALAVERD_PATH;
     argv[n++] = "--port";
     argv[n++] = "0";
     argv[n++] = "--listen";

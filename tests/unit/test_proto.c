@@ -37,6 +37,40 @@ static void test_decode_seed_message(void **state)
     pv_inbound_release(&in);
 }
 
+/* The decoder runs on the workers and its result waits in the queue:
+ * it keeps only the fields the protocol reads, whatever else came. */
+static void test_decode_keeps_only_known_fields(void **state)
+{
+    (void)state;
+    size_t cap = 40000, n = 0;
+    char *m = malloc(cap);
+    n += (size_t)snprintf(m + n, cap - n, "{\"type\":\"message\",\"msgId\":\"k\",\"text\":\"hi\"");
+    for (int i = 0; i < 3000; i++)
+        n += (size_t)snprintf(m + n, cap - n, ",\"u%d\":{}", i);
+    n += (size_t)snprintf(m + n, cap - n, ",\"date\":5}");
+    struct pv_inbound in;
+    pv_proto_decode(m, n, 4096, &in);
+    assert_int_equal(in.type, PV_IN_MESSAGE);
+    assert_int_equal(json_object_size(in.root), 4); /* type, msgId, text, date */
+    assert_null(json_object_get(in.root, "u7"));
+    assert_string_equal(json_string_value(in.msg_id), "k");
+    assert_memory_equal(in.text, "hi", 2);
+    assert_int_equal(json_integer_value(in.date), 5);
+    pv_inbound_release(&in);
+    /* Not an object (an array of 10,000 {}): nothing kept at all. */
+    n = 0;
+    m[n++] = '[';
+    for (int i = 0; i < 10000; i++)
+        n += (size_t)snprintf(m + n, cap - n, "%s{}", i ? "," : "");
+    m[n++] = ']';
+    pv_proto_decode(m, n, 4096, &in);
+    assert_int_equal(in.type, PV_IN_INVALID);
+    assert_null(in.root);
+    assert_null(in.msg_id);
+    pv_inbound_release(&in);
+    free(m);
+}
+
 static void test_decode_errors(void **state)
 {
     (void)state;
@@ -334,6 +368,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_seed_message),
+        cmocka_unit_test(test_decode_keeps_only_known_fields),
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_text_limit_is_bytes),
         cmocka_unit_test(test_names),
