@@ -78,7 +78,8 @@ struct pv_client {
     bool close_queued;        /* our close frame is in its pending batch */
     bool dirty;               /* on the broadcaster's dirty list */
     bool congested;           /* on the broadcaster's congested list */
-    bool joining;             /* in the join burst being handled now */
+    bool joining;             /* in the join burst being handled, or the join notice being sent */
+    bool join_pending;        /* its join notice waits for the presence window */
     struct pv_batch *pending; /* gathered this cycle, not yet posted */
     uint64_t queued_bytes;    /* bytes ever handed to the outbox */
     uint64_t ping_sent;       /* monotonic ns of our last keepalive ping */

@@ -28,31 +28,13 @@
 
 #define POP_BATCH 256
 
-/* The users presence lists: everyone, up to --presence-max, newest first
- * (the newcomers of a burst are at the end of the registry). */
-static struct pv_user *listed_users(struct pv_broadcaster *b, size_t *n)
-{
-    size_t online = pv_registry_count(&b->reg);
-    *n = online < b->d.cfg->presence_max ? online : b->d.cfg->presence_max;
-    struct pv_user *u = pv_xcalloc(*n ? *n : 1, sizeof(*u));
-    for (size_t i = 0; i < *n; i++)
-        u[i] = pv__user_of(b->reg.v[online - 1 - i]);
-    return u;
-}
-
-/* In rooms over --presence-max, join/leave notices carry counts only:
- * naming every arrival to everyone is O(n^2) bytes in a reconnect burst. */
-static bool notices_named(const struct pv_broadcaster *b)
-{
-    return pv_registry_count(&b->reg) <= b->d.cfg->presence_max;
-}
-
 /* A run of consecutive JOIN events: a reconnect burst arrives as one. Each
  * newcomer gets its id, one presence snapshot shared by the whole run
  * (encoded once), and the history, before any live message; everyone else
- * gets one join notice naming them all. Per burst this is O(n) encoding
- * and deliveries, where one notice and one snapshot per join would be
- * O(n^2) for n clients reconnecting at once. */
+ * gets one join notice naming them all (presence.c, which also coalesces
+ * notices over time). Per burst this is O(n) encoding and deliveries,
+ * where one notice and one snapshot per join would be O(n^2) for n
+ * clients reconnecting at once. */
 static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k)
 {
     int64_t now = pv_now_ms();
@@ -80,7 +62,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         joined[i] = pv__user_of(c);
     }
     size_t listed, n = pv_registry_count(&b->reg);
-    struct pv_user *users = listed_users(b, &listed);
+    struct pv_user *users = pv__listed_users(b, &listed);
     /* Two snapshots at most per burst: with the history count, and with 0
      * for clients resuming (their resume or reset message counts). */
     struct pv_frame *presence[2] = {NULL, NULL};
@@ -121,23 +103,23 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
     for (int v = 0; v < 2; v++)
         if (presence[v])
             pv_frame_unref(presence[v]);
-    if (!b->draining)
-        pv__fanout(b, pv_proto_notice("join", joined, k, notices_named(b), n, now), NULL);
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < k; i++) {
+        pv__presence_join(b, cs[i]);
         cs[i]->joining = false;
+    }
     free(cs);
     free(joined);
     free(why);
     free(jr);
 }
 
-/* A run of consecutive LEAVE events: one leave notice names them all. */
+/* A run of consecutive LEAVE events: one leave notice names them all
+ * (presence.c). */
 #define CHURN_NS 2000000000ull
 
 static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k)
 {
     uint64_t now = pv_mono_ns();
-    struct pv_user *left = pv_xcalloc(k, sizeof(*left));
     struct pv_client **gone = pv_xcalloc(k, sizeof(*gone));
     size_t m = 0;
 
@@ -162,17 +144,11 @@ static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t 
             pv_log(loud ? PV_LOG_INFO : PV_LOG_DEBUG,
                    "leave id=%s peer=%s name=\"%s\" reason=\"%s\" online=%zu", c->id, c->peer,
                    c->name, ev[i]->data, pv_registry_count(&b->reg));
-        left[m] = pv__user_of(c); /* points into c, kept alive below */
-        gone[m++] = c;            /* the registry's reference, dropped below */
+        pv__presence_leave(b, c);
+        gone[m++] = c; /* the registry's reference, dropped below */
     }
-    if (m && !b->draining)
-        pv__fanout(b,
-                   pv_proto_notice("leave", left, m, notices_named(b), pv_registry_count(&b->reg),
-                                   pv_now_ms()),
-                   NULL);
     for (size_t i = 0; i < m; i++)
         pv_client_unref(gone[i]);
-    free(left);
     free(gone);
 }
 
@@ -206,6 +182,8 @@ static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct
     }
     if (strcmp(name, c->name) == 0)
         return;
+    if (c->join_pending)
+        pv__presence_flush(b, true); /* its join first, under the old name */
     memcpy(old, c->name, sizeof(old));
     memcpy(c->name, name, sizeof(c->name));
     struct pv_user u = pv__user_of(c);
@@ -290,6 +268,8 @@ static void release_acks(struct pv_broadcaster *b)
 
 static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
 {
+    if (c->join_pending)
+        pv__presence_flush(b, true); /* nobody reads a message before its sender's join */
     int64_t now = pv_now_ms();
     struct pv_user from = pv__user_of(c);
     uint64_t seq = ++b->seq;
@@ -445,6 +425,7 @@ static void *broadcaster_main(void *arg)
         atomic_store_explicit(&b->d.stats->queue_lag_ns, n ? pv_mono_ns() - ev[0]->queued_ns : 0,
                               memory_order_relaxed);
         handle(b, ev, n);
+        pv__presence_flush(b, false);
         pv__store_news(b);
         release_acks(b);
         pv__flush(b);
@@ -461,6 +442,9 @@ static void *broadcaster_main(void *arg)
                 b->congested.n ? pv_writers_wake(b->d.writers) : NULL,
             };
             int timeout = b->congested.n ? 10 : busy ? 50 : (int)(b->sweep_every / 1000000u);
+            int presence = pv__presence_wait_ms(b); /* notices waiting for their window */
+            if (presence >= 0 && presence < timeout)
+                timeout = presence;
             pv_wake_wait(w, 3, timeout);
         }
     }
@@ -529,6 +513,7 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     }
     free(b->acks);
     free(b->lost);
+    pv__presence_free(b);
     pv__list_free(&b->congested);
     pv__list_free(&b->refused);
     pv_registry_destroy(&b->reg);

@@ -10,7 +10,9 @@
  *
  * The files, one concern each:
  *   broadcaster.c  the loop, event dispatch, chat and held acks, join and
- *                  leave runs, presence, kicks and shutdown
+ *                  leave runs, kicks and shutdown
+ *   presence.c     the presence snapshot, join/leave notices coalesced
+ *                  over time
  *   delivery.c     per-client pending batches, backlog, slow consumer vs
  *                  congestion, the sender-excluding fanout, the flush to
  *                  the writers
@@ -79,6 +81,17 @@ struct pv_broadcaster {
 
     struct pv_history hist; /* the last cfg->history messages */
 
+    /* Join and leave notices not yet sent (presence.c): coalesced over
+     * PV_PRESENCE_WINDOW_MS; a client that joins and leaves inside one
+     * window is never announced. */
+    struct pending_user {
+        char id[PV_ID_LEN + 1];
+        char name[PV_NAME_MAX_BYTES + 1];
+        struct pv_client *c; /* joins: registered, so alive; leaves: NULL */
+    } * joins, *leaves;
+    size_t joins_n, joins_cap, leaves_n, leaves_cap;
+    uint64_t presence_sent_ns; /* monotonic: the last notice went out */
+
     /* Database reads (resumes, history pages): waiting for the store to
      * commit what they must include, then out at the store's reader. */
     struct read_job **waiting;
@@ -131,6 +144,17 @@ uint64_t pv__backlog(const struct pv_client *c);
 bool pv__relieve(struct pv_broadcaster *b);
 /* The sender-excluding fanout (consumes the caller's reference to f). */
 void pv__fanout(struct pv_broadcaster *b, struct pv_frame *f, const struct pv_client *except);
+
+/* presence.c */
+#define PV_PRESENCE_WINDOW_MS 250 /* at most one join and one leave notice per window */
+struct pv_user *pv__listed_users(struct pv_broadcaster *b, size_t *n); /* caller frees */
+void pv__presence_join(struct pv_broadcaster *b, struct pv_client *c);
+void pv__presence_leave(struct pv_broadcaster *b, struct pv_client *c);
+/* Sends what waits if its window is over (or force); ms until it is due,
+ * -1 when nothing waits. */
+void pv__presence_flush(struct pv_broadcaster *b, bool force);
+int pv__presence_wait_ms(const struct pv_broadcaster *b);
+void pv__presence_free(struct pv_broadcaster *b);
 void pv__send_error(struct pv_broadcaster *b, struct pv_client *c, const char *code,
                     const char *msg, const json_t *msg_id);
 /* Ends a cycle: hands every touched client's frames to the writers. */

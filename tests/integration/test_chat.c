@@ -295,7 +295,16 @@ static void test_names_presence_join_leave(void **state)
     assert_int_equal(seen, 7);
     json_decref(j);
 
-    /* C leaves: A and B are told, with the right count. */
+    /* A and B are told of C (within a presence window) ... */
+    for (int k = 0; k < 2; k++) {
+        j = wsc_expect(k ? b : a, "join", T);
+        assert_non_null(j);
+        assert_string_equal(str(json_object_get(j, "user"), "name"), "\xf0\x9f\x98\x80"
+                                                                     "cy");
+        assert_int_equal(num(j, "online"), 3);
+        json_decref(j);
+    }
+    /* ... and when C leaves, with the right count. */
     wsc_free(c);
     for (int k = 0; k < 2; k++) {
         j = wsc_expect(k ? b : a, "leave", T);
@@ -408,15 +417,17 @@ static void test_presence_is_capped_in_large_rooms(void **state)
     start(&s, args);
     for (int i = 0; i < 4; i++)
         c[i] = join(&s, "/ws", NULL, i == 3 ? id4 : NULL);
-    /* 4 online > 3: c[0] heard of c[3] by count only. */
+    /* 4 online > 3: c[0] heard of c[3] by count only. (Joins inside one
+     * presence window come in one notice: count them.) */
     json_t *j = NULL;
-    for (int n = 0; n < 3; n++) { /* the joins of c[1], c[2], c[3] */
+    for (long long joined = 0; joined < 3;) { /* the joins of c[1], c[2], c[3] */
         json_decref(j);
         j = wsc_expect(c[0], "join", T);
         assert_non_null(j);
+        joined += num(j, "count");
     }
     assert_int_equal(num(j, "online"), 4);
-    assert_int_equal(num(j, "count"), 1);
+    assert_true(num(j, "count") >= 1);
     assert_null(json_object_get(j, "users"));
     json_decref(j);
 

@@ -391,6 +391,65 @@ static void test_handshake_churn_is_rate_limited(void **state)
     assert_int_equal(srv_stop(&server), 0);
 }
 
+/* Item 7, over time: with no handshake bucket at all (--handshake-rate 0:
+ * many addresses, or a household behind one), two threads open and close
+ * WebSockets for 2 s. Notices were one join and one leave per cycle to
+ * everyone; now they are coalesced over a 250 ms window, and a client
+ * that joins and leaves inside one window is never announced. The
+ * watcher gets at most two notices per window; a client that joins
+ * during the churn and stays is announced, by name, within a second. */
+static void test_churn_costs_few_notices(void **state)
+{
+    (void)state;
+    const char *args[] = {"--max-per-ip", "0", NULL}; /* pvtest: --handshake-rate 0 */
+    assert_int_equal(srv_start(&server, args), 0);
+    struct wsc *watcher = wsc_open(server.port, NULL);
+    assert_int_equal(wsc_join(watcher, NULL, NULL), 0);
+    int64_t t0 = mono_ms();
+    struct churn ch[2];
+    for (int i = 0; i < 2; i++) {
+        ch[i] = (struct churn){.port = server.port, .until = t0 + 2000};
+        pthread_create(&ch[i].thread, NULL, churn_main, &ch[i]);
+    }
+    poll(NULL, 0, 1000);
+    struct wsc_opts so = {.path = "/ws?name=stayer"};
+    struct wsc *stayer = wsc_open(server.port, &so);
+    assert_int_equal(wsc_join(stayer, NULL, NULL), 0);
+    int64_t stayed_at = mono_ms(), announced_ms = -1;
+    int notices = 0, cycles = 0;
+    json_t *j;
+    while ((j = wsc_recv_json(watcher, 1000)) != NULL) {
+        const char *type = json_string_value(json_object_get(j, "type"));
+        if (type && (strcmp(type, "join") == 0 || strcmp(type, "leave") == 0)) {
+            notices++;
+            json_t *users = json_object_get(j, "users");
+            for (size_t u = 0; u < json_array_size(users) && announced_ms < 0; u++) {
+                const char *n =
+                    json_string_value(json_object_get(json_array_get(users, u), "name"));
+                if (strcmp(type, "join") == 0 && n && strcmp(n, "stayer") == 0)
+                    announced_ms = mono_ms() - stayed_at;
+            }
+        }
+        json_decref(j);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(ch[i].thread, NULL);
+        cycles += atomic_load(&ch[i].cycles);
+    }
+    double secs = (double)(mono_ms() - t0) / 1000.0;
+    fprintf(stderr,
+            "hostile: %d open/close cycles in 2 s: the watcher got %d notices in %.1f s; the "
+            "stayer announced after %lld ms\n",
+            cycles, notices, secs, (long long)announced_ms);
+    assert_true(cycles > 200); /* the churn really ran */
+    assert_true(notices <= 2 * ((int)(secs * 4) + 2));
+    assert_true(announced_ms >= 0 && announced_ms < 1000);
+    wsc_free(watcher);
+    wsc_free(stayer);
+    bystander_ok(server.port);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
 /* A chat message whose text is n control characters: each is escaped as
  * \u0001, six bytes on the wire for one of text. */
 static char *fat_message(int n, long long msg_id)
@@ -1073,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_one_slow_replayer_does_not_freeze_fanout),
         cmocka_unit_test(test_history_flood_is_fair),
         cmocka_unit_test(test_costly_json_does_not_stall_fanout),
+        cmocka_unit_test(test_churn_costs_few_notices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

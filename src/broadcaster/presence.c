@@ -1,0 +1,144 @@
+/* presence.c -- who is online: the snapshot a newcomer gets, and the join
+ * and leave notices everyone else gets, coalesced over time.
+ *
+ * Threads: broadcaster thread only (internal.h).
+ *
+ * Notices are coalesced twice. Within a burst: a run of JOIN (or LEAVE)
+ * events is one notice naming them all (broadcaster.c). Over time: a
+ * notice goes out at once when none went out in the last
+ * PV_PRESENCE_WINDOW_MS; otherwise joins and leaves wait for the window's
+ * end and go out together, one leave notice and one join notice. A client
+ * that joins and leaves inside one window is never announced at all, so
+ * one address opening and closing WebSockets as fast as it can costs
+ * everyone at most two small notices per window, not two per cycle.
+ *
+ * Causality: a client's own message or rename never reaches anyone before
+ * the notice of its join: on_chat() and on_hello() flush first when the
+ * sender's join is still pending (c->join_pending). The snapshot a
+ * newcomer gets is the registry itself, so it may already list someone
+ * whose notice is still pending; pages key users by id, so that notice
+ * changes nothing for them.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "palaver/clock.h"
+#include "palaver/config.h"
+#include "palaver/frame.h"
+
+struct pv_user *pv__listed_users(struct pv_broadcaster *b, size_t *n)
+{
+    size_t online = pv_registry_count(&b->reg);
+    *n = online < b->d.cfg->presence_max ? online : b->d.cfg->presence_max;
+    struct pv_user *u = pv_xcalloc(*n ? *n : 1, sizeof(*u));
+    for (size_t i = 0; i < *n; i++)
+        u[i] = pv__user_of(b->reg.v[online - 1 - i]);
+    return u;
+}
+
+/* In rooms over --presence-max, join/leave notices carry counts only:
+ * naming every arrival to everyone is O(n^2) bytes in a reconnect burst. */
+static bool notices_named(const struct pv_broadcaster *b)
+{
+    return pv_registry_count(&b->reg) <= b->d.cfg->presence_max;
+}
+
+static struct pending_user *push(struct pending_user **v, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *v = pv_xrealloc(*v, *cap * sizeof(**v));
+    }
+    return &(*v)[(*n)++];
+}
+
+void pv__presence_join(struct pv_broadcaster *b, struct pv_client *c)
+{
+    if (b->draining)
+        return;
+    struct pending_user *p = push(&b->joins, &b->joins_n, &b->joins_cap);
+    snprintf(p->id, sizeof(p->id), "%s", c->id);
+    snprintf(p->name, sizeof(p->name), "%s", c->name);
+    p->c = c;
+    c->join_pending = true;
+}
+
+void pv__presence_leave(struct pv_broadcaster *b, struct pv_client *c)
+{
+    if (c->join_pending) {
+        /* Joined and left inside one window: nobody hears of it. */
+        for (size_t i = 0; i < b->joins_n; i++) {
+            if (b->joins[i].c == c) {
+                memmove(&b->joins[i], &b->joins[i + 1], (b->joins_n - i - 1) * sizeof(b->joins[0]));
+                b->joins_n--;
+                break;
+            }
+        }
+        c->join_pending = false;
+        return;
+    }
+    if (b->draining)
+        return;
+    struct pending_user *p = push(&b->leaves, &b->leaves_n, &b->leaves_cap);
+    snprintf(p->id, sizeof(p->id), "%s", c->id);
+    snprintf(p->name, sizeof(p->name), "%s", c->name);
+    p->c = NULL;
+}
+
+static struct pv_frame *notice(struct pv_broadcaster *b, const char *type,
+                               const struct pending_user *v, size_t n, int64_t now)
+{
+    struct pv_user *u = pv_xcalloc(n, sizeof(*u));
+    for (size_t i = 0; i < n; i++)
+        u[i] = (struct pv_user){v[i].id, v[i].name};
+    struct pv_frame *f =
+        pv_proto_notice(type, u, n, notices_named(b), pv_registry_count(&b->reg), now);
+    free(u);
+    return f;
+}
+
+void pv__presence_flush(struct pv_broadcaster *b, bool force)
+{
+    if (!b->joins_n && !b->leaves_n)
+        return;
+    uint64_t now = pv_mono_ns();
+    if (!force && now - b->presence_sent_ns < (uint64_t)PV_PRESENCE_WINDOW_MS * 1000000u)
+        return;
+    if (!b->draining) {
+        int64_t wall = pv_now_ms();
+        if (b->leaves_n)
+            pv__fanout(b, notice(b, "leave", b->leaves, b->leaves_n, wall), NULL);
+        /* Not to those it announces: their snapshot already had them
+         * (the fanout skips clients marked joining). */
+        for (size_t i = 0; i < b->joins_n; i++)
+            b->joins[i].c->joining = true;
+        if (b->joins_n)
+            pv__fanout(b, notice(b, "join", b->joins, b->joins_n, wall), NULL);
+        for (size_t i = 0; i < b->joins_n; i++)
+            b->joins[i].c->joining = false;
+    }
+    for (size_t i = 0; i < b->joins_n; i++)
+        b->joins[i].c->join_pending = false;
+    b->joins_n = b->leaves_n = 0;
+    b->presence_sent_ns = now;
+}
+
+int pv__presence_wait_ms(const struct pv_broadcaster *b)
+{
+    if (!b->joins_n && !b->leaves_n)
+        return -1;
+    uint64_t due = b->presence_sent_ns + (uint64_t)PV_PRESENCE_WINDOW_MS * 1000000u,
+             now = pv_mono_ns();
+    return now >= due ? 0 : (int)((due - now) / 1000000u) + 1;
+}
+
+void pv__presence_free(struct pv_broadcaster *b)
+{
+    free(b->joins);
+    free(b->leaves);
+    b->joins = b->leaves = NULL;
+    b->joins_n = b->leaves_n = b->joins_cap = b->leaves_cap = 0;
+}
