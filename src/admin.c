@@ -37,7 +37,8 @@ static int healthz(struct mg_connection *conn, void *ud)
     const char *why = sf ? sf : a->store_error && a->store_error[0] ? a->store_error : NULL;
     int n = snprintf(body, sizeof(body),
                      ok ? "ok: broadcaster loop turned %.3f s ago\n"
-                        : "stalled: broadcaster loop has not turned for %.3f s\n",
+                        : "stalled: the fanout has made no progress for %.3f s (the broadcaster "
+                          "loop is stuck, or paused with events waiting)\n",
                      (double)age / 1e9);
     if (lagging)
         n += snprintf(body + n, sizeof(body) - (size_t)n,

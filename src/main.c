@@ -210,8 +210,10 @@ static bool start(struct palaverd *p)
 
 /* Signals, and once a second the systemd status line and the watchdog,
  * until SIGTERM or SIGINT (returned). WATCHDOG=1 goes out only while the
- * broadcaster loop turns (its heartbeat), so a stuck broadcaster gets the
- * service restarted (WatchdogSec=). */
+ * fanout makes progress (the broadcaster's heartbeat: it takes events, or
+ * none wait -- a loop that turns while paused with events waiting does
+ * not count), so a stuck or stalled broadcaster gets the service
+ * restarted (WatchdogSec=). */
 static int supervise(struct palaverd *p, const sigset_t *sigs, int argc, char **argv)
 {
     uint64_t wd_usec = 0;
@@ -228,7 +230,8 @@ static int supervise(struct palaverd *p, const sigset_t *sigs, int argc, char **
             sd_notify(0, "WATCHDOG=1");
             last_wd = now;
         } else if (watchdog && !alive) {
-            pv_err("broadcaster loop stuck for %.1f s: withholding the watchdog ping",
+            pv_err("fanout stalled for %.1f s (the broadcaster takes no events): withholding the "
+                   "watchdog ping",
                    (double)age / 1e9);
         }
         if (now - last_status >= 5000000000ull || last_status == 0) {

@@ -400,8 +400,6 @@ static void *broadcaster_main(void *arg)
 
     while (!b->stop) {
         uint64_t now = pv_mono_ns();
-        /* Liveness for /healthz and the systemd watchdog (main reads it). */
-        atomic_store_explicit(&b->d.stats->heartbeat, now, memory_order_relaxed);
         atomic_store_explicit(&b->d.stats->history, b->hist.len, memory_order_relaxed);
         if (now - last_tick >= 50000000ull) {
             busy = pv_writers_tick(b->d.writers);
@@ -420,10 +418,19 @@ static void *broadcaster_main(void *arg)
          * commits and answers are still handled meanwhile (acks go out). */
         bool paused = b->congested.n && pv__relieve(b);
         size_t n = paused ? 0 : pv_queue_pop(b->d.queue, ev, POP_BATCH);
+        /* Progress, for /healthz and the systemd watchdog (main reads it):
+         * the fanout moves when events are taken or none wait. A loop that
+         * turns while paused with events waiting is not progress: paused
+         * for good (a bug), it stops the watchdog pings and systemd
+         * restarts the service. */
+        if (!paused || pv_queue_empty(b->d.queue))
+            b->progress_ns = now;
+        atomic_store_explicit(&b->d.stats->heartbeat, b->progress_ns, memory_order_relaxed);
         /* Lag for /healthz: a loop that turns but falls behind its queue
-         * (a flood of costly events) is not healthy either. */
-        atomic_store_explicit(&b->d.stats->queue_lag_ns, n ? pv_mono_ns() - ev[0]->queued_ns : 0,
-                              memory_order_relaxed);
+         * (a flood of costly events), or that is paused while events wait,
+         * is not healthy either. */
+        uint64_t lag = n ? pv_mono_ns() - ev[0]->queued_ns : paused ? now - b->progress_ns : 0;
+        atomic_store_explicit(&b->d.stats->queue_lag_ns, lag, memory_order_relaxed);
         handle(b, ev, n);
         pv__presence_flush(b, false);
         pv__store_news(b);

@@ -91,6 +91,7 @@ struct pv_broadcaster {
     } * joins, *leaves;
     size_t joins_n, joins_cap, leaves_n, leaves_cap;
     uint64_t presence_sent_ns; /* monotonic: the last notice went out */
+    uint64_t progress_ns;      /* monotonic: events last taken, or none waited */
 
     /* Database reads (resumes, history pages): waiting for the store to
      * commit what they must include, then out at the store's reader. */
