@@ -20,6 +20,13 @@ pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 add_library(pv_systemd INTERFACE)
 target_link_libraries(pv_systemd INTERFACE PkgConfig::SYSTEMD)
 
+# ICU: the Unicode data behind display names (nickname.c): categories,
+# default-ignorable and emoji properties, scripts, NFC/NFKC_Casefold and
+# the UTS #39 confusable skeleton (uspoof, in icu-i18n).
+pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc icu-i18n)
+add_library(pv_icu INTERFACE)
+target_link_libraries(pv_icu INTERFACE PkgConfig::ICU)
+
 # SQLite: durable history (store.c).
 pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
 add_library(pv_sqlite INTERFACE)

@@ -266,6 +266,7 @@ function messageItem(name, body, when, mine) {
   head.append(who, t);
   const p = document.createElement('p');
   p.className = 'text';
+  p.dir = 'auto';
   p.append(...linkify(body));
   box.append(head, p);
   li.append(box);
@@ -317,11 +318,34 @@ function atBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
 }
 
+// The log keeps at most WINDOW rows: a flood of 100,000 messages must not
+// become 100,000 DOM nodes. Rows above the window go (in chunks, not one
+// per message) while the reader is at the bottom; scrolled up, the window
+// may grow to four times that before the oldest go, with the view kept
+// in place. What went pages back in from the server on scroll.
+const WINDOW = 500;
+
+function trim(stick) {
+  const rows = log.childElementCount;
+  if (rows <= WINDOW + (stick ? 100 : 3 * WINDOW)) return;
+  const before = scroller.scrollHeight;
+  while (log.childElementCount > WINDOW) {
+    const first = log.firstElementChild;
+    if (first === state.runTop) state.runTop = null;
+    first.remove();
+  }
+  const oldest = log.querySelector('[data-seq]');
+  if (oldest) session.forgetBefore(Number(oldest.dataset.seq));
+  if (!stick) scroller.scrollTop -= before - scroller.scrollHeight;
+  updateOlder();
+}
+
 // Keeps the view at the bottom unless the reader has scrolled up; then a
 // "new messages" button counts what arrived below.
 function append(li, counts) {
   const stick = atBottom();
   log.append(li);
+  trim(stick);
   if (stick) {
     scroller.scrollTop = scroller.scrollHeight;
   } else if (counts) {

@@ -101,6 +101,19 @@ export class Session {
     return this.more === false || this.oldestSeq === 1;
   }
 
+  // The page keeps a bounded window of messages: it dropped every message
+  // older than `seq` from view. Older pages start from there again, and
+  // the dropped messages are no longer "seen", so they show when paged
+  // back in.
+  forgetBefore(seq) {
+    if (!Number.isInteger(seq) || (this.oldestSeq !== null && seq <= this.oldestSeq)) return;
+    for (const k of this.seen) {
+      if (Number(k.slice(k.lastIndexOf(':') + 1)) < seq) this.seen.delete(k);
+    }
+    this.oldestSeq = seq;
+    if (seq > 1) this.more = true;
+  }
+
   // The frame that asks for the page before the oldest shown, or null.
   olderRequest() {
     if (this.loadingOlder || !this.olderPossible()) return null;

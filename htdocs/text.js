@@ -26,11 +26,18 @@ export function avatarColor(name) {
   return h % 360;
 }
 
-const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/giu;
+// A URL ends at white space, quotes and angle brackets, and at any
+// invisible formatting character: bidi controls (U+202A-202E, U+2066-2069,
+// U+200E/F, U+061C) and zero-width ones (U+200B-200D, U+2060, U+FEFF), so
+// "http://x.example/\u202Efdp.exe" links http://x.example/ only and cannot
+// display as a different address.
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`\u061C\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF]+/giu;
 const TRAILING = /[.,;:!?)\]}]+$/u;
 
 // Text nodes, with http(s) URLs as links that open in a new tab without
-// giving it a handle on this page or the referrer.
+// giving it a handle on this page or the referrer. Each link is isolated
+// (<bdi>, dir=ltr): right-to-left text around it cannot reorder what it
+// shows, so a link's text is always its address, left to right.
 export function linkify(text) {
   const out = [];
   let last = 0;
@@ -44,7 +51,10 @@ export function linkify(text) {
     a.textContent = url;
     a.rel = 'noopener noreferrer';
     a.target = '_blank';
-    out.push(a);
+    a.dir = 'ltr';
+    const iso = document.createElement('bdi');
+    iso.append(a);
+    out.push(iso);
     last = m.index + url.length;
   }
   if (last < text.length) out.push(document.createTextNode(text.slice(last)));

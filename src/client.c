@@ -47,6 +47,7 @@ void pv_client_unref(struct pv_client *c)
     pv_batch_free(c->held);
     pv_batch_free(atomic_load(&c->outbox));
     pv_wsmsg_free(&c->msg);
+    free(c->name_key); /* released from the names table at its LEAVE; at exit, not */
     free(c);
 }
 

@@ -110,3 +110,30 @@ void pv_log_printable(const char *in, char *out, size_t n)
     }
     out[j] = '\0';
 }
+
+void pv_log_quote(const char *in, char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t j = 0;
+    for (; in && *in; in++) {
+        unsigned char ch = (unsigned char)*in;
+        if (ch == '"' || ch == '\\') {
+            if (j + 3 > n)
+                break;
+            out[j++] = '\\';
+            out[j++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            if (j + 5 > n)
+                break;
+            out[j++] = '\\';
+            out[j++] = 'x';
+            out[j++] = hex[ch >> 4];
+            out[j++] = hex[ch & 15];
+        } else {
+            if (j + 2 > n)
+                break;
+            out[j++] = (char)ch;
+        }
+    }
+    out[j] = '\0';
+}

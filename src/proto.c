@@ -11,6 +11,7 @@
 
 #include "palaver/frame.h"
 #include "palaver/log.h"
+#include "palaver/nickname.h"
 #include "palaver/utf8.h"
 #include "palaver/xalloc.h"
 
@@ -219,52 +220,9 @@ void pv_inbound_release(struct pv_inbound *in)
     memset(in, 0, sizeof(*in));
 }
 
-/* Bidirectional-text controls let a name display as someone else's. */
-static bool is_bidi_control(const unsigned char *p, size_t left)
-{
-    if (left < 3 || p[0] != 0xE2)
-        return false;
-    if (p[1] == 0x80 && p[2] >= 0xAA && p[2] <= 0xAE)
-        return true; /* U+202A..U+202E */
-    if (p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)
-        return true; /* U+2066..U+2069 */
-    return false;
-}
-
 bool pv_name_check(const char *s, size_t len, char out[PV_NAME_MAX_BYTES + 1], const char **why)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t chars;
-
-    while (len && p[0] == ' ') {
-        p++;
-        len--;
-    }
-    while (len && p[len - 1] == ' ')
-        len--;
-    if (len == 0) {
-        *why = "name is empty";
-        return false;
-    }
-    if (!pv_utf8_valid(p, len)) {
-        *why = "name is not valid UTF-8";
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] < 0x20 || p[i] == 0x7F || (p[i] == 0xC2 && i + 1 < len && p[i + 1] < 0xA0) ||
-            is_bidi_control(p + i, len - i)) {
-            *why = "name contains control characters";
-            return false;
-        }
-    }
-    chars = pv_utf8_length(p, len);
-    if (chars > PV_NAME_MAX_CHARS || len > PV_NAME_MAX_BYTES) {
-        *why = "name is longer than 32 characters";
-        return false;
-    }
-    memcpy(out, p, len);
-    out[len] = '\0';
-    return true;
+    return pv_nickname_prepare(s, len, out, PV_NAME_MAX_BYTES + 1, why);
 }
 
 static json_t *user_json(const struct pv_user *u)

@@ -387,7 +387,7 @@ static int store_batch(struct pv_store *s, struct pv_store_msg **batch, size_t n
         sqlite3_bind_int64(s->insert, 2, m->server_date);
         sqlite3_bind_text(s->insert, 3, (const char *)json, (int)len, SQLITE_STATIC);
         sqlite3_bind_text(s->insert, 4, m->sender, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->insert, 5, (sqlite3_int64)(len + PV_STORE_ROW_OVERHEAD));
+        sqlite3_bind_int64(s->insert, 5, (sqlite3_int64)len + PV_STORE_ROW_OVERHEAD);
         if (sqlite3_step(s->insert) != SQLITE_DONE)
             rc = note(s, "INSERT");
         else

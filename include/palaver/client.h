@@ -74,20 +74,23 @@ struct pv_client {
     char key[PV_KEY_LEN + 1];
     char id[PV_ID_LEN + 1];
     char name[PV_NAME_MAX_BYTES + 1];
-    bool closing;             /* no more fanout: closed or being closed */
-    bool close_queued;        /* our close frame is in its pending batch */
-    bool dirty;               /* on the broadcaster's dirty list */
-    bool congested;           /* on the broadcaster's congested list */
-    bool joining;             /* in the join burst being handled, or the join notice being sent */
-    bool join_pending;        /* its join notice waits for the presence window */
-    struct pv_batch *pending; /* gathered this cycle, not yet posted */
-    uint64_t queued_bytes;    /* bytes ever handed to the outbox */
-    uint64_t ping_sent;       /* monotonic ns of our last keepalive ping */
-    uint64_t kick_seen;       /* monotonic ns the sweep first saw kick set */
-    uint64_t joined_ns;       /* monotonic ns of its JOIN (log aggregation) */
-    uint64_t grace_end;       /* queued_bytes after a burst the server chose to send
-                               * (join history, an admitted replay or page): until
-                               * that is written the hard backlog bound waits */
+    bool closing;      /* no more fanout: closed or being closed */
+    bool close_queued; /* our close frame is in its pending batch */
+    bool dirty;        /* on the broadcaster's dirty list */
+    bool congested;    /* on the broadcaster's congested list */
+    bool joining;      /* in the join burst being handled, or the join notice being sent */
+    bool join_pending; /* its join notice waits for the presence window */
+    char *name_key;    /* a chosen name's key (nickname.h), claimed among those
+                        * online; NULL for a guest name */
+    struct pv_client *name_next; /* the broadcaster's names table chain */
+    struct pv_batch *pending;    /* gathered this cycle, not yet posted */
+    uint64_t queued_bytes;       /* bytes ever handed to the outbox */
+    uint64_t ping_sent;          /* monotonic ns of our last keepalive ping */
+    uint64_t kick_seen;          /* monotonic ns the sweep first saw kick set */
+    uint64_t joined_ns;          /* monotonic ns of its JOIN (log aggregation) */
+    uint64_t grace_end;          /* queued_bytes after a burst the server chose to send
+                                  * (join history, an admitted replay or page): until
+                                  * that is written the hard backlog bound waits */
     /* Resuming from the database (?since=, hello since): the replay is
      * being read; until it is sent, everything else for this client is
      * held back here, so it gets the missed messages before live ones. */

@@ -44,6 +44,12 @@ void pv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * "". Any thread. */
 void pv_log_printable(const char *in, char *out, size_t n);
 
+/* A peer-supplied value to log inside "...": UTF-8 kept (journald shows
+ * it), '"' and '\\' escaped with a backslash, control bytes as \xNN, cut
+ * to n - 1 bytes (a cut may split a character). A name such as
+ * `x" online=0 peer=10.0.0.9:1234` stays one field. Any thread. */
+void pv_log_quote(const char *in, char *out, size_t n);
+
 /* Aggregation for lines a peer can make palaverd write at will (refused
  * handshakes, joins and leaves of a churning address, protocol errors):
  * one struct per kind of line, static, shared by every thread. Within

@@ -78,10 +78,11 @@ struct pv_join_req {
     char server[PV_ID_LEN + 1]; /* ?server=<id>, "" if none */
 };
 
-/* Validates a display name: valid UTF-8, 1..PV_NAME_MAX_CHARS code points
- * after trimming surrounding white space, no control characters. Writes
- * the trimmed name to out (PV_NAME_MAX_BYTES + 1 bytes). Returns true if
- * valid; otherwise *why says what is wrong. */
+/* Validates a display name with the nickname profile (nickname.h): valid
+ * UTF-8, white space folded and trimmed, nothing invisible, unassigned or
+ * look-alike, NFC, 1..PV_NAME_MAX_CHARS code points. Writes the name to
+ * out (PV_NAME_MAX_BYTES + 1 bytes). Returns true if valid; otherwise *why
+ * says what is wrong. (Whether the name is free is the broadcaster's.) */
 bool pv_name_check(const char *s, size_t len, char out[PV_NAME_MAX_BYTES + 1], const char **why);
 
 

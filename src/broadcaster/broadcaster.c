@@ -42,6 +42,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
     struct pv_user *joined = pv_xcalloc(k, sizeof(*joined));
     const char **why = pv_xcalloc(k, sizeof(*why)); /* NULL: name fine or none */
     struct pv_join_req *jr = pv_xcalloc(k, sizeof(*jr));
+    const char **code = pv_xcalloc(k, sizeof(*code)); /* the error of why[i] */
 
     for (size_t i = 0; i < k; i++) {
         struct pv_client *c = cs[i] = ev[i]->client;
@@ -50,7 +51,11 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
             memcpy(&jr[i], ev[i]->data, sizeof(jr[i]));
         pv_new_key(c->key);
         pv_new_id(c->id);
-        if (jr[i].name_len == 0 || !pv_name_check(jr[i].name, jr[i].name_len, c->name, &why[i]))
+        /* A chosen name passes the profile and is free among those online
+         * (the first of a burst wins); otherwise a guest name, and the
+         * client is told why. */
+        if (jr[i].name_len == 0 || !pv_name_check(jr[i].name, jr[i].name_len, c->name, &why[i]) ||
+            (code[i] = pv__name_claim(b, c, c->name, &why[i])) != NULL)
             snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
         c->joining = true;
         c->joined_ns = pv_mono_ns();
@@ -77,7 +82,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         struct pv_client *c = cs[i];
         pv__deliver(b, c, pv_proto_id(c->key, &joined[i], b->run_id, b->d.cfg->max_text, now));
         if (why[i])
-            pv__send_error(b, c, "bad-name", why[i], NULL);
+            pv__send_error(b, c, code[i] ? code[i] : "bad-name", why[i], NULL);
         if (jr[i].bad_since)
             pv__send_error(b, c, "bad-since", "?since= must be a seq (an integer >= 0)", NULL);
         pv__deliver(b, c, pv_frame_ref(presence[jr[i].has_since ? 1 : 0]));
@@ -89,9 +94,12 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
          * a count of the rest); every line at debug level. */
         static struct pv_log_limit join_lim = PV_LOG_LIMIT("join lines");
         bool loud = pv_log_limited(&join_lim, PV_LOG_INFO, 50);
-        if (loud || pv_log_enabled(PV_LOG_DEBUG))
+        if (loud || pv_log_enabled(PV_LOG_DEBUG)) {
+            char q[2 * PV_NAME_MAX_BYTES + 8];
+            pv_log_quote(c->name, q, sizeof(q));
             pv_log(loud ? PV_LOG_INFO : PV_LOG_DEBUG, "join id=%s peer=%s name=\"%s\" online=%zu",
-                   c->id, c->peer, c->name, n);
+                   c->id, c->peer, q, n);
+        }
         c->grace_end = c->queued_bytes;
         if (b->draining && pv_client_close_decide(c, 1001, NULL)) {
             c->closing = true; /* arrived during shutdown */
@@ -110,6 +118,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
     free(cs);
     free(joined);
     free(why);
+    free(code);
     free(jr);
 }
 
@@ -140,11 +149,15 @@ static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t 
         static struct pv_log_limit leave_lim = PV_LOG_LIMIT("leave lines of short connections");
         bool loud = atomic_load(&c->kick) || now - c->joined_ns >= CHURN_NS ||
                     pv_log_limited(&leave_lim, PV_LOG_INFO, 50);
-        if (loud || pv_log_enabled(PV_LOG_DEBUG))
+        if (loud || pv_log_enabled(PV_LOG_DEBUG)) {
+            char q[2 * PV_NAME_MAX_BYTES + 8];
+            pv_log_quote(c->name, q, sizeof(q));
             pv_log(loud ? PV_LOG_INFO : PV_LOG_DEBUG,
-                   "leave id=%s peer=%s name=\"%s\" reason=\"%s\" online=%zu", c->id, c->peer,
-                   c->name, ev[i]->data, pv_registry_count(&b->reg));
+                   "leave id=%s peer=%s name=\"%s\" reason=\"%s\" online=%zu", c->id, c->peer, q,
+                   ev[i]->data, pv_registry_count(&b->reg));
+        }
         pv__presence_leave(b, c);
+        pv__name_release(b, c);
         gone[m++] = c; /* the registry's reference, dropped below */
     }
     for (size_t i = 0; i < m; i++)
@@ -182,12 +195,20 @@ static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct
     }
     if (strcmp(name, c->name) == 0)
         return;
+    const char *code = pv__name_claim(b, c, name, &why);
+    if (code) {
+        pv__send_error(b, c, code, why, in->msg_id);
+        return;
+    }
     if (c->join_pending)
         pv__presence_flush(b, true); /* its join first, under the old name */
     memcpy(old, c->name, sizeof(old));
     memcpy(c->name, name, sizeof(c->name));
     struct pv_user u = pv__user_of(c);
-    pv_info("rename id=%s peer=%s from=%s to=%s", c->id, c->peer, old, c->name);
+    char qo[2 * PV_NAME_MAX_BYTES + 8], qn[2 * PV_NAME_MAX_BYTES + 8];
+    pv_log_quote(old, qo, sizeof(qo));
+    pv_log_quote(c->name, qn, sizeof(qn));
+    pv_info("rename id=%s peer=%s from=\"%s\" to=\"%s\"", c->id, c->peer, qo, qn);
     /* Everyone, the renamed client included: it learns the name was taken. */
     pv__fanout(b, pv_proto_rename(&u, old, pv_now_ms()), NULL);
 }

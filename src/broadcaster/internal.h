@@ -93,6 +93,13 @@ struct pv_broadcaster {
     uint64_t presence_sent_ns; /* monotonic: the last notice went out */
     uint64_t progress_ns;      /* monotonic: events last taken, or none waited */
 
+    /* The chosen names of those online, by key (presence.c): chained
+     * through c->name_next; a name is one person's while they are online. */
+    struct names {
+        struct pv_client **bucket;
+        size_t cap, n; /* cap: a power of two, or 0 */
+    } names;
+
     /* Database reads (resumes, history pages): waiting for the store to
      * commit what they must include, then out at the store's reader. */
     struct read_job **waiting;
@@ -156,6 +163,12 @@ void pv__presence_leave(struct pv_broadcaster *b, struct pv_client *c);
 void pv__presence_flush(struct pv_broadcaster *b, bool force);
 int pv__presence_wait_ms(const struct pv_broadcaster *b);
 void pv__presence_free(struct pv_broadcaster *b);
+/* Gives c the chosen name `name` (already through the profile): NULL when
+ * it is c's now (any name it held before is released), else the error
+ * code ("name-taken", "bad-name") with *why for the person. */
+const char *pv__name_claim(struct pv_broadcaster *b, struct pv_client *c, const char *name,
+                           const char **why);
+void pv__name_release(struct pv_broadcaster *b, struct pv_client *c);
 void pv__send_error(struct pv_broadcaster *b, struct pv_client *c, const char *code,
                     const char *msg, const json_t *msg_id);
 /* Ends a cycle: hands every touched client's frames to the writers. */

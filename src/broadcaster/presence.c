@@ -28,6 +28,7 @@
 #include "palaver/clock.h"
 #include "palaver/config.h"
 #include "palaver/frame.h"
+#include "palaver/nickname.h"
 
 struct pv_user *pv__listed_users(struct pv_broadcaster *b, size_t *n)
 {
@@ -135,8 +136,94 @@ int pv__presence_wait_ms(const struct pv_broadcaster *b)
     return now >= due ? 0 : (int)((due - now) / 1000000u) + 1;
 }
 
+/* ---- Names in use ----
+ *
+ * A chosen name belongs to one person while they are online: the table
+ * maps each online client's name key (nickname.h: case, width and
+ * confusable characters folded) to that client. Guest names are made by
+ * the server from the client's id and are never in the table; the keys
+ * of "guest-..." are refused to people. */
+
+static uint64_t hash(const char *k)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211u;
+    return h;
+}
+
+static struct pv_client **slot(struct names *t, const char *key)
+{
+    struct pv_client **p = &t->bucket[hash(key) & (t->cap - 1)];
+    while (*p && strcmp((*p)->name_key, key) != 0)
+        p = &(*p)->name_next;
+    return p;
+}
+
+static void grow(struct names *t)
+{
+    struct names n = {.cap = t->cap ? t->cap * 2 : 256, .n = t->n};
+    n.bucket = pv_xcalloc(n.cap, sizeof(*n.bucket));
+    for (size_t i = 0; i < t->cap; i++) {
+        for (struct pv_client *c = t->bucket[i], *next; c; c = next) {
+            next = c->name_next;
+            struct pv_client **p = &n.bucket[hash(c->name_key) & (n.cap - 1)];
+            c->name_next = *p;
+            *p = c;
+        }
+    }
+    free(t->bucket);
+    *t = n;
+}
+
+void pv__name_release(struct pv_broadcaster *b, struct pv_client *c)
+{
+    if (!c->name_key)
+        return;
+    struct pv_client **p = slot(&b->names, c->name_key);
+    if (*p == c) {
+        *p = c->name_next;
+        b->names.n--;
+    }
+    free(c->name_key);
+    c->name_key = NULL;
+    c->name_next = NULL;
+}
+
+const char *pv__name_claim(struct pv_broadcaster *b, struct pv_client *c, const char *name,
+                           const char **why)
+{
+    char key[PV_NAME_KEY_MAX];
+    if (!pv_nickname_key(name, key)) {
+        *why = "name is too complex to compare with others";
+        return "bad-name";
+    }
+    if (pv_nickname_reserved(key)) {
+        *why = "names like guest-1a2b are given by the server";
+        return "bad-name";
+    }
+    if (b->names.n + 1 > b->names.cap / 2)
+        grow(&b->names);
+    struct pv_client **p = slot(&b->names, key);
+    if (*p && *p != c) {
+        *why = "that name (or one that looks the same) is taken by someone online";
+        return "name-taken";
+    }
+    if (*p == c)
+        return NULL; /* the same name again, other case or look */
+    pv__name_release(b, c);
+    p = slot(&b->names, key); /* the release may have unlinked before it */
+    c->name_key = pv_xstrdup(key);
+    c->name_next = NULL;
+    *p = c;
+    b->names.n++;
+    return NULL;
+}
+
 void pv__presence_free(struct pv_broadcaster *b)
 {
+    free(b->names.bucket);
+    b->names = (struct names){0};
     free(b->joins);
     free(b->leaves);
     b->joins = b->leaves = NULL;

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPalaverd, stopPalaverd, launch, messageTexts, ARTIFACTS } from './helpers.js';
+import { startPalaverd, stopPalaverd, launch, messageTexts, blast, ARTIFACTS } from './helpers.js';
 
 let browser;
 before(async () => {
@@ -237,6 +237,56 @@ test('reading: auto-scroll, new-messages marker, unread count in the title', asy
     await ann.ctx.close();
     await bob.ctx.close();
     await phone.ctx.close();
+  } finally {
+    assert.equal(await stopPalaverd(srv), 0);
+  }
+});
+
+test('a flood keeps the page bounded; scrolling up brings the dropped messages back', async () => {
+  // Memory-only here: a ring of 2000 holds the whole flood for paging back.
+  const srv = await startPalaverd({ args: ['--rate-limit', '0', '--byte-rate', '0', '--history', '2000'] });
+  try {
+    const ann = await open(srv, { name: 'Ann' });
+    assert.equal(await blast(ann, 1500, 'flood'), 1500);
+    await ann.locator('#log .msg', { hasText: 'flood 1499' }).waitFor();
+    const rows = await ann.evaluate(() => document.getElementById('log').childElementCount);
+    assert.ok(rows <= 600, `${rows} rows in the log after 1500 messages`);
+    assert.equal(await ann.locator('#log .msg', { hasText: /^flood 10$/ }).count(), 0);
+    // Scrolled back to the top, the older pages come in again.
+    const want = ann.locator('#log .msg .text', { hasText: /^flood 700$/ });
+    for (let i = 0; i < 60 && (await want.count()) === 0; i++) {
+      await ann.evaluate(() => { document.getElementById('scroller').scrollTop = 0; });
+      await ann.waitForTimeout(100);
+    }
+    assert.equal(await want.count(), 1);
+    assert.deepEqual(ann.errors, []);
+    await ann.ctx.close();
+  } finally {
+    assert.equal(await stopPalaverd(srv), 0);
+  }
+});
+
+test('a link cannot lie about its address: bidi controls end it, and it is isolated', async () => {
+  const srv = await startPalaverd();
+  try {
+    const eve = await open(srv, { name: 'Eve' });
+    const bob = await open(srv, { name: 'Bob' });
+    const trick = 'update: http://x.example/\u202Efdp.exe and \u05e9\u05dc\u05d5\u05dd http://y.example/a';
+    await say(eve, trick);
+    const links = bob.locator('#log a');
+    await links.nth(1).waitFor();
+    assert.equal(await links.nth(0).getAttribute('href'), 'http://x.example/');
+    for (let i = 0; i < 2; i++) {
+      const l = links.nth(i);
+      assert.equal(await l.textContent(), await l.getAttribute('href'));
+      assert.equal(await l.getAttribute('dir'), 'ltr');
+      assert.equal(await l.evaluate((a) => a.parentElement.tagName), 'BDI');
+    }
+    // The text around it is kept as sent: nothing is lost, only isolated.
+    assert.deepEqual(await messageTexts(bob), [trick]);
+    assert.equal(await bob.locator('#log .text').first().getAttribute('dir'), 'auto');
+    await eve.ctx.close();
+    await bob.ctx.close();
   } finally {
     assert.equal(await stopPalaverd(srv), 0);
   }

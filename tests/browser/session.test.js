@@ -158,3 +158,23 @@ test('join and leave notices: others named, our own join silent, big bursts coun
   assert.deepEqual(kinds(r), ['me', 'users', 'notice']);
   assert.equal(s.me.name, 'anna');
 });
+
+test('the bounded window: dropped messages page back in and show again', () => {
+  const s = new Session();
+  joined(s);
+  for (let i = 1; i <= 10; i++) s.receive(msg(i, `m${i}`));
+  assert.equal(s.olderPossible(), false); // seq 1 is shown: the beginning
+  s.forgetBefore(6); // the page dropped 1..5
+  assert.equal(s.oldestSeq, 6);
+  assert.equal(s.olderPossible(), true);
+  assert.deepEqual(JSON.parse(s.olderRequest()).before, 6);
+  const page = s.receive({ type: 'history', before: 6, more: false, messages: [1, 2, 3, 4, 5].map((i) => msg(i, `m${i}`)) });
+  const older = page.find((e) => e.kind === 'older');
+  assert.deepEqual(older.items.map((x) => x.m.seq), [1, 2, 3, 4, 5]); // not deduplicated away
+  assert.equal(s.oldestSeq, 1);
+  // Live duplicates of what is still shown stay deduplicated.
+  assert.equal(s.receive(msg(8, 'm8')).filter((e) => e.kind === 'message').length, 0);
+  s.forgetBefore(1); // nothing older than 1 is shown: nothing to forget
+  assert.equal(s.oldestSeq, 1);
+  assert.equal(s.olderPossible(), false);
+});

@@ -1116,6 +1116,101 @@ static void test_costly_json_does_not_stall_fanout(void **state)
     assert_int_equal(srv_stop(&server), 0);
 }
 
+/* Opens a WebSocket asking for ?name=<url-encoded name>; returns the name
+ * it was given and the error code it got, if any ("" when none). */
+static struct wsc *join_named(const char *urlname, char *given, size_t gsz, char *code, size_t csz)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/ws?name=%s", urlname);
+    struct wsc_opts o = {.path = path};
+    struct wsc *c = wsc_open(server.port, &o);
+    assert_non_null(c);
+    assert_int_equal(c->status, 101);
+    json_t *id = wsc_expect(c, "id", T);
+    assert_non_null(id);
+    snprintf(given, gsz, "%s",
+             json_string_value(json_object_get(json_object_get(id, "you"), "name")));
+    json_decref(id);
+    code[0] = '\0';
+    for (json_t *j; (j = wsc_recv_json(c, 2000)) != NULL;) {
+        const char *type = json_string_value(json_object_get(j, "type"));
+        bool presence = strcmp(type, "presence") == 0;
+        if (strcmp(type, "error") == 0)
+            snprintf(code, csz, "%s", json_string_value(json_object_get(j, "code")));
+        json_decref(j);
+        if (presence)
+            break;
+    }
+    return c;
+}
+
+/* Names: two people could both be "bob", look-alikes (Cyrillic о, full
+ * width, case), invisible-only names and guest-name look-alikes were
+ * taken, and a name could forge fields in the log. Now the nickname
+ * profile refuses what cannot be shown honestly, a chosen name is one
+ * person's while they are online (compared by its confusable skeleton),
+ * and logged names are quoted. */
+static void test_names_are_honest_and_unique(void **state)
+{
+    (void)state;
+    assert_int_equal(srv_start(&server, NULL), 0);
+    char given[256], code[64];
+    struct wsc *bob = join_named("bob", given, sizeof(given), code, sizeof(code));
+    assert_string_equal(given, "bob");
+    assert_string_equal(code, "");
+    struct {
+        const char *url, *code;
+    } cases[] = {
+        {"BOB", "name-taken"},                         /* case */
+        {"%EF%BD%82%EF%BD%8F%EF%BD%82", "name-taken"}, /* fullwidth ｂｏｂ */
+        {"b%D0%BEb", "bad-name"},                      /* Cyrillic о among Latin */
+        {"guest-1a2b", "bad-name"},                    /* the server's names */
+        {"GUEST-ffff", "bad-name"},
+        {"%E3%85%A4", "bad-name"},                             /* U+3164 alone */
+        {"%E2%80%8Bbob", "bad-name"},                          /* ZWSP */
+        {"a%CC%81%CC%81%CC%81%CC%81%CC%81%CC%81", "bad-name"}, /* 6 combining marks */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct wsc *c = join_named(cases[i].url, given, sizeof(given), code, sizeof(code));
+        if (strcmp(code, cases[i].code) != 0)
+            fail_msg("?name=%s: got name \"%s\" and error \"%s\"", cases[i].url, given, code);
+        assert_int_equal(strncmp(given, "guest-", 6), 0);
+        wsc_free(c);
+    }
+    /* A rename to a look-alike of an online name: refused; to a free one: fine. */
+    struct wsc *other = join_named("alice", given, sizeof(given), code, sizeof(code));
+    assert_int_equal(wsc_send_text(other, "{\"type\":\"hello\",\"name\":\"Bob\",\"msgId\":7}"), 0);
+    json_t *e = wsc_expect(other, "error", T);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "name-taken");
+    json_decref(e);
+    /* Once bob is gone, the name is free again. */
+    wsc_free(bob);
+    bool renamed = false;
+    for (int tries = 0; tries < 50 && !renamed; tries++) {
+        assert_int_equal(wsc_send_text(other, "{\"type\":\"hello\",\"name\":\"Bob\"}"), 0);
+        for (json_t *j; !renamed && (j = wsc_recv_json(other, 500)) != NULL;) {
+            const char *type = json_string_value(json_object_get(j, "type"));
+            renamed = strcmp(type, "rename") == 0;
+            bool err = strcmp(type, "error") == 0;
+            json_decref(j);
+            if (err)
+                break;
+        }
+        if (!renamed)
+            poll(NULL, 0, 100); /* bob's LEAVE is on its way */
+    }
+    assert_true(renamed);
+    /* A name that tries to forge log fields stays one quoted field. */
+    struct wsc *forger = join_named("x%22%20online%3D0%20peer%3D10.0.0.9%3A1234", given,
+                                    sizeof(given), code, sizeof(code));
+    assert_string_equal(given, "x\" online=0 peer=10.0.0.9:1234");
+    assert_true(srv_log_has(&server, "name=\"x\\\" online=0 peer=10.0.0.9:1234\" online="));
+    wsc_free(forger);
+    wsc_free(other);
+    assert_int_equal(srv_stop(&server), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1133,6 +1228,7 @@ int main(void)
         cmocka_unit_test(test_history_flood_is_fair),
         cmocka_unit_test(test_costly_json_does_not_stall_fanout),
         cmocka_unit_test(test_churn_costs_few_notices),
+        cmocka_unit_test(test_names_are_honest_and_unique),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
