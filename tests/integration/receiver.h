@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "pvtest.h"
 
@@ -17,6 +18,7 @@ struct receiver {
     int got;
     int out_of_order;
     long long last_seq;
+    long long worst_ms; /* the largest delay seen: now - the sender's own "date" */
     pthread_t thread;
 };
 
@@ -40,6 +42,15 @@ static void *receiver_main(void *arg)
             long long seq = json_integer_value(json_object_get(j, "seq"));
             if (i != r->got || seq <= r->last_seq)
                 r->out_of_order++;
+            json_t *date = json_object_get(j, "date");
+            if (json_is_integer(date)) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                long long delay =
+                    (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - json_integer_value(date);
+                if (delay > r->worst_ms)
+                    r->worst_ms = delay;
+            }
             r->last_seq = seq;
             r->got++;
         }
