@@ -191,3 +191,23 @@ bool pv_nickname_reserved(const char *key)
     size_t n = strlen(guest_key);
     return n > 0 && strncmp(key, guest_key, n) == 0;
 }
+
+bool pv_text_blank(const char *s, size_t n)
+{
+    for (int32_t i = 0; i < (int32_t)n;) {
+        UChar32 c;
+        U8_NEXT(s, i, (int32_t)n, c);
+        if (c < 0)
+            return false;
+        int8_t t = u_charType(c);
+        /* Controls other than white space are not "nothing": a text of
+         * them is relayed as sent (RFC 6455 says it is valid text). */
+        bool shows_nothing = u_isUWhiteSpace(c) || t == U_FORMAT_CHAR || t == U_SPACE_SEPARATOR ||
+                             t == U_LINE_SEPARATOR || t == U_PARAGRAPH_SEPARATOR ||
+                             u_hasBinaryProperty(c, UCHAR_DEFAULT_IGNORABLE_CODE_POINT) ||
+                             c == 0x2800;
+        if (!shows_nothing)
+            return false;
+    }
+    return true;
+}

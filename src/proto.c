@@ -22,41 +22,6 @@ static void set_invalid(struct pv_inbound *in, const char *code, const char *msg
     in->err_msg = msg;
 }
 
-/* Code points that show nothing on their own: Unicode's white space, the
- * zero-width and format characters, fillers and variation selectors. A
- * text made only of them is an empty message that looks like a message. */
-static bool invisible(uint32_t cp)
-{
-    if (cp <= 0x20)
-        return cp == ' ' || (cp >= 0x09 && cp <= 0x0D);
-    return cp == 0x85 || cp == 0xA0 || cp == 0xAD || cp == 0x034F || cp == 0x061C || cp == 0x115F ||
-           cp == 0x1160 || cp == 0x1680 || cp == 0x17B4 || cp == 0x17B5 || cp == 0x180E ||
-           (cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) ||
-           (cp >= 0x205F && cp <= 0x206F) || cp == 0x3000 || cp == 0x3164 ||
-           (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0xFEFF || cp == 0xFFA0 ||
-           (cp >= 0xE0000 && cp <= 0xE0FFF);
-}
-
-/* s is valid UTF-8 (checked on the worker, and by jansson). */
-static bool is_blank(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    while (p < end) {
-        uint32_t cp = *p;
-        size_t len = cp < 0x80 ? 1 : cp < 0xE0 ? 2 : cp < 0xF0 ? 3 : 4;
-        if (len > (size_t)(end - p))
-            return false;
-        if (len > 1)
-            cp &= 0x3Fu >> (len - 1);
-        for (size_t i = 1; i < len; i++)
-            cp = (cp << 6) | (p[i] & 0x3Fu);
-        if (!invisible(cp))
-            return false;
-        p += len;
-    }
-    return true;
-}
-
 /* The largest integer a JavaScript client reads exactly (2^53 - 1). */
 #define PV_JS_INT_MAX 9007199254740991LL
 
@@ -119,7 +84,7 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
         }
         in->text = json_string_value(v);
         in->text_len = json_string_length(v);
-        if (is_blank(in->text, in->text_len)) {
+        if (pv_text_blank(in->text, in->text_len)) {
             set_invalid(in, "empty-text", "message text is empty");
             return;
         }

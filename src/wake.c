@@ -4,6 +4,8 @@
  * Threads: see wake.h. */
 #include "palaver/wake.h"
 
+#include <assert.h>
+
 #include <poll.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -35,6 +37,8 @@ int pv_wake_wait(struct pv_wake *const *ws, size_t n, int timeout_ms)
 {
     struct pollfd pfd[8];
     size_t m = 0;
+    assert(n <=
+           sizeof(pfd) / sizeof(pfd[0])); /* a caller with more is a bug, never a peer's doing */
     for (size_t i = 0; i < n && m < sizeof(pfd) / sizeof(pfd[0]); i++)
         if (ws[i])
             pfd[m++] = (struct pollfd){.fd = ws[i]->fd, .events = POLLIN};

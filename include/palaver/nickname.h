@@ -1,5 +1,5 @@
 /* nickname.h -- display names: what a person may call themselves, and
- * when two names are the same name.
+ * when two names are the same name; and when a text shows nothing.
  *
  * The profile follows RFC 8266 (PRECIS Nicknames), with ICU for the
  * Unicode data (why ICU: docs/design.md, "Dependencies"):
@@ -45,5 +45,12 @@ bool pv_nickname_key(const char *name, char key[PV_NAME_KEY_MAX]);
 
 /* True for a key of the server's own names (the "guest-" prefix). */
 bool pv_nickname_reserved(const char *key);
+
+/* True when the UTF-8 text s[0..n) shows nothing: only white space,
+ * format and default-ignorable characters (zero-width spaces
+ * and joiners, soft hyphen, Hangul fillers, variation selectors, tag
+ * characters) and the blank braille pattern -- a message that would look
+ * like a message with nothing in it. Invalid UTF-8 is not blank. */
+bool pv_text_blank(const char *s, size_t n);
 
 #endif

@@ -54,7 +54,7 @@ void pv_wake_notify(struct pv_wake *w);
 
 /* The consumer: parks until one of ws[0..n) is notified (NULL entries
  * are skipped) or timeout_ms passes (-1: no timeout), draining each one
- * that was. Returns how many were. */
+ * that was (n is at most 8). Returns how many were. */
 int pv_wake_wait(struct pv_wake *const *ws, size_t n, int timeout_ms);
 
 /* Multi-producer, single-consumer, wait-free. */

@@ -102,10 +102,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         }
         c->grace_end = c->queued_bytes;
         if (b->draining && pv_client_close_decide(c, 1001, NULL)) {
-            c->closing = true; /* arrived during shutdown */
-            pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
-            c->close_queued = true;
-            pv__mark_dirty(b, c);
+            pv__queue_close(b, c, 1001, "server shutting down", false); /* arrived during it */
         }
     }
     for (int v = 0; v < 2; v++)
@@ -354,11 +351,8 @@ static void on_kick(struct pv_broadcaster *b, struct pv_event *ev)
     if (c->index == SIZE_MAX || c->close_queued)
         return; /* gone already, or our close frame is out (a KICK only comes
                  * from the thread that decided: client.h) */
-    c->closing = true;
     snprintf(reason, sizeof(reason), "%.*s", (int)ev->len, ev->data);
-    pv_batch_push(&c->pending, pv_frame_close((uint16_t)ev->code, reason));
-    c->close_queued = true;
-    pv__mark_dirty(b, c);
+    pv__queue_close(b, c, (uint16_t)ev->code, reason, false);
 }
 
 static void on_shutdown(struct pv_broadcaster *b)
@@ -368,10 +362,7 @@ static void on_shutdown(struct pv_broadcaster *b)
         struct pv_client *c = b->reg.v[i];
         if (c->closing || !pv_client_close_decide(c, 1001, NULL))
             continue; /* closing for another reason already */
-        c->closing = true;
-        pv_batch_push(&c->pending, pv_frame_close(1001, "server shutting down"));
-        c->close_queued = true;
-        pv__mark_dirty(b, c);
+        pv__queue_close(b, c, 1001, "server shutting down", false);
     }
     pv_info("shutdown: closing %zu client(s) with 1001", b->reg.n);
 }

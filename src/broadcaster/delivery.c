@@ -62,9 +62,7 @@ static void slow_consumer(struct pv_broadcaster *b, struct pv_client *c, uint64_
     c->pending = NULL;
     if (!pv_client_close_decide(c, 1008, NULL))
         return;
-    pv_batch_push(&c->pending, pv_frame_close(1008, "slow consumer"));
-    c->close_queued = true;
-    pv__mark_dirty(b, c);
+    pv__queue_close(b, c, 1008, "slow consumer", false);
     pv_stat_add(&b->d.stats->slow_consumers, 1);
     pv_warn("slow consumer: closing id=%s peer=%s with 1008: %s, backlog %llu bytes over the "
             "%zu-byte bound",
@@ -220,4 +218,17 @@ void pv__flush(struct pv_broadcaster *b)
         pv_client_unref(c);
     }
     b->dirty.n = 0;
+}
+
+void pv__queue_close(struct pv_broadcaster *b, struct pv_client *c, uint16_t code,
+                     const char *reason, bool discard)
+{
+    c->closing = true;
+    if (discard) {
+        pv_batch_free(c->pending);
+        c->pending = NULL;
+    }
+    pv_batch_push(&c->pending, pv_frame_close(code, reason));
+    c->close_queued = true;
+    pv__mark_dirty(b, c);
 }

@@ -152,6 +152,11 @@ uint64_t pv__backlog(const struct pv_client *c);
 bool pv__relieve(struct pv_broadcaster *b);
 /* The sender-excluding fanout (consumes the caller's reference to f). */
 void pv__fanout(struct pv_broadcaster *b, struct pv_frame *f, const struct pv_client *except);
+/* Queues our close frame for c (the caller won pv_client_close_decide(),
+ * or handles the KICK its worker decided): closing from now on, the frame
+ * after what is pending (discard: instead of it), c marked dirty. */
+void pv__queue_close(struct pv_broadcaster *b, struct pv_client *c, uint16_t code,
+                     const char *reason, bool discard);
 
 /* presence.c */
 #define PV_PRESENCE_WINDOW_MS 250 /* at most one join and one leave notice per window */

@@ -80,13 +80,8 @@ void pv__sweep(struct pv_broadcaster *b, uint64_t now)
         if (silent >= idle_ns) {
             if (!pv_client_close_decide(c, 1001, NULL))
                 continue; /* closing for another reason already (client.h) */
-            c->closing = true;
             c->kick_seen = now;
-            pv_batch_free(c->pending);
-            c->pending = NULL;
-            pv_batch_push(&c->pending, pv_frame_close(1001, "idle timeout"));
-            c->close_queued = true;
-            pv__mark_dirty(b, c);
+            pv__queue_close(b, c, 1001, "idle timeout", true);
             pv_stat_add(&b->d.stats->idle_closes, 1);
             pv_notice("idle timeout: closing id=%s peer=%s with 1001: nothing received for "
                       "%llu ms",
