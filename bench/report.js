@@ -8,9 +8,14 @@ const path = require('path');
 
 const [resultsFile, outDir] = process.argv.slice(2);
 const rows = fs.readFileSync(resultsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-for (const r of rows) [r.scenario, r.run, r.target] = r.label.split('/');
+for (const r of rows) {
+  [r.scenario, r.run, r.target, r.rep] = r.label.split('/');
+  r.rep = Number(r.rep || 1);
+}
 
-const byKey = new Map(rows.map((r) => [r.label, r]));
+// The tables and ratios below take the first round of a repeated scenario;
+// repeated scenarios also get their own min/median/max section.
+const byKey = new Map(rows.filter((r) => r.rep === 1).map((r) => [`${r.scenario}/${r.run}/${r.target}`, r]));
 const get = (scenario, run, target) => byKey.get(`${scenario}/${run}/${target}`);
 const ms = (us) => (us / 1000).toFixed(us < 10000 ? 2 : 1);
 const num = (n) => Math.round(n).toLocaleString('en-US');
@@ -63,6 +68,52 @@ for (const sc of scenarios) {
     md += `- ${r.run} ${r.target}: ${num(r.churn_cycles)} connect/leave cycles during the run\n`;
   }
   md += '\n';
+}
+
+// Repeated scenarios (REPEATS in the .conf): every shape ran several
+// times, interleaved across the servers. Per shape and server: min, median
+// and max deliveries/s, the worst p99, server CPU seconds per million
+// deliveries and RSS per connected client (medians), and every run below
+// half its shape's median flagged: a collapse is a result, not noise.
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : NaN;
+};
+const repeated = [...new Set(rows.filter((r) => r.rep > 1).map((r) => r.scenario))];
+const sweep = new Map(); // scenario/run/target -> {median, min, ...}
+for (const sc of repeated) {
+  md += `## ${sc}: ${Math.max(...rows.filter((r) => r.scenario === sc).map((r) => r.rep))} interleaved rounds\n\n`;
+  md += '| shape | server | runs | deliveries/s min | median | max | worst p99 ms | CPU s per M deliveries | RSS per client kB | ratio 1.0, no echo/gap/dup | collapses (< median / 2) |\n';
+  md += '|---|---|---|---|---|---|---|---|---|---|---|\n';
+  const runs = [...new Set(rows.filter((r) => r.scenario === sc).map((r) => r.run))];
+  const flagged = [];
+  for (const run of runs) {
+    const servers = [...new Set(rows.filter((r) => r.scenario === sc && r.run === run).map((r) => r.target))];
+    for (const tg of servers) {
+      const rs = rows.filter((r) => r.scenario === sc && r.run === run && r.target === tg);
+      const d = rs.map((r) => r.deliveries_per_s);
+      const med = median(d);
+      const low = rs.filter((r) => r.deliveries_per_s < med / 2);
+      for (const r of low) flagged.push(`${run} ${tg} round ${r.rep}: ${num(r.deliveries_per_s)}/s (median ${num(med)}), p99 ${ms(r.p99_us)} ms, server CPU ${r.broker_cpu_s.toFixed(2)} s`);
+      const cpuPerM = median(rs.map((r) => (r.delivered ? (r.broker_cpu_s / r.delivered) * 1e6 : NaN)));
+      const rssPer = median(rs.map((r) => (r.connected ? r.broker_rss_kb / r.connected : NaN)));
+      const clean = rs.every((r) => r.ratio === 1 && !r.echoes && !r.gaps && !r.dups);
+      sweep.set(`${sc}/${run}/${tg}`, { med, min: Math.min(...d), max: Math.max(...d), cpuPerM, rssPer });
+      md += `| ${run} | ${tg} | ${rs.length} | ${num(Math.min(...d))} | **${num(med)}** | ${num(Math.max(...d))} | `;
+      md += `${ms(Math.max(...rs.map((r) => r.p99_us)))} | ${cpuPerM.toFixed(2)} | ${rssPer.toFixed(1)} | ${clean ? 'yes' : '**no**'} | ${low.length ? `**${low.length}**` : 0} |\n`;
+    }
+    const p = sweep.get(`${sc}/${run}/palaver`);
+    for (const ref of ['uws', 'reference']) {
+      const q = sweep.get(`${sc}/${run}/${ref}`);
+      if (p && q) {
+        md += `| ${run} | **palaver / ${ref}** | | ${ratio(p.min, q.min).toFixed(2)}x | **${ratio(p.med, q.med).toFixed(2)}x** | `;
+        md += `${ratio(p.max, q.max).toFixed(2)}x | | ${ratio(p.cpuPerM, q.cpuPerM).toFixed(2)}x | ${ratio(p.rssPer, q.rssPer).toFixed(2)}x | | |\n`;
+      }
+    }
+  }
+  md += '\n';
+  md += flagged.length ? `Runs below half their shape's median:\n\n${flagged.map((f) => `- ${f}`).join('\n')}\n\n`
+    : 'No run fell below half its shape\'s median.\n\n';
 }
 
 // Durability: acks wait for the commit, so acked messages/s is the rate at
@@ -150,6 +201,17 @@ plot('rss-vs-connections', 'Server RSS against open connections (idle)', 'connec
     points: sortX(rows.filter((r) => r.target === tg && (r.scenario === 'capacity' || r.scenario === 'fanout'))
       .map((r) => [r.connected, r.rss_idle_kb / 1024])),
   })), false);
+
+for (const sc of repeated) {
+  const kOf = (run) => Number((run.match(/(\d+)$/) || [])[1]);
+  plot(`${sc}-deliveries-vs-window`, `${sc}: deliveries/s against the window K (median of the rounds)`,
+    'K (messages in flight per sender)', 'deliveries/s',
+    targets.map((tg) => ({
+      name: tg,
+      points: sortX([...sweep.entries()].filter(([k]) => k.startsWith(`${sc}/`) && k.endsWith(`/${tg}`))
+        .map(([k, v]) => [kOf(k.split('/')[1]), v.med])),
+    })), true);
+}
 
 fs.writeFileSync(path.join(outDir, 'summary.md'), md);
 process.stdout.write(md);

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The bench harness: builds palaverd in Release, then for every run of the
-# chosen scenarios starts palaverd and the Node.js reference in turn
-# (interleaved, same session), drives each with palaver-bench, and writes
-# bench/results/<time>/{results.jsonl,summary.md,*.svg}.
+# chosen scenarios starts palaverd and the references in turn -- Node.js
+# `ws` (reference) and uWebSockets (uws) -- interleaved in the same
+# session, drives each with palaver-bench, and writes
+# bench/results/<time>/{results.jsonl,summary.md,*.svg}. A scenario with
+# REPEATS=n runs all its shapes n times, round after round, so every
+# server meets the same noise; the report gives min/median/max per shape
+# and flags any run below half its shape's median.
 #
 #   bench/run.sh                 every scenario but smoke
 #   bench/run.sh latency slow    just these (file names in bench/scenarios)
-#   TARGETS=palaver bench/run.sh palaver only
+#   TARGETS=palaver bench/run.sh palaver only (default: "palaver reference uws")
 #   PALAVERD_BEFORE=/path/to/old/palaverd TARGETS="before palaver reference" bench/run.sh
 #                                another palaverd build ("before"), same flags,
 #                                interleaved in the same runs (before/after figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-targets=${TARGETS:-"palaver reference"}
+targets=${TARGETS:-"palaver reference uws"}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()
@@ -23,7 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
-[ -d bench/reference/node_modules/ws ] || (cd bench/reference && npm ci --no-audit --no-fund --silent)
+[ -d bench/reference/node_modules/ws ] && [ -d bench/reference/node_modules/uwebsockets ] ||
+  (cd bench/reference && npm ci --no-audit --no-fund --silent)
 
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 cmake --build build-release -j"$(nproc)" >/dev/null
@@ -67,6 +72,9 @@ start_target() { # target port extra-args... -> sets pid
     reference)
       PORT=$p node "$root/bench/reference/server.js" >>"$out/reference.log" 2>&1 &
       ;;
+    uws)
+      PORT=$p node "$root/bench/reference/uws.js" >>"$out/uws.log" 2>&1 &
+      ;;
   esac
   pid=$!
   wait_port "$p" "$pid" || { echo "run.sh: $target did not start" >&2; exit 1; }
@@ -85,11 +93,13 @@ store_figures() { # label port: palaverd's commit counters, one JSON line
 for scenario in "$@"; do
   file=bench/scenarios/$scenario.conf
   [ -f "$file" ] || { echo "run.sh: no scenario $file" >&2; exit 2; }
-  unset DESCRIPTION PALAVERD_ARGS RUNS
+  unset DESCRIPTION PALAVERD_ARGS RUNS REPEATS
   PALAVERD_ARGS=""
+  REPEATS=1
   # shellcheck disable=SC1090
   source "$file"
   echo "== $scenario: $DESCRIPTION"
+  for rep in $(seq 1 "$REPEATS"); do
   for run in "${RUNS[@]}"; do
     read -r label args <<<"$run"
     extra=()
@@ -102,14 +112,17 @@ for scenario in "$@"; do
       # shellcheck disable=SC2086
       start_target "$target" "$port" $PALAVERD_ARGS "${extra[@]}"
       proto=()
-      [ "$target" = reference ] && proto=(--subprotocol sample-protocol)
+      case $target in reference | uws) proto=(--subprotocol sample-protocol) ;; esac
+      tag=$scenario/$label/$target
+      [ "$REPEATS" -gt 1 ] && tag=$tag/$rep
       # shellcheck disable=SC2086
       "$bench" --url "ws://127.0.0.1:$port/" $args "${proto[@]}" --broker-pid "$pid" \
-        --label "$scenario/$label/$target" --json "$results" | sed 's/^/   /' || true
-      [ "$target" != reference ] && store_figures "$scenario/$label/$target" "$port"
+        --label "$tag" --json "$results" | sed 's/^/   /' || true
+      case $target in palaver | before) store_figures "$tag" "$port" ;; esac
       kill -TERM "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
     done
+  done
   done
 done
 

@@ -355,12 +355,19 @@ function append(li, counts) {
   }
 }
 
+// Older history loads when the reader scrolls *up* to the top. The page's
+// own scrolling to the bottom (new messages) moves down and never counts:
+// while the first messages fill a short log, its scroll events can land
+// near the top.
+let lastScrollTop = 0;
 scroller.addEventListener('scroll', () => {
   if (atBottom()) {
     state.unseenBelow = 0;
     newerBtn.hidden = true;
   }
-  if (scroller.scrollTop < 40) loadOlder(); // reached the top: older history
+  const up = scroller.scrollTop < lastScrollTop;
+  lastScrollTop = scroller.scrollTop;
+  if (up && scroller.scrollTop < 40) loadOlder(); // reached the top: older history
 });
 newerBtn.addEventListener('click', () => {
   scroller.scrollTop = scroller.scrollHeight;
