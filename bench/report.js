@@ -24,9 +24,9 @@ const ratio = (a, b) => (b ? a / b : NaN);
 const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || '?';
 let md = `# palaver bench, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n`;
 md += `Machine: ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, `;
-md += `Linux ${os.release()}. palaverd (Release) and the Node.js \`ws\` reference ran interleaved `;
-md += 'in this one session, on loopback, sharing the cores with the load generator. ';
-md += 'Ratios are palaver / reference from this session only.\n\n';
+md += `Linux ${os.release()}. palaverd (Release), uWebSockets (\`uws\`) and the Node.js \`ws\` reference ran `;
+md += 'interleaved in this one session, on loopback, sharing the cores with the load generator. ';
+md += 'Ratios are palaver / uws and palaver / reference from this session only.\n\n';
 
 const scenarios = [...new Set(rows.map((r) => r.scenario))];
 for (const sc of scenarios) {
@@ -51,11 +51,12 @@ for (const sc of scenarios) {
       md += `**${ratio(p.p99_us, before.p99_us).toFixed(2)}x** | ${ratio(p.p999_us, before.p999_us).toFixed(2)}x | | | `;
       md += `${ratio(p.broker_cpu_s, before.broker_cpu_s).toFixed(2)}x | ${ratio(p.broker_rss_kb, before.broker_rss_kb).toFixed(2)}x | | |\n`;
     }
-    if (p && ref) {
-      md += `| ${run} | **palaver / reference** | | | **${ratio(p.deliveries_per_s, ref.deliveries_per_s).toFixed(2)}x** | `;
-      md += `${ratio(p.p50_us, ref.p50_us).toFixed(2)}x | ${ratio(p.p90_us, ref.p90_us).toFixed(2)}x | `;
-      md += `**${ratio(p.p99_us, ref.p99_us).toFixed(2)}x** | ${ratio(p.p999_us, ref.p999_us).toFixed(2)}x | | | `;
-      md += `${ratio(p.broker_cpu_s, ref.broker_cpu_s).toFixed(2)}x | ${ratio(p.broker_rss_kb, ref.broker_rss_kb).toFixed(2)}x | | |\n`;
+    for (const [name, q] of [['uws', get(sc, run, 'uws')], ['reference', ref]]) {
+      if (!p || !q) continue;
+      md += `| ${run} | **palaver / ${name}** | | | **${ratio(p.deliveries_per_s, q.deliveries_per_s).toFixed(2)}x** | `;
+      md += `${ratio(p.p50_us, q.p50_us).toFixed(2)}x | ${ratio(p.p90_us, q.p90_us).toFixed(2)}x | `;
+      md += `**${ratio(p.p99_us, q.p99_us).toFixed(2)}x** | ${ratio(p.p999_us, q.p999_us).toFixed(2)}x | | | `;
+      md += `${ratio(p.broker_cpu_s, q.broker_cpu_s).toFixed(2)}x | ${ratio(p.broker_rss_kb, q.broker_rss_kb).toFixed(2)}x | | |\n`;
     }
   }
   md += '\n';
