@@ -541,6 +541,7 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
 
 static void *writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pv-store-write");
     struct pv_store *s = arg;
     for (;;) {
         prune_by_age(s);
@@ -596,6 +597,7 @@ static void answer(struct pv_store *s, struct pv_store_read *rq)
 
 static void *reader_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pv-store-read");
     struct pv_store *s = arg;
     for (;;) {
         struct cds_wfcq_node *n = pv_chan_pop(&s->requests);

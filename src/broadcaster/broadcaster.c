@@ -405,6 +405,7 @@ static void handle(struct pv_broadcaster *b, struct pv_event **ev, size_t n)
 
 static void *broadcaster_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pv-broadcaster");
     struct pv_broadcaster *b = arg;
     struct pv_event *ev[POP_BATCH];
     uint64_t last_tick = 0;
