@@ -46,7 +46,9 @@ struct pv_writers {
      * their own ready_node (writer.h). */
     struct cds_wfcq_head ready_head;
     struct cds_wfcq_tail ready_tail;
-    sem_t ready; /* counts clients in the ready queue */
+    sem_t ready;      /* wake-ups owed to idle writers (see writer_main) */
+    atomic_uint idle; /* writers between "queue empty" and sem_wait */
+    unsigned unwoken; /* broadcaster only: clients queued since the last kick */
     unsigned min, max;
     atomic_uint running; /* threads started and not yet exiting */
     atomic_bool stop;
@@ -107,6 +109,7 @@ struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
     w->stats = stats;
     cds_wfcq_init(&w->ready_head, &w->ready_tail);
     sem_init(&w->ready, 0, 0);
+    atomic_init(&w->idle, 0);
     atomic_init(&w->running, 0);
     atomic_init(&w->stop, false);
     atomic_init(&w->scheduled, 0);
@@ -151,7 +154,35 @@ void pv_writers_post(struct pv_writers *w, struct pv_client *c, struct pv_batch 
          * scheduled, and scheduled was false. */
         cds_wfcq_node_init(&c->ready_node);
         cds_wfcq_enqueue(&w->ready_head, &w->ready_tail, &c->ready_node);
+        w->unwoken++;
+    }
+}
+
+void pv_writers_kick(struct pv_writers *w)
+{
+    if (w->unwoken == 0)
+        return;
+    w->unwoken = 0;
+    /* Wake as few writers as the queue needs: one per PV_WRITER_PER_WAKE queued
+     * clients, counting the ones already awake. Every writer awake costs
+     * wake-ups and preemptions, and a writer that finds several frames
+     * waiting for a client sends them in one write; one writer sweeping a
+     * 1,000-client fanout beats four racing through it (docs/performance.md).
+     * The enqueues are sequentially consistent (an exchange); so is this
+     * load: a writer that registered as idle after it was read sees the
+     * queued clients when it looks again (writer_main). */
+    unsigned idle = atomic_load(&w->idle);
+    unsigned running = atomic_load(&w->running);
+    unsigned awake = running > idle ? running - idle : 0;
+    unsigned queued = atomic_load(&w->scheduled);
+    queued = queued > awake ? queued - awake : 0;
+    unsigned want = (queued + PV_WRITER_PER_WAKE - 1) / PV_WRITER_PER_WAKE;
+    want = want > awake ? want - awake : 0;
+    while (want > 0 && idle > 0) {
+        if (!atomic_compare_exchange_weak(&w->idle, &idle, idle - 1))
+            continue;
         sem_post(&w->ready);
+        want--;
     }
 }
 
@@ -181,6 +212,15 @@ bool pv_writers_tick(struct pv_writers *w)
             if (now > since && now - since > (uint64_t)PV_WRITER_STALL_MS * 1000000u)
                 stuck++;
         }
+    }
+    /* A kick wakes few writers; if one of them is now stuck on a full
+     * socket with clients still queued behind it, wake the idle ones. */
+    for (unsigned i = 0; i < stuck; i++) {
+        unsigned idle = atomic_load(&w->idle);
+        if (idle == 0 || atomic_load(&w->scheduled) <= busy)
+            break;
+        if (atomic_compare_exchange_strong(&w->idle, &idle, idle - 1))
+            sem_post(&w->ready);
     }
     unsigned running = atomic_load(&w->running);
     if (stuck && running - stuck < w->min && running < w->max) {
@@ -308,18 +348,50 @@ static void serve(struct writer_slot *s, struct pv_client *c)
     pv_client_unref(c);
 }
 
+/* A writer that stops being idle without a post (it found work, or its
+ * wait ended) takes itself off the count -- unless a kick already did, in
+ * which case the post it owes stays in the semaphore and costs one
+ * spurious wake-up later. */
+static void unidle(struct pv_writers *w)
+{
+    unsigned idle = atomic_load(&w->idle);
+    while (idle > 0 && !atomic_compare_exchange_weak(&w->idle, &idle, idle - 1))
+        ;
+}
+
 static void *writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pv-writer");
     struct writer_slot *s = arg;
     struct pv_writers *w = s->pool;
     bool retired = false;
 
     s->scratch = pv_xmalloc(CHUNK);
     for (;;) {
+        struct cds_wfcq_node *node = cds_wfcq_dequeue_blocking(&w->ready_head, &w->ready_tail);
+        if (node) {
+            pv_tsan_acquire(w);
+            serve(s, client_of(node));
+            continue;
+        }
+        if (atomic_load(&w->stop))
+            break;
+        /* Register as idle, then look once more: the broadcaster enqueues
+         * before it reads `idle`, so either it sees this writer and posts,
+         * or this look sees its clients. */
+        atomic_fetch_add(&w->idle, 1);
+        node = cds_wfcq_dequeue_blocking(&w->ready_head, &w->ready_tail);
+        if (node) {
+            unidle(w);
+            pv_tsan_acquire(w);
+            serve(s, client_of(node));
+            continue;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += RETIRE_IDLE_S;
         if (sem_clockwait(&w->ready, CLOCK_MONOTONIC, &ts) == -1) {
+            unidle(w);
             if (errno != ETIMEDOUT)
                 continue;
             if (atomic_load(&w->stop))
@@ -331,13 +403,6 @@ static void *writer_main(void *arg)
             }
             continue;
         }
-        if (atomic_load(&w->stop))
-            break;
-        struct cds_wfcq_node *node = cds_wfcq_dequeue_blocking(&w->ready_head, &w->ready_tail);
-        if (!node)
-            continue; /* cannot happen: the semaphore counts queued clients */
-        pv_tsan_acquire(w);
-        serve(s, client_of(node));
     }
     if (!retired)
         atomic_fetch_sub(&w->running, 1);

@@ -23,8 +23,16 @@
  *    So at most one writer writes a client at a time, and batches go out
  *    in the order they were posted.
  *  - Ready queue: liburcu's wait-free concurrent queue (wfcqueue), linked
- *    through each client's own ready_node, paired with a counting
- *    semaphore holding the number of queued clients. The broadcaster is
+ *    through each client's own ready_node. Writers take clients until the
+ *    queue is empty, then register in `idle` and look once more before
+ *    they sleep on a semaphore. The broadcaster enqueues a cycle's clients
+ *    without waking anyone and kicks once at the end of the cycle, waking
+ *    only as many idle writers as the queue needs (one per
+ *    PV_WRITER_PER_WAKE queued clients, counting those awake): a post per
+ *    client woke every writer for every message, and each wake-up
+ *    preempted the broadcaster in the middle of its fanout. The
+ *    housekeeping tick wakes idle writers when an awake one is stuck on a
+ *    full socket with clients queued behind it. The broadcaster is
  *    the only enqueuer (wait-free: one exchange and one store); writers
  *    dequeue under the queue head's own mutex, held for a pointer swap.
  *    A client is in the queue at most once (it is there only while
@@ -55,6 +63,8 @@ struct pv_writers;
 struct pv_wake;
 
 #define PV_WRITER_STALL_MS 100
+/* Queued clients per writer kept awake (pv_writers_kick). */
+#define PV_WRITER_PER_WAKE 1024
 /* A client whose socket has taken nothing for this long while its backlog
  * is over the bound is not reading. Longer than PV_WRITER_STALL_MS (which
  * only starts another writer): a Wi-Fi hiccup or a descheduled reader can
@@ -68,6 +78,10 @@ struct pv_writers *pv_writers_start(unsigned min_writers, unsigned max_writers,
 /* Broadcaster only: appends b to c's outbox (taking b over) and makes sure
  * a writer will send it. */
 void pv_writers_post(struct pv_writers *w, struct pv_client *c, struct pv_batch *b);
+
+/* Broadcaster only, at the end of a cycle: wakes idle writers for the
+ * clients posted since the last kick. */
+void pv_writers_kick(struct pv_writers *w);
 
 /* Broadcaster: notified when a batch of a watched client is done (the
  * broadcaster parks on it with its other channels while it waits for a

@@ -218,6 +218,7 @@ void pv__flush(struct pv_broadcaster *b)
         pv_client_unref(c);
     }
     b->dirty.n = 0;
+    pv_writers_kick(b->d.writers);
 }
 
 void pv__queue_close(struct pv_broadcaster *b, struct pv_client *c, uint16_t code,
