@@ -7,7 +7,9 @@
 # a WebSocket frame header announces (up to 2 GiB) before a byte of it has
 # arrived, and a connection holds a worker until its request head is
 # complete or the whole write timeout has passed; neither has a hook. The
-# patch (docs/civetweb-patch.md) adds three options and one return value:
+# patch (docs/civetweb-patch.md) adds four options and one return value:
+#   prespawn_threads          only these workers start with the server; the
+#                             rest start on demand (unused slots are free)
 #   websocket_max_frame_size  frames over it are refused at the header (1009)
 #   request_head_timeout_ms   the request head has its own, short bound
 #   init_connection != 0      refuses a connection before its request is read
@@ -15,7 +17,8 @@
 # Build settings follow Debian's (debian/rules and CivetWeb's CMake
 # defaults): WebSockets on, 102400-byte worker stacks, no IPv6, zlib, Lua or
 # server stats; unlike Debian: no CGI (palaverd never runs scripts), no
-# TLS (the terminator in front does TLS), and thread-safe time formatting.
+# TLS (the terminator in front does TLS), thread-safe time formatting, and
+# -fconserve-stack (fewer stack pages held under each WebSocket read loop).
 set(PV_CIVETWEB_SOURCE "/usr/local/src/palaver/civetweb-1.15+dfsg" CACHE PATH
     "Debian's CivetWeb 1.15 source package, unpacked (tests/install-deps.sh puts it here)")
 if(NOT EXISTS "${PV_CIVETWEB_SOURCE}/src/civetweb.c")
@@ -52,7 +55,7 @@ target_compile_definitions(pv_civetweb PRIVATE USE_WEBSOCKET NO_CGI NO_SSL REENT
 # Third-party code: none of palaver's warnings, and no sanitizer
 # instrumentation (as the shared library had none): the sanitizers judge
 # palaver's code; their runtimes still see every thread and lock.
-target_compile_options(pv_civetweb PRIVATE -w -fno-sanitize=all -fstack-protector-strong
+target_compile_options(pv_civetweb PRIVATE -w -fno-sanitize=all -fstack-protector-strong -fconserve-stack
                        $<$<NOT:$<CONFIG:Debug>>:-D_FORTIFY_SOURCE=2>)
 set_target_properties(pv_civetweb PROPERTIES C_STANDARD 11 C_EXTENSIONS ON
                       POSITION_INDEPENDENT_CODE ON)

@@ -22,8 +22,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "palaver/admin.h"
 #include "palaver/client.h"
@@ -51,6 +54,8 @@ static struct {
     unsigned started;
 } workers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 
+#define PV_HTTP_REQUEST_BUFFER "8192"
+
 #define PAGE_HEADERS                                                                               \
     "X-Content-Type-Options: nosniff\r\n"                                                          \
     "Referrer-Policy: no-referrer\r\n"                                                             \
@@ -58,10 +63,39 @@ static struct {
     "img-src 'self' data:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "             \
     "form-action 'none'; frame-ancestors 'none'"
 
+/* The lowest address of this worker's stack (init_thread), for
+ * pv_http_trim_stack(). Thread-local: each worker reads only its own. */
+static _Thread_local uintptr_t stack_lo;
+
+static void note_stack(void)
+{
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0)
+        stack_lo = (uintptr_t)addr; /* above the guard page */
+    pthread_attr_destroy(&attr);
+}
+
+void pv_http_trim_stack(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (!stack_lo || page <= 0)
+        return;
+    uintptr_t lo = (stack_lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t hi = (sp - PV_HTTP_TRIM_MARGIN) & ~((uintptr_t)page - 1);
+    if (hi > lo && sp > PV_HTTP_TRIM_MARGIN)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static void *on_init_thread(const struct mg_context *ctx, int thread_type)
 {
     (void)ctx;
     if (thread_type == 1) {
+        note_stack();
         /* Workers alone take the eviction signal (blocked everywhere else). */
         sigset_t evict;
         sigemptyset(&evict);
@@ -133,6 +167,9 @@ static void on_connection_close(const struct mg_connection *conn)
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (ri)
         pv_peers_unhold(gate.peers, ri->remote_addr);
+    /* The worker goes back to waiting for a connection: what its stack
+     * touched serving this one is dead. */
+    pv_http_trim_stack();
 }
 
 /* A request that came before the handlers were registered. */
@@ -295,7 +332,9 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
 {
     const struct pv_config *cfg = d->cfg;
     unsigned threads = pv_config_num_threads(cfg);
-    char num_threads[16], port[96], io_timeout[16], head_timeout[16], max_frame[24];
+    unsigned prespawn = pv_http_prespawn(cfg);
+    char num_threads[16], prespawn_threads[16], port[96], io_timeout[16], head_timeout[16],
+        max_frame[24];
     char err_text[256] = "";
 
     gate.hosts = pv_hosts_new();
@@ -308,6 +347,7 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
                             : cfg->max_per_ip     ? cfg->max_per_ip + 16
                                                   : 0;
     snprintf(num_threads, sizeof(num_threads), "%u", threads);
+    snprintf(prespawn_threads, sizeof(prespawn_threads), "%u", prespawn);
     if (cfg->listen_addr[0])
         snprintf(port, sizeof(port), "%s:%u", cfg->listen_addr, cfg->port);
     else
@@ -322,6 +362,18 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
         cfg->htdocs,
         "num_threads",
         num_threads,
+        /* Patched in: only these start with the server; the master thread
+         * starts the others when a connection finds no idle worker, up to
+         * num_threads, and they stay. An unused slot costs no thread. */
+        "prespawn_threads",
+        prespawn_threads,
+        /* Each worker's request buffer (malloc'd once per worker, holds
+         * the request head, then WebSocket frames as they are read):
+         * 8 KiB leaves room for any browser's upgrade head with cookies,
+         * and costs a connected client two pages where 1.15's 16 KiB
+         * default costs three or four. A longer head gets 431. */
+        "max_request_size",
+        PV_HTTP_REQUEST_BUFFER,
         "connection_queue",
         "256",
         "listen_backlog",
@@ -390,11 +442,11 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
         pv_http_stop(h);
         return NULL;
     }
-    unsigned started = wait_workers(threads, 10);
-    if (started < threads) {
+    unsigned started = wait_workers(prespawn, 10);
+    if (started < prespawn) {
         pv_err("only %u of %u CivetWeb worker threads started (check ulimit -u, "
                "TasksMax=, vm.max_map_count)",
-               started, threads);
+               started, prespawn);
         /* Nothing has written to a connection yet: no writer to wait for. */
         pthread_mutex_lock(&teardown.mu);
         teardown.writers_stopped = true;
@@ -411,6 +463,13 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
     int nports = mg_get_server_ports(h->ctx, 4, ports);
     h->port = nports > 0 ? ports[0].port : (int)cfg->port;
     return h;
+}
+
+unsigned pv_http_prespawn(const struct pv_config *cfg)
+{
+    unsigned threads = pv_config_num_threads(cfg);
+    unsigned want = cfg->http_workers + PV_HTTP_PRESPAWN_EXTRA;
+    return want < threads ? want : threads;
 }
 
 int pv_http_port(const struct pv_http *h)

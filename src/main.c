@@ -9,7 +9,9 @@
  * 7). At shutdown main takes over the queue's consumer role after joining
  * the broadcaster.
  */
+#include <limits.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -95,6 +97,105 @@ static int check_nofile(unsigned needed)
         pv_err("open-file limit is %llu but %u CivetWeb workers need %u; raise LimitNOFILE= or "
                "ulimit -n, or lower --max-clients",
                (unsigned long long)rl.rlim_cur, needed - 64, needed);
+        return -1;
+    }
+    return 0;
+}
+
+/* Threads besides the workers and writers (main, CivetWeb's master, the
+ * broadcaster, the store's, a margin) and mappings besides the threads'. */
+#define PV_OWN_THREADS 16
+#define PV_OWN_MAPPINGS 1024
+
+/* Reads the first number in a /proc or /sys file; -1 when absent, and
+ * LLONG_MAX for "max" (a cgroup without a limit). */
+static long long read_limit(const char *path)
+{
+    char buf[64] = "";
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (strncmp(buf, "max", 3) == 0)
+        return LLONG_MAX;
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    return end == buf ? -1 : v;
+}
+
+/* The pids controller's directory of this process: cgroup v2's unified
+ * hierarchy ("0::/path") or v1's pids hierarchy ("N:pids:/path"). */
+static bool pids_cgroup(char *out, size_t n)
+{
+    char line[512];
+    bool found = false;
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "0::", 3) == 0)
+            found = snprintf(out, n, "/sys/fs/cgroup%s", line + 3) < (int)n;
+        else if (strstr(line, ":pids:"))
+            found = snprintf(out, n, "/sys/fs/cgroup/pids%s", strstr(line, ":pids:") + 6) < (int)n;
+    }
+    fclose(f);
+    return found;
+}
+
+/* CivetWeb's workers start on demand (docs/civetweb-patch.md): a thread
+ * limit would bite only when the room fills up, as connections that wait
+ * for a worker nobody can start. So every limit a thread counts against is
+ * checked now, for all of them plus palaverd's own threads, and a start
+ * that could not reach --max-clients is refused, naming the limit. */
+static int check_threads(unsigned workers, unsigned writers)
+{
+    unsigned long long need = (unsigned long long)workers + writers + PV_OWN_THREADS;
+    char dir[480], path[512];
+    long long v;
+
+    if (geteuid() != 0) { /* root is exempt from RLIMIT_NPROC */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            rl.rlim_cur < need) {
+            rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+            setrlimit(RLIMIT_NPROC, &rl);
+            getrlimit(RLIMIT_NPROC, &rl);
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+            pv_err("process limit (ulimit -u, LimitNPROC=) is %llu but %u CivetWeb workers "
+                   "need %llu threads; raise it or lower --max-clients",
+                   (unsigned long long)rl.rlim_cur, workers, need);
+            return -1;
+        }
+    }
+    if (pids_cgroup(dir, sizeof(dir))) {
+        snprintf(path, sizeof(path), "%s/pids.max", dir);
+        long long max = read_limit(path);
+        snprintf(path, sizeof(path), "%s/pids.current", dir);
+        long long cur = read_limit(path);
+        if (max >= 0 && max != LLONG_MAX && (unsigned long long)max < need + (cur > 0 ? cur : 0)) {
+            pv_err("task limit (TasksMax=, cgroup pids.max) is %lld with %lld in use but %u "
+                   "CivetWeb workers need %llu threads; raise TasksMax= or lower --max-clients",
+                   max, cur > 0 ? cur : 0, workers, need);
+            return -1;
+        }
+    }
+    /* Each thread maps its stack and a guard page. */
+    v = read_limit("/proc/sys/vm/max_map_count");
+    if (v > 0 && (unsigned long long)v < 2 * need + PV_OWN_MAPPINGS) {
+        pv_err("vm.max_map_count is %lld but %u CivetWeb workers need about %llu mappings; "
+               "raise it (sysctl vm.max_map_count) or lower --max-clients",
+               v, workers, 2 * need + PV_OWN_MAPPINGS);
+        return -1;
+    }
+    v = read_limit("/proc/sys/kernel/threads-max");
+    if (v > 0 && (unsigned long long)v < need) {
+        pv_err("kernel.threads-max is %lld but %u CivetWeb workers need %llu threads; raise it "
+               "or lower --max-clients",
+               v, workers, need);
         return -1;
     }
     return 0;
@@ -310,6 +411,8 @@ int main(int argc, char **argv)
     pv_log_set_level(p.cfg.log_level);
     block_signals(&sigs);
     if (check_nofile(pv_config_num_threads(&p.cfg) + 64) != 0)
+        return 1;
+    if (check_threads(pv_config_num_threads(&p.cfg), p.cfg.writers) != 0)
         return 1;
     if (!start(&p)) {
         teardown(&p);

@@ -7,6 +7,7 @@
  * struct pv_client, plus the shared atomics documented in ws.h and the
  * per-address table (its own lock, limits.h). */
 #include "palaver/ws.h"
+#include "palaver/http.h"
 
 #include <civetweb.h>
 #include <errno.h>
@@ -191,6 +192,8 @@ static void on_ready(struct mg_connection *conn, void *ud)
              ri->acceptedWebSocketSubprotocol ? ri->acceptedWebSocketSubprotocol : "(none)");
     /* JOIN carries a second reference: the registry's. */
     pv_queue_push_ctl(ws->queue, pv_event_new(PV_EV_JOIN, pv_client_ref(c), &jr, sizeof(jr)));
+    /* From here the worker only reads frames: the handshake's stack is dead. */
+    pv_http_trim_stack();
 }
 
 /* Closes the client from its worker: a close frame with code and reason

@@ -46,6 +46,26 @@ struct pv_http_deps {
 struct pv_http *pv_http_start(const struct pv_http_deps *d);
 
 /* The port bound (useful with --port 0). */
+/* CivetWeb workers started with the server: the --http-workers spare
+ * ones plus PV_HTTP_PRESPAWN_EXTRA, at most all of them. The others start
+ * on demand (patched CivetWeb, docs/civetweb-patch.md), one per connection
+ * that finds no idle worker, and then stay: an unused --max-clients slot
+ * costs no thread, no stack and no request buffer. */
+#define PV_HTTP_PRESPAWN_EXTRA 64
+unsigned pv_http_prespawn(const struct pv_config *cfg);
+
+/* Returns the pages of the calling CivetWeb worker's stack below the
+ * current frame (less PV_HTTP_TRIM_MARGIN) to the kernel
+ * (MADV_DONTNEED). A worker's stack is 100 KiB; the handshake path
+ * touches about 36 KiB of it, and a worker then sits in the WebSocket read
+ * loop for the connection's life using only a few pages of that. Called by
+ * the WebSocket ready handler (ws.c) and on connection close: everything
+ * below those frames has returned. Nothing else points into a worker's
+ * dead stack, and a signal handler runs only before or after the call. A
+ * no-op on threads that are not CivetWeb workers. */
+#define PV_HTTP_TRIM_MARGIN 4096
+void pv_http_trim_stack(void);
+
 int pv_http_port(const struct pv_http *h);
 
 /* Stops the writer pool (NULL is fine) and records it, so that a CivetWeb

@@ -442,6 +442,97 @@ static void test_start_up_burst_gets_101_or_503(void **state)
             busy);
 }
 
+static long threads_of(pid_t pid)
+{
+    char path[64], line[256];
+    long n = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Threads: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* Unused --max-clients slots cost no thread: palaverd starts with the
+ * spare HTTP workers and a few more (the harness passes --http-workers 8:
+ * 8 + 64 prespawned), CivetWeb starts one worker per connection that
+ * finds none idle, and those connections are served like any other. */
+static void test_idle_slots_cost_no_thread(void **state)
+{
+    (void)state;
+    enum { N = 150 };
+    struct srv s;
+    const char *args[] = {"--max-clients", "4000", "--max-per-ip", "0", "--rate-limit", "0", NULL};
+    static struct wsc *c[N];
+    char page[8192];
+
+    assert_int_equal(srv_start(&s, args), 0);
+    long idle = threads_of(s.pid);
+    fprintf(stderr, "capacity: 4008 slots, %ld threads at start, RSS %ld KiB\n", idle,
+            rss_kib(s.pid));
+    assert_true(idle > 8 + 64);      /* the prespawned workers exist */
+    assert_true(idle < 8 + 64 + 40); /* and no more of them */
+    for (int i = 0; i < N; i++) {
+        c[i] = wsc_open(s.port, NULL);
+        assert_non_null(c[i]);
+        assert_int_equal(c[i]->status, 101);
+        assert_int_equal(wsc_join(c[i], NULL, NULL), 0);
+    }
+    long busy = threads_of(s.pid);
+    fprintf(stderr, "capacity: %d connected, %ld threads\n", N, busy);
+    /* A worker each (the prespawned ones went first), besides palaverd's
+     * own threads; no more. */
+    long own = idle - (8 + 64);
+    assert_true(busy - own >= N);
+    assert_true(busy - own < N + 8 + 64);
+    assert_int_equal(http_get(s.port, "/", page, sizeof(page)), 200);
+    /* The last one's message reaches the first: the new workers deliver. */
+    assert_int_equal(wsc_send_chat(c[N - 1], 1, "from a worker started on demand", NULL), 0);
+    json_t *m = wsc_expect(c[0], "message", T);
+    assert_non_null(m);
+    json_decref(m);
+    for (int i = 0; i < N; i++)
+        wsc_free(c[i]);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
+/* Workers start on demand, so palaverd checks at start that the limits
+ * threads count against leave room for all of them: a start that could not
+ * reach --max-clients is refused, naming the limit. RLIMIT_NPROC is the one
+ * a test can set (root is exempt from it, so as root palaverd runs as
+ * nobody). */
+static void test_thread_limit_is_refused_at_start(void **state)
+{
+    (void)state;
+    char out[8192];
+    const char *as_root[] = {"prlimit",
+                             "--nproc=300",
+                             "setpriv",
+                             "--reuid=65534",
+                             "--regid=65534",
+                             "--clear-groups",
+                             PALAVERD_PATH,
+                             "--max-clients",
+                             "1000",
+                             "--config",
+                             "/dev/null",
+                             "--data-dir",
+                             "",
+                             "--port",
+                             "0",
+                             NULL};
+    const char *as_user[] = {"prlimit", "--nproc=300", PALAVERD_PATH, "--max-clients",
+                             "1000",    "--config",    "/dev/null",   "--data-dir",
+                             "",        "--port",      "0",           NULL};
+    assert_int_equal(run_capture(geteuid() == 0 ? as_root : as_user, NULL, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "process limit (ulimit -u, LimitNPROC=) is 300"));
+    assert_non_null(strstr(out, "lower --max-clients"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +542,8 @@ int main(void)
         cmocka_unit_test(test_command_line),
         cmocka_unit_test(test_port_from_environment),
         cmocka_unit_test(test_start_up_burst_gets_101_or_503),
+        cmocka_unit_test(test_idle_slots_cost_no_thread),
+        cmocka_unit_test(test_thread_limit_is_refused_at_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
