@@ -55,7 +55,10 @@ target_compile_definitions(pv_civetweb PRIVATE USE_WEBSOCKET NO_CGI NO_SSL REENT
 # Third-party code: none of palaver's warnings, and no sanitizer
 # instrumentation (as the shared library had none): the sanitizers judge
 # palaver's code; their runtimes still see every thread and lock.
-target_compile_options(pv_civetweb PRIVATE -w -fno-sanitize=all -fstack-protector-strong -fconserve-stack
+# -fconserve-stack is gcc's alone: clang (the fuzz build, lint's compilation
+# database) has no such flag and refuses to compile with it.
+target_compile_options(pv_civetweb PRIVATE -w -fno-sanitize=all -fstack-protector-strong
+                       $<$<C_COMPILER_ID:GNU>:-fconserve-stack>
                        $<$<NOT:$<CONFIG:Debug>>:-D_FORTIFY_SOURCE=2>)
 set_target_properties(pv_civetweb PROPERTIES C_STANDARD 11 C_EXTENSIONS ON
                       POSITION_INDEPENDENT_CODE ON)
