@@ -65,7 +65,7 @@ static struct {
 
 /* The lowest address of this worker's stack (init_thread), for
  * pv_http_trim_stack(). Thread-local: each worker reads only its own. */
-static _Thread_local uintptr_t stack_lo;
+static _Thread_local char *stack_lo;
 
 static void note_stack(void)
 {
@@ -75,20 +75,24 @@ static void note_stack(void)
     if (pthread_getattr_np(pthread_self(), &attr) != 0)
         return;
     if (pthread_attr_getstack(&attr, &addr, &size) == 0)
-        stack_lo = (uintptr_t)addr; /* above the guard page */
+        stack_lo = addr; /* above the guard page */
     pthread_attr_destroy(&attr);
 }
 
 void pv_http_trim_stack(void)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    if (!stack_lo || page <= 0)
+    long pagesize = sysconf(_SC_PAGESIZE);
+    char *sp = __builtin_frame_address(0);
+    if (!stack_lo || pagesize <= 0 || (uintptr_t)sp < PV_HTTP_TRIM_MARGIN)
         return;
-    uintptr_t lo = (stack_lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    uintptr_t hi = (sp - PV_HTTP_TRIM_MARGIN) & ~((uintptr_t)page - 1);
-    if (hi > lo && sp > PV_HTTP_TRIM_MARGIN)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    uintptr_t page = (uintptr_t)pagesize;
+    /* Whole pages from the stack's lowest one up to the margin below this
+     * frame (pointer arithmetic: rounded by offsets, never cast back). */
+    char *lo = stack_lo + (page - (uintptr_t)stack_lo % page) % page;
+    char *hi = sp - PV_HTTP_TRIM_MARGIN;
+    hi -= (uintptr_t)hi % page;
+    if (hi > lo)
+        madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
 }
 
 static void *on_init_thread(const struct mg_context *ctx, int thread_type)

@@ -153,7 +153,7 @@ static bool pids_cgroup(char *out, size_t n)
 static int check_threads(unsigned workers, unsigned writers)
 {
     unsigned long long need = (unsigned long long)workers + writers + PV_OWN_THREADS;
-    char dir[480], path[512];
+    char dir[480];
     long long v;
 
     if (geteuid() != 0) { /* root is exempt from RLIMIT_NPROC */
@@ -172,6 +172,7 @@ static int check_threads(unsigned workers, unsigned writers)
         }
     }
     if (pids_cgroup(dir, sizeof(dir))) {
+        char path[512];
         snprintf(path, sizeof(path), "%s/pids.max", dir);
         long long max = read_limit(path);
         snprintf(path, sizeof(path), "%s/pids.current", dir);

@@ -50,6 +50,45 @@ bool pv_seq_parse(const char *s, size_t len, uint64_t *out)
     return true;
 }
 
+bool pv_proto_too_complex(const char *data, size_t len)
+{
+    unsigned tokens = 0, depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = data[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++; /* the escaped character cannot end the string */
+            else if (ch == '"')
+                in_string = false;
+            continue;
+        }
+        switch (ch) {
+        case '"':
+            in_string = true;
+            break;
+        case '{':
+        case '[':
+            if (++depth > PV_PROTO_MAX_DEPTH)
+                return true;
+            /* a container counts as a value */
+            __attribute__((fallthrough));
+        case ',':
+            if (++tokens > PV_PROTO_MAX_VALUES)
+                return true;
+            break;
+        case '}':
+        case ']':
+            if (depth > 0)
+                depth--;
+            break;
+        default:
+            break;
+        }
+    }
+    return false;
+}
+
 static void decode(const char *data, size_t len, size_t max_text, struct pv_inbound *in)
 {
     json_error_t err;
@@ -57,6 +96,13 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
     const char *t;
 
     memset(in, 0, sizeof(*in));
+    /* One linear pass before any allocation: a message no client of ours
+     * sends (thousands of values, deep nesting) costs a scan, not a tree
+     * of thousands of allocations on this worker (docs/hostile-clients.md). */
+    if (pv_proto_too_complex(data, len)) {
+        set_invalid(in, "too-complex", "message has too many JSON values or is nested too deeply");
+        return;
+    }
     in->root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
     if (!in->root) {
         set_invalid(in, "bad-json", "message is not valid JSON");

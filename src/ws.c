@@ -246,11 +246,12 @@ static void reply_error(struct pv_ws *ws, struct pv_client *c, const json_t *msg
 }
 
 /* The same for a message refused before it was decoded (rate limits):
- * its msgId is read from the JSON, on this worker. */
+ * its msgId is read from the JSON, on this worker -- unless the message
+ * is too costly to parse (proto.h), which then gets no msgId back. */
 static void reply_refused(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len,
                           const char *code, const char *text)
 {
-    json_t *root = json_loadb(data, len, 0, NULL);
+    json_t *root = pv_proto_too_complex(data, len) ? NULL : json_loadb(data, len, 0, NULL);
     json_t *msg_id;
     pv_proto_msg_id(root, &msg_id); /* a msgId that breaks the rule is not echoed */
     reply_error(ws, c, msg_id, code, text);

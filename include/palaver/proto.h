@@ -58,6 +58,17 @@ struct pv_inbound {
     const char *err_msg;  /* invalid: human-readable reason */
 };
 
+/* A chat message is a handful of fields: a message with more than
+ * PV_PROTO_MAX_VALUES values and members (containers and commas, counted
+ * outside strings) or nested deeper than PV_PROTO_MAX_DEPTH is refused
+ * ("too-complex") by one linear scan, before it is parsed: parsing
+ * 10,000 {} costs thousands of allocations, and the heap growing and
+ * shrinking under them costs page faults and TLB shootdowns on every
+ * core (measured: docs/hostile-clients.md). */
+#define PV_PROTO_MAX_VALUES 128
+#define PV_PROTO_MAX_DEPTH 8
+bool pv_proto_too_complex(const char *data, size_t len);
+
 /* Decodes one complete text message of len bytes (valid UTF-8). Never
  * fails: problems come back as type PV_IN_INVALID with err_code set.
  * max_text bounds the text in bytes. */

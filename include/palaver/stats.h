@@ -18,7 +18,7 @@
     X(bad_text, "bad-text") X(text_too_long, "text-too-long") X(empty_text, "empty-text")  \
     X(unknown_type, "unknown-type") X(busy, "busy") X(rate_limited, "rate-limited")       \
     X(not_stored, "not-stored") X(bad_since, "bad-since") X(bad_history, "bad-history")   \
-    X(history_unavailable, "history-unavailable")                                         \
+    X(history_unavailable, "history-unavailable") X(too_complex, "too-complex")           \
     X(other, "other")
 enum pv_error_code {
 #define X(id, name) PV_ERR_##id,

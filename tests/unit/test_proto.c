@@ -45,7 +45,7 @@ static void test_decode_keeps_only_known_fields(void **state)
     size_t cap = 40000, n = 0;
     char *m = malloc(cap);
     n += (size_t)snprintf(m + n, cap - n, "{\"type\":\"message\",\"msgId\":\"k\",\"text\":\"hi\"");
-    for (int i = 0; i < 3000; i++)
+    for (int i = 0; i < 50; i++) /* unknown fields (2 values each), under PV_PROTO_MAX_VALUES */
         n += (size_t)snprintf(m + n, cap - n, ",\"u%d\":{}", i);
     n += (size_t)snprintf(m + n, cap - n, ",\"date\":5}");
     struct pv_inbound in;
@@ -69,6 +69,57 @@ static void test_decode_keeps_only_known_fields(void **state)
     assert_null(in.msg_id);
     pv_inbound_release(&in);
     free(m);
+}
+
+/* Decodes m[0..n): "ok" or the error code. */
+static const char *decode_code(const char *m, size_t n)
+{
+    static char code[32];
+    struct pv_inbound in;
+    pv_proto_decode(m, n, 4096, &in);
+    snprintf(code, sizeof(code), "%s", in.type == PV_IN_INVALID ? in.err_code : "ok");
+    pv_inbound_release(&in);
+    return code;
+}
+
+/* Too costly to parse: refused by a scan, before any allocation. The
+ * count is of values and members outside strings, so brackets, commas
+ * and escaped quotes inside a text cost nothing. */
+static void test_decode_too_complex(void **state)
+{
+    (void)state;
+    char m[8192];
+    size_t n;
+    /* 1 (the object) + 2 commas = 3 values so far; add members up to the bound. */
+    for (int extra = PV_PROTO_MAX_VALUES - 4; extra <= PV_PROTO_MAX_VALUES - 2; extra++) {
+        n = (size_t)snprintf(m, sizeof(m), "{\"type\":\"message\",\"text\":\"x\"");
+        for (int i = 0; i < extra; i++)
+            n += (size_t)snprintf(m + n, sizeof(m) - n, ",\"u%d\":1", i);
+        m[n++] = '}';
+        /* 1 + 1 + extra tokens: at most PV_PROTO_MAX_VALUES passes. */
+        bool over = 2 + extra > PV_PROTO_MAX_VALUES;
+        assert_int_equal(pv_proto_too_complex(m, n), over);
+        assert_string_equal(decode_code(m, n), over ? "too-complex" : "ok");
+    }
+    /* Nesting: PV_PROTO_MAX_DEPTH levels pass, one more does not. */
+    for (int depth = PV_PROTO_MAX_DEPTH - 1; depth <= PV_PROTO_MAX_DEPTH; depth++) {
+        n = (size_t)snprintf(m, sizeof(m), "{\"type\":\"message\",\"text\":\"x\",\"d\":");
+        for (int i = 0; i < depth; i++)
+            m[n++] = '[';
+        for (int i = 0; i < depth; i++)
+            m[n++] = ']';
+        m[n++] = '}';
+        bool over = depth + 1 > PV_PROTO_MAX_DEPTH;
+        assert_string_equal(decode_code(m, n), over ? "too-complex" : "ok");
+    }
+    /* Structure inside a string is text: 3,000 commas and brackets, and an
+     * escaped quote that does not end the string. */
+    n = (size_t)snprintf(m, sizeof(m), "{\"type\":\"message\",\"text\":\"\\\"");
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(m + n, sizeof(m) - n, ",[{");
+    n += (size_t)snprintf(m + n, sizeof(m) - n, "\"}");
+    assert_false(pv_proto_too_complex(m, n));
+    assert_string_equal(decode_code(m, n), "ok"); /* a 3,001-byte text */
 }
 
 static void test_decode_errors(void **state)
@@ -370,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_decode_seed_message),
         cmocka_unit_test(test_decode_keeps_only_known_fields),
         cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_decode_too_complex),
         cmocka_unit_test(test_text_limit_is_bytes),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_keys),
