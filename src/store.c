@@ -648,8 +648,10 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
  * transaction, so a database is upgraded in place or not at all.
  *  0: messages(seq, server_date, json), meta(key, value) -- palaver 0.x.
  *  1: messages gains sender and bytes (what retention counts, back-filled
- *     from the JSON), and an index on (sender, seq, bytes). */
-#define SCHEMA_VERSION 1
+ *     from the JSON), and an index on (sender, seq, bytes).
+ *  2: users and sessions (accounts.h: only hashes of passwords and session
+ *     tokens). */
+#define SCHEMA_VERSION 2
 
 static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
 {
@@ -682,6 +684,19 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
         "CREATE INDEX messages_by_sender ON messages(sender, seq, bytes);"
         "PRAGMA user_version = 1;"
         "COMMIT",
+        /* 1 -> 2 */
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "name_key TEXT NOT NULL UNIQUE, pass_hash TEXT NOT NULL, role TEXT NOT NULL "
+        "CHECK (role IN ('admin', 'moderator', 'member')), created INTEGER NOT NULL, "
+        "banned_at INTEGER);"
+        "CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, "
+        "user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, "
+        "created INTEGER NOT NULL, last_used INTEGER NOT NULL, expires INTEGER NOT NULL, "
+        "addr TEXT NOT NULL DEFAULT '');"
+        "CREATE INDEX sessions_by_user ON sessions(user_id);"
+        "PRAGMA user_version = 2;"
+        "COMMIT",
     };
     _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");
     for (int v = version; v < SCHEMA_VERSION; v++) {
@@ -689,10 +704,32 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return -1;
         }
-        if (v == 0)
-            pv_info("history store: schema upgraded from version 0 to 1");
+        pv_info("history store: schema upgraded from version %d to %d", v, v + 1);
     }
     return 0;
+}
+
+int pv_store_upgrade(const char *dir, char *err, size_t errsz)
+{
+    char path[4096];
+    sqlite3 *db = NULL;
+    int rc = -1;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errsz, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/palaver.db", dir);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        snprintf(err, errsz, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    if (exec(db, "PRAGMA journal_mode=WAL", err, errsz) == 0 &&
+        migrate(db, sqlite3_db_readonly(db, "main") == 1, err, errsz) == 0)
+        rc = 0;
+out:
+    sqlite3_close(db);
+    return rc;
 }
 
 struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o, char *err,

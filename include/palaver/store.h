@@ -93,6 +93,12 @@ const char *pv_store_id(const struct pv_store *s);
 
 /* Producer: queues m for the next transaction, taking ownership. */
 void pv_store_append(struct pv_store *s, struct pv_store_msg *m);
+/* Creates palaver.db in dir if needed and upgrades its schema in place
+ * (one transaction per version), on a connection of its own that is
+ * closed again: for the modules that keep their own tables in the same
+ * file (accounts.h) and for palaverd --create-admin. 0, or -1 with err. */
+int pv_store_upgrade(const char *dir, char *err, size_t errsz);
+
 /* Highest seq known committed (acquire). */
 uint64_t pv_store_committed(struct pv_store *s);
 /* Highest seq whose fate is known (acquire): committed, or lost to a full
