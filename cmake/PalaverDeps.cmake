@@ -31,3 +31,10 @@ target_link_libraries(pv_icu INTERFACE PkgConfig::ICU)
 pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
 add_library(pv_sqlite INTERFACE)
 target_link_libraries(pv_sqlite INTERFACE PkgConfig::SQLITE)
+
+# libsodium: accounts (accounts.c): Argon2id password hashes
+# (crypto_pwhash_str, verified in constant time), session tokens from its
+# CSPRNG, BLAKE2b for the stored token hashes, and memory wiping.
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium>=1.0.18)
+add_library(pv_sodium INTERFACE)
+target_link_libraries(pv_sodium INTERFACE PkgConfig::SODIUM)

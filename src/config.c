@@ -410,7 +410,7 @@ int pv_config_check(struct pv_config *c, char *err, size_t errsz)
 }
 
 /* Builds the option table for getopt_long from the settings table. */
-enum { OPT_CONFIG = 'C', OPT_CHECK = 200, OPT_PRINT = 201 };
+enum { OPT_CONFIG = 'C', OPT_CHECK = 200, OPT_PRINT = 201, OPT_CREATE_ADMIN = 202 };
 
 static void getopt_tables(struct option *longopts, char *shortopts)
 {
@@ -434,7 +434,9 @@ static void getopt_tables(struct option *longopts, char *shortopts)
     longopts[N_SETTINGS + 3] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
     longopts[N_SETTINGS + 4] =
         (struct option){"print-settings", required_argument, NULL, OPT_PRINT};
-    longopts[N_SETTINGS + 5] = (struct option){NULL, 0, NULL, 0};
+    longopts[N_SETTINGS + 5] =
+        (struct option){"create-admin", required_argument, NULL, OPT_CREATE_ADMIN};
+    longopts[N_SETTINGS + 6] = (struct option){NULL, 0, NULL, 0};
 }
 
 static int load_file(struct pv_config *c, const char *path, bool must_exist, char *err,
@@ -500,7 +502,7 @@ static int load_env(struct pv_config *c, char *err, size_t errsz)
 int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_action *action,
                    char *err, size_t errsz)
 {
-    struct option longopts[N_SETTINGS + 6];
+    struct option longopts[N_SETTINGS + 7];
     char shortopts[80], msg[512];
     const char *path = PV_DEFAULT_CONFIG;
     bool explicit_path = false;
@@ -520,6 +522,13 @@ int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_ac
             explicit_path = true;
         } else if (opt == OPT_CHECK) {
             *action = PV_CONFIG_CHECK;
+        } else if (opt == OPT_CREATE_ADMIN) {
+            if (strlen(optarg) >= sizeof(c->create_admin)) {
+                errf(err, errsz, "--create-admin: the name is too long");
+                return -1;
+            }
+            snprintf(c->create_admin, sizeof(c->create_admin), "%s", optarg);
+            *action = PV_CONFIG_CREATE_ADMIN;
         } else if (opt == 'h') {
             pv_config_usage(stdout);
             *action = PV_CONFIG_DONE;
@@ -555,7 +564,7 @@ int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_ac
     optind = 1;
     while ((opt = getopt_long(argc, argv, shortopts, longopts, &idx)) != -1) {
         const struct setting *s = NULL;
-        if (opt == OPT_CONFIG || opt == OPT_CHECK || opt == OPT_PRINT)
+        if (opt == OPT_CONFIG || opt == OPT_CHECK || opt == OPT_PRINT || opt == OPT_CREATE_ADMIN)
             continue;
         if (opt >= 256 && opt < 256 + (int)N_SETTINGS) {
             s = &settings[opt - 256];

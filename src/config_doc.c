@@ -94,6 +94,8 @@ void pv_config_usage(FILE *f)
                "configuration file (default " PV_DEFAULT_CONFIG
                "; a missing default file is fine)");
     usage_line(f, "      --check-config", "check the configuration, print it, exit 0 or 2");
+    usage_line(f, "      --create-admin NAME",
+               "create an admin account in --data-dir (password read from standard input), exit");
     for (size_t i = 0; i < pv_config_setting_count(); i++) {
         struct pv_setting_doc doc;
         pv_config_setting_doc(i, &doc);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "palaver/admin.h"
+#include "palaver/api.h"
 #include "palaver/client.h"
 #include "palaver/config.h"
 #include "palaver/hosts.h"
@@ -462,6 +463,8 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
      * (docs/civetweb.md section 7). */
     pv_ws_register(h->ctx, d->ws);
     pv_admin_register(h->ctx, d->admin);
+    if (d->api)
+        pv_api_register(h->ctx, d->api);
     atomic_store_explicit(&gate.open, true, memory_order_release);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(h->ctx, 4, ports);

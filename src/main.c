@@ -18,11 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <termios.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "palaver/accounts.h"
 #include "palaver/admin.h"
+#include "palaver/api.h"
 #include "palaver/broadcaster.h"
 #include "palaver/client.h"
 #include "palaver/clock.h"
@@ -50,6 +53,8 @@ struct palaverd {
     struct pv_broadcaster *bc;
     struct pv_ws ws;
     struct pv_admin admin;
+    struct pv_accounts *accounts; /* NULL: memory only, or palaver.db would not open */
+    struct pv_api api;
     struct pv_http *http;
 };
 
@@ -266,6 +271,21 @@ static void open_store(struct palaverd *p)
     }
 }
 
+/* Accounts live in palaver.db too: without a data directory there are
+ * none, and the API says so (503). */
+static void open_accounts(struct palaverd *p)
+{
+    char err[512];
+    if (!p->cfg.data_dir[0])
+        return;
+    p->accounts = pv_accounts_open(p->cfg.data_dir, err, sizeof(err));
+    if (!p->accounts)
+        pv_err("accounts unavailable (sign-in answers 503): %s", err);
+    else if (!pv_accounts_has_admin(p->accounts))
+        pv_notice("accounts: there is no admin account yet; create the first one with "
+                  "'palaverd --create-admin NAME' (same --data-dir; password on standard input)");
+}
+
 static bool start(struct palaverd *p)
 {
     const struct pv_config *cfg = &p->cfg;
@@ -285,6 +305,9 @@ static bool start(struct palaverd *p)
     atomic_init(&p->ws.admitted, 0);
     atomic_init(&p->ws.stopping, false);
     open_store(p);
+    open_accounts(p);
+    p->ws.accounts = p->accounts;
+    p->api = (struct pv_api){.accounts = p->accounts, .live = &p->live};
     p->bc = pv_broadcaster_start(
         &(struct pv_broadcaster_deps){.cfg = cfg,
                                       .queue = p->queue,
@@ -306,7 +329,8 @@ static bool start(struct palaverd *p)
                                                    .live = &p->live,
                                                    .peers = p->ws.peers,
                                                    .ws = &p->ws,
-                                                   .admin = &p->admin});
+                                                   .admin = &p->admin,
+                                                   .api = &p->api});
     return p->http != NULL;
 }
 
@@ -383,9 +407,54 @@ static void teardown(struct palaverd *p)
     pv_http_stop_writers(p->writers);
     pv_http_stop(p->http);
     pv_store_close(p->store);
-    pv_queue_free(p->queue); /* LEAVE events queued by mg_stop() release clients */
+    pv_accounts_close(p->accounts); /* after CivetWeb: no handler runs any more */
+    pv_queue_free(p->queue);        /* LEAVE events queued by mg_stop() release clients */
     pv_peers_free(p->ws.peers);
     pv_live_destroy(&p->live);
+}
+
+/* --create-admin NAME: the first admin (or another) from a shell, with
+ * the password on standard input (one line; not echoed on a terminal).
+ * Works while the service runs: SQLite's locking orders the two writers. */
+static int create_admin(const struct pv_config *cfg)
+{
+    char err[512], password[PV_PASSWORD_MAX + 2];
+    const char *code = NULL;
+    if (!cfg->data_dir[0]) {
+        fprintf(stderr, "palaverd: --create-admin needs a data directory (--data-dir)\n");
+        return 2;
+    }
+    struct pv_accounts *a = pv_accounts_open(cfg->data_dir, err, sizeof(err));
+    if (!a) {
+        fprintf(stderr, "palaverd: %s\n", err);
+        return 1;
+    }
+    struct termios old, quiet;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        fprintf(stderr, "password for %s: ", cfg->create_admin);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    bool got = fgets(password, sizeof(password), stdin) != NULL;
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    password[strcspn(password, "\r\n")] = '\0';
+    int rc =
+        got ? pv_accounts_create(a, cfg->create_admin, password, "admin", &code, err, sizeof(err))
+            : (snprintf(err, sizeof(err), "no password on standard input"), -1);
+    explicit_bzero(password, sizeof(password));
+    pv_accounts_close(a);
+    if (rc != 0) {
+        fprintf(stderr, "palaverd: cannot create admin '%s': %s\n", cfg->create_admin, err);
+        return 1;
+    }
+    printf("palaverd: admin account '%s' created in %s/palaver.db\n", cfg->create_admin,
+           cfg->data_dir);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -401,6 +470,8 @@ int main(int argc, char **argv)
     }
     if (action == PV_CONFIG_DONE)
         return 0;
+    if (action == PV_CONFIG_CREATE_ADMIN)
+        return create_admin(&p.cfg);
     if (action == PV_CONFIG_CHECK) {
         printf("palaverd: configuration OK (file %s%s): port %u, max-clients %u, %u CivetWeb "
                "workers, log-level %s\n",

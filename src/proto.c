@@ -238,7 +238,12 @@ bool pv_name_check(const char *s, size_t len, char out[PV_NAME_MAX_BYTES + 1], c
 
 static json_t *user_json(const struct pv_user *u)
 {
-    return json_pack("{s:s, s:s}", "id", u->id, "name", u->name);
+    json_t *o = json_pack("{s:s, s:s}", "id", u->id, "name", u->name);
+    if (u->role)
+        json_object_set_new(o, "role", json_string(u->role));
+    if (u->account > 0)
+        json_object_set_new(o, "account", json_integer((json_int_t)u->account));
+    return o;
 }
 
 static struct pv_frame *finish(json_t *obj)

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "palaver/accounts.h"
+#include "palaver/api.h"
 #include "palaver/client.h"
 #include "palaver/clock.h"
 #include "palaver/config.h"
@@ -22,6 +24,7 @@
 #include "palaver/limits.h"
 #include "palaver/live.h"
 #include "palaver/log.h"
+#include "palaver/nickname.h"
 #include "palaver/proto.h"
 #include "palaver/queue.h"
 #include "palaver/stats.h"
@@ -53,6 +56,28 @@ static int refuse(const struct mg_connection *cconn, int status, const char *rea
                               : "",
               body);
     return 1;
+}
+
+/* The account the connect handler found in the session cookie, for the
+ * ready handler that follows it on the same worker thread (CivetWeb calls
+ * both on the worker serving the handshake, connect first). Thread-local:
+ * each worker reads only what it wrote itself. */
+/* (cppcheck does not see the members used through the _Thread_local.) */
+struct handshake_account {
+    bool set;                  // cppcheck-suppress unusedStructMember
+    struct pv_account account; // cppcheck-suppress unusedStructMember
+};
+static _Thread_local struct handshake_account handshake_account;
+
+/* True if the display name s[0..len) asked for by a guest is an
+ * account's (the same profile and key as accounts.h compares by). A name
+ * the profile refuses is left to the broadcaster, which says why. */
+static bool name_reserved(struct pv_ws *ws, const char *s, size_t len)
+{
+    char name[PV_NAME_MAX_BYTES + 1], key[PV_NAME_KEY_MAX];
+    const char *why;
+    return ws->accounts && len > 0 && pv_nickname_prepare(s, len, name, sizeof(name), &why) &&
+           pv_nickname_key(name, key) && pv_accounts_name_reserved(ws->accounts, key);
 }
 
 static int on_connect(const struct mg_connection *conn, void *ud)
@@ -111,6 +136,21 @@ static int on_connect(const struct mg_connection *conn, void *ud)
         return refuse(conn, 503, "Service Unavailable",
                       "too many chat connections from your address, try again later\n");
     }
+    /* After the Origin check: a page on another site never gets this far
+     * with a visitor's cookie (cross-site WebSocket hijacking). A cookie
+     * whose session has ended is refused rather than taken as a guest, so
+     * a stolen-then-revoked token opens nothing and the page knows to sign
+     * in again. */
+    handshake_account.set = false;
+    int s = pv_api_session(ws->accounts, conn, &handshake_account.account);
+    if (s < 0) {
+        pv_notice("refused WebSocket from %s: its session cookie is unknown, expired or "
+                  "revoked; answered 401",
+                  peer);
+        return refuse(conn, 401, "Unauthorized",
+                      "your session has ended (signed out, expired or revoked): sign in again\n");
+    }
+    handshake_account.set = s == 1;
     return 0;
 }
 
@@ -171,6 +211,8 @@ static void on_ready(struct mg_connection *conn, void *ud)
 
     /* ?name=, ?since= and ?server=: parsed here, judged by the broadcaster. */
     struct pv_join_req jr = {0};
+    bool signed_in = handshake_account.set;
+    handshake_account.set = false;
     if (ri->query_string) {
         const char *q = ri->query_string;
         size_t ql = strlen(q);
@@ -187,6 +229,14 @@ static void on_ready(struct mg_connection *conn, void *ud)
         }
         if (mg_get_var(q, ql, "server", v, sizeof(v)) >= 0)
             snprintf(jr.server, sizeof(jr.server), "%.*s", (int)sizeof(jr.server) - 1, v);
+    }
+    if (signed_in) {
+        const struct pv_account *a = &handshake_account.account;
+        jr.account = a->id;
+        snprintf(jr.role, sizeof(jr.role), "%s", a->role);
+        jr.name_len = (size_t)snprintf(jr.name, sizeof(jr.name), "%s", a->name);
+    } else if (jr.name_len && jr.name[0] != '\x7f') {
+        jr.name_reserved = name_reserved(ws, jr.name, jr.name_len);
     }
     pv_debug("handshake from %s, subprotocol %s", peer,
              ri->acceptedWebSocketSubprotocol ? ri->acceptedWebSocketSubprotocol : "(none)");
@@ -266,6 +316,11 @@ static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data,
 {
     struct pv_event *ev = pv_event_new(PV_EV_MSG, pv_client_ref(c), NULL, 0);
     pv_proto_decode(data, len, ws->cfg->max_text, &ev->in);
+    /* A guest renaming itself to an account's name: asked here, on the
+     * worker, so the broadcaster never waits on the accounts' database.
+     * (A signed-in client's own hello names are the broadcaster's.) */
+    if (ev->in.type == PV_IN_HELLO && ev->in.name)
+        ev->in.name_reserved = name_reserved(ws, ev->in.name, ev->in.name_len);
     ev->len = len; /* what the queue's byte bound counts */
     int rc = pv_queue_push_msg(ws->queue, ev, (int)ws->cfg->queue_timeout_ms);
 

@@ -74,6 +74,8 @@ struct pv_client {
     char key[PV_KEY_LEN + 1];
     char id[PV_ID_LEN + 1];
     char name[PV_NAME_MAX_BYTES + 1];
+    int64_t account;   /* the signed-in account's id (accounts.h), 0 for a guest */
+    char role[16];     /* "admin", "moderator", "member", or "guest" */
     bool closing;      /* no more fanout: closed or being closed */
     bool close_queued; /* our close frame is in its pending batch */
     bool dirty;        /* on the broadcaster's dirty list */

@@ -74,12 +74,14 @@ struct pv_config {
     unsigned resume_limit;      /* most messages replayed to a resuming client */
     unsigned data_max_pages;    /* cap on the database size in 4 KiB pages; 0 = none */
     char config_path[PATH_MAX]; /* the file read (it may not exist) */
+    char create_admin[256];     /* --create-admin NAME, "" otherwise */
 };
 
 enum pv_config_action {
-    PV_CONFIG_RUN,   /* start the server */
-    PV_CONFIG_CHECK, /* --check-config: report and exit */
-    PV_CONFIG_DONE,  /* --help or --version was printed: exit 0 */
+    PV_CONFIG_RUN,          /* start the server */
+    PV_CONFIG_CHECK,        /* --check-config: report and exit */
+    PV_CONFIG_DONE,         /* --help or --version was printed: exit 0 */
+    PV_CONFIG_CREATE_ADMIN, /* --create-admin NAME: make an admin account, exit */
 };
 
 /* All sources, in order, into c (which is reset to the defaults first).

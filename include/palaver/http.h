@@ -28,6 +28,7 @@ struct pv_live;
 struct pv_peers;
 struct pv_ws;
 struct pv_admin;
+struct pv_api;
 struct pv_writers;
 struct pv_http;
 
@@ -38,6 +39,7 @@ struct pv_http_deps {
     struct pv_peers *peers; /* per-address counts and budgets (limits.h) */
     struct pv_ws *ws;       /* registered on /ws and / */
     struct pv_admin *admin; /* /healthz and /metrics */
+    struct pv_api *api;     /* /api/login, /api/logout, /api/me */
 };
 
 /* Starts the context and every worker, registers the handlers, opens the

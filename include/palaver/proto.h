@@ -32,6 +32,8 @@ struct pv_frame;
 struct pv_user {
     const char *id;
     const char *name;
+    const char *role; /* "admin", "moderator", "member", "guest"; NULL: not said */
+    int64_t account;  /* the account's id, 0 for a guest */
 };
 
 #define PV_PAGE_MAX 200 /* messages in one history page */
@@ -52,6 +54,7 @@ struct pv_inbound {
     bool has_since; /* hello: resume after seq `since` */
     uint64_t since;
     const char *server;   /* hello: the `server` that since belongs to, if given */
+    bool name_reserved;   /* hello: the name is an account's (the worker asked accounts.h) */
     uint64_t before;      /* history: page before this seq (0: the newest) */
     unsigned limit;       /* history: messages wanted, 1..PV_PAGE_MAX */
     const char *err_code; /* invalid: machine-readable code */
@@ -87,6 +90,12 @@ struct pv_join_req {
     bool bad_since; /* ?since= was not a seq */
     uint64_t since;
     char server[PV_ID_LEN + 1]; /* ?server=<id>, "" if none */
+    /* Decided by the worker at the handshake (accounts.h): the session
+     * cookie's account (then `name` is the account's name), or, for a
+     * guest, whether the ?name= asked for is an account's. */
+    int64_t account;
+    char role[16];
+    bool name_reserved;
 };
 
 /* Validates a display name with the nickname profile (nickname.h): valid

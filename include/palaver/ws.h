@@ -3,10 +3,10 @@
  * They run on CivetWeb worker threads, one worker per open WebSocket for
  * the connection's whole life (docs/civetweb.md section 1). They never touch
  * the registry. At the handshake they check Origin, capacity and the
- * per-address limit; afterwards they check the RFC 6455 framing CivetWeb
- * leaves unchecked (wsmsg.h), answer close and ping frames, apply the
- * message-rate limit, and turn each event (joined, message, left) into a
- * pv_event on the lock-free queue.
+ * per-address limit, and the session cookie (accounts.h: an account, a
+ * guest, or a session that has ended, refused 401); afterwards they check the RFC 6455 framing
+ * CivetWeb leaves unchecked (wsmsg.h), answer close and ping frames, apply the message-rate limit,
+ * and turn each event (joined, message, left) into a pv_event on the lock-free queue.
  *
  * Threads: pv_ws_register() runs on main. The callbacks run on workers;
  * each touches only its own client's worker-owned fields, the queue, the
@@ -19,6 +19,7 @@
 
 struct mg_context;
 struct pv_config;
+struct pv_accounts;
 struct pv_live;
 struct pv_peers;
 struct pv_queue;
@@ -28,8 +29,9 @@ struct pv_ws {
     const struct pv_config *cfg;
     struct pv_queue *queue;
     struct pv_stats *stats;
-    struct pv_peers *peers; /* WebSockets per remote address */
-    struct pv_live *live;   /* limits SIGHUP can change */
+    struct pv_peers *peers;       /* WebSockets per remote address */
+    struct pv_live *live;         /* limits SIGHUP can change */
+    struct pv_accounts *accounts; /* sessions and reserved names; NULL without a data dir */
     /* Clients admitted and not yet released by the broadcaster's LEAVE
      * handling: at most cfg->max_clients. */
     atomic_uint admitted;

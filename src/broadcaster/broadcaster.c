@@ -54,9 +54,24 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         /* A chosen name passes the profile and is free among those online
          * (the first of a burst wins); otherwise a guest name, and the
          * client is told why. */
-        if (jr[i].name_len == 0 || !pv_name_check(jr[i].name, jr[i].name_len, c->name, &why[i]) ||
-            (code[i] = pv__name_claim(b, c, c->name, &why[i])) != NULL)
-            snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
+        if (jr[i].account > 0) {
+            /* Signed in (the worker checked the session): the account's
+             * name, which no guest may take (accounts.h), and its role.
+             * Two tabs of one person share it, so it is not claimed. */
+            c->account = jr[i].account;
+            snprintf(c->role, sizeof(c->role), "%s", jr[i].role);
+            snprintf(c->name, sizeof(c->name), "%.*s", (int)jr[i].name_len, jr[i].name);
+        } else {
+            snprintf(c->role, sizeof(c->role), "guest");
+            if (jr[i].name_reserved) {
+                code[i] = "name-taken";
+                why[i] = "that name belongs to an account: sign in to use it";
+            }
+            if (jr[i].name_len == 0 || why[i] ||
+                !pv_name_check(jr[i].name, jr[i].name_len, c->name, &why[i]) ||
+                (code[i] = pv__name_claim(b, c, c->name, &why[i])) != NULL)
+                snprintf(c->name, sizeof(c->name), "guest-%.4s", c->id);
+        }
         c->joining = true;
         c->joined_ns = pv_mono_ns();
         c->grace_end = UINT64_MAX; /* set once its join history is queued */
@@ -186,6 +201,16 @@ static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct
     }
     if (!in->name)
         return; /* a hello without a name changes no name */
+    if (c->account > 0) {
+        if (in->name_len != strlen(c->name) || memcmp(in->name, c->name, in->name_len) != 0)
+            pv__send_error(b, c, "bad-name", "signed in: your name is your account's", in->msg_id);
+        return;
+    }
+    if (in->name_reserved) {
+        pv__send_error(b, c, "name-taken", "that name belongs to an account: sign in to use it",
+                       in->msg_id);
+        return;
+    }
     if (!pv_name_check(in->name, in->name_len, name, &why)) {
         pv__send_error(b, c, "bad-name", why, in->msg_id);
         return;

@@ -135,7 +135,7 @@ struct pv_broadcaster {
 
 static inline struct pv_user pv__user_of(const struct pv_client *c)
 {
-    return (struct pv_user){.id = c->id, .name = c->name};
+    return (struct pv_user){.id = c->id, .name = c->name, .role = c->role, .account = c->account};
 }
 
 /* ---- delivery.c ---- */

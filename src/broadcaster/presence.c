@@ -94,7 +94,7 @@ static struct pv_frame *notice(struct pv_broadcaster *b, const char *type,
 {
     struct pv_user *u = pv_xcalloc(n, sizeof(*u));
     for (size_t i = 0; i < n; i++)
-        u[i] = (struct pv_user){v[i].id, v[i].name};
+        u[i] = (struct pv_user){.id = v[i].id, .name = v[i].name};
     struct pv_frame *f =
         pv_proto_notice(type, u, n, notices_named(b), pv_registry_count(&b->reg), now);
     free(u);

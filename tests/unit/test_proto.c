@@ -235,7 +235,7 @@ static void test_encode_message_keeps_seed_fields(void **state)
 {
     (void)state;
     struct pv_inbound in;
-    struct pv_user from = {"abcd", "ann"};
+    struct pv_user from = {.id = "abcd", .name = "ann", .role = "member", .account = 7};
     decode("{\"type\":\"message\",\"msgId\":9,\"text\":\"<b>x</b>\",\"clientKey\":\"secret\","
            "\"date\":5,\"evil\":true}",
            &in);
@@ -249,6 +249,10 @@ static void test_encode_message_keeps_seed_fields(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "serverDate")), 1000);
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "from"), "name")),
                         "ann");
+    /* The account behind the name, decided by the server (accounts.h). */
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "from"), "role")),
+                        "member");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "from"), "account")), 7);
     assert_null(json_object_get(j, "evil")); /* unknown client fields are not relayed */
     json_decref(j);
     pv_inbound_release(&in);
@@ -274,7 +278,8 @@ static void test_encode_message_keeps_seed_fields(void **state)
 static void test_encode_others(void **state)
 {
     (void)state;
-    struct pv_user u = {"id1", "bob"}, others[2] = {{"id2", "cy"}, {"id3", "di"}};
+    struct pv_user u = {.id = "id1", .name = "bob"},
+                   others[2] = {{.id = "id2", .name = "cy"}, {.id = "id3", .name = "di"}};
     json_t *mid = json_integer(4);
 
     json_t *j = payload_json(pv_proto_ack(mid, 8, 1));

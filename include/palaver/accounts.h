@@ -1,0 +1,90 @@
+/* accounts.h -- people with accounts: users, their password hashes, and
+ * their sign-in sessions (issue 15; the design is docs/accounts.md).
+ *
+ * Storage: the users and sessions tables of palaver.db (schema 2, made by
+ * pv_store_upgrade()), through one SQLite connection of this module's own.
+ * Only hashes are stored: Argon2id strings for passwords (libsodium's
+ * crypto_pwhash_str, interactive limits: 64 MiB and tens of ms each), and
+ * the BLAKE2b-256 of each 256-bit session token (the token itself lives
+ * only in the person's cookie).
+ *
+ * Threads: any. Callers are the CivetWeb workers (the HTTP API, the
+ * WebSocket handshake) and main (boot, --create-admin). The protocol:
+ *  - `mu` guards the connection, its prepared statements and the
+ *    throttle table. It is held for one indexed statement at a time
+ *    (microseconds), never while a password is hashed.
+ *  - Hashing runs on the caller's thread, but only PV_HASH_SLOTS at once
+ *    (a counting semaphore): a burst of sign-ins costs at most
+ *    PV_HASH_SLOTS x 64 MiB, whatever its size. At most PV_HASH_WAITERS
+ *    callers wait for a slot, each at most PV_HASH_WAIT_MS; past either
+ *    bound the request is answered busy (503, Retry-After) at once, so a
+ *    burst cannot hold every CivetWeb worker either.
+ */
+#ifndef PALAVER_ACCOUNTS_H
+#define PALAVER_ACCOUNTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "palaver/client.h"
+
+#define PV_HASH_SLOTS 2      /* Argon2id hashes at once (64 MiB each) */
+#define PV_HASH_WAITERS 16   /* callers waiting for a slot, at most */
+#define PV_HASH_WAIT_MS 5000 /* how long one waits before "busy" */
+#define PV_PASSWORD_MIN 8    /* bytes */
+#define PV_PASSWORD_MAX 1024 /* bytes: the hash input is bounded too */
+#define PV_TOKEN_CHARS 43    /* base64url of 32 random bytes, no padding */
+#define PV_SESSION_DAYS 30   /* a session lasts this long after its last use */
+#define PV_SESSION_COOKIE "palaver_session"
+
+struct pv_accounts;
+
+struct pv_account {
+    int64_t id;
+    char name[PV_NAME_MAX_BYTES + 1];
+    char role[16]; /* "admin", "moderator" or "member" */
+};
+
+/* Opens (and upgrades: pv_store_upgrade) palaver.db in dir. NULL with
+ * err set when it cannot. */
+struct pv_accounts *pv_accounts_open(const char *dir, char *err, size_t errsz);
+void pv_accounts_close(struct pv_accounts *a);
+
+/* Creates an account. Returns 0, or -1 with `code` set to a protocol error
+ * code ("bad-name", "name-taken", "bad-password", "busy", "failed") and
+ * err to the reason for a person. */
+int pv_accounts_create(struct pv_accounts *a, const char *name, const char *password,
+                       const char *role, const char **code, char *err, size_t errsz);
+
+/* True if some account has the admin role. */
+bool pv_accounts_has_admin(struct pv_accounts *a);
+
+enum pv_login {
+    PV_LOGIN_OK,
+    PV_LOGIN_BAD,       /* unknown name or wrong password: one answer for both */
+    PV_LOGIN_THROTTLED, /* too many failures from this address or for this name */
+    PV_LOGIN_BUSY,      /* no hash slot in time */
+};
+
+/* Checks name and password (the hash is computed for unknown names too,
+ * against a dummy, so timing does not tell whether a name exists) and,
+ * when they match, opens a session: its token goes to `token` (for the
+ * cookie). After a failure, the next attempt for the same name or from
+ * the same address is judged only after a delay that doubles (1 s up to
+ * 15 min); *retry_after_s says how long. */
+enum pv_login pv_accounts_login(struct pv_accounts *a, const char *name, const char *password,
+                                const char *addr, struct pv_account *out,
+                                char token[PV_TOKEN_CHARS + 1], unsigned *retry_after_s);
+
+/* The account of a session token, if the session exists and has not
+ * expired; its last use is refreshed (written at most once a minute). */
+bool pv_accounts_session(struct pv_accounts *a, const char *token, struct pv_account *out);
+
+/* Ends a session (sign out). True if there was one. */
+bool pv_accounts_logout(struct pv_accounts *a, const char *token);
+
+/* True if `key` (pv_nickname_key of a display name) is an account's name. */
+bool pv_accounts_name_reserved(struct pv_accounts *a, const char *key);
+
+#endif

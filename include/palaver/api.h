@@ -1,0 +1,42 @@
+/* api.h -- the accounts' HTTP API on the chat port (JSON; every endpoint
+ * with an example in docs/protocol.md, "HTTP API"):
+ *   POST /api/login   {"name","password"} -> 200 {"user":{...}} + session cookie
+ *   POST /api/logout  ends the cookie's session -> 200, cookie cleared
+ *   GET  /api/me      the signed-in account -> 200 {"user":{...}}, or 401
+ *
+ * CSRF: a request that changes state (every POST) must say
+ * Content-Type: application/json -- a page on another site cannot send
+ * that without a CORS preflight, which palaverd never grants -- and its
+ * Origin, when sent, must be the page's own or an allowed one (the rule
+ * of the WebSocket handshake, limits.h). Bodies are at most
+ * PV_API_BODY_MAX bytes, read only after Content-Length says so.
+ *
+ * Threads: the handlers run on CivetWeb workers; they use accounts.h
+ * (its own lock) and the live settings' atomics (live.h).
+ */
+#ifndef PALAVER_API_H
+#define PALAVER_API_H
+
+#include <stdbool.h>
+
+#include "palaver/accounts.h"
+
+#define PV_API_BODY_MAX 4096
+
+struct mg_connection;
+struct mg_context;
+struct pv_live;
+
+struct pv_api {
+    struct pv_accounts *accounts; /* NULL: no data directory, accounts unavailable */
+    struct pv_live *live;
+};
+
+void pv_api_register(struct mg_context *ctx, struct pv_api *api);
+
+/* The account of the request's session cookie. Returns 1 with *out
+ * filled when the cookie names a live session, 0 when no session cookie
+ * was sent, -1 when one was sent but is unknown, expired or revoked. */
+int pv_api_session(struct pv_accounts *a, const struct mg_connection *conn, struct pv_account *out);
+
+#endif

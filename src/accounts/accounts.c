@@ -1,0 +1,481 @@
+/* accounts.c -- users, password hashes and sessions in palaver.db (see
+ * accounts.h for what is stored and why only hashes).
+ *
+ * Threads: any caller (CivetWeb workers, main). `mu` guards the SQLite
+ * connection, its statements and the throttle table, for one statement
+ * at a time; password hashing runs outside it, PV_HASH_SLOTS at once
+ * (`slots`, a counting semaphore; `waiters` an atomic count of those
+ * queued for one). The dummy hash is written once at open, before any
+ * other thread can call in, and only read afterwards. */
+#include "palaver/accounts.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "palaver/log.h"
+#include "palaver/nickname.h"
+#include "palaver/store.h"
+#include "palaver/xalloc.h"
+
+#define THROTTLE_SLOTS 1024
+#define THROTTLE_MAX_S 900
+#define TOUCH_EVERY_S 60
+
+/* One name or address that failed to sign in: the next attempt is judged
+ * after `next` (wall-clock seconds). Fixed size, overwritten on
+ * collision: memory is bounded whatever an attacker tries. */
+struct throttle {
+    char key[96]; /* "a:<address>" or "n:<name key prefix>" */
+    unsigned fails;
+    int64_t next; /* monotonic ms */
+};
+
+struct pv_accounts {
+    pthread_mutex_t mu;
+    sqlite3 *db;
+    sqlite3_stmt *by_key, *insert, *session, *touch, *open_session, *end_session, *admins;
+    struct throttle throttle[THROTTLE_SLOTS];
+    sem_t slots;
+    atomic_uint waiters;
+    char dummy[crypto_pwhash_STRBYTES]; /* verified against for unknown names */
+};
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int prepare(struct pv_accounts *a, const char *sql, sqlite3_stmt **st, char *err,
+                   size_t errsz)
+{
+    if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK)
+        return 0;
+    snprintf(err, errsz, "accounts: %s: %s", sql, sqlite3_errmsg(a->db));
+    return -1;
+}
+
+/* The hash gate (accounts.h): true when a slot was taken. */
+static bool hash_enter(struct pv_accounts *a)
+{
+    if (atomic_fetch_add(&a->waiters, 1) >= PV_HASH_WAITERS) {
+        atomic_fetch_sub(&a->waiters, 1);
+        return false;
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += PV_HASH_WAIT_MS / 1000;
+    deadline.tv_nsec += (long)(PV_HASH_WAIT_MS % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc;
+    while ((rc = sem_clockwait(&a->slots, CLOCK_MONOTONIC, &deadline)) == -1 && errno == EINTR)
+        ;
+    atomic_fetch_sub(&a->waiters, 1);
+    return rc == 0;
+}
+
+static void hash_leave(struct pv_accounts *a)
+{
+    sem_post(&a->slots);
+}
+
+static int hash_password(struct pv_accounts *a, char out[crypto_pwhash_STRBYTES], const char *pw)
+{
+    if (!hash_enter(a))
+        return 1; /* busy */
+    int rc = crypto_pwhash_str(out, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                               crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    hash_leave(a);
+    return rc == 0 ? 0 : -1;
+}
+
+struct pv_accounts *pv_accounts_open(const char *dir, char *err, size_t errsz)
+{
+    char path[4096];
+    if (sodium_init() < 0) {
+        snprintf(err, errsz, "accounts: libsodium could not initialise");
+        return NULL;
+    }
+    if (pv_store_upgrade(dir, err, errsz) != 0)
+        return NULL;
+    struct pv_accounts *a = pv_xcalloc(1, sizeof(*a));
+    pthread_mutex_init(&a->mu, NULL);
+    sem_init(&a->slots, 0, PV_HASH_SLOTS);
+    atomic_init(&a->waiters, 0);
+    snprintf(path, sizeof(path), "%s/palaver.db", dir);
+    /* NOMUTEX: `mu` serialises every use of this connection. */
+    if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errsz, "accounts: cannot open %s: %s", path,
+                 a->db ? sqlite3_errmsg(a->db) : "no memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(a->db, 5000);
+    sqlite3_exec(a->db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (prepare(a,
+                "SELECT id, name, pass_hash, role, banned_at IS NOT NULL FROM users "
+                "WHERE name_key = ?1",
+                &a->by_key, err, errsz) ||
+        prepare(a,
+                "INSERT INTO users (name, name_key, pass_hash, role, created) "
+                "VALUES (?1, ?2, ?3, ?4, ?5)",
+                &a->insert, err, errsz) ||
+        prepare(a,
+                "SELECT u.id, u.name, u.role, s.last_used, s.expires, u.banned_at IS NOT NULL "
+                "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
+                &a->session, err, errsz) ||
+        prepare(a, "UPDATE sessions SET last_used = ?2, expires = ?3 WHERE token_hash = ?1",
+                &a->touch, err, errsz) ||
+        prepare(a,
+                "INSERT INTO sessions (token_hash, user_id, created, last_used, expires, addr) "
+                "VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+                &a->open_session, err, errsz) ||
+        prepare(a, "DELETE FROM sessions WHERE token_hash = ?1", &a->end_session, err, errsz) ||
+        prepare(a, "SELECT count(*) FROM users WHERE role = 'admin'", &a->admins, err, errsz))
+        goto fail;
+    /* Unknown names are verified against this, so that a wrong name costs
+     * what a wrong password costs (accounts.h). */
+    unsigned char noise[32];
+    char pw[65];
+    randombytes_buf(noise, sizeof(noise));
+    sodium_bin2hex(pw, sizeof(pw), noise, sizeof(noise));
+    if (crypto_pwhash_str(a->dummy, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+        snprintf(err, errsz, "accounts: cannot hash (out of memory for Argon2id's 64 MiB?)");
+        goto fail;
+    }
+    return a;
+fail:
+    pv_accounts_close(a);
+    return NULL;
+}
+
+void pv_accounts_close(struct pv_accounts *a)
+{
+    if (!a)
+        return;
+    sqlite3_stmt *all[] = {a->by_key,       a->insert,      a->session, a->touch,
+                           a->open_session, a->end_session, a->admins};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        sqlite3_finalize(all[i]);
+    sqlite3_close(a->db);
+    sem_destroy(&a->slots);
+    pthread_mutex_destroy(&a->mu);
+    sodium_memzero(a, sizeof(*a));
+    free(a);
+}
+
+/* The display name of an account and its comparison key, by the same
+ * profile as every display name (nickname.h). */
+static bool name_and_key(const char *name, char out[PV_NAME_MAX_BYTES + 1],
+                         char key[PV_NAME_KEY_MAX], const char **why)
+{
+    if (!pv_nickname_prepare(name, strlen(name), out, PV_NAME_MAX_BYTES + 1, why))
+        return false;
+    if (!pv_nickname_key(out, key)) {
+        *why = "name is too complex to compare with others";
+        return false;
+    }
+    if (pv_nickname_reserved(key)) {
+        *why = "names like guest-1a2b are given by the server";
+        return false;
+    }
+    return true;
+}
+
+int pv_accounts_create(struct pv_accounts *a, const char *name, const char *password,
+                       const char *role, const char **code, char *err, size_t errsz)
+{
+    char display[PV_NAME_MAX_BYTES + 1], key[PV_NAME_KEY_MAX], hash[crypto_pwhash_STRBYTES];
+    const char *why = NULL;
+    if (!name_and_key(name, display, key, &why)) {
+        *code = "bad-name";
+        snprintf(err, errsz, "%s", why);
+        return -1;
+    }
+    size_t n = strlen(password);
+    if (n < PV_PASSWORD_MIN || n > PV_PASSWORD_MAX) {
+        *code = "bad-password";
+        snprintf(err, errsz, "a password has %d to %d bytes", PV_PASSWORD_MIN, PV_PASSWORD_MAX);
+        return -1;
+    }
+    int h = hash_password(a, hash, password);
+    if (h != 0) {
+        *code = h > 0 ? "busy" : "failed";
+        snprintf(err, errsz, "%s",
+                 h > 0 ? "too many passwords being hashed, try again"
+                       : "the password could not be hashed (out of memory?)");
+        return -1;
+    }
+    pthread_mutex_lock(&a->mu);
+    sqlite3_stmt *st = a->insert;
+    sqlite3_bind_text(st, 1, display, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, role, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now_s());
+    int rc = sqlite3_step(st);
+    int ext = sqlite3_extended_errcode(a->db);
+    if (rc != SQLITE_DONE)
+        snprintf(err, errsz, "%s", sqlite3_errmsg(a->db));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&a->mu);
+    sodium_memzero(hash, sizeof(hash));
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (ext == SQLITE_CONSTRAINT_UNIQUE) {
+        *code = "name-taken";
+        snprintf(err, errsz, "an account with that name (or one that looks the same) exists");
+    } else {
+        *code = "failed";
+    }
+    return -1;
+}
+
+bool pv_accounts_has_admin(struct pv_accounts *a)
+{
+    pthread_mutex_lock(&a->mu);
+    bool any = sqlite3_step(a->admins) == SQLITE_ROW && sqlite3_column_int64(a->admins, 0) > 0;
+    sqlite3_reset(a->admins);
+    pthread_mutex_unlock(&a->mu);
+    return any;
+}
+
+bool pv_accounts_name_reserved(struct pv_accounts *a, const char *key)
+{
+    pthread_mutex_lock(&a->mu);
+    sqlite3_bind_text(a->by_key, 1, key, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(a->by_key) == SQLITE_ROW;
+    sqlite3_reset(a->by_key);
+    sqlite3_clear_bindings(a->by_key);
+    pthread_mutex_unlock(&a->mu);
+    return found;
+}
+
+/* Throttle entries: under mu. */
+static struct throttle *throttle_slot(struct pv_accounts *a, const char *kind, const char *what,
+                                      bool create)
+{
+    char key[96];
+    snprintf(key, sizeof(key), "%s:%s", kind, what);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    struct throttle *t = &a->throttle[h % THROTTLE_SLOTS];
+    if (strcmp(t->key, key) == 0)
+        return t;
+    if (!create)
+        return NULL;
+    snprintf(t->key, sizeof(t->key), "%s", key);
+    t->fails = 0;
+    t->next = 0;
+    return t;
+}
+
+static int64_t throttled_until(struct pv_accounts *a, const char *addr, const char *key)
+{
+    int64_t until = 0;
+    const struct throttle *t = throttle_slot(a, "a", addr, false);
+    if (t && t->next > until)
+        until = t->next;
+    t = throttle_slot(a, "n", key, false);
+    if (t && t->next > until)
+        until = t->next;
+    return until;
+}
+
+static void throttle_fail(struct pv_accounts *a, const char *kind, const char *what, int64_t now)
+{
+    struct throttle *t = throttle_slot(a, kind, what, true);
+    if (t->fails < 16)
+        t->fails++;
+    int64_t delay = (int64_t)1 << (t->fails - 1);
+    t->next = now + 1000 * (delay < THROTTLE_MAX_S ? delay : THROTTLE_MAX_S);
+}
+
+static void throttle_clear(struct pv_accounts *a, const char *kind, const char *what)
+{
+    struct throttle *t = throttle_slot(a, kind, what, false);
+    if (t)
+        memset(t, 0, sizeof(*t));
+}
+
+/* The stored form of a session token: hex BLAKE2b-256 of the token. */
+static void token_hash(const char *token, char out[65])
+{
+    unsigned char h[32];
+    crypto_generichash(h, sizeof(h), (const unsigned char *)token, strlen(token), NULL, 0);
+    sodium_bin2hex(out, 65, h, sizeof(h));
+}
+
+static bool token_well_formed(const char *t)
+{
+    size_t n = 0;
+    for (; t[n]; n++) {
+        char ch = t[n];
+        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+        if (!ok || n >= PV_TOKEN_CHARS)
+            return false;
+    }
+    return n == PV_TOKEN_CHARS;
+}
+
+enum pv_login pv_accounts_login(struct pv_accounts *a, const char *name, const char *password,
+                                const char *addr, struct pv_account *out,
+                                char token[PV_TOKEN_CHARS + 1], unsigned *retry_after_s)
+{
+    char display[PV_NAME_MAX_BYTES + 1], key[PV_NAME_KEY_MAX], hash[crypto_pwhash_STRBYTES];
+    const char *why;
+    bool named = name_and_key(name, display, key, &why);
+    if (!named)
+        snprintf(key, sizeof(key), "-"); /* no such account can exist: verify the dummy */
+    bool found = false, banned = false;
+    int64_t now = now_s(), now_ms = mono_ms();
+
+    pthread_mutex_lock(&a->mu);
+    int64_t until = throttled_until(a, addr, key);
+    if (until > now_ms) {
+        pthread_mutex_unlock(&a->mu);
+        *retry_after_s = (unsigned)((until - now_ms + 999) / 1000);
+        return PV_LOGIN_THROTTLED;
+    }
+    if (named) {
+        sqlite3_bind_text(a->by_key, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(a->by_key) == SQLITE_ROW) {
+            found = true;
+            out->id = sqlite3_column_int64(a->by_key, 0);
+            snprintf(out->name, sizeof(out->name), "%s",
+                     (const char *)sqlite3_column_text(a->by_key, 1));
+            snprintf(hash, sizeof(hash), "%s", (const char *)sqlite3_column_text(a->by_key, 2));
+            snprintf(out->role, sizeof(out->role), "%s",
+                     (const char *)sqlite3_column_text(a->by_key, 3));
+            banned = sqlite3_column_int(a->by_key, 4) != 0;
+        }
+        sqlite3_reset(a->by_key);
+        sqlite3_clear_bindings(a->by_key);
+    }
+    pthread_mutex_unlock(&a->mu);
+
+    size_t pwlen = strlen(password);
+    if (pwlen > PV_PASSWORD_MAX)
+        pwlen = PV_PASSWORD_MAX; /* hashing cost stays bounded; it cannot match anyway */
+    if (!hash_enter(a))
+        return PV_LOGIN_BUSY;
+    bool match = crypto_pwhash_str_verify(found ? hash : a->dummy, password, pwlen) == 0;
+    hash_leave(a);
+    sodium_memzero(hash, sizeof(hash));
+    match = match && found && !banned && strlen(password) <= PV_PASSWORD_MAX;
+
+    pthread_mutex_lock(&a->mu);
+    if (!match) {
+        now_ms = mono_ms(); /* the delay counts from the answer, after the hash */
+        throttle_fail(a, "a", addr, now_ms);
+        throttle_fail(a, "n", key, now_ms);
+        pthread_mutex_unlock(&a->mu);
+        *retry_after_s = 0;
+        return PV_LOGIN_BAD;
+    }
+    throttle_clear(a, "a", addr);
+    throttle_clear(a, "n", key);
+    unsigned char raw[32];
+    char stored[65];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(token, PV_TOKEN_CHARS + 1, raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof(raw));
+    token_hash(token, stored);
+    sqlite3_stmt *st = a->open_session;
+    sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, out->id);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, now + (int64_t)PV_SESSION_DAYS * 86400);
+    sqlite3_bind_text(st, 5, addr, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&a->mu);
+    if (rc != SQLITE_DONE) {
+        pv_err("accounts: could not store a new session for id=%lld: %s", (long long)out->id,
+               sqlite3_errstr(rc));
+        return PV_LOGIN_BUSY;
+    }
+    return PV_LOGIN_OK;
+}
+
+bool pv_accounts_session(struct pv_accounts *a, const char *token, struct pv_account *out)
+{
+    char stored[65];
+    if (!token_well_formed(token))
+        return false;
+    token_hash(token, stored);
+    int64_t now = now_s();
+    bool ok = false, expired = false;
+
+    pthread_mutex_lock(&a->mu);
+    sqlite3_stmt *st = a->session;
+    sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t last_used = sqlite3_column_int64(st, 3), expires = sqlite3_column_int64(st, 4);
+        bool banned = sqlite3_column_int(st, 5) != 0;
+        expired = expires <= now;
+        ok = !expired && !banned;
+        if (ok) {
+            out->id = sqlite3_column_int64(st, 0);
+            snprintf(out->name, sizeof(out->name), "%s", (const char *)sqlite3_column_text(st, 1));
+            snprintf(out->role, sizeof(out->role), "%s", (const char *)sqlite3_column_text(st, 2));
+        }
+        if (ok && now - last_used >= TOUCH_EVERY_S) {
+            sqlite3_reset(st);
+            sqlite3_bind_text(a->touch, 1, stored, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(a->touch, 2, now);
+            sqlite3_bind_int64(a->touch, 3, now + (int64_t)PV_SESSION_DAYS * 86400);
+            sqlite3_step(a->touch);
+            sqlite3_reset(a->touch);
+            sqlite3_clear_bindings(a->touch);
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (expired) {
+        sqlite3_bind_text(a->end_session, 1, stored, -1, SQLITE_STATIC);
+        sqlite3_step(a->end_session);
+        sqlite3_reset(a->end_session);
+        sqlite3_clear_bindings(a->end_session);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
+bool pv_accounts_logout(struct pv_accounts *a, const char *token)
+{
+    char stored[65];
+    if (!token_well_formed(token))
+        return false;
+    token_hash(token, stored);
+    pthread_mutex_lock(&a->mu);
+    sqlite3_bind_text(a->end_session, 1, stored, -1, SQLITE_STATIC);
+    bool done = sqlite3_step(a->end_session) == SQLITE_DONE && sqlite3_changes(a->db) > 0;
+    sqlite3_reset(a->end_session);
+    sqlite3_clear_bindings(a->end_session);
+    pthread_mutex_unlock(&a->mu);
+    return done;
+}

@@ -1,0 +1,214 @@
+/* api.c -- /api/login, /api/logout, /api/me (see api.h for the rules).
+ *
+ * Threads: CivetWeb workers, each on its own request; shared state only
+ * through accounts.h (its lock) and live.h (atomics). */
+#include "palaver/api.h"
+
+#include <civetweb.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "palaver/limits.h"
+#include "palaver/live.h"
+#include "palaver/log.h"
+
+static int reply(struct mg_connection *conn, int status, const char *reason, const char *headers,
+                 json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    size_t n = text ? strlen(text) : 0;
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
+              "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n%s\r\n%s",
+              status, reason, n + 1, headers ? headers : "", text ? text : "");
+    mg_write(conn, "\n", 1);
+    free(text);
+    return status;
+}
+
+static int error(struct mg_connection *conn, int status, const char *reason, const char *code,
+                 const char *message, const char *headers)
+{
+    return reply(conn, status, reason, headers,
+                 json_pack("{s:s, s:s}", "error", code, "message", message));
+}
+
+static json_t *user_json(const struct pv_account *u)
+{
+    return json_pack("{s:I, s:s, s:s}", "id", (json_int_t)u->id, "name", u->name, "role", u->role);
+}
+
+int pv_api_session(struct pv_accounts *a, const struct mg_connection *conn, struct pv_account *out)
+{
+    const char *cookies = mg_get_header(conn, "Cookie");
+    char token[PV_TOKEN_CHARS + 2];
+    if (!cookies)
+        return 0;
+    int n = mg_get_cookie(cookies, PV_SESSION_COOKIE, token, sizeof(token));
+    if (n == -1)
+        return 0; /* no session cookie */
+    if (!a || n < 0 || !pv_accounts_session(a, token, out))
+        return -1;
+    return 1;
+}
+
+/* The checks every POST passes before its body is read (api.h). */
+static int post_checks(struct mg_connection *conn, struct pv_api *api)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (strcmp(ri->request_method, "POST") != 0)
+        return error(conn, 405, "Method Not Allowed", "bad-method", "use POST", "Allow: POST\r\n");
+    const char *type = mg_get_header(conn, "Content-Type");
+    if (!type || strncasecmp(type, "application/json", 16) != 0 ||
+        (type[16] != '\0' && type[16] != ';' && type[16] != ' '))
+        return error(conn, 415, "Unsupported Media Type", "bad-content-type",
+                     "send the request as Content-Type: application/json", NULL);
+    const char *origin = mg_get_header(conn, "Origin");
+    const char *host = mg_get_header(conn, "Host");
+    if (!pv_origin_allowed(origin, host,
+                           atomic_load_explicit(&api->live->origins, memory_order_acquire))) {
+        char o[128];
+        pv_log_printable(origin, o, sizeof(o));
+        pv_warn("refused %s %s from %s:%d: Origin '%s' is not allowed (cross-site request); "
+                "answered 403",
+                ri->request_method, ri->local_uri, ri->remote_addr, ri->remote_port, o);
+        return error(conn, 403, "Forbidden", "bad-origin",
+                     "cross-site request refused: this page's origin is not allowed", NULL);
+    }
+    if (!api->accounts)
+        return error(conn, 503, "Service Unavailable", "accounts-unavailable",
+                     "accounts need a data directory (--data-dir)", NULL);
+    return 0;
+}
+
+/* Reads the JSON body (after post_checks). NULL when it answered. */
+static json_t *read_body(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri->content_length < 0) {
+        error(conn, 411, "Length Required", "bad-request", "Content-Length is required", NULL);
+        return NULL;
+    }
+    if (ri->content_length > PV_API_BODY_MAX) {
+        error(conn, 413, "Payload Too Large", "too-large", "request body is larger than 4096 bytes",
+              NULL);
+        return NULL;
+    }
+    char body[PV_API_BODY_MAX];
+    size_t want = (size_t)ri->content_length, got = 0;
+    while (got < want) {
+        int r = mg_read(conn, body + got, want - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    json_t *root = got == want ? json_loadb(body, got, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (!json_is_object(root)) {
+        json_decref(root);
+        error(conn, 400, "Bad Request", "bad-json", "the body must be a JSON object", NULL);
+        return NULL;
+    }
+    return root;
+}
+
+static const char *string_field(json_t *root, const char *name)
+{
+    const char *v = json_string_value(json_object_get(root, name));
+    /* A NUL inside would make the C string shorter than what was sent. */
+    if (v && strlen(v) != json_string_length(json_object_get(root, name)))
+        return NULL;
+    return v;
+}
+
+/* The session cookie: HttpOnly (no script reads it), SameSite=Lax (not
+ * sent with other sites' subrequests or POSTs), Path=/. Secure when the
+ * request came over HTTPS (X-Forwarded-Proto from the terminator in front
+ * lands with the TLS issue). */
+static void cookie_header(char *out, size_t n, const char *token, long max_age)
+{
+    snprintf(out, n, "Set-Cookie: %s=%s; Max-Age=%ld; Path=/; HttpOnly; SameSite=Lax\r\n",
+             PV_SESSION_COOKIE, token, max_age);
+}
+
+static int on_login(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    json_t *root = read_body(conn);
+    if (!root)
+        return 400;
+    const char *name = string_field(root, "name"), *password = string_field(root, "password");
+    if (!name || !password) {
+        json_decref(root);
+        return error(conn, 400, "Bad Request", "bad-request",
+                     "\"name\" and \"password\" must be strings", NULL);
+    }
+    struct pv_account u;
+    char token[PV_TOKEN_CHARS + 1], headers[256];
+    unsigned retry = 0;
+    enum pv_login r =
+        pv_accounts_login(api->accounts, name, password, ri->remote_addr, &u, token, &retry);
+    json_decref(root); /* the password's copy goes with it */
+    switch (r) {
+    case PV_LOGIN_OK:
+        pv_info("login id=%lld name=\"%s\" role=%s from %s:%d", (long long)u.id, u.name, u.role,
+                ri->remote_addr, ri->remote_port);
+        cookie_header(headers, sizeof(headers), token, (long)PV_SESSION_DAYS * 86400);
+        return reply(conn, 200, "OK", headers, json_pack("{s:o}", "user", user_json(&u)));
+    case PV_LOGIN_BAD:
+        pv_notice("login refused from %s:%d: bad credentials; next attempt delayed",
+                  ri->remote_addr, ri->remote_port);
+        return error(conn, 401, "Unauthorized", "bad-credentials", "wrong name or password", NULL);
+    case PV_LOGIN_THROTTLED:
+        snprintf(headers, sizeof(headers), "Retry-After: %u\r\n", retry ? retry : 1);
+        pv_notice("login refused from %s:%d: throttled after failures, %u s to wait",
+                  ri->remote_addr, ri->remote_port, retry);
+        return error(conn, 429, "Too Many Requests", "throttled",
+                     "too many failed sign-ins: wait before trying again", headers);
+    case PV_LOGIN_BUSY:
+        break;
+    }
+    pv_warn("login from %s:%d answered 503: every password-hash slot is busy", ri->remote_addr,
+            ri->remote_port);
+    return error(conn, 503, "Service Unavailable", "busy", "too many sign-ins at once, try again",
+                 "Retry-After: 1\r\n");
+}
+
+static int on_logout(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    const char *cookies = mg_get_header(conn, "Cookie");
+    char token[PV_TOKEN_CHARS + 2], headers[256];
+    bool ended = cookies && mg_get_cookie(cookies, PV_SESSION_COOKIE, token, sizeof(token)) > 0 &&
+                 pv_accounts_logout(api->accounts, token);
+    cookie_header(headers, sizeof(headers), "", 0);
+    return reply(conn, 200, "OK", headers, json_pack("{s:b}", "ended", ended));
+}
+
+static int on_me(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (strcmp(ri->request_method, "GET") != 0)
+        return error(conn, 405, "Method Not Allowed", "bad-method", "use GET", "Allow: GET\r\n");
+    struct pv_account u;
+    if (pv_api_session(api->accounts, conn, &u) != 1)
+        return error(conn, 401, "Unauthorized", "not-signed-in", "not signed in", NULL);
+    return reply(conn, 200, "OK", NULL, json_pack("{s:o}", "user", user_json(&u)));
+}
+
+void pv_api_register(struct mg_context *ctx, struct pv_api *api)
+{
+    mg_set_request_handler(ctx, "/api/login$", on_login, api);
+    mg_set_request_handler(ctx, "/api/logout$", on_logout, api);
+    mg_set_request_handler(ctx, "/api/me$", on_me, api);
+}

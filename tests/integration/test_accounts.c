@@ -1,0 +1,355 @@
+/* test_accounts.c -- accounts against the real palaverd and SQLite
+ * (issue 15, the first part: accounts, sessions, the sign-in API, the
+ * session cookie at the WebSocket handshake, names reserved from guests).
+ *
+ * Threads: one test thread. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pvtest.h"
+
+#define T 5000
+#define PASSWORD "correct horse battery"
+
+static struct srv server;
+static char dir[256];
+
+/* palaverd --create-admin NAME with `password` on standard input. */
+static int create_admin(const char *data_dir, const char *name, const char *password, char *out,
+                        size_t n)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "printf '%%s\\n' '%s' | '%s' --config /dev/null --data-dir '%s' "
+             "--create-admin '%s'",
+             password, PALAVERD_PATH, data_dir, name);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    return run_capture(argv, NULL, out, n);
+}
+
+/* A POST of `body` with the given extra header lines. */
+static int post(const char *path, const char *type, const char *headers, const char *body,
+                char *out, size_t n)
+{
+    char req[8192];
+    snprintf(req, sizeof(req),
+             "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s%s%s%sContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             path, server.port, type ? "Content-Type: " : "", type ? type : "", type ? "\r\n" : "",
+             headers ? headers : "", strlen(body), body);
+    return http_request(server.port, req, out, n);
+}
+
+static int get(const char *path, const char *headers, char *out, size_t n)
+{
+    char req[2048];
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sConnection: close\r\n\r\n", path,
+             server.port, headers ? headers : "");
+    return http_request(server.port, req, out, n);
+}
+
+static json_t *body_json(const char *response)
+{
+    const char *b = strstr(response, "\r\n\r\n");
+    return b ? json_loads(b + 4, 0, NULL) : NULL;
+}
+
+static const char *error_code(const char *response, char *code, size_t n)
+{
+    json_t *j = body_json(response);
+    snprintf(code, n, "%s", j ? json_string_value(json_object_get(j, "error")) : "(none)");
+    json_decref(j);
+    return code;
+}
+
+/* Signs in (waiting out a throttle from an earlier test's failures, within
+ * a bound); copies the session cookie's value to token. Returns the
+ * final status. */
+static int sign_in(const char *name, const char *password, char *token, size_t n, char *out,
+                   size_t outsz)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"password\":\"%s\"}", name, password);
+    int64_t deadline = mono_ms() + 20000;
+    int status;
+    while ((status = post("/api/login", "application/json", NULL, body, out, outsz)) == 429 &&
+           mono_ms() < deadline)
+        poll(NULL, 0, 200); /* Retry-After is whole seconds */
+    if (token) {
+        const char *c = strstr(out, "palaver_session=");
+        snprintf(token, n, "%.*s", c ? (int)strcspn(c + 16, ";\r\n") : 0, c ? c + 16 : "");
+    }
+    return status;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char out[2048];
+    assert_true(tmpdir_make(dir, sizeof(dir), "accounts"));
+    assert_int_equal(create_admin(dir, "Alice", PASSWORD, out, sizeof(out)), 0);
+    const char *args[] = {"--data-dir", dir, NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int rc = srv_stop(&server);
+    tmpdir_remove(dir);
+    return rc == 0 ? 0 : -1;
+}
+
+/* --create-admin: once per name, compared as display names are (case,
+ * width, look-alikes), a password of at least 8 bytes, a data directory. */
+static void test_create_admin(void **state)
+{
+    (void)state;
+    char out[2048];
+    assert_int_not_equal(create_admin(dir, "ALICE", PASSWORD, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "exists"));
+    assert_int_not_equal(create_admin(dir, "\xef\xbc\xa1lice", PASSWORD, out, sizeof(out)), 0);
+    assert_int_not_equal(create_admin(dir, "bob", "short", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "8 to 1024 bytes"));
+    assert_int_not_equal(create_admin(dir, "guest-12ab", PASSWORD, out, sizeof(out)), 0);
+    assert_int_equal(create_admin(dir, "Bob", "another long one", out, sizeof(out)), 0);
+    const char *argv[] = {PALAVERD_PATH,    "--config", "/dev/null", "--data-dir", "",
+                          "--create-admin", "carol",    NULL};
+    assert_int_equal(run_capture(argv, NULL, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "needs a data directory"));
+}
+
+/* Wrong password and unknown name get the same answer; a failure delays
+ * the next attempt; the right password gets a session cookie with its
+ * flags, which /api/me then knows. */
+static void test_login_and_me(void **state)
+{
+    (void)state;
+    char out[4096], a[64], b[64], token[128];
+    assert_int_equal(post("/api/login", "application/json", NULL,
+                          "{\"name\":\"alice\",\"password\":\"not the one\"}", out, sizeof(out)),
+                     401);
+    assert_string_equal(error_code(out, a, sizeof(a)), "bad-credentials");
+    assert_null(strstr(out, "Set-Cookie"));
+    /* At once again: throttled (429 with Retry-After), the password not even checked. */
+    assert_int_equal(post("/api/login", "application/json", NULL,
+                          "{\"name\":\"alice\",\"password\":\"" PASSWORD "\"}", out, sizeof(out)),
+                     429);
+    assert_non_null(strstr(out, "Retry-After: "));
+    /* The address is throttled too, whatever the name (and X-Forwarded-For
+     * is not trusted: the address is the socket's). */
+    assert_int_equal(post("/api/login", "application/json", "X-Forwarded-For: 10.9.9.9\r\n",
+                          "{\"name\":\"nobody\",\"password\":\"not the one\"}", out, sizeof(out)),
+                     429);
+    /* The unknown name, once the delay is over: the same answer as a wrong password. */
+    int status;
+    int64_t deadline = mono_ms() + 20000;
+    while ((status = post("/api/login", "application/json", NULL,
+                          "{\"name\":\"nobody\",\"password\":\"not the one\"}", out,
+                          sizeof(out))) == 429 &&
+           mono_ms() < deadline)
+        poll(NULL, 0, 200);
+    assert_int_equal(status, 401);
+    assert_string_equal(error_code(out, b, sizeof(b)), a);
+
+    assert_int_equal(sign_in("ALICE", PASSWORD, token, sizeof(token), out, sizeof(out)), 200);
+    assert_int_equal(strlen(token), 43);
+    const char *cookie = strstr(out, "Set-Cookie: ");
+    assert_non_null(cookie);
+    char line[256];
+    snprintf(line, sizeof(line), "%.*s", (int)strcspn(cookie, "\r\n"), cookie);
+    assert_non_null(strstr(line, "; HttpOnly"));
+    assert_non_null(strstr(line, "; SameSite=Lax"));
+    assert_non_null(strstr(line, "; Path=/"));
+    json_t *j = body_json(out);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "user"), "name")),
+                        "Alice");
+    json_decref(j);
+    assert_null(strstr(out, PASSWORD)); /* never echoed */
+
+    char hdr[256];
+    snprintf(hdr, sizeof(hdr), "Cookie: other=1; palaver_session=%s\r\n", token);
+    assert_int_equal(get("/api/me", hdr, out, sizeof(out)), 200);
+    j = body_json(out);
+    json_t *u = json_object_get(j, "user");
+    assert_string_equal(json_string_value(json_object_get(u, "name")), "Alice");
+    assert_string_equal(json_string_value(json_object_get(u, "role")), "admin");
+    json_decref(j);
+    assert_int_equal(get("/api/me", NULL, out, sizeof(out)), 401);
+    assert_int_equal(get("/api/me",
+                         "Cookie: palaver_session=forged-forged-forged-forged-forged-fo\r\n", out,
+                         sizeof(out)),
+                     401);
+    /* No password or token in the log. */
+    assert_false(srv_log_has(&server, PASSWORD));
+    assert_false(srv_log_has(&server, token));
+}
+
+/* CSRF and bad bodies: every POST needs JSON's content type and, when an
+ * Origin is sent, our own; bodies are bounded and validated. */
+static void test_api_refusals(void **state)
+{
+    (void)state;
+    char out[4096], code[64];
+    const char *good = "{\"name\":\"alice\",\"password\":\"" PASSWORD "\"}";
+    /* A cross-site form can send text/plain: refused before anything is read. */
+    assert_int_equal(post("/api/login", "text/plain", NULL, good, out, sizeof(out)), 415);
+    assert_int_equal(post("/api/login", NULL, NULL, good, out, sizeof(out)), 415);
+    assert_int_equal(post("/api/login", "application/json", "Origin: http://evil.example\r\n", good,
+                          out, sizeof(out)),
+                     403);
+    assert_string_equal(error_code(out, code, sizeof(code)), "bad-origin");
+    assert_null(strstr(out, "Set-Cookie"));
+    assert_int_equal(get("/api/login", NULL, out, sizeof(out)), 405);
+    char big[6000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(post("/api/login", "application/json", NULL, big, out, sizeof(out)), 413);
+    assert_int_equal(post("/api/login", "application/json", NULL, "[1]", out, sizeof(out)), 400);
+    assert_int_equal(post("/api/login", "application/json", NULL, "{\"name\":5}", out, sizeof(out)),
+                     400);
+    assert_int_equal(post("/api/logout", "text/plain", NULL, "{}", out, sizeof(out)), 415);
+}
+
+/* Reads a newcomer's id message ("you") and everything up to its
+ * presence; an error among them (a refused ?name=) is copied to `error`. */
+static json_t *join_you(struct wsc *c, char *error, size_t n)
+{
+    json_t *you = NULL;
+    if (error)
+        snprintf(error, n, "%s", "");
+    for (;;) {
+        json_t *j = wsc_recv_json(c, T);
+        assert_non_null(j);
+        const char *t = json_string_value(json_object_get(j, "type"));
+        if (strcmp(t, "id") == 0)
+            you = json_incref(json_object_get(j, "you"));
+        else if (strcmp(t, "error") == 0 && error)
+            snprintf(error, n, "%s", json_string_value(json_object_get(j, "code")));
+        bool done = strcmp(t, "presence") == 0;
+        json_decref(j);
+        if (done)
+            break;
+    }
+    assert_non_null(you);
+    return you;
+}
+
+/* The session cookie at the handshake: the account's name and role in
+ * `from`, decided by the server; guests cannot take an account's name in
+ * any case, width or look; a cross-site page cannot use the cookie; a
+ * revoked session opens nothing. */
+static void test_websocket_identity(void **state)
+{
+    (void)state;
+    char out[4096], token[128], hdr[256];
+    assert_int_equal(sign_in("alice", PASSWORD, token, sizeof(token), out, sizeof(out)), 200);
+    snprintf(hdr, sizeof(hdr), "Cookie: palaver_session=%s\r\n", token);
+
+    struct wsc_opts ao = {.headers = hdr, .path = "/ws?name=mallory"};
+    struct wsc *alice = wsc_open(server.port, &ao);
+    assert_int_equal(alice->status, 101);
+    char err[64];
+    json_t *you = join_you(alice, err, sizeof(err));
+    assert_string_equal(err, ""); /* ?name= is not an error for her: it is ignored */
+    assert_string_equal(json_string_value(json_object_get(you, "name")), "Alice"); /* not ?name= */
+    assert_string_equal(json_string_value(json_object_get(you, "role")), "admin");
+    assert_int_equal(json_integer_value(json_object_get(you, "account")), 1);
+    json_decref(you);
+
+    struct wsc *guest = wsc_open(server.port, &(struct wsc_opts){.path = "/ws?name=ALICE"});
+    assert_int_equal(guest->status, 101);
+    you = join_you(guest, err, sizeof(err));
+    assert_string_equal(json_string_value(json_object_get(you, "role")), "guest");
+    assert_non_null(strstr(json_string_value(json_object_get(you, "name")), "guest-"));
+    json_decref(you);
+    assert_string_equal(err, "name-taken");
+    /* Fullwidth "Ａlice" and a rename by hello: the same name. */
+    assert_int_equal(wsc_send_text(guest, "{\"type\":\"hello\",\"name\":\"\xef\xbc\xa1lice\"}"), 0);
+    json_t *e = wsc_expect(guest, "error", T);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "name-taken");
+    json_decref(e);
+
+    /* What alice says carries her account, to the guest. */
+    assert_int_equal(wsc_send_chat(alice, 1, "hello from an account", ""), 0);
+    json_t *m = wsc_expect(guest, "message", T);
+    assert_non_null(m);
+    json_t *from = json_object_get(m, "from");
+    assert_string_equal(json_string_value(json_object_get(from, "name")), "Alice");
+    assert_string_equal(json_string_value(json_object_get(from, "role")), "admin");
+    assert_int_equal(json_integer_value(json_object_get(from, "account")), 1);
+    json_decref(m);
+    /* A guest's message says it is a guest's. */
+    assert_int_equal(wsc_send_chat(guest, 1, "hi", ""), 0);
+    m = wsc_expect(alice, "message", T);
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "from"), "role")),
+                        "guest");
+    assert_null(json_object_get(json_object_get(m, "from"), "account"));
+    json_decref(m);
+
+    /* Cross-site WebSocket hijacking: a page elsewhere makes the browser
+     * send the cookie; the Origin check refuses it first. */
+    char xhdr[384];
+    snprintf(xhdr, sizeof(xhdr), "%sOrigin: http://evil.example\r\n", hdr);
+    struct wsc *x = wsc_open(server.port, &(struct wsc_opts){.headers = xhdr});
+    assert_int_equal(x->status, 403);
+    wsc_free(x);
+
+    /* Sign out: the session is gone for the API and for new handshakes. */
+    assert_int_equal(post("/api/logout", "application/json", hdr, "{}", out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "palaver_session=; Max-Age=0"));
+    assert_int_equal(get("/api/me", hdr, out, sizeof(out)), 401);
+    x = wsc_open(server.port, &(struct wsc_opts){.headers = hdr});
+    assert_int_equal(x->status, 401);
+    wsc_free(x);
+    /* A forged token, well formed: refused the same way. */
+    x = wsc_open(
+        server.port,
+        &(struct wsc_opts){
+            .headers = "Cookie: palaver_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n"});
+    assert_int_equal(x->status, 401);
+    wsc_free(x);
+    wsc_free(alice);
+    wsc_free(guest);
+}
+
+/* Sessions are in palaver.db: a restart keeps them. */
+static void test_session_survives_restart(void **state)
+{
+    (void)state;
+    char out[4096], token[128], hdr[256];
+    assert_int_equal(sign_in("bob", "another long one", token, sizeof(token), out, sizeof(out)),
+                     200);
+    snprintf(hdr, sizeof(hdr), "Cookie: palaver_session=%s\r\n", token);
+    assert_int_equal(srv_stop(&server), 0);
+    const char *args[] = {"--data-dir", dir, NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    assert_int_equal(get("/api/me", hdr, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"name\":\"Bob\""));
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_admin),
+        cmocka_unit_test(test_login_and_me),
+        cmocka_unit_test(test_api_refusals),
+        cmocka_unit_test(test_websocket_identity),
+        cmocka_unit_test(test_session_survives_restart),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
