@@ -24,6 +24,12 @@ const meBtn = $('me');
 const nameDialog = $('name-dialog');
 const nameForm = $('name-form');
 const nameInput = $('name');
+const accountEl = $('account');
+const signinBtn = $('signin');
+const signoutBtn = $('signout');
+const signinDialog = $('signin-dialog');
+const signinForm = $('signin-form');
+const signinError = $('signin-error');
 
 const NAME_KEY = 'palaver-name';
 const baseTitle = document.title;
@@ -41,6 +47,7 @@ const state = {
   own: new Map(),      // msgId -> <li> of our own messages not yet confirmed
   unseenBelow: 0,      // arrived while scrolled up
   unreadHidden: 0,     // arrived while the tab was hidden
+  account: null,       // {id, name, role} when signed in (GET /api/me), else a guest
 };
 
 // ---- connection ----------------------------------------------------------
@@ -62,7 +69,9 @@ function connect() {
   const socket = new WebSocket(session.url(location.href, localStorage.getItem(NAME_KEY)), 'palaver');
   state.socket = socket;
   setStatus('Connecting…', 'connecting');
+  let opened = false;
   socket.onopen = () => {
+    opened = true;
     state.retry = 0;
     setStatus('Connected', 'connected');
     updateOlder();
@@ -79,6 +88,10 @@ function connect() {
   socket.onclose = () => {
     if (state.socket !== socket) return;
     state.socket = null;
+    // Refused before it opened: perhaps the session ended (signed out
+    // elsewhere, expired: the handshake answers 401). Asking /api/me
+    // clears a dead cookie, so the next attempt comes back as a guest.
+    if (!opened && state.account) refreshAccount();
     for (const ev of session.dropped('not confirmed: the connection dropped')) render(ev);
     if (!state.wanted) {
       setStatus('Disconnected', 'disconnected');
@@ -189,7 +202,8 @@ function render(ev) {
 }
 
 function showMessage({ m, history, replayed, mine }) {
-  const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine);
+  const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine,
+    m.from && m.from.role);
   li.dataset.seq = String(m.seq);
   if (history) li.classList.add('history');
   append(li, !history);
@@ -247,7 +261,17 @@ function avatar(name) {
   return a;
 }
 
-function messageItem(name, body, when, mine) {
+// The sender's role, from the server (never the client's claim): guests
+// are marked as guests, admins and moderators as what they are.
+function roleBadge(role) {
+  if (!role || role === 'member') return null;
+  const b = document.createElement('span');
+  b.className = `role role-${role === 'guest' ? 'guest' : 'staff'}`;
+  b.textContent = role;
+  return b;
+}
+
+function messageItem(name, body, when, mine, role) {
   const li = document.createElement('li');
   li.className = mine ? 'msg mine' : 'msg';
   li.append(avatar(name));
@@ -263,7 +287,8 @@ function messageItem(name, body, when, mine) {
   const d = new Date(when || Date.now());
   t.dateTime = d.toISOString();
   t.textContent = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  head.append(who, t);
+  const badge = roleBadge(role || (mine && state.account ? state.account.role : null));
+  head.append(...(badge ? [who, badge, t] : [who, t]));
   const p = document.createElement('p');
   p.className = 'text';
   p.dir = 'auto';
@@ -396,7 +421,8 @@ function renderUsers() {
 }
 
 function showMe() {
-  const name = session.me ? session.me.name : localStorage.getItem(NAME_KEY) || '';
+  const name = session.me ? session.me.name
+    : state.account ? state.account.name : localStorage.getItem(NAME_KEY) || '';
   meBtn.querySelector('.me-name').textContent = name;
   const a = meBtn.querySelector('.avatar');
   a.textContent = initials(name);
@@ -472,8 +498,86 @@ nameForm.addEventListener('submit', (ev) => {
 });
 meBtn.addEventListener('click', askName);
 
-showMe();
+// ---- account (docs/accounts.md) --------------------------------------------
+
+function showAccount() {
+  const a = state.account;
+  accountEl.hidden = !a;
+  accountEl.textContent = a ? `Signed in as ${a.name} (${a.role})` : '';
+  signinBtn.hidden = Boolean(a);
+  signoutBtn.hidden = !a;
+  // A signed-in person's name is the account's: no renaming by hello.
+  meBtn.disabled = Boolean(a);
+  showMe();
+}
+
+async function refreshAccount() {
+  try {
+    const r = await fetch('/api/me', { credentials: 'same-origin', cache: 'no-store' });
+    state.account = r.ok ? (await r.json()).user : null;
+  } catch {
+    state.account = null;
+  }
+  showAccount();
+}
+
+// Signing in or out changes who this page is: a new connection, whose
+// handshake carries (or no longer carries) the session cookie.
+function reconnectAs() {
+  const s = state.socket;
+  state.socket = null;
+  if (s) {
+    s.onclose = null;
+    s.close(1000, 'account changed');
+    for (const ev of session.dropped('not confirmed: you signed in or out')) render(ev);
+  }
+  connect();
+}
+
+async function api(path, body) {
+  const r = await fetch(path, {
+    method: 'POST', credentials: 'same-origin', cache: 'no-store',
+    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+  });
+  let data = {};
+  try { data = await r.json(); } catch { /* an empty or broken body */ }
+  return { ok: r.ok, status: r.status, data, retry: r.headers.get('Retry-After') };
+}
+
+signinBtn.addEventListener('click', () => {
+  signinError.hidden = true;
+  signinDialog.showModal();
+  $('signin-name').focus();
+});
+$('signin-cancel').addEventListener('click', () => signinDialog.close());
+signinForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const password = $('signin-password');
+  const r = await api('/api/login', { name: $('signin-name').value.trim(), password: password.value });
+  password.value = '';
+  if (!r.ok) {
+    signinError.textContent = r.status === 429
+      ? `Too many failed attempts: try again in ${r.retry || 'a few'} s.`
+      : (r.data.message || `Sign-in failed (HTTP ${r.status}).`);
+    signinError.hidden = false;
+    return;
+  }
+  state.account = r.data.user;
+  signinDialog.close();
+  showAccount();
+  reconnectAs();
+  text.focus();
+});
+signoutBtn.addEventListener('click', async () => {
+  await api('/api/logout', {});
+  state.account = null;
+  showAccount();
+  reconnectAs();
+});
+
 updateCounter();
-connect();
-if (!localStorage.getItem(NAME_KEY)) askName();
-else text.focus();
+refreshAccount().then(() => {
+  connect();
+  if (!state.account && !localStorage.getItem(NAME_KEY)) askName();
+  else text.focus();
+});

@@ -2,7 +2,9 @@
  * with an example in docs/protocol.md, "HTTP API"):
  *   POST /api/login   {"name","password"} -> 200 {"user":{...}} + session cookie
  *   POST /api/logout  ends the cookie's session -> 200, cookie cleared
- *   GET  /api/me      the signed-in account -> 200 {"user":{...}}, or 401
+ *   GET  /api/me      the signed-in account -> 200 {"user":{...}}, or
+ *                     {"user":null} for a guest (and a cookie whose session
+ *                     has ended is cleared)
  *
  * CSRF: a request that changes state (every POST) must say
  * Content-Type: application/json -- a page on another site cannot send

@@ -201,9 +201,14 @@ static int on_me(struct mg_connection *conn, void *ud)
     if (strcmp(ri->request_method, "GET") != 0)
         return error(conn, 405, "Method Not Allowed", "bad-method", "use GET", "Allow: GET\r\n");
     struct pv_account u;
-    if (pv_api_session(api->accounts, conn, &u) != 1)
-        return error(conn, 401, "Unauthorized", "not-signed-in", "not signed in", NULL);
-    return reply(conn, 200, "OK", NULL, json_pack("{s:o}", "user", user_json(&u)));
+    char headers[256];
+    int s = pv_api_session(api->accounts, conn, &u);
+    /* A cookie whose session has ended is cleared: the page's next
+     * handshake then comes as a guest instead of being refused again. */
+    cookie_header(headers, sizeof(headers), "", 0);
+    /* A guest is not an error: {"user":null} (a page asks on every load). */
+    return reply(conn, 200, "OK", s < 0 ? headers : NULL,
+                 json_pack("{s:o}", "user", s == 1 ? user_json(&u) : json_null()));
 }
 
 void pv_api_register(struct mg_context *ctx, struct pv_api *api)

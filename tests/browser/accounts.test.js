@@ -1,0 +1,112 @@
+// Accounts in the page (docs/accounts.md): sign in from the page, chat
+// under the account's name with its role shown, reload and restart still
+// signed in (the cookie's session is in palaver.db), sign out, a wrong
+// password's error, and guests marked as guests -- real Chromium against
+// a real palaverd with its SQLite database.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PALAVERD, startPalaverd, stopPalaverd, launch } from './helpers.js';
+
+const connected = (page) => page.locator('#status').filter({ hasText: /^Connected$/ }).waitFor({ timeout: 20000 });
+
+async function say(page, text) {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}
+
+test('sign in, chat as the account, reload and restart signed in, sign out', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'palaver-accounts-'));
+  const made = spawnSync(PALAVERD, ['--config', '/dev/null', '--data-dir', dir, '--create-admin', 'Alice'],
+    { input: 'correct horse battery\n', encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const browser = await launch();
+  let srv = await startPalaverd({ args: ['--data-dir', dir] });
+  const port = srv.port;
+  try {
+    const guest = await browser.visitor({ name: 'Gus' });
+    const alice = await browser.visitor({ name: 'temp' });
+    for (const p of [guest, alice]) {
+      await p.goto(srv.url);
+      await connected(p);
+    }
+    await alice.locator('#signin').waitFor();
+    assert.equal(await alice.locator('#signout').isHidden(), true);
+
+    await alice.click('#signin');
+    await alice.fill('#signin-name', 'alice');
+    await alice.fill('#signin-password', 'correct horse battery');
+    await alice.click('#signin-form button[type=submit]');
+    await alice.locator('#account', { hasText: 'Signed in as Alice (admin)' }).waitFor();
+    await connected(alice);
+    await alice.locator('#me .me-name', { hasText: /^Alice$/ }).waitFor();
+    assert.equal(await alice.locator('#me').isDisabled(), true); // the name is the account's
+
+    await say(alice, 'hello from an account');
+    const msg = guest.locator('#log .msg', { hasText: 'hello from an account' });
+    await msg.waitFor();
+    assert.equal(await msg.locator('.who').textContent(), 'Alice');
+    assert.equal(await msg.locator('.role').textContent(), 'admin');
+    await say(guest, 'hello from a guest');
+    const back = alice.locator('#log .msg', { hasText: 'hello from a guest' });
+    await back.waitFor();
+    assert.equal(await back.locator('.role').textContent(), 'guest');
+
+    // The cookie is HttpOnly: the page's script cannot read it.
+    assert.equal(await alice.evaluate(() => document.cookie.includes('palaver_session')), false);
+
+    // Reload: still signed in.
+    await alice.reload();
+    await connected(alice);
+    await alice.locator('#account', { hasText: 'Signed in as Alice (admin)' }).waitFor();
+
+    // Restart palaverd: the session is in palaver.db.
+    assert.equal(await stopPalaverd(srv), 0);
+    srv = await startPalaverd({ port, args: ['--data-dir', dir] });
+    await alice.reload();
+    await connected(alice);
+    await alice.locator('#account', { hasText: 'Signed in as Alice (admin)' }).waitFor();
+    await connected(guest);
+    await say(alice, 'after the restart');
+    const after = guest.locator('#log .msg', { hasText: 'after the restart' });
+    await after.waitFor();
+    assert.equal(await after.locator('.who').textContent(), 'Alice');
+
+    // Sign out: a guest again, on a new connection.
+    await alice.click('#signout');
+    await alice.locator('#signin').waitFor();
+    assert.equal(await alice.locator('#account').isHidden(), true);
+    await connected(alice);
+    await alice.locator('#me .me-name', { hasText: /^temp$/ }).waitFor();
+    const me = await alice.evaluate(() => fetch('/api/me').then((r) => r.json()));
+    assert.deepEqual(me, { user: null });
+
+    // A wrong password: the dialog says so, and nobody is signed in;
+    // at once again: the server's delay, said in the dialog.
+    await alice.click('#signin');
+    await alice.fill('#signin-name', 'alice');
+    await alice.fill('#signin-password', 'not the password');
+    await alice.click('#signin-form button[type=submit]');
+    await alice.locator('#signin-error', { hasText: /wrong name or password/ }).waitFor();
+    await alice.fill('#signin-password', 'correct horse battery');
+    await alice.click('#signin-form button[type=submit]');
+    await alice.locator('#signin-error', { hasText: /Too many failed attempts: try again in \d+ s/ }).waitFor();
+    assert.equal(await alice.locator('#account').isHidden(), true);
+    assert.equal(await alice.locator('#signin-password').inputValue(), ''); // not kept in the form
+
+    // Expected console lines: the sign-ins refused on purpose (401, 429), and the refused or reset
+    // connections and requests while palaverd was restarting (network errors; a refused
+    // handshake would read "Unexpected response code"). Nothing else.
+    const unexpected = (p) => p.errors.filter((e) =>
+      !/status of (401|429)|net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|SOCKET_NOT_CONNECTED)/.test(e));
+    assert.deepEqual(unexpected(alice), []);
+    assert.deepEqual(unexpected(guest), []);
+  } finally {
+    await browser.close();
+    assert.equal(await stopPalaverd(srv), 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
