@@ -150,7 +150,17 @@ bool pv_nickname_prepare(const char *s, size_t len, char *out, size_t out_size, 
         *why = "name is longer than 32 characters";
         return false;
     }
-    return true;
+    /* The checks again, on the NFC form: normalizing can decompose (a
+     * composition exclusion such as U+0A36 becomes U+0A38 U+0A3C, one mark
+     * more), so a name that passed could come out breaking the profile,
+     * and preparing it again would refuse it (found by fuzz_nickname). */
+    size_t m = 0;
+    for (int32_t i = 0; i < nlen && m < sizeof(cp) / sizeof(cp[0]); m++) {
+        UChar32 c;
+        U16_NEXT(nfc, i, nlen, c);
+        cp[m] = c;
+    }
+    return (*why = check(cp, m)) == NULL;
 }
 
 bool pv_nickname_key(const char *name, char key[PV_NAME_KEY_MAX])
