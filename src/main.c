@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <stdbool.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,9 +282,21 @@ static void open_accounts(struct palaverd *p)
     p->accounts = pv_accounts_open(p->cfg.data_dir, err, sizeof(err));
     if (!p->accounts)
         pv_err("accounts unavailable (sign-in answers 503): %s", err);
-    else if (!pv_accounts_has_admin(p->accounts))
-        pv_notice("accounts: there is no admin account yet; create the first one with "
-                  "'palaverd --create-admin NAME' (same --data-dir; password on standard input)");
+}
+
+/* No admin yet: the one-time setup link (accounts.h), logged once the
+ * port is known. It is the bootstrap channel by design: whoever reads
+ * palaverd's log (root, the journal's readers) may make the first admin. */
+static void log_setup_link(struct palaverd *p, int port)
+{
+    char token[PV_TOKEN_CHARS + 1];
+    if (!p->accounts || !pv_accounts_setup_token(p->accounts, token))
+        return;
+    pv_notice("setup: there is no admin account yet: open http://%s:%d/setup#%s within %d h to "
+              "create it (the link works once; or run 'palaverd --create-admin NAME' with the "
+              "same --data-dir, password on standard input)",
+              p->cfg.listen_addr[0] ? p->cfg.listen_addr : "HOST", port, token, PV_SETUP_HOURS);
+    sodium_memzero(token, sizeof(token));
 }
 
 static bool start(struct palaverd *p)
@@ -443,9 +456,9 @@ static int create_admin(const struct pv_config *cfg)
         fputc('\n', stderr);
     }
     password[strcspn(password, "\r\n")] = '\0';
-    int rc =
-        got ? pv_accounts_create(a, cfg->create_admin, password, "admin", &code, err, sizeof(err))
-            : (snprintf(err, sizeof(err), "no password on standard input"), -1);
+    int rc = got ? pv_accounts_create(a, cfg->create_admin, password, "admin", NULL, &code, err,
+                                      sizeof(err))
+                 : (snprintf(err, sizeof(err), "no password on standard input"), -1);
     explicit_bzero(password, sizeof(password));
     pv_accounts_close(a);
     if (rc != 0) {
@@ -491,6 +504,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int port = pv_http_port(p.http);
+    log_setup_link(&p, port); /* before the line that says palaverd listens */
     pv_info("palaverd %s listening on %s:%d (WebSocket /ws and /), htdocs %s, max %u clients, "
             "%u CivetWeb workers, %u writers",
             PALAVER_VERSION, p.cfg.listen_addr[0] ? p.cfg.listen_addr : "0.0.0.0", port,

@@ -51,11 +51,27 @@ struct pv_account {
 struct pv_accounts *pv_accounts_open(const char *dir, char *err, size_t errsz);
 void pv_accounts_close(struct pv_accounts *a);
 
-/* Creates an account. Returns 0, or -1 with `code` set to a protocol error
- * code ("bad-name", "name-taken", "bad-password", "busy", "failed") and
- * err to the reason for a person. */
+/* Creates an account (its id, name and role to *out when out is not
+ * NULL). Returns 0, or -1 with `code` set to a protocol error code
+ * ("bad-name", "name-taken", "bad-password", "busy", "failed") and err to
+ * the reason for a person. */
 int pv_accounts_create(struct pv_accounts *a, const char *name, const char *password,
-                       const char *role, const char **code, char *err, size_t errsz);
+                       const char *role, struct pv_account *out, const char **code, char *err,
+                       size_t errsz);
+
+/* The one-time setup link: while no admin account exists, main makes a
+ * token at start (false, and no token, once there is an admin) and logs
+ * the link /setup#<token> -- the fragment never leaves the browser in a
+ * request, a Referer or an access log. Only its hash is kept, in memory,
+ * for PV_SETUP_HOURS; a restart makes a new one. pv_accounts_setup()
+ * spends it: the first admin is created and signed in (a session token
+ * to `session`), once; a wrong, spent or expired token, or an admin
+ * already there, is refused ("bad-token"). Two setups at once: one wins. */
+#define PV_SETUP_HOURS 24
+bool pv_accounts_setup_token(struct pv_accounts *a, char token[PV_TOKEN_CHARS + 1]);
+int pv_accounts_setup(struct pv_accounts *a, const char *token, const char *name,
+                      const char *password, const char *addr, struct pv_account *out,
+                      char session[PV_TOKEN_CHARS + 1], const char **code, char *err, size_t errsz);
 
 /* True if some account has the admin role. */
 bool pv_accounts_has_admin(struct pv_accounts *a);

@@ -2,6 +2,8 @@
  * with an example in docs/protocol.md, "HTTP API"):
  *   POST /api/login   {"name","password"} -> 200 {"user":{...}} + session cookie
  *   POST /api/logout  ends the cookie's session -> 200, cookie cleared
+ *   POST /api/setup   {"token","name","password"}: the first admin, from the
+ *                     one-time setup link -> 200 {"user":{...}} + session cookie
  *   GET  /api/me      the signed-in account -> 200 {"user":{...}}, or
  *                     {"user":null} for a guest (and a cookie whose session
  *                     has ended is cleared)

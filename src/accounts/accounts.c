@@ -46,6 +46,11 @@ struct pv_accounts {
     sem_t slots;
     atomic_uint waiters;
     char dummy[crypto_pwhash_STRBYTES]; /* verified against for unknown names */
+    /* The setup link (accounts.h), under mu: the token's hash, until when
+     * it holds (monotonic ms; 0: none), and whether a setup is using it. */
+    unsigned char setup_hash[32];
+    int64_t setup_until;
+    bool setup_busy;
 };
 
 static int64_t now_s(void)
@@ -201,7 +206,8 @@ static bool name_and_key(const char *name, char out[PV_NAME_MAX_BYTES + 1],
 }
 
 int pv_accounts_create(struct pv_accounts *a, const char *name, const char *password,
-                       const char *role, const char **code, char *err, size_t errsz)
+                       const char *role, struct pv_account *out, const char **code, char *err,
+                       size_t errsz)
 {
     char display[PV_NAME_MAX_BYTES + 1], key[PV_NAME_KEY_MAX], hash[crypto_pwhash_STRBYTES];
     const char *why = NULL;
@@ -235,6 +241,12 @@ int pv_accounts_create(struct pv_accounts *a, const char *name, const char *pass
     int ext = sqlite3_extended_errcode(a->db);
     if (rc != SQLITE_DONE)
         snprintf(err, errsz, "%s", sqlite3_errmsg(a->db));
+    else if (out)
+        *out = (struct pv_account){.id = sqlite3_last_insert_rowid(a->db)};
+    if (rc == SQLITE_DONE && out) {
+        snprintf(out->name, sizeof(out->name), "%s", display);
+        snprintf(out->role, sizeof(out->role), "%s", role);
+    }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     pthread_mutex_unlock(&a->mu);
@@ -339,6 +351,33 @@ static bool token_well_formed(const char *t)
     return n == PV_TOKEN_CHARS;
 }
 
+/* A new session for account `id`: its token to `token`, its hash to the
+ * database. Under mu. */
+static bool open_session(struct pv_accounts *a, int64_t id, const char *addr, int64_t now,
+                         char token[PV_TOKEN_CHARS + 1])
+{
+    unsigned char raw[32];
+    char stored[65];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(token, PV_TOKEN_CHARS + 1, raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof(raw));
+    token_hash(token, stored);
+    sqlite3_stmt *st = a->open_session;
+    sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, now + (int64_t)PV_SESSION_DAYS * 86400);
+    sqlite3_bind_text(st, 5, addr, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        pv_err("accounts: could not store a new session for id=%lld: %s", (long long)id,
+               sqlite3_errstr(rc));
+    return rc == SQLITE_DONE;
+}
+
 enum pv_login pv_accounts_login(struct pv_accounts *a, const char *name, const char *password,
                                 const char *addr, struct pv_account *out,
                                 char token[PV_TOKEN_CHARS + 1], unsigned *retry_after_s)
@@ -396,29 +435,66 @@ enum pv_login pv_accounts_login(struct pv_accounts *a, const char *name, const c
     }
     throttle_clear(a, "a", addr);
     throttle_clear(a, "n", key);
+    bool opened = open_session(a, out->id, addr, now, token);
+    pthread_mutex_unlock(&a->mu);
+    return opened ? PV_LOGIN_OK : PV_LOGIN_BUSY;
+}
+
+bool pv_accounts_setup_token(struct pv_accounts *a, char token[PV_TOKEN_CHARS + 1])
+{
+    if (pv_accounts_has_admin(a))
+        return false;
     unsigned char raw[32];
-    char stored[65];
     randombytes_buf(raw, sizeof(raw));
     sodium_bin2base64(token, PV_TOKEN_CHARS + 1, raw, sizeof(raw),
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_memzero(raw, sizeof(raw));
-    token_hash(token, stored);
-    sqlite3_stmt *st = a->open_session;
-    sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, out->id);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, now + (int64_t)PV_SESSION_DAYS * 86400);
-    sqlite3_bind_text(st, 5, addr, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    pthread_mutex_lock(&a->mu);
+    crypto_generichash(a->setup_hash, sizeof(a->setup_hash), (const unsigned char *)token,
+                       strlen(token), NULL, 0);
+    a->setup_until = mono_ms() + (int64_t)PV_SETUP_HOURS * 3600 * 1000;
     pthread_mutex_unlock(&a->mu);
-    if (rc != SQLITE_DONE) {
-        pv_err("accounts: could not store a new session for id=%lld: %s", (long long)out->id,
-               sqlite3_errstr(rc));
-        return PV_LOGIN_BUSY;
+    return true;
+}
+
+int pv_accounts_setup(struct pv_accounts *a, const char *token, const char *name,
+                      const char *password, const char *addr, struct pv_account *out,
+                      char session[PV_TOKEN_CHARS + 1], const char **code, char *err, size_t errsz)
+{
+    unsigned char h[32];
+    bool ok = token_well_formed(token);
+    if (ok)
+        crypto_generichash(h, sizeof(h), (const unsigned char *)token, strlen(token), NULL, 0);
+    /* Claim the token under the lock (compared in constant time), so two
+     * setups at once cannot both go on; given back if creating fails. */
+    pthread_mutex_lock(&a->mu);
+    ok = ok && a->setup_until > mono_ms() && !a->setup_busy &&
+         sodium_memcmp(h, a->setup_hash, sizeof(h)) == 0;
+    if (ok)
+        a->setup_busy = true;
+    pthread_mutex_unlock(&a->mu);
+    if (!ok || pv_accounts_has_admin(a)) {
+        if (ok) {
+            pthread_mutex_lock(&a->mu);
+            a->setup_busy = false;
+            a->setup_until = 0; /* an admin exists: the link is spent */
+            pthread_mutex_unlock(&a->mu);
+        }
+        *code = "bad-token";
+        snprintf(err, errsz, "this setup link is not valid (used, expired, or an admin exists)");
+        return -1;
     }
-    return PV_LOGIN_OK;
+    int rc = pv_accounts_create(a, name, password, "admin", out, code, err, errsz);
+    pthread_mutex_lock(&a->mu);
+    a->setup_busy = false;
+    if (rc == 0) {
+        a->setup_until = 0; /* spent */
+        sodium_memzero(a->setup_hash, sizeof(a->setup_hash));
+        if (!open_session(a, out->id, addr, now_s(), session))
+            session[0] = '\0';
+    }
+    pthread_mutex_unlock(&a->mu);
+    return rc;
 }
 
 bool pv_accounts_session(struct pv_accounts *a, const char *token, struct pv_account *out)

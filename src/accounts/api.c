@@ -180,6 +180,53 @@ static int on_login(struct mg_connection *conn, void *ud)
                  "Retry-After: 1\r\n");
 }
 
+/* The first admin, from the one-time setup link (accounts.h): created and
+ * signed in. */
+static int on_setup(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    json_t *root = read_body(conn);
+    if (!root)
+        return 400;
+    const char *token = string_field(root, "token"), *name = string_field(root, "name"),
+               *password = string_field(root, "password");
+    if (!token || !name || !password) {
+        json_decref(root);
+        return error(conn, 400, "Bad Request", "bad-request",
+                     "\"token\", \"name\" and \"password\" must be strings", NULL);
+    }
+    struct pv_account u;
+    char session[PV_TOKEN_CHARS + 1], why[256];
+    const char *code = "failed";
+    int r = pv_accounts_setup(api->accounts, token, name, password, ri->remote_addr, &u, session,
+                              &code, why, sizeof(why));
+    json_decref(root);
+    if (r == 0) {
+        pv_notice("setup: first admin account id=%lld name=\"%s\" created from %s:%d; the setup "
+                  "link is spent",
+                  (long long)u.id, u.name, ri->remote_addr, ri->remote_port);
+        char headers[256];
+        cookie_header(headers, sizeof(headers), session, (long)PV_SESSION_DAYS * 86400);
+        return reply(conn, 200, "OK", session[0] ? headers : NULL,
+                     json_pack("{s:o}", "user", user_json(&u)));
+    }
+    if (strcmp(code, "bad-token") == 0) {
+        pv_notice("setup refused from %s:%d: %s", ri->remote_addr, ri->remote_port, why);
+        return error(conn, 403, "Forbidden", code, why, NULL);
+    }
+    if (strcmp(code, "busy") == 0)
+        return error(conn, 503, "Service Unavailable", code, why, "Retry-After: 1\r\n");
+    if (strcmp(code, "failed") == 0)
+        return error(conn, 500, "Internal Server Error", code, "the account could not be saved",
+                     NULL);
+    return error(conn, strcmp(code, "name-taken") == 0 ? 409 : 400,
+                 strcmp(code, "name-taken") == 0 ? "Conflict" : "Bad Request", code, why, NULL);
+}
+
 static int on_logout(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
@@ -211,9 +258,21 @@ static int on_me(struct mg_connection *conn, void *ud)
                  json_pack("{s:o}", "user", s == 1 ? user_json(&u) : json_null()));
 }
 
+/* /setup#<token> (the link in the log): the page is setup.html; a
+ * redirect keeps the fragment, which the browser never sent. */
+static int on_setup_page(struct mg_connection *conn, void *ud)
+{
+    (void)ud;
+    mg_printf(conn, "HTTP/1.1 302 Found\r\nLocation: /setup.html\r\nCache-Control: no-store\r\n"
+                    "Content-Length: 0\r\n\r\n");
+    return 302;
+}
+
 void pv_api_register(struct mg_context *ctx, struct pv_api *api)
 {
+    mg_set_request_handler(ctx, "/setup$", on_setup_page, api);
     mg_set_request_handler(ctx, "/api/login$", on_login, api);
     mg_set_request_handler(ctx, "/api/logout$", on_logout, api);
     mg_set_request_handler(ctx, "/api/me$", on_me, api);
+    mg_set_request_handler(ctx, "/api/setup$", on_setup, api);
 }

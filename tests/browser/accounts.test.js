@@ -110,3 +110,34 @@ test('sign in, chat as the account, reload and restart signed in, sign out', asy
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the setup link from the log makes the first admin, once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'palaver-setup-'));
+  const browser = await launch();
+  const srv = await startPalaverd({ args: ['--data-dir', dir] });
+  try {
+    const m = srv.log().match(/\/setup#([A-Za-z0-9_-]{43})/);
+    assert.ok(m, 'the setup link is logged');
+    const page = await browser.visitor();
+    await page.goto(`${srv.url}setup#${m[1]}`);
+    // The token left the address bar (and the history) at once.
+    await page.waitForURL((u) => !u.hash);
+    await page.fill('#setup-name', 'Root');
+    await page.fill('#setup-password', 'correct horse battery');
+    await page.click('#setup-form button[type=submit]');
+    await page.locator('#account', { hasText: 'Signed in as Root (admin)' }).waitFor({ timeout: 20000 });
+    await connected(page);
+    // The same link again: refused, said on the page.
+    const again = await browser.visitor();
+    await again.goto(`${srv.url}setup#${m[1]}`);
+    await again.fill('#setup-name', 'Other');
+    await again.fill('#setup-password', 'correct horse battery');
+    await again.click('#setup-form button[type=submit]');
+    await again.locator('#setup-error', { hasText: /not valid/ }).waitFor();
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await browser.close();
+    assert.equal(await stopPalaverd(srv), 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -347,6 +347,73 @@ static void test_session_survives_restart(void **state)
     assert_non_null(strstr(out, "\"name\":\"Bob\""));
 }
 
+/* The one-time setup link: logged at a first start without an admin;
+ * only that token makes the first admin, once; then it is spent and a
+ * restart logs none. */
+static void test_setup_link(void **state)
+{
+    (void)state;
+    char d2[256], out[4096], code[64];
+    struct srv s2 = {0};
+    assert_true(tmpdir_make(d2, sizeof(d2), "setup"));
+    const char *args[] = {"--data-dir", d2, NULL};
+    assert_int_equal(srv_start(&s2, args), 0);
+    /* The link is in the log, and only there. */
+    FILE *f = fopen(s2.log, "r");
+    assert_non_null(f);
+    char line[1024], token[64] = "";
+    while (fgets(line, sizeof(line), f)) {
+        const char *p = strstr(line, "/setup#");
+        if (p)
+            snprintf(token, sizeof(token), "%.43s", p + 7);
+    }
+    fclose(f);
+    assert_int_equal(strlen(token), 43);
+    int port = server.port;
+    server.port = s2.port; /* post() and get() talk to server.port */
+    assert_int_equal(get("/setup", NULL, out, sizeof(out)), 302);
+    assert_non_null(strstr(out, "Location: /setup.html"));
+    char body[512];
+    assert_int_equal(post("/api/setup", "application/json", NULL,
+                          "{\"token\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"name\":"
+                          "\"root\",\"password\":\"" PASSWORD "\"}",
+                          out, sizeof(out)),
+                     403);
+    assert_string_equal(error_code(out, code, sizeof(code)), "bad-token");
+    /* A refused name does not spend the link. */
+    snprintf(body, sizeof(body),
+             "{\"token\":\"%s\",\"name\":\"guest-12ab\",\"password\":\"" PASSWORD "\"}", token);
+    assert_int_equal(post("/api/setup", "application/json", NULL, body, out, sizeof(out)), 400);
+    assert_string_equal(error_code(out, code, sizeof(code)), "bad-name");
+    /* Cross-site: refused before the token is looked at. */
+    snprintf(body, sizeof(body),
+             "{\"token\":\"%s\",\"name\":\"Root\",\"password\":\"" PASSWORD "\"}", token);
+    assert_int_equal(post("/api/setup", "application/json", "Origin: http://evil.example\r\n", body,
+                          out, sizeof(out)),
+                     403);
+    assert_string_equal(error_code(out, code, sizeof(code)), "bad-origin");
+    assert_int_equal(post("/api/setup", "application/json", NULL, body, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"role\":\"admin\""));
+    const char *c = strstr(out, "palaver_session=");
+    assert_non_null(c);
+    char hdr[256];
+    snprintf(hdr, sizeof(hdr), "Cookie: palaver_session=%.43s\r\n", c + 16);
+    assert_int_equal(get("/api/me", hdr, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"name\":\"Root\""));
+    /* Spent: the same token again is refused, with another name too. */
+    snprintf(body, sizeof(body),
+             "{\"token\":\"%s\",\"name\":\"Other\",\"password\":\"" PASSWORD "\"}", token);
+    assert_int_equal(post("/api/setup", "application/json", NULL, body, out, sizeof(out)), 403);
+    assert_false(srv_log_has(&s2, PASSWORD));
+    /* A restart with an admin there logs no link. */
+    assert_int_equal(srv_stop(&s2), 0);
+    assert_int_equal(srv_start(&s2, args), 0);
+    assert_false(srv_log_has(&s2, "/setup#"));
+    server.port = port;
+    assert_int_equal(srv_stop(&s2), 0);
+    tmpdir_remove(d2);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -356,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_api_refusals),
         cmocka_unit_test(test_websocket_identity),
         cmocka_unit_test(test_session_survives_restart),
+        cmocka_unit_test(test_setup_link),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
