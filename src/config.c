@@ -51,6 +51,7 @@ void pv_config_defaults(struct pv_config *c)
     c->drain_timeout_ms = 5000;
     c->log_level = PV_LOG_INFO;
     snprintf(c->data_dir, sizeof(c->data_dir), "%s", "var");
+    snprintf(c->registration, sizeof(c->registration), "%s", "invite");
     c->history_keep = 100000;
     c->history_max_bytes = 256u << 20;
     c->history_share = 25;
@@ -188,6 +189,11 @@ static const struct setting settings[] = {
     U("resume-limit", 0, resume_limit, 0, 1000000, "N", NULL,
       "most missed messages replayed to a reconnecting client; beyond that it gets a reset "
       "(default %D)"),
+    S("registration", 0, K_STR, registration, "MODE",
+      "Accounts (docs/accounts.md). The first admin comes from the setup link in the log, or "
+      "palaverd --create-admin NAME.",
+      "who may make an account: invite (with an invite from an admin or moderator), open "
+      "(anyone who opens the page) or closed (admins, from a shell) (default %D)"),
     S("log-level", 0, K_LEVEL, log_level, "LEVEL", "Logging",
       "err, warning, notice, info or debug (default %D)"),
 };
@@ -388,6 +394,11 @@ int pv_config_parse_text(struct pv_config *c, const char *text, size_t len, cons
 
 int pv_config_check(struct pv_config *c, char *err, size_t errsz)
 {
+    if (strcmp(c->registration, "invite") != 0 && strcmp(c->registration, "open") != 0 &&
+        strcmp(c->registration, "closed") != 0) {
+        errf(err, errsz, "registration must be invite, open or closed, not '%s'", c->registration);
+        return -1;
+    }
     if (c->writers_max < c->writers)
         c->writers_max = c->writers;
     if (c->max_text > c->max_message) {

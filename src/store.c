@@ -650,8 +650,9 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
  *  1: messages gains sender and bytes (what retention counts, back-filled
  *     from the JSON), and an index on (sender, seq, bytes).
  *  2: users and sessions (accounts.h: only hashes of passwords and session
- *     tokens). */
-#define SCHEMA_VERSION 2
+ *     tokens).
+ *  3: invites (only the hash of each code). */
+#define SCHEMA_VERSION 3
 
 static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
 {
@@ -696,6 +697,14 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
         "addr TEXT NOT NULL DEFAULT '');"
         "CREATE INDEX sessions_by_user ON sessions(user_id);"
         "PRAGMA user_version = 2;"
+        "COMMIT",
+        /* 2 -> 3 */
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE invites (code_hash TEXT PRIMARY KEY, "
+        "created_by INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, "
+        "role TEXT NOT NULL CHECK (role IN ('admin', 'moderator', 'member')), "
+        "created INTEGER NOT NULL, expires INTEGER NOT NULL, uses_left INTEGER NOT NULL);"
+        "PRAGMA user_version = 3;"
         "COMMIT",
     };
     _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");

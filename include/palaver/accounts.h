@@ -73,6 +73,30 @@ int pv_accounts_setup(struct pv_accounts *a, const char *token, const char *name
                       const char *password, const char *addr, struct pv_account *out,
                       char session[PV_TOKEN_CHARS + 1], const char **code, char *err, size_t errsz);
 
+/* Invites (accounts.md): an admin makes one for any role, a moderator
+ * for members only ("forbidden" otherwise). Its code (base64url of 32
+ * random bytes) goes to `code_out`; only its hash is stored, with the role
+ * it gives, its expiry (1..PV_INVITE_MAX_HOURS) and its uses
+ * (1..PV_INVITE_MAX_USES). */
+#define PV_INVITE_HOURS 168 /* when the request names none: a week */
+#define PV_INVITE_MAX_HOURS 720
+#define PV_INVITE_MAX_USES 1000
+int pv_accounts_invite(struct pv_accounts *a, const struct pv_account *by, const char *role,
+                       unsigned hours, unsigned uses, char code_out[PV_TOKEN_CHARS + 1],
+                       const char **code, char *err, size_t errsz);
+
+/* Registration, by the `registration` setting (`mode`): "invite" needs a
+ * live invite, one use of which is spent in the same transaction that
+ * creates the account (its role is the invite's); "open" needs none
+ * (member); "closed" refuses ("registration-closed"). Errors:
+ * "bad-invite", and those of pv_accounts_create(). The new account is
+ * signed in: its session token to `session` ("" if it could not be
+ * stored). */
+int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *invite,
+                         const char *name, const char *password, const char *addr,
+                         struct pv_account *out, char session[PV_TOKEN_CHARS + 1],
+                         const char **code, char *err, size_t errsz);
+
 /* True if some account has the admin role. */
 bool pv_accounts_has_admin(struct pv_accounts *a);
 

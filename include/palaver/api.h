@@ -4,6 +4,8 @@
  *   POST /api/logout  ends the cookie's session -> 200, cookie cleared
  *   POST /api/setup   {"token","name","password"}: the first admin, from the
  *                     one-time setup link -> 200 {"user":{...}} + session cookie
+ *   POST /api/invites {"role","hours","uses"} (admin, moderator) -> 200 {"code",...}
+ *   POST /api/register {"invite","name","password"} -> 200 {"user":{...}} + cookie
  *   GET  /api/me      the signed-in account -> 200 {"user":{...}}, or
  *                     {"user":null} for a guest (and a cookie whose session
  *                     has ended is cleared)
@@ -34,6 +36,7 @@ struct pv_live;
 struct pv_api {
     struct pv_accounts *accounts; /* NULL: no data directory, accounts unavailable */
     struct pv_live *live;
+    const char *registration; /* "invite", "open" or "closed" (the setting) */
 };
 
 void pv_api_register(struct mg_context *ctx, struct pv_api *api);

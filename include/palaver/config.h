@@ -75,6 +75,7 @@ struct pv_config {
     unsigned data_max_pages;    /* cap on the database size in 4 KiB pages; 0 = none */
     char config_path[PATH_MAX]; /* the file read (it may not exist) */
     char create_admin[256];     /* --create-admin NAME, "" otherwise */
+    char registration[16];      /* "invite", "open" or "closed" (accounts.h) */
 };
 
 enum pv_config_action {

@@ -41,7 +41,8 @@ struct throttle {
 struct pv_accounts {
     pthread_mutex_t mu;
     sqlite3 *db;
-    sqlite3_stmt *by_key, *insert, *session, *touch, *open_session, *end_session, *admins;
+    sqlite3_stmt *by_key, *insert, *session, *touch, *open_session, *end_session, *admins,
+        *insert_invite, *spend_invite;
     struct throttle throttle[THROTTLE_SLOTS];
     sem_t slots;
     atomic_uint waiters;
@@ -52,6 +53,11 @@ struct pv_accounts {
     int64_t setup_until;
     bool setup_busy;
 };
+
+static void token_hash(const char *token, char out[65]);
+static bool token_well_formed(const char *t);
+static bool open_session(struct pv_accounts *a, int64_t id, const char *addr, int64_t now,
+                         char token[PV_TOKEN_CHARS + 1]);
 
 static int64_t now_s(void)
 {
@@ -153,7 +159,15 @@ struct pv_accounts *pv_accounts_open(const char *dir, char *err, size_t errsz)
                 "VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
                 &a->open_session, err, errsz) ||
         prepare(a, "DELETE FROM sessions WHERE token_hash = ?1", &a->end_session, err, errsz) ||
-        prepare(a, "SELECT count(*) FROM users WHERE role = 'admin'", &a->admins, err, errsz))
+        prepare(a, "SELECT count(*) FROM users WHERE role = 'admin'", &a->admins, err, errsz) ||
+        prepare(a,
+                "INSERT INTO invites (code_hash, created_by, role, created, expires, uses_left) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &a->insert_invite, err, errsz) ||
+        prepare(a,
+                "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = ?1 AND "
+                "uses_left > 0 AND expires > ?2 RETURNING role",
+                &a->spend_invite, err, errsz))
         goto fail;
     /* Unknown names are verified against this, so that a wrong name costs
      * what a wrong password costs (accounts.h). */
@@ -176,8 +190,9 @@ void pv_accounts_close(struct pv_accounts *a)
 {
     if (!a)
         return;
-    sqlite3_stmt *all[] = {a->by_key,       a->insert,      a->session, a->touch,
-                           a->open_session, a->end_session, a->admins};
+    sqlite3_stmt *all[] = {a->by_key, a->insert,        a->session,
+                           a->touch,  a->open_session,  a->end_session,
+                           a->admins, a->insert_invite, a->spend_invite};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(a->db);
@@ -205,13 +220,19 @@ static bool name_and_key(const char *name, char out[PV_NAME_MAX_BYTES + 1],
     return true;
 }
 
-int pv_accounts_create(struct pv_accounts *a, const char *name, const char *password,
-                       const char *role, struct pv_account *out, const char **code, char *err,
-                       size_t errsz)
+/* What every new account passes before anything is stored: the name's
+ * profile and key, the password's length, and its hash (the gate). */
+struct new_account {
+    char display[PV_NAME_MAX_BYTES + 1];
+    char key[PV_NAME_KEY_MAX];
+    char hash[crypto_pwhash_STRBYTES];
+};
+
+static int prepare_account(struct pv_accounts *a, const char *name, const char *password,
+                           struct new_account *na, const char **code, char *err, size_t errsz)
 {
-    char display[PV_NAME_MAX_BYTES + 1], key[PV_NAME_KEY_MAX], hash[crypto_pwhash_STRBYTES];
     const char *why = NULL;
-    if (!name_and_key(name, display, key, &why)) {
+    if (!name_and_key(name, na->display, na->key, &why)) {
         *code = "bad-name";
         snprintf(err, errsz, "%s", why);
         return -1;
@@ -222,7 +243,7 @@ int pv_accounts_create(struct pv_accounts *a, const char *name, const char *pass
         snprintf(err, errsz, "a password has %d to %d bytes", PV_PASSWORD_MIN, PV_PASSWORD_MAX);
         return -1;
     }
-    int h = hash_password(a, hash, password);
+    int h = hash_password(a, na->hash, password);
     if (h != 0) {
         *code = h > 0 ? "busy" : "failed";
         snprintf(err, errsz, "%s",
@@ -230,27 +251,30 @@ int pv_accounts_create(struct pv_accounts *a, const char *name, const char *pass
                        : "the password could not be hashed (out of memory?)");
         return -1;
     }
-    pthread_mutex_lock(&a->mu);
+    return 0;
+}
+
+/* Stores a prepared account. Under mu. */
+static int insert_user(struct pv_accounts *a, const struct new_account *na, const char *role,
+                       struct pv_account *out, const char **code, char *err, size_t errsz)
+{
     sqlite3_stmt *st = a->insert;
-    sqlite3_bind_text(st, 1, display, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, na->display, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, na->key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, na->hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, role, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now_s());
     int rc = sqlite3_step(st);
     int ext = sqlite3_extended_errcode(a->db);
-    if (rc != SQLITE_DONE)
-        snprintf(err, errsz, "%s", sqlite3_errmsg(a->db));
-    else if (out)
-        *out = (struct pv_account){.id = sqlite3_last_insert_rowid(a->db)};
     if (rc == SQLITE_DONE && out) {
-        snprintf(out->name, sizeof(out->name), "%s", display);
+        *out = (struct pv_account){.id = sqlite3_last_insert_rowid(a->db)};
+        snprintf(out->name, sizeof(out->name), "%s", na->display);
         snprintf(out->role, sizeof(out->role), "%s", role);
+    } else if (rc != SQLITE_DONE) {
+        snprintf(err, errsz, "%s", sqlite3_errmsg(a->db));
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    pthread_mutex_unlock(&a->mu);
-    sodium_memzero(hash, sizeof(hash));
     if (rc == SQLITE_DONE)
         return 0;
     if (ext == SQLITE_CONSTRAINT_UNIQUE) {
@@ -260,6 +284,132 @@ int pv_accounts_create(struct pv_accounts *a, const char *name, const char *pass
         *code = "failed";
     }
     return -1;
+}
+
+int pv_accounts_create(struct pv_accounts *a, const char *name, const char *password,
+                       const char *role, struct pv_account *out, const char **code, char *err,
+                       size_t errsz)
+{
+    struct new_account na;
+    if (prepare_account(a, name, password, &na, code, err, errsz) != 0)
+        return -1;
+    pthread_mutex_lock(&a->mu);
+    int rc = insert_user(a, &na, role, out, code, err, errsz);
+    pthread_mutex_unlock(&a->mu);
+    sodium_memzero(&na, sizeof(na));
+    return rc;
+}
+
+static bool role_valid(const char *role)
+{
+    return strcmp(role, "member") == 0 || strcmp(role, "moderator") == 0 ||
+           strcmp(role, "admin") == 0;
+}
+
+int pv_accounts_invite(struct pv_accounts *a, const struct pv_account *by, const char *role,
+                       unsigned hours, unsigned uses, char code_out[PV_TOKEN_CHARS + 1],
+                       const char **code, char *err, size_t errsz)
+{
+    bool admin = strcmp(by->role, "admin") == 0;
+    if (!admin && strcmp(by->role, "moderator") != 0) {
+        *code = "forbidden";
+        snprintf(err, errsz, "only admins and moderators make invites");
+        return -1;
+    }
+    if (!role_valid(role) || (!admin && strcmp(role, "member") != 0)) {
+        *code = "forbidden";
+        snprintf(err, errsz, "%s",
+                 role_valid(role) ? "moderators invite members only"
+                                  : "role must be member, moderator or admin");
+        return -1;
+    }
+    if (hours < 1 || hours > PV_INVITE_MAX_HOURS || uses < 1 || uses > PV_INVITE_MAX_USES) {
+        *code = "bad-request";
+        snprintf(err, errsz, "an invite lasts 1 to %d hours and serves 1 to %d people",
+                 PV_INVITE_MAX_HOURS, PV_INVITE_MAX_USES);
+        return -1;
+    }
+    unsigned char raw[32];
+    char stored[65];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(code_out, PV_TOKEN_CHARS + 1, raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof(raw));
+    token_hash(code_out, stored);
+    int64_t now = now_s();
+    pthread_mutex_lock(&a->mu);
+    sqlite3_stmt *st = a->insert_invite;
+    sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, by->id);
+    sqlite3_bind_text(st, 3, role, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 5, now + (int64_t)hours * 3600);
+    sqlite3_bind_int64(st, 6, uses);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&a->mu);
+    if (rc != SQLITE_DONE) {
+        *code = "failed";
+        snprintf(err, errsz, "the invite could not be saved");
+        return -1;
+    }
+    return 0;
+}
+
+int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *invite,
+                         const char *name, const char *password, const char *addr,
+                         struct pv_account *out, char session[PV_TOKEN_CHARS + 1],
+                         const char **code, char *err, size_t errsz)
+{
+    bool open_mode = strcmp(mode, "open") == 0;
+    if (strcmp(mode, "closed") == 0 || (!open_mode && strcmp(mode, "invite") != 0)) {
+        *code = "registration-closed";
+        snprintf(err, errsz, "accounts are made by the admins here");
+        return -1;
+    }
+    char stored[65] = "";
+    if (!open_mode) {
+        if (!invite || !token_well_formed(invite)) {
+            *code = "bad-invite";
+            snprintf(err, errsz, "an invite is needed (ask an admin or moderator)");
+            return -1;
+        }
+        token_hash(invite, stored);
+    }
+    struct new_account na;
+    if (prepare_account(a, name, password, &na, code, err, errsz) != 0)
+        return -1;
+    char role[16] = "member";
+    int rc = -1;
+    int64_t now = now_s();
+    pthread_mutex_lock(&a->mu);
+    /* One use of the invite and the account, in one transaction: two
+     * people racing for the last use cannot both get in. */
+    sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (!open_mode) {
+        sqlite3_stmt *st = a->spend_invite;
+        sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        bool spent = sqlite3_step(st) == SQLITE_ROW;
+        if (spent)
+            snprintf(role, sizeof(role), "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (!spent) {
+            *code = "bad-invite";
+            snprintf(err, errsz, "this invite is not valid (used up, expired or unknown)");
+            goto done;
+        }
+    }
+    rc = insert_user(a, &na, role, out, code, err, errsz);
+done:
+    sqlite3_exec(a->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    if (rc == 0 && !open_session(a, out->id, addr, now, session))
+        session[0] = '\0';
+    pthread_mutex_unlock(&a->mu);
+    sodium_memzero(&na, sizeof(na));
+    return rc;
 }
 
 bool pv_accounts_has_admin(struct pv_accounts *a)

@@ -227,6 +227,113 @@ static int on_setup(struct mg_connection *conn, void *ud)
                  strcmp(code, "name-taken") == 0 ? "Conflict" : "Bad Request", code, why, NULL);
 }
 
+/* The HTTP status of an accounts error code. */
+static int status_of(const char *code, const char **reason)
+{
+    static const struct {
+        const char *code;
+        int status;
+        const char *reason;
+    } map[] = {
+        {"bad-name", 400, "Bad Request"},    {"bad-password", 400, "Bad Request"},
+        {"bad-request", 400, "Bad Request"}, {"name-taken", 409, "Conflict"},
+        {"bad-invite", 403, "Forbidden"},    {"registration-closed", 403, "Forbidden"},
+        {"forbidden", 403, "Forbidden"},     {"busy", 503, "Service Unavailable"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(map[i].code, code) == 0) {
+            *reason = map[i].reason;
+            return map[i].status;
+        }
+    *reason = "Internal Server Error";
+    return 500;
+}
+
+static int accounts_error(struct mg_connection *conn, const char *code, const char *why)
+{
+    const char *reason;
+    int status = status_of(code, &reason);
+    return error(conn, status, reason, code, status == 500 ? "the account could not be saved" : why,
+                 status == 503 ? "Retry-After: 1\r\n" : NULL);
+}
+
+/* An invite, made by a signed-in admin or moderator (accounts.h). */
+static int on_invites(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    struct pv_account by;
+    if (pv_api_session(api->accounts, conn, &by) != 1)
+        return error(conn, 401, "Unauthorized", "not-signed-in", "sign in first", NULL);
+    json_t *root = read_body(conn);
+    if (!root)
+        return 400;
+    const char *role = json_string_value(json_object_get(root, "role"));
+    json_t *h = json_object_get(root, "hours"), *u = json_object_get(root, "uses");
+    json_int_t hours = h ? (json_is_integer(h) ? json_integer_value(h) : -1) : PV_INVITE_HOURS;
+    json_int_t uses = u ? (json_is_integer(u) ? json_integer_value(u) : -1) : 1;
+    char invite[PV_TOKEN_CHARS + 1], why[256], role_copy[16];
+    snprintf(role_copy, sizeof(role_copy), "%s", role ? role : "member");
+    json_decref(root);
+    const char *code = "failed";
+    if (hours < 1 || hours > PV_INVITE_MAX_HOURS || uses < 1 || uses > PV_INVITE_MAX_USES)
+        hours = 0; /* refused below, with the bounds */
+    if (pv_accounts_invite(api->accounts, &by, role_copy, (unsigned)hours, (unsigned)uses, invite,
+                           &code, why, sizeof(why)) != 0) {
+        pv_notice("invite refused to id=%lld name=\"%s\" role=%s from %s:%d: %s", (long long)by.id,
+                  by.name, by.role, ri->remote_addr, ri->remote_port, why);
+        return accounts_error(conn, code, why);
+    }
+    pv_notice("invite made by id=%lld name=\"%s\": role %s, %lld use(s), %lld h", (long long)by.id,
+              by.name, role_copy, (long long)uses, (long long)hours);
+    char link[PV_TOKEN_CHARS + 16];
+    snprintf(link, sizeof(link), "/register#%s", invite);
+    return reply(conn, 200, "OK", NULL,
+                 json_pack("{s:s, s:s, s:s, s:I, s:I}", "code", invite, "link", link, "role",
+                           role_copy, "hours", hours, "uses", uses));
+}
+
+/* A new account: with an invite, or without one where registration is
+ * open; signed in at once. */
+static int on_register(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    json_t *root = read_body(conn);
+    if (!root)
+        return 400;
+    const char *invite = string_field(root, "invite"), *name = string_field(root, "name"),
+               *password = string_field(root, "password");
+    if (!name || !password) {
+        json_decref(root);
+        return error(conn, 400, "Bad Request", "bad-request",
+                     "\"name\" and \"password\" must be strings", NULL);
+    }
+    struct pv_account u;
+    char session[PV_TOKEN_CHARS + 1] = "", why[256];
+    const char *code = "failed";
+    int r = pv_accounts_register(api->accounts, api->registration, invite, name, password,
+                                 ri->remote_addr, &u, session, &code, why, sizeof(why));
+    json_decref(root);
+    if (r != 0) {
+        pv_notice("registration refused from %s:%d: %s (%s)", ri->remote_addr, ri->remote_port,
+                  code, why);
+        return accounts_error(conn, code, why);
+    }
+    pv_info("registered id=%lld name=\"%s\" role=%s from %s:%d", (long long)u.id, u.name, u.role,
+            ri->remote_addr, ri->remote_port);
+    char headers[256];
+    cookie_header(headers, sizeof(headers), session, (long)PV_SESSION_DAYS * 86400);
+    return reply(conn, 200, "OK", session[0] ? headers : NULL,
+                 json_pack("{s:o}", "user", user_json(&u)));
+}
+
 static int on_logout(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
@@ -260,17 +367,34 @@ static int on_me(struct mg_connection *conn, void *ud)
 
 /* /setup#<token> (the link in the log): the page is setup.html; a
  * redirect keeps the fragment, which the browser never sent. */
+static int redirect(struct mg_connection *conn, const char *to)
+{
+    mg_printf(conn,
+              "HTTP/1.1 302 Found\r\nLocation: %s\r\nCache-Control: no-store\r\n"
+              "Content-Length: 0\r\n\r\n",
+              to);
+    return 302;
+}
+
 static int on_setup_page(struct mg_connection *conn, void *ud)
 {
     (void)ud;
-    mg_printf(conn, "HTTP/1.1 302 Found\r\nLocation: /setup.html\r\nCache-Control: no-store\r\n"
-                    "Content-Length: 0\r\n\r\n");
-    return 302;
+    return redirect(conn, "/setup.html");
+}
+
+/* /register#<invite> (the link an invite gives): register.html. */
+static int on_register_page(struct mg_connection *conn, void *ud)
+{
+    (void)ud;
+    return redirect(conn, "/register.html");
 }
 
 void pv_api_register(struct mg_context *ctx, struct pv_api *api)
 {
     mg_set_request_handler(ctx, "/setup$", on_setup_page, api);
+    mg_set_request_handler(ctx, "/register$", on_register_page, api);
+    mg_set_request_handler(ctx, "/api/invites$", on_invites, api);
+    mg_set_request_handler(ctx, "/api/register$", on_register, api);
     mg_set_request_handler(ctx, "/api/login$", on_login, api);
     mg_set_request_handler(ctx, "/api/logout$", on_logout, api);
     mg_set_request_handler(ctx, "/api/me$", on_me, api);

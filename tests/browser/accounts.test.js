@@ -141,3 +141,54 @@ test('the setup link from the log makes the first admin, once', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an invite link: register, chat as the new member', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'palaver-invite-'));
+  const made = spawnSync(PALAVERD, ['--config', '/dev/null', '--data-dir', dir, '--create-admin', 'Alice'],
+    { input: 'correct horse battery\n', encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const browser = await launch();
+  const srv = await startPalaverd({ args: ['--data-dir', dir] });
+  try {
+    // The admin signs in and makes an invite (the panel is to come: the API).
+    const admin = await browser.visitor({ name: 'x' });
+    await admin.goto(srv.url);
+    await connected(admin);
+    await admin.click('#signin');
+    await admin.fill('#signin-name', 'Alice');
+    await admin.fill('#signin-password', 'correct horse battery');
+    await admin.click('#signin-form button[type=submit]');
+    await admin.locator('#account', { hasText: 'Signed in as Alice (admin)' }).waitFor();
+    const inv = await admin.evaluate(() => fetch('/api/invites', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"uses":1}',
+    }).then((r) => r.json()));
+    assert.match(inv.link, /^\/register#[A-Za-z0-9_-]{43}$/);
+
+    const carol = await browser.visitor();
+    await carol.goto(new URL(inv.link, srv.url).href);
+    await carol.waitForURL((u) => !u.hash); // the code left the address bar
+    await carol.fill('#register-name', 'Carol');
+    await carol.fill('#register-password', 'another long one');
+    await carol.click('#register-form button[type=submit]');
+    await carol.locator('#account', { hasText: 'Signed in as Carol (member)' }).waitFor({ timeout: 20000 });
+    await connected(carol);
+    await say(carol, 'hi, I am new here');
+    const m = admin.locator('#log .msg', { hasText: 'hi, I am new here' });
+    await m.waitFor();
+    assert.equal(await m.locator('.who').textContent(), 'Carol');
+    assert.equal(await m.locator('.role').count(), 0); // members carry no badge
+
+    // The same link again: used up, and the page says so.
+    const eve = await browser.visitor();
+    await eve.goto(new URL(inv.link, srv.url).href);
+    await eve.fill('#register-name', 'Eve');
+    await eve.fill('#register-password', 'another long one');
+    await eve.click('#register-form button[type=submit]');
+    await eve.locator('#register-error', { hasText: /not valid/ }).waitFor();
+    assert.deepEqual(carol.errors, []);
+  } finally {
+    await browser.close();
+    assert.equal(await stopPalaverd(srv), 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +415,139 @@ static void test_setup_link(void **state)
     tmpdir_remove(d2);
 }
 
+/* Signs in and returns "Cookie: palaver_session=...\r\n" in hdr. */
+static void session_header(const char *name, const char *password, char *hdr, size_t n)
+{
+    char out[4096], token[128];
+    assert_int_equal(sign_in(name, password, token, sizeof(token), out, sizeof(out)), 200);
+    snprintf(hdr, n, "Cookie: palaver_session=%s\r\n", token);
+}
+
+/* POST /api/invites as `hdr`'s account; the code to `code`. */
+static int invite(const char *hdr, const char *body, char *code, size_t n)
+{
+    char out[4096];
+    int status = post("/api/invites", "application/json", hdr, body, out, sizeof(out));
+    json_t *j = body_json(out);
+    snprintf(code, n, "%s",
+             j && json_string_value(json_object_get(j, "code"))
+                 ? json_string_value(json_object_get(j, "code"))
+                 : "");
+    json_decref(j);
+    return status;
+}
+
+static int do_register(const char *inv, const char *name, char *out, size_t n)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"invite\":\"%s\",\"name\":\"%s\",\"password\":\"%s\"}", inv,
+             name, PASSWORD);
+    return post("/api/register", "application/json", NULL, body, out, n);
+}
+
+struct racer {
+    const char *invite;
+    char name[32];
+    int status;
+};
+
+static void *race_main(void *arg)
+{
+    struct racer *r = arg;
+    char out[4096];
+    r->status = do_register(r->invite, r->name, out, sizeof(out));
+    return NULL;
+}
+
+/* Invites: admins for any role, moderators for members, members not at
+ * all; a code works as many times as it says and gives its role; a
+ * forged one nothing; two people racing for the last use: one gets in. */
+static void test_invites_and_registration(void **state)
+{
+    (void)state;
+    char admin[256], out[4096], code[128], c2[128], err[64];
+    session_header("alice", PASSWORD, admin, sizeof(admin));
+    assert_int_equal(invite(NULL, "{}", code, sizeof(code)), 401);
+    assert_int_equal(invite(admin, "{\"role\":\"member\",\"uses\":1}", code, sizeof(code)), 200);
+    assert_int_equal(strlen(code), 43);
+    assert_int_equal(invite(admin, "{\"role\":\"root\"}", c2, sizeof(c2)), 403);
+    assert_int_equal(invite(admin, "{\"uses\":0}", c2, sizeof(c2)), 400);
+
+    assert_int_equal(
+        do_register("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "Carol", out, sizeof(out)), 403);
+    assert_string_equal(error_code(out, err, sizeof(err)), "bad-invite");
+    assert_int_equal(do_register(code, "ALICE", out, sizeof(out)), 409); /* name-taken */
+    assert_int_equal(do_register(code, "Carol", out, sizeof(out)), 200); /* the refusal kept it */
+    assert_non_null(strstr(out, "\"role\":\"member\""));
+    assert_non_null(strstr(out, "palaver_session="));
+    assert_int_equal(do_register(code, "Carol2", out, sizeof(out)), 403); /* used up */
+    assert_string_equal(error_code(out, err, sizeof(err)), "bad-invite");
+
+    /* A member makes no invites. */
+    char member[256];
+    session_header("carol", PASSWORD, member, sizeof(member));
+    assert_int_equal(invite(member, "{}", c2, sizeof(c2)), 403);
+    /* A moderator's invite, from an admin's; a moderator invites members only. */
+    assert_int_equal(invite(admin, "{\"role\":\"moderator\",\"uses\":2}", code, sizeof(code)), 200);
+    assert_int_equal(do_register(code, "Dave", out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"role\":\"moderator\""));
+    char mod[256];
+    session_header("dave", PASSWORD, mod, sizeof(mod));
+    assert_int_equal(invite(mod, "{\"role\":\"admin\"}", c2, sizeof(c2)), 403);
+    assert_int_equal(invite(mod, "{\"role\":\"member\",\"hours\":1}", c2, sizeof(c2)), 200);
+
+    /* The last use, raced by 8: exactly one account. */
+    assert_int_equal(invite(admin, "{\"uses\":1}", code, sizeof(code)), 200);
+    struct racer r[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        r[i] = (struct racer){.invite = code};
+        snprintf(r[i].name, sizeof(r[i].name), "racer%d", i);
+        pthread_create(&t[i], NULL, race_main, &r[i]);
+    }
+    int won = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        won += r[i].status == 200;
+        assert_true(r[i].status == 200 || r[i].status == 403 || r[i].status == 503);
+    }
+    assert_int_equal(won, 1);
+    /* No invite code in the log. */
+    assert_false(srv_log_has(&server, code));
+}
+
+/* registration = closed: nobody registers, invite or not; = open: anyone,
+ * as a member. */
+static void test_registration_modes(void **state)
+{
+    (void)state;
+    char d2[256], out[4096], err[64];
+    int port = server.port;
+    for (int open = 0; open < 2; open++) {
+        struct srv s2 = {0};
+        assert_true(tmpdir_make(d2, sizeof(d2), "registration"));
+        const char *args[] = {"--data-dir", d2, "--registration", open ? "open" : "closed", NULL};
+        assert_int_equal(srv_start(&s2, args), 0);
+        server.port = s2.port;
+        assert_int_equal(post("/api/register", "application/json", NULL,
+                              "{\"name\":\"Erin\",\"password\":\"" PASSWORD "\"}", out,
+                              sizeof(out)),
+                         open ? 200 : 403);
+        if (open)
+            assert_non_null(strstr(out, "\"role\":\"member\""));
+        else
+            assert_string_equal(error_code(out, err, sizeof(err)), "registration-closed");
+        server.port = port;
+        assert_int_equal(srv_stop(&s2), 0);
+        tmpdir_remove(d2);
+    }
+    /* A value that is none of the three: palaverd will not start. */
+    const char *argv[] = {PALAVERD_PATH, "--config",       "/dev/null", "--registration",
+                          "maybe",       "--check-config", NULL};
+    assert_int_equal(run_capture(argv, NULL, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "registration must be invite, open or closed"));
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -424,6 +558,8 @@ int main(void)
         cmocka_unit_test(test_websocket_identity),
         cmocka_unit_test(test_session_survives_restart),
         cmocka_unit_test(test_setup_link),
+        cmocka_unit_test(test_invites_and_registration),
+        cmocka_unit_test(test_registration_modes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

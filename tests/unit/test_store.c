@@ -392,7 +392,7 @@ static void test_sender_share(void **state)
 }
 
 /* A database of schema 0 (palaver before retention by bytes) is upgraded
- * in place, through 1 to 2 (accounts): rows kept and counted, the history
+ * in place, through 1 and 2 (accounts) to 3 (invites): rows kept and counted, the history
  * id kept; one of a newer
  * schema is refused and left as it was. */
 static void test_schema_upgrade(void **state)
@@ -433,16 +433,18 @@ static void test_schema_upgrade(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
     sqlite3_finalize(st);
-    /* Version 2's accounts tables (accounts.h) came with the upgrade,
-     * empty, and take a user and a session. */
+    /* Versions 2 and 3's accounts tables (accounts.h) came with the upgrade,
+     * empty, and take a user, a session and an invite. */
     assert_int_equal(
         sqlite3_exec(db,
                      "INSERT INTO users (name, name_key, pass_hash, role, created) "
                      "VALUES ('ann', 'ann', '$argon2id$x', 'admin', 1);"
                      "INSERT INTO sessions (token_hash, user_id, created, last_used, expires) "
-                     "VALUES ('h', 1, 1, 1, 2);",
+                     "VALUES ('h', 1, 1, 1, 2);"
+                     "INSERT INTO invites (code_hash, created_by, role, created, expires, "
+                     "uses_left) VALUES ('c', 1, 'member', 1, 2, 1);",
                      NULL, NULL, NULL),
         SQLITE_OK);
     /* Roles are the three the server knows. */
