@@ -30,6 +30,7 @@ const signoutBtn = $('signout');
 const signinDialog = $('signin-dialog');
 const signinForm = $('signin-form');
 const signinError = $('signin-error');
+const registerLink = $('register-link');
 
 const NAME_KEY = 'palaver-name';
 const baseTitle = document.title;
@@ -48,6 +49,8 @@ const state = {
   unseenBelow: 0,      // arrived while scrolled up
   unreadHidden: 0,     // arrived while the tab was hidden
   account: null,       // {id, name, role} when signed in (GET /api/me), else a guest
+  auth: 'open',        // 'members': only signed-in people may connect (GET /api/me)
+  registration: 'closed', // 'open': anyone may make an account (/register)
 };
 
 // ---- connection ----------------------------------------------------------
@@ -88,13 +91,19 @@ function connect() {
   socket.onclose = () => {
     if (state.socket !== socket) return;
     state.socket = null;
-    // Refused before it opened: perhaps the session ended (signed out
-    // elsewhere, expired: the handshake answers 401). Asking /api/me
-    // clears a dead cookie, so the next attempt comes back as a guest.
-    if (!opened && state.account) refreshAccount();
     for (const ev of session.dropped('not confirmed: the connection dropped')) render(ev);
     if (!state.wanted) {
       setStatus('Disconnected', 'disconnected');
+      return;
+    }
+    if (!opened && (state.account || state.auth === 'members')) {
+      // Refused before it opened, signed in: perhaps the session ended
+      // (signed out elsewhere, expired: the handshake answers 401).
+      // /api/me clears a dead cookie and says whether the chat is for
+      // members. (A guest of an open chat just retries: asking on every
+      // failed attempt would add a failed request to each retry while
+      // palaverd restarts.)
+      refreshAccount().then(() => (needsSignin() ? askSignin() : scheduleReconnect()));
       return;
     }
     scheduleReconnect();
@@ -514,11 +523,36 @@ function showAccount() {
 async function refreshAccount() {
   try {
     const r = await fetch('/api/me', { credentials: 'same-origin', cache: 'no-store' });
-    state.account = r.ok ? (await r.json()).user : null;
+    if (r.ok) {
+      const me = await r.json();
+      state.account = me.user;
+      state.auth = me.auth || 'open';
+      state.registration = me.registration || 'closed';
+    }
   } catch {
-    state.account = null;
+    // Unreachable (a restart): what we knew stands.
   }
   showAccount();
+}
+
+const needsSignin = () => !state.account && state.auth === 'members';
+
+// A chat for members only, and nobody signed in: no connection, the
+// sign-in dialog instead.
+function askSignin() {
+  state.wanted = false;
+  clearTimeout(state.retryTimer);
+  clearInterval(state.countdown);
+  setStatus('Sign in to chat', 'disconnected');
+  connectBtn.disabled = true;
+  openSignin();
+}
+
+function openSignin() {
+  signinError.hidden = true;
+  registerLink.hidden = state.registration !== 'open';
+  if (!signinDialog.open) signinDialog.showModal();
+  $('signin-name').focus();
 }
 
 // Signing in or out changes who this page is: a new connection, whose
@@ -544,11 +578,7 @@ async function api(path, body) {
   return { ok: r.ok, status: r.status, data, retry: r.headers.get('Retry-After') };
 }
 
-signinBtn.addEventListener('click', () => {
-  signinError.hidden = true;
-  signinDialog.showModal();
-  $('signin-name').focus();
-});
+signinBtn.addEventListener('click', openSignin);
 $('signin-cancel').addEventListener('click', () => signinDialog.close());
 signinForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -563,6 +593,7 @@ signinForm.addEventListener('submit', async (ev) => {
     return;
   }
   state.account = r.data.user;
+  state.wanted = true;
   signinDialog.close();
   showAccount();
   reconnectAs();
@@ -572,11 +603,25 @@ signoutBtn.addEventListener('click', async () => {
   await api('/api/logout', {});
   state.account = null;
   showAccount();
-  reconnectAs();
+  if (needsSignin()) {
+    const s = state.socket;
+    state.socket = null;
+    if (s) {
+      s.onclose = null;
+      s.close(1000, 'signed out');
+    }
+    askSignin();
+  } else {
+    reconnectAs();
+  }
 });
 
 updateCounter();
 refreshAccount().then(() => {
+  if (needsSignin()) {
+    askSignin();
+    return;
+  }
   connect();
   if (!state.account && !localStorage.getItem(NAME_KEY)) askName();
   else text.focus();

@@ -52,6 +52,7 @@ void pv_config_defaults(struct pv_config *c)
     c->log_level = PV_LOG_INFO;
     snprintf(c->data_dir, sizeof(c->data_dir), "%s", "var");
     snprintf(c->registration, sizeof(c->registration), "%s", "invite");
+    snprintf(c->auth, sizeof(c->auth), "%s", "open");
     c->history_keep = 100000;
     c->history_max_bytes = 256u << 20;
     c->history_share = 25;
@@ -189,9 +190,12 @@ static const struct setting settings[] = {
     U("resume-limit", 0, resume_limit, 0, 1000000, "N", NULL,
       "most missed messages replayed to a reconnecting client; beyond that it gets a reset "
       "(default %D)"),
-    S("registration", 0, K_STR, registration, "MODE",
+    S("auth", 0, K_STR, auth, "MODE",
       "Accounts (docs/accounts.md). The first admin comes from the setup link in the log, or "
       "palaverd --create-admin NAME.",
+      "open: guests chat and people may sign in; members: only signed-in people may open a "
+      "WebSocket (others get HTTP 401) (default %D; SIGHUP changes it for new connections)"),
+    S("registration", 0, K_STR, registration, "MODE", NULL,
       "who may make an account: invite (with an invite from an admin or moderator), open "
       "(anyone who opens the page) or closed (admins, from a shell) (default %D)"),
     S("log-level", 0, K_LEVEL, log_level, "LEVEL", "Logging",
@@ -397,6 +401,10 @@ int pv_config_check(struct pv_config *c, char *err, size_t errsz)
     if (strcmp(c->registration, "invite") != 0 && strcmp(c->registration, "open") != 0 &&
         strcmp(c->registration, "closed") != 0) {
         errf(err, errsz, "registration must be invite, open or closed, not '%s'", c->registration);
+        return -1;
+    }
+    if (strcmp(c->auth, "open") != 0 && strcmp(c->auth, "members") != 0) {
+        errf(err, errsz, "auth must be open or members, not '%s'", c->auth);
         return -1;
     }
     if (c->writers_max < c->writers)
@@ -625,6 +633,7 @@ void pv_config_take_live(struct pv_config *dst, const struct pv_config *src)
     dst->max_per_ip = src->max_per_ip;
     memcpy(dst->allowed_origins, src->allowed_origins, sizeof(dst->allowed_origins));
     memcpy(dst->allowed_hosts, src->allowed_hosts, sizeof(dst->allowed_hosts));
+    memcpy(dst->auth, src->auth, sizeof(dst->auth));
 }
 
 bool pv_config_live_equal(const struct pv_config *a, const struct pv_config *b, char *what,

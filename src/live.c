@@ -39,6 +39,7 @@ void pv_live_init(struct pv_live *l, const struct pv_config *c)
     atomic_init(&l->rate_limit, c->rate_limit);
     atomic_init(&l->rate_burst, c->rate_burst);
     atomic_init(&l->max_per_ip, c->max_per_ip);
+    atomic_init(&l->members_only, strcmp(c->auth, "members") == 0);
     atomic_init(&l->origins, dup_str(c->allowed_origins));
     atomic_init(&l->hosts, dup_str(c->allowed_hosts));
     l->retired = NULL;
@@ -62,6 +63,11 @@ void pv_live_update(struct pv_live *l, const struct pv_config *old, const struct
     if (old->max_per_ip != c->max_per_ip) {
         atomic_store_explicit(&l->max_per_ip, c->max_per_ip, memory_order_relaxed);
         pv_notice("reload: max-per-ip %u -> %u", old->max_per_ip, c->max_per_ip);
+    }
+    if (strcmp(old->auth, c->auth) != 0) {
+        atomic_store_explicit(&l->members_only, strcmp(c->auth, "members") == 0,
+                              memory_order_relaxed);
+        pv_notice("reload: auth %s -> %s (new connections; open ones stay)", old->auth, c->auth);
     }
     if (strcmp(old->allowed_origins, c->allowed_origins) != 0) {
         publish(l, &l->origins, c->allowed_origins);

@@ -150,6 +150,15 @@ static int on_connect(const struct mg_connection *conn, void *ud)
         return refuse(conn, 401, "Unauthorized",
                       "your session has ended (signed out, expired or revoked): sign in again\n");
     }
+    if (s == 0 && atomic_load_explicit(&ws->live->members_only, memory_order_relaxed)) {
+        static struct pv_log_limit lim = PV_LOG_LIMIT("WebSockets refused without a session");
+        if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
+            pv_notice("refused WebSocket from %s: auth = members and it has no session; "
+                      "answered 401",
+                      peer);
+        return refuse(conn, 401, "Unauthorized",
+                      "this chat is for members: sign in on the chat page first\n");
+    }
     handshake_account.set = s == 1;
     return 0;
 }

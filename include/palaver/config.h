@@ -76,6 +76,7 @@ struct pv_config {
     char config_path[PATH_MAX]; /* the file read (it may not exist) */
     char create_admin[256];     /* --create-admin NAME, "" otherwise */
     char registration[16];      /* "invite", "open" or "closed" (accounts.h) */
+    char auth[16];              /* "open" or "members"; live (live.h) */
 };
 
 enum pv_config_action {

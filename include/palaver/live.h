@@ -1,6 +1,7 @@
 /* live.h -- the settings SIGHUP can change while palaverd runs: the
- * message-rate limit and burst, the per-IP connection limit and the
- * allowed origins and hosts (the log level lives in log.c).
+ * message-rate limit and burst, the per-IP connection limit, the
+ * allowed origins and hosts, and whether only members may connect (the
+ * log level lives in log.c).
  *
  * Threads: main writes (at start and on SIGHUP); CivetWeb workers read.
  * Numbers are atomics (relaxed: each is used on its own, a handshake or a
@@ -20,6 +21,7 @@ struct pv_live {
     atomic_uint rate_limit;
     atomic_uint rate_burst;
     atomic_uint max_per_ip;
+    atomic_bool members_only; /* auth = members: a WebSocket needs a session */
     _Atomic(const char *) origins;
     _Atomic(const char *) hosts; /* --allowed-hosts, same rules as origins */
     struct retired *retired;     /* main only */

@@ -360,9 +360,13 @@ static int on_me(struct mg_connection *conn, void *ud)
     /* A cookie whose session has ended is cleared: the page's next
      * handshake then comes as a guest instead of being refused again. */
     cookie_header(headers, sizeof(headers), "", 0);
-    /* A guest is not an error: {"user":null} (a page asks on every load). */
+    /* A guest is not an error: {"user":null} (a page asks on every load),
+     * with what the page needs to know to offer sign-in or registration. */
+    bool members = atomic_load_explicit(&api->live->members_only, memory_order_relaxed);
     return reply(conn, 200, "OK", s < 0 ? headers : NULL,
-                 json_pack("{s:o}", "user", s == 1 ? user_json(&u) : json_null()));
+                 json_pack("{s:o, s:s, s:s}", "user", s == 1 ? user_json(&u) : json_null(),
+                           "auth", members ? "members" : "open", "registration",
+                           api->registration ? api->registration : "closed"));
 }
 
 /* /setup#<token> (the link in the log): the page is setup.html; a

@@ -82,7 +82,8 @@ test('sign in, chat as the account, reload and restart signed in, sign out', asy
     await connected(alice);
     await alice.locator('#me .me-name', { hasText: /^temp$/ }).waitFor();
     const me = await alice.evaluate(() => fetch('/api/me').then((r) => r.json()));
-    assert.deepEqual(me, { user: null });
+    assert.equal(me.user, null);
+    assert.equal(me.auth, 'open');
 
     // A wrong password: the dialog says so, and nobody is signed in;
     // at once again: the server's delay, said in the dialog.
@@ -186,6 +187,40 @@ test('an invite link: register, chat as the new member', async () => {
     await eve.click('#register-form button[type=submit]');
     await eve.locator('#register-error', { hasText: /not valid/ }).waitFor();
     assert.deepEqual(carol.errors, []);
+  } finally {
+    await browser.close();
+    assert.equal(await stopPalaverd(srv), 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('auth = members: the page asks to sign in and opens no connection until then', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'palaver-members-'));
+  const made = spawnSync(PALAVERD, ['--config', '/dev/null', '--data-dir', dir, '--create-admin', 'Mo'],
+    { input: 'correct horse battery\n', encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const browser = await launch();
+  const srv = await startPalaverd({ args: ['--data-dir', dir, '--auth', 'members', '--registration', 'open'] });
+  try {
+    const page = await browser.visitor();
+    const sockets = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await page.goto(srv.url);
+    await page.locator('#signin-dialog[open]').waitFor();
+    await page.locator('#status', { hasText: 'Sign in to chat' }).waitFor();
+    await page.locator('#register-link a[href="/register"]').waitFor(); // registration is open
+    assert.deepEqual(sockets, []);
+    await page.fill('#signin-name', 'mo');
+    await page.fill('#signin-password', 'correct horse battery');
+    await page.click('#signin-form button[type=submit]');
+    await page.locator('#account', { hasText: 'Signed in as Mo (admin)' }).waitFor();
+    await connected(page);
+    assert.equal(sockets.length, 1);
+    await page.click('#signout');
+    await page.locator('#status', { hasText: 'Sign in to chat' }).waitFor();
+    await page.locator('#signin-dialog[open]').waitFor();
+    assert.equal(sockets.length, 1); // no guest connection after signing out
+    assert.deepEqual(page.errors, []);
   } finally {
     await browser.close();
     assert.equal(await stopPalaverd(srv), 0);

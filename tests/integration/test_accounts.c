@@ -189,13 +189,13 @@ static void test_login_and_me(void **state)
     json_decref(j);
     /* A guest: no user. A forged cookie: no user, and the cookie cleared. */
     assert_int_equal(get("/api/me", NULL, out, sizeof(out)), 200);
-    assert_non_null(strstr(out, "{\"user\":null}"));
+    assert_non_null(strstr(out, "\"user\":null"));
     assert_null(strstr(out, "Set-Cookie"));
     assert_int_equal(get("/api/me",
                          "Cookie: palaver_session=forged-forged-forged-forged-forged-fo\r\n", out,
                          sizeof(out)),
                      200);
-    assert_non_null(strstr(out, "{\"user\":null}"));
+    assert_non_null(strstr(out, "\"user\":null"));
     assert_non_null(strstr(out, "palaver_session=; Max-Age=0"));
     /* No password or token in the log. */
     assert_false(srv_log_has(&server, PASSWORD));
@@ -318,7 +318,7 @@ static void test_websocket_identity(void **state)
     assert_int_equal(post("/api/logout", "application/json", hdr, "{}", out, sizeof(out)), 200);
     assert_non_null(strstr(out, "palaver_session=; Max-Age=0"));
     assert_int_equal(get("/api/me", hdr, out, sizeof(out)), 200);
-    assert_non_null(strstr(out, "{\"user\":null}"));
+    assert_non_null(strstr(out, "\"user\":null"));
     x = wsc_open(server.port, &(struct wsc_opts){.headers = hdr});
     assert_int_equal(x->status, 401);
     wsc_free(x);
@@ -548,6 +548,62 @@ static void test_registration_modes(void **state)
     assert_non_null(strstr(out, "registration must be invite, open or closed"));
 }
 
+/* auth = members: no WebSocket without a session, for any path or
+ * subprotocol (seed clients too); the page is told; SIGHUP switches it. */
+static void test_members_only(void **state)
+{
+    (void)state;
+    char d2[256], conf[300], out[4096];
+    struct srv s2 = {0};
+    assert_true(tmpdir_make(d2, sizeof(d2), "members"));
+    assert_int_equal(create_admin(d2, "Mo", PASSWORD, out, sizeof(out)), 0);
+    snprintf(conf, sizeof(conf), "%s/palaverd.conf", d2);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "auth = members\n");
+    fclose(f);
+    const char *args[] = {"--config", conf, "--data-dir", d2, NULL};
+    assert_int_equal(srv_start(&s2, args), 0);
+    int port = server.port;
+    server.port = s2.port;
+
+    struct wsc *g = wsc_open(s2.port, NULL);
+    assert_int_equal(g->status, 401);
+    assert_non_null(strstr(g->response, "for members"));
+    wsc_free(g);
+    g = wsc_open(s2.port, &(struct wsc_opts){.path = "/", .subprotocol = "sample-protocol"});
+    assert_int_equal(g->status, 401); /* seed 000's client too */
+    wsc_free(g);
+    assert_int_equal(get("/api/me", NULL, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"auth\":\"members\""));
+
+    char hdr[256];
+    session_header("mo", PASSWORD, hdr, sizeof(hdr));
+    struct wsc *m = wsc_open(s2.port, &(struct wsc_opts){.headers = hdr});
+    assert_int_equal(m->status, 101);
+    assert_int_equal(wsc_join(m, NULL, NULL), 0);
+
+    /* SIGHUP to open: guests come in; the member's connection stays. */
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "auth = open\n");
+    fclose(f);
+    kill(s2.pid, SIGHUP);
+    assert_true(srv_log_wait(&s2, "reload: auth members -> open", T));
+    g = wsc_open(s2.port, NULL);
+    assert_int_equal(g->status, 101);
+    assert_int_equal(wsc_join(g, NULL, NULL), 0);
+    assert_int_equal(wsc_send_chat(g, 1, "a guest again", ""), 0);
+    json_t *msg = wsc_expect(m, "message", T);
+    assert_non_null(msg);
+    json_decref(msg);
+    wsc_free(g);
+    wsc_free(m);
+    server.port = port;
+    assert_int_equal(srv_stop(&s2), 0);
+    tmpdir_remove(d2);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -560,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_setup_link),
         cmocka_unit_test(test_invites_and_registration),
         cmocka_unit_test(test_registration_modes),
+        cmocka_unit_test(test_members_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
