@@ -364,8 +364,8 @@ static int on_me(struct mg_connection *conn, void *ud)
      * with what the page needs to know to offer sign-in or registration. */
     bool members = atomic_load_explicit(&api->live->members_only, memory_order_relaxed);
     return reply(conn, 200, "OK", s < 0 ? headers : NULL,
-                 json_pack("{s:o, s:s, s:s}", "user", s == 1 ? user_json(&u) : json_null(),
-                           "auth", members ? "members" : "open", "registration",
+                 json_pack("{s:o, s:s, s:s}", "user", s == 1 ? user_json(&u) : json_null(), "auth",
+                           members ? "members" : "open", "registration",
                            api->registration ? api->registration : "closed"));
 }
 
