@@ -339,8 +339,20 @@ static void chaos_round(int churn_cycles, int floods, int flood_messages, bool r
      * 100 ms: under the sender's own rate limit, and the flooders' floods
      * are not. */
     int sent = 0;
+    /* Bounded: a round that cannot end says what it waits for (a flood is
+     * closed only when its worker takes it faster than the rate limit
+     * refills, which a sanitizer build on a loaded machine may not). */
+    int64_t round_end = mono_ms() + 150000;
     while (atomic_load(&ch[0].done) < ch[0].cycles || atomic_load(&ch[1].done) < ch[1].cycles ||
            atomic_load(&floods_running) > 0 || sent < 1000) {
+        if (mono_ms() > round_end) {
+            fprintf(stderr,
+                    "chaos: the round did not end in 150 s: churners %d/%d and %d/%d cycles, "
+                    "%d flooder(s) not closed, %d messages broadcast\n",
+                    atomic_load(&ch[0].done), ch[0].cycles, atomic_load(&ch[1].done), ch[1].cycles,
+                    atomic_load(&floods_running), sent);
+            fail();
+        }
         int64_t t0 = mono_ms();
         int n = send_stream(sender, sent, 100, 300, 16, T);
         assert_int_equal(n, 100);
