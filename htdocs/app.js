@@ -569,10 +569,18 @@ function reconnectAs() {
 }
 
 async function api(path, body) {
-  const r = await fetch(path, {
-    method: 'POST', credentials: 'same-origin', cache: 'no-store',
-    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
-  });
+  // 503 with Retry-After: every password-hash slot was busy (a burst of
+  // sign-ins); the server says when to come back, up to 10 times.
+  let r;
+  for (let attempt = 0; ; attempt++) {
+    r = await fetch(path, {
+      method: 'POST', credentials: 'same-origin', cache: 'no-store',
+      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const wait = Number(r.headers.get('Retry-After'));
+    if (r.status !== 503 || !(wait > 0) || attempt >= 10) break;
+    await new Promise((ok) => setTimeout(ok, wait * 1000 * (0.5 + Math.random())));
+  }
   let data = {};
   try { data = await r.json(); } catch { /* an empty or broken body */ }
   return { ok: r.ok, status: r.status, data, retry: r.headers.get('Retry-After') };
