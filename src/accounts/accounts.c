@@ -55,6 +55,17 @@ struct pv_accounts {
 };
 
 static void token_hash(const char *token, char out[65]);
+
+/* A new secret (session token, invite code, setup token): 32 bytes from
+ * libsodium's CSPRNG, base64url without padding (PV_TOKEN_CHARS). */
+static void new_token(char out[PV_TOKEN_CHARS + 1])
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(out, PV_TOKEN_CHARS + 1, raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof(raw));
+}
 static bool token_well_formed(const char *t);
 static bool open_session(struct pv_accounts *a, int64_t id, const char *addr, int64_t now,
                          char token[PV_TOKEN_CHARS + 1]);
@@ -329,12 +340,8 @@ int pv_accounts_invite(struct pv_accounts *a, const struct pv_account *by, const
                  PV_INVITE_MAX_HOURS, PV_INVITE_MAX_USES);
         return -1;
     }
-    unsigned char raw[32];
     char stored[65];
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2base64(code_out, PV_TOKEN_CHARS + 1, raw, sizeof(raw),
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(raw, sizeof(raw));
+    new_token(code_out);
     token_hash(code_out, stored);
     int64_t now = now_s();
     pthread_mutex_lock(&a->mu);
@@ -506,12 +513,8 @@ static bool token_well_formed(const char *t)
 static bool open_session(struct pv_accounts *a, int64_t id, const char *addr, int64_t now,
                          char token[PV_TOKEN_CHARS + 1])
 {
-    unsigned char raw[32];
     char stored[65];
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2base64(token, PV_TOKEN_CHARS + 1, raw, sizeof(raw),
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(raw, sizeof(raw));
+    new_token(token);
     token_hash(token, stored);
     sqlite3_stmt *st = a->open_session;
     sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);
@@ -594,11 +597,7 @@ bool pv_accounts_setup_token(struct pv_accounts *a, char token[PV_TOKEN_CHARS + 
 {
     if (pv_accounts_has_admin(a))
         return false;
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2base64(token, PV_TOKEN_CHARS + 1, raw, sizeof(raw),
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(raw, sizeof(raw));
+    new_token(token);
     pthread_mutex_lock(&a->mu);
     crypto_generichash(a->setup_hash, sizeof(a->setup_hash), (const unsigned char *)token,
                        strlen(token), NULL, 0);

@@ -180,6 +180,37 @@ static int on_login(struct mg_connection *conn, void *ud)
                  "Retry-After: 1\r\n");
 }
 
+/* The HTTP status of an accounts error code. */
+static int status_of(const char *code, const char **reason)
+{
+    static const struct {
+        const char *code;
+        int status;
+        const char *reason;
+    } map[] = {
+        {"bad-name", 400, "Bad Request"},          {"bad-password", 400, "Bad Request"},
+        {"bad-request", 400, "Bad Request"},       {"name-taken", 409, "Conflict"},
+        {"bad-invite", 403, "Forbidden"},          {"bad-token", 403, "Forbidden"},
+        {"registration-closed", 403, "Forbidden"}, {"forbidden", 403, "Forbidden"},
+        {"busy", 503, "Service Unavailable"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(map[i].code, code) == 0) {
+            *reason = map[i].reason;
+            return map[i].status;
+        }
+    *reason = "Internal Server Error";
+    return 500;
+}
+
+static int accounts_error(struct mg_connection *conn, const char *code, const char *why)
+{
+    const char *reason;
+    int status = status_of(code, &reason);
+    return error(conn, status, reason, code, status == 500 ? "the account could not be saved" : why,
+                 status == 503 ? "Retry-After: 1\r\n" : NULL);
+}
+
 /* The first admin, from the one-time setup link (accounts.h): created and
  * signed in. */
 static int on_setup(struct mg_connection *conn, void *ud)
@@ -214,47 +245,8 @@ static int on_setup(struct mg_connection *conn, void *ud)
         return reply(conn, 200, "OK", session[0] ? headers : NULL,
                      json_pack("{s:o}", "user", user_json(&u)));
     }
-    if (strcmp(code, "bad-token") == 0) {
-        pv_notice("setup refused from %s:%d: %s", ri->remote_addr, ri->remote_port, why);
-        return error(conn, 403, "Forbidden", code, why, NULL);
-    }
-    if (strcmp(code, "busy") == 0)
-        return error(conn, 503, "Service Unavailable", code, why, "Retry-After: 1\r\n");
-    if (strcmp(code, "failed") == 0)
-        return error(conn, 500, "Internal Server Error", code, "the account could not be saved",
-                     NULL);
-    return error(conn, strcmp(code, "name-taken") == 0 ? 409 : 400,
-                 strcmp(code, "name-taken") == 0 ? "Conflict" : "Bad Request", code, why, NULL);
-}
-
-/* The HTTP status of an accounts error code. */
-static int status_of(const char *code, const char **reason)
-{
-    static const struct {
-        const char *code;
-        int status;
-        const char *reason;
-    } map[] = {
-        {"bad-name", 400, "Bad Request"},    {"bad-password", 400, "Bad Request"},
-        {"bad-request", 400, "Bad Request"}, {"name-taken", 409, "Conflict"},
-        {"bad-invite", 403, "Forbidden"},    {"registration-closed", 403, "Forbidden"},
-        {"forbidden", 403, "Forbidden"},     {"busy", 503, "Service Unavailable"},
-    };
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (strcmp(map[i].code, code) == 0) {
-            *reason = map[i].reason;
-            return map[i].status;
-        }
-    *reason = "Internal Server Error";
-    return 500;
-}
-
-static int accounts_error(struct mg_connection *conn, const char *code, const char *why)
-{
-    const char *reason;
-    int status = status_of(code, &reason);
-    return error(conn, status, reason, code, status == 500 ? "the account could not be saved" : why,
-                 status == 503 ? "Retry-After: 1\r\n" : NULL);
+    pv_notice("setup refused from %s:%d: %s (%s)", ri->remote_addr, ri->remote_port, code, why);
+    return accounts_error(conn, code, why);
 }
 
 /* An invite, made by a signed-in admin or moderator (accounts.h). */
