@@ -89,7 +89,9 @@ int pv_accounts_invite(struct pv_accounts *a, const struct pv_account *by, const
  * live invite, one use of which is spent in the same transaction that
  * creates the account (its role is the invite's); "open" needs none
  * (member); "closed" refuses ("registration-closed"). Errors:
- * "bad-invite", and those of pv_accounts_create(). The new account is
+ * "bad-invite" (checked before any hash: a code that names no live
+ * invite starts the address's sign-in delay), "throttled" (the address
+ * is waiting out such a delay), and those of pv_accounts_create(). The new account is
  * signed in: its session token to `session` ("" if it could not be
  * stored). */
 int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *invite,

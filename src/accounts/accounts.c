@@ -42,7 +42,7 @@ struct pv_accounts {
     pthread_mutex_t mu;
     sqlite3 *db;
     sqlite3_stmt *by_key, *insert, *session, *touch, *open_session, *end_session, *admins,
-        *insert_invite, *spend_invite;
+        *insert_invite, *spend_invite, *check_invite;
     struct throttle throttle[THROTTLE_SLOTS];
     sem_t slots;
     atomic_uint waiters;
@@ -54,6 +54,10 @@ struct pv_accounts {
     bool setup_busy;
 };
 
+struct throttle;
+static struct throttle *throttle_slot(struct pv_accounts *a, const char *kind, const char *what,
+                                      bool create);
+static void throttle_fail(struct pv_accounts *a, const char *kind, const char *what, int64_t now);
 static void token_hash(const char *token, char out[65]);
 
 /* A new secret (session token, invite code, setup token): 32 bytes from
@@ -178,7 +182,9 @@ struct pv_accounts *pv_accounts_open(const char *dir, char *err, size_t errsz)
         prepare(a,
                 "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = ?1 AND "
                 "uses_left > 0 AND expires > ?2 RETURNING role",
-                &a->spend_invite, err, errsz))
+                &a->spend_invite, err, errsz) ||
+        prepare(a, "SELECT 1 FROM invites WHERE code_hash = ?1 AND uses_left > 0 AND expires > ?2",
+                &a->check_invite, err, errsz))
         goto fail;
     /* Unknown names are verified against this, so that a wrong name costs
      * what a wrong password costs (accounts.h). */
@@ -384,16 +390,52 @@ int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *in
         }
         token_hash(invite, stored);
     }
+    int64_t now = now_s();
+    /* Before any hash: an address still waiting out a failure is told
+     * so, and a code that names no live invite costs one indexed SELECT
+     * and starts that wait (login's table). Forged codes therefore cannot
+     * keep the hash slots busy for the people signing in. */
+    pthread_mutex_lock(&a->mu);
+    const struct throttle *t = throttle_slot(a, "a", addr, false);
+    int64_t wait_ms = t ? t->next - mono_ms() : 0;
+    bool live = open_mode || wait_ms > 0;
+    if (!open_mode && wait_ms <= 0) {
+        sqlite3_bind_text(a->check_invite, 1, stored, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(a->check_invite, 2, now);
+        live = sqlite3_step(a->check_invite) == SQLITE_ROW;
+        sqlite3_reset(a->check_invite);
+        sqlite3_clear_bindings(a->check_invite);
+        if (!live)
+            throttle_fail(a, "a", addr, mono_ms());
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (wait_ms > 0) {
+        *code = "throttled";
+        snprintf(err, errsz, "too many failed attempts from your address: wait %lld s",
+                 (long long)(wait_ms + 999) / 1000);
+        return -1;
+    }
+    if (!live) {
+        *code = "bad-invite";
+        snprintf(err, errsz, "this invite is not valid (used up, expired or unknown)");
+        return -1;
+    }
     struct new_account na;
     if (prepare_account(a, name, password, &na, code, err, errsz) != 0)
         return -1;
     char role[16] = "member";
     int rc = -1;
-    int64_t now = now_s();
     pthread_mutex_lock(&a->mu);
     /* One use of the invite and the account, in one transaction: two
-     * people racing for the last use cannot both get in. */
-    sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+     * people racing for the last use cannot both get in (the SELECT
+     * above only spared the hash; this UPDATE decides). */
+    if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&a->mu);
+        sodium_memzero(&na, sizeof(na));
+        *code = "busy";
+        snprintf(err, errsz, "the database is busy, try again");
+        return -1;
+    }
     if (!open_mode) {
         sqlite3_stmt *st = a->spend_invite;
         sqlite3_bind_text(st, 1, stored, -1, SQLITE_STATIC);

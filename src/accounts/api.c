@@ -133,6 +133,16 @@ static void cookie_header(char *out, size_t n, const char *token, long max_age)
              PV_SESSION_COOKIE, token, max_age);
 }
 
+/* 200 with the account and, when its session could be stored, the
+ * cookie (login, setup, registration). */
+static int signed_in(struct mg_connection *conn, const struct pv_account *u, const char *token)
+{
+    char headers[256];
+    cookie_header(headers, sizeof(headers), token, (long)PV_SESSION_DAYS * 86400);
+    return reply(conn, 200, "OK", token[0] ? headers : NULL,
+                 json_pack("{s:o}", "user", user_json(u)));
+}
+
 static int on_login(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
@@ -159,8 +169,7 @@ static int on_login(struct mg_connection *conn, void *ud)
     case PV_LOGIN_OK:
         pv_info("login id=%lld name=\"%s\" role=%s from %s:%d", (long long)u.id, u.name, u.role,
                 ri->remote_addr, ri->remote_port);
-        cookie_header(headers, sizeof(headers), token, (long)PV_SESSION_DAYS * 86400);
-        return reply(conn, 200, "OK", headers, json_pack("{s:o}", "user", user_json(&u)));
+        return signed_in(conn, &u, token);
     case PV_LOGIN_BAD:
         pv_notice("login refused from %s:%d: bad credentials; next attempt delayed",
                   ri->remote_addr, ri->remote_port);
@@ -192,7 +201,7 @@ static int status_of(const char *code, const char **reason)
         {"bad-request", 400, "Bad Request"},       {"name-taken", 409, "Conflict"},
         {"bad-invite", 403, "Forbidden"},          {"bad-token", 403, "Forbidden"},
         {"registration-closed", 403, "Forbidden"}, {"forbidden", 403, "Forbidden"},
-        {"busy", 503, "Service Unavailable"},
+        {"throttled", 429, "Too Many Requests"},   {"busy", 503, "Service Unavailable"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(map[i].code, code) == 0) {
@@ -208,7 +217,7 @@ static int accounts_error(struct mg_connection *conn, const char *code, const ch
     const char *reason;
     int status = status_of(code, &reason);
     return error(conn, status, reason, code, status == 500 ? "the account could not be saved" : why,
-                 status == 503 ? "Retry-After: 1\r\n" : NULL);
+                 status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL);
 }
 
 /* The first admin, from the one-time setup link (accounts.h): created and
@@ -240,10 +249,7 @@ static int on_setup(struct mg_connection *conn, void *ud)
         pv_notice("setup: first admin account id=%lld name=\"%s\" created from %s:%d; the setup "
                   "link is spent",
                   (long long)u.id, u.name, ri->remote_addr, ri->remote_port);
-        char headers[256];
-        cookie_header(headers, sizeof(headers), session, (long)PV_SESSION_DAYS * 86400);
-        return reply(conn, 200, "OK", session[0] ? headers : NULL,
-                     json_pack("{s:o}", "user", user_json(&u)));
+        return signed_in(conn, &u, session);
     }
     pv_notice("setup refused from %s:%d: %s (%s)", ri->remote_addr, ri->remote_port, code, why);
     return accounts_error(conn, code, why);
@@ -263,7 +269,12 @@ static int on_invites(struct mg_connection *conn, void *ud)
     json_t *root = read_body(conn);
     if (!root)
         return 400;
-    const char *role = json_string_value(json_object_get(root, "role"));
+    json_t *r = json_object_get(root, "role");
+    const char *role = json_string_value(r);
+    if (r && !role) {
+        json_decref(root);
+        return error(conn, 400, "Bad Request", "bad-request", "\"role\" must be a string", NULL);
+    }
     json_t *h = json_object_get(root, "hours"), *u = json_object_get(root, "uses");
     json_int_t hours = h ? (json_is_integer(h) ? json_integer_value(h) : -1) : PV_INVITE_HOURS;
     json_int_t uses = u ? (json_is_integer(u) ? json_integer_value(u) : -1) : 1;
@@ -320,10 +331,7 @@ static int on_register(struct mg_connection *conn, void *ud)
     }
     pv_info("registered id=%lld name=\"%s\" role=%s from %s:%d", (long long)u.id, u.name, u.role,
             ri->remote_addr, ri->remote_port);
-    char headers[256];
-    cookie_header(headers, sizeof(headers), session, (long)PV_SESSION_DAYS * 86400);
-    return reply(conn, 200, "OK", session[0] ? headers : NULL,
-                 json_pack("{s:o}", "user", user_json(&u)));
+    return signed_in(conn, &u, session);
 }
 
 static int on_logout(struct mg_connection *conn, void *ud)
