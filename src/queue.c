@@ -158,13 +158,7 @@ int pv_queue_push_msg(struct pv_queue *q, struct pv_event *ev, int timeout_ms)
         enqueue(q, ev);
         return 0;
     }
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    deadline = pv_mono_deadline((unsigned)timeout_ms);
     pthread_mutex_lock(&q->space_mu);
     /* seq_cst: either the consumer sees this waiter, or we see its pop. */
     atomic_fetch_add(&q->space_waiters, 1);

@@ -417,13 +417,7 @@ bool pv_writers_drain(struct pv_writers *w, int timeout_ms)
     struct timespec deadline;
     bool done;
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    deadline = pv_mono_deadline((unsigned)timeout_ms);
     pthread_mutex_lock(&w->drain_mu);
     atomic_fetch_add(&w->drain_waiters, 1);
     while (atomic_load(&w->scheduled) > 0) {

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "palaver/clock.h"
 #include "palaver/log.h"
 #include "palaver/nickname.h"
 #include "palaver/store.h"
@@ -81,9 +82,7 @@ static int64_t now_s(void)
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)(pv_mono_ns() / 1000000u);
 }
 
 static int prepare(struct pv_accounts *a, const char *sql, sqlite3_stmt **st, char *err,
@@ -102,14 +101,7 @@ static bool hash_enter(struct pv_accounts *a)
         atomic_fetch_sub(&a->waiters, 1);
         return false;
     }
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += PV_HASH_WAIT_MS / 1000;
-    deadline.tv_nsec += (long)(PV_HASH_WAIT_MS % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = pv_mono_deadline(PV_HASH_WAIT_MS);
     int rc;
     while ((rc = sem_clockwait(&a->slots, CLOCK_MONOTONIC, &deadline)) == -1 && errno == EINTR)
         ;
