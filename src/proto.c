@@ -89,6 +89,28 @@ bool pv_proto_too_complex(const char *data, size_t len)
     return false;
 }
 
+/* The "text" of a message or an edit: a string, not blank, at most
+ * max_text bytes. False (in set invalid) otherwise. */
+static bool text_field(struct pv_inbound *in, size_t max_text)
+{
+    json_t *v = json_object_get(in->root, "text");
+    if (!json_is_string(v)) {
+        set_invalid(in, "bad-text", "\"text\" must be a string");
+        return false;
+    }
+    in->text = json_string_value(v);
+    in->text_len = json_string_length(v);
+    if (pv_text_blank(in->text, in->text_len)) {
+        set_invalid(in, "empty-text", "message text is empty");
+        return false;
+    }
+    if (in->text_len > max_text) {
+        set_invalid(in, "text-too-long", "message text is longer than the server allows");
+        return false;
+    }
+    return true;
+}
+
 static void decode(const char *data, size_t len, size_t max_text, struct pv_inbound *in)
 {
     json_error_t err;
@@ -122,22 +144,24 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
         set_invalid(in, "unknown-type", "message has no \"type\" string");
         return;
     }
-    if (strcmp(t, "message") == 0) {
-        v = json_object_get(in->root, "text");
-        if (!json_is_string(v)) {
-            set_invalid(in, "bad-text", "\"text\" must be a string");
+    if (strcmp(t, "edit") == 0 || strcmp(t, "delete") == 0) {
+        /* {"type":"edit","target":seq,"text":"..."}, {"type":"delete","target":seq}:
+         * who may is the broadcaster's to decide (docs/accounts.md). */
+        v = json_object_get(in->root, "target");
+        if (!seq_value(v, &in->target) || in->target == 0) {
+            set_invalid(in, "bad-target", "\"target\" must be the seq of a message");
             return;
         }
-        in->text = json_string_value(v);
-        in->text_len = json_string_length(v);
-        if (pv_text_blank(in->text, in->text_len)) {
-            set_invalid(in, "empty-text", "message text is empty");
+        if (t[0] == 'd') {
+            in->type = PV_IN_DELETE;
             return;
         }
-        if (in->text_len > max_text) {
-            set_invalid(in, "text-too-long", "message text is longer than the server allows");
+        if (!text_field(in, max_text))
             return;
-        }
+        in->type = PV_IN_EDIT;
+    } else if (strcmp(t, "message") == 0) {
+        if (!text_field(in, max_text))
+            return;
         /* A client's own date is relayed when it is a time a client can
          * read exactly (an integer of ms, 0 .. 2^53 - 1); else the
          * server's time is used. */
@@ -201,6 +225,7 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
 static void keep_only_known(struct pv_inbound *in)
 {
     static const char *const known[] = {"type", "msgId", "text", "date", "name", "server"};
+    /* ("target", "since", "before" and "limit" were read as numbers.) */
     if (!in->root)
         return;
     if (!json_is_object(in->root)) {
@@ -398,4 +423,66 @@ struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bo
     free(buf);
     free(id);
     return f;
+}
+
+struct pv_frame *pv_proto_delete(const struct pv_user *by, uint64_t target, uint64_t seq,
+                                 int64_t now)
+{
+    return finish(json_pack("{s:s, s:I, s:o, s:I, s:I}", "type", "delete", "target",
+                            (json_int_t)target, "by", user_json(by), "seq", (json_int_t)seq,
+                            "serverDate", (json_int_t)now));
+}
+
+struct pv_frame *pv_proto_edit(const struct pv_user *by, uint64_t target, const char *text,
+                               size_t len, uint64_t seq, int64_t now)
+{
+    return finish(json_pack("{s:s, s:I, s:s%, s:o, s:I, s:I, s:I}", "type", "edit", "target",
+                            (json_int_t)target, "text", text, len, "by", user_json(by), "seq",
+                            (json_int_t)seq, "edited", (json_int_t)now, "serverDate",
+                            (json_int_t)now));
+}
+
+struct pv_frame *pv_proto_edited(const struct pv_frame *orig, const char *text, size_t len,
+                                 int64_t now)
+{
+    size_t n;
+    const unsigned char *p = pv_frame_payload(orig, &n);
+    json_t *o = json_loadb((const char *)p, n, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    json_object_set_new(o, "text", json_stringn(text, len));
+    json_object_set_new(o, "edited", json_integer((json_int_t)now));
+    return finish(o);
+}
+
+struct pv_frame *pv_proto_tombstone(uint64_t seq, int64_t server_date, int64_t now)
+{
+    return finish(json_pack("{s:s, s:I, s:I, s:I}", "type", "deleted", "seq", (json_int_t)seq,
+                            "serverDate", (json_int_t)server_date, "deletedAt", (json_int_t)now));
+}
+
+struct pv_frame *pv_proto_moderation(const char *action, const char *by, const char *reason,
+                                     int64_t until, const char *role, int64_t now)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "type", "moderation", "action", action, "by", by,
+                          "serverDate", (json_int_t)now);
+    if (reason && *reason)
+        json_object_set_new(o, "reason", json_string(reason));
+    if (until)
+        json_object_set_new(o, "until", json_integer((json_int_t)until));
+    if (role)
+        json_object_set_new(o, "role", json_string(role));
+    return finish(o);
+}
+
+int64_t pv_proto_author(const char *json, size_t len, bool *is_message)
+{
+    json_t *o = json_loadb(json, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(o, "type"));
+    *is_message = type && strcmp(type, "message") == 0;
+    json_int_t account = json_integer_value(json_object_get(json_object_get(o, "from"), "account"));
+    json_decref(o);
+    return account > 0 ? (int64_t)account : 0;
 }

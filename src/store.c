@@ -69,6 +69,7 @@ struct pv_store {
 
     sqlite3 *w, *r, *rd;
     sqlite3_stmt *insert, *prune_oldest, *prune_sender, *prune_age, *min_w; /* w */
+    sqlite3_stmt *old_row, *replace_row, *audit;                            /* w */
     sqlite3_stmt *range, *before;                                           /* r */
     sqlite3_stmt *rd_range, *rd_before, *rd_oldest;                         /* rd */
     unsigned keep, max_age_s, share, protect;
@@ -369,6 +370,54 @@ static void prune_by_age(struct pv_store *s)
     } while (deleted == 1000);
 }
 
+/* An edit or a deletion (m->target, store.h): the target's row gets the
+ * new JSON, and the retention accounting its new size, in the same
+ * transaction as the event itself. A target retention already took is
+ * left gone. */
+static int replace_target(struct pv_store *s, const struct pv_store_msg *m)
+{
+    int rc = SQLITE_OK;
+    sqlite3_bind_int64(s->old_row, 1, (sqlite3_int64)m->target);
+    int step = sqlite3_step(s->old_row);
+    if (step == SQLITE_ROW) {
+        char sender[48];
+        snprintf(sender, sizeof(sender), "%s", (const char *)sqlite3_column_text(s->old_row, 0));
+        int64_t old_bytes = sqlite3_column_int64(s->old_row, 1);
+        size_t len;
+        const unsigned char *json = pv_frame_payload(m->replace, &len);
+        int64_t bytes = (int64_t)len + PV_STORE_ROW_OVERHEAD;
+        sqlite3_bind_int64(s->replace_row, 1, (sqlite3_int64)m->target);
+        sqlite3_bind_text(s->replace_row, 2, (const char *)json, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(s->replace_row, 3, bytes);
+        if (sqlite3_step(s->replace_row) != SQLITE_DONE)
+            rc = note(s, "UPDATE (edit or delete)");
+        else
+            account(s, sender, 0, bytes - old_bytes);
+        sqlite3_reset(s->replace_row);
+        sqlite3_clear_bindings(s->replace_row);
+    } else if (step != SQLITE_DONE) {
+        rc = note(s, "SELECT (edit or delete)");
+    }
+    sqlite3_reset(s->old_row);
+    sqlite3_clear_bindings(s->old_row);
+    return rc;
+}
+
+static int audit(struct pv_store *s, const struct pv_store_msg *m)
+{
+    int rc = SQLITE_OK;
+    sqlite3_bind_int64(s->audit, 1, m->server_date);
+    sqlite3_bind_int64(s->audit, 2, m->audit->actor_id);
+    sqlite3_bind_text(s->audit, 3, m->audit->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->audit, 4, m->audit->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->audit, 5, m->audit->target, -1, SQLITE_STATIC);
+    if (sqlite3_step(s->audit) != SQLITE_DONE)
+        rc = note(s, "INSERT (audit)");
+    sqlite3_reset(s->audit);
+    sqlite3_clear_bindings(s->audit);
+    return rc;
+}
+
 /* One attempt at storing batch[0..n) in one transaction, with retention.
  * Returns SQLITE_OK, or the error code (s->what names the step); on an
  * error everything is rolled back and the accounting recounted. */
@@ -394,6 +443,10 @@ static int store_batch(struct pv_store *s, struct pv_store_msg **batch, size_t n
             account(s, m->sender, 1, (int64_t)(len + PV_STORE_ROW_OVERHEAD));
         sqlite3_reset(s->insert);
         sqlite3_clear_bindings(s->insert);
+        if (rc == SQLITE_OK && m->target && m->replace)
+            rc = replace_target(s, m);
+        if (rc == SQLITE_OK && m->audit)
+            rc = audit(s, m);
     }
     if (rc == SQLITE_OK && retain(s, batch[n - 1]->seq, 0) < 0)
         rc = s->rc;
@@ -534,6 +587,9 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
     }
     for (size_t i = 0; i < n; i++) {
         pv_frame_unref(s->batch[i]->frame);
+        if (s->batch[i]->replace)
+            pv_frame_unref(s->batch[i]->replace);
+        free(s->batch[i]->audit);
         free(s->batch[i]);
     }
     pv_wake_notify(&s->event);
@@ -617,8 +673,9 @@ static void *reader_main(void *arg)
 /* Frees everything but the thread (not started, or joined). */
 static void release(struct pv_store *s)
 {
-    sqlite3_stmt *st[] = {s->insert, s->prune_oldest, s->prune_sender, s->prune_age, s->min_w,
-                          s->range,  s->before,       s->rd_range,     s->rd_before, s->rd_oldest};
+    sqlite3_stmt *st[] = {s->insert,  s->prune_oldest, s->prune_sender, s->prune_age, s->min_w,
+                          s->range,   s->before,       s->rd_range,     s->rd_before, s->rd_oldest,
+                          s->old_row, s->replace_row,  s->audit};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(s->w);
@@ -651,8 +708,10 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
  *     from the JSON), and an index on (sender, seq, bytes).
  *  2: users and sessions (accounts.h: only hashes of passwords and session
  *     tokens).
- *  3: invites (only the hash of each code). */
-#define SCHEMA_VERSION 3
+ *  3: invites (only the hash of each code).
+ *  4: users gain muted_until (ms since the epoch; NULL: not muted); the
+ *     audit table of moderation (who did what to whom, when). */
+#define SCHEMA_VERSION 4
 
 static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
 {
@@ -705,6 +764,14 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
         "role TEXT NOT NULL CHECK (role IN ('admin', 'moderator', 'member')), "
         "created INTEGER NOT NULL, expires INTEGER NOT NULL, uses_left INTEGER NOT NULL);"
         "PRAGMA user_version = 3;"
+        "COMMIT",
+        /* 3 -> 4 */
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE users ADD COLUMN muted_until INTEGER;"
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, "
+        "actor_id INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, "
+        "target TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');"
+        "PRAGMA user_version = 4;"
         "COMMIT",
     };
     _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");
@@ -843,7 +910,13 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
                  "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq, "
                  "server_date FROM messages ORDER BY seq LIMIT 1000) WHERE server_date < ?) "
                  "RETURNING sender, bytes",
-                 &s->prune_age, err, errsz)))
+                 &s->prune_age, err, errsz) ||
+         prepare(s->w, "SELECT sender, bytes FROM messages WHERE seq = ?", &s->old_row, err,
+                 errsz) ||
+         prepare(s->w, "UPDATE messages SET json = ?2, bytes = ?3 WHERE seq = ?1", &s->replace_row,
+                 err, errsz) ||
+         prepare(s->w, "INSERT INTO audit (at, actor_id, actor, action, target) VALUES (?,?,?,?,?)",
+                 &s->audit, err, errsz)))
         goto fail;
     if (!readonly && load_accounting(s)) {
         snprintf(err, errsz, "counting the stored messages: %s", sqlite3_errmsg(s->w));

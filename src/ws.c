@@ -243,6 +243,8 @@ static void on_ready(struct mg_connection *conn, void *ud)
         const struct pv_account *a = &handshake_account.account;
         jr.account = a->id;
         snprintf(jr.role, sizeof(jr.role), "%s", a->role);
+        jr.session = a->session;
+        jr.muted_until = a->muted_until;
         jr.name_len = (size_t)snprintf(jr.name, sizeof(jr.name), "%s", a->name);
     } else if (jr.name_len && jr.name[0] != '\x7f') {
         jr.name_reserved = name_reserved(ws, jr.name, jr.name_len);

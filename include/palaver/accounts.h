@@ -43,7 +43,9 @@ struct pv_accounts;
 struct pv_account {
     int64_t id;
     char name[PV_NAME_MAX_BYTES + 1];
-    char role[16]; /* "admin", "moderator" or "member" */
+    char role[16];       /* "admin", "moderator" or "member" */
+    int64_t session;     /* pv_accounts_session(): the session's id (its rowid), else 0 */
+    int64_t muted_until; /* ms since the epoch; 0 (or past): not muted */
 };
 
 /* Opens (and upgrades: pv_store_upgrade) palaver.db in dir. NULL with
@@ -128,5 +130,51 @@ bool pv_accounts_logout(struct pv_accounts *a, const char *token);
 
 /* True if `key` (pv_nickname_key of a display name) is an account's name. */
 bool pv_accounts_name_reserved(struct pv_accounts *a, const char *key);
+
+/* ---- Moderation (docs/accounts.md, "Who may do what") ---- */
+
+#define PV_MUTE_MAX_MINUTES 10080 /* a week */
+
+/* guest 0, member 1, moderator 2, admin 3: one acts only on lower ranks. */
+int pv_role_rank(const char *role);
+
+/* The account named `name` (by the name-equivalence key), banned or not. */
+bool pv_accounts_find(struct pv_accounts *a, const char *name, struct pv_account *out);
+
+/* Applies `action` to `target` (found by pv_accounts_find) for `by`, and
+ * writes the audit line, in one transaction:
+ *   "ban"    banned_at set, every session of the target deleted
+ *   "unban"  banned_at cleared
+ *   "mute"   muted_until = now + minutes (target->muted_until updated)
+ *   "unmute" muted_until cleared
+ *   "role"   the target's role becomes `role` (admins only)
+ * `by` must be a moderator or admin and outrank the target (nobody acts on
+ * themselves, an equal or a higher role). Returns 0, or -1 with `code`
+ * ("forbidden", "bad-request", "busy", "failed") and err. Closing the
+ * target's open connections is the broadcaster's (a PV_EV_MOD event). */
+int pv_accounts_moderate(struct pv_accounts *a, const struct pv_account *by, const char *action,
+                         struct pv_account *target, unsigned minutes, const char *role,
+                         const char *reason, const char **code, char *err, size_t errsz);
+
+/* An audit line without a change in the database (kicks, actions on
+ * guests, message deletions). */
+void pv_accounts_audit(struct pv_accounts *a, const struct pv_account *by, const char *action,
+                       const char *target, const char *detail);
+
+/* Lists as JSON arrays (the caller owns them): the newest audit lines;
+ * the accounts by name; the live sessions of `user` (`current` marked). */
+typedef struct json_t json_t;
+json_t *pv_accounts_audit_list(struct pv_accounts *a, unsigned limit);
+json_t *pv_accounts_users(struct pv_accounts *a, unsigned limit);
+json_t *pv_accounts_sessions(struct pv_accounts *a, int64_t user, int64_t current);
+
+/* Ends session `session` if it is `user`'s. */
+bool pv_accounts_revoke(struct pv_accounts *a, int64_t user, int64_t session);
+
+/* Changes who's password after checking the current one (both hashes
+ * through the gate); every other session of theirs is revoked in the same
+ * transaction. Codes: "bad-password", "bad-credentials", "busy", "failed". */
+int pv_accounts_password(struct pv_accounts *a, const struct pv_account *who, const char *current,
+                         const char *password, const char **code, char *err, size_t errsz);
 
 #endif

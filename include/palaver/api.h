@@ -9,6 +9,13 @@
  *   GET  /api/me      the signed-in account -> 200 {"user":{...}}, or
  *                     {"user":null} for a guest (and a cookie whose session
  *                     has ended is cleared)
+ *   GET  /api/sessions             your sessions -> 200 {"sessions":[...]}
+ *   POST /api/sessions/revoke {"id"}  ends one of them (its sockets close 4002)
+ *   POST /api/password {"current","password"}: other sessions revoked
+ *   POST /api/moderate {"action","user","minutes","role","reason"}
+ *                     (moderators, admins): kick, ban, unban, mute, unmute,
+ *                     role -> 200, applied to open connections at once
+ *   GET  /api/users, GET /api/audit  (moderators, admins): the lists
  *
  * CSRF: a request that changes state (every POST) must say
  * Content-Type: application/json -- a page on another site cannot send
@@ -32,9 +39,12 @@
 struct mg_connection;
 struct mg_context;
 struct pv_live;
+struct pv_queue;
 
 struct pv_api {
     struct pv_accounts *accounts; /* NULL: no data directory, accounts unavailable */
+    struct pv_queue *queue;       /* moderation and session ends reach open connections
+                                   * through the broadcaster (PV_EV_MOD, queue.h) */
     struct pv_live *live;
     const char *registration; /* "invite", "open" or "closed" (the setting) */
 };

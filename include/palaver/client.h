@@ -74,16 +74,18 @@ struct pv_client {
     char key[PV_KEY_LEN + 1];
     char id[PV_ID_LEN + 1];
     char name[PV_NAME_MAX_BYTES + 1];
-    int64_t account;   /* the signed-in account's id (accounts.h), 0 for a guest */
-    char role[16];     /* "admin", "moderator", "member", or "guest" */
-    bool closing;      /* no more fanout: closed or being closed */
-    bool close_queued; /* our close frame is in its pending batch */
-    bool dirty;        /* on the broadcaster's dirty list */
-    bool congested;    /* on the broadcaster's congested list */
-    bool joining;      /* in the join burst being handled, or the join notice being sent */
-    bool join_pending; /* its join notice waits for the presence window */
-    char *name_key;    /* a chosen name's key (nickname.h), claimed among those
-                        * online; NULL for a guest name */
+    int64_t account;     /* the signed-in account's id (accounts.h), 0 for a guest */
+    char role[16];       /* "admin", "moderator", "member", or "guest" */
+    int64_t session;     /* the session it signed in with (accounts.h), 0 for a guest */
+    int64_t muted_until; /* ms since the epoch: its messages are refused until then */
+    bool closing;        /* no more fanout: closed or being closed */
+    bool close_queued;   /* our close frame is in its pending batch */
+    bool dirty;          /* on the broadcaster's dirty list */
+    bool congested;      /* on the broadcaster's congested list */
+    bool joining;        /* in the join burst being handled, or the join notice being sent */
+    bool join_pending;   /* its join notice waits for the presence window */
+    char *name_key;      /* a chosen name's key (nickname.h), claimed among those
+                          * online; NULL for a guest name */
     struct pv_client *name_next; /* the broadcaster's names table chain */
     struct pv_batch *pending;    /* gathered this cycle, not yet posted */
     uint64_t queued_bytes;       /* bytes ever handed to the outbox */

@@ -26,6 +26,10 @@ struct pv_history_entry {
     struct pv_frame *f; /* one reference */
     uint64_t seq;
     int64_t date; /* serverDate (ms since the epoch), for retention by age */
+    /* Who may edit or delete it (docs/accounts.md): the sender's account
+     * (0: a guest, or not a chat message), and whether it is one. */
+    int64_t account;
+    bool message;
 };
 
 struct pv_history {
@@ -41,6 +45,12 @@ void pv_history_destroy(struct pv_history *h);
 /* Appends (taking a reference of its own to f); when full, the oldest
  * entry goes. seq must be above the newest entry's. */
 void pv_history_push(struct pv_history *h, struct pv_frame *f, uint64_t seq, int64_t date);
+
+/* The entry of seq, or NULL if the ring does not hold it. */
+struct pv_history_entry *pv_history_find(struct pv_history *h, uint64_t seq);
+/* The entry's frame becomes f (a reference of its own): an edit or a
+ * deletion's tombstone. */
+void pv_history_replace(struct pv_history_entry *e, struct pv_frame *f);
 
 /* Drops the oldest entries dated before cutoff_ms; returns how many. */
 size_t pv_history_expire(struct pv_history *h, int64_t cutoff_ms);

@@ -40,13 +40,20 @@ struct pv_user {
 #define PV_PAGE_DEFAULT 50
 #define PV_SEQ_MAX 9007199254740991ull /* 2^53 - 1: exact in every JSON reader */
 
-enum pv_in_type { PV_IN_INVALID, PV_IN_MESSAGE, PV_IN_HELLO, PV_IN_HISTORY };
+enum pv_in_type {
+    PV_IN_INVALID,
+    PV_IN_MESSAGE,
+    PV_IN_HELLO,
+    PV_IN_HISTORY,
+    PV_IN_EDIT,   /* {"type":"edit","target":seq,"text":...}: one's own message */
+    PV_IN_DELETE, /* {"type":"delete","target":seq}: one's own, or any for moderators */
+};
 
 struct pv_inbound {
     enum pv_in_type type;
     json_t *root;     /* owned; NULL if the JSON did not parse */
     json_t *msg_id;   /* borrowed from root: integer or short string */
-    const char *text; /* message: the text */
+    const char *text; /* message, edit: the text */
     size_t text_len;
     json_t *date;     /* message: the client's date if it is a number */
     const char *name; /* hello: the requested display name, if any */
@@ -57,6 +64,7 @@ struct pv_inbound {
     bool name_reserved;   /* hello: the name is an account's (the worker asked accounts.h) */
     uint64_t before;      /* history: page before this seq (0: the newest) */
     unsigned limit;       /* history: messages wanted, 1..PV_PAGE_MAX */
+    uint64_t target;      /* edit, delete: the seq of the message */
     const char *err_code; /* invalid: machine-readable code */
     const char *err_msg;  /* invalid: human-readable reason */
 };
@@ -95,6 +103,8 @@ struct pv_join_req {
      * guest, whether the ?name= asked for is an account's. */
     int64_t account;
     char role[16];
+    int64_t session;     /* the session's id */
+    int64_t muted_until; /* ms since the epoch, 0: not muted */
     bool name_reserved;
 };
 
@@ -146,5 +156,30 @@ struct pv_frame *pv_proto_resume(const char *type, uint64_t since, const char *r
  * (JSON text), oldest first; `more` says whether older ones exist. */
 struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bool more,
                                        const char *const *items, const size_t *lens, size_t n);
+
+/* Moderation and editing (docs/protocol.md, "Edits and deletions"). Each
+ * event has a seq of its own, so a resume replays it; the message it
+ * names (`target`) is changed in the history as well:
+ *   delete:  {"type":"delete","target":N,"by":{...},"seq":M,...}; message N
+ *            becomes a tombstone {"type":"deleted","seq":N,"serverDate":...}
+ *   edit:    {"type":"edit","target":N,"text":"...","by":{...},"seq":M,
+ *            "edited":ms,...}; message N gets the text and "edited". */
+struct pv_frame *pv_proto_delete(const struct pv_user *by, uint64_t target, uint64_t seq,
+                                 int64_t now);
+struct pv_frame *pv_proto_edit(const struct pv_user *by, uint64_t target, const char *text,
+                               size_t len, uint64_t seq, int64_t now);
+/* orig (a message frame) with `text` and "edited": now; NULL if orig does
+ * not parse (never for a frame palaverd encoded). */
+struct pv_frame *pv_proto_edited(const struct pv_frame *orig, const char *text, size_t len,
+                                 int64_t now);
+struct pv_frame *pv_proto_tombstone(uint64_t seq, int64_t server_date, int64_t now);
+/* To the person acted on: {"type":"moderation","action":"mute","by":"ann",
+ * "until":ms,"reason":"...","role":"..."} (until, reason, role when set). */
+struct pv_frame *pv_proto_moderation(const char *action, const char *by, const char *reason,
+                                     int64_t until, const char *role, int64_t now);
+/* The account of a stored message's sender (0: a guest, or not a
+ * message) and whether it is a chat message: for the history ring
+ * reloaded at start. */
+int64_t pv_proto_author(const char *json, size_t len, bool *is_message);
 
 #endif

@@ -29,7 +29,9 @@
  *    never fail; they are bounded by the connections themselves: at most
  *    one JOIN or REFUSED, one KICK and one LEAVE per connection that
  *    completed its handshake, and each connection holds a CivetWeb worker
- *    until its LEAVE is queued.
+ *    until its LEAVE is queued. A MOD event comes from an HTTP request
+ *    that holds its worker until the event is queued, after a signed-in
+ *    moderator's action was stored: bounded by the workers too.
  *  - A MSG event arrives decoded: its worker parsed and checked the JSON
  *    (pv_proto_decode, proto.h) and kept only the fields the protocol
  *    uses, so the one broadcaster thread never parses JSON and never
@@ -62,8 +64,31 @@ enum pv_event_type {
     PV_EV_REFUSED,  /* a handshake lost the admission race after it completed:
                      * closed 1013 already, never registered; the broadcaster
                      * keeps it only to evict a peer that never answers */
+    PV_EV_MOD,      /* the HTTP API decided a moderation or session action
+                     * (data: struct pv_mod_req): apply it to the open
+                     * connections it names */
     PV_EV_SHUTDOWN, /* main: close every client with 1001, stop relaying */
     PV_EV_STOP,     /* main: leave the loop */
+};
+
+/* A decision of the HTTP API (api.h), already authorized and stored by
+ * accounts.h, for the broadcaster to apply to open connections:
+ *   kick, ban    close every connection of the target (4001, 4003)
+ *   mute, unmute the target's messages are refused until `until` (or not)
+ *   role         the target's connections speak with role `role` now
+ *   revoke       close the connections of session `session` (4002)
+ *   password     close the target's connections but session `session`'s (4002)
+ * The target is an account (`account` > 0) or, for kick and mute, a guest
+ * by the name they hold online (`name`). */
+struct pv_mod_req {
+    char action[12];
+    int64_t account;
+    int64_t session;
+    char name[PV_NAME_MAX_BYTES + 1];
+    char role[16];
+    int64_t until; /* ms since the epoch */
+    char by[PV_NAME_MAX_BYTES + 1];
+    char reason[96];
 };
 
 struct pv_event {

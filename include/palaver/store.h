@@ -60,11 +60,27 @@ struct pv_store;
 
 struct pv_store_msg {
     uint64_t seq;
-    int64_t server_date;       /* ms since the epoch */
-    struct pv_frame *frame;    /* the message as sent to clients: one reference,
-                                * dropped by the writer once stored */
-    char sender[48];           /* who sent it (its address), for fair retention */
+    int64_t server_date;    /* ms since the epoch */
+    struct pv_frame *frame; /* the message as sent to clients: one reference,
+                             * dropped by the writer once stored */
+    char sender[48];        /* who sent it (its address), for fair retention */
+    /* An edit or a deletion (proto.h): stored with this event, in the same
+     * transaction, the row of seq `target` gets `replace` (one reference,
+     * dropped by the writer) as its JSON; 0/NULL for a chat message. */
+    uint64_t target;
+    struct pv_frame *replace;
+    /* A moderator's deletion is audited with it (the audit table of
+     * accounts.h, same transaction); NULL otherwise. Owned, freed by the
+     * writer. */
+    struct pv_store_audit *audit;
     struct cds_wfcq_node node; /* private: the writer's queue */
+};
+
+struct pv_store_audit {
+    int64_t actor_id;
+    char actor[129];
+    char action[16];
+    char target[192];
 };
 
 /* Bytes a row costs beyond its JSON (seq, date, sender, index entries),

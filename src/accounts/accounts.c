@@ -14,6 +14,8 @@
 #include <semaphore.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <jansson.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,8 +158,9 @@ struct pv_accounts *pv_accounts_open(const char *dir, char *err, size_t errsz)
                 "VALUES (?1, ?2, ?3, ?4, ?5)",
                 &a->insert, err, errsz) ||
         prepare(a,
-                "SELECT u.id, u.name, u.role, s.last_used, s.expires, u.banned_at IS NOT NULL "
-                "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
+                "SELECT u.id, u.name, u.role, s.last_used, s.expires, u.banned_at IS NOT NULL, "
+                "s.rowid, coalesce(u.muted_until, 0) FROM sessions s JOIN users u ON u.id = "
+                "s.user_id WHERE s.token_hash = ?1",
                 &a->session, err, errsz) ||
         prepare(a, "UPDATE sessions SET last_used = ?2, expires = ?3 WHERE token_hash = ?1",
                 &a->touch, err, errsz) ||
@@ -704,6 +707,8 @@ bool pv_accounts_session(struct pv_accounts *a, const char *token, struct pv_acc
             out->id = sqlite3_column_int64(st, 0);
             snprintf(out->name, sizeof(out->name), "%s", (const char *)sqlite3_column_text(st, 1));
             snprintf(out->role, sizeof(out->role), "%s", (const char *)sqlite3_column_text(st, 2));
+            out->session = sqlite3_column_int64(st, 6);
+            out->muted_until = sqlite3_column_int64(st, 7);
         }
         if (ok && now - last_used >= TOUCH_EVERY_S) {
             sqlite3_reset(st);
@@ -740,4 +745,290 @@ bool pv_accounts_logout(struct pv_accounts *a, const char *token)
     sqlite3_clear_bindings(a->end_session);
     pthread_mutex_unlock(&a->mu);
     return done;
+}
+
+/* ---- Moderation, the audit log, sessions and passwords ---- */
+
+int pv_role_rank(const char *role)
+{
+    return strcmp(role, "admin") == 0       ? 3
+           : strcmp(role, "moderator") == 0 ? 2
+           : strcmp(role, "member") == 0    ? 1
+                                            : 0;
+}
+
+/* Runs one statement with text/int binds ("t" or "i" per parameter);
+ * one-off statements for what is rare (moderation, lists). Under mu.
+ * Returns the step's result, the statement finalized unless `keep`. */
+static int run(struct pv_accounts *a, const char *sql, sqlite3_stmt **keep, const char *types, ...)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        pv_err("accounts: %s: %s", sql, sqlite3_errmsg(a->db));
+        return SQLITE_ERROR;
+    }
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 0; types[i]; i++) {
+        if (types[i] == 't')
+            sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+    }
+    va_end(ap);
+    int rc = sqlite3_step(st);
+    if (keep && rc == SQLITE_ROW)
+        *keep = st;
+    else
+        sqlite3_finalize(st);
+    return rc;
+}
+
+bool pv_accounts_find(struct pv_accounts *a, const char *name, struct pv_account *out)
+{
+    char display[PV_NAME_MAX_BYTES + 1], key[PV_NAME_KEY_MAX];
+    const char *why;
+    if (!name_and_key(name, display, key, &why))
+        return false;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&a->mu);
+    bool found = run(a,
+                     "SELECT id, name, role, coalesce(muted_until, 0), banned_at IS NOT NULL "
+                     "FROM users WHERE name_key = ?1",
+                     &st, "t", key) == SQLITE_ROW;
+    if (found) {
+        *out = (struct pv_account){.id = sqlite3_column_int64(st, 0),
+                                   .muted_until = sqlite3_column_int64(st, 3)};
+        snprintf(out->name, sizeof(out->name), "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(out->role, sizeof(out->role), "%s", (const char *)sqlite3_column_text(st, 2));
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return found;
+}
+
+static void audit_locked(struct pv_accounts *a, const struct pv_account *by, const char *action,
+                         const char *target, const char *detail)
+{
+    if (run(a,
+            "INSERT INTO audit (at, actor_id, actor, action, target, detail) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            NULL, "iitttt", (int64_t)time(NULL) * 1000, by->id, by->name, action, target,
+            detail ? detail : "") != SQLITE_DONE)
+        pv_err("accounts: could not write the audit line %s by %s on %s", action, by->name, target);
+}
+
+void pv_accounts_audit(struct pv_accounts *a, const struct pv_account *by, const char *action,
+                       const char *target, const char *detail)
+{
+    pthread_mutex_lock(&a->mu);
+    audit_locked(a, by, action, target, detail);
+    pthread_mutex_unlock(&a->mu);
+}
+
+int pv_accounts_moderate(struct pv_accounts *a, const struct pv_account *by, const char *action,
+                         struct pv_account *target, unsigned minutes, const char *role,
+                         const char *reason, const char **code, char *err, size_t errsz)
+{
+    int by_rank = pv_role_rank(by->role), target_rank = pv_role_rank(target->role);
+    bool admin_only = strcmp(action, "role") == 0;
+    *code = "forbidden";
+    if (by_rank < 2 || (admin_only && by_rank < 3)) {
+        snprintf(err, errsz, "%s", admin_only ? "only an admin changes roles" : "moderators only");
+        return -1;
+    }
+    if (target->id == by->id || target_rank >= by_rank) {
+        snprintf(err, errsz, "you can only %s someone of a lower role than yours", action);
+        return -1;
+    }
+    if (admin_only && (!role || !role_valid(role))) {
+        *code = "bad-request";
+        snprintf(err, errsz, "\"role\" must be member, moderator or admin");
+        return -1;
+    }
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+    char detail[192];
+    snprintf(detail, sizeof(detail), "%s", reason ? reason : "");
+    pthread_mutex_lock(&a->mu);
+    int rc = SQLITE_DONE;
+    bool ok = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok)
+        rc = SQLITE_BUSY;
+    else if (strcmp(action, "ban") == 0)
+        rc = run(a, "UPDATE users SET banned_at = ?2 WHERE id = ?1", NULL, "ii", target->id,
+                 now_ms) == SQLITE_DONE
+                 ? run(a, "DELETE FROM sessions WHERE user_id = ?1", NULL, "i", target->id)
+                 : SQLITE_ERROR;
+    else if (strcmp(action, "unban") == 0)
+        rc = run(a, "UPDATE users SET banned_at = NULL WHERE id = ?1", NULL, "i", target->id);
+    else if (strcmp(action, "mute") == 0) {
+        target->muted_until = now_ms + (int64_t)minutes * 60000;
+        rc = run(a, "UPDATE users SET muted_until = ?2 WHERE id = ?1", NULL, "ii", target->id,
+                 target->muted_until);
+        snprintf(detail, sizeof(detail), "%u min%s%.160s", minutes, reason && *reason ? ": " : "",
+                 reason ? reason : "");
+    } else if (strcmp(action, "unmute") == 0) {
+        target->muted_until = 0;
+        rc = run(a, "UPDATE users SET muted_until = NULL WHERE id = ?1", NULL, "i", target->id);
+    } else if (admin_only) {
+        rc = run(a, "UPDATE users SET role = ?2 WHERE id = ?1", NULL, "it", target->id, role);
+        snprintf(detail, sizeof(detail), "%s -> %s", target->role, role);
+        snprintf(target->role, sizeof(target->role), "%s", role);
+    }
+    if (ok && rc == SQLITE_DONE)
+        audit_locked(a, by, action, target->name, detail);
+    if (ok && rc == SQLITE_DONE && sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = SQLITE_ERROR;
+    if (ok && rc != SQLITE_DONE)
+        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&a->mu);
+    if (rc != SQLITE_DONE) {
+        *code = rc == SQLITE_BUSY ? "busy" : "failed";
+        snprintf(err, errsz, "the change could not be saved");
+        return -1;
+    }
+    return 0;
+}
+
+json_t *pv_accounts_audit_list(struct pv_accounts *a, unsigned limit)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&a->mu);
+    int rc = run(a, "SELECT at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1",
+                 &st, "i", (int64_t)limit);
+    while (rc == SQLITE_ROW) {
+        json_array_append_new(
+            out,
+            json_pack("{s:I, s:s, s:s, s:s, s:s}", "at", (json_int_t)sqlite3_column_int64(st, 0),
+                      "by", sqlite3_column_text(st, 1), "action", sqlite3_column_text(st, 2),
+                      "target", sqlite3_column_text(st, 3), "detail", sqlite3_column_text(st, 4)));
+        rc = sqlite3_step(st);
+    }
+    if (st)
+        sqlite3_finalize(st);
+    pthread_mutex_unlock(&a->mu);
+    return out;
+}
+
+json_t *pv_accounts_users(struct pv_accounts *a, unsigned limit)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st = NULL;
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+    pthread_mutex_lock(&a->mu);
+    int rc = run(a,
+                 "SELECT id, name, role, banned_at IS NOT NULL, coalesce(muted_until, 0) "
+                 "FROM users ORDER BY name_key LIMIT ?1",
+                 &st, "i", (int64_t)limit);
+    while (rc == SQLITE_ROW) {
+        int64_t muted = sqlite3_column_int64(st, 4);
+        json_array_append_new(out, json_pack("{s:I, s:s, s:s, s:b, s:I}", "id",
+                                             (json_int_t)sqlite3_column_int64(st, 0), "name",
+                                             sqlite3_column_text(st, 1), "role",
+                                             sqlite3_column_text(st, 2), "banned",
+                                             sqlite3_column_int(st, 3), "mutedUntil",
+                                             (json_int_t)(muted > now_ms ? muted : 0)));
+        rc = sqlite3_step(st);
+    }
+    if (st)
+        sqlite3_finalize(st);
+    pthread_mutex_unlock(&a->mu);
+    return out;
+}
+
+json_t *pv_accounts_sessions(struct pv_accounts *a, int64_t user, int64_t current)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&a->mu);
+    int rc = run(a,
+                 "SELECT rowid, created, last_used, expires, addr FROM sessions "
+                 "WHERE user_id = ?1 AND expires > ?2 ORDER BY last_used DESC LIMIT 100",
+                 &st, "ii", user, now_s());
+    while (rc == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        json_array_append_new(
+            out, json_pack("{s:I, s:I, s:I, s:I, s:s, s:b}", "id", (json_int_t)id, "created",
+                           (json_int_t)sqlite3_column_int64(st, 1) * 1000, "lastUsed",
+                           (json_int_t)sqlite3_column_int64(st, 2) * 1000, "expires",
+                           (json_int_t)sqlite3_column_int64(st, 3) * 1000, "addr",
+                           sqlite3_column_text(st, 4), "current", id == current));
+        rc = sqlite3_step(st);
+    }
+    if (st)
+        sqlite3_finalize(st);
+    pthread_mutex_unlock(&a->mu);
+    return out;
+}
+
+bool pv_accounts_revoke(struct pv_accounts *a, int64_t user, int64_t session)
+{
+    pthread_mutex_lock(&a->mu);
+    bool done = run(a, "DELETE FROM sessions WHERE rowid = ?1 AND user_id = ?2", NULL, "ii",
+                    session, user) == SQLITE_DONE &&
+                sqlite3_changes(a->db) > 0;
+    pthread_mutex_unlock(&a->mu);
+    return done;
+}
+
+int pv_accounts_password(struct pv_accounts *a, const struct pv_account *who, const char *current,
+                         const char *password, const char **code, char *err, size_t errsz)
+{
+    char hash[crypto_pwhash_STRBYTES] = "";
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&a->mu);
+    if (run(a, "SELECT pass_hash FROM users WHERE id = ?1", &st, "i", who->id) == SQLITE_ROW) {
+        snprintf(hash, sizeof(hash), "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&a->mu);
+    size_t n = strlen(password), cur = strlen(current);
+    if (n < PV_PASSWORD_MIN || n > PV_PASSWORD_MAX) {
+        *code = "bad-password";
+        snprintf(err, errsz, "a password has %d to %d bytes", PV_PASSWORD_MIN, PV_PASSWORD_MAX);
+        return -1;
+    }
+    if (!hash_enter(a)) {
+        *code = "busy";
+        snprintf(err, errsz, "too many passwords being hashed, try again");
+        return -1;
+    }
+    bool match =
+        hash[0] && cur <= PV_PASSWORD_MAX && crypto_pwhash_str_verify(hash, current, cur) == 0;
+    int h = match ? (crypto_pwhash_str(hash, password, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                       crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0
+                         ? 0
+                         : -1)
+                  : 1;
+    hash_leave(a);
+    if (h != 0) {
+        sodium_memzero(hash, sizeof(hash));
+        *code = h > 0 ? "bad-credentials" : "failed";
+        snprintf(err, errsz, "%s",
+                 h > 0 ? "the current password is wrong" : "the password could not be hashed");
+        return -1;
+    }
+    pthread_mutex_lock(&a->mu);
+    int rc = SQLITE_ERROR;
+    if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+        rc = run(a, "UPDATE users SET pass_hash = ?2 WHERE id = ?1", NULL, "it", who->id, hash);
+        if (rc == SQLITE_DONE)
+            rc = run(a, "DELETE FROM sessions WHERE user_id = ?1 AND rowid != ?2", NULL, "ii",
+                     who->id, who->session);
+        if (rc == SQLITE_DONE)
+            audit_locked(a, who, "password", who->name, "other sessions revoked");
+        if (rc != SQLITE_DONE || sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+            sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+            rc = SQLITE_ERROR;
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+    sodium_memzero(hash, sizeof(hash));
+    if (rc != SQLITE_DONE) {
+        *code = "failed";
+        snprintf(err, errsz, "the new password could not be saved");
+        return -1;
+    }
+    return 0;
 }

@@ -10,9 +10,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "palaver/clock.h"
 #include "palaver/limits.h"
 #include "palaver/live.h"
 #include "palaver/log.h"
+#include "palaver/queue.h"
 
 static int reply(struct mg_connection *conn, int status, const char *reason, const char *headers,
                  json_t *body)
@@ -334,6 +336,10 @@ static int on_register(struct mg_connection *conn, void *ud)
     return signed_in(conn, &u, session);
 }
 
+static void push_mod(struct pv_api *api, const char *action, const struct pv_account *target,
+                     const char *guest, int64_t session, int64_t until, const char *by,
+                     const char *reason);
+
 static int on_logout(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
@@ -342,8 +348,12 @@ static int on_logout(struct mg_connection *conn, void *ud)
         return rc;
     const char *cookies = mg_get_header(conn, "Cookie");
     char token[PV_TOKEN_CHARS + 2], headers[256];
+    struct pv_account u;
+    bool known = pv_api_session(api->accounts, conn, &u) == 1;
     bool ended = cookies && mg_get_cookie(cookies, PV_SESSION_COOKIE, token, sizeof(token)) > 0 &&
                  pv_accounts_logout(api->accounts, token);
+    if (ended && known) /* its open sockets (other tabs) close too: 4002 */
+        push_mod(api, "revoke", NULL, NULL, u.session, 0, u.name, NULL);
     cookie_header(headers, sizeof(headers), "", 0);
     return reply(conn, 200, "OK", headers, json_pack("{s:b}", "ended", ended));
 }
@@ -367,6 +377,224 @@ static int on_me(struct mg_connection *conn, void *ud)
                  json_pack("{s:o, s:s, s:s}", "user", s == 1 ? user_json(&u) : json_null(), "auth",
                            members ? "members" : "open", "registration",
                            api->registration ? api->registration : "closed"));
+}
+
+/* A decision for the broadcaster to apply to open connections. */
+static void push_mod(struct pv_api *api, const char *action, const struct pv_account *target,
+                     const char *guest, int64_t session, int64_t until, const char *by,
+                     const char *reason)
+{
+    if (!api->queue)
+        return;
+    struct pv_mod_req r = {.account = target ? target->id : 0, .session = session};
+    snprintf(r.action, sizeof(r.action), "%s", action);
+    snprintf(r.name, sizeof(r.name), "%s", target ? target->name : guest ? guest : "");
+    if (target)
+        snprintf(r.role, sizeof(r.role), "%s", target->role);
+    r.until = until;
+    snprintf(r.by, sizeof(r.by), "%s", by ? by : "");
+    snprintf(r.reason, sizeof(r.reason), "%s", reason ? reason : "");
+    pv_queue_push_ctl(api->queue, pv_event_new(PV_EV_MOD, NULL, &r, sizeof(r)));
+}
+
+/* The signed-in account of a request, or an answer (401) already sent. */
+static bool need_session(struct mg_connection *conn, struct pv_api *api, struct pv_account *u)
+{
+    if (api->accounts && pv_api_session(api->accounts, conn, u) == 1)
+        return true;
+    error(conn, 401, "Unauthorized", "not-signed-in", "sign in first", NULL);
+    return false;
+}
+
+static bool need_get(struct mg_connection *conn, struct pv_api *api)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (strcmp(ri->request_method, "GET") != 0) {
+        error(conn, 405, "Method Not Allowed", "bad-method", "use GET", "Allow: GET\r\n");
+        return false;
+    }
+    if (!api->accounts) {
+        error(conn, 503, "Service Unavailable", "accounts-unavailable",
+              "accounts need a data directory (--data-dir)", NULL);
+        return false;
+    }
+    return true;
+}
+
+static int on_sessions(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    struct pv_account u;
+    if (!need_get(conn, api) || !need_session(conn, api, &u))
+        return 400;
+    return reply(
+        conn, 200, "OK", NULL,
+        json_pack("{s:o}", "sessions", pv_accounts_sessions(api->accounts, u.id, u.session)));
+}
+
+static int on_revoke(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    struct pv_account u;
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    if (!need_session(conn, api, &u))
+        return 401;
+    json_t *root = read_body(conn);
+    if (!root)
+        return 400;
+    json_t *id = json_object_get(root, "id");
+    json_int_t session = json_is_integer(id) ? json_integer_value(id) : 0;
+    json_decref(root);
+    if (session <= 0)
+        return error(conn, 400, "Bad Request", "bad-request", "\"id\" must be a session's id",
+                     NULL);
+    if (!pv_accounts_revoke(api->accounts, u.id, (int64_t)session))
+        return error(conn, 404, "Not Found", "not-found", "you have no such session", NULL);
+    push_mod(api, "revoke", NULL, NULL, (int64_t)session, 0, u.name, NULL);
+    pv_info("session %lld of id=%lld name=\"%s\" revoked by its owner", (long long)session,
+            (long long)u.id, u.name);
+    return reply(conn, 200, "OK", NULL, json_pack("{s:b}", "ended", 1));
+}
+
+static int on_password(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_account u;
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    if (!need_session(conn, api, &u))
+        return 401;
+    json_t *root = read_body(conn);
+    if (!root)
+        return 400;
+    const char *current = string_field(root, "current"), *password = string_field(root, "password");
+    if (!current || !password) {
+        json_decref(root);
+        return error(conn, 400, "Bad Request", "bad-request",
+                     "\"current\" and \"password\" must be strings", NULL);
+    }
+    char why[256];
+    const char *code = "failed";
+    int r = pv_accounts_password(api->accounts, &u, current, password, &code, why, sizeof(why));
+    json_decref(root);
+    if (r != 0) {
+        pv_notice("password change refused for id=%lld from %s:%d: %s", (long long)u.id,
+                  ri->remote_addr, ri->remote_port, code);
+        if (strcmp(code, "bad-credentials") == 0)
+            return error(conn, 403, "Forbidden", code, why, NULL);
+        return accounts_error(conn, code, why);
+    }
+    push_mod(api, "password", &u, NULL, u.session, 0, u.name, NULL);
+    pv_notice("password changed for id=%lld name=\"%s\" from %s:%d; its other sessions revoked",
+              (long long)u.id, u.name, ri->remote_addr, ri->remote_port);
+    return reply(conn, 200, "OK", NULL, json_pack("{s:b}", "changed", 1));
+}
+
+/* kick, ban, unban, mute, unmute, role (accounts.h has the rules). A
+ * guest (a name no account has) can be kicked or muted while online. */
+static int on_moderate(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_account by;
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    if (!need_session(conn, api, &by))
+        return 401;
+    if (pv_role_rank(by.role) < 2)
+        return error(conn, 403, "Forbidden", "forbidden", "moderators only", NULL);
+    json_t *root = read_body(conn);
+    if (!root)
+        return 400;
+    const char *action = string_field(root, "action"), *name = string_field(root, "user"),
+               *role = string_field(root, "role"), *reason = string_field(root, "reason");
+    json_t *m = json_object_get(root, "minutes");
+    json_int_t minutes = m ? (json_is_integer(m) ? json_integer_value(m) : -1) : 10;
+    static const char *const actions[] = {"kick", "ban", "unban", "mute", "unmute", "role"};
+    bool known = false;
+    for (size_t i = 0; action && i < sizeof(actions) / sizeof(actions[0]); i++)
+        known = known || strcmp(action, actions[i]) == 0;
+    const char *bad = !known  ? "\"action\" must be kick, ban, unban, mute, unmute or role"
+                      : !name ? "\"user\" must be a name"
+                      : minutes < 1 || minutes > PV_MUTE_MAX_MINUTES
+                          ? "\"minutes\" must be an integer from 1 to 10080 (a week)"
+                      : reason && strlen(reason) > 200 ? "\"reason\" is at most 200 bytes"
+                                                       : NULL;
+    if (bad) {
+        json_decref(root);
+        return error(conn, 400, "Bad Request", "bad-request", bad, NULL);
+    }
+    char act[12], user[PV_NAME_MAX_BYTES + 1], why[256], rsn[201] = "", new_role[16] = "";
+    snprintf(act, sizeof(act), "%s", action);
+    snprintf(user, sizeof(user), "%s", name);
+    if (reason)
+        snprintf(rsn, sizeof(rsn), "%s", reason);
+    if (role)
+        snprintf(new_role, sizeof(new_role), "%s", role);
+    json_decref(root);
+
+    struct pv_account target;
+    const char *code = "failed";
+    if (!pv_accounts_find(api->accounts, user, &target)) {
+        /* A guest: only what acts on an open connection. */
+        if (strcmp(act, "kick") != 0 && strcmp(act, "mute") != 0 && strcmp(act, "unmute") != 0)
+            return error(conn, 404, "Not Found", "not-found",
+                         "no account has that name (a guest can be kicked or muted while online)",
+                         NULL);
+        int64_t until = strcmp(act, "mute") == 0 ? pv_now_ms() + (int64_t)minutes * 60000 : 0;
+        char target_name[PV_NAME_MAX_BYTES + 8];
+        snprintf(target_name, sizeof(target_name), "guest %s", user);
+        pv_accounts_audit(api->accounts, &by, act, target_name, rsn);
+        push_mod(api, act, NULL, user, 0, until, by.name, rsn);
+        pv_notice("%s of guest \"%s\" by id=%lld name=\"%s\" from %s:%d", act, user,
+                  (long long)by.id, by.name, ri->remote_addr, ri->remote_port);
+        return reply(conn, 200, "OK", NULL,
+                     json_pack("{s:s, s:s, s:s}", "action", act, "user", user, "role", "guest"));
+    }
+    if (pv_accounts_moderate(api->accounts, &by, act, &target, (unsigned)minutes,
+                             new_role[0] ? new_role : NULL, rsn, &code, why, sizeof(why)) != 0) {
+        pv_notice("%s of \"%s\" refused to id=%lld name=\"%s\" role=%s: %s", act, user,
+                  (long long)by.id, by.name, by.role, why);
+        return accounts_error(conn, code, why);
+    }
+    if (strcmp(act, "unban") != 0)
+        push_mod(api, act, &target, NULL, 0, target.muted_until, by.name, rsn);
+    pv_notice("%s of account id=%lld name=\"%s\" by id=%lld name=\"%s\" from %s:%d%s%s", act,
+              (long long)target.id, target.name, (long long)by.id, by.name, ri->remote_addr,
+              ri->remote_port, rsn[0] ? ": " : "", rsn);
+    json_t *out =
+        json_pack("{s:s, s:s, s:s}", "action", act, "user", target.name, "role", target.role);
+    if (target.muted_until)
+        json_object_set_new(out, "mutedUntil", json_integer((json_int_t)target.muted_until));
+    return reply(conn, 200, "OK", NULL, out);
+}
+
+static int list(struct mg_connection *conn, void *ud, bool audit)
+{
+    struct pv_api *api = ud;
+    struct pv_account u;
+    if (!need_get(conn, api) || !need_session(conn, api, &u))
+        return 400;
+    if (pv_role_rank(u.role) < 2)
+        return error(conn, 403, "Forbidden", "forbidden", "moderators only", NULL);
+    return reply(conn, 200, "OK", NULL,
+                 audit ? json_pack("{s:o}", "audit", pv_accounts_audit_list(api->accounts, 200))
+                       : json_pack("{s:o}", "users", pv_accounts_users(api->accounts, 1000)));
+}
+
+static int on_users(struct mg_connection *conn, void *ud)
+{
+    return list(conn, ud, false);
+}
+
+static int on_audit(struct mg_connection *conn, void *ud)
+{
+    return list(conn, ud, true);
 }
 
 /* /setup#<token> (the link in the log): the page is setup.html; a
@@ -403,4 +631,10 @@ void pv_api_register(struct mg_context *ctx, struct pv_api *api)
     mg_set_request_handler(ctx, "/api/logout$", on_logout, api);
     mg_set_request_handler(ctx, "/api/me$", on_me, api);
     mg_set_request_handler(ctx, "/api/setup$", on_setup, api);
+    mg_set_request_handler(ctx, "/api/sessions$", on_sessions, api);
+    mg_set_request_handler(ctx, "/api/sessions/revoke$", on_revoke, api);
+    mg_set_request_handler(ctx, "/api/password$", on_password, api);
+    mg_set_request_handler(ctx, "/api/moderate$", on_moderate, api);
+    mg_set_request_handler(ctx, "/api/users$", on_users, api);
+    mg_set_request_handler(ctx, "/api/audit$", on_audit, api);
 }

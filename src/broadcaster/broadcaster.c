@@ -59,6 +59,8 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
              * name, which no guest may take (accounts.h), and its role.
              * Two tabs of one person share it, so it is not claimed. */
             c->account = jr[i].account;
+            c->session = jr[i].session;
+            c->muted_until = jr[i].muted_until;
             snprintf(c->role, sizeof(c->role), "%s", jr[i].role);
             snprintf(c->name, sizeof(c->name), "%.*s", (int)jr[i].name_len, jr[i].name);
         } else {
@@ -314,12 +316,19 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     if (c->join_pending)
         pv__presence_flush(b, true); /* nobody reads a message before its sender's join */
     int64_t now = pv_now_ms();
+    if (pv__muted(b, c, in->msg_id, now))
+        return;
     struct pv_user from = pv__user_of(c);
     uint64_t seq = ++b->seq;
     struct pv_frame *f = pv_proto_message(in, &from, seq, now);
 
     pv_stat_add(&b->d.stats->messages_in, 1);
     pv_history_push(&b->hist, f, seq, now);
+    struct pv_history_entry *e = pv_history_find(&b->hist, seq);
+    if (e) { /* who may edit or delete it (moderation.c) */
+        e->account = c->account;
+        e->message = true;
+    }
     if (b->d.store && !pv_store_failure(b->d.store)) {
         /* The ack waits for the commit: an acknowledged message is on disk.
          * The store writes the frame's payload: encoded once, no copy. */
@@ -357,6 +366,12 @@ static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
         break;
     case PV_IN_HISTORY:
         pv__on_history(b, c, in);
+        break;
+    case PV_IN_EDIT:
+        pv__on_edit(b, c, in);
+        break;
+    case PV_IN_DELETE:
+        pv__on_delete(b, c, in);
         break;
     case PV_IN_INVALID:
         pv_debug("bad message from id=%s peer=%s: %s", c->id, c->peer, in->err_msg);
@@ -415,6 +430,13 @@ static void handle(struct pv_broadcaster *b, struct pv_event **ev, size_t n)
             break;
         case PV_EV_KICK:
             on_kick(b, ev[i]);
+            break;
+        case PV_EV_MOD:
+            if (ev[i]->len == sizeof(struct pv_mod_req)) {
+                struct pv_mod_req r; /* data[] need not be aligned for it */
+                memcpy(&r, ev[i]->data, sizeof(r));
+                pv__on_mod(b, &r);
+            }
             break;
         case PV_EV_REFUSED:
             pv__list_push(&b->refused, ev[i]->client);
@@ -503,6 +525,9 @@ static void preload(void *ud, uint64_t seq, int64_t server_date, const char *jso
     struct pv_frame *f = pv_frame_new(PV_WS_OP_TEXT, json, len);
     pv_history_push(&b->hist, f, seq, server_date);
     pv_frame_unref(f);
+    struct pv_history_entry *e = pv_history_find(&b->hist, seq);
+    if (e) /* who may edit or delete it (moderation.c), once at start */
+        e->account = pv_proto_author(json, len, &e->message);
 }
 
 struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *deps)

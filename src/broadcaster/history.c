@@ -29,7 +29,7 @@ void pv_history_push(struct pv_history *h, struct pv_frame *f, uint64_t seq, int
 {
     if (h->cap == 0)
         return;
-    struct pv_history_entry e = {pv_frame_ref(f), seq, date};
+    struct pv_history_entry e = {pv_frame_ref(f), seq, date, 0, false};
     if (h->len == h->cap) {
         pv_frame_unref(h->v[h->head].f);
         h->v[h->head] = e;
@@ -38,6 +38,21 @@ void pv_history_push(struct pv_history *h, struct pv_frame *f, uint64_t seq, int
         h->v[(h->head + h->len) % h->cap] = e;
         h->len++;
     }
+}
+
+struct pv_history_entry *pv_history_find(struct pv_history *h, uint64_t seq)
+{
+    size_t i = pv_history_after(h, seq - 1);
+    if (seq == 0 || i == h->len || h->v[(h->head + i) % h->cap].seq != seq)
+        return NULL;
+    return &h->v[(h->head + i) % h->cap];
+}
+
+void pv_history_replace(struct pv_history_entry *e, struct pv_frame *f)
+{
+    struct pv_frame *old = e->f;
+    e->f = pv_frame_ref(f);
+    pv_frame_unref(old);
 }
 
 size_t pv_history_expire(struct pv_history *h, int64_t cutoff_ms)

@@ -20,6 +20,8 @@
  *                  history read budget
  *   history.c      the history ring, a pure value type (history.h)
  *   sweep.c        keepalive pings, idle timeouts, eviction
+ *   moderation.c   edits, deletions, mutes; the HTTP API's kicks, bans,
+ *                  role changes and session ends on open connections
  * Calls between these files use the pv__ prefix (internal tier); the
  * public API is broadcaster.h.
  */
@@ -194,6 +196,15 @@ void pv__on_history(struct pv_broadcaster *b, struct pv_client *c, const struct 
 void pv__store_news(struct pv_broadcaster *b);
 /* main, at teardown: every read not yet answered, and the answers. */
 void pv__reads_drop(struct pv_broadcaster *b);
+
+/* ---- moderation.c ---- */
+
+struct pv_mod_req;
+/* True (and c told, `muted`) while c may not post. */
+bool pv__muted(struct pv_broadcaster *b, struct pv_client *c, const json_t *msg_id, int64_t now);
+void pv__on_edit(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
+void pv__on_delete(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
+void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r);
 
 /* ---- sweep.c ---- */
 

@@ -75,6 +75,29 @@ static void test_after_finds_the_oldest_newer_entry(void **state)
     pv_history_destroy(&h);
 }
 
+/* find(): the entry of a seq, wrapped or not, and none for a seq the
+ * ring does not hold; replace(): the frame is swapped, references kept
+ * straight (the old one is released, the new one held). */
+static void test_find_and_replace(void **state)
+{
+    (void)state;
+    struct pv_history h;
+    fill(&h, 4, 1, 10); /* 7..10, wrapped */
+    assert_null(pv_history_find(&h, 0));
+    assert_null(pv_history_find(&h, 6));
+    assert_null(pv_history_find(&h, 11));
+    for (uint64_t s = 7; s <= 10; s++)
+        assert_int_equal(pv_history_find(&h, s)->seq, s);
+    struct pv_frame *f = pv_frame_new(PV_WS_OP_TEXT, "{}", 2);
+    struct pv_history_entry *e = pv_history_find(&h, 8);
+    pv_history_replace(e, f);
+    assert_ptr_equal(pv_history_find(&h, 8)->f, f);
+    assert_int_equal(atomic_load(&f->refs), 2);
+    pv_history_destroy(&h);
+    assert_int_equal(atomic_load(&f->refs), 1);
+    pv_frame_unref(f);
+}
+
 static void test_expire_by_age_drops_the_oldest(void **state)
 {
     (void)state;
@@ -193,6 +216,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_push_and_wrap_around),
         cmocka_unit_test(test_after_finds_the_oldest_newer_entry),
+        cmocka_unit_test(test_find_and_replace),
         cmocka_unit_test(test_expire_by_age_drops_the_oldest),
         cmocka_unit_test(test_covers),
         cmocka_unit_test(test_page_in_memory),

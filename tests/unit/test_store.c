@@ -391,9 +391,119 @@ static void test_sender_share(void **state)
     assert_int_equal(kept, 0);
 }
 
+static void keep_json(void *ud, uint64_t seq, int64_t date, const char *json, size_t len)
+{
+    (void)date;
+    char *out = ud;
+    snprintf(out + (seq - 1) * 64, 64, "%.*s", (int)len, json);
+}
+
+/* An edit or deletion event (store.h: target, replace) is stored with the
+ * target's row rewritten in the same transaction, and the byte accounting
+ * follows the new size; a target already gone is left gone. */
+static void test_event_replaces_its_target(void **state)
+{
+    (void)state;
+    struct pv_store *s = open_store("replace", 0, 0);
+    append(s, 1, 10);
+    append(s, 2, 10);
+    struct pv_store_msg *m = calloc(1, sizeof(*m));
+    m->seq = 3;
+    m->server_date = 1700000000003;
+    m->frame = pv_frame_new(PV_WS_OP_TEXT, "{\"type\":\"delete\",\"target\":1}", 29);
+    m->target = 1;
+    m->replace = pv_frame_new(PV_WS_OP_TEXT, "{\"type\":\"deleted\",\"seq\":1}", 27);
+    snprintf(m->sender, sizeof(m->sender), "127.0.0.1");
+    pv_store_append(s, m);
+    m = calloc(1, sizeof(*m)); /* a target that was never stored */
+    m->seq = 4;
+    m->frame = pv_frame_new(PV_WS_OP_TEXT, "{}", 2);
+    m->target = 99;
+    m->replace = pv_frame_new(PV_WS_OP_TEXT, "{\"x\":1}", 7);
+    pv_store_append(s, m);
+    assert_true(committed(s, 4));
+    char rows[4 * 64] = "";
+    assert_int_equal(pv_store_range(s, 0, 10, keep_json, rows), 4);
+    assert_string_equal(rows, "{\"type\":\"deleted\",\"seq\":1}");
+    assert_non_null(strstr(rows + 64, "xxxxxxxxxx"));
+    assert_string_equal(rows + 128, "{\"type\":\"delete\",\"target\":1}");
+    /* 2 messages of 46 bytes, the tombstone (27), the events (29, 2). */
+    assert_int_equal(pv_store_bytes(s), 46 + 27 + 29 + 2 + 4 * 64);
+    pv_store_close(s);
+}
+
+/* The database of a running install (schema 3, palaver with accounts
+ * and invites, as that release made it) upgrades in place to 4: its
+ * people, sessions and invites stay, nobody is muted, the audit log is
+ * there and empty. */
+static void test_schema_upgrade_from_3(void **state)
+{
+    (void)state;
+    char path[256], file[300];
+    snprintf(path, sizeof(path), "%s/v3", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(file, sizeof(file), "%s/palaver.db", path);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "PRAGMA journal_mode=WAL;"
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY, server_date INTEGER NOT NULL, "
+            "json TEXT NOT NULL, sender TEXT NOT NULL DEFAULT '', bytes INTEGER NOT NULL "
+            "DEFAULT 0);"
+            "CREATE INDEX messages_by_sender ON messages(sender, seq, bytes);"
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO meta VALUES('history-id', 'fedcba9876543210'), ('open', '0');"
+            "INSERT INTO messages VALUES (1, 1, '{\"type\":\"message\"}', 'a', 84);"
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "name_key TEXT NOT NULL UNIQUE, pass_hash TEXT NOT NULL, role TEXT NOT NULL "
+            "CHECK (role IN ('admin', 'moderator', 'member')), created INTEGER NOT NULL, "
+            "banned_at INTEGER);"
+            "CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, "
+            "user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, "
+            "created INTEGER NOT NULL, last_used INTEGER NOT NULL, expires INTEGER NOT NULL, "
+            "addr TEXT NOT NULL DEFAULT '');"
+            "CREATE INDEX sessions_by_user ON sessions(user_id);"
+            "CREATE TABLE invites (code_hash TEXT PRIMARY KEY, "
+            "created_by INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, "
+            "role TEXT NOT NULL CHECK (role IN ('admin', 'moderator', 'member')), "
+            "created INTEGER NOT NULL, expires INTEGER NOT NULL, uses_left INTEGER NOT NULL);"
+            "INSERT INTO users VALUES (1, 'Ann', 'ann', '$argon2id$x', 'admin', 1, NULL);"
+            "INSERT INTO sessions VALUES ('h', 1, 1, 1, 9999999999, '10.0.0.1');"
+            "INSERT INTO invites VALUES ('c', 1, 'member', 1, 9999999999, 3);"
+            "PRAGMA user_version = 3;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    struct pv_store *s = open_store("v3", 0, 0);
+    assert_int_equal(pv_store_last_seq(s), 1);
+    assert_string_equal(pv_store_id(s), "fedcba9876543210");
+    pv_store_close(s);
+    assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT user_version FROM pragma_user_version), "
+                                        "u.name, u.muted_until IS NULL, s.addr, i.uses_left, "
+                                        "(SELECT COUNT(*) FROM audit) FROM users u "
+                                        "JOIN sessions s ON s.user_id = u.id "
+                                        "JOIN invites i ON i.created_by = u.id",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    assert_string_equal((const char *)sqlite3_column_text(st, 1), "Ann");
+    assert_int_equal(sqlite3_column_int(st, 2), 1);
+    assert_string_equal((const char *)sqlite3_column_text(st, 3), "10.0.0.1");
+    assert_int_equal(sqlite3_column_int(st, 4), 3);
+    assert_int_equal(sqlite3_column_int(st, 5), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 /* A database of schema 0 (palaver before retention by bytes) is upgraded
- * in place, through 1 and 2 (accounts) to 3 (invites): rows kept and counted, the history
- * id kept; one of a newer
+ * in place, through 1 and 2 (accounts) and 3 (invites) to 4 (mutes, the
+ * audit log): rows kept and counted, the history id kept; one of a newer
  * schema is refused and left as it was. */
 static void test_schema_upgrade(void **state)
 {
@@ -433,10 +543,10 @@ static void test_schema_upgrade(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    assert_int_equal(sqlite3_column_int(st, 0), 4);
     sqlite3_finalize(st);
-    /* Versions 2 and 3's accounts tables (accounts.h) came with the upgrade,
-     * empty, and take a user, a session and an invite. */
+    /* Versions 2 to 4's accounts tables (accounts.h) came with the upgrade,
+     * empty, and take a user, a session, an invite and an audit line. */
     assert_int_equal(
         sqlite3_exec(db,
                      "INSERT INTO users (name, name_key, pass_hash, role, created) "
@@ -444,7 +554,10 @@ static void test_schema_upgrade(void **state)
                      "INSERT INTO sessions (token_hash, user_id, created, last_used, expires) "
                      "VALUES ('h', 1, 1, 1, 2);"
                      "INSERT INTO invites (code_hash, created_by, role, created, expires, "
-                     "uses_left) VALUES ('c', 1, 'member', 1, 2, 1);",
+                     "uses_left) VALUES ('c', 1, 'member', 1, 2, 1);"
+                     "UPDATE users SET muted_until = 5 WHERE id = 1;"
+                     "INSERT INTO audit (at, actor_id, actor, action, target) "
+                     "VALUES (1, 1, 'ann', 'mute', 'bo');",
                      NULL, NULL, NULL),
         SQLITE_OK);
     /* Roles are the three the server knows. */
@@ -570,6 +683,8 @@ int main(void)
         cmocka_unit_test(test_retention_by_bytes),
         cmocka_unit_test(test_sender_share),
         cmocka_unit_test(test_schema_upgrade),
+        cmocka_unit_test(test_schema_upgrade_from_3),
+        cmocka_unit_test(test_event_replaces_its_target),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,224 @@
+/* moderation.c -- edits, deletions, mutes, and the moderation and
+ * session decisions of the HTTP API applied to open connections
+ * (docs/accounts.md, "Moderation"; the protocol in proto.h).
+ *
+ * Threads: the broadcaster thread only (internal.h). Who may edit or
+ * delete a message is decided here, against the history ring, which
+ * records each message's sender account; kicks, bans, mutes, role
+ * changes and session ends were decided and stored by a CivetWeb worker
+ * (api.c, accounts.h) and arrive as PV_EV_MOD events (queue.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "palaver/accounts.h"
+#include "palaver/clock.h"
+#include "palaver/config.h"
+#include "palaver/frame.h"
+#include "palaver/log.h"
+#include "palaver/nickname.h"
+#include "palaver/queue.h"
+#include "palaver/store.h"
+
+bool pv__muted(struct pv_broadcaster *b, struct pv_client *c, const json_t *msg_id, int64_t now)
+{
+    if (c->muted_until <= now)
+        return false;
+    char why[96];
+    long long minutes = (c->muted_until - now + 59999) / 60000;
+    snprintf(why, sizeof(why), "a moderator muted you: %lld more minute%s", minutes,
+             minutes == 1 ? "" : "s");
+    pv__send_error(b, c, "muted", why, msg_id);
+    return true;
+}
+
+/* An edit or deletion event: the next seq, into the ring and the store
+ * (with the target's row rewritten to `replace`), and to everyone, its
+ * author included (the page confirms from it). */
+static void publish(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f, uint64_t seq,
+                    int64_t now, uint64_t target, struct pv_frame *replace,
+                    struct pv_store_audit *audit)
+{
+    pv_history_push(&b->hist, f, seq, now);
+    if (b->d.store && !pv_store_failure(b->d.store)) {
+        struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
+        m->seq = seq;
+        m->server_date = now;
+        m->frame = pv_frame_ref(f);
+        m->target = target;
+        m->replace = pv_frame_ref(replace);
+        m->audit = audit;
+        snprintf(m->sender, sizeof(m->sender), "%s", c->addr);
+        pv_store_append(b->d.store, m);
+    } else {
+        free(audit);
+    }
+    pv__fanout(b, f, NULL);
+}
+
+/* Whether c may edit or delete message in->target (false after telling
+ * c why not); *e is its ring entry, or NULL when the ring no longer holds
+ * it. Anyone signed in edits and deletes their own messages; moderators
+ * and admins delete anyone's (*mod_only), also older than the ring holds
+ * (the store rewrites the row if it still has it). */
+static bool allowed(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in,
+                    bool edit, struct pv_history_entry **entry, bool *mod_only)
+{
+    struct pv_history_entry *e = *entry = pv_history_find(&b->hist, in->target);
+    bool mod = pv_role_rank(c->role) >= 2;
+    *mod_only = false;
+    if (c->account <= 0) {
+        pv__send_error(b, c, "forbidden", "sign in to edit or delete your messages", in->msg_id);
+        return false;
+    }
+    if (in->target > b->seq || (e && !e->message)) {
+        pv__send_error(b, c, "not-found", "there is no such message", in->msg_id);
+        return false;
+    }
+    if (!e && !(mod && !edit)) {
+        pv__send_error(b, c, "too-old",
+                       "only messages still in the server's recent history (--history) can be "
+                       "changed",
+                       in->msg_id);
+        return false;
+    }
+    if (e && e->account != c->account && (edit || !mod)) {
+        pv__send_error(b, c, "forbidden",
+                       edit ? "you can only edit your own messages"
+                            : "you can only delete your own messages",
+                       in->msg_id);
+        return false;
+    }
+    *mod_only = !e || e->account != c->account;
+    return true;
+}
+
+void pv__on_edit(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    int64_t now = pv_now_ms();
+    bool mod_only;
+    if (pv__muted(b, c, in->msg_id, now))
+        return;
+    struct pv_history_entry *e;
+    if (!allowed(b, c, in, true, &e, &mod_only))
+        return;
+    struct pv_frame *edited = pv_proto_edited(e->f, in->text, in->text_len, now);
+    if (!edited) {
+        pv__send_error(b, c, "not-found", "that message cannot be edited", in->msg_id);
+        return;
+    }
+    pv_history_replace(e, edited);
+    struct pv_user by = pv__user_of(c);
+    uint64_t seq = ++b->seq;
+    struct pv_frame *f = pv_proto_edit(&by, in->target, in->text, in->text_len, seq, now);
+    publish(b, c, f, seq, now, in->target, edited, NULL);
+    pv_frame_unref(edited);
+    pv_info("edit seq=%llu of seq=%llu by id=%s account=%lld bytes=%zu", (unsigned long long)seq,
+            (unsigned long long)in->target, c->id, (long long)c->account, in->text_len);
+}
+
+void pv__on_delete(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    int64_t now = pv_now_ms();
+    bool mod_only;
+    struct pv_history_entry *e;
+    if (!allowed(b, c, in, false, &e, &mod_only))
+        return;
+    struct pv_frame *tomb = pv_proto_tombstone(in->target, e ? e->date : now, now);
+    if (e) {
+        pv_history_replace(e, tomb);
+        e->message = false;
+    }
+    struct pv_store_audit *audit = NULL;
+    if (mod_only) {
+        /* A moderator's deletion of someone else's message is audited, in
+         * the transaction that stores it. */
+        audit = pv_xcalloc(1, sizeof(*audit));
+        audit->actor_id = c->account;
+        snprintf(audit->actor, sizeof(audit->actor), "%s", c->name);
+        snprintf(audit->action, sizeof(audit->action), "delete");
+        snprintf(audit->target, sizeof(audit->target), "message %llu",
+                 (unsigned long long)in->target);
+    }
+    struct pv_user by = pv__user_of(c);
+    uint64_t seq = ++b->seq;
+    struct pv_frame *f = pv_proto_delete(&by, in->target, seq, now);
+    publish(b, c, f, seq, now, in->target, tomb, audit);
+    pv_frame_unref(tomb);
+    char q[2 * PV_NAME_MAX_BYTES + 8];
+    pv_log_quote(c->name, q, sizeof(q));
+    pv_log(mod_only ? PV_LOG_NOTICE : PV_LOG_INFO,
+           "delete seq=%llu of seq=%llu by id=%s name=\"%s\" role=%s%s", (unsigned long long)seq,
+           (unsigned long long)in->target, c->id, q, c->role,
+           mod_only ? " (moderation, audited)" : "");
+}
+
+/* True if c is the one r names: its account, or the guest holding r's
+ * name online (key: that name's comparison key). */
+static bool named(const struct pv_client *c, const struct pv_mod_req *r, const char *key)
+{
+    if (r->account > 0)
+        return c->account == r->account;
+    return c->account == 0 && key && c->name_key && strcmp(c->name_key, key) == 0;
+}
+
+static void close_with(struct pv_broadcaster *b, struct pv_client *c, uint16_t code,
+                       const char *reason)
+{
+    if (c->closing || !pv_client_close_decide(c, code, NULL))
+        return; /* closing for another reason already */
+    pv__queue_close(b, c, code, reason, false);
+}
+
+void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
+{
+    int64_t now = pv_now_ms();
+    char key[PV_NAME_KEY_MAX];
+    const char *k = r->account == 0 && pv_nickname_key(r->name, key) ? key : NULL;
+    char reason[124];
+    size_t hit = 0;
+    bool kick = strcmp(r->action, "kick") == 0, ban = strcmp(r->action, "ban") == 0;
+    bool mute = strcmp(r->action, "mute") == 0 || strcmp(r->action, "unmute") == 0;
+    bool role = strcmp(r->action, "role") == 0;
+    bool revoke = strcmp(r->action, "revoke") == 0;
+    bool password = strcmp(r->action, "password") == 0;
+
+    snprintf(reason, sizeof(reason), "%s by %.40s%s%.60s", kick ? "kicked" : "banned", r->by,
+             r->reason[0] ? ": " : "", r->reason);
+    /* One pass over the registry: moderation is rare, and a person's
+     * connections (tabs, devices) are found without an index. */
+    for (size_t i = 0; i < b->reg.n; i++) {
+        struct pv_client *c = b->reg.v[i];
+        if (c->closing)
+            continue;
+        if (revoke) {
+            if (c->session != r->session)
+                continue;
+            close_with(b, c, 4002, "signed out: this session has ended");
+        } else if (password) {
+            if (c->account != r->account || c->session == r->session)
+                continue;
+            close_with(b, c, 4002, "signed out: the password was changed");
+        } else if (!named(c, r, k)) {
+            continue;
+        } else if (kick || ban) {
+            pv__deliver(b, pv_client_ref(c),
+                        pv_proto_moderation(r->action, r->by, r->reason, 0, NULL, now));
+            close_with(b, c, kick ? 4001 : 4003, reason);
+        } else if (mute || role) {
+            if (mute)
+                c->muted_until = r->until;
+            else
+                snprintf(c->role, sizeof(c->role), "%s", r->role);
+            pv__deliver(b, pv_client_ref(c),
+                        pv_proto_moderation(r->action, r->by, r->reason, mute ? r->until : 0,
+                                            role ? r->role : NULL, now));
+        }
+        hit++;
+    }
+    char q[2 * PV_NAME_MAX_BYTES + 8];
+    pv_log_quote(r->name, q, sizeof(q));
+    pv_notice("%s of %s%s\"%s\" by \"%s\": %zu open connection(s) acted on", r->action,
+              r->account ? "account " : "guest ", r->account ? "" : "", q, r->by, hit);
+}
