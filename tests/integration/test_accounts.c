@@ -619,6 +619,408 @@ static void test_members_only(void **state)
     tmpdir_remove(d2);
 }
 
+/* ---- Moderation, edits and deletions, sessions (accounts.md) ---- */
+
+/* A WebSocket as the session in hdr (NULL: a guest, named by path),
+ * joined, its join history read (the presence message says how long). */
+static struct wsc *ws_as(const char *hdr, const char *path)
+{
+    struct wsc *c = wsc_open(server.port, &(struct wsc_opts){.headers = hdr, .path = path});
+    assert_non_null(c);
+    assert_int_equal(c->status, 101);
+    json_int_t history = -1;
+    while (history < 0) {
+        json_t *j = wsc_recv_json(c, T);
+        assert_non_null(j);
+        if (strcmp(json_string_value(json_object_get(j, "type")), "presence") == 0)
+            history = json_integer_value(json_object_get(j, "history"));
+        json_decref(j);
+    }
+    for (json_int_t i = 0; i < history; i++) {
+        json_t *j = wsc_recv_json(c, T);
+        assert_non_null(j);
+        json_decref(j);
+    }
+    return c;
+}
+
+/* POST /api/moderate as hdr's account; the error code (or "") to code. */
+static int moderate(const char *hdr, const char *body, char *code, size_t n)
+{
+    char out[4096];
+    int status = post("/api/moderate", "application/json", hdr, body, out, sizeof(out));
+    if (status == 200)
+        snprintf(code, n, "%s", "");
+    else
+        error_code(out, code, n);
+    return status;
+}
+
+/* The next message of `type` whose "target" is `target`. */
+static json_t *expect_target(struct wsc *c, const char *type, long long target)
+{
+    for (int64_t end = mono_ms() + T; mono_ms() < end;) {
+        json_t *j = wsc_expect(c, type, T);
+        if (!j)
+            return NULL;
+        if (json_integer_value(json_object_get(j, "target")) == target)
+            return j;
+        json_decref(j);
+    }
+    return NULL;
+}
+
+/* The error code a message (or edit, delete) from c gets, within T. */
+static void expect_error(struct wsc *c, const char *code)
+{
+    json_t *e = wsc_expect(c, "error", T);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), code);
+    json_decref(e);
+}
+
+/* Chat from c; its seq from the ack. */
+static long long say(struct wsc *c, const char *text)
+{
+    assert_int_equal(wsc_send_chat(c, 7, text, ""), 0);
+    json_t *a = wsc_expect(c, "ack", T);
+    assert_non_null(a);
+    long long seq = json_integer_value(json_object_get(a, "seq"));
+    json_decref(a);
+    return seq;
+}
+
+/* Edits and deletions: your own messages only, moderators delete anyone's;
+ * every client sees the event, a newcomer's history and a resume get the
+ * message as it is now (edited, or a tombstone without its text), and so
+ * does a history page after a restart, when the author may still edit. */
+static void test_edit_and_delete(void **state)
+{
+    (void)state;
+    char carol[256], dave[256], out[4096];
+    session_header("carol", PASSWORD, carol, sizeof(carol)); /* member */
+    session_header("dave", PASSWORD, dave, sizeof(dave));    /* moderator */
+    struct wsc *c = ws_as(carol, "/ws"), *d = ws_as(dave, "/ws"), *g = ws_as(NULL, "/ws?name=gil");
+
+    long long n = say(c, "frist post");
+    char req[256];
+    snprintf(req, sizeof(req), "{\"type\":\"edit\",\"target\":%lld,\"text\":\"first post\"}", n);
+    assert_int_equal(wsc_send_text(g, req), 0); /* a guest: no */
+    expect_error(g, "forbidden");
+    assert_int_equal(wsc_send_text(d, req), 0); /* a moderator: not someone else's words */
+    expect_error(d, "forbidden");
+    assert_int_equal(wsc_send_text(c, req), 0);
+    json_t *e = expect_target(g, "edit", n);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "text")), "first post");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(e, "by"), "name")),
+                        "Carol");
+    long long edit_seq = json_integer_value(json_object_get(e, "seq"));
+    assert_true(edit_seq > n);
+    json_decref(e);
+    e = expect_target(c, "edit", n); /* the author's page hears it too */
+    assert_non_null(e);
+    json_decref(e);
+    /* Bad requests are errors, not silence. */
+    assert_int_equal(wsc_send_text(c, "{\"type\":\"delete\",\"target\":\"x\"}"), 0);
+    expect_error(c, "bad-target");
+    assert_int_equal(wsc_send_text(c, "{\"type\":\"delete\",\"target\":999999}"), 0);
+    expect_error(c, "not-found");
+    snprintf(req, sizeof(req), "{\"type\":\"edit\",\"target\":%lld,\"text\":\" \"}", n);
+    assert_int_equal(wsc_send_text(c, req), 0);
+    expect_error(c, "empty-text");
+
+    /* A member cannot delete another's message; a moderator can. */
+    long long m = say(d, "a moderator speaks");
+    snprintf(req, sizeof(req), "{\"type\":\"delete\",\"target\":%lld}", m);
+    assert_int_equal(wsc_send_text(c, req), 0);
+    expect_error(c, "forbidden");
+    long long bad = say(g, "something awful");
+    snprintf(req, sizeof(req), "{\"type\":\"delete\",\"target\":%lld}", bad);
+    assert_int_equal(wsc_send_text(d, req), 0);
+    e = expect_target(c, "delete", bad);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(e, "by"), "role")),
+                        "moderator");
+    json_decref(e);
+    json_decref(expect_target(g, "delete", bad));
+    /* Deleted twice: it is not a message any more. */
+    assert_int_equal(wsc_send_text(d, req), 0);
+    expect_error(d, "not-found");
+
+    /* A newcomer's history: the edited text, a tombstone, both events. */
+    struct wsc *late = wsc_open(server.port, &(struct wsc_opts){.path = "/ws"});
+    bool saw_edited = false, saw_tomb = false;
+    for (json_t *j; (j = wsc_recv_json(late, T)) != NULL;) {
+        const char *t = json_string_value(json_object_get(j, "type"));
+        long long seq = json_integer_value(json_object_get(j, "seq"));
+        if (strcmp(t, "message") == 0 && seq == n) {
+            saw_edited = json_integer_value(json_object_get(j, "edited")) > 0 &&
+                         strcmp(json_string_value(json_object_get(j, "text")), "first post") == 0;
+        } else if (seq == bad) {
+            saw_tomb = strcmp(t, "deleted") == 0 && !json_object_get(j, "text") &&
+                       !json_object_get(j, "from");
+        }
+        bool done =
+            strcmp(t, "delete") == 0 && json_integer_value(json_object_get(j, "target")) == bad;
+        json_decref(j);
+        if (done)
+            break;
+    }
+    assert_true(saw_edited);
+    assert_true(saw_tomb);
+    wsc_free(late);
+    /* The moderator's deletion is in the audit log, for moderators only. */
+    assert_int_equal(get("/api/audit", carol, out, sizeof(out)), 403);
+    for (int64_t end = mono_ms() + T; mono_ms() < end; poll(NULL, 0, 20)) {
+        assert_int_equal(get("/api/audit", dave, out, sizeof(out)), 200);
+        if (strstr(out, "\"action\":\"delete\""))
+            break;
+    }
+    snprintf(req, sizeof(req), "\"target\":\"message %lld\"", bad);
+    assert_non_null(strstr(out, req));
+    wsc_free(c);
+    wsc_free(d);
+    wsc_free(g);
+
+    /* After a restart: the stored rows are what the events made them, and
+     * the author may still edit (the ring knows whose it is). */
+    assert_int_equal(srv_stop(&server), 0);
+    const char *args[] = {"--data-dir", dir, NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    c = ws_as(carol, "/ws");
+    snprintf(req, sizeof(req), "{\"type\":\"history\",\"before\":%lld,\"limit\":200}",
+             edit_seq + 1);
+    assert_int_equal(wsc_send_text(c, req), 0);
+    json_t *page = wsc_expect(c, "history", T);
+    assert_non_null(page);
+    char *dump = json_dumps(page, JSON_COMPACT);
+    assert_non_null(strstr(dump, "\"text\":\"first post\""));
+    assert_null(strstr(dump, "frist post"));
+    json_decref(page);
+    free(dump);
+    snprintf(req, sizeof(req), "{\"type\":\"edit\",\"target\":%lld,\"text\":\"first!\"}", n);
+    assert_int_equal(wsc_send_text(c, req), 0);
+    json_decref(expect_target(c, "edit", n));
+    /* A resume from before the deletion replays the tombstone, not the words. */
+    struct wsc *r = wsc_open(server.port, &(struct wsc_opts){.path = "/ws?since=0"});
+    char *all = calloc(1, 1 << 20);
+    size_t used = 0;
+    for (json_t *j; (j = wsc_recv_json(r, 1000)) != NULL; json_decref(j)) {
+        char *t = json_dumps(j, JSON_COMPACT);
+        used += (size_t)snprintf(all + used, (1 << 20) - used, "%s\n", t);
+        free(t);
+    }
+    assert_null(strstr(all, "something awful"));
+    assert_non_null(strstr(all, "\"type\":\"deleted\""));
+    assert_non_null(strstr(all, "\"text\":\"first!\""));
+    free(all);
+    wsc_free(r);
+    wsc_free(c);
+}
+
+/* Kick, mute, role, ban: who may, and what each open connection of the
+ * person sees at once; CSRF and rank rules on the API. */
+static void test_moderation(void **state)
+{
+    (void)state;
+    char admin[256], carol[256], dave[256], erin[256], out[4096], code[64], body[512];
+    session_header("alice", PASSWORD, admin, sizeof(admin));
+    session_header("carol", PASSWORD, carol, sizeof(carol));
+    session_header("dave", PASSWORD, dave, sizeof(dave));
+    char inv[128];
+    assert_int_equal(invite(admin, "{}", inv, sizeof(inv)), 200);
+    assert_int_equal(do_register(inv, "Erin", out, sizeof(out)), 200);
+    session_header("erin", PASSWORD, erin, sizeof(erin));
+
+    /* Who may: members not; nobody on an equal or higher role; only
+     * admins change roles; CSRF like every POST. */
+    assert_int_equal(moderate(carol, "{\"action\":\"kick\",\"user\":\"erin\"}", code, 64), 403);
+    assert_int_equal(moderate(dave, "{\"action\":\"ban\",\"user\":\"alice\"}", code, 64), 403);
+    assert_int_equal(moderate(dave, "{\"action\":\"mute\",\"user\":\"dave\"}", code, 64), 403);
+    assert_int_equal(
+        moderate(dave, "{\"action\":\"role\",\"user\":\"erin\",\"role\":\"admin\"}", code, 64),
+        403);
+    assert_int_equal(moderate(NULL, "{\"action\":\"kick\",\"user\":\"erin\"}", code, 64), 401);
+    assert_int_equal(moderate(dave, "{\"action\":\"smite\",\"user\":\"erin\"}", code, 64), 400);
+    assert_int_equal(
+        moderate(dave, "{\"action\":\"mute\",\"user\":\"erin\",\"minutes\":0}", code, 64), 400);
+    assert_int_equal(moderate(dave, "{\"action\":\"ban\",\"user\":\"nobody-here\"}", code, 64),
+                     404);
+    char xhdr[384];
+    snprintf(xhdr, sizeof(xhdr), "%sOrigin: http://evil.example\r\n", dave);
+    assert_int_equal(post("/api/moderate", "application/json", xhdr,
+                          "{\"action\":\"kick\",\"user\":\"erin\"}", out, sizeof(out)),
+                     403);
+    assert_int_equal(post("/api/moderate", "text/plain", dave,
+                          "{\"action\":\"kick\",\"user\":\"erin\"}", out, sizeof(out)),
+                     415);
+
+    /* Mute: every tab of Erin's is told and refused; unmute lifts it. */
+    struct wsc *e1 = ws_as(erin, "/ws"), *e2 = ws_as(erin, "/ws"), *c = ws_as(carol, "/ws");
+    snprintf(body, sizeof(body),
+             "{\"action\":\"mute\",\"user\":\"ERIN\",\"minutes\":5,"
+             "\"reason\":\"cool down\"}");
+    assert_int_equal(moderate(dave, body, code, 64), 200);
+    json_t *n = wsc_expect(e2, "moderation", T);
+    assert_non_null(n);
+    assert_string_equal(json_string_value(json_object_get(n, "action")), "mute");
+    assert_string_equal(json_string_value(json_object_get(n, "reason")), "cool down");
+    assert_true(json_integer_value(json_object_get(n, "until")) > 0);
+    json_decref(n);
+    json_decref(wsc_expect(e1, "moderation", T));
+    assert_int_equal(wsc_send_chat(e1, 1, "let me speak", ""), 0);
+    expect_error(e1, "muted");
+    /* The mute is stored: a new connection is muted too. */
+    struct wsc *e3 = ws_as(erin, "/ws");
+    assert_int_equal(wsc_send_chat(e3, 1, "a new tab", ""), 0);
+    expect_error(e3, "muted");
+    wsc_free(e3);
+    assert_int_equal(moderate(dave, "{\"action\":\"unmute\",\"user\":\"erin\"}", code, 64), 200);
+    json_decref(wsc_expect(e1, "moderation", T));
+    assert_true(say(e1, "thank you") > 0);
+
+    /* Role: Alice makes Erin a moderator; her connections speak as one. */
+    assert_int_equal(
+        moderate(admin, "{\"action\":\"role\",\"user\":\"erin\",\"role\":\"moderator\"}", code, 64),
+        200);
+    n = wsc_expect(e1, "moderation", T);
+    assert_non_null(n);
+    assert_string_equal(json_string_value(json_object_get(n, "role")), "moderator");
+    json_decref(n);
+    assert_int_equal(wsc_send_chat(e1, 2, "now with a badge", ""), 0);
+    for (;;) { /* past "thank you" */
+        n = wsc_expect(c, "message", T);
+        assert_non_null(n);
+        if (strcmp(json_string_value(json_object_get(n, "text")), "now with a badge") == 0)
+            break;
+        json_decref(n);
+    }
+    assert_string_equal(json_string_value(json_object_get(json_object_get(n, "from"), "role")),
+                        "moderator");
+    json_decref(n);
+    /* Now an equal: Dave may not act on her; Alice makes her a member again. */
+    assert_int_equal(moderate(dave, "{\"action\":\"kick\",\"user\":\"erin\"}", code, 64), 403);
+    assert_int_equal(
+        moderate(admin, "{\"action\":\"role\",\"user\":\"erin\",\"role\":\"member\"}", code, 64),
+        200);
+
+    /* Kick: every connection closes 4001; she may come back. A guest is
+     * kicked by the name they hold online. */
+    struct wsc *g = ws_as(NULL, "/ws?name=troll");
+    assert_int_equal(moderate(dave, "{\"action\":\"kick\",\"user\":\"erin\"}", code, 64), 200);
+    assert_int_equal(wsc_wait_close(e1, T), 4001);
+    assert_int_equal(wsc_wait_close(e2, T), 4001);
+    assert_non_null(strstr(e1->close_reason, "kicked by Dave"));
+    wsc_free(e1);
+    wsc_free(e2);
+    e1 = ws_as(erin, "/ws");
+    assert_int_equal(moderate(dave, "{\"action\":\"kick\",\"user\":\"Troll\"}", code, 64), 200);
+    assert_int_equal(wsc_wait_close(g, T), 4001);
+    wsc_free(g);
+    assert_int_equal(moderate(dave, "{\"action\":\"ban\",\"user\":\"troll\"}", code, 64), 404);
+
+    /* Ban: closed 4003, sessions gone, no sign-in, no handshake. */
+    assert_int_equal(moderate(dave, "{\"action\":\"ban\",\"user\":\"erin\"}", code, 64), 200);
+    assert_int_equal(wsc_wait_close(e1, T), 4003);
+    wsc_free(e1);
+    struct wsc *x = wsc_open(server.port, &(struct wsc_opts){.headers = erin});
+    assert_int_equal(x->status, 401);
+    wsc_free(x);
+    char token[128];
+    assert_int_equal(sign_in("erin", PASSWORD, token, sizeof(token), out, sizeof(out)), 401);
+    /* Unban: she may sign in again (after the delay her failure started). */
+    assert_int_equal(moderate(dave, "{\"action\":\"unban\",\"user\":\"erin\"}", code, 64), 200);
+    assert_int_equal(sign_in("erin", PASSWORD, token, sizeof(token), out, sizeof(out)), 200);
+
+    /* Every action is in the audit log, newest first. */
+    assert_int_equal(get("/api/audit", admin, out, sizeof(out)), 200);
+    const char *order[] = {"\"unban\"", "\"ban\"",    "\"kick\"",
+                           "\"role\"",  "\"unmute\"", "\"mute\""};
+    const char *at = out;
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        at = strstr(at, order[i]);
+        assert_non_null(at);
+    }
+    assert_int_equal(get("/api/users", dave, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"name\":\"Erin\""));
+    assert_int_equal(get("/api/users", carol, out, sizeof(out)), 403);
+    wsc_free(c);
+}
+
+/* Sessions: listed, one revoked closes its sockets (4002) and opens
+ * nothing more; a password change needs the current one and revokes the
+ * others; sign out closes the session's sockets. */
+static void test_sessions_and_password(void **state)
+{
+    (void)state;
+    char s1[256], s2[256], out[8192], body[512];
+    session_header("carol", PASSWORD, s1, sizeof(s1));
+    session_header("carol", PASSWORD, s2, sizeof(s2));
+    assert_int_equal(get("/api/sessions", NULL, out, sizeof(out)), 401);
+    assert_int_equal(get("/api/sessions", s1, out, sizeof(out)), 200);
+    json_t *j = body_json(out);
+    json_t *list = json_object_get(j, "sessions");
+    assert_true(json_array_size(list) >= 2);
+    long long other = 0;
+    size_t i;
+    json_t *v;
+    int current = 0;
+    json_array_foreach(list, i, v)
+    {
+        if (json_is_true(json_object_get(v, "current")))
+            current++;
+        else if (!other)
+            other = json_integer_value(json_object_get(v, "id")); /* s2: the newest other */
+        assert_string_equal(json_string_value(json_object_get(v, "addr")), "127.0.0.1");
+    }
+    json_decref(j);
+    assert_int_equal(current, 1);
+
+    struct wsc *w2 = ws_as(s2, "/ws"), *w1 = ws_as(s1, "/ws");
+    snprintf(body, sizeof(body), "{\"id\":%lld}", other);
+    assert_int_equal(post("/api/sessions/revoke", "application/json", s1, body, out, sizeof(out)),
+                     200);
+    assert_int_equal(wsc_wait_close(w2, T), 4002);
+    wsc_free(w2);
+    struct wsc *x = wsc_open(server.port, &(struct wsc_opts){.headers = s2});
+    assert_int_equal(x->status, 401);
+    wsc_free(x);
+    /* Someone else's session id: not yours to end. */
+    assert_int_equal(
+        post("/api/sessions/revoke", "application/json", s1, "{\"id\":1}", out, sizeof(out)), 404);
+
+    /* Password: the current one is checked; the others' sessions end. */
+    char s3[256];
+    session_header("carol", PASSWORD, s3, sizeof(s3));
+    struct wsc *w3 = ws_as(s3, "/ws");
+    assert_int_equal(post("/api/password", "application/json", s1,
+                          "{\"current\":\"wrong password\",\"password\":\"a new long one\"}", out,
+                          sizeof(out)),
+                     403);
+    assert_int_equal(post("/api/password", "application/json", s1,
+                          "{\"current\":\"" PASSWORD "\",\"password\":\"short\"}", out,
+                          sizeof(out)),
+                     400);
+    assert_int_equal(post("/api/password", "application/json", s1,
+                          "{\"current\":\"" PASSWORD "\",\"password\":\"a new long one\"}", out,
+                          sizeof(out)),
+                     200);
+    assert_int_equal(wsc_wait_close(w3, T), 4002);
+    wsc_free(w3);
+    assert_int_equal(get("/api/me", s3, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"user\":null"));
+    assert_int_equal(get("/api/me", s1, out, sizeof(out)), 200); /* this one stays */
+    assert_non_null(strstr(out, "\"name\":\"Carol\""));
+    char token[128];
+    assert_int_equal(sign_in("carol", "a new long one", token, sizeof(token), out, sizeof(out)),
+                     200);
+    /* Sign out closes this session's open sockets too. */
+    assert_int_equal(post("/api/logout", "application/json", s1, "{}", out, sizeof(out)), 200);
+    assert_int_equal(wsc_wait_close(w1, T), 4002);
+    wsc_free(w1);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -632,6 +1034,9 @@ int main(void)
         cmocka_unit_test(test_invites_and_registration),
         cmocka_unit_test(test_registration_modes),
         cmocka_unit_test(test_members_only),
+        cmocka_unit_test(test_edit_and_delete),
+        cmocka_unit_test(test_moderation),
+        cmocka_unit_test(test_sessions_and_password),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
