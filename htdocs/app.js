@@ -88,10 +88,11 @@ function connect() {
     }
     for (const ev of session.receive(m)) render(ev);
   };
-  socket.onclose = () => {
+  socket.onclose = (ev) => {
     if (state.socket !== socket) return;
     state.socket = null;
-    for (const ev of session.dropped('not confirmed: the connection dropped')) render(ev);
+    for (const e of session.dropped('not confirmed: the connection dropped')) render(e);
+    if (closedByServer(ev)) return;
     if (!state.wanted) {
       setStatus('Disconnected', 'disconnected');
       return;
@@ -108,6 +109,35 @@ function connect() {
     }
     scheduleReconnect();
   };
+}
+
+// The server's own close codes (docs/protocol.md): kicked (4001) may come
+// back after a pause, banned (4003) may not, a session that ended (4002:
+// signed out elsewhere, revoked, password changed) goes back to being a
+// guest or to the sign-in screen. True when handled here.
+function closedByServer(ev) {
+  const why = ev.reason ? `: ${ev.reason.replace(/^(kicked|banned) by [^:]*:? ?/, '')}` : '';
+  if (ev.code === 4001) {
+    notice(`A moderator removed you from the chat${why ? why : ''}. You can come back.`, 'error');
+    setStatus('Removed', 'disconnected');
+    state.wanted = true;
+    state.retry = Math.max(state.retry, 4); // not at once: a pause first
+    scheduleReconnect();
+    return true;
+  }
+  if (ev.code === 4003) {
+    notice(`You are banned from this chat${why ? why : ''}.`, 'error');
+    state.wanted = false;
+    setStatus('Banned', 'disconnected');
+    refreshAccount();
+    return true;
+  }
+  if (ev.code === 4002) {
+    notice('Your session has ended (signed out, revoked, or the password changed).', 'error');
+    refreshAccount().then(() => (needsSignin() ? askSignin() : connect()));
+    return true;
+  }
+  return false;
 }
 
 // Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... up to 30 s, each
@@ -170,7 +200,9 @@ function render(ev) {
       if (!li) break;
       state.own.delete(ev.msgId);
       li.dataset.seq = String(ev.seq);
+      if (state.account) li.dataset.account = String(state.account.id);
       setMessageState(li, 'sent', 'Sent');
+      addActions(li);
       break;
     }
     case 'unsaved': {
@@ -205,6 +237,20 @@ function render(ev) {
     case 'olderState':
       updateOlder();
       break;
+    case 'edited': {
+      const li = rowOf(ev.seq);
+      if (li) setText(li, ev.text, ev.edited);
+      break;
+    }
+    case 'deleted': {
+      const li = rowOf(ev.seq);
+      if (li) markDeleted(li);
+      else if (!ev.shown) append(deletedItem(ev.seq, ev.date), false);
+      break;
+    }
+    case 'moderation':
+      moderated(ev.m);
+      break;
     default:
       break;
   }
@@ -214,6 +260,9 @@ function showMessage({ m, history, replayed, mine }) {
   const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine,
     m.from && m.from.role);
   li.dataset.seq = String(m.seq);
+  if (m.from && m.from.account) li.dataset.account = String(m.from.account);
+  if (m.edited) setText(li, m.text, m.edited);
+  addActions(li);
   if (history) li.classList.add('history');
   append(li, !history);
   if (!history && !replayed) {
@@ -245,9 +294,14 @@ function loadOlder() {
 
 function showOlder({ items }) {
   const lis = items.map(({ m, mine }) => {
-    const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine);
+    if (m.type === 'deleted') return deletedItem(m.seq, m.serverDate);
+    const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine,
+      m.from && m.from.role);
     li.dataset.seq = String(m.seq);
+    if (m.from && m.from.account) li.dataset.account = String(m.from.account);
+    if (m.edited) setText(li, m.text, m.edited);
     li.classList.add('history');
+    addActions(li);
     return li;
   });
   // Keep what the reader looks at in place while rows appear above it.
@@ -305,6 +359,134 @@ function messageItem(name, body, when, mine, role) {
   box.append(head, p);
   li.append(box);
   return li;
+}
+
+// ---- edits, deletions, moderation (docs/accounts.md) ----------------------
+
+const texts = new WeakMap(); // <li> -> its text, for the edit box
+
+function rowOf(seq) {
+  return log.querySelector(`li[data-seq="${Number(seq)}"]`);
+}
+
+const isStaff = () => Boolean(state.account && (state.account.role === 'admin' || state.account.role === 'moderator'));
+
+// Edit and Delete on your own messages, Delete on anyone's for moderators.
+// The server decides again (a stale page only gets an error).
+function addActions(li) {
+  if (!state.account || !li.dataset.seq || li.classList.contains('deleted')) return;
+  const own = li.dataset.account === String(state.account.id);
+  if (!own && !isStaff()) return;
+  li.querySelector('.actions')?.remove();
+  const bar = document.createElement('span');
+  bar.className = 'actions';
+  const button = (label, fn) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'link';
+    b.textContent = label;
+    b.addEventListener('click', fn);
+    bar.append(b);
+  };
+  if (own) button('Edit', () => editRow(li));
+  // Deleting takes two clicks: the first asks, in place (no modal).
+  button('Delete', (ev) => {
+    const b = ev.currentTarget;
+    if (b.dataset.armed !== 'yes') {
+      b.dataset.armed = 'yes';
+      b.textContent = own ? 'Confirm delete' : 'Confirm delete for everyone';
+      setTimeout(() => { b.dataset.armed = ''; b.textContent = 'Delete'; }, 5000);
+      return;
+    }
+    if (!state.socket || state.socket.readyState !== WebSocket.OPEN) return;
+    state.socket.send(JSON.stringify({ type: 'delete', target: Number(li.dataset.seq) }));
+  });
+  li.querySelector('.head').append(bar);
+}
+
+function setText(li, body, edited) {
+  texts.set(li, body);
+  const p = li.querySelector('.text');
+  if (p) p.replaceChildren(...linkify(body));
+  if (edited && !li.querySelector('.edited')) {
+    const e = document.createElement('span');
+    e.className = 'edited';
+    e.textContent = '(edited)';
+    li.querySelector('.when').after(e);
+  }
+}
+
+function editRow(li) {
+  const p = li.querySelector('.text');
+  if (!p || li.querySelector('.edit-box')) return;
+  const box = document.createElement('form');
+  box.className = 'edit-box';
+  const area = document.createElement('textarea');
+  area.value = texts.get(li) ?? p.textContent;
+  area.setAttribute('aria-label', 'Edit your message');
+  const save = document.createElement('button');
+  save.type = 'submit';
+  save.textContent = 'Save';
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.textContent = 'Cancel';
+  const done = () => { box.remove(); p.hidden = false; };
+  cancel.addEventListener('click', done);
+  area.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') done();
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      box.requestSubmit();
+    }
+  });
+  box.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const body = area.value;
+    if (body.trim() && state.socket && state.socket.readyState === WebSocket.OPEN) {
+      state.socket.send(JSON.stringify({ type: 'edit', target: Number(li.dataset.seq), text: body }));
+    }
+    done();
+  });
+  box.append(area, save, cancel);
+  p.hidden = true;
+  p.after(box);
+  area.focus();
+}
+
+function markDeleted(li) {
+  li.classList.add('deleted');
+  li.querySelector('.actions')?.remove();
+  li.querySelector('.edit-box')?.remove();
+  li.querySelector('.edited')?.remove();
+  const p = li.querySelector('.text');
+  if (p) {
+    p.hidden = false;
+    p.textContent = 'Message deleted';
+  }
+}
+
+function deletedItem(seq, when) {
+  const li = messageItem('', '', when, false);
+  li.dataset.seq = String(seq);
+  li.querySelector('.who').textContent = '';
+  li.querySelector('.avatar').textContent = '';
+  markDeleted(li);
+  return li;
+}
+
+function moderated(m) {
+  const by = m.by ? ` (${m.by})` : '';
+  const reason = m.reason ? `: ${m.reason}` : '';
+  if (m.action === 'mute') {
+    const until = new Date(m.until).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    notice(`A moderator${by} muted you until ${until}${reason}.`, 'error');
+  } else if (m.action === 'unmute') {
+    notice(`You can post again${by}.`);
+  } else if (m.action === 'role' && state.account) {
+    state.account.role = m.role;
+    notice(`Your role is now ${m.role}${by}.`);
+    showAccount();
+  }
 }
 
 function setMessageState(li, cls, label) {
@@ -515,6 +697,11 @@ function showAccount() {
   accountEl.textContent = a ? `Signed in as ${a.name} (${a.role})` : '';
   signinBtn.hidden = Boolean(a);
   signoutBtn.hidden = !a;
+  $('moderate').hidden = !isStaff();
+  for (const li of log.querySelectorAll('li[data-seq]')) {
+    li.querySelector('.actions')?.remove();
+    addActions(li);
+  }
   // A signed-in person's name is the account's: no renaming by hello.
   meBtn.disabled = Boolean(a);
   showMe();
@@ -622,6 +809,92 @@ signoutBtn.addEventListener('click', async () => {
   } else {
     reconnectAs();
   }
+});
+
+// ---- your account: sessions and password; moderation ----------------------
+
+async function getJSON(path) {
+  try {
+    const r = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
+    return r.ok ? await r.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+const when = (ms) => new Date(ms).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+
+async function showSessions() {
+  const data = await getJSON('/api/sessions');
+  const items = (data ? data.sessions : []).map((x) => {
+    const li = document.createElement('li');
+    li.textContent = `${x.addr || 'unknown address'}, last used ${when(x.lastUsed)}${x.current ? ' (this one)' : ''} `;
+    if (!x.current) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = 'Sign out';
+      b.addEventListener('click', async () => {
+        await api('/api/sessions/revoke', { id: x.id });
+        showSessions();
+      });
+      li.append(b);
+    }
+    return li;
+  });
+  $('sessions').replaceChildren(...items);
+}
+
+accountEl.addEventListener('click', () => {
+  $('password-result').textContent = '';
+  $('account-dialog').showModal();
+  showSessions();
+});
+$('account-close').addEventListener('click', () => $('account-dialog').close());
+$('password-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const cur = $('password-current');
+  const nw = $('password-new');
+  const r = await api('/api/password', { current: cur.value, password: nw.value });
+  cur.value = '';
+  nw.value = '';
+  $('password-result').textContent = r.ok ? 'Password changed; your other sessions are signed out.'
+    : (r.data.message || `Not changed (HTTP ${r.status}).`);
+  showSessions();
+});
+
+async function showModeration() {
+  const [users, audit] = await Promise.all([getJSON('/api/users'), getJSON('/api/audit')]);
+  $('mod-users').replaceChildren(...(users ? users.users : []).map((u) => {
+    const li = document.createElement('li');
+    const flags = [u.role, u.banned ? 'banned' : '', u.mutedUntil ? `muted until ${when(u.mutedUntil)}` : '']
+      .filter(Boolean).join(', ');
+    li.textContent = `${u.name} — ${flags}`;
+    return li;
+  }));
+  $('mod-audit').replaceChildren(...(audit ? audit.audit : []).map((a) => {
+    const li = document.createElement('li');
+    li.textContent = `${when(a.at)}: ${a.by} ${a.action} ${a.target}${a.detail ? ` (${a.detail})` : ''}`;
+    return li;
+  }));
+}
+
+$('moderate').addEventListener('click', () => {
+  $('mod-result').textContent = '';
+  $('mod-dialog').showModal();
+  $('mod-user').focus();
+  showModeration();
+});
+$('mod-close').addEventListener('click', () => $('mod-dialog').close());
+$('mod-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const action = $('mod-action').value;
+  const body = { action, user: $('mod-user').value.trim(), reason: $('mod-reason').value };
+  if (action === 'mute') body.minutes = Number($('mod-minutes').value);
+  if (action === 'role') body.role = $('mod-role').value;
+  const r = await api('/api/moderate', body);
+  $('mod-result').textContent = r.ok ? `Done: ${action} ${r.data.user}.`
+    : (r.data.message || `Refused (HTTP ${r.status}).`);
+  showModeration();
 });
 
 updateCounter();

@@ -21,6 +21,10 @@
 //                            old and new seq numbers do not compare
 //   older    {items: [{m, mine}], more}   a page of older history
 //   olderState               the "load older" state changed
+//   edited   {seq, text, edited}  message seq has new text (an edit event)
+//   deleted  {seq, by}       message seq was deleted (a delete event, or its
+//                            tombstone in a history, resume or page)
+//   moderation {m}           a moderator acted on us (mute, role, kick, ban)
 
 export const RESET_REASONS = {
   'too-far': 'You were away for too long to catch up on everything; showing the latest messages.',
@@ -143,6 +147,14 @@ export class Session {
       case 'message':
         this.#message(m, out);
         break;
+      case 'deleted': // a tombstone: a deleted message's place in the stream
+      case 'edit':
+      case 'delete':
+        this.#change(m, out);
+        break;
+      case 'moderation':
+        out.push({ kind: 'moderation', m });
+        break;
       case 'resume':
         this.replaying = m.history || 0;
         this.loadingHistory = 0;
@@ -213,6 +225,27 @@ export class Session {
     out.push({ kind: 'message', m, history, replayed, mine: this.#mine(m) });
   }
 
+  // Edits and deletions have seqs of their own (docs/protocol.md): they
+  // count in a join history and a replay like messages, and move lastSeq,
+  // so a resume does not ask for them again.
+  #change(m, out) {
+    if (this.replaying > 0) this.replaying--;
+    else if (this.loadingHistory > 0) this.loadingHistory--;
+    this.#noteSeq(m.seq, out);
+    const key = `${this.server}:${m.seq}`;
+    if (m.type === 'deleted') {
+      // A message we show (or never saw) is gone: its row says so.
+      const shown = this.seen.has(key);
+      this.seen.add(key);
+      out.push({ kind: 'deleted', seq: m.seq, shown, date: m.serverDate });
+      return;
+    }
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    if (m.type === 'edit') out.push({ kind: 'edited', seq: m.target, text: m.text, edited: m.edited });
+    else out.push({ kind: 'deleted', seq: m.target, by: m.by, shown: true });
+  }
+
   #reset(m, out) {
     const renumbered = m.reason === 'ahead' || m.reason === 'other-history';
     out.push({ kind: 'notice', text: RESET_REASONS[m.reason] || 'Showing the latest messages.', cls: 'notice' });
@@ -234,7 +267,9 @@ export class Session {
       const key = `${this.server}:${x.seq}`;
       if (this.seen.has(key)) continue;
       this.seen.add(key);
-      items.push({ m: x, mine: this.#mine(x) });
+      // A page shows messages as they are now (edited, or a tombstone);
+      // the edit and delete events in it have nothing more to show.
+      if (x.type === 'message' || x.type === 'deleted') items.push({ m: x, mine: this.#mine(x) });
     }
     if (m.messages && m.messages.length) {
       const first = m.messages[0].seq;

@@ -194,6 +194,98 @@ test('an invite link: register, chat as the new member', async () => {
   }
 });
 
+test('edit your own message; a moderator deletes, mutes and bans; each page shows it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'palaver-moderation-'));
+  const made = spawnSync(PALAVERD, ['--config', '/dev/null', '--data-dir', dir, '--create-admin', 'Alice'],
+    { input: 'correct horse battery\n', encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const browser = await launch();
+  const srv = await startPalaverd({ args: ['--data-dir', dir] });
+  try {
+    const admin = await browser.visitor({ name: 'x' });
+    await admin.goto(srv.url);
+    await connected(admin);
+    await admin.click('#signin');
+    await admin.fill('#signin-name', 'Alice');
+    await admin.fill('#signin-password', 'correct horse battery');
+    await admin.click('#signin-form button[type=submit]');
+    await admin.locator('#account', { hasText: 'Signed in as Alice (admin)' }).waitFor();
+    await admin.locator('#moderate').waitFor(); // the panel's button, for staff only
+    const inv = await admin.evaluate(() => fetch('/api/invites', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"uses":1}',
+    }).then((r) => r.json()));
+
+    const carol = await browser.visitor({ name: 'y' });
+    await carol.goto(srv.url);
+    await connected(carol);
+    assert.equal(await carol.locator('#moderate').isHidden(), true);
+    const reg = await carol.evaluate((code) => fetch('/api/register', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ invite: code, name: 'Carol', password: 'another long one' }),
+    }).then((r) => r.status), inv.code);
+    assert.equal(reg, 200);
+    await carol.reload();
+    await carol.locator('#account', { hasText: 'Signed in as Carol (member)' }).waitFor();
+    await connected(carol);
+    assert.equal(await carol.locator('#moderate').isHidden(), true);
+
+    // Carol fixes her typo; Alice's page shows the new text, marked.
+    await say(carol, 'teh typo');
+    const mine = carol.locator('#log .msg', { hasText: 'teh typo' });
+    await mine.locator('.state', { hasText: 'Sent' }).waitFor();
+    await mine.getByRole('button', { name: 'Edit' }).click();
+    await carol.fill('.edit-box textarea', 'the typo, fixed');
+    await carol.press('.edit-box textarea', 'Enter');
+    const seen = admin.locator('#log .msg', { hasText: 'the typo, fixed' });
+    await seen.locator('.edited').waitFor();
+    assert.equal(await admin.locator('#log .msg', { hasText: 'teh typo' }).count(), 0);
+    // Not hers to edit: Alice's messages show no Edit on Carol's page.
+    await say(admin, 'welcome');
+    const theirs = carol.locator('#log .msg', { hasText: 'welcome' });
+    await theirs.waitFor();
+    assert.equal(await theirs.getByRole('button', { name: 'Edit' }).count(), 0);
+    assert.equal(await theirs.getByRole('button', { name: 'Delete' }).count(), 0);
+
+    // A moderator deletes a message: gone on every page, a placeholder left.
+    await say(carol, 'something rude');
+    const rude = admin.locator('#log .msg', { hasText: 'something rude' });
+    await rude.waitFor();
+    await rude.getByRole('button', { name: 'Delete' }).click();
+    await rude.getByRole('button', { name: 'Confirm delete for everyone' }).click();
+    await carol.locator('#log .msg.deleted', { hasText: 'Message deleted' }).waitFor();
+    assert.equal(await carol.locator('#log .msg', { hasText: 'something rude' }).count(), 0);
+
+    // Mute from the panel: Carol is told, and what she sends is refused.
+    await admin.click('#moderate');
+    await admin.fill('#mod-user', 'carol');
+    await admin.selectOption('#mod-action', 'mute');
+    await admin.fill('#mod-minutes', '5');
+    await admin.fill('#mod-reason', 'calm down');
+    await admin.click('#mod-form button[type=submit]');
+    await admin.locator('#mod-result', { hasText: 'Done: mute Carol' }).waitFor();
+    await admin.locator('#mod-audit li', { hasText: 'Alice mute Carol' }).waitFor();
+    await carol.locator('#log .error', { hasText: /muted you until .*calm down/ }).waitFor();
+    await say(carol, 'let me talk');
+    const refused = carol.locator('#log .msg', { hasText: 'let me talk' });
+    await refused.locator('.state', { hasText: 'Not sent' }).waitFor();
+    assert.match(await refused.locator('.error').textContent(), /muted/);
+
+    // Ban: Carol's page says so, stops reconnecting, and she is signed out.
+    await admin.selectOption('#mod-action', 'ban');
+    await admin.click('#mod-form button[type=submit]');
+    await admin.locator('#mod-result', { hasText: 'Done: ban Carol' }).waitFor();
+    await carol.locator('#log .error', { hasText: 'You are banned' }).waitFor();
+    await carol.locator('#status', { hasText: 'Banned' }).waitFor();
+    await carol.locator('#signin').waitFor();
+    assert.deepEqual(carol.errors, []);
+    assert.deepEqual(admin.errors, []);
+  } finally {
+    await browser.close();
+    assert.equal(await stopPalaverd(srv), 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('auth = members: the page asks to sign in and opens no connection until then', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'palaver-members-'));
   const made = spawnSync(PALAVERD, ['--config', '/dev/null', '--data-dir', dir, '--create-admin', 'Mo'],

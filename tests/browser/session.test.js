@@ -178,3 +178,34 @@ test('the bounded window: dropped messages page back in and show again', () => {
   assert.equal(s.oldestSeq, 1);
   assert.equal(s.olderPossible(), false);
 });
+
+test('edits and deletions: counted in the join history, seqs noted, shown once, pages skip events', () => {
+  const s = new Session();
+  joined(s, { history: 4, lastSeq: 4 });
+  const evs = [
+    ...s.receive({ type: 'message', seq: 1, text: 'frist', edited: 9, from: { id: 'b', name: 'bea' } }),
+    ...s.receive({ type: 'deleted', seq: 2, serverDate: 1 }),
+    ...s.receive({ type: 'edit', seq: 3, target: 1, text: 'first', edited: 9 }),
+    ...s.receive({ type: 'delete', seq: 4, target: 2, by: { id: 'm', name: 'mo' } }),
+  ];
+  assert.deepEqual(kinds(evs).filter((k) => k !== 'olderState'), ['message', 'deleted', 'edited', 'deleted']);
+  assert.equal(evs.find((e) => e.kind === 'deleted').shown, false); // a tombstone we never showed
+  assert.equal(s.lastSeq, 4);
+  // The history is over: the next message is live.
+  assert.equal(s.receive(msg(5, 'live')).find((e) => e.kind === 'message').history, false);
+  // A replayed event we already had is not applied twice.
+  assert.deepEqual(kinds(s.receive({ type: 'edit', seq: 3, target: 1, text: 'first' })), []);
+  // A live deletion of a message we show.
+  const d = s.receive({ type: 'delete', seq: 6, target: 5, by: { id: 'm', name: 'mo' } });
+  assert.deepEqual(d.map((e) => [e.kind, e.seq]), [['deleted', 5]]);
+  // A page: messages and tombstones, not the events.
+  s.forgetBefore(5);
+  s.olderRequest();
+  const page = s.receive({
+    type: 'history', before: 5, more: false,
+    messages: [msg(1, 'first'), { type: 'deleted', seq: 2 }, { type: 'edit', seq: 3, target: 1, text: 'first' }],
+  });
+  assert.deepEqual(page.find((e) => e.kind === 'older').items.map((i) => i.m.seq), [1, 2]);
+  // A moderator's action on us is passed on as it came.
+  assert.equal(s.receive({ type: 'moderation', action: 'mute', until: 5 })[0].kind, 'moderation');
+});
