@@ -134,7 +134,10 @@ function closedByServer(ev) {
   }
   if (ev.code === 4002) {
     notice('Your session has ended (signed out, revoked, or the password changed).', 'error');
-    refreshAccount().then(() => (needsSignin() ? askSignin() : connect()));
+    refreshAccount().then(() => {
+      if (needsSignin()) askSignin();
+      else if (!state.socket) connect();
+    });
     return true;
   }
   return false;
@@ -795,20 +798,20 @@ signinForm.addEventListener('submit', async (ev) => {
   text.focus();
 });
 signoutBtn.addEventListener('click', async () => {
+  // Our connection goes first: signing out closes the session's sockets
+  // (4002), and that close is ours, not news from the server.
+  const s = state.socket;
+  state.socket = null;
+  if (s) {
+    s.onclose = null;
+    s.close(1000, 'signed out');
+    for (const ev of session.dropped('not confirmed: you signed out')) render(ev);
+  }
   await api('/api/logout', {});
   state.account = null;
   showAccount();
-  if (needsSignin()) {
-    const s = state.socket;
-    state.socket = null;
-    if (s) {
-      s.onclose = null;
-      s.close(1000, 'signed out');
-    }
-    askSignin();
-  } else {
-    reconnectAs();
-  }
+  if (needsSignin()) askSignin();
+  else connect();
 });
 
 // ---- your account: sessions and password; moderation ----------------------
