@@ -3,6 +3,7 @@
  * Threads: frames are built by one thread (usually the broadcaster) and are
  * immutable afterwards; only the atomic refcount is shared. */
 #include "palaver/frame.h"
+#include "palaver/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -89,9 +90,9 @@ struct pv_frame *pv_frame_from_json(const json_t *obj)
 struct pv_frame *pv_frame_close(uint16_t code, const char *reason)
 {
     unsigned char payload[125];
-    size_t rlen = reason ? strlen(reason) : 0;
-    if (rlen > sizeof(payload) - 2)
-        rlen = sizeof(payload) - 2;
+    /* At most 123 bytes, cut on a character boundary: a reason that is not
+     * UTF-8 makes the peer fail the connection (RFC 6455 8.1), code and all. */
+    size_t rlen = reason ? pv_utf8_prefix(reason, strlen(reason), sizeof(payload) - 2) : 0;
     payload[0] = (unsigned char)(code >> 8);
     payload[1] = (unsigned char)code;
     if (rlen)

@@ -74,3 +74,14 @@ size_t pv_utf8_length(const void *s, size_t n)
     }
     return count;
 }
+
+size_t pv_utf8_prefix(const void *s, size_t n, size_t max)
+{
+    const unsigned char *p = s;
+    if (n <= max)
+        return n;
+    size_t k = max;
+    while (k > 0 && (p[k] & 0xC0) == 0x80)
+        k--; /* p[k] continues the character before it: cut before that one */
+    return k;
+}

@@ -88,7 +88,7 @@ struct pv_mod_req {
     char role[16];
     int64_t until; /* ms since the epoch */
     char by[PV_NAME_MAX_BYTES + 1];
-    char reason[96];
+    char reason[204]; /* at most PV_REASON_MAX (apireq.h) bytes */
 };
 
 struct pv_event {

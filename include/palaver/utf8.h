@@ -45,4 +45,9 @@ bool pv_utf8_valid(const void *s, size_t n);
 /* Number of code points in valid UTF-8 (undefined for invalid input). */
 size_t pv_utf8_length(const void *s, size_t n);
 
+/* The length of the longest prefix of valid UTF-8 s[0..n) that is at most
+ * max bytes and ends on a character boundary (for cutting text to fit a
+ * bound, e.g. a close reason's 123 bytes, without breaking a character). */
+size_t pv_utf8_prefix(const void *s, size_t n, size_t max);
+
 #endif

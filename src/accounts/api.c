@@ -6,10 +6,12 @@
 
 #include <civetweb.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "palaver/apireq.h"
 #include "palaver/clock.h"
 #include "palaver/limits.h"
 #include "palaver/live.h"
@@ -45,12 +47,9 @@ static json_t *user_json(const struct pv_account *u)
 
 int pv_api_session(struct pv_accounts *a, const struct mg_connection *conn, struct pv_account *out)
 {
-    const char *cookies = mg_get_header(conn, "Cookie");
-    char token[PV_TOKEN_CHARS + 2];
-    if (!cookies)
-        return 0;
-    int n = mg_get_cookie(cookies, PV_SESSION_COOKIE, token, sizeof(token));
-    if (n == -1)
+    char token[PV_TOKEN_CHARS + 1];
+    int n = pv_api_cookie_token(mg_get_header(conn, "Cookie"), token);
+    if (n == 0)
         return 0; /* no session cookie */
     if (!a || n < 0 || !pv_accounts_session(a, token, out))
         return -1;
@@ -86,18 +85,19 @@ static int post_checks(struct mg_connection *conn, struct pv_api *api)
     return 0;
 }
 
-/* Reads the JSON body (after post_checks). NULL when it answered. */
-static json_t *read_body(struct mg_connection *conn)
+/* Reads and decodes the JSON body (after post_checks) as a request of
+ * `kind` (apireq.h). False when it answered (400, 411, 413). */
+static bool read_request(struct mg_connection *conn, enum pv_api_req kind, struct pv_api_fields *f)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (ri->content_length < 0) {
         error(conn, 411, "Length Required", "bad-request", "Content-Length is required", NULL);
-        return NULL;
+        return false;
     }
     if (ri->content_length > PV_API_BODY_MAX) {
         error(conn, 413, "Payload Too Large", "too-large", "request body is larger than 4096 bytes",
               NULL);
-        return NULL;
+        return false;
     }
     char body[PV_API_BODY_MAX];
     size_t want = (size_t)ri->content_length, got = 0;
@@ -107,22 +107,15 @@ static json_t *read_body(struct mg_connection *conn)
             break;
         got += (size_t)r;
     }
-    json_t *root = got == want ? json_loadb(body, got, JSON_REJECT_DUPLICATES, NULL) : NULL;
-    if (!json_is_object(root)) {
-        json_decref(root);
-        error(conn, 400, "Bad Request", "bad-json", "the body must be a JSON object", NULL);
-        return NULL;
+    const char *code = "bad-json";
+    const char *why = got == want ? pv_api_decode(kind, body, got, f, &code)
+                                  : "the body ended before its Content-Length";
+    sodium_memzero(body, sizeof(body)); /* passwords */
+    if (why) {
+        error(conn, 400, "Bad Request", code, why, NULL);
+        return false;
     }
-    return root;
-}
-
-static const char *string_field(json_t *root, const char *name)
-{
-    const char *v = json_string_value(json_object_get(root, name));
-    /* A NUL inside would make the C string shorter than what was sent. */
-    if (v && strlen(v) != json_string_length(json_object_get(root, name)))
-        return NULL;
-    return v;
+    return true;
 }
 
 /* The session cookie: HttpOnly (no script reads it), SameSite=Lax (not
@@ -152,21 +145,15 @@ static int on_login(struct mg_connection *conn, void *ud)
     int rc = post_checks(conn, api);
     if (rc)
         return rc;
-    json_t *root = read_body(conn);
-    if (!root)
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_LOGIN, &f))
         return 400;
-    const char *name = string_field(root, "name"), *password = string_field(root, "password");
-    if (!name || !password) {
-        json_decref(root);
-        return error(conn, 400, "Bad Request", "bad-request",
-                     "\"name\" and \"password\" must be strings", NULL);
-    }
     struct pv_account u;
     char token[PV_TOKEN_CHARS + 1], headers[256];
     unsigned retry = 0;
     enum pv_login r =
-        pv_accounts_login(api->accounts, name, password, ri->remote_addr, &u, token, &retry);
-    json_decref(root); /* the password's copy goes with it */
+        pv_accounts_login(api->accounts, f.name, f.password, ri->remote_addr, &u, token, &retry);
+    pv_api_fields_release(&f); /* the password's copy goes with it */
     switch (r) {
     case PV_LOGIN_OK:
         pv_info("login id=%lld name=\"%s\" role=%s from %s:%d", (long long)u.id, u.name, u.role,
@@ -231,22 +218,15 @@ static int on_setup(struct mg_connection *conn, void *ud)
     int rc = post_checks(conn, api);
     if (rc)
         return rc;
-    json_t *root = read_body(conn);
-    if (!root)
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_SETUP, &f))
         return 400;
-    const char *token = string_field(root, "token"), *name = string_field(root, "name"),
-               *password = string_field(root, "password");
-    if (!token || !name || !password) {
-        json_decref(root);
-        return error(conn, 400, "Bad Request", "bad-request",
-                     "\"token\", \"name\" and \"password\" must be strings", NULL);
-    }
     struct pv_account u;
     char session[PV_TOKEN_CHARS + 1], why[256];
     const char *code = "failed";
-    int r = pv_accounts_setup(api->accounts, token, name, password, ri->remote_addr, &u, session,
-                              &code, why, sizeof(why));
-    json_decref(root);
+    int r = pv_accounts_setup(api->accounts, f.token, f.name, f.password, ri->remote_addr, &u,
+                              session, &code, why, sizeof(why));
+    pv_api_fields_release(&f);
     if (r == 0) {
         pv_notice("setup: first admin account id=%lld name=\"%s\" created from %s:%d; the setup "
                   "link is spent",
@@ -268,24 +248,14 @@ static int on_invites(struct mg_connection *conn, void *ud)
     struct pv_account by;
     if (pv_api_session(api->accounts, conn, &by) != 1)
         return error(conn, 401, "Unauthorized", "not-signed-in", "sign in first", NULL);
-    json_t *root = read_body(conn);
-    if (!root)
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_INVITE, &f))
         return 400;
-    json_t *r = json_object_get(root, "role");
-    const char *role = json_string_value(r);
-    if (r && !role) {
-        json_decref(root);
-        return error(conn, 400, "Bad Request", "bad-request", "\"role\" must be a string", NULL);
-    }
-    json_t *h = json_object_get(root, "hours"), *u = json_object_get(root, "uses");
-    json_int_t hours = h ? (json_is_integer(h) ? json_integer_value(h) : -1) : PV_INVITE_HOURS;
-    json_int_t uses = u ? (json_is_integer(u) ? json_integer_value(u) : -1) : 1;
+    long long hours = f.hours, uses = f.uses;
     char invite[PV_TOKEN_CHARS + 1], why[256], role_copy[16];
-    snprintf(role_copy, sizeof(role_copy), "%s", role ? role : "member");
-    json_decref(root);
+    snprintf(role_copy, sizeof(role_copy), "%s", f.role ? f.role : "member");
+    pv_api_fields_release(&f);
     const char *code = "failed";
-    if (hours < 1 || hours > PV_INVITE_MAX_HOURS || uses < 1 || uses > PV_INVITE_MAX_USES)
-        hours = 0; /* refused below, with the bounds */
     if (pv_accounts_invite(api->accounts, &by, role_copy, (unsigned)hours, (unsigned)uses, invite,
                            &code, why, sizeof(why)) != 0) {
         pv_notice("invite refused to id=%lld name=\"%s\" role=%s from %s:%d: %s", (long long)by.id,
@@ -310,22 +280,15 @@ static int on_register(struct mg_connection *conn, void *ud)
     int rc = post_checks(conn, api);
     if (rc)
         return rc;
-    json_t *root = read_body(conn);
-    if (!root)
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_REGISTER, &f))
         return 400;
-    const char *invite = string_field(root, "invite"), *name = string_field(root, "name"),
-               *password = string_field(root, "password");
-    if (!name || !password) {
-        json_decref(root);
-        return error(conn, 400, "Bad Request", "bad-request",
-                     "\"name\" and \"password\" must be strings", NULL);
-    }
     struct pv_account u;
     char session[PV_TOKEN_CHARS + 1] = "", why[256];
     const char *code = "failed";
-    int r = pv_accounts_register(api->accounts, api->registration, invite, name, password,
+    int r = pv_accounts_register(api->accounts, api->registration, f.invite, f.name, f.password,
                                  ri->remote_addr, &u, session, &code, why, sizeof(why));
-    json_decref(root);
+    pv_api_fields_release(&f);
     if (r != 0) {
         pv_notice("registration refused from %s:%d: %s (%s)", ri->remote_addr, ri->remote_port,
                   code, why);
@@ -346,11 +309,10 @@ static int on_logout(struct mg_connection *conn, void *ud)
     int rc = post_checks(conn, api);
     if (rc)
         return rc;
-    const char *cookies = mg_get_header(conn, "Cookie");
-    char token[PV_TOKEN_CHARS + 2], headers[256];
+    char token[PV_TOKEN_CHARS + 1], headers[256];
     struct pv_account u;
     bool known = pv_api_session(api->accounts, conn, &u) == 1;
-    bool ended = cookies && mg_get_cookie(cookies, PV_SESSION_COOKIE, token, sizeof(token)) > 0 &&
+    bool ended = pv_api_cookie_token(mg_get_header(conn, "Cookie"), token) == 1 &&
                  pv_accounts_logout(api->accounts, token);
     if (ended && known) /* its open sockets (other tabs) close too: 4002 */
         push_mod(api, "revoke", NULL, NULL, u.session, 0, u.name, NULL);
@@ -441,15 +403,11 @@ static int on_revoke(struct mg_connection *conn, void *ud)
         return rc;
     if (!need_session(conn, api, &u))
         return 401;
-    json_t *root = read_body(conn);
-    if (!root)
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_REVOKE, &f))
         return 400;
-    json_t *id = json_object_get(root, "id");
-    json_int_t session = json_is_integer(id) ? json_integer_value(id) : 0;
-    json_decref(root);
-    if (session <= 0)
-        return error(conn, 400, "Bad Request", "bad-request", "\"id\" must be a session's id",
-                     NULL);
+    long long session = f.id;
+    pv_api_fields_release(&f);
     if (!pv_accounts_revoke(api->accounts, u.id, (int64_t)session))
         return error(conn, 404, "Not Found", "not-found", "you have no such session", NULL);
     push_mod(api, "revoke", NULL, NULL, (int64_t)session, 0, u.name, NULL);
@@ -468,19 +426,13 @@ static int on_password(struct mg_connection *conn, void *ud)
         return rc;
     if (!need_session(conn, api, &u))
         return 401;
-    json_t *root = read_body(conn);
-    if (!root)
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_PASSWORD, &f))
         return 400;
-    const char *current = string_field(root, "current"), *password = string_field(root, "password");
-    if (!current || !password) {
-        json_decref(root);
-        return error(conn, 400, "Bad Request", "bad-request",
-                     "\"current\" and \"password\" must be strings", NULL);
-    }
     char why[256];
     const char *code = "failed";
-    int r = pv_accounts_password(api->accounts, &u, current, password, &code, why, sizeof(why));
-    json_decref(root);
+    int r = pv_accounts_password(api->accounts, &u, f.current, f.password, &code, why, sizeof(why));
+    pv_api_fields_release(&f);
     if (r != 0) {
         pv_notice("password change refused for id=%lld from %s:%d: %s", (long long)u.id,
                   ri->remote_addr, ri->remote_port, code);
@@ -508,35 +460,20 @@ static int on_moderate(struct mg_connection *conn, void *ud)
         return 401;
     if (pv_role_rank(by.role) < 2)
         return error(conn, 403, "Forbidden", "forbidden", "moderators only", NULL);
-    json_t *root = read_body(conn);
-    if (!root)
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_MODERATE, &f))
         return 400;
-    const char *action = string_field(root, "action"), *name = string_field(root, "user"),
-               *role = string_field(root, "role"), *reason = string_field(root, "reason");
-    json_t *m = json_object_get(root, "minutes");
-    json_int_t minutes = m ? (json_is_integer(m) ? json_integer_value(m) : -1) : 10;
-    static const char *const actions[] = {"kick", "ban", "unban", "mute", "unmute", "role"};
-    bool known = false;
-    for (size_t i = 0; action && i < sizeof(actions) / sizeof(actions[0]); i++)
-        known = known || strcmp(action, actions[i]) == 0;
-    const char *bad = !known  ? "\"action\" must be kick, ban, unban, mute, unmute or role"
-                      : !name ? "\"user\" must be a name"
-                      : minutes < 1 || minutes > PV_MUTE_MAX_MINUTES
-                          ? "\"minutes\" must be an integer from 1 to 10080 (a week)"
-                      : reason && strlen(reason) > 200 ? "\"reason\" is at most 200 bytes"
-                                                       : NULL;
-    if (bad) {
-        json_decref(root);
-        return error(conn, 400, "Bad Request", "bad-request", bad, NULL);
-    }
-    char act[12], user[PV_NAME_MAX_BYTES + 1], why[256], rsn[201] = "", new_role[16] = "";
-    snprintf(act, sizeof(act), "%s", action);
-    snprintf(user, sizeof(user), "%s", name);
-    if (reason)
-        snprintf(rsn, sizeof(rsn), "%s", reason);
-    if (role)
-        snprintf(new_role, sizeof(new_role), "%s", role);
-    json_decref(root);
+    char act[12], user[PV_NAME_MAX_BYTES + 1], why[256], rsn[PV_REASON_MAX + 1] = "",
+                                                                             new_role[16] = "";
+    long long minutes = f.minutes;
+    snprintf(act, sizeof(act), "%s", f.action);
+    snprintf(user, sizeof(user), "%s", f.user);
+    snprintf(rsn, sizeof(rsn), "%s", f.reason ? f.reason : "");
+    snprintf(new_role, sizeof(new_role), "%s", f.role ? f.role : "");
+    pv_api_fields_release(&f);
+    char quser[2 * PV_NAME_MAX_BYTES + 8], qrsn[2 * PV_REASON_MAX + 8]; /* for the log */
+    pv_log_quote(user, quser, sizeof(quser));
+    pv_log_quote(rsn, qrsn, sizeof(qrsn));
 
     struct pv_account target;
     const char *code = "failed";
@@ -551,14 +488,15 @@ static int on_moderate(struct mg_connection *conn, void *ud)
         snprintf(target_name, sizeof(target_name), "guest %s", user);
         pv_accounts_audit(api->accounts, &by, act, target_name, rsn);
         push_mod(api, act, NULL, user, 0, until, by.name, rsn);
-        pv_notice("%s of guest \"%s\" by id=%lld name=\"%s\" from %s:%d", act, user,
-                  (long long)by.id, by.name, ri->remote_addr, ri->remote_port);
+        pv_notice("%s of guest \"%s\" by id=%lld name=\"%s\" from %s:%d%s%s", act, quser,
+                  (long long)by.id, by.name, ri->remote_addr, ri->remote_port, rsn[0] ? ": " : "",
+                  qrsn);
         return reply(conn, 200, "OK", NULL,
                      json_pack("{s:s, s:s, s:s}", "action", act, "user", user, "role", "guest"));
     }
     if (pv_accounts_moderate(api->accounts, &by, act, &target, (unsigned)minutes,
                              new_role[0] ? new_role : NULL, rsn, &code, why, sizeof(why)) != 0) {
-        pv_notice("%s of \"%s\" refused to id=%lld name=\"%s\" role=%s: %s", act, user,
+        pv_notice("%s of \"%s\" refused to id=%lld name=\"%s\" role=%s: %s", act, quser,
                   (long long)by.id, by.name, by.role, why);
         return accounts_error(conn, code, why);
     }
@@ -566,7 +504,7 @@ static int on_moderate(struct mg_connection *conn, void *ud)
         push_mod(api, act, &target, NULL, 0, target.muted_until, by.name, rsn);
     pv_notice("%s of account id=%lld name=\"%s\" by id=%lld name=\"%s\" from %s:%d%s%s", act,
               (long long)target.id, target.name, (long long)by.id, by.name, ri->remote_addr,
-              ri->remote_port, rsn[0] ? ": " : "", rsn);
+              ri->remote_port, rsn[0] ? ": " : "", qrsn);
     json_t *out =
         json_pack("{s:s, s:s, s:s}", "action", act, "user", target.name, "role", target.role);
     if (target.muted_until)

@@ -20,6 +20,7 @@
 #include "palaver/nickname.h"
 #include "palaver/queue.h"
 #include "palaver/store.h"
+#include "palaver/utf8.h"
 
 bool pv__muted(struct pv_broadcaster *b, struct pv_client *c, const json_t *msg_id, int64_t now)
 {
@@ -176,7 +177,7 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
     int64_t now = pv_now_ms();
     char key[PV_NAME_KEY_MAX];
     const char *k = r->account == 0 && pv_nickname_key(r->name, key) ? key : NULL;
-    char reason[124];
+    char reason[512];
     size_t hit = 0;
     bool kick = strcmp(r->action, "kick") == 0, ban = strcmp(r->action, "ban") == 0;
     bool mute = strcmp(r->action, "mute") == 0 || strcmp(r->action, "unmute") == 0;
@@ -184,8 +185,11 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
     bool revoke = strcmp(r->action, "revoke") == 0;
     bool password = strcmp(r->action, "password") == 0;
 
-    snprintf(reason, sizeof(reason), "%s by %.40s%s%.60s", kick ? "kicked" : "banned", r->by,
-             r->reason[0] ? ": " : "", r->reason);
+    /* A close reason is at most 123 bytes of UTF-8: cut on a character
+     * boundary, or the browser fails the connection and the code is lost. */
+    int len = snprintf(reason, sizeof(reason), "%s by %s%s%s", kick ? "kicked" : "banned", r->by,
+                       r->reason[0] ? ": " : "", r->reason);
+    reason[len < 0 ? 0 : pv_utf8_prefix(reason, strlen(reason), 123)] = '\0';
     /* One pass over the registry: moderation is rare, and a person's
      * connections (tabs, devices) are found without an index. */
     for (size_t i = 0; i < b->reg.n; i++) {

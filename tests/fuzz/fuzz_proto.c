@@ -2,7 +2,9 @@
  * client's text message could hold. Invariants: it never fails to answer,
  * an invalid message always says why, a chat text is within max_text and
  * valid UTF-8, a name passes the name check, a since or before is a seq
- * every JSON reader holds exactly, a page limit is 1..PV_PAGE_MAX. */
+ * every JSON reader holds exactly, a page limit is 1..PV_PAGE_MAX, an
+ * edit's or deletion's target is such a seq (and an edit's text like a chat
+ * text's). */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -38,6 +40,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case PV_IN_HISTORY:
         if (in.before > PV_SEQ_MAX || in.limit < 1 || in.limit > PV_PAGE_MAX)
+            abort();
+        break;
+    case PV_IN_EDIT:
+        if (!in.text || in.text_len > 64 || !pv_utf8_valid(in.text, in.text_len))
+            abort();
+        /* fall through: an edit names its target like a deletion */
+    case PV_IN_DELETE:
+        if (in.target < 1 || in.target > PV_SEQ_MAX)
             abort();
         break;
     }

@@ -915,8 +915,19 @@ static void test_moderation(void **state)
     wsc_free(e1);
     wsc_free(e2);
     e1 = ws_as(erin, "/ws");
-    assert_int_equal(moderate(dave, "{\"action\":\"kick\",\"user\":\"Troll\"}", code, 64), 200);
+    /* A long reason in two-byte characters: the close reason is cut to 123
+     * bytes on a character boundary (else the browser drops the code). */
+    char kick[512] = "{\"action\":\"kick\",\"user\":\"Troll\",\"reason\":\"";
+    for (int i = 0; i < 100; i++)
+        strcat(kick, "\xc3\xa9");
+    strcat(kick, "\"}");
+    assert_int_equal(moderate(dave, kick, code, 64), 200);
     assert_int_equal(wsc_wait_close(g, T), 4001);
+    assert_true(strlen(g->close_reason) <= 123);
+    json_t *valid = json_string(g->close_reason); /* NULL if not UTF-8 */
+    assert_non_null(valid);
+    json_decref(valid);
+    assert_non_null(strstr(g->close_reason, "kicked by Dave: \xc3\xa9"));
     wsc_free(g);
     assert_int_equal(moderate(dave, "{\"action\":\"ban\",\"user\":\"troll\"}", code, 64), 404);
 

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "palaver/frame.h"
+#include "palaver/utf8.h"
 
 static void test_header_sizes(void **state)
 {
@@ -88,6 +89,16 @@ static void test_close_frame(void **state)
     f = pv_frame_close(1001, longr);
     pv_frame_payload(f, &plen);
     assert_int_equal(plen, 125);
+    pv_frame_unref(f);
+    /* ... on a character boundary: 61 two-byte characters are 122 bytes,
+     * the 62nd would end at 124. */
+    char wide[300] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(wide, "\xc3\xa9");
+    f = pv_frame_close(4001, wide);
+    p = pv_frame_payload(f, &plen);
+    assert_int_equal(plen, 2 + 122);
+    assert_true(pv_utf8_valid(p + 2, plen - 2));
     pv_frame_unref(f);
 }
 

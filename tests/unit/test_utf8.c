@@ -78,6 +78,23 @@ static void test_length(void **state)
     assert_int_equal(pv_utf8_length("\xf0\x9f\x98\x80!", 5), 2);
 }
 
+/* A prefix that fits a bound never ends inside a character. */
+static void test_prefix(void **state)
+{
+    (void)state;
+    const char *s = "ab\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* a b é € 😀: 1+1+2+3+4 */
+    size_t n = strlen(s);
+    assert_int_equal(pv_utf8_prefix(s, n, 100), n);
+    assert_int_equal(pv_utf8_prefix(s, n, 2), 2);
+    assert_int_equal(pv_utf8_prefix(s, n, 3), 2); /* not half of é */
+    assert_int_equal(pv_utf8_prefix(s, n, 4), 4);
+    assert_int_equal(pv_utf8_prefix(s, n, 6), 4); /* not two thirds of € */
+    assert_int_equal(pv_utf8_prefix(s, n, 10), 7);
+    assert_int_equal(pv_utf8_prefix(s, n, 0), 0);
+    for (size_t max = 0; max <= n; max++)
+        assert_true(pv_utf8_valid(s, pv_utf8_prefix(s, n, max)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -85,6 +102,7 @@ int main(void)
         cmocka_unit_test(test_rejects_invalid),
         cmocka_unit_test(test_incremental_split_sequences),
         cmocka_unit_test(test_length),
+        cmocka_unit_test(test_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
