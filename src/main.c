@@ -320,9 +320,10 @@ static bool start(struct palaverd *p)
     open_store(p);
     open_accounts(p);
     p->ws.accounts = p->accounts;
-    p->api = (struct pv_api){
-        .accounts = p->accounts, .live = &p->live, .registration = p->cfg.registration,
-        .queue = p->queue};
+    p->api = (struct pv_api){.accounts = p->accounts,
+                             .live = &p->live,
+                             .registration = p->cfg.registration,
+                             .queue = p->queue};
     p->bc = pv_broadcaster_start(
         &(struct pv_broadcaster_deps){.cfg = cfg,
                                       .queue = p->queue,

@@ -223,6 +223,7 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
     }
     char q[2 * PV_NAME_MAX_BYTES + 8];
     pv_log_quote(r->name, q, sizeof(q));
-    pv_notice("%s of %s%s\"%s\" by \"%s\": %zu open connection(s) acted on", r->action,
-              r->account ? "account " : "guest ", r->account ? "" : "", q, r->by, hit);
+    pv_notice("moderation: %s account=%lld name=\"%s\" session=%lld by \"%s\": %zu open "
+              "connection(s) acted on",
+              r->action, (long long)r->account, q, (long long)r->session, r->by, hit);
 }

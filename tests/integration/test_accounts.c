@@ -974,14 +974,12 @@ static void test_sessions_and_password(void **state)
     json_t *list = json_object_get(j, "sessions");
     assert_true(json_array_size(list) >= 2);
     long long other = 0;
-    size_t i;
-    json_t *v;
     int current = 0;
-    json_array_foreach(list, i, v)
-    {
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *v = json_array_get(list, i);
         if (json_is_true(json_object_get(v, "current")))
             current++;
-        else if (!other)
+        else if (other == 0)
             other = json_integer_value(json_object_get(v, "id")); /* s2: the newest other */
         assert_string_equal(json_string_value(json_object_get(v, "addr")), "127.0.0.1");
     }
