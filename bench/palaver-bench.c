@@ -54,7 +54,7 @@ struct conn {
 };
 
 struct opts {
-    char host[256], path[256], subprotocol[64];
+    char host[256], path[256], subprotocol[64], cookie[256];
     int port;
     int clients, senders, stall, window, size, duration_s, warmup_ms;
     int churn, churn_ms;
@@ -304,16 +304,17 @@ static void parse_frames(struct conn *c)
 static void start_handshake(struct conn *c)
 {
     unsigned char nonce[16];
-    char req[1024];
+    char req[1536];
     for (int i = 0; i < 16; i++)
         nonce[i] = (unsigned char)rand();
     EVP_EncodeBlock((unsigned char *)c->key, nonce, 16);
     int n =
         snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s%s%s%s\r\n",
                  o.path, o.host, o.port, c->key, o.subprotocol[0] ? "Sec-WebSocket-Protocol: " : "",
-                 o.subprotocol, o.subprotocol[0] ? "\r\n" : "");
+                 o.subprotocol, o.subprotocol[0] ? "\r\n" : "", o.cookie[0] ? "Cookie: " : "",
+                 o.cookie, o.cookie[0] ? "\r\n" : "");
     grow(&c->out, &c->out_cap, (size_t)n);
     memcpy(c->out, req, (size_t)n);
     c->out_len = (size_t)n;
@@ -552,6 +553,7 @@ static void usage(void)
           "  --churn-ms MS      how long a churning client stays (default 200)\n"
           "  --check-page       GET / once everyone is connected (is the page served?)\n"
           "  --subprotocol P    offer this subprotocol\n"
+          "  --cookie C         send Cookie: C with every handshake (signed-in clients)\n"
           "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
           "  --label TEXT       name of this run in the output\n"
           "  --json FILE        append the result as one JSON line\n",
@@ -561,14 +563,23 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"url", 1, 0, 'u'},         {"clients", 1, 0, 'c'},
-                                       {"senders", 1, 0, 's'},     {"rate", 1, 0, 'r'},
-                                       {"window", 1, 0, 'w'},      {"size", 1, 0, 'z'},
-                                       {"duration", 1, 0, 'd'},    {"stall", 1, 0, 'S'},
-                                       {"subprotocol", 1, 0, 'p'}, {"broker-pid", 1, 0, 'P'},
-                                       {"json", 1, 0, 'j'},        {"label", 1, 0, 'l'},
-                                       {"churn", 1, 0, 'C'},       {"churn-ms", 1, 0, 'M'},
-                                       {"check-page", 0, 0, 'G'},  {0, 0, 0, 0}};
+    static const struct option lo[] = {{"url", 1, 0, 'u'},
+                                       {"clients", 1, 0, 'c'},
+                                       {"senders", 1, 0, 's'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"window", 1, 0, 'w'},
+                                       {"size", 1, 0, 'z'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"stall", 1, 0, 'S'},
+                                       {"subprotocol", 1, 0, 'p'},
+                                       {"broker-pid", 1, 0, 'P'},
+                                       {"json", 1, 0, 'j'},
+                                       {"label", 1, 0, 'l'},
+                                       {"churn", 1, 0, 'C'},
+                                       {"churn-ms", 1, 0, 'M'},
+                                       {"check-page", 0, 0, 'G'},
+                                       {"cookie", 1, 0, 'K'},
+                                       {0, 0, 0, 0}};
     int opt;
     o = (struct opts){.clients = 100,
                       .senders = 1,
@@ -612,6 +623,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             o.broker_pid = atoi(optarg);
+            break;
+        case 'K':
+            snprintf(o.cookie, sizeof(o.cookie), "%s", optarg);
             break;
         case 'j':
             o.json_out = optarg;

@@ -51,6 +51,13 @@ for (const sc of scenarios) {
       md += `**${ratio(p.p99_us, before.p99_us).toFixed(2)}x** | ${ratio(p.p999_us, before.p999_us).toFixed(2)}x | | | `;
       md += `${ratio(p.broker_cpu_s, before.broker_cpu_s).toFixed(2)}x | ${ratio(p.broker_rss_kb, before.broker_rss_kb).toFixed(2)}x | | |\n`;
     }
+    const members = get(sc, run, 'members');
+    if (p && members) {
+      md += `| ${run} | **members / palaver** | | | **${ratio(members.deliveries_per_s, p.deliveries_per_s).toFixed(2)}x** | `;
+      md += `${ratio(members.p50_us, p.p50_us).toFixed(2)}x | ${ratio(members.p90_us, p.p90_us).toFixed(2)}x | `;
+      md += `**${ratio(members.p99_us, p.p99_us).toFixed(2)}x** | ${ratio(members.p999_us, p.p999_us).toFixed(2)}x | | | `;
+      md += `${ratio(members.broker_cpu_s, p.broker_cpu_s).toFixed(2)}x | ${ratio(members.broker_rss_kb, p.broker_rss_kb).toFixed(2)}x | | |\n`;
+    }
     for (const [name, q] of [['uws', get(sc, run, 'uws')], ['reference', ref]]) {
       if (!p || !q) continue;
       md += `| ${run} | **palaver / ${name}** | | | **${ratio(p.deliveries_per_s, q.deliveries_per_s).toFixed(2)}x** | `;

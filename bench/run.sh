@@ -11,9 +11,14 @@
 #   bench/run.sh                 every scenario but smoke
 #   bench/run.sh latency slow    just these (file names in bench/scenarios)
 #   TARGETS=palaver bench/run.sh palaver only (default: "palaver reference uws")
+#   BENCH_REPEATS=3 bench/run.sh fanout   three rounds of a scenario that has fewer
 #   PALAVERD_BEFORE=/path/to/old/palaverd TARGETS="before palaver reference" bench/run.sh
 #                                another palaverd build ("before"), same flags,
 #                                interleaved in the same runs (before/after figures)
+#   TARGETS="palaver members" bench/run.sh fanout latency
+#                                "members": the same palaverd, every client signed
+#                                in (one account's session cookie at each
+#                                handshake), against guests in the same runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -56,7 +61,7 @@ start_target() { # target port extra-args... -> sets pid
   local target=$1 p=$2
   shift 2
   case $target in
-    palaver | before)
+    palaver | before | members)
       # Every bench client is 127.0.0.1 and senders go flat out, so the
       # per-address and per-client rate limits are off (their cost, one
       # table lookup per connection and one clock read per message, stays).
@@ -64,6 +69,10 @@ start_target() { # target port extra-args... -> sets pid
       # database per run; a run may add palaverd flags (after "::").
       rm -rf "$out/data"
       local bin=$root/build-release/palaverd
+      if [ "$target" = members ]; then
+        printf 'bench password\n' | "$bin" --config /dev/null --data-dir "$out/data" \
+          --create-admin bench >>"$out/palaverd.log" 2>&1
+      fi
       [ "$target" = before ] && bin=${PALAVERD_BEFORE:?set PALAVERD_BEFORE to the other palaverd}
       "$bin" --port "$p" --listen 127.0.0.1 --log-level warning \
         --max-per-ip 0 --rate-limit 0 --byte-rate 0 --handshake-rate 0 --config /dev/null --data-dir "$out/data" "$@" \
@@ -78,6 +87,15 @@ start_target() { # target port extra-args... -> sets pid
   esac
   pid=$!
   wait_port "$p" "$pid" || { echo "run.sh: $target did not start" >&2; exit 1; }
+  cookie=()
+  if [ "$target" = members ]; then
+    local c
+    c=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' \
+      --data '{"name":"bench","password":"bench password"}' "http://127.0.0.1:$p/api/login" |
+      sed -n 's/^Set-Cookie: \(palaver_session=[^;]*\).*/\1/p')
+    [ -n "$c" ] || { echo "run.sh: members: could not sign in" >&2; exit 1; }
+    cookie=(--cookie "$c")
+  fi
 }
 
 store_figures() { # label port: palaverd's commit counters, one JSON line
@@ -98,6 +116,7 @@ for scenario in "$@"; do
   REPEATS=1
   # shellcheck disable=SC1090
   source "$file"
+  REPEATS=${BENCH_REPEATS:-$REPEATS} # BENCH_REPEATS=n: n rounds of any scenario
   echo "== $scenario: $DESCRIPTION"
   for rep in $(seq 1 "$REPEATS"); do
   for run in "${RUNS[@]}"; do
@@ -116,9 +135,9 @@ for scenario in "$@"; do
       tag=$scenario/$label/$target
       [ "$REPEATS" -gt 1 ] && tag=$tag/$rep
       # shellcheck disable=SC2086
-      "$bench" --url "ws://127.0.0.1:$port/" $args "${proto[@]}" --broker-pid "$pid" \
+      "$bench" --url "ws://127.0.0.1:$port/" $args "${proto[@]}" "${cookie[@]}" --broker-pid "$pid" \
         --label "$tag" --json "$results" | sed 's/^/   /' || true
-      case $target in palaver | before) store_figures "$tag" "$port" ;; esac
+      case $target in palaver | before | members) store_figures "$tag" "$port" ;; esac
       kill -TERM "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
     done

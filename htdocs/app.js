@@ -847,10 +847,44 @@ async function showSessions() {
   $('sessions').replaceChildren(...items);
 }
 
+async function showTokens() {
+  const data = await getJSON('/api/tokens');
+  $('tokens').replaceChildren(...(data ? data.tokens : []).map((t) => {
+    const li = document.createElement('li');
+    li.textContent = `${t.name}, made ${when(t.created)}${t.lastUsed ? `, last used ${when(t.lastUsed)}` : ''} `;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = 'Revoke';
+    b.addEventListener('click', async () => {
+      await api('/api/tokens/revoke', { id: t.id });
+      showTokens();
+    });
+    li.append(b);
+    return li;
+  }));
+}
+
+$('token-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const r = await api('/api/tokens', { name: $('token-name').value.trim() });
+  const out = $('token-result');
+  if (r.ok) {
+    const code = document.createElement('code');
+    code.textContent = r.data.token;
+    out.replaceChildren('Copy it now, it is not shown again: ', code);
+    $('token-name').value = '';
+  } else {
+    out.textContent = r.data.message || `Not made (HTTP ${r.status}).`;
+  }
+  showTokens();
+});
+
 accountEl.addEventListener('click', () => {
   $('password-result').textContent = '';
+  $('token-result').textContent = '';
   $('account-dialog').showModal();
   showSessions();
+  showTokens();
 });
 $('account-close').addEventListener('click', () => $('account-dialog').close());
 $('password-form').addEventListener('submit', async (ev) => {

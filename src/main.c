@@ -323,7 +323,8 @@ static bool start(struct palaverd *p)
     p->api = (struct pv_api){.accounts = p->accounts,
                              .live = &p->live,
                              .registration = p->cfg.registration,
-                             .queue = p->queue};
+                             .queue = p->queue,
+                             .cfg = cfg};
     p->bc = pv_broadcaster_start(
         &(struct pv_broadcaster_deps){.cfg = cfg,
                                       .queue = p->queue,

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "palaver/client.h"
+#include "palaver/publish.h"
 #include "palaver/clock.h"
 #include "palaver/log.h"
 #include "palaver/stats.h"
@@ -52,6 +53,7 @@ struct pv_event *pv_event_new(enum pv_event_type type, struct pv_client *c, cons
     ev->queued_ns = pv_mono_ns();
     ev->code = 0;
     memset(&ev->in, 0, sizeof(ev->in));
+    ev->publish = NULL;
     if (len)
         memcpy(ev->data, data, len);
     ev->data[len] = '\0';
@@ -64,6 +66,10 @@ void pv_event_free(struct pv_event *ev)
         return;
     if (ev->client)
         pv_client_unref(ev->client);
+    if (ev->publish) {
+        pv_publish_answer(ev->publish, 0, 0, "unavailable", "the server is shutting down");
+        pv_publish_unref(ev->publish);
+    }
     pv_inbound_release(&ev->in);
     free(ev);
 }
@@ -206,7 +212,7 @@ size_t pv_queue_pop(struct pv_queue *q, struct pv_event **out, size_t max)
     uint64_t bytes = 0;
 
     while (n < max && (out[n] = dequeue(q)) != NULL) {
-        if (out[n]->type == PV_EV_MSG) {
+        if (out[n]->type == PV_EV_MSG || out[n]->type == PV_EV_PUBLISH) {
             msgs++;
             bytes += out[n]->len;
         }

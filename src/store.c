@@ -710,8 +710,9 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
  *     tokens).
  *  3: invites (only the hash of each code).
  *  4: users gain muted_until (ms since the epoch; NULL: not muted); the
- *     audit table of moderation (who did what to whom, when). */
-#define SCHEMA_VERSION 4
+ *     audit table of moderation (who did what to whom, when).
+ *  5: tokens, personal access tokens for bots (only the hash of each). */
+#define SCHEMA_VERSION 5
 
 static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
 {
@@ -772,6 +773,14 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
         "actor_id INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, "
         "target TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');"
         "PRAGMA user_version = 4;"
+        "COMMIT",
+        /* 4 -> 5 */
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE tokens (id INTEGER PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, "
+        "user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, "
+        "name TEXT NOT NULL, created INTEGER NOT NULL, last_used INTEGER);"
+        "CREATE INDEX tokens_by_user ON tokens(user_id);"
+        "PRAGMA user_version = 5;"
         "COMMIT",
     };
     _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");

@@ -177,4 +177,25 @@ bool pv_accounts_revoke(struct pv_accounts *a, int64_t user, int64_t session);
 int pv_accounts_password(struct pv_accounts *a, const struct pv_account *who, const char *current,
                          const char *password, const char **code, char *err, size_t errsz);
 
+/* ---- Personal access tokens: bots publish with them (docs/accounts.md,
+ * "Bots"; POST /api/messages). A token is "pvt_" and 43 base64url
+ * characters (256 random bits); only its hash is stored, with a label. It
+ * speaks as its account (name, role, mutes); a banned account's tokens
+ * stop working; each account has at most PV_PAT_MAX. */
+#define PV_PAT_PREFIX "pvt_"
+#define PV_PAT_CHARS (4 + PV_TOKEN_CHARS)
+#define PV_PAT_MAX 20
+#define PV_PAT_LABEL_MAX 128 /* bytes; the label follows the display-name profile */
+int pv_accounts_token_new(struct pv_accounts *a, const struct pv_account *who, const char *label,
+                          char out[PV_PAT_CHARS + 1], int64_t *id, const char **code, char *err,
+                          size_t errsz);
+/* The account a token speaks as (and the token's id), if it is live. */
+bool pv_accounts_token_auth(struct pv_accounts *a, const char *token, struct pv_account *out,
+                            int64_t *token_id);
+/* One message from token `token_id` within rate/s, burst (the chat's
+ * --rate-limit and --rate-burst): false when over it. */
+bool pv_accounts_token_rate(struct pv_accounts *a, int64_t token_id, unsigned rate, unsigned burst);
+json_t *pv_accounts_tokens(struct pv_accounts *a, int64_t user);
+bool pv_accounts_token_revoke(struct pv_accounts *a, int64_t user, int64_t id);
+
 #endif

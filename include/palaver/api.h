@@ -16,6 +16,12 @@
  *                     (moderators, admins): kick, ban, unban, mute, unmute,
  *                     role -> 200, applied to open connections at once
  *   GET  /api/users, GET /api/audit  (moderators, admins): the lists
+ *   GET  /api/tokens, POST /api/tokens {"name"}, POST /api/tokens/revoke {"id"}:
+ *                     your bots' personal access tokens (the token is shown once)
+ *   POST /api/messages  Authorization: Bearer pvt_...; a chat message object
+ *                     as over the WebSocket -> 200 {"seq",...} once stored
+ *                     (publish.h). Only a token: a cookie is refused, so no
+ *                     other site can make a browser post
  *
  * CSRF: a request that changes state (every POST) must say
  * Content-Type: application/json -- a page on another site cannot send
@@ -38,11 +44,13 @@
 
 struct mg_connection;
 struct mg_context;
+struct pv_config;
 struct pv_live;
 struct pv_queue;
 
 struct pv_api {
     struct pv_accounts *accounts; /* NULL: no data directory, accounts unavailable */
+    const struct pv_config *cfg;  /* max_text, max_message, queue_timeout_ms */
     struct pv_queue *queue;       /* moderation and session ends reach open connections
                                    * through the broadcaster (PV_EV_MOD, queue.h) */
     struct pv_live *live;

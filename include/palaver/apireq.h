@@ -22,7 +22,8 @@ enum pv_api_req {
     PV_REQ_INVITE,   /* {"role"?,"hours"?,"uses"?} */
     PV_REQ_MODERATE, /* {"action","user","minutes"?,"role"?,"reason"?} */
     PV_REQ_PASSWORD, /* {"current","password"} */
-    PV_REQ_REVOKE,   /* {"id"} */
+    PV_REQ_TOKEN,    /* {"name"}: a bot token's label */
+    PV_REQ_REVOKE,   /* {"id"}: a session or a token (the last kind) */
 };
 
 /* The fields a request may carry; strings point into `root` (NUL-free:

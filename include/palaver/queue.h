@@ -19,7 +19,8 @@
  *  - Events of one producer thread come out in the order it pushed them; a
  *    client's events (JOIN, MSGs, LEAVE) all come from its own worker, so
  *    the broadcaster sees them in order.
- *  - Bounded by admission, in two classes. MSG events are admitted through
+ *  - Bounded by admission, in two classes. MSG (and PUBLISH: a message
+ *    from the HTTP API, publish.h) events are admitted through
  *    two atomic counters, msg_inflight and msg_bytes (their payload): when
  *    msg_capacity are in flight, or their bytes would pass the byte bound, the
  *    producer waits up to its timeout on a condition variable (the only
@@ -53,6 +54,7 @@
 #include "palaver/proto.h"
 
 struct pv_client;
+struct pv_publish;
 struct pv_wake;
 
 enum pv_event_type {
@@ -64,6 +66,8 @@ enum pv_event_type {
     PV_EV_REFUSED,  /* a handshake lost the admission race after it completed:
                      * closed 1013 already, never registered; the broadcaster
                      * keeps it only to evict a peer that never answers */
+    PV_EV_PUBLISH,  /* a chat message published over HTTP (publish.h): decoded
+                     * like MSG, admitted like MSG, answered through `publish` */
     PV_EV_MOD,      /* the HTTP API decided a moderation or session action
                      * (data: struct pv_mod_req): apply it to the open
                      * connections it names */
@@ -94,12 +98,15 @@ struct pv_mod_req {
 struct pv_event {
     struct cds_wfcq_node node; /* queue link; first member */
     enum pv_event_type type;
-    struct pv_client *client; /* one reference owned by the event, or NULL */
-    size_t len;               /* bytes in data, not counting the NUL */
-    uint64_t queued_ns;       /* monotonic ns when it was made (queue lag) */
-    int code;                 /* KICK: the close code its worker decided */
-    struct pv_inbound in;     /* MSG: decoded by the worker (owned; released with the event) */
-    char data[];              /* NUL-terminated copy of the payload (not for MSG) */
+    struct pv_client *client;   /* one reference owned by the event, or NULL */
+    size_t len;                 /* bytes in data, not counting the NUL */
+    uint64_t queued_ns;         /* monotonic ns when it was made (queue lag) */
+    int code;                   /* KICK: the close code its worker decided */
+    struct pv_inbound in;       /* MSG, PUBLISH: decoded by the worker (owned; released with the
+                                 * event) */
+    struct pv_publish *publish; /* PUBLISH: one reference; freeing the event unanswered
+                                 * answers "unavailable" */
+    char data[];                /* NUL-terminated copy of the payload (not for MSG) */
 };
 
 /* Allocates an event holding a copy of data (may be NULL when len is 0).

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "palaver/clock.h"
+#include "palaver/limits.h"
 #include "palaver/log.h"
 #include "palaver/nickname.h"
 #include "palaver/store.h"
@@ -41,12 +42,21 @@ struct throttle {
     int64_t next; /* monotonic ms */
 };
 
+/* Each bot token's message bucket (docs/accounts.md, "Bots"): a fixed
+ * table, overwritten on collision, like the sign-in throttle. */
+#define TOKEN_RATE_SLOTS 256
+struct token_rate {
+    int64_t id;
+    struct pv_rate r;
+};
+
 struct pv_accounts {
     pthread_mutex_t mu;
     sqlite3 *db;
     sqlite3_stmt *by_key, *insert, *session, *touch, *open_session, *end_session, *admins,
         *insert_invite, *spend_invite, *check_invite;
     struct throttle throttle[THROTTLE_SLOTS];
+    struct token_rate token_rates[TOKEN_RATE_SLOTS]; /* under mu */
     sem_t slots;
     atomic_uint waiters;
     char dummy[crypto_pwhash_STRBYTES]; /* verified against for unknown names */
@@ -1031,4 +1041,131 @@ int pv_accounts_password(struct pv_accounts *a, const struct pv_account *who, co
         return -1;
     }
     return 0;
+}
+
+/* ---- Personal access tokens (bots) ---- */
+
+
+int pv_accounts_token_new(struct pv_accounts *a, const struct pv_account *who, const char *label,
+                          char out[PV_PAT_CHARS + 1], int64_t *id, const char **code, char *err,
+                          size_t errsz)
+{
+    size_t n = strlen(label);
+    const char *why = NULL;
+    char name[PV_NAME_MAX_BYTES + 1];
+    if (n < 1 || n > PV_PAT_LABEL_MAX || !pv_nickname_prepare(label, n, name, sizeof(name), &why)) {
+        *code = "bad-request";
+        snprintf(err, errsz, "\"name\" must be a label of 1 to 32 characters, like a display name");
+        return -1;
+    }
+    char secret[PV_TOKEN_CHARS + 1], stored[65];
+    new_token(secret);
+    snprintf(out, PV_PAT_CHARS + 1, "%s%s", PV_PAT_PREFIX, secret);
+    sodium_memzero(secret, sizeof(secret));
+    token_hash(out, stored);
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&a->mu);
+    int64_t count = 0;
+    if (run(a, "SELECT count(*) FROM tokens WHERE user_id = ?1", &st, "i", who->id) == SQLITE_ROW) {
+        count = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    int rc = count >= PV_PAT_MAX ? SQLITE_FULL
+                                 : run(a,
+                                       "INSERT INTO tokens (token_hash, user_id, name, created) "
+                                       "VALUES (?1, ?2, ?3, ?4)",
+                                       NULL, "titi", stored, who->id, name, now_s());
+    *id = rc == SQLITE_DONE ? sqlite3_last_insert_rowid(a->db) : 0;
+    if (rc == SQLITE_DONE)
+        audit_locked(a, who, "token", who->name, name);
+    pthread_mutex_unlock(&a->mu);
+    if (rc != SQLITE_DONE) {
+        sodium_memzero(out, PV_PAT_CHARS + 1);
+        *code = rc == SQLITE_FULL ? "too-many" : "failed";
+        snprintf(err, errsz, "%s",
+                 rc == SQLITE_FULL ? "an account has at most 20 tokens: revoke one first"
+                                   : "the token could not be saved");
+        return -1;
+    }
+    return 0;
+}
+
+bool pv_accounts_token_auth(struct pv_accounts *a, const char *token, struct pv_account *out,
+                            int64_t *token_id)
+{
+    size_t plen = strlen(PV_PAT_PREFIX);
+    if (strncmp(token, PV_PAT_PREFIX, plen) != 0 || !token_well_formed(token + plen))
+        return false;
+    char stored[65];
+    token_hash(token, stored);
+    int64_t now = now_s();
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&a->mu);
+    bool ok = run(a,
+                  "SELECT t.id, coalesce(t.last_used, 0), u.id, u.name, u.role, "
+                  "coalesce(u.muted_until, 0) FROM tokens t JOIN users u ON u.id = t.user_id "
+                  "WHERE t.token_hash = ?1 AND u.banned_at IS NULL",
+                  &st, "t", stored) == SQLITE_ROW;
+    if (ok) {
+        *token_id = sqlite3_column_int64(st, 0);
+        int64_t last = sqlite3_column_int64(st, 1);
+        *out = (struct pv_account){.id = sqlite3_column_int64(st, 2),
+                                   .muted_until = sqlite3_column_int64(st, 5)};
+        snprintf(out->name, sizeof(out->name), "%s", (const char *)sqlite3_column_text(st, 3));
+        snprintf(out->role, sizeof(out->role), "%s", (const char *)sqlite3_column_text(st, 4));
+        sqlite3_finalize(st);
+        if (now - last >= TOUCH_EVERY_S)
+            run(a, "UPDATE tokens SET last_used = ?2 WHERE id = ?1", NULL, "ii", *token_id, now);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
+bool pv_accounts_token_rate(struct pv_accounts *a, int64_t token_id, unsigned rate, unsigned burst)
+{
+    if (rate == 0)
+        return true;
+    uint64_t now = pv_mono_ns();
+    pthread_mutex_lock(&a->mu);
+    struct token_rate *t = &a->token_rates[(uint64_t)token_id % TOKEN_RATE_SLOTS];
+    if (t->id != token_id) {
+        t->id = token_id;
+        pv_rate_init(&t->r, burst, now);
+    }
+    bool ok = pv_rate_take(&t->r, rate, burst, now) == PV_RATE_OK;
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
+json_t *pv_accounts_tokens(struct pv_accounts *a, int64_t user)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&a->mu);
+    int rc = run(a,
+                 "SELECT id, name, created, coalesce(last_used, 0) FROM tokens WHERE user_id = ?1 "
+                 "ORDER BY id",
+                 &st, "i", user);
+    while (rc == SQLITE_ROW) {
+        json_array_append_new(
+            out, json_pack("{s:I, s:s, s:I, s:I}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+                           "name", sqlite3_column_text(st, 1), "created",
+                           (json_int_t)sqlite3_column_int64(st, 2) * 1000, "lastUsed",
+                           (json_int_t)sqlite3_column_int64(st, 3) * 1000));
+        rc = sqlite3_step(st);
+    }
+    if (st)
+        sqlite3_finalize(st);
+    pthread_mutex_unlock(&a->mu);
+    return out;
+}
+
+bool pv_accounts_token_revoke(struct pv_accounts *a, int64_t user, int64_t id)
+{
+    pthread_mutex_lock(&a->mu);
+    bool done = run(a, "DELETE FROM tokens WHERE id = ?1 AND user_id = ?2", NULL, "ii", id, user) ==
+                    SQLITE_DONE &&
+                sqlite3_changes(a->db) > 0;
+    pthread_mutex_unlock(&a->mu);
+    return done;
 }

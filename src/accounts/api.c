@@ -15,8 +15,13 @@
 #include "palaver/clock.h"
 #include "palaver/limits.h"
 #include "palaver/live.h"
+#include "palaver/config.h"
 #include "palaver/log.h"
+#include "palaver/proto.h"
+#include "palaver/publish.h"
 #include "palaver/queue.h"
+#include "palaver/utf8.h"
+#include "palaver/xalloc.h"
 
 static int reply(struct mg_connection *conn, int status, const char *reason, const char *headers,
                  json_t *body)
@@ -535,6 +540,172 @@ static int on_audit(struct mg_connection *conn, void *ud)
     return list(conn, ud, true);
 }
 
+/* ---- Bots: personal access tokens and POST /api/messages ---- */
+
+static int on_tokens(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_account u;
+    if (strcmp(ri->request_method, "GET") == 0) {
+        if (!need_get(conn, api) || !need_session(conn, api, &u))
+            return 400;
+        return reply(conn, 200, "OK", NULL,
+                     json_pack("{s:o}", "tokens", pv_accounts_tokens(api->accounts, u.id)));
+    }
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    if (!need_session(conn, api, &u))
+        return 401;
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_TOKEN, &f))
+        return 400;
+    char token[PV_PAT_CHARS + 1], why[256];
+    const char *code = "failed";
+    int64_t id = 0;
+    int r = pv_accounts_token_new(api->accounts, &u, f.name, token, &id, &code, why, sizeof(why));
+    pv_api_fields_release(&f);
+    if (r != 0)
+        return strcmp(code, "too-many") == 0 ? error(conn, 409, "Conflict", code, why, NULL)
+                                             : accounts_error(conn, code, why);
+    pv_notice("token %lld made by id=%lld name=\"%s\" from %s:%d", (long long)id, (long long)u.id,
+              u.name, ri->remote_addr, ri->remote_port);
+    json_t *out = json_pack("{s:I, s:s}", "id", (json_int_t)id, "token", token);
+    sodium_memzero(token, sizeof(token));
+    return reply(conn, 200, "OK", NULL, out);
+}
+
+static int on_token_revoke(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    struct pv_account u;
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    if (!need_session(conn, api, &u))
+        return 401;
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_REVOKE, &f))
+        return 400;
+    long long id = f.id;
+    pv_api_fields_release(&f);
+    if (!pv_accounts_token_revoke(api->accounts, u.id, (int64_t)id))
+        return error(conn, 404, "Not Found", "not-found", "you have no such token", NULL);
+    pv_notice("token %lld of id=%lld name=\"%s\" revoked", id, (long long)u.id, u.name);
+    return reply(conn, 200, "OK", NULL, json_pack("{s:b}", "revoked", 1));
+}
+
+#define PUBLISH_WAIT_MS 10000 /* the commit an answer waits for (synchronous=FULL: ms) */
+
+/* A bot publishes: the same message object as over the WebSocket, with a
+ * token; ordered, stored and relayed by the broadcaster like any message,
+ * and answered with its seq once stored (publish.h). */
+static int on_messages(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    const char *auth = mg_get_header(conn, "Authorization");
+    struct pv_account u;
+    int64_t token_id = 0;
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 ||
+        !pv_accounts_token_auth(api->accounts, auth + 7, &u, &token_id)) {
+        static struct pv_log_limit lim = PV_LOG_LIMIT("publishes refused for their token");
+        if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
+            pv_notice("publish refused from %s:%d: %s; answered 401", ri->remote_addr,
+                      ri->remote_port,
+                      auth ? "unknown, revoked or banned token" : "no Authorization: Bearer");
+        return error(conn, 401, "Unauthorized", "bad-token",
+                     "publishing needs a personal access token: Authorization: Bearer pvt_...",
+                     "WWW-Authenticate: Bearer realm=\"palaver\"\r\n");
+    }
+    size_t max = api->cfg ? api->cfg->max_message : 32768;
+    if (ri->content_length < 0)
+        return error(conn, 411, "Length Required", "bad-request", "Content-Length is required",
+                     NULL);
+    if ((uint64_t)ri->content_length > max)
+        return error(conn, 413, "Payload Too Large", "too-large",
+                     "the message is larger than --max-message", NULL);
+    if (!pv_accounts_token_rate(api->accounts, token_id,
+                                atomic_load_explicit(&api->live->rate_limit, memory_order_relaxed),
+                                atomic_load_explicit(&api->live->rate_burst, memory_order_relaxed)))
+        return error(conn, 429, "Too Many Requests", "rate-limited",
+                     "too many messages from this token: slow down", "Retry-After: 1\r\n");
+    char *body = pv_xmalloc((size_t)ri->content_length + 1);
+    size_t want = (size_t)ri->content_length, got = 0;
+    while (got < want) {
+        int r = mg_read(conn, body + got, want - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    struct pv_event *ev = pv_event_new(PV_EV_PUBLISH, NULL, NULL, 0);
+    if (got != want || !pv_utf8_valid(body, got)) {
+        free(body);
+        pv_event_free(ev);
+        return error(conn, 400, "Bad Request", "bad-json",
+                     got != want ? "the body ended before its Content-Length"
+                                 : "the body is not UTF-8",
+                     NULL);
+    }
+    pv_proto_decode(body, got, api->cfg ? api->cfg->max_text : 4096, &ev->in);
+    free(body);
+    if (ev->in.type != PV_IN_MESSAGE) {
+        int status = ev->in.type == PV_IN_INVALID ? 400 : 422;
+        json_t *out = json_pack(
+            "{s:s, s:s}", "error", ev->in.type == PV_IN_INVALID ? ev->in.err_code : "unknown-type",
+            "message",
+            ev->in.type == PV_IN_INVALID ? ev->in.err_msg
+                                         : "publish a {\"type\":\"message\",\"text\":...} object");
+        pv_event_free(ev);
+        return reply(conn, status, status == 400 ? "Bad Request" : "Unprocessable Content", NULL,
+                     out);
+    }
+    json_t *msg_id = ev->in.msg_id ? json_incref(ev->in.msg_id) : NULL;
+    struct pv_publish *p = pv_publish_new();
+    p->account = u.id;
+    p->muted_until = u.muted_until;
+    snprintf(p->name, sizeof(p->name), "%s", u.name);
+    snprintf(p->role, sizeof(p->role), "%s", u.role);
+    ev->publish = p;
+    ev->len = got;
+    int q = pv_queue_push_msg(api->queue, ev, api->cfg ? (int)api->cfg->queue_timeout_ms : 1000);
+    if (q != 0) {
+        pv_event_free(ev); /* answers the event's reference */
+        pv_publish_unref(p);
+        json_decref(msg_id);
+        return error(conn, 503, "Service Unavailable", "busy",
+                     "the server is too busy to take the message: send it again",
+                     "Retry-After: 1\r\n");
+    }
+    bool answered = pv_publish_wait(p, PUBLISH_WAIT_MS);
+    json_t *out = NULL;
+    int status = 200;
+    const char *reason = "OK";
+    pthread_mutex_lock(&p->mu); /* the answer's fields (publish.h) */
+    if (!answered) {
+        status = 504;
+        reason = "Gateway Timeout";
+        out = json_pack("{s:s, s:s}", "error", "not-confirmed", "message",
+                        "taken, but not confirmed stored in time: it may still appear");
+    } else if (p->code[0] == '\0' || strcmp(p->code, "not-stored") == 0) {
+        out = json_pack("{s:I, s:I, s:b}", "seq", (json_int_t)p->seq, "serverDate",
+                        (json_int_t)p->date, "stored", p->code[0] == '\0');
+    } else {
+        status = strcmp(p->code, "muted") == 0 ? 403 : 503;
+        reason = status == 403 ? "Forbidden" : "Service Unavailable";
+        out = json_pack("{s:s, s:s}", "error", p->code, "message", p->message);
+    }
+    pthread_mutex_unlock(&p->mu);
+    pv_publish_unref(p);
+    if (msg_id)
+        json_object_set_new(out, "msgId", msg_id);
+    return reply(conn, status, reason, NULL, out);
+}
+
 /* /setup#<token> (the link in the log): the page is setup.html; a
  * redirect keeps the fragment, which the browser never sent. */
 static int redirect(struct mg_connection *conn, const char *to)
@@ -575,4 +746,7 @@ void pv_api_register(struct mg_context *ctx, struct pv_api *api)
     mg_set_request_handler(ctx, "/api/moderate$", on_moderate, api);
     mg_set_request_handler(ctx, "/api/users$", on_users, api);
     mg_set_request_handler(ctx, "/api/audit$", on_audit, api);
+    mg_set_request_handler(ctx, "/api/tokens$", on_tokens, api);
+    mg_set_request_handler(ctx, "/api/tokens/revoke$", on_token_revoke, api);
+    mg_set_request_handler(ctx, "/api/messages$", on_messages, api);
 }

@@ -67,6 +67,8 @@ static const char *check(enum pv_api_req kind, struct pv_api_fields *f)
         return f->token && f->name && f->password
                    ? NULL
                    : "\"token\", \"name\" and \"password\" must be strings";
+    case PV_REQ_TOKEN:
+        return f->name ? NULL : "\"name\" (the token's label) must be a string";
     case PV_REQ_PASSWORD:
         return f->current && f->password ? NULL : "\"current\" and \"password\" must be strings";
     case PV_REQ_INVITE:

@@ -20,6 +20,7 @@
 #include "palaver/limits.h"
 #include "palaver/log.h"
 #include "palaver/proto.h"
+#include "palaver/publish.h"
 #include "palaver/queue.h"
 #include "palaver/stats.h"
 #include "palaver/store.h"
@@ -237,8 +238,8 @@ static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct
     pv__fanout(b, pv_proto_rename(&u, old, pv_now_ms()), NULL);
 }
 
-static void hold_ack(struct pv_broadcaster *b, struct pv_client *c, uint64_t seq,
-                     const json_t *msg_id, int64_t now)
+static void hold_ack(struct pv_broadcaster *b, struct pv_client *c, struct pv_publish *publish,
+                     uint64_t seq, const json_t *msg_id, int64_t now)
 {
     if (b->acks_head + b->acks_n == b->acks_cap) {
         if (b->acks_head > 0) { /* slide down before growing */
@@ -250,8 +251,9 @@ static void hold_ack(struct pv_broadcaster *b, struct pv_client *c, uint64_t seq
             b->acks = pv_xrealloc(b->acks, b->acks_cap * sizeof(*b->acks));
         }
     }
-    b->acks[b->acks_head + b->acks_n++] = (struct held_ack){
-        pv_client_ref(c), seq, msg_id ? json_incref((json_t *)msg_id) : NULL, now};
+    b->acks[b->acks_head + b->acks_n++] =
+        (struct held_ack){c ? pv_client_ref(c) : NULL, publish, seq,
+                          msg_id ? json_incref((json_t *)msg_id) : NULL, now};
 }
 
 /* True if the store lost `seq` (a full database); ranges before it are
@@ -291,7 +293,13 @@ static void release_acks(struct pv_broadcaster *b)
         if (a->seq > done && !failed)
             break;
         bool stored = a->seq <= done && !seq_lost(b, a->seq);
-        if (a->c->index != SIZE_MAX && !a->c->closing) {
+        if (a->publish) {
+            pv_publish_answer(a->publish, a->seq, a->now, stored ? NULL : "not-stored",
+                              stored ? NULL
+                                     : "relayed to everyone online, but not stored (the history "
+                                       "store failed or the database is full)");
+            pv_publish_unref(a->publish);
+        } else if (a->c->index != SIZE_MAX && !a->c->closing) {
             if (stored)
                 pv__deliver(b, a->c, pv_proto_ack(a->msg_id, a->seq, a->now));
             else
@@ -302,7 +310,8 @@ static void release_acks(struct pv_broadcaster *b)
                                         "database is full (palaverd keeps trying)",
                                a->msg_id);
         }
-        pv_client_unref(a->c);
+        if (a->c)
+            pv_client_unref(a->c);
         json_decref(a->msg_id);
         b->acks_head++;
         b->acks_n--;
@@ -338,7 +347,7 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
         m->frame = pv_frame_ref(f);
         snprintf(m->sender, sizeof(m->sender), "%s", c->addr);
         pv_store_append(b->d.store, m);
-        hold_ack(b, c, seq, in->msg_id, now);
+        hold_ack(b, c, NULL, seq, in->msg_id, now);
     } else if (pv__store_failed(b)) {
         pv__send_error(b, c, "not-stored",
                        "relayed to everyone online, but not stored: the history store failed",
@@ -348,6 +357,49 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     }
     pv__fanout(b, f, c);
     pv_debug("message seq=%llu from id=%s bytes=%zu", (unsigned long long)seq, c->id, in->text_len);
+}
+
+/* A chat message published over HTTP by a bot's token (publish.h):
+ * ordered, stored and fanned out like a WebSocket message (to everyone:
+ * its sender has no connection), answered with its seq once stored. */
+static void on_publish(struct pv_broadcaster *b, struct pv_event *ev)
+{
+    struct pv_publish *p = ev->publish;
+    int64_t now = pv_now_ms();
+    if (b->draining) {
+        pv_publish_answer(p, 0, 0, "busy", "the server is shutting down");
+        return;
+    }
+    if (p->muted_until > now) {
+        pv_publish_answer(p, 0, 0, "muted", "a moderator muted this account");
+        return;
+    }
+    char id[PV_ID_LEN + 1];
+    snprintf(id, sizeof(id), "api%013llx", (unsigned long long)p->account & 0xfffffffffffffull);
+    struct pv_user from = {.id = id, .name = p->name, .role = p->role, .account = p->account};
+    uint64_t seq = ++b->seq;
+    struct pv_frame *f = pv_proto_message(&ev->in, &from, seq, now);
+    pv_stat_add(&b->d.stats->messages_in, 1);
+    pv_history_push(&b->hist, f, seq, now);
+    struct pv_history_entry *e = pv_history_find(&b->hist, seq);
+    if (e) {
+        e->account = p->account;
+        e->message = true;
+    }
+    if (b->d.store && !pv_store_failure(b->d.store)) {
+        struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
+        m->seq = seq;
+        m->server_date = now;
+        m->frame = pv_frame_ref(f);
+        snprintf(m->sender, sizeof(m->sender), "api:%lld", (long long)p->account);
+        pv_store_append(b->d.store, m);
+        hold_ack(b, NULL, p, seq, NULL, now); /* the event's reference moves there */
+        ev->publish = NULL;
+    } else {
+        pv_publish_answer(p, seq, now, pv__store_failed(b) ? "not-stored" : NULL,
+                          "relayed to everyone online, but not stored: the history store failed");
+    }
+    pv__fanout(b, f, NULL);
 }
 
 static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
@@ -424,6 +476,9 @@ static void handle(struct pv_broadcaster *b, struct pv_event **ev, size_t n)
             break;
         case PV_EV_MSG:
             on_msg(b, ev[i]);
+            break;
+        case PV_EV_PUBLISH:
+            on_publish(b, ev[i]);
             break;
         case PV_EV_SHUTDOWN:
             on_shutdown(b);
@@ -578,8 +633,14 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     pv__reads_drop(b);
     pv__flush(b);
     for (size_t i = 0; i < b->acks_n; i++) {
-        pv_client_unref(b->acks[b->acks_head + i].c);
-        json_decref(b->acks[b->acks_head + i].msg_id);
+        struct held_ack *a = &b->acks[b->acks_head + i];
+        if (a->c)
+            pv_client_unref(a->c);
+        if (a->publish) {
+            pv_publish_answer(a->publish, 0, 0, "unavailable", "the server stopped");
+            pv_publish_unref(a->publish);
+        }
+        json_decref(a->msg_id);
     }
     free(b->acks);
     free(b->lost);

@@ -114,7 +114,8 @@ struct pv_broadcaster {
     /* Acks held until the store has committed their message, oldest
      * first (seqs ascending). */
     struct held_ack {
-        struct pv_client *c; /* one reference */
+        struct pv_client *c;        /* one reference, or NULL for an HTTP publish */
+        struct pv_publish *publish; /* one reference, or NULL for a WebSocket ack */
         uint64_t seq;
         json_t *msg_id; /* one reference, or NULL */
         int64_t now;

@@ -52,6 +52,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!f.current || !f.password)
                 abort();
             break;
+        case PV_REQ_TOKEN:
+            if (!f.name)
+                abort();
+            break;
         case PV_REQ_INVITE:
             if (f.hours < 1 || f.hours > PV_INVITE_MAX_HOURS || f.uses < 1 ||
                 f.uses > PV_INVITE_MAX_USES)

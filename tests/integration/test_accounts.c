@@ -1030,6 +1030,106 @@ static void test_sessions_and_password(void **state)
     wsc_free(w1);
 }
 
+/* POST /api/messages as `auth` (an Authorization header line or NULL). */
+static int publish(const char *auth, const char *body, char *out, size_t n)
+{
+    return post("/api/messages", "application/json", auth, body, out, n);
+}
+
+/* Bots: a personal access token publishes over HTTP; the message is
+ * ordered with WebSocket messages, stored, relayed to everyone and
+ * answered with its seq; only a live token of an unbanned, unmuted
+ * account publishes; a cookie does not. */
+static void test_bots(void **state)
+{
+    (void)state;
+    char dave[256], admin[256], out[4096], auth[256], code[64];
+    session_header("dave", PASSWORD, dave, sizeof(dave));
+    session_header("alice", PASSWORD, admin, sizeof(admin));
+    assert_int_equal(
+        post("/api/tokens", "application/json", NULL, "{\"name\":\"ci\"}", out, sizeof(out)), 401);
+    assert_int_equal(
+        post("/api/tokens", "application/json", dave, "{\"name\":\"ci bot\"}", out, sizeof(out)),
+        200);
+    json_t *j = body_json(out);
+    const char *token = json_string_value(json_object_get(j, "token"));
+    assert_non_null(token);
+    assert_int_equal(strlen(token), 47);
+    assert_memory_equal(token, "pvt_", 4);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
+    long long token_id = json_integer_value(json_object_get(j, "id"));
+    assert_false(srv_log_has(&server, token)); /* never logged */
+    json_decref(j);
+    assert_int_equal(get("/api/tokens", dave, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"name\":\"ci bot\""));
+    assert_null(strstr(out, "pvt_")); /* shown once, never listed */
+
+    /* Ordered with WebSocket messages: between a guest's two. */
+    struct wsc *g = ws_as(NULL, "/ws?name=watcher");
+    long long before = say(g, "one");
+    assert_int_equal(publish(auth,
+                             "{\"type\":\"message\",\"text\":\"build passed\",\"msgId\":\"b1\"}",
+                             out, sizeof(out)),
+                     200);
+    j = body_json(out);
+    long long seq = json_integer_value(json_object_get(j, "seq"));
+    assert_true(json_is_true(json_object_get(j, "stored")));
+    assert_string_equal(json_string_value(json_object_get(j, "msgId")), "b1");
+    json_decref(j);
+    json_t *m = wsc_expect(g, "message", T);
+    assert_non_null(m);
+    assert_int_equal(json_integer_value(json_object_get(m, "seq")), seq);
+    assert_string_equal(json_string_value(json_object_get(m, "text")), "build passed");
+    json_t *from = json_object_get(m, "from");
+    assert_string_equal(json_string_value(json_object_get(from, "name")), "Dave");
+    assert_string_equal(json_string_value(json_object_get(from, "role")), "moderator");
+    json_decref(m);
+    long long after = say(g, "two");
+    assert_true(before < seq && seq < after);
+    /* Stored: a newcomer's history has it. */
+    struct wsc *late = wsc_open(server.port, &(struct wsc_opts){.path = "/ws"});
+    json_t *h = NULL;
+    while ((h = wsc_expect(late, "message", T)) != NULL &&
+           json_integer_value(json_object_get(h, "seq")) != seq)
+        json_decref(h);
+    assert_non_null(h);
+    json_decref(h);
+    wsc_free(late);
+
+    /* Refusals: no token, a cookie instead, a forged token, bad bodies. */
+    assert_int_equal(publish(NULL, "{\"type\":\"message\",\"text\":\"x\"}", out, sizeof(out)), 401);
+    assert_non_null(strstr(out, "WWW-Authenticate: Bearer"));
+    assert_int_equal(publish(dave, "{\"type\":\"message\",\"text\":\"x\"}", out, sizeof(out)), 401);
+    assert_int_equal(
+        publish("Authorization: Bearer pvt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n",
+                "{\"type\":\"message\",\"text\":\"x\"}", out, sizeof(out)),
+        401);
+    assert_int_equal(post("/api/messages", "text/plain", auth,
+                          "{\"type\":\"message\",\"text\":\"x\"}", out, sizeof(out)),
+                     415);
+    assert_int_equal(publish(auth, "{\"type\":\"message\",\"text\":\" \"}", out, sizeof(out)), 400);
+    assert_string_equal(error_code(out, code, sizeof(code)), "empty-text");
+    assert_int_equal(publish(auth, "{\"type\":\"hello\",\"name\":\"x\"}", out, sizeof(out)), 422);
+    assert_int_equal(publish(auth, "not json", out, sizeof(out)), 400);
+
+    /* A muted account's bot is muted too. */
+    assert_int_equal(moderate(admin, "{\"action\":\"mute\",\"user\":\"dave\"}", code, 64), 200);
+    assert_int_equal(publish(auth, "{\"type\":\"message\",\"text\":\"hush\"}", out, sizeof(out)),
+                     403);
+    assert_string_equal(error_code(out, code, sizeof(code)), "muted");
+    assert_int_equal(moderate(admin, "{\"action\":\"unmute\",\"user\":\"dave\"}", code, 64), 200);
+    assert_int_equal(publish(auth, "{\"type\":\"message\",\"text\":\"back\"}", out, sizeof(out)),
+                     200);
+
+    /* Revoked: it publishes nothing more. */
+    char body[64];
+    snprintf(body, sizeof(body), "{\"id\":%lld}", token_id);
+    assert_int_equal(post("/api/tokens/revoke", "application/json", dave, body, out, sizeof(out)),
+                     200);
+    assert_int_equal(publish(auth, "{\"type\":\"message\",\"text\":\"x\"}", out, sizeof(out)), 401);
+    wsc_free(g);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1046,6 +1146,7 @@ int main(void)
         cmocka_unit_test(test_edit_and_delete),
         cmocka_unit_test(test_moderation),
         cmocka_unit_test(test_sessions_and_password),
+        cmocka_unit_test(test_bots),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -433,9 +433,9 @@ static void test_event_replaces_its_target(void **state)
 }
 
 /* The database of a running install (schema 3, palaver with accounts
- * and invites, as that release made it) upgrades in place to 4: its
- * people, sessions and invites stay, nobody is muted, the audit log is
- * there and empty. */
+ * and invites, as that release made it) upgrades in place to 5: its
+ * people, sessions and invites stay, nobody is muted, the audit log and
+ * the tokens are there and empty. */
 static void test_schema_upgrade_from_3(void **state)
 {
     (void)state;
@@ -485,13 +485,14 @@ static void test_schema_upgrade_from_3(void **state)
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "SELECT (SELECT user_version FROM pragma_user_version), "
                                         "u.name, u.muted_until IS NULL, s.addr, i.uses_left, "
-                                        "(SELECT COUNT(*) FROM audit) FROM users u "
+                                        "(SELECT COUNT(*) FROM audit) + "
+                                        "(SELECT COUNT(*) FROM tokens) FROM users u "
                                         "JOIN sessions s ON s.user_id = u.id "
                                         "JOIN invites i ON i.created_by = u.id",
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    assert_int_equal(sqlite3_column_int(st, 0), 5);
     assert_string_equal((const char *)sqlite3_column_text(st, 1), "Ann");
     assert_int_equal(sqlite3_column_int(st, 2), 1);
     assert_string_equal((const char *)sqlite3_column_text(st, 3), "10.0.0.1");
@@ -502,8 +503,9 @@ static void test_schema_upgrade_from_3(void **state)
 }
 
 /* A database of schema 0 (palaver before retention by bytes) is upgraded
- * in place, through 1 and 2 (accounts) and 3 (invites) to 4 (mutes, the
- * audit log): rows kept and counted, the history id kept; one of a newer
+ * in place, through 1 and 2 (accounts), 3 (invites) and 4 (mutes, the
+ * audit log) to 5 (bots' tokens): rows kept and counted, the history id
+ * kept; one of a newer
  * schema is refused and left as it was. */
 static void test_schema_upgrade(void **state)
 {
@@ -543,9 +545,9 @@ static void test_schema_upgrade(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    assert_int_equal(sqlite3_column_int(st, 0), 5);
     sqlite3_finalize(st);
-    /* Versions 2 to 4's accounts tables (accounts.h) came with the upgrade,
+    /* Versions 2 to 5's accounts tables (accounts.h) came with the upgrade,
      * empty, and take a user, a session, an invite and an audit line. */
     assert_int_equal(
         sqlite3_exec(db,
@@ -557,7 +559,9 @@ static void test_schema_upgrade(void **state)
                      "uses_left) VALUES ('c', 1, 'member', 1, 2, 1);"
                      "UPDATE users SET muted_until = 5 WHERE id = 1;"
                      "INSERT INTO audit (at, actor_id, actor, action, target) "
-                     "VALUES (1, 1, 'ann', 'mute', 'bo');",
+                     "VALUES (1, 1, 'ann', 'mute', 'bo');"
+                     "INSERT INTO tokens (token_hash, user_id, name, created) "
+                     "VALUES ('t', 1, 'ci', 1);",
                      NULL, NULL, NULL),
         SQLITE_OK);
     /* Roles are the three the server knows. */
