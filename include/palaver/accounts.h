@@ -93,9 +93,11 @@ int pv_accounts_invite(struct pv_accounts *a, const struct pv_account *by, const
  * (member); "closed" refuses ("registration-closed"). Errors:
  * "bad-invite" (checked before any hash: a code that names no live
  * invite starts the address's sign-in delay), "throttled" (the address
- * is waiting out such a delay), and those of pv_accounts_create(). The new account is
- * signed in: its session token to `session` ("" if it could not be
- * stored). */
+ * is waiting out such a delay, or, where registration is open, made
+ * PV_OPEN_REG_PER_ADDR accounts within PV_OPEN_REG_WINDOW_S), and those of pv_accounts_create().
+ * The new account is signed in: its session token to `session` ("" if it could not be stored). */
+#define PV_OPEN_REG_PER_ADDR 5 /* "open": accounts per address per window */
+#define PV_OPEN_REG_WINDOW_S 3600
 int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *invite,
                          const char *name, const char *password, const char *addr,
                          struct pv_account *out, char session[PV_TOKEN_CHARS + 1],

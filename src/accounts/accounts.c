@@ -378,6 +378,16 @@ int pv_accounts_invite(struct pv_accounts *a, const struct pv_account *by, const
     return 0;
 }
 
+/* An open registration that failed gives its place back (see below). */
+static void release_open_slot(struct pv_accounts *a, const char *addr)
+{
+    pthread_mutex_lock(&a->mu);
+    struct throttle *r = throttle_slot(a, "r", addr, false);
+    if (r && r->fails > 0)
+        r->fails--;
+    pthread_mutex_unlock(&a->mu);
+}
+
 int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *invite,
                          const char *name, const char *password, const char *addr,
                          struct pv_account *out, char session[PV_TOKEN_CHARS + 1],
@@ -407,6 +417,22 @@ int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *in
     const struct throttle *t = throttle_slot(a, "a", addr, false);
     int64_t wait_ms = t ? t->next - mono_ms() : 0;
     bool live = open_mode || wait_ms > 0;
+    /* Open registration: at most PV_OPEN_REG_PER_ADDR accounts per
+     * address per hour (a slot in the same bounded table; an attempt
+     * holds its place until it fails). */
+    int64_t cap_ms = 0;
+    if (open_mode && wait_ms <= 0) {
+        struct throttle *r = throttle_slot(a, "r", addr, true);
+        int64_t m = mono_ms();
+        if (r->next <= m) {
+            r->fails = 0;
+            r->next = m + PV_OPEN_REG_WINDOW_S * 1000;
+        }
+        if (r->fails >= PV_OPEN_REG_PER_ADDR)
+            cap_ms = r->next - m;
+        else
+            r->fails++;
+    }
     if (!open_mode && wait_ms <= 0) {
         sqlite3_bind_text(a->check_invite, 1, stored, -1, SQLITE_STATIC);
         sqlite3_bind_int64(a->check_invite, 2, now);
@@ -423,14 +449,24 @@ int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *in
                  (long long)(wait_ms + 999) / 1000);
         return -1;
     }
+    if (cap_ms > 0) {
+        *code = "throttled";
+        snprintf(err, errsz,
+                 "%d accounts were made from your address in the last hour: wait %lld min",
+                 PV_OPEN_REG_PER_ADDR, (long long)(cap_ms + 59999) / 60000);
+        return -1;
+    }
     if (!live) {
         *code = "bad-invite";
         snprintf(err, errsz, "this invite is not valid (used up, expired or unknown)");
         return -1;
     }
     struct new_account na;
-    if (prepare_account(a, name, password, &na, code, err, errsz) != 0)
+    if (prepare_account(a, name, password, &na, code, err, errsz) != 0) {
+        if (open_mode)
+            release_open_slot(a, addr);
         return -1;
+    }
     char role[16] = "member";
     int rc = -1;
     pthread_mutex_lock(&a->mu);
@@ -462,6 +498,11 @@ int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *in
     rc = insert_user(a, &na, role, out, code, err, errsz);
 done:
     sqlite3_exec(a->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    if (rc != 0 && open_mode) {
+        struct throttle *r = throttle_slot(a, "r", addr, false);
+        if (r && r->fails > 0)
+            r->fails--;
+    }
     if (rc == 0 && !open_session(a, out->id, addr, now, session))
         session[0] = '\0';
     pthread_mutex_unlock(&a->mu);

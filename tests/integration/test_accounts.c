@@ -552,6 +552,23 @@ static void test_registration_modes(void **state)
             assert_non_null(strstr(out, "\"role\":\"member\""));
         else
             assert_string_equal(error_code(out, err, sizeof(err)), "registration-closed");
+        /* Open: 5 accounts per address per hour; a refused attempt (a
+         * name taken) does not count; the sixth account waits. */
+        for (int i = 2; open && i <= 6; i++) {
+            char body[256];
+            assert_int_equal(post("/api/register", "application/json", NULL,
+                                  "{\"name\":\"ERIN\",\"password\":\"" PASSWORD "\"}", out,
+                                  sizeof(out)),
+                             i <= 5 ? 409 : 429);
+            snprintf(body, sizeof(body), "{\"name\":\"Erin%d\",\"password\":\"" PASSWORD "\"}", i);
+            assert_int_equal(
+                post("/api/register", "application/json", NULL, body, out, sizeof(out)),
+                i <= 5 ? 200 : 429);
+        }
+        if (open) {
+            assert_string_equal(error_code(out, err, sizeof(err)), "throttled");
+            assert_non_null(strstr(out, "Retry-After: "));
+        }
         server.port = port;
         assert_int_equal(srv_stop(&s2), 0);
         tmpdir_remove(d2);
