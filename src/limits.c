@@ -6,6 +6,7 @@
 #include "palaver/limits.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -323,4 +324,79 @@ bool pv_origin_allowed(const char *origin, const char *host, const char *allowed
         s += strspn(s, " ,\t");
     }
     return false;
+}
+
+/* ---- Address bans ---- */
+
+struct pv_bans {
+    pthread_mutex_t mu; /* guards v */
+    struct ban {
+        char addr[48];
+        int64_t until; /* ms since the epoch; 0: a free slot */
+        int64_t account;
+    } v[PV_BANS_MAX];
+};
+
+struct pv_bans *pv_bans_new(void)
+{
+    struct pv_bans *b = pv_xcalloc(1, sizeof(*b));
+    pthread_mutex_init(&b->mu, NULL);
+    return b;
+}
+
+void pv_bans_free(struct pv_bans *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+void pv_bans_add(struct pv_bans *b, const char *addr, int64_t until_ms, int64_t account)
+{
+    pthread_mutex_lock(&b->mu);
+    struct ban *slot = &b->v[0];
+    for (size_t i = 0; i < PV_BANS_MAX; i++) {
+        struct ban *e = &b->v[i];
+        if (e->until && strcmp(e->addr, addr) == 0) {
+            slot = e; /* the same address: the later end wins */
+            if (e->until > until_ms)
+                until_ms = e->until;
+            break;
+        }
+        if (e->until < slot->until)
+            slot = e; /* a free slot (0), or the ban that ends first */
+    }
+    snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
+    slot->until = until_ms;
+    slot->account = account;
+    pthread_mutex_unlock(&b->mu);
+}
+
+int64_t pv_bans_until(struct pv_bans *b, const char *addr, int64_t now_ms)
+{
+    int64_t until = 0;
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < PV_BANS_MAX; i++) {
+        struct ban *e = &b->v[i];
+        if (e->until > now_ms && strcmp(e->addr, addr) == 0) {
+            until = e->until;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return until;
+}
+
+unsigned pv_bans_lift(struct pv_bans *b, int64_t account)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; account > 0 && i < PV_BANS_MAX; i++)
+        if (b->v[i].until && b->v[i].account == account) {
+            b->v[i].until = 0;
+            n++;
+        }
+    pthread_mutex_unlock(&b->mu);
+    return n;
 }

@@ -314,6 +314,7 @@ static bool start(struct palaverd *p)
                            .queue = p->queue,
                            .stats = &p->stats,
                            .peers = pv_peers_new(cfg->max_clients),
+                           .bans = pv_bans_new(),
                            .live = &p->live};
     atomic_init(&p->ws.admitted, 0);
     atomic_init(&p->ws.stopping, false);
@@ -333,6 +334,7 @@ static bool start(struct palaverd *p)
                                       .admitted = &p->ws.admitted,
                                       .store = p->store,
                                       .peers = p->ws.peers,
+                                      .bans = p->ws.bans,
                                       .store_wanted = cfg->data_dir[0] != '\0'});
     if (!p->bc)
         return false;
@@ -427,6 +429,7 @@ static void teardown(struct palaverd *p)
     pv_accounts_close(p->accounts); /* after CivetWeb: no handler runs any more */
     pv_queue_free(p->queue);        /* LEAVE events queued by mg_stop() release clients */
     pv_peers_free(p->ws.peers);
+    pv_bans_free(p->ws.bans);
     pv_live_destroy(&p->live);
 }
 

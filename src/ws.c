@@ -159,6 +159,21 @@ static int on_connect(const struct mg_connection *conn, void *ud)
         return refuse(conn, 401, "Unauthorized",
                       "this chat is for members: sign in on the chat page first\n");
     }
+    /* An address banned with a guest or, in open mode, with an account
+     * (limits.h): guests from it stay out; people signed in come in (their
+     * own account's ban is checked with the session above). */
+    int64_t until = s == 1 ? 0 : pv_bans_until(ws->bans, ri->remote_addr, pv_now_ms());
+    if (until) {
+        long long minutes = (until - pv_now_ms() + 59999) / 60000;
+        static struct pv_log_limit lim = PV_LOG_LIMIT("WebSockets refused from banned addresses");
+        if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
+            pv_notice("refused WebSocket from %s: the address is banned for %lld more min; "
+                      "answered 403",
+                      peer, minutes);
+        char why[128];
+        snprintf(why, sizeof(why), "a moderator banned your address: %lld more minutes\n", minutes);
+        return refuse(conn, 403, "Forbidden", why);
+    }
     handshake_account.set = s == 1;
     return 0;
 }

@@ -41,6 +41,7 @@
 #include "palaver/accounts.h"
 
 #define PV_API_BODY_MAX 4096
+#define PV_ADDRESS_BAN_HOURS 24 /* a ban's address ban (guests, and accounts in open mode) */
 
 struct mg_connection;
 struct mg_context;

@@ -33,6 +33,7 @@ struct pv_broadcaster_deps {
     atomic_uint *admitted;  /* admission count, released at each LEAVE */
     struct pv_store *store; /* durable history; NULL = memory only */
     struct pv_peers *peers; /* per-address budgets (limits.h, its own lock) */
+    struct pv_bans *bans;   /* address bans: added here, checked at handshakes */
     bool store_wanted;      /* a data directory was configured: without a store
                              * (it could not be opened), senders are told
                              * their messages are not stored */

@@ -96,6 +96,27 @@ void pv_peers_reads_charge(struct pv_peers *p, const char *addr, double rate, do
 enum pv_rate_verdict pv_peers_bytes(struct pv_peers *p, const char *addr, double rate, double burst,
                                     double cost, uint64_t now_ns);
 
+/* ---- Address bans (docs/accounts.md, "Moderation") ----
+ *
+ * A moderator's ban of a guest, or of an account while guests may chat
+ * (auth = open), also bans the addresses its connections came from, for a
+ * while: weak (an address is shared behind NAT, and changes), in memory
+ * only (a restart lifts them), but it stops the banned person from
+ * walking back in as a guest. Threads: the broadcaster adds; CivetWeb
+ * workers look up at each handshake; one mutex, held for a scan of at
+ * most PV_BANS_MAX entries (microseconds). */
+#define PV_BANS_MAX 256
+struct pv_bans;
+struct pv_bans *pv_bans_new(void);
+void pv_bans_free(struct pv_bans *b);
+/* Bans addr until `until_ms` (wall clock), for `account` (0: a guest).
+ * When full, the ban that ends first makes room. */
+void pv_bans_add(struct pv_bans *b, const char *addr, int64_t until_ms, int64_t account);
+/* When addr's ban ends (ms since the epoch), or 0 when it is not banned. */
+int64_t pv_bans_until(struct pv_bans *b, const char *addr, int64_t now_ms);
+/* Lifts the address bans that came with account's ban; returns how many. */
+unsigned pv_bans_lift(struct pv_bans *b, int64_t account);
+
 /* ---- Origin ---- */
 
 /* May a handshake with this Origin header (NULL: none sent) and Host

@@ -77,20 +77,23 @@ enum pv_event_type {
 
 /* A decision of the HTTP API (api.h), already authorized and stored by
  * accounts.h, for the broadcaster to apply to open connections:
- *   kick, ban    close every connection of the target (4001, 4003)
+ *   kick, ban    close every connection of the target (4001, 4003); a ban
+ *                `by_address` also bans their addresses (limits.h)
+ *   unban        lift the address bans that came with the account's
  *   mute, unmute the target's messages are refused until `until` (or not)
  *   role         the target's connections speak with role `role` now
  *   revoke       close the connections of session `session` (4002)
  *   password     close the target's connections but session `session`'s (4002)
- * The target is an account (`account` > 0) or, for kick and mute, a guest
- * by the name they hold online (`name`). */
+ * The target is an account (`account` > 0) or, for kick, ban and mute, a
+ * guest by the name they hold online (`name`). */
 struct pv_mod_req {
     char action[12];
     int64_t account;
     int64_t session;
     char name[PV_NAME_MAX_BYTES + 1];
     char role[16];
-    int64_t until; /* ms since the epoch */
+    int64_t until;   /* ms since the epoch: a mute's end, or an address ban's */
+    bool by_address; /* ban: also ban the addresses of its connections until `until` */
     char by[PV_NAME_MAX_BYTES + 1];
     char reason[204]; /* at most PV_REASON_MAX (apireq.h) bytes */
 };

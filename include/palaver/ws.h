@@ -30,6 +30,7 @@ struct pv_ws {
     struct pv_queue *queue;
     struct pv_stats *stats;
     struct pv_peers *peers;       /* WebSockets per remote address */
+    struct pv_bans *bans;         /* addresses banned for a while (limits.h) */
     struct pv_live *live;         /* limits SIGHUP can change */
     struct pv_accounts *accounts; /* sessions and reserved names; NULL without a data dir */
     /* Clients admitted and not yet released by the broadcaster's LEAVE

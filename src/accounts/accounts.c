@@ -426,7 +426,7 @@ int pv_accounts_register(struct pv_accounts *a, const char *mode, const char *in
         int64_t m = mono_ms();
         if (r->next <= m) {
             r->fails = 0;
-            r->next = m + PV_OPEN_REG_WINDOW_S * 1000;
+            r->next = m + (int64_t)PV_OPEN_REG_WINDOW_S * 1000;
         }
         if (r->fails >= PV_OPEN_REG_PER_ADDR)
             cap_ms = r->next - m;

@@ -351,6 +351,7 @@ static void push_mod(struct pv_api *api, const char *action, const struct pv_acc
                      const char *guest, int64_t session, int64_t until, const char *by,
                      const char *reason)
 {
+    bool ban = strcmp(action, "ban") == 0;
     if (!api->queue)
         return;
     struct pv_mod_req r = {.account = target ? target->id : 0, .session = session};
@@ -359,6 +360,13 @@ static void push_mod(struct pv_api *api, const char *action, const struct pv_acc
     if (target)
         snprintf(r.role, sizeof(r.role), "%s", target->role);
     r.until = until;
+    /* A ban keeps the person's addresses out for a while where guests may
+     * chat (limits.h, "Address bans"); with auth = members there is no
+     * way in without an account anyway. */
+    r.by_address =
+        ban && (!target || !atomic_load_explicit(&api->live->members_only, memory_order_relaxed));
+    if (ban)
+        r.until = pv_now_ms() + (int64_t)PV_ADDRESS_BAN_HOURS * 3600000;
     snprintf(r.by, sizeof(r.by), "%s", by ? by : "");
     snprintf(r.reason, sizeof(r.reason), "%s", reason ? reason : "");
     pv_queue_push_ctl(api->queue, pv_event_new(PV_EV_MOD, NULL, &r, sizeof(r)));
@@ -484,9 +492,11 @@ static int on_moderate(struct mg_connection *conn, void *ud)
     const char *code = "failed";
     if (!pv_accounts_find(api->accounts, user, &target)) {
         /* A guest: only what acts on an open connection. */
-        if (strcmp(act, "kick") != 0 && strcmp(act, "mute") != 0 && strcmp(act, "unmute") != 0)
+        if (strcmp(act, "kick") != 0 && strcmp(act, "mute") != 0 && strcmp(act, "unmute") != 0 &&
+            strcmp(act, "ban") != 0)
             return error(conn, 404, "Not Found", "not-found",
-                         "no account has that name (a guest can be kicked or muted while online)",
+                         "no account has that name (a guest can be kicked, banned or muted while "
+                         "online)",
                          NULL);
         int64_t until = strcmp(act, "mute") == 0 ? pv_now_ms() + (int64_t)minutes * 60000 : 0;
         char target_name[PV_NAME_MAX_BYTES + 8];
@@ -505,8 +515,7 @@ static int on_moderate(struct mg_connection *conn, void *ud)
                   (long long)by.id, by.name, by.role, why);
         return accounts_error(conn, code, why);
     }
-    if (strcmp(act, "unban") != 0)
-        push_mod(api, act, &target, NULL, 0, target.muted_until, by.name, rsn);
+    push_mod(api, act, &target, NULL, 0, target.muted_until, by.name, rsn);
     pv_notice("%s of account id=%lld name=\"%s\" by id=%lld name=\"%s\" from %s:%d%s%s", act,
               (long long)target.id, target.name, (long long)by.id, by.name, ri->remote_addr,
               ri->remote_port, rsn[0] ? ": " : "", qrsn);

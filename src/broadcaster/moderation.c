@@ -16,6 +16,7 @@
 #include "palaver/clock.h"
 #include "palaver/config.h"
 #include "palaver/frame.h"
+#include "palaver/limits.h"
 #include "palaver/log.h"
 #include "palaver/nickname.h"
 #include "palaver/queue.h"
@@ -184,6 +185,12 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
     bool role = strcmp(r->action, "role") == 0;
     bool revoke = strcmp(r->action, "revoke") == 0;
     bool password = strcmp(r->action, "password") == 0;
+    if (strcmp(r->action, "unban") == 0) {
+        unsigned n = b->d.bans ? pv_bans_lift(b->d.bans, r->account) : 0;
+        pv_notice("moderation: unban account=%lld by \"%s\": %u address ban(s) lifted",
+                  (long long)r->account, r->by, n);
+        return;
+    }
 
     /* A close reason is at most 123 bytes of UTF-8: cut on a character
      * boundary, or the browser fails the connection and the code is lost. */
@@ -210,6 +217,8 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
             pv__deliver(b, pv_client_ref(c),
                         pv_proto_moderation(r->action, r->by, r->reason, 0, NULL, now));
             close_with(b, c, kick ? 4001 : 4003, reason);
+            if (ban && r->by_address && b->d.bans)
+                pv_bans_add(b->d.bans, c->addr, r->until, r->account);
         } else if (mute || role) {
             if (mute)
                 c->muted_until = r->until;

@@ -102,6 +102,36 @@ static void test_origin_rule(void **state)
     assert_true(pv_origin_allowed("http://anything", "h", "*"));
 }
 
+/* Address bans: found until they end; the same address keeps the later
+ * end; a full table gives the slot of the ban that ends first; an
+ * account's unban lifts only the bans that came with it. */
+static void test_bans(void **state)
+{
+    (void)state;
+    struct pv_bans *b = pv_bans_new();
+    assert_int_equal(pv_bans_until(b, "10.0.0.1", 1000), 0);
+    pv_bans_add(b, "10.0.0.1", 5000, 0);
+    pv_bans_add(b, "10.0.0.2", 9000, 7);
+    assert_int_equal(pv_bans_until(b, "10.0.0.1", 1000), 5000);
+    assert_int_equal(pv_bans_until(b, "10.0.0.1", 5000), 0); /* over */
+    pv_bans_add(b, "10.0.0.1", 3000, 0);                     /* shorter: the later end stays */
+    assert_int_equal(pv_bans_until(b, "10.0.0.1", 1000), 5000);
+    for (int i = 0; i < PV_BANS_MAX + 10; i++) { /* full: the soonest ends make room */
+        char a[32];
+        snprintf(a, sizeof(a), "192.168.0.%d", i);
+        pv_bans_add(b, a, 100000 + i, 0);
+    }
+    assert_int_equal(pv_bans_until(b, "192.168.0.265", 1000), 100265);
+    assert_int_equal(pv_bans_until(b, "10.0.0.1", 1000), 0); /* it ended first: gone */
+    pv_bans_add(b, "10.0.0.3", 200000, 7);
+    pv_bans_add(b, "10.0.0.4", 200000, 8);
+    assert_int_equal(pv_bans_lift(b, 7), 1);
+    assert_int_equal(pv_bans_until(b, "10.0.0.3", 1000), 0);
+    assert_int_equal(pv_bans_until(b, "10.0.0.4", 1000), 200000);
+    assert_int_equal(pv_bans_lift(b, 0), 0); /* guests' bans end by time only */
+    pv_bans_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_rate_flood_closes_but_a_pause_forgives),
         cmocka_unit_test(test_peers_count_per_address),
         cmocka_unit_test(test_origin_rule),
+        cmocka_unit_test(test_bans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
