@@ -132,6 +132,11 @@ function closedByServer(ev) {
     refreshAccount();
     return true;
   }
+  if (ev.code === 4004) {
+    notice('This chat is for members now: sign in to go on.', 'error');
+    refreshAccount().then(() => (needsSignin() ? askSignin() : connect()));
+    return true;
+  }
   if (ev.code === 4002) {
     notice('Your session has ended (signed out, revoked, or the password changed).', 'error');
     refreshAccount().then(() => {

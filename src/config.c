@@ -194,7 +194,8 @@ static const struct setting settings[] = {
       "Accounts (docs/accounts.md). The first admin comes from the setup link in the log, or "
       "palaverd --create-admin NAME.",
       "open: guests chat and people may sign in; members: only signed-in people may open a "
-      "WebSocket (others get HTTP 401) (default %D; SIGHUP changes it for new connections)"),
+      "WebSocket (others get HTTP 401) (default %D; SIGHUP changes it, and a switch to members "
+      "closes the guests connected with 4004)"),
     S("registration", 0, K_STR, registration, "MODE", NULL,
       "who may make an account: invite (with an invite from an admin or moderator), open "
       "(anyone who opens the page) or closed (admins, from a shell) (default %D)"),

@@ -67,7 +67,9 @@ void pv_live_update(struct pv_live *l, const struct pv_config *old, const struct
     if (strcmp(old->auth, c->auth) != 0) {
         atomic_store_explicit(&l->members_only, strcmp(c->auth, "members") == 0,
                               memory_order_relaxed);
-        pv_notice("reload: auth %s -> %s (new connections; open ones stay)", old->auth, c->auth);
+        pv_notice("reload: auth %s -> %s%s", old->auth, c->auth,
+                  strcmp(c->auth, "members") == 0 ? " (guests connected now are closed with 4004)"
+                                                  : " (new connections; open ones stay)");
     }
     if (strcmp(old->allowed_origins, c->allowed_origins) != 0) {
         publish(l, &l->origins, c->allowed_origins);

@@ -210,7 +210,8 @@ static int check_threads(unsigned workers, unsigned writers)
 
 /* SIGHUP: read every source again; apply what can change live, name what
  * needs a restart, keep everything if the new configuration is bad. */
-static void reload(struct pv_config *cfg, struct pv_live *live, int argc, char **argv)
+static void reload(struct pv_config *cfg, struct pv_live *live, struct pv_queue *queue, int argc,
+                   char **argv)
 {
     struct pv_config next;
     enum pv_config_action action;
@@ -223,7 +224,14 @@ static void reload(struct pv_config *cfg, struct pv_live *live, int argc, char *
     }
     if (!pv_config_live_equal(cfg, &next, other, sizeof(other)))
         pv_warn("reload: %s changed but needs a restart; keeping the running values", other);
+    bool was_members = atomic_load_explicit(&live->members_only, memory_order_relaxed);
     pv_live_update(live, cfg, &next);
+    if (!was_members && atomic_load_explicit(&live->members_only, memory_order_relaxed)) {
+        /* auth = members from now on: the guests still connected are
+         * closed (4004), so only members read what is said next. */
+        struct pv_mod_req r = {.action = "members", .by = "auth = members"};
+        pv_queue_push_ctl(queue, pv_event_new(PV_EV_MOD, NULL, &r, sizeof(r)));
+    }
     /* Only the live settings are taken over: everything else keeps
      * running as it started. */
     pv_config_take_live(cfg, &next);
@@ -397,7 +405,7 @@ static int supervise(struct palaverd *p, const sigset_t *sigs, int argc, char **
             continue;
         }
         if (sig == SIGHUP) {
-            reload(&p->cfg, &p->live, argc, argv);
+            reload(&p->cfg, &p->live, p->queue, argc, argv);
             continue;
         }
         pv_info("signal %d (%s) ignored", sig, strsignal(sig));

@@ -84,6 +84,7 @@ enum pv_event_type {
  *   role         the target's connections speak with role `role` now
  *   revoke       close the connections of session `session` (4002)
  *   password     close the target's connections but session `session`'s (4002)
+ *   members      (main, on SIGHUP to auth = members) close every guest (4004)
  * The target is an account (`account` > 0) or, for kick, ban and mute, a
  * guest by the name they hold online (`name`). */
 struct pv_mod_req {

@@ -185,6 +185,18 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
     bool role = strcmp(r->action, "role") == 0;
     bool revoke = strcmp(r->action, "revoke") == 0;
     bool password = strcmp(r->action, "password") == 0;
+    if (strcmp(r->action, "members") == 0) { /* auth = members from now on */
+        size_t n = 0;
+        for (size_t i = 0; i < b->reg.n; i++) {
+            struct pv_client *c = b->reg.v[i];
+            if (c->account == 0 && !c->closing && pv_client_close_decide(c, 4004, NULL)) {
+                pv__queue_close(b, c, 4004, "this chat is for members now: sign in", false);
+                n++;
+            }
+        }
+        pv_notice("auth = members: %zu guest connection(s) closed with 4004", n);
+        return;
+    }
     if (strcmp(r->action, "unban") == 0) {
         unsigned n = b->d.bans ? pv_bans_lift(b->d.bans, r->account) : 0;
         pv_notice("moderation: unban account=%lld by \"%s\": %u address ban(s) lifted",

@@ -581,7 +581,8 @@ static void test_registration_modes(void **state)
 }
 
 /* auth = members: no WebSocket without a session, for any path or
- * subprotocol (seed clients too); the page is told; SIGHUP switches it. */
+ * subprotocol (seed clients too); the page is told; SIGHUP switches it,
+ * and switching to members closes the guests connected (4004). */
 static void test_members_only(void **state)
 {
     (void)state;
@@ -629,6 +630,23 @@ static void test_members_only(void **state)
     json_t *msg = wsc_expect(m, "message", T);
     assert_non_null(msg);
     json_decref(msg);
+    /* SIGHUP back to members: the guest connected now is closed (4004),
+     * the member stays and still hears the chat. */
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "auth = members\n");
+    fclose(f);
+    kill(s2.pid, SIGHUP);
+    assert_int_equal(wsc_wait_close(g, T), 4004);
+    assert_true(srv_log_wait(&s2, "1 guest connection(s) closed with 4004", T));
+    struct wsc *m2 = wsc_open(s2.port, &(struct wsc_opts){.headers = hdr});
+    assert_int_equal(m2->status, 101);
+    assert_int_equal(wsc_join(m2, NULL, NULL), 0);
+    assert_int_equal(wsc_send_chat(m2, 1, "members only again", ""), 0);
+    msg = wsc_expect(m, "message", T);
+    assert_non_null(msg);
+    json_decref(msg);
+    wsc_free(m2);
     wsc_free(g);
     wsc_free(m);
     server.port = port;
