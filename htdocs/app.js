@@ -678,15 +678,33 @@ text.addEventListener('input', updateCounter);
 // ---- name ----------------------------------------------------------------
 
 function askName() {
-  nameInput.value = (session.me && session.me.name) || localStorage.getItem(NAME_KEY) || '';
+  $('name-error').hidden = true;
+  nameInput.value = (state.account && state.account.name) || (session.me && session.me.name)
+    || localStorage.getItem(NAME_KEY) || '';
   nameDialog.showModal();
   nameInput.select();
 }
 
-nameForm.addEventListener('submit', (ev) => {
+nameForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const name = nameInput.value.trim();
   if (!name) return;
+  const err = $('name-error');
+  err.hidden = true;
+  if (state.account) {
+    // The account's name: stored, and everyone online is told.
+    const r = await api('/api/rename', { name });
+    if (!r.ok) {
+      err.textContent = r.data.message || `Not renamed (HTTP ${r.status}).`;
+      err.hidden = false;
+      return;
+    }
+    state.account = r.data.user;
+    nameDialog.close();
+    showAccount();
+    text.focus();
+    return;
+  }
   localStorage.setItem(NAME_KEY, name);
   nameDialog.close();
   if (state.socket && state.socket.readyState === WebSocket.OPEN) {
@@ -710,8 +728,8 @@ function showAccount() {
     li.querySelector('.actions')?.remove();
     addActions(li);
   }
-  // A signed-in person's name is the account's: no renaming by hello.
-  meBtn.disabled = Boolean(a);
+  // A signed-in person's name is the account's: renaming it renames the
+  // account (POST /api/rename), not this connection (hello).
   showMe();
 }
 
@@ -927,6 +945,20 @@ $('moderate').addEventListener('click', () => {
   showModeration();
 });
 $('mod-close').addEventListener('click', () => $('mod-dialog').close());
+$('invite-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const r = await api('/api/invites', {
+    role: $('invite-role').value, uses: Number($('invite-uses').value), hours: Number($('invite-hours').value),
+  });
+  const out = $('invite-result');
+  if (r.ok) {
+    const code = document.createElement('code');
+    code.textContent = new URL(r.data.link, location.href).href;
+    out.replaceChildren(`Send this link (${r.data.uses} use${r.data.uses > 1 ? 's' : ''}, ${r.data.hours} h): `, code);
+  } else {
+    out.textContent = r.data.message || `Not made (HTTP ${r.status}).`;
+  }
+});
 $('mod-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const action = $('mod-action').value;

@@ -179,6 +179,13 @@ bool pv_accounts_revoke(struct pv_accounts *a, int64_t user, int64_t session);
 int pv_accounts_password(struct pv_accounts *a, const struct pv_account *who, const char *current,
                          const char *password, const char **code, char *err, size_t errsz);
 
+/* Renames who's account (the name profile and equivalence of every
+ * name; who->name becomes the new one). Codes: "bad-name", "name-taken",
+ * "failed". Open connections learn it from the broadcaster (PV_EV_MOD
+ * "rename"). */
+int pv_accounts_rename(struct pv_accounts *a, struct pv_account *who, const char *name,
+                       const char **code, char *err, size_t errsz);
+
 /* ---- Personal access tokens: bots publish with them (docs/accounts.md,
  * "Bots"; POST /api/messages). A token is "pvt_" and 43 base64url
  * characters (256 random bits); only its hash is stored, with a label. It

@@ -23,6 +23,7 @@ enum pv_api_req {
     PV_REQ_MODERATE, /* {"action","user","minutes"?,"role"?,"reason"?} */
     PV_REQ_PASSWORD, /* {"current","password"} */
     PV_REQ_TOKEN,    /* {"name"}: a bot token's label */
+    PV_REQ_RENAME,   /* {"name"}: your account's new name */
     PV_REQ_REVOKE,   /* {"id"}: a session or a token (the last kind) */
 };
 

@@ -85,6 +85,8 @@ enum pv_event_type {
  *   revoke       close the connections of session `session` (4002)
  *   password     close the target's connections but session `session`'s (4002)
  *   members      (main, on SIGHUP to auth = members) close every guest (4004)
+ *   rename       the account's connections take `name` (its new name; `by`
+ *                holds the old one for the rename notice)
  * The target is an account (`account` > 0) or, for kick, ban and mute, a
  * guest by the name they hold online (`name`). */
 struct pv_mod_req {

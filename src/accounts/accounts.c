@@ -1210,3 +1210,34 @@ bool pv_accounts_token_revoke(struct pv_accounts *a, int64_t user, int64_t id)
     pthread_mutex_unlock(&a->mu);
     return done;
 }
+
+int pv_accounts_rename(struct pv_accounts *a, struct pv_account *who, const char *name,
+                       const char **code, char *err, size_t errsz)
+{
+    char display[PV_NAME_MAX_BYTES + 1], key[PV_NAME_KEY_MAX];
+    const char *why = NULL;
+    if (!name_and_key(name, display, key, &why)) {
+        *code = "bad-name";
+        snprintf(err, errsz, "%s", why);
+        return -1;
+    }
+    char old[PV_NAME_MAX_BYTES + 1];
+    snprintf(old, sizeof(old), "%s", who->name);
+    pthread_mutex_lock(&a->mu);
+    int rc = run(a, "UPDATE users SET name = ?2, name_key = ?3 WHERE id = ?1", NULL, "itt", who->id,
+                 display, key);
+    int ext = sqlite3_extended_errcode(a->db);
+    if (rc == SQLITE_DONE) {
+        snprintf(who->name, sizeof(who->name), "%s", display);
+        audit_locked(a, who, "rename", old, display);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (rc == SQLITE_DONE)
+        return 0;
+    *code = ext == SQLITE_CONSTRAINT_UNIQUE ? "name-taken" : "failed";
+    snprintf(err, errsz, "%s",
+             ext == SQLITE_CONSTRAINT_UNIQUE
+                 ? "an account with that name (or one that looks the same) exists"
+                 : "the name could not be saved");
+    return -1;
+}

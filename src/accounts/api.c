@@ -549,6 +549,32 @@ static int on_audit(struct mg_connection *conn, void *ud)
     return list(conn, ud, true);
 }
 
+/* Your account's name: stored, then every open connection of yours and
+ * everyone online learn it (a rename notice, like a guest's). */
+static int on_rename(struct mg_connection *conn, void *ud)
+{
+    struct pv_api *api = ud;
+    struct pv_account u;
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    if (!need_session(conn, api, &u))
+        return 401;
+    struct pv_api_fields f;
+    if (!read_request(conn, PV_REQ_RENAME, &f))
+        return 400;
+    char old[PV_NAME_MAX_BYTES + 1], why[256];
+    snprintf(old, sizeof(old), "%s", u.name);
+    const char *code = "failed";
+    int r = pv_accounts_rename(api->accounts, &u, f.name, &code, why, sizeof(why));
+    pv_api_fields_release(&f);
+    if (r != 0)
+        return accounts_error(conn, code, why);
+    push_mod(api, "rename", &u, NULL, 0, 0, old, NULL);
+    pv_notice("account id=%lld renamed from \"%s\" to \"%s\"", (long long)u.id, old, u.name);
+    return reply(conn, 200, "OK", NULL, json_pack("{s:o}", "user", user_json(&u)));
+}
+
 /* ---- Bots: personal access tokens and POST /api/messages ---- */
 
 static int on_tokens(struct mg_connection *conn, void *ud)
@@ -756,6 +782,7 @@ void pv_api_register(struct mg_context *ctx, struct pv_api *api)
     mg_set_request_handler(ctx, "/api/users$", on_users, api);
     mg_set_request_handler(ctx, "/api/audit$", on_audit, api);
     mg_set_request_handler(ctx, "/api/tokens$", on_tokens, api);
+    mg_set_request_handler(ctx, "/api/rename$", on_rename, api);
     mg_set_request_handler(ctx, "/api/tokens/revoke$", on_token_revoke, api);
     mg_set_request_handler(ctx, "/api/messages$", on_messages, api);
 }

@@ -69,6 +69,8 @@ static const char *check(enum pv_api_req kind, struct pv_api_fields *f)
                    : "\"token\", \"name\" and \"password\" must be strings";
     case PV_REQ_TOKEN:
         return f->name ? NULL : "\"name\" (the token's label) must be a string";
+    case PV_REQ_RENAME:
+        return f->name ? NULL : "\"name\" must be a string";
     case PV_REQ_PASSWORD:
         return f->current && f->password ? NULL : "\"current\" and \"password\" must be strings";
     case PV_REQ_INVITE:

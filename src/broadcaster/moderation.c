@@ -197,6 +197,19 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
         pv_notice("auth = members: %zu guest connection(s) closed with 4004", n);
         return;
     }
+    if (strcmp(r->action, "rename") == 0) { /* r->name: the new name, r->by: the old */
+        for (size_t i = 0; i < b->reg.n; i++) {
+            struct pv_client *c = b->reg.v[i];
+            if (c->account != r->account || c->closing)
+                continue;
+            if (c->join_pending)
+                pv__presence_flush(b, true); /* its join first, under the old name */
+            snprintf(c->name, sizeof(c->name), "%s", r->name);
+            struct pv_user u = pv__user_of(c);
+            pv__fanout(b, pv_proto_rename(&u, r->by, now), NULL);
+        }
+        return;
+    }
     if (strcmp(r->action, "unban") == 0) {
         unsigned n = b->d.bans ? pv_bans_lift(b->d.bans, r->account) : 0;
         pv_notice("moderation: unban account=%lld by \"%s\": %u address ban(s) lifted",

@@ -53,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             break;
         case PV_REQ_TOKEN:
+        case PV_REQ_RENAME:
             if (!f.name)
                 abort();
             break;

@@ -1224,6 +1224,47 @@ static void test_address_ban(void **state)
     tmpdir_remove(d2);
 }
 
+/* An account renamed: stored, everyone online told, its connections
+ * speak under the new name, it signs in by it, and names stay unique
+ * under the same equivalence. */
+static void test_rename(void **state)
+{
+    (void)state;
+    char dave[256], out[4096], code[64];
+    session_header("dave", PASSWORD, dave, sizeof(dave));
+    struct wsc *d = ws_as(dave, "/ws"), *g = ws_as(NULL, "/ws?name=onlooker");
+    assert_int_equal(
+        post("/api/rename", "application/json", dave, "{\"name\":\"ALICE\"}", out, sizeof(out)),
+        409);
+    assert_int_equal(post("/api/rename", "application/json", dave, "{\"name\":\"guest-1a2b\"}", out,
+                          sizeof(out)),
+                     400);
+    assert_string_equal(error_code(out, code, sizeof(code)), "bad-name");
+    assert_int_equal(
+        post("/api/rename", "application/json", NULL, "{\"name\":\"x\"}", out, sizeof(out)), 401);
+    assert_int_equal(
+        post("/api/rename", "application/json", dave, "{\"name\":\"David\"}", out, sizeof(out)),
+        200);
+    json_t *r = wsc_expect(g, "rename", T);
+    assert_non_null(r);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "user"), "name")),
+                        "David");
+    assert_string_equal(json_string_value(json_object_get(r, "oldName")), "Dave");
+    json_decref(r);
+    assert_int_equal(wsc_send_chat(d, 1, "same me", ""), 0);
+    json_t *m = wsc_expect(g, "message", T);
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "from"), "name")),
+                        "David");
+    json_decref(m);
+    assert_int_equal(get("/api/me", dave, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "\"name\":\"David\""));
+    char token[128];
+    assert_int_equal(sign_in("david", PASSWORD, token, sizeof(token), out, sizeof(out)), 200);
+    wsc_free(d);
+    wsc_free(g);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1242,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_sessions_and_password),
         cmocka_unit_test(test_bots),
         cmocka_unit_test(test_address_ban),
+        cmocka_unit_test(test_rename),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
