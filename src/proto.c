@@ -293,7 +293,7 @@ struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, const c
 }
 
 struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_user *from,
-                                  uint64_t seq, int64_t now)
+                                  uint64_t seq, uint64_t rseq, int64_t now)
 {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string("message"));
@@ -307,6 +307,8 @@ struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_u
         json_object_set_new(o, "date", json_integer((json_int_t)now));
     json_object_set_new(o, "from", user_json(from));
     json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+    json_object_set_new(o, "room", json_string(PV_LOBBY));
+    json_object_set_new(o, "rseq", json_integer((json_int_t)rseq));
     json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
     return finish(o);
 }
@@ -426,20 +428,20 @@ struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bo
 }
 
 struct pv_frame *pv_proto_delete(const struct pv_user *by, uint64_t target, uint64_t seq,
-                                 int64_t now)
+                                 uint64_t rseq, int64_t now)
 {
-    return finish(json_pack("{s:s, s:I, s:o, s:I, s:I}", "type", "delete", "target",
-                            (json_int_t)target, "by", user_json(by), "seq", (json_int_t)seq,
-                            "serverDate", (json_int_t)now));
+    return finish(json_pack("{s:s, s:I, s:o, s:I, s:s, s:I, s:I}", "type", "delete", "target",
+                            (json_int_t)target, "by", user_json(by), "seq", (json_int_t)seq, "room",
+                            PV_LOBBY, "rseq", (json_int_t)rseq, "serverDate", (json_int_t)now));
 }
 
 struct pv_frame *pv_proto_edit(const struct pv_user *by, uint64_t target, const char *text,
-                               size_t len, uint64_t seq, int64_t now)
+                               size_t len, uint64_t seq, uint64_t rseq, int64_t now)
 {
-    return finish(json_pack("{s:s, s:I, s:s%, s:o, s:I, s:I, s:I}", "type", "edit", "target",
-                            (json_int_t)target, "text", text, len, "by", user_json(by), "seq",
-                            (json_int_t)seq, "edited", (json_int_t)now, "serverDate",
-                            (json_int_t)now));
+    return finish(json_pack("{s:s, s:I, s:s%, s:o, s:I, s:s, s:I, s:I, s:I}", "type", "edit",
+                            "target", (json_int_t)target, "text", text, len, "by", user_json(by),
+                            "seq", (json_int_t)seq, "room", PV_LOBBY, "rseq", (json_int_t)rseq,
+                            "edited", (json_int_t)now, "serverDate", (json_int_t)now));
 }
 
 struct pv_frame *pv_proto_edited(const struct pv_frame *orig, const char *text, size_t len,
@@ -457,10 +459,14 @@ struct pv_frame *pv_proto_edited(const struct pv_frame *orig, const char *text, 
     return finish(o);
 }
 
-struct pv_frame *pv_proto_tombstone(uint64_t seq, int64_t server_date, int64_t now)
+struct pv_frame *pv_proto_tombstone(uint64_t seq, uint64_t rseq, int64_t server_date, int64_t now)
 {
-    return finish(json_pack("{s:s, s:I, s:I, s:I}", "type", "deleted", "seq", (json_int_t)seq,
-                            "serverDate", (json_int_t)server_date, "deletedAt", (json_int_t)now));
+    json_t *o =
+        json_pack("{s:s, s:I, s:s, s:I, s:I}", "type", "deleted", "seq", (json_int_t)seq, "room",
+                  PV_LOBBY, "serverDate", (json_int_t)server_date, "deletedAt", (json_int_t)now);
+    if (rseq) /* unknown for a message older than the ring */
+        json_object_set_new(o, "rseq", json_integer((json_int_t)rseq));
+    return finish(o);
 }
 
 struct pv_frame *pv_proto_moderation(const char *action, const char *by, const char *reason,
@@ -477,11 +483,13 @@ struct pv_frame *pv_proto_moderation(const char *action, const char *by, const c
     return finish(o);
 }
 
-int64_t pv_proto_author(const char *json, size_t len, bool *is_message)
+int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq)
 {
     json_t *o = json_loadb(json, len, 0, NULL);
     const char *type = json_string_value(json_object_get(o, "type"));
     *is_message = type && strcmp(type, "message") == 0;
+    json_int_t r = json_integer_value(json_object_get(o, "rseq"));
+    *rseq = r > 0 ? (uint64_t)r : 0;
     json_int_t account = json_integer_value(json_object_get(json_object_get(o, "from"), "account"));
     json_decref(o);
     return account > 0 ? (int64_t)account : 0;

@@ -75,6 +75,7 @@ struct pv_store {
     unsigned keep, max_age_s, share, protect;
     uint64_t max_bytes; /* the configured byte limit (0: none) */
     uint64_t last_seq;
+    uint64_t last_rseq;   /* the lobby's, at open */
     uint64_t age_checked; /* writer: monotonic ns of the last age prune */
     /* Writer only: the accounting, and the batch being committed. */
     struct senders senders;
@@ -437,6 +438,8 @@ static int store_batch(struct pv_store *s, struct pv_store_msg **batch, size_t n
         sqlite3_bind_text(s->insert, 3, (const char *)json, (int)len, SQLITE_STATIC);
         sqlite3_bind_text(s->insert, 4, m->sender, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->insert, 5, (sqlite3_int64)len + PV_STORE_ROW_OVERHEAD);
+        sqlite3_bind_int64(s->insert, 6, m->room ? (sqlite3_int64)m->room : 1);
+        sqlite3_bind_int64(s->insert, 7, (sqlite3_int64)m->rseq);
         if (sqlite3_step(s->insert) != SQLITE_DONE)
             rc = note(s, "INSERT");
         else
@@ -711,8 +714,12 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
  *  3: invites (only the hash of each code).
  *  4: users gain muted_until (ms since the epoch; NULL: not muted); the
  *     audit table of moderation (who did what to whom, when).
- *  5: tokens, personal access tokens for bots (only the hash of each). */
-#define SCHEMA_VERSION 5
+ *  5: tokens, personal access tokens for bots (only the hash of each).
+ *  6: rooms (docs/rooms.md): rooms (the lobby is room 1), room_members,
+ *     and each message's room_id and rseq (its place in its room),
+ *     back-filled: every message stored so far is the lobby's, its rseq
+ *     its rank. */
+#define SCHEMA_VERSION 6
 
 static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
 {
@@ -781,6 +788,27 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
         "name TEXT NOT NULL, created INTEGER NOT NULL, last_used INTEGER);"
         "CREATE INDEX tokens_by_user ON tokens(user_id);"
         "PRAGMA user_version = 5;"
+        "COMMIT",
+        /* 5 -> 6 */
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE rooms (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "name_key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL "
+        "CHECK (kind IN ('public', 'private', 'announcement', 'dm')), "
+        "topic TEXT NOT NULL DEFAULT '', created_by INTEGER, created INTEGER NOT NULL, "
+        "archived INTEGER);"
+        "INSERT INTO rooms (id, name, name_key, kind, created) "
+        "VALUES (1, 'lobby', 'lobby', 'public', 0);"
+        "CREATE TABLE room_members (room_id INTEGER NOT NULL REFERENCES rooms(id) "
+        "ON DELETE CASCADE, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, "
+        "role TEXT NOT NULL DEFAULT 'member', last_read INTEGER NOT NULL DEFAULT 0, "
+        "joined INTEGER NOT NULL, PRIMARY KEY (room_id, user_id)) WITHOUT ROWID;"
+        "CREATE INDEX room_members_by_user ON room_members(user_id);"
+        "ALTER TABLE messages ADD COLUMN room_id INTEGER NOT NULL DEFAULT 1;"
+        "ALTER TABLE messages ADD COLUMN rseq INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE messages SET rseq = r.n FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n "
+        "FROM messages) AS r WHERE messages.seq = r.seq;"
+        "CREATE INDEX messages_by_room ON messages(room_id, rseq);"
+        "PRAGMA user_version = 6;"
         "COMMIT",
     };
     _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");
@@ -905,7 +933,8 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
      * older schema is served as it is (nothing is written to it). */
     if (!readonly &&
         (prepare(s->w,
-                 "INSERT INTO messages(seq, server_date, json, sender, bytes) VALUES(?,?,?,?,?)",
+                 "INSERT INTO messages(seq, server_date, json, sender, bytes, room_id, rseq) "
+                 "VALUES(?,?,?,?,?,?,?)",
                  &s->insert, err, errsz) ||
          prepare(s->w,
                  "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq "
@@ -937,6 +966,13 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
     if (sqlite3_step(last) == SQLITE_ROW)
         s->last_seq = (uint64_t)sqlite3_column_int64(last, 0);
     sqlite3_finalize(last);
+    /* The lobby's last rseq (an older read-only database has none: 0). */
+    if (sqlite3_prepare_v2(s->w, "SELECT COALESCE(MAX(rseq), 0) FROM messages WHERE room_id = 1",
+                           -1, &last, NULL) == SQLITE_OK) {
+        if (sqlite3_step(last) == SQLITE_ROW)
+            s->last_rseq = (uint64_t)sqlite3_column_int64(last, 0);
+        sqlite3_finalize(last);
+    }
     atomic_init(&s->committed, s->last_seq);
     atomic_init(&s->decided, s->last_seq);
     static const char oldest_sql[] = "SELECT COALESCE(MIN(seq), 0) FROM messages";
@@ -987,6 +1023,11 @@ fail:
 uint64_t pv_store_last_seq(const struct pv_store *s)
 {
     return s->last_seq;
+}
+
+uint64_t pv_store_last_rseq(const struct pv_store *s)
+{
+    return s->last_rseq;
 }
 
 const char *pv_store_id(const struct pv_store *s)

@@ -30,6 +30,7 @@ struct pv_history_entry {
      * (0: a guest, or not a chat message), and whether it is one. */
     int64_t account;
     bool message;
+    uint64_t rseq; /* its place in its room (docs/rooms.md), for a tombstone */
 };
 
 struct pv_history {

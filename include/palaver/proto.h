@@ -129,8 +129,11 @@ bool pv_proto_msg_id(const json_t *root, json_t **out);
  * numbers count from 1 again when it restarts), max_text is --max-text. */
 struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, const char *server,
                              size_t max_text, int64_t now);
+/* Every message, edit and deletion names its room and its place in it
+ * (docs/rooms.md); until rooms are built every one is the lobby's. */
+#define PV_LOBBY "lobby"
 struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_user *from,
-                                  uint64_t seq, int64_t now);
+                                  uint64_t seq, uint64_t rseq, int64_t now);
 struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, int64_t now);
 struct pv_frame *pv_proto_error(const char *code, const char *message, const json_t *msg_id);
 /* type is "join" or "leave": users[0..n) arrived or left together (a
@@ -165,14 +168,15 @@ struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bo
  *   edit:    {"type":"edit","target":N,"text":"...","by":{...},"seq":M,
  *            "edited":ms,...}; message N gets the text and "edited". */
 struct pv_frame *pv_proto_delete(const struct pv_user *by, uint64_t target, uint64_t seq,
-                                 int64_t now);
+                                 uint64_t rseq, int64_t now);
 struct pv_frame *pv_proto_edit(const struct pv_user *by, uint64_t target, const char *text,
-                               size_t len, uint64_t seq, int64_t now);
+                               size_t len, uint64_t seq, uint64_t rseq, int64_t now);
 /* orig (a message frame) with `text` and "edited": now; NULL if orig does
  * not parse (never for a frame palaverd encoded). */
 struct pv_frame *pv_proto_edited(const struct pv_frame *orig, const char *text, size_t len,
                                  int64_t now);
-struct pv_frame *pv_proto_tombstone(uint64_t seq, int64_t server_date, int64_t now);
+/* rseq 0: not known (the message is older than the ring), not sent. */
+struct pv_frame *pv_proto_tombstone(uint64_t seq, uint64_t rseq, int64_t server_date, int64_t now);
 /* To the person acted on: {"type":"moderation","action":"mute","by":"ann",
  * "until":ms,"reason":"...","role":"..."} (until, reason, role when set). */
 struct pv_frame *pv_proto_moderation(const char *action, const char *by, const char *reason,
@@ -180,6 +184,6 @@ struct pv_frame *pv_proto_moderation(const char *action, const char *by, const c
 /* The account of a stored message's sender (0: a guest, or not a
  * message) and whether it is a chat message: for the history ring
  * reloaded at start. */
-int64_t pv_proto_author(const char *json, size_t len, bool *is_message);
+int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq);
 
 #endif

@@ -64,6 +64,8 @@ struct pv_store_msg {
     struct pv_frame *frame; /* the message as sent to clients: one reference,
                              * dropped by the writer once stored */
     char sender[48];        /* who sent it (its address), for fair retention */
+    uint32_t room;          /* its room (docs/rooms.md); 0: the lobby (1) */
+    uint64_t rseq;          /* its place in its room */
     /* An edit or a deletion (proto.h): stored with this event, in the same
      * transaction, the row of seq `target` gets `replace` (one reference,
      * dropped by the writer) as its JSON; 0/NULL for a chat message. */
@@ -103,6 +105,8 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
                                size_t errsz);
 /* The highest seq stored when the store was opened (0 for a new one). */
 uint64_t pv_store_last_seq(const struct pv_store *s);
+/* The lobby's highest rseq stored when the store was opened. */
+uint64_t pv_store_last_rseq(const struct pv_store *s);
 /* A random id made when the database was created: the `server` field of
  * the id message, so clients know seq numbers carry on across restarts. */
 const char *pv_store_id(const struct pv_store *s);

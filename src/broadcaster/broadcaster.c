@@ -328,8 +328,8 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     if (pv__muted(b, c, in->msg_id, now))
         return;
     struct pv_user from = pv__user_of(c);
-    uint64_t seq = ++b->seq;
-    struct pv_frame *f = pv_proto_message(in, &from, seq, now);
+    uint64_t seq = ++b->seq, rseq = ++b->rseq;
+    struct pv_frame *f = pv_proto_message(in, &from, seq, rseq, now);
 
     pv_stat_add(&b->d.stats->messages_in, 1);
     pv_history_push(&b->hist, f, seq, now);
@@ -337,6 +337,7 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     if (e) { /* who may edit or delete it (moderation.c) */
         e->account = c->account;
         e->message = true;
+        e->rseq = rseq;
     }
     if (b->d.store && !pv_store_failure(b->d.store)) {
         /* The ack waits for the commit: an acknowledged message is on disk.
@@ -345,6 +346,7 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
         m->seq = seq;
         m->server_date = now;
         m->frame = pv_frame_ref(f);
+        m->rseq = rseq;
         snprintf(m->sender, sizeof(m->sender), "%s", c->addr);
         pv_store_append(b->d.store, m);
         hold_ack(b, c, NULL, seq, in->msg_id, now);
@@ -377,20 +379,22 @@ static void on_publish(struct pv_broadcaster *b, struct pv_event *ev)
     char id[PV_ID_LEN + 1];
     snprintf(id, sizeof(id), "api%013llx", (unsigned long long)p->account & 0xfffffffffffffull);
     struct pv_user from = {.id = id, .name = p->name, .role = p->role, .account = p->account};
-    uint64_t seq = ++b->seq;
-    struct pv_frame *f = pv_proto_message(&ev->in, &from, seq, now);
+    uint64_t seq = ++b->seq, rseq = ++b->rseq;
+    struct pv_frame *f = pv_proto_message(&ev->in, &from, seq, rseq, now);
     pv_stat_add(&b->d.stats->messages_in, 1);
     pv_history_push(&b->hist, f, seq, now);
     struct pv_history_entry *e = pv_history_find(&b->hist, seq);
     if (e) {
         e->account = p->account;
         e->message = true;
+        e->rseq = rseq;
     }
     if (b->d.store && !pv_store_failure(b->d.store)) {
         struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
         m->seq = seq;
         m->server_date = now;
         m->frame = pv_frame_ref(f);
+        m->rseq = rseq;
         snprintf(m->sender, sizeof(m->sender), "api:%lld", (long long)p->account);
         pv_store_append(b->d.store, m);
         hold_ack(b, NULL, p, seq, NULL, now); /* the event's reference moves there */
@@ -582,7 +586,7 @@ static void preload(void *ud, uint64_t seq, int64_t server_date, const char *jso
     pv_frame_unref(f);
     struct pv_history_entry *e = pv_history_find(&b->hist, seq);
     if (e) /* who may edit or delete it (moderation.c), once at start */
-        e->account = pv_proto_author(json, len, &e->message);
+        e->account = pv_proto_author(json, len, &e->message, &e->rseq);
 }
 
 struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *deps)
@@ -605,6 +609,7 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
         /* seq continues where the stored history ends; newcomers get the
          * last messages from before the restart. */
         b->seq = pv_store_last_seq(deps->store);
+        b->rseq = pv_store_last_rseq(deps->store);
         /* A store failed from the start (read-only) cannot record the seq
          * numbers given out now: they get a numbering of their own. */
         if (!pv_store_failure(deps->store))

@@ -128,7 +128,8 @@ struct pv_broadcaster {
     } * lost;
     size_t lost_n, lost_cap;
 
-    uint64_t seq; /* last sequence number given out */
+    uint64_t seq;  /* last sequence number given out */
+    uint64_t rseq; /* the lobby's last rseq given out (docs/rooms.md: per room) */
     /* Names the seq numbering: the database's id with a store (seq
      * carries on across restarts), else random per start (seq restarts). */
     char run_id[PV_ID_LEN + 1];

@@ -39,7 +39,7 @@ bool pv__muted(struct pv_broadcaster *b, struct pv_client *c, const json_t *msg_
  * (with the target's row rewritten to `replace`), and to everyone, its
  * author included (the page confirms from it). */
 static void publish(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f, uint64_t seq,
-                    int64_t now, uint64_t target, struct pv_frame *replace,
+                    uint64_t rseq, int64_t now, uint64_t target, struct pv_frame *replace,
                     struct pv_store_audit *audit)
 {
     pv_history_push(&b->hist, f, seq, now);
@@ -48,6 +48,7 @@ static void publish(struct pv_broadcaster *b, struct pv_client *c, struct pv_fra
         m->seq = seq;
         m->server_date = now;
         m->frame = pv_frame_ref(f);
+        m->rseq = rseq;
         m->target = target;
         m->replace = pv_frame_ref(replace);
         m->audit = audit;
@@ -112,9 +113,9 @@ void pv__on_edit(struct pv_broadcaster *b, struct pv_client *c, const struct pv_
     }
     pv_history_replace(e, edited);
     struct pv_user by = pv__user_of(c);
-    uint64_t seq = ++b->seq;
-    struct pv_frame *f = pv_proto_edit(&by, in->target, in->text, in->text_len, seq, now);
-    publish(b, c, f, seq, now, in->target, edited, NULL);
+    uint64_t seq = ++b->seq, rseq = ++b->rseq;
+    struct pv_frame *f = pv_proto_edit(&by, in->target, in->text, in->text_len, seq, rseq, now);
+    publish(b, c, f, seq, rseq, now, in->target, edited, NULL);
     pv_frame_unref(edited);
     pv_info("edit seq=%llu of seq=%llu by id=%s account=%lld bytes=%zu", (unsigned long long)seq,
             (unsigned long long)in->target, c->id, (long long)c->account, in->text_len);
@@ -127,7 +128,7 @@ void pv__on_delete(struct pv_broadcaster *b, struct pv_client *c, const struct p
     struct pv_history_entry *e;
     if (!allowed(b, c, in, false, &e, &mod_only))
         return;
-    struct pv_frame *tomb = pv_proto_tombstone(in->target, e ? e->date : now, now);
+    struct pv_frame *tomb = pv_proto_tombstone(in->target, e ? e->rseq : 0, e ? e->date : now, now);
     if (e) {
         pv_history_replace(e, tomb);
         e->message = false;
@@ -144,9 +145,9 @@ void pv__on_delete(struct pv_broadcaster *b, struct pv_client *c, const struct p
                  (unsigned long long)in->target);
     }
     struct pv_user by = pv__user_of(c);
-    uint64_t seq = ++b->seq;
-    struct pv_frame *f = pv_proto_delete(&by, in->target, seq, now);
-    publish(b, c, f, seq, now, in->target, tomb, audit);
+    uint64_t seq = ++b->seq, rseq = ++b->rseq;
+    struct pv_frame *f = pv_proto_delete(&by, in->target, seq, rseq, now);
+    publish(b, c, f, seq, rseq, now, in->target, tomb, audit);
     pv_frame_unref(tomb);
     char q[2 * PV_NAME_MAX_BYTES + 8];
     pv_log_quote(c->name, q, sizeof(q));

@@ -1114,6 +1114,11 @@ static void test_bots(void **state)
     assert_non_null(m);
     assert_int_equal(json_integer_value(json_object_get(m, "seq")), seq);
     assert_string_equal(json_string_value(json_object_get(m, "text")), "build passed");
+    /* Its room and its place in it (docs/rooms.md): everything so far is
+     * the lobby's, so rseq has counted with seq since the database was
+     * new -- across the restart of test_edit_and_delete too. */
+    assert_string_equal(json_string_value(json_object_get(m, "room")), "lobby");
+    assert_int_equal(json_integer_value(json_object_get(m, "rseq")), seq);
     json_t *from = json_object_get(m, "from");
     assert_string_equal(json_string_value(json_object_get(from, "name")), "Dave");
     assert_string_equal(json_string_value(json_object_get(from, "role")), "moderator");

@@ -239,7 +239,7 @@ static void test_encode_message_keeps_seed_fields(void **state)
     decode("{\"type\":\"message\",\"msgId\":9,\"text\":\"<b>x</b>\",\"clientKey\":\"secret\","
            "\"date\":5,\"evil\":true}",
            &in);
-    json_t *j = payload_json(pv_proto_message(&in, &from, 42, 1000));
+    json_t *j = payload_json(pv_proto_message(&in, &from, 42, 40, 1000));
     assert_string_equal(json_string_value(json_object_get(j, "type")), "message");
     assert_int_equal(json_integer_value(json_object_get(j, "msgId")), 9);
     assert_string_equal(json_string_value(json_object_get(j, "text")), "<b>x</b>");
@@ -267,7 +267,7 @@ static void test_encode_message_keeps_seed_fields(void **state)
                  bad_dates[i]);
         decode(msg, &in);
         assert_int_equal(in.type, PV_IN_MESSAGE);
-        j = payload_json(pv_proto_message(&in, &from, 1, 777));
+        j = payload_json(pv_proto_message(&in, &from, 1, 1, 777));
         assert_int_equal(json_integer_value(json_object_get(j, "date")), 777);
         assert_null(json_object_get(j, "msgId"));
         json_decref(j);

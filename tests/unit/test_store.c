@@ -433,7 +433,7 @@ static void test_event_replaces_its_target(void **state)
 }
 
 /* The database of a running install (schema 3, palaver with accounts
- * and invites, as that release made it) upgrades in place to 5: its
+ * and invites, as that release made it) upgrades in place to 6: its
  * people, sessions and invites stay, nobody is muted, the audit log and
  * the tokens are there and empty. */
 static void test_schema_upgrade_from_3(void **state)
@@ -478,6 +478,7 @@ static void test_schema_upgrade_from_3(void **state)
     sqlite3_close(db);
     struct pv_store *s = open_store("v3", 0, 0);
     assert_int_equal(pv_store_last_seq(s), 1);
+    assert_int_equal(pv_store_last_rseq(s), 1); /* back-filled: the lobby's first */
     assert_string_equal(pv_store_id(s), "fedcba9876543210");
     pv_store_close(s);
     assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
@@ -492,7 +493,7 @@ static void test_schema_upgrade_from_3(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 5);
+    assert_int_equal(sqlite3_column_int(st, 0), 6);
     assert_string_equal((const char *)sqlite3_column_text(st, 1), "Ann");
     assert_int_equal(sqlite3_column_int(st, 2), 1);
     assert_string_equal((const char *)sqlite3_column_text(st, 3), "10.0.0.1");
@@ -504,8 +505,8 @@ static void test_schema_upgrade_from_3(void **state)
 
 /* A database of schema 0 (palaver before retention by bytes) is upgraded
  * in place, through 1 and 2 (accounts), 3 (invites) and 4 (mutes, the
- * audit log) to 5 (bots' tokens): rows kept and counted, the history id
- * kept; one of a newer
+ * audit log), 5 (bots' tokens) to 6 (rooms: each message the lobby's,
+ * its rseq its rank): rows kept and counted, the history id kept; one of a newer
  * schema is refused and left as it was. */
 static void test_schema_upgrade(void **state)
 {
@@ -545,7 +546,21 @@ static void test_schema_upgrade(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 5);
+    assert_int_equal(sqlite3_column_int(st, 0), 6);
+    sqlite3_finalize(st);
+    /* Version 6: the stored messages are the lobby's, numbered in order
+     * (rseq back-filled by rank). */
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT group_concat(rseq), min(room_id), max(room_id), "
+                                        "(SELECT name FROM rooms WHERE id = 1) FROM (SELECT rseq, "
+                                        "room_id FROM messages WHERE seq <= 10 ORDER BY seq)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4,5,6,7,8,9,10");
+    assert_int_equal(sqlite3_column_int(st, 1), 1);
+    assert_int_equal(sqlite3_column_int(st, 2), 1);
+    assert_string_equal((const char *)sqlite3_column_text(st, 3), "lobby");
     sqlite3_finalize(st);
     /* Versions 2 to 5's accounts tables (accounts.h) came with the upgrade,
      * empty, and take a user, a session, an invite and an audit line. */
