@@ -144,9 +144,10 @@ static inline struct pv_user pv__user_of(const struct pv_client *c)
 
 /* ---- delivery.c ---- */
 
-/* Queues f for c (taking over one reference the caller holds for c).
- * Returns false, and releases that reference, if c is closing or has just
- * been closed as a slow consumer. */
+/* Queues f for c, taking over the caller's reference to f (c's own
+ * reference count is not touched: the dirty list takes one of its own).
+ * Returns false, and releases f, if c is closing or has just been closed
+ * as a slow consumer. */
 bool pv__deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f);
 /* c has frames for this cycle's flush. */
 void pv__mark_dirty(struct pv_broadcaster *b, struct pv_client *c);

@@ -240,8 +240,7 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
         } else if (!named(c, r, k)) {
             continue;
         } else if (kick || ban) {
-            pv__deliver(b, pv_client_ref(c),
-                        pv_proto_moderation(r->action, r->by, r->reason, 0, NULL, now));
+            pv__deliver(b, c, pv_proto_moderation(r->action, r->by, r->reason, 0, NULL, now));
             close_with(b, c, kick ? 4001 : 4003, reason);
             if (ban && r->by_address && b->d.bans)
                 pv_bans_add(b->d.bans, c->addr, r->until, r->account);
@@ -250,7 +249,7 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
                 c->muted_until = r->until;
             else
                 snprintf(c->role, sizeof(c->role), "%s", r->role);
-            pv__deliver(b, pv_client_ref(c),
+            pv__deliver(b, c,
                         pv_proto_moderation(r->action, r->by, r->reason, mute ? r->until : 0,
                                             role ? r->role : NULL, now));
         }
