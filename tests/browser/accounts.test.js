@@ -302,6 +302,75 @@ test('edit your own message; a moderator deletes, mutes and bans; each page show
   }
 });
 
+test('the account dialog: sessions, a bot token, a password change that signs the other tab out', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'palaver-account-'));
+  const made = spawnSync(PALAVERD, ['--config', '/dev/null', '--data-dir', dir, '--create-admin', 'Alice'],
+    { input: 'correct horse battery\n', encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const browser = await launch();
+  const srv = await startPalaverd({ args: ['--data-dir', dir] });
+  try {
+    // Two browsers (two sessions) of the same person.
+    const signIn = async (page) => {
+      await page.goto(srv.url);
+      await connected(page);
+      await page.click('#signin');
+      await page.fill('#signin-name', 'alice');
+      await page.fill('#signin-password', 'correct horse battery');
+      await page.click('#signin-form button[type=submit]');
+      await page.locator('#account', { hasText: 'Signed in as Alice (admin)' }).waitFor();
+      await connected(page);
+    };
+    const home = await browser.visitor({ name: 'x' });
+    const other = await browser.visitor({ name: 'y' });
+    await signIn(home);
+    await signIn(other);
+
+    await home.click('#account');
+    await home.locator('#sessions li', { hasText: '(this one)' }).waitFor();
+    assert.equal(await home.locator('#sessions li').count(), 2);
+
+    // A bot token: shown once, listed by its name only.
+    await home.fill('#token-name', 'ci bot');
+    await home.click('#token-form button[type=submit]');
+    const token = await home.locator('#token-result code').textContent();
+    assert.match(token, /^pvt_[A-Za-z0-9_-]{43}$/);
+    await home.locator('#tokens li', { hasText: 'ci bot' }).waitFor();
+    assert.equal((await home.locator('#tokens').textContent()).includes('pvt_'), false);
+    // The bot posts; both pages show it as Alice's.
+    const r = await fetch(new URL('/api/messages', srv.url), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ type: 'message', text: 'deploy finished' }),
+    });
+    assert.equal(r.status, 200);
+    assert.equal(Number.isInteger((await r.json()).seq), true);
+    await other.locator('#log .msg', { hasText: 'deploy finished' }).waitFor();
+
+    // A wrong current password is refused; the right one signs the other
+    // browser out (4002), and it says so.
+    await home.fill('#password-current', 'not it at all');
+    await home.fill('#password-new', 'a brand new password');
+    await home.click('#password-form button[type=submit]');
+    await home.locator('#password-result', { hasText: /wrong/ }).waitFor();
+    await home.fill('#password-current', 'correct horse battery');
+    await home.fill('#password-new', 'a brand new password');
+    await home.click('#password-form button[type=submit]');
+    await home.locator('#password-result', { hasText: 'Password changed' }).waitFor();
+    await other.locator('#log .error', { hasText: 'Your session has ended' }).waitFor();
+    await other.locator('#signin').waitFor();
+    await home.locator('#sessions li', { hasText: '(this one)' }).waitFor();
+    assert.equal(await home.locator('#sessions li').count(), 1);
+    const unexpected = (p) => p.errors.filter((e) => !/status of (401|403)/.test(e));
+    assert.deepEqual(unexpected(home), []);
+    assert.deepEqual(unexpected(other), []);
+  } finally {
+    await browser.close();
+    assert.equal(await stopPalaverd(srv), 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('auth = members: the page asks to sign in and opens no connection until then', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'palaver-members-'));
   const made = spawnSync(PALAVERD, ['--config', '/dev/null', '--data-dir', dir, '--create-admin', 'Mo'],
