@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -365,6 +366,64 @@ test('the account dialog: sessions, a bot token, a password change that signs th
     assert.deepEqual(unexpected(home), []);
     assert.deepEqual(unexpected(other), []);
   } finally {
+    await browser.close();
+    assert.equal(await stopPalaverd(srv), 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a page on another origin cannot use the session: its WebSocket and POSTs are refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'palaver-csrf-'));
+  const made = spawnSync(PALAVERD, ['--config', '/dev/null', '--data-dir', dir, '--create-admin', 'Alice'],
+    { input: 'correct horse battery\n', encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const browser = await launch();
+  const srv = await startPalaverd({ args: ['--data-dir', dir] });
+  // The hostile site: another origin on the same host (cookies do not
+  // isolate ports, so this browser sends Alice's cookie along with it).
+  const evil = http.createServer((req, res) => {
+    res.setHeader('Content-Type', 'text/html');
+    res.end('<!doctype html><title>a page elsewhere</title>');
+  });
+  await new Promise((ok) => evil.listen(0, '127.0.0.1', ok));
+  try {
+    const alice = await browser.visitor({ name: 'x' });
+    await alice.goto(srv.url);
+    await connected(alice);
+    await alice.click('#signin');
+    await alice.fill('#signin-name', 'alice');
+    await alice.fill('#signin-password', 'correct horse battery');
+    await alice.click('#signin-form button[type=submit]');
+    await alice.locator('#account', { hasText: 'Signed in as Alice (admin)' }).waitFor();
+
+    await alice.goto(`http://127.0.0.1:${evil.address().port}/`);
+    const got = await alice.evaluate(async (port) => {
+      const ws = await new Promise((resolve) => {
+        const s = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+        s.onopen = () => resolve('open');
+        s.onerror = () => resolve('refused');
+      });
+      const post = async (type) => {
+        try {
+          const r = await fetch(`http://127.0.0.1:${port}/api/logout`, {
+            method: 'POST', credentials: 'include', headers: { 'Content-Type': type }, body: '{}',
+          });
+          return `answered ${r.status}`;
+        } catch {
+          return 'blocked';
+        }
+      };
+      return { ws, plain: await post('text/plain'), json: await post('application/json') };
+    }, srv.port);
+    assert.equal(got.ws, 'refused');
+    assert.equal(got.json, 'blocked'); // a JSON POST needs a preflight palaverd never grants
+    assert.equal(got.plain, 'blocked'); // sent (a "simple" request), refused 415, unreadable
+    assert.match(srv.log(), /Origin 'http:\/\/127\.0\.0\.1:\d+' is not allowed/);
+    // Nothing changed: the sign-out the page tried did not happen.
+    await alice.goto(srv.url);
+    await alice.locator('#account', { hasText: 'Signed in as Alice (admin)' }).waitFor();
+  } finally {
+    evil.close();
     await browser.close();
     assert.equal(await stopPalaverd(srv), 0);
     rmSync(dir, { recursive: true, force: true });
