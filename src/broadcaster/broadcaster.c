@@ -332,22 +332,10 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     struct pv_frame *f = pv_proto_message(in, &from, seq, rseq, now);
 
     pv_stat_add(&b->d.stats->messages_in, 1);
-    pv_history_push(&b->hist, f, seq, now);
-    struct pv_history_entry *e = pv_history_find(&b->hist, seq);
-    if (e) { /* who may edit or delete it (moderation.c) */
-        e->account = c->account;
-        e->message = true;
-        e->rseq = rseq;
-    }
-    if (b->d.store && !pv_store_failure(b->d.store)) {
+    struct pv_store_msg *m = pv__record(b, f, seq, rseq, now, c->account, true, c->addr);
+    if (m) {
         /* The ack waits for the commit: an acknowledged message is on disk.
          * The store writes the frame's payload: encoded once, no copy. */
-        struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
-        m->seq = seq;
-        m->server_date = now;
-        m->frame = pv_frame_ref(f);
-        m->rseq = rseq;
-        snprintf(m->sender, sizeof(m->sender), "%s", c->addr);
         pv_store_append(b->d.store, m);
         hold_ack(b, c, NULL, seq, in->msg_id, now);
     } else if (pv__store_failed(b)) {
@@ -359,6 +347,28 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     }
     pv__fanout(b, f, c);
     pv_debug("message seq=%llu from id=%s bytes=%zu", (unsigned long long)seq, c->id, in->text_len);
+}
+
+struct pv_store_msg *pv__record(struct pv_broadcaster *b, struct pv_frame *f, uint64_t seq,
+                                uint64_t rseq, int64_t now, int64_t account, bool message,
+                                const char *sender)
+{
+    pv_history_push(&b->hist, f, seq, now);
+    struct pv_history_entry *e = pv_history_find(&b->hist, seq);
+    if (e) { /* who may edit or delete it (moderation.c) */
+        e->account = account;
+        e->message = message;
+        e->rseq = rseq;
+    }
+    if (!b->d.store || pv_store_failure(b->d.store))
+        return NULL;
+    struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
+    m->seq = seq;
+    m->server_date = now;
+    m->frame = pv_frame_ref(f);
+    m->rseq = rseq;
+    snprintf(m->sender, sizeof(m->sender), "%s", sender);
+    return m;
 }
 
 /* A chat message published over HTTP by a bot's token (publish.h):
@@ -382,20 +392,10 @@ static void on_publish(struct pv_broadcaster *b, struct pv_event *ev)
     uint64_t seq = ++b->seq, rseq = ++b->rseq;
     struct pv_frame *f = pv_proto_message(&ev->in, &from, seq, rseq, now);
     pv_stat_add(&b->d.stats->messages_in, 1);
-    pv_history_push(&b->hist, f, seq, now);
-    struct pv_history_entry *e = pv_history_find(&b->hist, seq);
-    if (e) {
-        e->account = p->account;
-        e->message = true;
-        e->rseq = rseq;
-    }
-    if (b->d.store && !pv_store_failure(b->d.store)) {
-        struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
-        m->seq = seq;
-        m->server_date = now;
-        m->frame = pv_frame_ref(f);
-        m->rseq = rseq;
-        snprintf(m->sender, sizeof(m->sender), "api:%lld", (long long)p->account);
+    char sender[32]; /* retention counts a bot's messages under its account */
+    snprintf(sender, sizeof(sender), "api:%lld", (long long)p->account);
+    struct pv_store_msg *m = pv__record(b, f, seq, rseq, now, p->account, true, sender);
+    if (m) {
         pv_store_append(b->d.store, m);
         hold_ack(b, NULL, p, seq, NULL, now); /* the event's reference moves there */
         ev->publish = NULL;

@@ -200,6 +200,17 @@ void pv__store_news(struct pv_broadcaster *b);
 /* main, at teardown: every read not yet answered, and the answers. */
 void pv__reads_drop(struct pv_broadcaster *b);
 
+/* ---- broadcaster.c ---- */
+
+/* Records the stream item f (seq, rseq, sent at now by `account`,
+ * `message` if it is a chat message someone may edit or delete) in the
+ * ring, and returns its store message, filled but for what only the
+ * caller knows (target, replace, audit), for pv_store_append(); NULL
+ * when there is no healthy store. */
+struct pv_store_msg *pv__record(struct pv_broadcaster *b, struct pv_frame *f, uint64_t seq,
+                                uint64_t rseq, int64_t now, int64_t account, bool message,
+                                const char *sender);
+
 /* ---- moderation.c ---- */
 
 struct pv_mod_req;

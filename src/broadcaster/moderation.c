@@ -42,17 +42,11 @@ static void publish(struct pv_broadcaster *b, struct pv_client *c, struct pv_fra
                     uint64_t rseq, int64_t now, uint64_t target, struct pv_frame *replace,
                     struct pv_store_audit *audit)
 {
-    pv_history_push(&b->hist, f, seq, now);
-    if (b->d.store && !pv_store_failure(b->d.store)) {
-        struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
-        m->seq = seq;
-        m->server_date = now;
-        m->frame = pv_frame_ref(f);
-        m->rseq = rseq;
+    struct pv_store_msg *m = pv__record(b, f, seq, rseq, now, 0, false, c->addr);
+    if (m) {
         m->target = target;
         m->replace = pv_frame_ref(replace);
         m->audit = audit;
-        snprintf(m->sender, sizeof(m->sender), "%s", c->addr);
         pv_store_append(b->d.store, m);
     } else {
         free(audit);
