@@ -111,6 +111,80 @@ static bool text_field(struct pv_inbound *in, size_t max_text)
     return true;
 }
 
+/* An optional string field of at most max bytes; false (in set invalid,
+ * `code`) when it is there and is not one. */
+static bool str_field(struct pv_inbound *in, const char *key, size_t max, const char *code,
+                      const char *msg, const char **out, size_t *len)
+{
+    json_t *v = json_object_get(in->root, key);
+    if (!v)
+        return true;
+    bool empty_ok = strcmp(key, "topic") == 0; /* a topic may be cleared */
+    if (!json_is_string(v) || (json_string_length(v) == 0 && !empty_ok) ||
+        json_string_length(v) > max) {
+        set_invalid(in, code, msg);
+        return false;
+    }
+    *out = json_string_value(v);
+    if (len)
+        *len = json_string_length(v);
+    return true;
+}
+
+static bool room_field(struct pv_inbound *in)
+{
+    return str_field(in, "room", PV_ROOM_NAME_MAX_BYTES, "bad-room",
+                     "\"room\" must be a room's name (a string of at most 128 bytes)", &in->room,
+                     &in->room_len);
+}
+
+/* The room requests (docs/rooms.md): each names what it needs. */
+static const struct {
+    const char *type;
+    enum pv_room_op op;
+    bool room, user;
+} room_requests[] = {
+    {"rooms", PV_ROOM_LIST, false, false},     {"create", PV_ROOM_CREATE, true, false},
+    {"join", PV_ROOM_JOIN, true, false},       {"leave", PV_ROOM_LEAVE, true, false},
+    {"invite", PV_ROOM_INVITE, true, true},    {"dm", PV_ROOM_DM, false, true},
+    {"topic", PV_ROOM_TOPIC, true, false},     {"read", PV_ROOM_READ, true, false},
+    {"members", PV_ROOM_MEMBERS, true, false}, {"archive", PV_ROOM_ARCHIVE, true, false},
+};
+
+static void decode_room(struct pv_inbound *in, size_t i)
+{
+    in->op = room_requests[i].op;
+    if (!room_field(in))
+        return;
+    if (room_requests[i].room && !in->room) {
+        set_invalid(in, "bad-room", "this request needs \"room\"");
+        return;
+    }
+    if (room_requests[i].user) {
+        if (!str_field(in, "user", PV_NAME_MAX_BYTES, "bad-user",
+                       "\"user\" must be a person's name", &in->user, NULL))
+            return;
+        if (!in->user) {
+            set_invalid(in, "bad-user", "this request needs \"user\"");
+            return;
+        }
+    }
+    if (!str_field(in, "kind", 16, "bad-kind", "\"kind\" must be public, private or announcement",
+                   &in->kind, NULL) ||
+        !str_field(in, "topic", PV_TOPIC_MAX_BYTES, "bad-topic",
+                   "\"topic\" must be a string of at most 512 bytes", &in->topic, &in->topic_len))
+        return;
+    if (in->op == PV_ROOM_TOPIC && !in->topic) {
+        set_invalid(in, "bad-topic", "this request needs \"topic\"");
+        return;
+    }
+    if (in->op == PV_ROOM_READ && !seq_value(json_object_get(in->root, "rseq"), &in->rseq)) {
+        set_invalid(in, "bad-rseq", "\"rseq\" must be an rseq of the room (an integer >= 0)");
+        return;
+    }
+    in->type = PV_IN_ROOM;
+}
+
 static void decode(const char *data, size_t len, size_t max_text, struct pv_inbound *in)
 {
     json_error_t err;
@@ -144,6 +218,12 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
         set_invalid(in, "unknown-type", "message has no \"type\" string");
         return;
     }
+    for (size_t i = 0; i < sizeof(room_requests) / sizeof(room_requests[0]); i++) {
+        if (strcmp(t, room_requests[i].type) == 0) {
+            decode_room(in, i);
+            return;
+        }
+    }
     if (strcmp(t, "edit") == 0 || strcmp(t, "delete") == 0) {
         /* {"type":"edit","target":seq,"text":"..."}, {"type":"delete","target":seq}:
          * who may is the broadcaster's to decide (docs/accounts.md). */
@@ -160,7 +240,7 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
             return;
         in->type = PV_IN_EDIT;
     } else if (strcmp(t, "message") == 0) {
-        if (!text_field(in, max_text))
+        if (!text_field(in, max_text) || !room_field(in))
             return;
         /* A client's own date is relayed when it is a time a client can
          * read exactly (an integer of ms, 0 .. 2^53 - 1); else the
@@ -196,6 +276,8 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
         in->server = json_string_value(v);
         in->type = PV_IN_HELLO;
     } else if (strcmp(t, "history") == 0) {
+        if (!room_field(in))
+            return;
         v = json_object_get(in->root, "before");
         if (v && !seq_value(v, &in->before)) {
             set_invalid(in, "bad-history", "\"before\" must be a seq (an integer >= 0)");
@@ -224,8 +306,9 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
  * it needs. */
 static void keep_only_known(struct pv_inbound *in)
 {
-    static const char *const known[] = {"type", "msgId", "text", "date", "name", "server"};
-    /* ("target", "since", "before" and "limit" were read as numbers.) */
+    static const char *const known[] = {"type", "msgId", "text",  "date", "name",
+                                        "server", "room",  "kind", "topic", "user"};
+    /* ("target", "since", "before", "limit" and "rseq" were read as numbers.) */
     if (!in->root)
         return;
     if (!json_is_object(in->root)) {
@@ -293,7 +376,7 @@ struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, const c
 }
 
 struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_user *from,
-                                  uint64_t seq, uint64_t rseq, int64_t now)
+                                  const char *room, uint64_t seq, uint64_t rseq, int64_t now)
 {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string("message"));
@@ -307,7 +390,7 @@ struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_u
         json_object_set_new(o, "date", json_integer((json_int_t)now));
     json_object_set_new(o, "from", user_json(from));
     json_object_set_new(o, "seq", json_integer((json_int_t)seq));
-    json_object_set_new(o, "room", json_string(PV_LOBBY));
+    json_object_set_new(o, "room", json_string(room));
     json_object_set_new(o, "rseq", json_integer((json_int_t)rseq));
     json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
     return finish(o);
@@ -396,15 +479,21 @@ struct pv_frame *pv_proto_resume(const char *type, uint64_t since, const char *r
 
 /* The page is assembled as text: the items are stored message objects
  * already encoded, so they are copied, not parsed and re-encoded. */
-struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bool more,
-                                       const char *const *items, const size_t *lens, size_t n)
+struct pv_frame *pv_proto_history_page(const char *room, uint64_t before, const json_t *msg_id,
+                                       bool more, const char *const *items, const size_t *lens,
+                                       size_t n)
 {
-    char head[160], *id = NULL;
+    char head[160], *id = NULL, *rm = NULL;
     if (msg_id)
         id = json_dumps(msg_id, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (room) {
+        json_t *r = json_string(room);
+        rm = json_dumps(r, JSON_ENCODE_ANY | JSON_COMPACT);
+        json_decref(r);
+    }
     int hn = snprintf(head, sizeof(head), "{\"type\":\"history\",\"before\":%llu,\"more\":%s,",
                       (unsigned long long)before, more ? "true" : "false");
-    size_t total = (size_t)hn + (id ? strlen(id) + 10 : 0) + 16;
+    size_t total = (size_t)hn + (id ? strlen(id) + 10 : 0) + (rm ? strlen(rm) + 10 : 0) + 16;
     for (size_t i = 0; i < n; i++)
         total += lens[i] + 1;
     char *buf = pv_xmalloc(total), *p = buf;
@@ -412,6 +501,8 @@ struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bo
     p += hn;
     if (id)
         p += sprintf(p, "\"msgId\":%s,", id);
+    if (rm)
+        p += sprintf(p, "\"room\":%s,", rm);
     p += sprintf(p, "\"messages\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -424,23 +515,25 @@ struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bo
     struct pv_frame *f = pv_frame_new(PV_WS_OP_TEXT, buf, (size_t)(p - buf));
     free(buf);
     free(id);
+    free(rm);
     return f;
 }
 
-struct pv_frame *pv_proto_delete(const struct pv_user *by, uint64_t target, uint64_t seq,
-                                 uint64_t rseq, int64_t now)
+struct pv_frame *pv_proto_delete(const struct pv_user *by, const char *room, uint64_t target,
+                                 uint64_t seq, uint64_t rseq, int64_t now)
 {
     return finish(json_pack("{s:s, s:I, s:o, s:I, s:s, s:I, s:I}", "type", "delete", "target",
                             (json_int_t)target, "by", user_json(by), "seq", (json_int_t)seq, "room",
-                            PV_LOBBY, "rseq", (json_int_t)rseq, "serverDate", (json_int_t)now));
+                            room, "rseq", (json_int_t)rseq, "serverDate", (json_int_t)now));
 }
 
-struct pv_frame *pv_proto_edit(const struct pv_user *by, uint64_t target, const char *text,
-                               size_t len, uint64_t seq, uint64_t rseq, int64_t now)
+struct pv_frame *pv_proto_edit(const struct pv_user *by, const char *room, uint64_t target,
+                               const char *text, size_t len, uint64_t seq, uint64_t rseq,
+                               int64_t now)
 {
     return finish(json_pack("{s:s, s:I, s:s%, s:o, s:I, s:s, s:I, s:I, s:I}", "type", "edit",
                             "target", (json_int_t)target, "text", text, len, "by", user_json(by),
-                            "seq", (json_int_t)seq, "room", PV_LOBBY, "rseq", (json_int_t)rseq,
+                            "seq", (json_int_t)seq, "room", room, "rseq", (json_int_t)rseq,
                             "edited", (json_int_t)now, "serverDate", (json_int_t)now));
 }
 
@@ -459,11 +552,12 @@ struct pv_frame *pv_proto_edited(const struct pv_frame *orig, const char *text, 
     return finish(o);
 }
 
-struct pv_frame *pv_proto_tombstone(uint64_t seq, uint64_t rseq, int64_t server_date, int64_t now)
+struct pv_frame *pv_proto_tombstone(const char *room, uint64_t seq, uint64_t rseq,
+                                    int64_t server_date, int64_t now)
 {
     json_t *o =
         json_pack("{s:s, s:I, s:s, s:I, s:I}", "type", "deleted", "seq", (json_int_t)seq, "room",
-                  PV_LOBBY, "serverDate", (json_int_t)server_date, "deletedAt", (json_int_t)now);
+                  room, "serverDate", (json_int_t)server_date, "deletedAt", (json_int_t)now);
     if (rseq) /* unknown for a message older than the ring */
         json_object_set_new(o, "rseq", json_integer((json_int_t)rseq));
     return finish(o);
@@ -483,9 +577,12 @@ struct pv_frame *pv_proto_moderation(const char *action, const char *by, const c
     return finish(o);
 }
 
-int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq)
+int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq,
+                        char *room)
 {
     json_t *o = json_loadb(json, len, 0, NULL);
+    const char *named = json_string_value(json_object_get(o, "room"));
+    snprintf(room, PV_ROOM_NAME_MAX_BYTES + 1, "%s", named ? named : PV_LOBBY);
     const char *type = json_string_value(json_object_get(o, "type"));
     *is_message = type && strcmp(type, "message") == 0;
     json_int_t r = json_integer_value(json_object_get(o, "rseq"));

@@ -72,6 +72,7 @@ struct pv_store {
     sqlite3_stmt *old_row, *replace_row, *audit;                            /* w */
     sqlite3_stmt *range, *before;                                           /* r */
     sqlite3_stmt *rd_range, *rd_before, *rd_oldest;                         /* rd */
+    sqlite3_stmt *rd_room_seq, *rd_room_rseq, *rd_room_oldest;              /* rd */
     unsigned keep, max_age_s, share, protect;
     uint64_t max_bytes; /* the configured byte limit (0: none) */
     uint64_t last_seq;
@@ -419,6 +420,76 @@ static int audit(struct pv_store *s, const struct pv_store_msg *m)
     return rc;
 }
 
+/* A room or membership change (store.h), inside the caller's transaction. */
+static int apply_op(struct pv_store *s, const struct pv_store_room_op *op)
+{
+    static const char *const sql[] = {
+        [PV_OP_ROOM_CREATE] = "INSERT INTO rooms (id, name, name_key, kind, topic, created_by, "
+                              "created) VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ''), ?6, ?7)",
+        [PV_OP_MEMBER_ADD] = "INSERT INTO room_members (room_id, user_id, role, joined) VALUES "
+                             "(?1, ?8, ?9, ?7) ON CONFLICT DO UPDATE SET role = excluded.role",
+        [PV_OP_MEMBER_REMOVE] = "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?8",
+        [PV_OP_TOPIC] = "UPDATE rooms SET topic = COALESCE(?5, '') WHERE id = ?1",
+        [PV_OP_ARCHIVE] = "UPDATE rooms SET archived = ?7 WHERE id = ?1",
+        /* The lobby's membership is implicit: its row exists for last_read
+         * only. Another room's read marker never makes a member. */
+        [PV_OP_READ] = "INSERT INTO room_members (room_id, user_id, last_read, joined) "
+                       "SELECT ?1, ?8, ?10, ?7 WHERE ?1 = 1 OR EXISTS (SELECT 1 FROM room_members "
+                       "WHERE room_id = ?1 AND user_id = ?8) ON CONFLICT DO UPDATE SET "
+                       "last_read = max(last_read, excluded.last_read)",
+    };
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->w, sql[op->kind], -1, &st, NULL) != SQLITE_OK)
+        return note(s, "prepare (room change)");
+    sqlite3_bind_int64(st, 1, op->room);
+    if (op->name)
+        sqlite3_bind_text(st, 2, op->name, -1, SQLITE_STATIC);
+    if (op->key)
+        sqlite3_bind_text(st, 3, op->key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, op->room_kind, -1, SQLITE_STATIC);
+    if (op->topic)
+        sqlite3_bind_text(st, 5, op->topic, -1, SQLITE_STATIC);
+    if (op->by > 0)
+        sqlite3_bind_int64(st, 6, op->by);
+    sqlite3_bind_int64(st, 7, op->at);
+    sqlite3_bind_int64(st, 8, op->user);
+    sqlite3_bind_text(st, 9, op->role[0] ? op->role : "member", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)op->value);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : note(s, "room change");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void op_free(struct pv_store_room_op *op)
+{
+    if (!op)
+        return;
+    free(op->name);
+    free(op->key);
+    free(op->topic);
+    free(op);
+}
+
+/* Read markers (messages with an op and no frame): after the rows, in a
+ * transaction of their own; a marker that fails is logged and dropped
+ * (the next one carries the position again). */
+static void apply_markers(struct pv_store *s, struct pv_store_msg **ops, size_t n)
+{
+    if (!n || atomic_load(&s->failure))
+        return;
+    int rc = SQLITE_OK;
+    if (sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        rc = note(s, "BEGIN (read markers)");
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
+        rc = apply_op(s, ops[i]->op);
+    if (rc == SQLITE_OK && sqlite3_exec(s->w, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = note(s, "COMMIT (read markers)");
+    if (rc != SQLITE_OK) {
+        sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+        pv_warn("history store: %zu read marker(s) not stored (%s: %s)", n, s->what, s->errmsg);
+    }
+}
+
 /* One attempt at storing batch[0..n) in one transaction, with retention.
  * Returns SQLITE_OK, or the error code (s->what names the step); on an
  * error everything is rolled back and the accounting recounted. */
@@ -450,6 +521,8 @@ static int store_batch(struct pv_store *s, struct pv_store_msg **batch, size_t n
             rc = replace_target(s, m);
         if (rc == SQLITE_OK && m->audit)
             rc = audit(s, m);
+        if (rc == SQLITE_OK && m->op)
+            rc = apply_op(s, m->op);
     }
     if (rc == SQLITE_OK && retain(s, batch[n - 1]->seq, 0) < 0)
         rc = s->rc;
@@ -550,8 +623,14 @@ static void decide(struct pv_store *s, uint64_t bottom, uint64_t top, size_t byt
  * chunk tries again; or, on any other error, the store fails for good. */
 static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
 {
-    size_t n = 0;
+    size_t n = 0, markers_n = 0;
+    struct pv_store_msg **markers = NULL;
     for (struct pv_store_msg *m = first; m; m = pop(s)) {
+        if (!m->frame) { /* a read marker: no row */
+            markers = pv_xrealloc(markers, (markers_n + 1) * sizeof(*markers));
+            markers[markers_n++] = m;
+            continue;
+        }
         if (n == s->batch_cap) {
             s->batch_cap = s->batch_cap ? s->batch_cap * 2 : 256;
             s->batch = pv_xrealloc(s->batch, s->batch_cap * sizeof(*s->batch));
@@ -588,11 +667,18 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
         else
             fail(s, s->what);
     }
+    apply_markers(s, markers, markers_n);
+    for (size_t i = 0; i < markers_n; i++) {
+        op_free(markers[i]->op);
+        free(markers[i]);
+    }
+    free(markers);
     for (size_t i = 0; i < n; i++) {
         pv_frame_unref(s->batch[i]->frame);
         if (s->batch[i]->replace)
             pv_frame_unref(s->batch[i]->replace);
         free(s->batch[i]->audit);
+        op_free(s->batch[i]->op);
         free(s->batch[i]);
     }
     pv_wake_notify(&s->event);
@@ -631,19 +717,41 @@ static void collect(void *ud, uint64_t seq, int64_t server_date, const char *jso
     row->json[len] = '\0';
 }
 
+/* The reader's rows, with their room (column 3). */
+static int run_rows(sqlite3_stmt *st, uint64_t a, unsigned limit, struct pv_store_read *rq)
+{
+    int rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)a);
+    sqlite3_bind_int64(st, 2, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && (unsigned)rq->n < (limit ? limit : 1)) {
+        collect(rq, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+        rq->rows[rq->n - 1].room = (uint32_t)sqlite3_column_int64(st, 3);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? rq->n : -1;
+}
+
 static void answer(struct pv_store *s, struct pv_store_read *rq)
 {
     rq->rows = pv_xcalloc(rq->limit ? rq->limit : 1, sizeof(*rq->rows));
     rq->n = 0;
     /* One read transaction for both statements: oldest and rows agree. */
     sqlite3_exec(s->rd, "BEGIN", NULL, NULL, NULL);
-    rq->oldest = query_oldest(s->rd_oldest);
     int rc;
-    if (rq->backwards) {
-        rc = run_query(s->rd_before, rq->from, rq->limit, collect, rq);
+    if (rq->backwards && rq->room) {
+        sqlite3_bind_int64(s->rd_room_oldest, 1, rq->room);
+        rq->oldest = query_oldest(s->rd_room_oldest);
+        sqlite3_stmt *st = rq->by_rseq ? s->rd_room_rseq : s->rd_room_seq;
+        sqlite3_bind_int64(st, 3, rq->room);
+        rc = run_rows(st, rq->from, rq->limit, rq);
+    } else if (rq->backwards) {
+        rq->oldest = query_oldest(s->rd_oldest);
+        rc = run_rows(s->rd_before, rq->from, rq->limit, rq);
     } else {
+        rq->oldest = query_oldest(s->rd_oldest);
         sqlite3_bind_int64(s->rd_range, 3, (sqlite3_int64)rq->to);
-        rc = run_query(s->rd_range, rq->from, rq->limit, collect, rq);
+        rc = run_rows(s->rd_range, rq->from, rq->limit, rq);
     }
     sqlite3_exec(s->rd, "COMMIT", NULL, NULL, NULL);
     if (rc < 0) {
@@ -678,7 +786,8 @@ static void release(struct pv_store *s)
 {
     sqlite3_stmt *st[] = {s->insert,  s->prune_oldest, s->prune_sender, s->prune_age, s->min_w,
                           s->range,   s->before,       s->rd_range,     s->rd_before, s->rd_oldest,
-                          s->old_row, s->replace_row,  s->audit};
+                          s->old_row, s->replace_row,  s->audit,        s->rd_room_seq,
+                          s->rd_room_rseq, s->rd_room_oldest};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(s->w);
@@ -980,10 +1089,21 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         goto fail;
     atomic_init(&s->first, query_oldest(s->min_w));
 
-    static const char range_sql[] = "SELECT seq, server_date, json FROM messages WHERE seq > ? "
-                                    "AND seq <= ?3 ORDER BY seq LIMIT ?2";
-    static const char before_sql[] = "SELECT seq, server_date, json FROM (SELECT * FROM messages "
-                                     "WHERE seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq";
+    static const char range_sql[] = "SELECT seq, server_date, json, room_id FROM messages WHERE "
+                                    "seq > ? AND seq <= ?3 ORDER BY seq LIMIT ?2";
+    static const char before_sql[] = "SELECT seq, server_date, json, room_id FROM (SELECT * FROM "
+                                     "messages WHERE seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY "
+                                     "seq";
+    /* A room's pages (docs/rooms.md): before a seq (the lobby's page of an
+     * older client) or before an rseq, on the index (room_id, rseq). */
+    static const char room_seq_sql[] = "SELECT seq, server_date, json, room_id FROM (SELECT * "
+                                       "FROM messages WHERE room_id = ?3 AND seq < ?1 ORDER BY "
+                                       "rseq DESC LIMIT ?2) ORDER BY seq";
+    static const char room_rseq_sql[] = "SELECT seq, server_date, json, room_id FROM (SELECT * "
+                                        "FROM messages WHERE room_id = ?3 AND rseq < ?1 ORDER BY "
+                                        "rseq DESC LIMIT ?2) ORDER BY seq";
+    static const char room_oldest_sql[] =
+        "SELECT COALESCE(MIN(seq), 0) FROM messages WHERE room_id = ?";
     if (sqlite3_open_v2(path, &s->r, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
         sqlite3_open_v2(path, &s->rd, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
@@ -994,6 +1114,16 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
         prepare(s->rd, before_sql, &s->rd_before, err, errsz) ||
         prepare(s->rd, oldest_sql, &s->rd_oldest, err, errsz))
         goto fail;
+    /* (A read-only database of an older schema has no rooms: its room
+     * statements stay NULL and room pages fall back to the ring.) */
+    if (sqlite3_prepare_v2(s->rd, room_seq_sql, -1, &s->rd_room_seq, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->rd, room_rseq_sql, -1, &s->rd_room_rseq, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->rd, room_oldest_sql, -1, &s->rd_room_oldest, NULL) != SQLITE_OK) {
+        sqlite3_finalize(s->rd_room_seq);
+        sqlite3_finalize(s->rd_room_rseq);
+        sqlite3_finalize(s->rd_room_oldest);
+        s->rd_room_seq = s->rd_room_rseq = s->rd_room_oldest = NULL;
+    }
     sqlite3_busy_timeout(s->r, 5000);
     sqlite3_busy_timeout(s->rd, 5000);
 
@@ -1140,6 +1270,43 @@ static int run_query(sqlite3_stmt *st, uint64_t a, unsigned limit, pv_store_fn f
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? n : -1;
+}
+
+int pv_store_rooms(struct pv_store *s, pv_store_room_fn room, pv_store_member_fn member, void *ud)
+{
+    sqlite3_stmt *st;
+    int n = 0;
+    if (sqlite3_prepare_v2(s->r,
+                           "SELECT r.id, r.name, r.kind, r.topic, r.archived IS NOT NULL, "
+                           "(SELECT COALESCE(MAX(rseq), 0) FROM messages WHERE room_id = r.id) "
+                           "FROM rooms r ORDER BY r.id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct pv_store_room r = {
+            .id = (uint32_t)sqlite3_column_int64(st, 0),
+            .name = (const char *)sqlite3_column_text(st, 1),
+            .kind = (const char *)sqlite3_column_text(st, 2),
+            .topic = (const char *)sqlite3_column_text(st, 3),
+            .archived = sqlite3_column_int(st, 4) != 0,
+            .last_rseq = (uint64_t)sqlite3_column_int64(st, 5),
+        };
+        room(ud, &r);
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(s->r,
+                           "SELECT m.room_id, m.user_id, u.name, m.role, m.last_read FROM "
+                           "room_members m JOIN users u ON u.id = m.user_id "
+                           "ORDER BY m.room_id, m.user_id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        member(ud, (uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+               (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+               (uint64_t)sqlite3_column_int64(st, 4));
+    sqlite3_finalize(st);
+    return n;
 }
 
 int pv_store_range(struct pv_store *s, uint64_t after, unsigned limit, pv_store_fn fn, void *ud)

@@ -347,6 +347,16 @@ static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data,
      * (A signed-in client's own hello names are the broadcaster's.) */
     if (ev->in.type == PV_IN_HELLO && ev->in.name)
         ev->in.name_reserved = name_reserved(ws, ev->in.name, ev->in.name_len);
+    /* An invitation or a DM names a person: their account is found here,
+     * for the same reason, and the name becomes the account's own. */
+    if (ev->in.type == PV_IN_ROOM && ev->in.user && ws->accounts) {
+        struct pv_account acc;
+        if (pv_accounts_find(ws->accounts, ev->in.user, &acc)) {
+            ev->in.user_account = acc.id;
+            json_object_set_new(ev->in.root, "user", json_string(acc.name));
+            ev->in.user = json_string_value(json_object_get(ev->in.root, "user"));
+        }
+    }
     ev->len = len; /* what the queue's byte bound counts */
     int rc = pv_queue_push_msg(ws->queue, ev, (int)ws->cfg->queue_timeout_ms);
 

@@ -32,6 +32,14 @@
 
 struct mg_connection;
 struct pv_frame;
+struct pv_room;
+
+/* One room a client is online in (docs/rooms.md): `slot` is its index in
+ * the room's online array. Broadcaster thread only. */
+struct pv_membership {
+    struct pv_room *r;
+    uint32_t slot;
+};
 
 #define PV_NAME_MAX_BYTES 128 /* 32 code points of up to 4 bytes */
 
@@ -87,6 +95,8 @@ struct pv_client {
     char *name_key;      /* a chosen name's key (nickname.h), claimed among those
                           * online; NULL for a guest name */
     struct pv_client *name_next; /* the broadcaster's names table chain */
+    struct pv_membership *rooms; /* the rooms it is online in, the lobby aside */
+    uint32_t rooms_n, rooms_cap;
     struct pv_batch *pending;    /* gathered this cycle, not yet posted */
     uint64_t queued_bytes;       /* bytes ever handed to the outbox */
     uint64_t ping_sent;          /* monotonic ns of our last keepalive ping */

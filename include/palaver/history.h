@@ -31,6 +31,7 @@ struct pv_history_entry {
     int64_t account;
     bool message;
     uint64_t rseq; /* its place in its room (docs/rooms.md), for a tombstone */
+    uint32_t room; /* its room's id (1: the lobby): who may see it */
 };
 
 struct pv_history {

@@ -47,7 +47,25 @@ enum pv_in_type {
     PV_IN_HISTORY,
     PV_IN_EDIT,   /* {"type":"edit","target":seq,"text":...}: one's own message */
     PV_IN_DELETE, /* {"type":"delete","target":seq}: one's own, or any for moderators */
+    PV_IN_ROOM,   /* a room request (docs/rooms.md): `op` says which */
 };
+
+/* Room requests (docs/rooms.md, "Protocol"); who may is the broadcaster's. */
+enum pv_room_op {
+    PV_ROOM_LIST,    /* {"type":"rooms"}: your rooms */
+    PV_ROOM_CREATE,  /* {"type":"create","room":name,"kind":k,"topic":t} */
+    PV_ROOM_JOIN,    /* {"type":"join","room":name}: a public room */
+    PV_ROOM_LEAVE,   /* {"type":"leave","room":name} */
+    PV_ROOM_INVITE,  /* {"type":"invite","room":name,"user":name} */
+    PV_ROOM_DM,      /* {"type":"dm","user":name}: open (or find) the DM with name */
+    PV_ROOM_TOPIC,   /* {"type":"topic","room":name,"topic":t} */
+    PV_ROOM_READ,    /* {"type":"read","room":name,"rseq":n}: read up to n */
+    PV_ROOM_MEMBERS, /* {"type":"members","room":name} */
+    PV_ROOM_ARCHIVE, /* {"type":"archive","room":name}: admins; read-only from then on */
+};
+
+#define PV_ROOM_NAME_MAX_BYTES 128 /* a room's wire name: a display name, or dm:<id>:<id> */
+#define PV_TOPIC_MAX_BYTES 512
 
 struct pv_inbound {
     enum pv_in_type type;
@@ -65,6 +83,17 @@ struct pv_inbound {
     uint64_t before;      /* history: page before this seq (0: the newest) */
     unsigned limit;       /* history: messages wanted, 1..PV_PAGE_MAX */
     uint64_t target;      /* edit, delete: the seq of the message */
+    const char *room;     /* message, history, room requests: the room named, NULL: none
+                           * (the lobby); at most PV_ROOM_NAME_MAX_BYTES */
+    size_t room_len;
+    enum pv_room_op op;   /* PV_IN_ROOM: which request */
+    const char *kind;     /* create: "public" (default), "private" or "announcement" */
+    const char *topic;    /* create, topic */
+    size_t topic_len;
+    const char *user;     /* invite, dm: the account named; the worker replaces it by the
+                           * account's own name when it finds one (user_account) */
+    int64_t user_account; /* invite, dm: that account's id, 0 if there is none */
+    uint64_t rseq;        /* read: read up to this rseq of the room */
     const char *err_code; /* invalid: machine-readable code */
     const char *err_msg;  /* invalid: human-readable reason */
 };
@@ -130,10 +159,10 @@ bool pv_proto_msg_id(const json_t *root, json_t **out);
 struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, const char *server,
                              size_t max_text, int64_t now);
 /* Every message, edit and deletion names its room and its place in it
- * (docs/rooms.md); until rooms are built every one is the lobby's. */
+ * (docs/rooms.md). */
 #define PV_LOBBY "lobby"
 struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_user *from,
-                                  uint64_t seq, uint64_t rseq, int64_t now);
+                                  const char *room, uint64_t seq, uint64_t rseq, int64_t now);
 struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, int64_t now);
 struct pv_frame *pv_proto_error(const char *code, const char *message, const json_t *msg_id);
 /* type is "join" or "leave": users[0..n) arrived or left together (a
@@ -157,8 +186,10 @@ struct pv_frame *pv_proto_resume(const char *type, uint64_t since, const char *r
                                  size_t history, uint64_t last_seq, int64_t now);
 /* A page of older messages: items[0..n) are stored message objects
  * (JSON text), oldest first; `more` says whether older ones exist. */
-struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bool more,
-                                       const char *const *items, const size_t *lens, size_t n);
+/* room: the room's name when the request named one, else NULL. */
+struct pv_frame *pv_proto_history_page(const char *room, uint64_t before, const json_t *msg_id,
+                                       bool more, const char *const *items, const size_t *lens,
+                                       size_t n);
 
 /* Moderation and editing (docs/protocol.md, "Edits and deletions"). Each
  * event has a seq of its own, so a resume replays it; the message it
@@ -167,16 +198,18 @@ struct pv_frame *pv_proto_history_page(uint64_t before, const json_t *msg_id, bo
  *            becomes a tombstone {"type":"deleted","seq":N,"serverDate":...}
  *   edit:    {"type":"edit","target":N,"text":"...","by":{...},"seq":M,
  *            "edited":ms,...}; message N gets the text and "edited". */
-struct pv_frame *pv_proto_delete(const struct pv_user *by, uint64_t target, uint64_t seq,
-                                 uint64_t rseq, int64_t now);
-struct pv_frame *pv_proto_edit(const struct pv_user *by, uint64_t target, const char *text,
-                               size_t len, uint64_t seq, uint64_t rseq, int64_t now);
+struct pv_frame *pv_proto_delete(const struct pv_user *by, const char *room, uint64_t target,
+                                 uint64_t seq, uint64_t rseq, int64_t now);
+struct pv_frame *pv_proto_edit(const struct pv_user *by, const char *room, uint64_t target,
+                               const char *text, size_t len, uint64_t seq, uint64_t rseq,
+                               int64_t now);
 /* orig (a message frame) with `text` and "edited": now; NULL if orig does
  * not parse (never for a frame palaverd encoded). */
 struct pv_frame *pv_proto_edited(const struct pv_frame *orig, const char *text, size_t len,
                                  int64_t now);
 /* rseq 0: not known (the message is older than the ring), not sent. */
-struct pv_frame *pv_proto_tombstone(uint64_t seq, uint64_t rseq, int64_t server_date, int64_t now);
+struct pv_frame *pv_proto_tombstone(const char *room, uint64_t seq, uint64_t rseq,
+                                    int64_t server_date, int64_t now);
 /* To the person acted on: {"type":"moderation","action":"mute","by":"ann",
  * "until":ms,"reason":"...","role":"..."} (until, reason, role when set). */
 struct pv_frame *pv_proto_moderation(const char *action, const char *by, const char *reason,
@@ -184,6 +217,9 @@ struct pv_frame *pv_proto_moderation(const char *action, const char *by, const c
 /* The account of a stored message's sender (0: a guest, or not a
  * message) and whether it is a chat message: for the history ring
  * reloaded at start. */
-int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq);
+/* room: its room's wire name (PV_ROOM_NAME_MAX_BYTES + 1 bytes; the
+ * lobby when it names none). */
+int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq,
+                        char *room);
 
 #endif

@@ -75,8 +75,49 @@ struct pv_store_msg {
      * accounts.h, same transaction); NULL otherwise. Owned, freed by the
      * writer. */
     struct pv_store_audit *audit;
+    /* A room or membership change (docs/rooms.md), applied in the same
+     * transaction as the event that announces it; NULL otherwise. Owned,
+     * freed by the writer. A message with no frame carries only this (a
+     * read marker: no row, no seq of its own; it is applied after the
+     * rows of its batch, best effort). */
+    struct pv_store_room_op *op;
     struct cds_wfcq_node node; /* private: the writer's queue */
 };
+
+enum pv_store_op_kind {
+    PV_OP_ROOM_CREATE,   /* rooms: id room, name, key, kind, topic, by */
+    PV_OP_MEMBER_ADD,    /* room_members: room, user, role */
+    PV_OP_MEMBER_REMOVE, /* room, user */
+    PV_OP_TOPIC,         /* room, topic */
+    PV_OP_ARCHIVE,       /* room: archived = at */
+    PV_OP_READ,          /* room, user: last_read = max(last_read, value) */
+};
+
+struct pv_store_room_op {
+    enum pv_store_op_kind kind;
+    uint32_t room;
+    int64_t user, by, at;
+    uint64_t value;
+    char role[16];
+    char room_kind[16];
+    char *name, *key, *topic; /* owned (free()), NULL when not used */
+};
+
+/* A room as stored, for pv_store_rooms(). */
+struct pv_store_room {
+    uint32_t id;
+    const char *name, *kind, *topic;
+    bool archived;
+    uint64_t last_rseq;
+};
+typedef void (*pv_store_room_fn)(void *ud, const struct pv_store_room *r);
+typedef void (*pv_store_member_fn)(void *ud, uint32_t room, int64_t user, const char *name,
+                                   const char *role, uint64_t last_read);
+/* Synchronous, for the thread that opened the store, before serving:
+ * every room in id order, then every membership (room, user order).
+ * Returns the number of rooms, or -1 (an older read-only database has
+ * none: the caller keeps the lobby alone). */
+int pv_store_rooms(struct pv_store *s, pv_store_room_fn room, pv_store_member_fn member, void *ud);
 
 struct pv_store_audit {
     int64_t actor_id;
@@ -152,6 +193,7 @@ int pv_store_before(struct pv_store *s, uint64_t before, unsigned limit, pv_stor
 
 /* Asynchronous reads (the reader thread). */
 struct pv_store_row {
+    uint32_t room; /* its room's id */
     uint64_t seq;
     int64_t server_date;
     size_t len;
@@ -162,11 +204,14 @@ struct pv_store_read {
     /* Request, set by the caller. */
     bool backwards; /* false: seq in (from, to], oldest first, at most limit;
                      * true: the `limit` messages before seq `from` */
+    uint32_t room;  /* backwards only: of this room alone (0: any room) */
+    bool by_rseq;   /* backwards with a room: `from` is an rseq of that room */
     uint64_t from, to;
     unsigned limit;
     /* Answer, set by the reader thread. */
     int n;           /* rows, or -1 on a database error */
-    uint64_t oldest; /* lowest seq stored (0: none) at the time of the read */
+    uint64_t oldest; /* lowest seq stored (0: none) at the time of the read; of the
+                      * room alone for a room's page */
     struct pv_store_row *rows;
     struct cds_wfcq_node node; /* private */
 };

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "palaver/accounts.h"
 #include "palaver/clock.h"
 #include "palaver/config.h"
 #include "palaver/frame.h"
@@ -81,18 +82,41 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         c->reads =
             (struct pv_rate){.tokens = b->d.cfg->history_rate * 8.0, .last_ns = c->joined_ns};
         pv_registry_add(&b->reg, c);
+        pv__rooms_attach(b, c);
         pv_stat_add(&b->d.stats->clients, 1);
         joined[i] = pv__user_of(c);
     }
     size_t listed, n = pv_registry_count(&b->reg);
     struct pv_user *users = pv__listed_users(b, &listed);
-    /* Two snapshots at most per burst: with the history count, and with 0
-     * for clients resuming (their resume or reset message counts). */
-    struct pv_frame *presence[2] = {NULL, NULL};
+    /* A few snapshots per burst: one per history count (the ring's
+     * messages this client may see: docs/rooms.md), and with 0 for
+     * clients resuming (their resume or reset message counts). A burst of
+     * guests shares one. */
+#define SNAPSHOTS 4
+    struct snapshot {
+        size_t count;
+        struct pv_frame *f;
+    } snap[SNAPSHOTS];
+    size_t snaps = 0;
+    struct pv_frame **presence = pv_xcalloc(k, sizeof(*presence));
+    size_t everything = b->hist.len;
+    bool foreign = false; /* the ring holds messages of rooms other than the lobby */
+    for (size_t h = 0; h < b->hist.len && !foreign; h++)
+        foreign = pv_history_at(&b->hist, h)->room != PV_LOBBY_ID;
+    size_t lobby_only = foreign ? pv__visible(b, NULL, 0, b->hist.len) : everything;
     for (size_t i = 0; i < k; i++) {
-        int v = jr[i].has_since ? 1 : 0;
-        if (!presence[v])
-            presence[v] = pv_proto_presence(users, listed, n, v ? 0 : b->hist.len, b->seq, now);
+        size_t count = jr[i].has_since                  ? 0
+                       : !foreign                      ? everything
+                       : cs[i]->rooms_n == 0           ? lobby_only
+                                                       : pv__visible(b, cs[i], 0, b->hist.len);
+        for (size_t s = 0; s < snaps && !presence[i]; s++)
+            if (snap[s].count == count)
+                presence[i] = pv_frame_ref(snap[s].f);
+        if (presence[i])
+            continue;
+        presence[i] = pv_proto_presence(users, listed, n, count, b->seq, now);
+        if (snaps < SNAPSHOTS)
+            snap[snaps++] = (struct snapshot){count, pv_frame_ref(presence[i])};
     }
     free(users);
 
@@ -103,7 +127,7 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
             pv__send_error(b, c, code[i] ? code[i] : "bad-name", why[i], NULL);
         if (jr[i].bad_since)
             pv__send_error(b, c, "bad-since", "?since= must be a seq (an integer >= 0)", NULL);
-        pv__deliver(b, c, pv_frame_ref(presence[jr[i].has_since ? 1 : 0]));
+        pv__deliver(b, c, presence[i]); /* the array's reference moves */
         if (jr[i].has_since && !b->draining)
             pv__resume(b, c, jr[i].since, jr[i].server);
         else if (!jr[i].has_since)
@@ -123,9 +147,9 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
             pv__queue_close(b, c, 1001, "server shutting down", false); /* arrived during it */
         }
     }
-    for (int v = 0; v < 2; v++)
-        if (presence[v])
-            pv_frame_unref(presence[v]);
+    for (size_t s = 0; s < snaps; s++)
+        pv_frame_unref(snap[s].f);
+    free(presence);
     for (size_t i = 0; i < k; i++) {
         pv__presence_join(b, cs[i]);
         cs[i]->joining = false;
@@ -173,6 +197,7 @@ static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t 
         }
         pv__presence_leave(b, c);
         pv__name_release(b, c);
+        pv__rooms_detach(b, c);
         gone[m++] = c; /* the registry's reference, dropped below */
     }
     for (size_t i = 0; i < m; i++)
@@ -327,12 +352,27 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     int64_t now = pv_now_ms();
     if (pv__muted(b, c, in->msg_id, now))
         return;
+    /* The room it names (none: the lobby), if the sender is in it. */
+    struct pv_room *r = in->room ? pv__room_of(b, c, in) : pv__room(b, PV_LOBBY_ID);
+    if (!r)
+        return;
+    if (r->archived) {
+        pv__send_error(b, c, "archived", "that room is archived (read-only)", in->msg_id);
+        return;
+    }
+    if (strcmp(r->kind, "announcement") == 0 && pv_role_rank(c->role) < 2) {
+        pv__send_error(b, c, "forbidden", "only moderators post in an announcement room",
+                       in->msg_id);
+        return;
+    }
     struct pv_user from = pv__user_of(c);
-    uint64_t seq = ++b->seq, rseq = ++b->rseq;
-    struct pv_frame *f = pv_proto_message(in, &from, seq, rseq, now);
+    uint64_t seq = ++b->seq, rseq = ++r->rseq;
+    if (r->id == PV_LOBBY_ID)
+        b->rseq = rseq;
+    struct pv_frame *f = pv_proto_message(in, &from, r->name, seq, rseq, now);
 
     pv_stat_add(&b->d.stats->messages_in, 1);
-    struct pv_store_msg *m = pv__record(b, f, seq, rseq, now, c->account, true, c->addr);
+    struct pv_store_msg *m = pv__record(b, f, r->id, seq, rseq, now, c->account, true, c->addr);
     if (m) {
         /* The ack waits for the commit: an acknowledged message is on disk.
          * The store writes the frame's payload: encoded once, no copy. */
@@ -345,21 +385,26 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     } else {
         pv__deliver(b, c, pv_proto_ack(in->msg_id, seq, now));
     }
-    pv__fanout(b, f, c);
-    pv_debug("message seq=%llu from id=%s bytes=%zu", (unsigned long long)seq, c->id, in->text_len);
+    pv__room_fanout(b, r, f, c);
+    pv_debug("message seq=%llu from id=%s room=%u bytes=%zu", (unsigned long long)seq, c->id,
+             r->id, in->text_len);
 }
 
-struct pv_store_msg *pv__record(struct pv_broadcaster *b, struct pv_frame *f, uint64_t seq,
-                                uint64_t rseq, int64_t now, int64_t account, bool message,
-                                const char *sender)
+struct pv_store_msg *pv__record(struct pv_broadcaster *b, struct pv_frame *f, uint32_t room,
+                                uint64_t seq, uint64_t rseq, int64_t now, int64_t account,
+                                bool message, const char *sender)
 {
     pv_history_push(&b->hist, f, seq, now);
     struct pv_history_entry *e = pv_history_find(&b->hist, seq);
-    if (e) { /* who may edit or delete it (moderation.c) */
+    if (e) { /* who may see it (rooms.c), edit or delete it (moderation.c) */
         e->account = account;
         e->message = message;
         e->rseq = rseq;
+        e->room = room;
     }
+    struct pv_room *r = pv__room(b, room);
+    if (message && r)
+        pv__room_set_last(r, f);
     if (!b->d.store || pv_store_failure(b->d.store))
         return NULL;
     struct pv_store_msg *m = pv_xcalloc(1, sizeof(*m));
@@ -367,6 +412,7 @@ struct pv_store_msg *pv__record(struct pv_broadcaster *b, struct pv_frame *f, ui
     m->server_date = now;
     m->frame = pv_frame_ref(f);
     m->rseq = rseq;
+    m->room = room;
     snprintf(m->sender, sizeof(m->sender), "%s", sender);
     return m;
 }
@@ -389,12 +435,14 @@ static void on_publish(struct pv_broadcaster *b, struct pv_event *ev)
     char id[PV_ID_LEN + 1];
     snprintf(id, sizeof(id), "api%013llx", (unsigned long long)p->account & 0xfffffffffffffull);
     struct pv_user from = {.id = id, .name = p->name, .role = p->role, .account = p->account};
-    uint64_t seq = ++b->seq, rseq = ++b->rseq;
-    struct pv_frame *f = pv_proto_message(&ev->in, &from, seq, rseq, now);
+    uint64_t seq = ++b->seq, rseq = ++b->rseq; /* bots post in the lobby */
+    pv__room(b, PV_LOBBY_ID)->rseq = rseq;
+    struct pv_frame *f = pv_proto_message(&ev->in, &from, PV_LOBBY, seq, rseq, now);
     pv_stat_add(&b->d.stats->messages_in, 1);
     char sender[32]; /* retention counts a bot's messages under its account */
     snprintf(sender, sizeof(sender), "api:%lld", (long long)p->account);
-    struct pv_store_msg *m = pv__record(b, f, seq, rseq, now, p->account, true, sender);
+    struct pv_store_msg *m =
+        pv__record(b, f, PV_LOBBY_ID, seq, rseq, now, p->account, true, sender);
     if (m) {
         pv_store_append(b->d.store, m);
         hold_ack(b, NULL, p, seq, NULL, now); /* the event's reference moves there */
@@ -428,6 +476,9 @@ static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
         break;
     case PV_IN_DELETE:
         pv__on_delete(b, c, in);
+        break;
+    case PV_IN_ROOM:
+        pv__on_room(b, c, in);
         break;
     case PV_IN_INVALID:
         pv_debug("bad message from id=%s peer=%s: %s", c->id, c->peer, in->err_msg);
@@ -585,8 +636,17 @@ static void preload(void *ud, uint64_t seq, int64_t server_date, const char *jso
     pv_history_push(&b->hist, f, seq, server_date);
     pv_frame_unref(f);
     struct pv_history_entry *e = pv_history_find(&b->hist, seq);
-    if (e) /* who may edit or delete it (moderation.c), once at start */
-        e->account = pv_proto_author(json, len, &e->message, &e->rseq);
+    if (!e)
+        return;
+    /* Who may see it, edit it or delete it, once at start. */
+    char room[PV_ROOM_NAME_MAX_BYTES + 1];
+    e->account = pv_proto_author(json, len, &e->message, &e->rseq, room);
+    struct pv_room *r = pv__room_by_name(b, room, strlen(room));
+    /* A message of a room that is not open (skipped at load) is nobody's:
+     * it stays out of every replay. */
+    e->room = r ? r->id : UINT32_MAX;
+    if (r && e->message)
+        pv__room_set_last(r, e->f);
 }
 
 struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *deps)
@@ -610,6 +670,9 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
          * last messages from before the restart. */
         b->seq = pv_store_last_seq(deps->store);
         b->rseq = pv_store_last_rseq(deps->store);
+    }
+    pv__rooms_load(b); /* the lobby, and with a store every stored room */
+    if (deps->store) {
         /* A store failed from the start (read-only) cannot record the seq
          * numbers given out now: they get a numbering of their own. */
         if (!pv_store_failure(deps->store))
@@ -624,6 +687,7 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
     if (err) {
         pv_err("cannot start the broadcaster thread: %s", strerror(err));
         pv_history_destroy(&b->hist);
+        pv__rooms_free(b);
         free(b);
         return NULL;
     }
@@ -654,6 +718,7 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     pv__list_free(&b->refused);
     pv_registry_destroy(&b->reg);
     pv_history_destroy(&b->hist);
+    pv__rooms_free(b);
     pv__list_free(&b->dirty);
     free(b);
 }

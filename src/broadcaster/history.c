@@ -29,7 +29,7 @@ void pv_history_push(struct pv_history *h, struct pv_frame *f, uint64_t seq, int
 {
     if (h->cap == 0)
         return;
-    struct pv_history_entry e = {pv_frame_ref(f), seq, date, 0, false, 0};
+    struct pv_history_entry e = {pv_frame_ref(f), seq, date, 0, false, 0, 1 /* the lobby */};
     if (h->len == h->cap) {
         pv_frame_unref(h->v[h->head].f);
         h->v[h->head] = e;

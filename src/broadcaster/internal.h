@@ -22,6 +22,8 @@
  *   sweep.c        keepalive pings, idle timeouts, eviction
  *   moderation.c   edits, deletions, mutes; the HTTP API's kicks, bans,
  *                  role changes and session ends on open connections
+ *   rooms.c        rooms, memberships, DMs, each room's online set, the
+ *                  room requests, the room list and read positions
  * Calls between these files use the pv__ prefix (internal tier); the
  * public API is broadcaster.h.
  */
@@ -69,6 +71,30 @@ static inline void pv__list_free(struct client_list *l)
 }
 
 struct read_job; /* recovery.c */
+
+/* Rooms (rooms.c, docs/rooms.md). */
+#define PV_LOBBY_ID 1u
+struct pv_member {
+    int64_t account;
+    uint64_t last_read; /* read up to this rseq */
+    uint32_t conns;     /* its connections online */
+    char role[8];       /* "owner" or "member" in this room */
+    char *name;         /* the account's name (kept for member lists) */
+};
+struct pv_room {
+    uint32_t id;
+    char kind[16]; /* public, private, announcement, dm */
+    char *name, *key, *topic;
+    bool archived;
+    uint64_t rseq;               /* its last rseq given out */
+    struct pv_client **online;   /* connections online in it (not the lobby's:
+                                  * that is the registry); no references */
+    uint32_t online_n, online_cap;
+    uint32_t people_online;      /* members with a connection online */
+    struct pv_member *members;   /* sorted by account */
+    uint32_t members_n, members_cap;
+    struct pv_frame *last;       /* its newest message, for the room list */
+};
 
 struct pv_broadcaster {
     struct pv_broadcaster_deps d;
@@ -129,7 +155,9 @@ struct pv_broadcaster {
     size_t lost_n, lost_cap;
 
     uint64_t seq;  /* last sequence number given out */
-    uint64_t rseq; /* the lobby's last rseq given out (docs/rooms.md: per room) */
+    uint64_t rseq; /* the lobby's last rseq given out (rooms[1]->rseq mirrors it) */
+    struct pv_room **rooms; /* by id; NULL where there is none */
+    uint32_t rooms_cap, rooms_n, next_room;
     /* Names the seq numbering: the database's id with a store (seq
      * carries on across restarts), else random per start (seq restarts). */
     char run_id[PV_ID_LEN + 1];
@@ -189,7 +217,9 @@ void pv__flush(struct pv_broadcaster *b);
 bool pv__store_failed(const struct pv_broadcaster *b);
 /* NULL if c may read history now, else why not (for the busy error). */
 const char *pv__reads_refused(struct pv_broadcaster *b, struct pv_client *c);
-/* Sends ring entries [from, to) to c, oldest first. */
+/* Ring entries [from, to) c may see (NULL: a guest, the lobby alone). */
+size_t pv__visible(struct pv_broadcaster *b, const struct pv_client *c, size_t from, size_t to);
+/* Sends the ring entries [from, to) c may see, oldest first. */
 void pv__send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from, size_t to);
 /* Resume after `since` (of the numbering `server`, if named). */
 void pv__resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since, const char *server);
@@ -207,9 +237,30 @@ void pv__reads_drop(struct pv_broadcaster *b);
  * ring, and returns its store message, filled but for what only the
  * caller knows (target, replace, audit), for pv_store_append(); NULL
  * when there is no healthy store. */
-struct pv_store_msg *pv__record(struct pv_broadcaster *b, struct pv_frame *f, uint64_t seq,
-                                uint64_t rseq, int64_t now, int64_t account, bool message,
-                                const char *sender);
+struct pv_store_msg *pv__record(struct pv_broadcaster *b, struct pv_frame *f, uint32_t room,
+                                uint64_t seq, uint64_t rseq, int64_t now, int64_t account,
+                                bool message, const char *sender);
+
+/* ---- rooms.c ---- */
+
+struct pv_room *pv__room(struct pv_broadcaster *b, uint32_t id);
+/* By wire name (NULL, or "lobby": the lobby); NULL if there is none. */
+struct pv_room *pv__room_by_name(struct pv_broadcaster *b, const char *name, size_t len);
+/* The room a request names, if c is in it; else NULL, c told not-a-member. */
+struct pv_room *pv__room_of(struct pv_broadcaster *b, struct pv_client *c,
+                            const struct pv_inbound *in);
+struct pv_member *pv__member(struct pv_room *r, int64_t account);
+/* Whether c may see room `room`'s messages (the lobby: everyone). */
+bool pv__sees(const struct pv_client *c, uint32_t room);
+void pv__rooms_load(struct pv_broadcaster *b);
+void pv__rooms_free(struct pv_broadcaster *b);
+void pv__rooms_attach(struct pv_broadcaster *b, struct pv_client *c);
+void pv__rooms_detach(struct pv_broadcaster *b, struct pv_client *c);
+void pv__room_fanout(struct pv_broadcaster *b, struct pv_room *r, struct pv_frame *f,
+                     const struct pv_client *except);
+void pv__room_set_last(struct pv_room *r, struct pv_frame *f);
+void pv__on_room(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
+void pv__rooms_rename(struct pv_broadcaster *b, int64_t account, const char *name);
 
 /* ---- moderation.c ---- */
 

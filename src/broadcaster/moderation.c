@@ -35,14 +35,14 @@ bool pv__muted(struct pv_broadcaster *b, struct pv_client *c, const json_t *msg_
     return true;
 }
 
-/* An edit or deletion event: the next seq, into the ring and the store
- * (with the target's row rewritten to `replace`), and to everyone, its
- * author included (the page confirms from it). */
-static void publish(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f, uint64_t seq,
-                    uint64_t rseq, int64_t now, uint64_t target, struct pv_frame *replace,
-                    struct pv_store_audit *audit)
+/* An edit or deletion event in room r: into the ring and the store (with
+ * the target's row rewritten to `replace`), and to the room's members,
+ * its author included (the page confirms from it). */
+static void publish(struct pv_broadcaster *b, struct pv_client *c, struct pv_room *r,
+                    struct pv_frame *f, uint64_t seq, uint64_t rseq, int64_t now, uint64_t target,
+                    struct pv_frame *replace, struct pv_store_audit *audit)
 {
-    struct pv_store_msg *m = pv__record(b, f, seq, rseq, now, 0, false, c->addr);
+    struct pv_store_msg *m = pv__record(b, f, r->id, seq, rseq, now, 0, false, c->addr);
     if (m) {
         m->target = target;
         m->replace = pv_frame_ref(replace);
@@ -51,7 +51,16 @@ static void publish(struct pv_broadcaster *b, struct pv_client *c, struct pv_fra
     } else {
         free(audit);
     }
-    pv__fanout(b, f, NULL);
+    pv__room_fanout(b, r, f, NULL);
+}
+
+/* The next seq, and the next rseq of r. */
+static uint64_t next_rseq(struct pv_broadcaster *b, struct pv_room *r)
+{
+    uint64_t rseq = ++r->rseq;
+    if (r->id == PV_LOBBY_ID)
+        b->rseq = rseq;
+    return rseq;
 }
 
 /* Whether c may edit or delete message in->target (false after telling
@@ -69,7 +78,8 @@ static bool allowed(struct pv_broadcaster *b, struct pv_client *c, const struct 
         pv__send_error(b, c, "forbidden", "sign in to edit or delete your messages", in->msg_id);
         return false;
     }
-    if (in->target > b->seq || (e && !e->message)) {
+    /* A message of a room one is not in is one that does not exist. */
+    if (in->target > b->seq || (e && (!e->message || !pv__sees(c, e->room)))) {
         pv__send_error(b, c, "not-found", "there is no such message", in->msg_id);
         return false;
     }
@@ -107,9 +117,11 @@ void pv__on_edit(struct pv_broadcaster *b, struct pv_client *c, const struct pv_
     }
     pv_history_replace(e, edited);
     struct pv_user by = pv__user_of(c);
-    uint64_t seq = ++b->seq, rseq = ++b->rseq;
-    struct pv_frame *f = pv_proto_edit(&by, in->target, in->text, in->text_len, seq, rseq, now);
-    publish(b, c, f, seq, rseq, now, in->target, edited, NULL);
+    struct pv_room *r = pv__room(b, e->room);
+    uint64_t seq = ++b->seq, rseq = next_rseq(b, r);
+    struct pv_frame *f =
+        pv_proto_edit(&by, r->name, in->target, in->text, in->text_len, seq, rseq, now);
+    publish(b, c, r, f, seq, rseq, now, in->target, edited, NULL);
     pv_frame_unref(edited);
     pv_info("edit seq=%llu of seq=%llu by id=%s account=%lld bytes=%zu", (unsigned long long)seq,
             (unsigned long long)in->target, c->id, (long long)c->account, in->text_len);
@@ -122,7 +134,12 @@ void pv__on_delete(struct pv_broadcaster *b, struct pv_client *c, const struct p
     struct pv_history_entry *e;
     if (!allowed(b, c, in, false, &e, &mod_only))
         return;
-    struct pv_frame *tomb = pv_proto_tombstone(in->target, e ? e->rseq : 0, e ? e->date : now, now);
+    /* A message older than the ring (a moderator's deletion) is taken to
+     * be the lobby's: its room is not known without a read
+     * (docs/known-limits.md). */
+    struct pv_room *r = pv__room(b, e ? e->room : PV_LOBBY_ID);
+    struct pv_frame *tomb =
+        pv_proto_tombstone(r->name, in->target, e ? e->rseq : 0, e ? e->date : now, now);
     if (e) {
         pv_history_replace(e, tomb);
         e->message = false;
@@ -139,9 +156,9 @@ void pv__on_delete(struct pv_broadcaster *b, struct pv_client *c, const struct p
                  (unsigned long long)in->target);
     }
     struct pv_user by = pv__user_of(c);
-    uint64_t seq = ++b->seq, rseq = ++b->rseq;
-    struct pv_frame *f = pv_proto_delete(&by, in->target, seq, rseq, now);
-    publish(b, c, f, seq, rseq, now, in->target, tomb, audit);
+    uint64_t seq = ++b->seq, rseq = next_rseq(b, r);
+    struct pv_frame *f = pv_proto_delete(&by, r->name, in->target, seq, rseq, now);
+    publish(b, c, r, f, seq, rseq, now, in->target, tomb, audit);
     pv_frame_unref(tomb);
     char q[2 * PV_NAME_MAX_BYTES + 8];
     pv_log_quote(c->name, q, sizeof(q));
@@ -203,6 +220,7 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
             struct pv_user u = pv__user_of(c);
             pv__fanout(b, pv_proto_rename(&u, r->by, now), NULL);
         }
+        pv__rooms_rename(b, r->account, r->name);
         return;
     }
     if (strcmp(r->action, "unban") == 0) {

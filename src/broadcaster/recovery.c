@@ -66,13 +66,31 @@ const char *pv__reads_refused(struct pv_broadcaster *b, struct pv_client *c)
     return NULL;
 }
 
-/* Sends ring entries [from, to) to c, oldest first. */
+/* Isolation (docs/rooms.md): every replay from the ring -- a newcomer's
+ * history, a resume, a reset, the ring's part of a page -- goes through
+ * these two, which pass only the rooms the client is in. */
+static bool sees(const struct pv_client *c, uint32_t room)
+{
+    return c ? pv__sees(c, room) : room == PV_LOBBY_ID;
+}
+
+size_t pv__visible(struct pv_broadcaster *b, const struct pv_client *c, size_t from, size_t to)
+{
+    size_t n = 0;
+    for (size_t h = from; h < to; h++)
+        n += sees(c, pv_history_at(&b->hist, h)->room);
+    return n;
+}
+
 void pv__send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from, size_t to)
 {
     size_t bytes = 0;
     for (size_t h = from; h < to; h++) {
-        bytes += pv_history_at(&b->hist, h)->f->len;
-        pv__deliver(b, c, pv_frame_ref(pv_history_at(&b->hist, h)->f));
+        const struct pv_history_entry *e = pv_history_at(&b->hist, h);
+        if (!sees(c, e->room))
+            continue;
+        bytes += e->f->len;
+        pv__deliver(b, c, pv_frame_ref(e->f));
     }
     reads_charge(b, c, bytes);
 }
@@ -96,6 +114,12 @@ struct read_job {
     json_t *msg_id;          /* page: the request's msgId (one reference) */
     uint64_t since;          /* resume: the client's last seq */
     uint64_t need;           /* hand to the reader once this seq is committed */
+    struct page_req {        /* page: what was asked for (see pv__on_history) */
+        uint32_t room;
+        bool named;
+        uint64_t before;
+        unsigned limit;
+    } pg;
 };
 
 static void job_free(struct read_job *j)
@@ -151,7 +175,9 @@ static void send_reset(struct pv_broadcaster *b, struct pv_client *c, uint64_t s
     pv_stat_add(&b->d.stats->resets, 1);
     pv_info("reset id=%s peer=%s since=%llu: %s; sending the latest %zu", c->id, c->peer,
             (unsigned long long)since, reason, end);
-    pv__deliver(b, c, pv_proto_resume("reset", since, reason, end, last, pv_now_ms()));
+    pv__deliver(b, c,
+                pv_proto_resume("reset", since, reason, pv__visible(b, c, 0, end), last,
+                                pv_now_ms()));
     pv__send_history(b, c, 0, end);
 }
 
@@ -171,10 +197,9 @@ void pv__resume(struct pv_broadcaster *b, struct pv_client *c, uint64_t since, c
     if (pv_history_covers(&b->hist, since, b->seq)) {
         size_t from = pv_history_after(&b->hist, since);
         pv_stat_add(&b->d.stats->resumes, 1);
-        pv_debug("resume id=%s since=%llu: %zu from memory", c->id, (unsigned long long)since,
-                 b->hist.len - from);
-        pv__deliver(
-            b, c, pv_proto_resume("resume", since, NULL, b->hist.len - from, b->seq, pv_now_ms()));
+        size_t n = pv__visible(b, c, from, b->hist.len);
+        pv_debug("resume id=%s since=%llu: %zu from memory", c->id, (unsigned long long)since, n);
+        pv__deliver(b, c, pv_proto_resume("resume", since, NULL, n, b->seq, pv_now_ms()));
         pv__send_history(b, c, from, b->hist.len);
         return;
     }
@@ -229,14 +254,19 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
         /* The latest history up to where the held frames begin. */
         send_reset(b, c, j->since, why, pv_history_after(&b->hist, rq->to));
     } else {
+        /* The read covers every room (the gap check needs every seq);
+         * only the rows of the client's rooms go out. */
+        size_t rows = 0, mem = pv__visible(b, c, from, to);
+        for (int i = 0; i < rq->n; i++)
+            rows += pv__sees(c, rq->rows[i].room);
         pv_stat_add(&b->d.stats->resumes, 1);
-        pv_debug("resume id=%s since=%llu: %d from the database, %zu from memory", c->id,
-                 (unsigned long long)j->since, rq->n, to - from);
-        pv__deliver(b, c,
-                    pv_proto_resume("resume", j->since, NULL, (size_t)rq->n + (to - from), rq->to,
-                                    pv_now_ms()));
+        pv_debug("resume id=%s since=%llu: %zu from the database, %zu from memory", c->id,
+                 (unsigned long long)j->since, rows, mem);
+        pv__deliver(b, c, pv_proto_resume("resume", j->since, NULL, rows + mem, rq->to, pv_now_ms()));
         size_t bytes = 0;
         for (int i = 0; i < rq->n; i++) {
+            if (!pv__sees(c, rq->rows[i].room))
+                continue;
             bytes += rq->rows[i].len;
             pv__deliver(b, c, pv_frame_new(PV_WS_OP_TEXT, rq->rows[i].json, rq->rows[i].len));
         }
@@ -252,18 +282,24 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
     pv_batch_free(held);
 }
 
-/* Sends the page of the `limit` messages before seq `before`: the stored
- * rows[0..nrows) (oldest first, all before `before`), then what the ring
- * holds after the last of them -- messages relayed while the store was
- * failing are only in memory; with no rows, the ring alone. `oldest` is
- * the lowest seq stored (0: none), for `more`. */
-static void send_page(struct pv_broadcaster *b, struct pv_client *c, uint64_t before,
-                      unsigned limit, const json_t *msg_id, const struct pv_store_row *rows,
-                      size_t nrows, uint64_t oldest)
+static bool page_has(const struct pv_history_entry *e, const struct page_req *pg)
+{
+    return e->room == pg->room && (pg->named ? e->rseq : e->seq) < pg->before;
+}
+
+/* Sends the page of the `limit` messages of pg's room before `before`:
+ * the stored rows[0..nrows) (oldest first, all before it, all of that
+ * room), then what the ring holds of that room after the last of them --
+ * messages relayed while the store was failing are only in memory; with
+ * no rows, the ring alone. `oldest` is the lowest seq stored of that room
+ * (0: none), for `more`. */
+static void send_page(struct pv_broadcaster *b, struct pv_client *c, const struct page_req *pg,
+                      const json_t *msg_id, const struct pv_store_row *rows, size_t nrows,
+                      uint64_t oldest)
 {
     uint64_t last = nrows ? rows[nrows - 1].seq : 0;
-    size_t from = pv_history_after(&b->hist, last), to = pv_history_after(&b->hist, before - 1);
-    size_t total = nrows + (to > from ? to - from : 0);
+    size_t from = pv_history_after(&b->hist, last);
+    size_t total = nrows + (b->hist.len - from);
     const char **items = pv_xcalloc(total + 1, sizeof(*items));
     size_t *lens = pv_xcalloc(total + 1, sizeof(*lens));
     uint64_t *seqs = pv_xcalloc(total + 1, sizeof(*seqs));
@@ -273,15 +309,20 @@ static void send_page(struct pv_broadcaster *b, struct pv_client *c, uint64_t be
         lens[n] = rows[i].len;
         seqs[n] = rows[i].seq;
     }
-    for (size_t h = from; h < to; h++, n++) {
-        items[n] = (const char *)pv_frame_payload(pv_history_at(&b->hist, h)->f, &lens[n]);
-        seqs[n] = pv_history_at(&b->hist, h)->seq;
+    for (size_t h = from; h < b->hist.len; h++) {
+        const struct pv_history_entry *e = pv_history_at(&b->hist, h);
+        if (!page_has(e, pg))
+            continue;
+        items[n] = (const char *)pv_frame_payload(e->f, &lens[n]);
+        seqs[n++] = e->seq;
     }
-    size_t skip = n > limit ? n - limit : 0;
+    size_t skip = n > pg->limit ? n - pg->limit : 0;
     bool more = n > 0 && (skip > 0 || (oldest && seqs[skip] > oldest));
     pv_stat_add(&b->d.stats->history_pages, 1);
+    struct pv_room *r = pv__room(b, pg->room);
     struct pv_frame *page =
-        pv_proto_history_page(before, msg_id, more, items + skip, lens + skip, n - skip);
+        pv_proto_history_page(pg->named && r ? r->name : NULL, pg->before, msg_id, more,
+                              items + skip, lens + skip, n - skip);
     c->reads_charged = true; /* pages are always asked for */
     reads_charge(b, c, page->len);
     c->reads_charged = false;
@@ -305,10 +346,18 @@ static void page_answer(struct pv_broadcaster *b, struct read_job *j)
                        j->msg_id);
         return;
     }
-    send_page(b, c, rq->from, rq->limit, j->msg_id, rq->rows, (size_t)rq->n, rq->oldest);
+    /* Membership may have ended while the store read: the rows of a room
+     * one has left are not sent. */
+    if (!pv__sees(c, j->pg.room)) {
+        pv__send_error(b, c, "not-a-member",
+                       "you are not a member of that room (or there is none)", j->msg_id);
+        return;
+    }
+    send_page(b, c, &j->pg, j->msg_id, rq->rows, (size_t)rq->n, rq->oldest);
 }
 
-/* {"type":"history","before":seq,"limit":n}: the n messages before seq,
+/* {"type":"history","before":seq,"limit":n} (the lobby, before a seq), or
+ * with "room" (that room, before an rseq): the n messages before it,
  * oldest first, in one "history" reply; from memory when the ring has
  * them (or there is no database), else from the database. */
 void pv__on_history(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
@@ -317,32 +366,47 @@ void pv__on_history(struct pv_broadcaster *b, struct pv_client *c, const struct 
         pv__send_error(b, c, "busy", "a history page is already being read", in->msg_id);
         return;
     }
+    struct pv_room *r = in->room ? pv__room_of(b, c, in) : pv__room(b, PV_LOBBY_ID);
+    if (!r)
+        return;
     const char *refused = pv__reads_refused(b, c);
     if (refused) {
         pv__send_error(b, c, "busy", refused, in->msg_id);
         return;
     }
-    uint64_t before = in->before && in->before <= b->seq ? in->before : b->seq + 1;
-    /* Memory is enough without a database, when it has `limit` messages
-     * before `before`, or when the database has nothing older than it
-     * (history.h). */
+    struct page_req pg = {.room = r->id, .named = in->room != NULL, .limit = in->limit};
+    uint64_t top = pg.named ? r->rseq : b->seq;
+    pg.before = in->before && in->before <= top ? in->before : top + 1;
+    /* Memory is enough without a database, or once it has failed. For the
+     * lobby's page before a seq, with no other room's message in the ring,
+     * the ring's own rules apply (history.h); any other page is read from
+     * the database, which has every message of the room once the last
+     * given out is committed. */
     struct pv_store_facts st = {
         .present = b->d.store != NULL,
         .failed = pv__store_failed(b),
         .first = b->d.store ? pv_store_first(b->d.store) : 0,
         .committed = b->d.store ? pv_store_decided(b->d.store) : 0,
     };
-    bool ring_enough = pv_history_page_in_memory(&b->hist, before, in->limit, b->seq, &st);
+    bool lobby_ring = !pg.named && pv__visible(b, NULL, 0, b->hist.len) == b->hist.len;
+    bool ring_enough = !st.present || st.failed ||
+                       (lobby_ring && pv_history_page_in_memory(&b->hist, pg.before, in->limit,
+                                                                b->seq, &st));
     if (ring_enough) {
-        send_page(b, c, before, in->limit, in->msg_id, NULL, 0, st.first);
+        send_page(b, c, &pg, in->msg_id, NULL, 0, lobby_ring ? st.first : 0);
         return;
     }
     struct read_job *j = pv_xcalloc(1, sizeof(*j));
-    j->rq = (struct pv_store_read){.backwards = true, .from = before, .limit = in->limit};
+    j->rq = (struct pv_store_read){.backwards = true,
+                                   .from = pg.before,
+                                   .limit = in->limit,
+                                   .room = r->id,
+                                   .by_rseq = pg.named};
     j->c = pv_client_ref(c);
     j->page = true;
+    j->pg = pg;
     j->msg_id = in->msg_id ? json_incref(in->msg_id) : NULL;
-    j->need = before - 1;
+    j->need = pg.named ? b->seq : pg.before - 1;
     c->paging = true;
     read_later(b, j);
 }

@@ -239,7 +239,7 @@ static void test_encode_message_keeps_seed_fields(void **state)
     decode("{\"type\":\"message\",\"msgId\":9,\"text\":\"<b>x</b>\",\"clientKey\":\"secret\","
            "\"date\":5,\"evil\":true}",
            &in);
-    json_t *j = payload_json(pv_proto_message(&in, &from, 42, 40, 1000));
+    json_t *j = payload_json(pv_proto_message(&in, &from, PV_LOBBY, 42, 40, 1000));
     assert_string_equal(json_string_value(json_object_get(j, "type")), "message");
     assert_int_equal(json_integer_value(json_object_get(j, "msgId")), 9);
     assert_string_equal(json_string_value(json_object_get(j, "text")), "<b>x</b>");
@@ -267,7 +267,7 @@ static void test_encode_message_keeps_seed_fields(void **state)
                  bad_dates[i]);
         decode(msg, &in);
         assert_int_equal(in.type, PV_IN_MESSAGE);
-        j = payload_json(pv_proto_message(&in, &from, 1, 1, 777));
+        j = payload_json(pv_proto_message(&in, &from, PV_LOBBY, 1, 1, 777));
         assert_int_equal(json_integer_value(json_object_get(j, "date")), 777);
         assert_null(json_object_get(j, "msgId"));
         json_decref(j);
@@ -401,7 +401,7 @@ static void test_encode_recovery(void **state)
                            "{\"type\":\"message\",\"seq\":9,\"text\":\"\u00e9\"}"};
     size_t lens[] = {strlen(items[0]), strlen(items[1])};
     json_t *mid = json_string("p-1");
-    j = payload_json(pv_proto_history_page(10, mid, true, items, lens, 2));
+    j = payload_json(pv_proto_history_page(NULL, 10, mid, true, items, lens, 2));
     assert_string_equal(json_string_value(json_object_get(j, "type")), "history");
     assert_int_equal(json_integer_value(json_object_get(j, "before")), 10);
     assert_true(json_is_true(json_object_get(j, "more")));
@@ -412,7 +412,7 @@ static void test_encode_recovery(void **state)
                         "a\"b");
     assert_int_equal(json_integer_value(json_object_get(json_array_get(msgs, 1), "seq")), 9);
     json_decref(j);
-    j = payload_json(pv_proto_history_page(1, NULL, false, NULL, NULL, 0));
+    j = payload_json(pv_proto_history_page(NULL, 1, NULL, false, NULL, NULL, 0));
     assert_int_equal(json_array_size(json_object_get(j, "messages")), 0);
     assert_false(json_is_true(json_object_get(j, "more")));
     assert_null(json_object_get(j, "msgId"));
