@@ -1,0 +1,606 @@
+/* test_rooms.c -- rooms, private rooms and direct messages against the
+ * real palaverd and SQLite (issue 16, docs/rooms.md): isolation on every
+ * path (live, join history, resume from memory and from the database,
+ * pages, the room list, member lists), per-room rseq and the global seq,
+ * one resume across several rooms, unread counts across restarts,
+ * announcement rooms, archive, and a kicked person leaving every room's
+ * online set.
+ *
+ * Threads: one test thread. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pvtest.h"
+
+#define T 5000
+#define PASSWORD "correct horse battery"
+#define HISTORY "4" /* a small ring: resumes and pages read the database */
+
+static struct srv server;
+static char dir[256];
+static char ann[256], bob[256], cat[256], dan[256]; /* session headers */
+
+static int post(const char *path, const char *headers, const char *body, char *out, size_t n)
+{
+    char req[8192];
+    snprintf(req, sizeof(req),
+             "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n%s"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+             path, server.port, headers ? headers : "", strlen(body), body);
+    return http_request(server.port, req, out, n);
+}
+
+/* Registers `name` (open registration) unless it exists, signs in, and
+ * writes the session cookie header to hdr. */
+static void account(const char *name, char *hdr, size_t n)
+{
+    char body[256], out[4096];
+    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"password\":\"%s\"}", name, PASSWORD);
+    post("/api/register", NULL, body, out, sizeof(out));
+    int64_t deadline = mono_ms() + 20000;
+    int status;
+    while ((status = post("/api/login", NULL, body, out, sizeof(out))) == 429 &&
+           mono_ms() < deadline)
+        poll(NULL, 0, 200);
+    assert_int_equal(status, 200);
+    const char *c = strstr(out, "palaver_session=");
+    assert_non_null(c);
+    snprintf(hdr, n, "Cookie: palaver_session=%.*s\r\n", (int)strcspn(c + 16, ";\r\n"), c + 16);
+}
+
+static int start(void)
+{
+    const char *args[] = {"--data-dir", dir,    "--registration", "open",
+                          "--history",  HISTORY, NULL};
+    return srv_start(&server, args);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char out[2048], cmd[1024];
+    assert_true(tmpdir_make(dir, sizeof(dir), "rooms"));
+    snprintf(cmd, sizeof(cmd),
+             "printf '%%s\\n' '%s' | '%s' --config /dev/null --data-dir '%s' --create-admin Ann",
+             PASSWORD, PALAVERD_PATH, dir);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    assert_int_equal(run_capture(argv, NULL, out, sizeof(out)), 0);
+    assert_int_equal(start(), 0);
+    account("Ann", ann, sizeof(ann));
+    account("bob", bob, sizeof(bob));
+    account("cat", cat, sizeof(cat));
+    account("dan", dan, sizeof(dan));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int rc = srv_stop(&server);
+    tmpdir_remove(dir);
+    return rc == 0 ? 0 : -1;
+}
+
+static void restart(void)
+{
+    assert_int_equal(srv_stop(&server), 0);
+    assert_int_equal(start(), 0);
+}
+
+/* A connection as hdr's account (NULL: a guest), with everything it got at
+ * the handshake (id, presence, join history or a replay) in *got (an
+ * array) when got is given. */
+static struct wsc *open_as(const char *hdr, const char *path, json_t **got)
+{
+    struct wsc *c = wsc_open(server.port, &(struct wsc_opts){.headers = hdr, .path = path});
+    assert_non_null(c);
+    assert_int_equal(c->status, 101);
+    json_t *all = json_array();
+    json_int_t left = -1;
+    while (left != 0) {
+        json_t *j = wsc_recv_json(c, T);
+        assert_non_null(j);
+        const char *t = json_string_value(json_object_get(j, "type"));
+        if (strcmp(t, "presence") == 0 && !strstr(path, "since="))
+            left = json_integer_value(json_object_get(j, "history"));
+        else if (strcmp(t, "resume") == 0 || strcmp(t, "reset") == 0)
+            left = json_integer_value(json_object_get(j, "history"));
+        else if (left > 0)
+            left--;
+        json_array_append_new(all, j);
+    }
+    if (got)
+        *got = all;
+    else
+        json_decref(all);
+    return c;
+}
+
+static void send_json(struct wsc *c, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    assert_int_equal(wsc_send_text(c, buf), 0);
+}
+
+static const char *str(const json_t *j, const char *k)
+{
+    const char *s = json_string_value(json_object_get(j, k));
+    return s ? s : "";
+}
+
+static long long num(const json_t *j, const char *k)
+{
+    return json_integer_value(json_object_get(j, k));
+}
+
+static void expect_error(struct wsc *c, const char *code)
+{
+    json_t *e = wsc_expect(c, "error", T);
+    assert_non_null(e);
+    assert_string_equal(str(e, "code"), code);
+    json_decref(e);
+}
+
+/* Says `text` in `room` (NULL: the lobby, no "room" field); the ack's seq. */
+static long long say(struct wsc *c, const char *room, const char *text)
+{
+    if (room)
+        send_json(c, "{\"type\":\"message\",\"msgId\":1,\"room\":\"%s\",\"text\":\"%s\"}", room,
+                  text);
+    else
+        send_json(c, "{\"type\":\"message\",\"msgId\":1,\"text\":\"%s\"}", text);
+    json_t *a = wsc_expect(c, "ack", T);
+    assert_non_null(a);
+    long long seq = num(a, "seq");
+    json_decref(a);
+    return seq;
+}
+
+/* Reads c's frames until the chat message with `text`; fails if anything
+ * of room `never` comes before it. Returns that message. */
+static json_t *until_text(struct wsc *c, const char *text, const char *never)
+{
+    for (;;) {
+        json_t *j = wsc_recv_json(c, T);
+        assert_non_null(j);
+        if (never && strcmp(str(j, "room"), never) == 0)
+            fail_msg("a frame of room %s reached a non-member: %s", never, str(j, "type"));
+        if (strcmp(str(j, "type"), "message") == 0 && strcmp(str(j, "text"), text) == 0)
+            return j;
+        json_decref(j);
+    }
+}
+
+/* The reply of `type` to a request. */
+static json_t *ask(struct wsc *c, const char *type, const char *req)
+{
+    assert_int_equal(wsc_send_text(c, req), 0);
+    json_t *j = wsc_expect(c, type, T);
+    if (!j)
+        srv_dump_log(&server);
+    assert_non_null(j);
+    return j;
+}
+
+/* The entry for `room` in a rooms reply's "rooms" (NULL: none). */
+static json_t *entry(json_t *list, const char *room)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(list, "rooms"), i, e)
+    {
+        if (strcmp(str(e, "room"), room) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* No element of `arr` (messages) is of room `room`. */
+static void none_of(json_t *arr, const char *room)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        if (strcmp(str(e, "room"), room) == 0)
+            fail_msg("%s message (seq %lld) of room %s leaked", str(e, "type"), num(e, "seq"),
+                     room);
+    }
+}
+
+/* Isolation (docs/rooms.md): a private room's and a DM's messages reach
+ * nobody else -- live, in a join history, in resumes from memory and from
+ * the database, in pages, in the room list, in member lists -- and a
+ * request for a private room gets the same answer as one for no room. */
+static void test_isolation(void **state)
+{
+    (void)state;
+    struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    struct wsc *c = open_as(cat, "/ws", NULL), *g = open_as(NULL, "/ws?name=gus", NULL);
+
+    /* Ann's private room, with Bob invited. */
+    send_json(a, "{\"type\":\"create\",\"room\":\"ops\",\"kind\":\"private\",\"topic\":\"pager\"}");
+    json_t *ev = wsc_expect(a, "room", T);
+    assert_non_null(ev);
+    assert_string_equal(str(ev, "action"), "created");
+    assert_string_equal(str(ev, "room"), "ops");
+    assert_int_equal(num(ev, "rseq"), 1);
+    json_decref(ev);
+    send_json(a, "{\"type\":\"invite\",\"room\":\"ops\",\"user\":\"BOB\"}");
+    ev = wsc_expect(b, "member", T); /* Bob hears of it: he is in */
+    assert_non_null(ev);
+    assert_string_equal(str(ev, "action"), "invited");
+    assert_string_equal(str(json_object_get(ev, "user"), "name"), "bob");
+    json_decref(ev);
+
+    long long s1 = say(b, "ops", "secret one");
+    json_t *m = until_text(a, "secret one", NULL);
+    assert_string_equal(str(m, "room"), "ops");
+    assert_int_equal(num(m, "seq"), s1);
+    long long r1 = num(m, "rseq");
+    json_decref(m);
+    for (int i = 2; i <= 6; i++) { /* more than the ring holds */
+        char t[32];
+        snprintf(t, sizeof(t), "secret %d", i);
+        say(a, "ops", t);
+        m = until_text(b, t, NULL);
+        assert_int_equal(num(m, "rseq"), r1 + i - 1); /* contiguous in the room */
+        json_decref(m);
+    }
+    /* The lobby marker: Cat and the guest get it, and nothing of ops first. */
+    say(a, NULL, "lobby marker");
+    json_decref(until_text(c, "lobby marker", "ops"));
+    json_decref(until_text(g, "lobby marker", "ops"));
+
+    /* A DM between Bob and Cat: Dan and Ann never see it. */
+    json_t *dm = ask(b, "dm", "{\"type\":\"dm\",\"user\":\"cat\",\"msgId\":5}");
+    char dmname[64];
+    snprintf(dmname, sizeof(dmname), "%s", str(dm, "room"));
+    assert_non_null(strstr(dmname, "dm:"));
+    assert_string_equal(str(json_object_get(dm, "with"), "name"), "cat");
+    json_decref(dm);
+    json_t *again = ask(c, "dm", "{\"type\":\"dm\",\"user\":\"bob\"}"); /* the same room */
+    assert_string_equal(str(again, "room"), dmname);
+    json_decref(again);
+    say(c, dmname, "psst bob");
+    json_decref(until_text(b, "psst bob", NULL));
+    say(b, NULL, "lobby marker 2");
+    json_decref(until_text(a, "lobby marker 2", dmname));
+    json_decref(until_text(g, "lobby marker 2", dmname));
+
+    /* Requests for a room one is not in: one answer, existing or not. */
+    const char *denied[] = {
+        "{\"type\":\"message\",\"room\":\"ops\",\"text\":\"let me in\"}",
+        "{\"type\":\"history\",\"room\":\"ops\"}",
+        "{\"type\":\"members\",\"room\":\"ops\"}",
+        "{\"type\":\"join\",\"room\":\"ops\"}",
+        "{\"type\":\"join\",\"room\":\"no such room\"}",
+        "{\"type\":\"leave\",\"room\":\"ops\"}",
+        "{\"type\":\"read\",\"room\":\"ops\",\"rseq\":3}",
+        "{\"type\":\"invite\",\"room\":\"ops\",\"user\":\"dan\"}",
+    };
+    for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
+        assert_int_equal(wsc_send_text(c, denied[i]), 0);
+        expect_error(c, "not-a-member");
+    }
+    char req[256];
+    snprintf(req, sizeof(req), "{\"type\":\"message\",\"room\":\"%s\",\"text\":\"hi\"}", dmname);
+    assert_int_equal(wsc_send_text(a, req), 0); /* an admin is not in others' DMs */
+    expect_error(a, "not-a-member");
+    assert_int_equal(wsc_send_text(g, "{\"type\":\"create\",\"room\":\"guests\"}"), 0);
+    expect_error(g, "forbidden"); /* guests live in the lobby */
+    assert_int_equal(wsc_send_text(g, "{\"type\":\"dm\",\"user\":\"bob\"}"), 0);
+    expect_error(g, "forbidden");
+
+    /* The room list: Cat's has no ops (not even among public rooms). */
+    json_t *list = ask(c, "rooms", "{\"type\":\"rooms\"}");
+    assert_null(entry(list, "ops"));
+    assert_non_null(entry(list, dmname));
+    assert_non_null(entry(list, "lobby"));
+    char *dumped = json_dumps(list, 0);
+    assert_null(strstr(dumped, "secret"));
+    assert_null(strstr(dumped, "pager"));
+    free(dumped);
+    json_decref(list);
+    list = ask(b, "rooms", "{\"type\":\"rooms\"}");
+    json_t *ops = entry(list, "ops");
+    assert_non_null(ops);
+    assert_string_equal(str(ops, "kind"), "private");
+    assert_string_equal(str(ops, "topic"), "pager");
+    assert_int_equal(num(ops, "online"), 2);
+    assert_string_equal(str(json_object_get(ops, "last"), "text"), "secret 6");
+    json_decref(list);
+
+    /* Members of ops, with who is online. */
+    json_t *mem = ask(b, "members", "{\"type\":\"members\",\"room\":\"ops\"}");
+    assert_int_equal(num(mem, "count"), 2);
+    json_decref(mem);
+
+    /* Pages: the lobby's page, served from the database, has nothing of
+     * ops or the DM; ops' page by rseq has ops' messages only. */
+    json_t *page = ask(c, "history", "{\"type\":\"history\",\"limit\":200}");
+    none_of(json_object_get(page, "messages"), "ops");
+    none_of(json_object_get(page, "messages"), dmname);
+    assert_true(json_array_size(json_object_get(page, "messages")) >= 2);
+    json_decref(page);
+    snprintf(req, sizeof(req), "{\"type\":\"history\",\"room\":\"ops\",\"before\":%lld}", r1 + 5);
+    page = ask(b, "history", req);
+    assert_string_equal(str(page, "room"), "ops");
+    json_t *msgs = json_object_get(page, "messages");
+    assert_true(json_array_size(msgs) >= 5);
+    size_t i;
+    json_t *e;
+    json_array_foreach(msgs, i, e)
+    {
+        assert_string_equal(str(e, "room"), "ops");
+        assert_true(num(e, "rseq") < r1 + 5);
+        if (i)
+            assert_int_equal(num(e, "rseq"), num(json_array_get(msgs, i - 1), "rseq") + 1);
+    }
+    assert_string_equal(str(json_array_get(msgs, json_array_size(msgs) - 1), "text"), "secret 5");
+    json_decref(page);
+
+    /* Newcomers: Dan's join history and resumes, from memory (since near
+     * the end) and from the database (since 0), carry nothing of ops or
+     * the DM; Bob's resume from the database has both rooms he is in. */
+    json_t *got;
+    wsc_free(open_as(dan, "/ws", &got));
+    none_of(got, "ops");
+    none_of(got, dmname);
+    json_decref(got);
+    snprintf(req, sizeof(req), "/ws?since=%lld", s1 + 3);
+    wsc_free(open_as(dan, req, &got));
+    none_of(got, "ops");
+    none_of(got, dmname);
+    json_decref(got);
+    wsc_free(open_as(dan, "/ws?since=0", &got));
+    assert_string_equal(str(json_array_get(got, 2), "type"), "resume");
+    none_of(got, "ops");
+    none_of(got, dmname);
+    json_decref(got);
+    wsc_free(open_as(NULL, "/ws?since=0&name=gwen", &got));
+    none_of(got, "ops");
+    none_of(got, dmname);
+    json_decref(got);
+    wsc_free(open_as(bob, "/ws?since=0", &got));
+    bool saw_ops = false, saw_dm = false;
+    json_array_foreach(got, i, e)
+    {
+        saw_ops |= strcmp(str(e, "room"), "ops") == 0;
+        saw_dm |= strcmp(str(e, "room"), dmname) == 0;
+    }
+    assert_true(saw_ops && saw_dm);
+    json_decref(got);
+
+    /* After a restart (rooms and memberships from the database), the same. */
+    wsc_free(a);
+    wsc_free(b);
+    wsc_free(c);
+    wsc_free(g);
+    restart();
+    c = open_as(cat, "/ws?since=0", &got);
+    none_of(got, "ops");
+    json_decref(got);
+    b = open_as(bob, "/ws", NULL);
+    say(b, "ops", "after restart");
+    say(b, NULL, "lobby marker 3");
+    json_decref(until_text(c, "lobby marker 3", "ops"));
+    list = ask(b, "rooms", "{\"type\":\"rooms\"}");
+    assert_non_null(entry(list, "ops"));
+    assert_int_equal(num(entry(list, "ops"), "rseq"), r1 + 6); /* rseq carried on */
+    json_decref(list);
+    wsc_free(b);
+    wsc_free(c);
+}
+
+/* One resume across several rooms: Bob drops; meanwhile ops, the lobby and
+ * a DM he is not in keep going (more than the ring holds); his ?since=
+ * brings exactly the messages he missed in his rooms, in seq order, each
+ * room's rseq contiguous, no gap, no duplicate, nothing of the others. */
+static void test_resume_across_rooms(void **state)
+{
+    (void)state;
+    struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    struct wsc *c = open_as(cat, "/ws", NULL), *d = open_as(dan, "/ws", NULL);
+    json_t *dm = ask(c, "dm", "{\"type\":\"dm\",\"user\":\"dan\"}");
+    char dmname[64];
+    snprintf(dmname, sizeof(dmname), "%s", str(dm, "room"));
+    json_decref(dm);
+    long long last = say(b, "ops", "before the drop");
+    wsc_free(b);
+
+    long long want_ops = 0, want_lobby = 0;
+    for (int i = 0; i < 12; i++) {
+        char t[32];
+        snprintf(t, sizeof(t), "missed %d", i);
+        if (i % 3 == 0) {
+            say(a, "ops", t);
+            want_ops++;
+        } else if (i % 3 == 1) {
+            say(c, NULL, t);
+            want_lobby++;
+        } else {
+            say(d, dmname, t);
+        }
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/ws?since=%lld", last);
+    json_t *got;
+    b = open_as(bob, path, &got);
+    size_t i;
+    json_t *e;
+    long long prev_seq = last, ops_rseq = 0, lobby_rseq = 0, n_ops = 0, n_lobby = 0;
+    json_array_foreach(got, i, e)
+    {
+        const char *t = str(e, "type");
+        if (strcmp(t, "resume") == 0)
+            assert_int_equal(num(e, "history"), want_ops + want_lobby);
+        if (strcmp(t, "message") != 0)
+            continue;
+        assert_true(num(e, "seq") > prev_seq); /* strictly increasing, no duplicate */
+        prev_seq = num(e, "seq");
+        long long *rs = strcmp(str(e, "room"), "ops") == 0 ? &ops_rseq : &lobby_rseq;
+        assert_true(strcmp(str(e, "room"), "ops") == 0 || strcmp(str(e, "room"), "lobby") == 0);
+        if (*rs)
+            assert_int_equal(num(e, "rseq"), *rs + 1); /* contiguous per room */
+        *rs = num(e, "rseq");
+        *(strcmp(str(e, "room"), "ops") == 0 ? &n_ops : &n_lobby) += 1;
+    }
+    assert_int_equal(n_ops, want_ops);
+    assert_int_equal(n_lobby, want_lobby);
+    none_of(got, dmname);
+    json_decref(got);
+    wsc_free(a);
+    wsc_free(b);
+    wsc_free(c);
+    wsc_free(d);
+}
+
+/* Unread counts: a read marker moves forward only, reaches the person's
+ * other connections, and the count survives a restart. */
+static void test_unread(void **state)
+{
+    (void)state;
+    struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    struct wsc *b2 = open_as(bob, "/ws", NULL);
+    for (int i = 0; i < 5; i++)
+        say(a, "ops", "unread one");
+    json_t *list = ask(b, "rooms", "{\"type\":\"rooms\"}");
+    long long top = num(entry(list, "ops"), "rseq");
+    json_decref(list);
+    char req[128];
+    snprintf(req, sizeof(req), "{\"type\":\"read\",\"room\":\"ops\",\"rseq\":%lld}", top - 2);
+    assert_int_equal(wsc_send_text(b, req), 0);
+    json_t *r = wsc_expect(b2, "read", T); /* the other tab's badge follows */
+    assert_non_null(r);
+    assert_int_equal(num(r, "rseq"), top - 2);
+    assert_int_equal(num(r, "unread"), 2);
+    json_decref(r);
+    snprintf(req, sizeof(req), "{\"type\":\"read\",\"room\":\"ops\",\"rseq\":%lld}", top - 4);
+    assert_int_equal(wsc_send_text(b, req), 0); /* backwards: ignored */
+    list = ask(b, "rooms", "{\"type\":\"rooms\"}");
+    assert_int_equal(num(entry(list, "ops"), "unread"), 2);
+    assert_int_equal(num(entry(list, "ops"), "lastRead"), top - 2);
+    json_decref(list);
+    wsc_free(a);
+    wsc_free(b);
+    wsc_free(b2);
+    restart();
+    b = open_as(bob, "/ws", NULL);
+    list = ask(b, "rooms", "{\"type\":\"rooms\"}");
+    assert_int_equal(num(entry(list, "ops"), "unread"), 2);
+    json_decref(list);
+    wsc_free(b);
+}
+
+/* Announcement rooms: everyone may join and read, only moderators post;
+ * public rooms are listed to be joined; leaving ends delivery; archived
+ * rooms are read-only. */
+static void test_kinds(void **state)
+{
+    (void)state;
+    struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"create\",\"room\":\"news\",\"kind\":"
+                                      "\"announcement\"}"),
+                     0);
+    expect_error(b, "forbidden");
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"create\",\"room\":\"news\",\"kind\":"
+                                      "\"announcement\"}"),
+                     0);
+    json_decref(wsc_expect(a, "room", T));
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"create\",\"room\":\"NEWS\"}"), 0);
+    expect_error(a, "room-exists"); /* names compare as display names do */
+    json_t *list = ask(b, "rooms", "{\"type\":\"rooms\"}");
+    size_t i;
+    json_t *e;
+    bool listed = false;
+    json_array_foreach(json_object_get(list, "public"), i, e) listed |=
+        strcmp(str(e, "room"), "news") == 0;
+    assert_true(listed);
+    json_decref(list);
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"join\",\"room\":\"news\"}"), 0);
+    json_t *ev = wsc_expect(b, "member", T);
+    assert_string_equal(str(ev, "action"), "joined");
+    json_decref(ev);
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"message\",\"room\":\"news\",\"text\":\"hi\"}"),
+                     0);
+    expect_error(b, "forbidden");
+    say(a, "news", "release tonight");
+    json_decref(until_text(b, "release tonight", NULL));
+
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"leave\",\"room\":\"news\"}"), 0);
+    ev = wsc_expect(b, "member", T); /* the leaver hears it, then nothing more */
+    assert_string_equal(str(ev, "action"), "left");
+    json_decref(ev);
+    say(a, "news", "after bob left");
+    say(a, NULL, "lobby marker 4");
+    json_decref(until_text(b, "lobby marker 4", "news"));
+
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"archive\",\"room\":\"news\"}"), 0);
+    expect_error(b, "forbidden"); /* admins only */
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"archive\",\"room\":\"news\"}"), 0);
+    ev = wsc_expect(a, "room", T);
+    assert_string_equal(str(ev, "action"), "archived");
+    json_decref(ev);
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"message\",\"room\":\"news\",\"text\":\"x\"}"),
+                     0);
+    expect_error(a, "archived");
+    wsc_free(a);
+    wsc_free(b);
+}
+
+/* A kicked person leaves every room's online set at once. */
+static void test_kick_leaves_rooms(void **state)
+{
+    (void)state;
+    struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    json_t *list = ask(a, "rooms", "{\"type\":\"rooms\"}");
+    assert_int_equal(num(entry(list, "ops"), "online"), 2);
+    json_decref(list);
+    char out[4096];
+    assert_int_equal(
+        post("/api/moderate", ann, "{\"action\":\"kick\",\"user\":\"bob\"}", out, sizeof(out)),
+        200);
+    assert_int_equal(wsc_wait_close(b, T), 4001);
+    wsc_free(b); /* the connection ends, as a browser's does after the close */
+    json_t *mem = NULL;
+    for (int64_t end = mono_ms() + T; mono_ms() < end;) {
+        json_decref(mem);
+        mem = ask(a, "members", "{\"type\":\"members\",\"room\":\"ops\"}");
+        json_t *m0 = json_array_get(json_object_get(mem, "members"), 0);
+        json_t *m1 = json_array_get(json_object_get(mem, "members"), 1);
+        json_t *bobm = strcmp(str(m0, "name"), "bob") == 0 ? m0 : m1;
+        if (!json_is_true(json_object_get(bobm, "online")))
+            break;
+        poll(NULL, 0, 20);
+    }
+    json_decref(mem);
+    list = ask(a, "rooms", "{\"type\":\"rooms\"}");
+    assert_int_equal(num(entry(list, "ops"), "online"), 1);
+    json_decref(list);
+    wsc_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_isolation),
+        cmocka_unit_test(test_resume_across_rooms),
+        cmocka_unit_test(test_unread),
+        cmocka_unit_test(test_kinds),
+        cmocka_unit_test(test_kick_leaves_rooms),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
