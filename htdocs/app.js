@@ -51,6 +51,9 @@ const state = {
   account: null,       // {id, name, role} when signed in (GET /api/me), else a guest
   auth: 'open',        // 'members': only signed-in people may connect (GET /api/me)
   registration: 'closed', // 'open': anyone may make an account (/register)
+  room: 'lobby',       // the room shown (docs/rooms.md)
+  readTimer: null,     // a read marker waiting (at most one a second)
+  roomsFrame: 0,       // the sidebar's redraw is pending (one per frame)
 };
 
 // ---- connection ----------------------------------------------------------
@@ -186,6 +189,7 @@ function render(ev) {
     case 'me':
       showMe();
       updateCounter();
+      requestRooms();
       break;
     case 'users':
       renderUsers();
@@ -253,11 +257,24 @@ function render(ev) {
     case 'deleted': {
       const li = rowOf(ev.seq);
       if (li) markDeleted(li);
-      else if (!ev.shown) append(deletedItem(ev.seq, ev.date), false);
+      else if (!ev.shown) append(placeIn(deletedItem(ev.seq, ev.date), { room: ev.room }), false);
       break;
     }
     case 'moderation':
       moderated(ev.m);
+      break;
+    case 'rooms':
+      roomsChanged();
+      break;
+    case 'roomEvent':
+      roomEvent(ev);
+      break;
+    case 'dm':
+      requestRooms();
+      switchRoom(ev.room);
+      break;
+    case 'members':
+      showMembers(ev.m);
       break;
     default:
       break;
@@ -268,12 +285,13 @@ function showMessage({ m, history, replayed, mine }) {
   const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine,
     m.from && m.from.role);
   li.dataset.seq = String(m.seq);
+  placeIn(li, m);
   if (m.from && m.from.account) li.dataset.account = String(m.from.account);
   if (m.edited) setText(li, m.text, m.edited);
   addActions(li);
   if (history) li.classList.add('history');
-  append(li, !history);
-  if (!history && !replayed) {
+  append(li, !history && !li.hidden);
+  if (!history && !replayed && !li.hidden) {
     live.textContent = `${m.from ? m.from.name : 'someone'}: ${m.text}`;
   }
   if (!history && document.hidden) {
@@ -286,15 +304,18 @@ function showMessage({ m, history, replayed, mine }) {
 
 function updateOlder() {
   const connected = state.socket && state.socket.readyState === WebSocket.OPEN;
-  olderBtn.hidden = !session.olderPossible();
-  olderBtn.disabled = !connected || session.loadingOlder;
-  olderBtn.textContent = session.loadingOlder ? 'Loading…' : 'Load older messages';
-  beginning.hidden = !session.atBeginning();
+  const lobby = state.room === 'lobby';
+  const page = session.pages.get(state.room);
+  const loading = lobby ? session.loadingOlder : Boolean(page && page.loading);
+  olderBtn.hidden = lobby ? !session.olderPossible() : !session.roomOlderPossible(state.room);
+  olderBtn.disabled = !connected || loading;
+  olderBtn.textContent = loading ? 'Loading…' : 'Load older messages';
+  beginning.hidden = lobby ? !session.atBeginning() : !(page && (page.more === false || page.oldestRseq <= 1));
 }
 
 function loadOlder() {
   if (olderBtn.hidden || olderBtn.disabled) return;
-  const frame = session.olderRequest();
+  const frame = state.room === 'lobby' ? session.olderRequest() : session.roomOlderRequest(state.room);
   if (!frame) return;
   updateOlder();
   state.socket.send(frame);
@@ -302,9 +323,9 @@ function loadOlder() {
 
 function showOlder({ items }) {
   const lis = items.map(({ m, mine }) => {
-    if (m.type === 'deleted') return deletedItem(m.seq, m.serverDate);
-    const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine,
-      m.from && m.from.role);
+    if (m.type === 'deleted') return placeIn(deletedItem(m.seq, m.serverDate), m);
+    const li = placeIn(messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine,
+      m.from && m.from.role), m);
     li.dataset.seq = String(m.seq);
     if (m.from && m.from.account) li.dataset.account = String(m.from.account);
     if (m.edited) setText(li, m.text, m.edited);
@@ -535,8 +556,231 @@ function notice(body, cls = 'notice') {
   const li = document.createElement('li');
   li.className = cls;
   li.textContent = body;
+  li.dataset.room = state.room; /* said to the reader, where they are */
   append(li, false);
 }
+
+// ---- rooms (docs/rooms.md) ---------------------------------------------------
+// One log for every room: each row names its room and only the shown
+// room's rows are visible, so switching is instant and a reconnect's
+// replay lands in every room at once.
+
+const roomList = $('room-list');
+
+// A row belongs to its message's room; it is hidden unless that room is shown.
+function placeIn(li, m) {
+  li.dataset.room = (m && m.room) || 'lobby';
+  if (m && Number.isInteger(m.rseq)) li.dataset.rseq = String(m.rseq);
+  li.hidden = li.dataset.room !== state.room;
+  return li;
+}
+
+function roomLabel(r) {
+  if (r.kind === 'dm') return `@ ${(r.with || []).map((u) => u.name).join(', ') || 'direct message'}`;
+  return `# ${r.room}`;
+}
+
+function send1(frame) {
+  if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(frame);
+}
+
+function requestRooms() {
+  if (state.account) send1(JSON.stringify({ type: 'rooms' }));
+}
+
+// The sidebar, redrawn at most once a frame however fast messages come.
+function roomsChanged() {
+  if (state.roomsFrame) return;
+  state.roomsFrame = requestAnimationFrame(() => {
+    state.roomsFrame = 0;
+    renderRooms();
+  });
+}
+
+function renderRooms() {
+  $('room-new').hidden = !state.account;
+  const rooms = [...session.rooms.values()];
+  if (!rooms.length) rooms.push({ room: 'lobby', kind: 'public' });
+  const focused = document.activeElement && document.activeElement.dataset
+    ? document.activeElement.dataset.room : null;
+  roomList.replaceChildren(...rooms.map((r) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.room = r.room;
+    const name = document.createElement('span');
+    name.textContent = roomLabel(r);
+    b.append(name);
+    const n = r.room === state.room ? 0 : session.unread(r.room);
+    if (n > 0) {
+      const badge = document.createElement('span');
+      badge.className = 'unread';
+      badge.textContent = n > 99 ? '99+' : String(n);
+      b.append(badge);
+      b.setAttribute('aria-label', `${roomLabel(r)}, ${n} unread`);
+    }
+    if (r.room === state.room) b.setAttribute('aria-current', 'true');
+    b.tabIndex = r.room === state.room ? 0 : -1; // one tab stop; arrows move inside
+    b.addEventListener('click', () => switchRoom(r.room));
+    li.append(b);
+    return li;
+  }));
+  if (focused) roomList.querySelector(`button[data-room="${CSS.escape(focused)}"]`)?.focus();
+  renderRoomHead();
+  markRead();
+}
+
+function renderRoomHead() {
+  const r = session.rooms.get(state.room) || { room: 'lobby', kind: 'public', topic: '' };
+  $('room-title').textContent = roomLabel(r);
+  $('room-topic').textContent = r.archived ? `${r.topic || ''} (archived: read-only)` : r.topic || '';
+  const own = r.room !== 'lobby';
+  $('room-members').hidden = !own;
+  $('room-invite').hidden = !own || r.kind === 'dm' || r.archived;
+  $('room-leave').hidden = !own || r.kind === 'dm';
+}
+
+// Shows `room`: its rows, its head, its "new messages" marker above the
+// first unread one; the composer writes to it from now on.
+function switchRoom(room) {
+  if (!room) return;
+  const unreadFrom = (session.rooms.get(room) || {}).lastRead;
+  const unread = session.unread(room);
+  state.room = room;
+  for (const old of log.querySelectorAll('.unread-marker')) old.remove();
+  for (const li of log.children) li.hidden = li.dataset.room !== room;
+  if (unread > 0 && Number.isInteger(unreadFrom)) {
+    const first = [...log.querySelectorAll(`li[data-room="${CSS.escape(room)}"][data-rseq]`)]
+      .find((li) => Number(li.dataset.rseq) > unreadFrom);
+    if (first) {
+      const marker = document.createElement('li');
+      marker.className = 'unread-marker';
+      marker.dataset.room = room;
+      marker.textContent = 'New messages';
+      first.before(marker);
+    }
+  }
+  state.unseenBelow = 0;
+  newerBtn.hidden = true;
+  scroller.scrollTop = scroller.scrollHeight;
+  renderRooms();
+  updateOlder();
+  // A room we have never paged in: its latest page now.
+  if (room !== 'lobby' && !log.querySelector(`li[data-room="${CSS.escape(room)}"][data-seq]`)) loadOlder();
+}
+
+// Read markers: only for a room actually shown, with the page visible and
+// scrolled to the bottom; at most one a second.
+function markRead() {
+  if (state.readTimer || document.hidden || !atBottom()) return;
+  state.readTimer = setTimeout(() => {
+    state.readTimer = null;
+    if (document.hidden || !atBottom()) return;
+    const frame = session.readRequest(state.room);
+    if (frame) {
+      send1(frame);
+      roomsChanged();
+    }
+  }, 1000);
+}
+
+function roomEvent({ m, history }) {
+  const who = m.user ? m.user.name : m.by ? m.by.name : 'someone';
+  const by = m.by && m.user && m.by.name !== m.user.name ? ` (by ${m.by.name})` : '';
+  const what = {
+    created: `${m.by ? m.by.name : 'someone'} created this room`,
+    joined: `${who} joined`,
+    invited: `${who} was invited${by}`,
+    left: `${who} left`,
+    topic: `Topic: ${m.topic || '(none)'}`,
+    archived: 'This room is archived (read-only)',
+  }[m.action] || m.action;
+  const li = document.createElement('li');
+  li.className = 'room-note';
+  li.textContent = what;
+  if (m.action === 'created' && state.creating === m.room) {
+    state.creating = null;
+    setTimeout(() => switchRoom(m.room));
+  }
+  li.dataset.seq = String(m.seq);
+  placeIn(li, m);
+  append(li, false);
+  if (!history) requestRooms();
+  // We left: back to the lobby.
+  if (m.action === 'left' && m.user && state.account && m.user.account === state.account.id
+      && state.room === m.room) switchRoom('lobby');
+}
+
+function showMembers(m) {
+  const names = (m.members || []).map((u) => `${u.name}${u.online ? ' (online)' : ''}${u.role === 'owner' ? ' — owner' : ''}`);
+  notice(`Members of ${m.room} (${m.count}): ${names.join(', ')}`);
+}
+
+roomList.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'ArrowDown' && ev.key !== 'ArrowUp') return;
+  const buttons = [...roomList.querySelectorAll('button')];
+  const i = buttons.indexOf(document.activeElement);
+  const next = buttons[(i + (ev.key === 'ArrowDown' ? 1 : buttons.length - 1)) % buttons.length];
+  if (next) {
+    ev.preventDefault();
+    next.focus();
+  }
+});
+// Alt+Up / Alt+Down: the previous or next room, from anywhere.
+document.addEventListener('keydown', (ev) => {
+  if (!ev.altKey || (ev.key !== 'ArrowDown' && ev.key !== 'ArrowUp')) return;
+  const names = [...session.rooms.keys()];
+  if (names.length < 2) return;
+  ev.preventDefault();
+  const i = names.indexOf(state.room);
+  switchRoom(names[(i + (ev.key === 'ArrowDown' ? 1 : names.length - 1)) % names.length]);
+});
+
+$('room-new').addEventListener('click', () => {
+  const list = $('room-public');
+  list.replaceChildren(...session.publicRooms.map((r) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = `Join # ${r.room}`;
+    b.addEventListener('click', () => {
+      send1(JSON.stringify({ type: 'join', room: r.room }));
+      $('room-dialog').close();
+    });
+    const t = document.createElement('span');
+    t.textContent = ` ${r.topic || ''} (${r.members} member${r.members === 1 ? '' : 's'})`;
+    li.append(b, t);
+    return li;
+  }));
+  $('room-dialog').showModal();
+  $('room-name').focus();
+});
+$('room-cancel').addEventListener('click', () => $('room-dialog').close());
+$('room-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const room = $('room-name').value.trim();
+  if (!room) return;
+  state.creating = room;
+  send1(JSON.stringify({ type: 'create', room, kind: $('room-kind').value, topic: $('room-topic-input').value }));
+  $('room-dialog').close();
+  $('room-name').value = '';
+  $('room-topic-input').value = '';
+});
+$('room-invite').addEventListener('click', () => {
+  $('invite-dialog').showModal();
+  $('room-invite-name').focus();
+});
+$('room-invite-cancel').addEventListener('click', () => $('invite-dialog').close());
+$('room-invite-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const user = $('room-invite-name').value.trim();
+  if (!user) return;
+  send1(JSON.stringify({ type: 'invite', room: state.room, user }));
+  $('invite-dialog').close();
+  $('room-invite-name').value = '';
+});
+$('room-leave').addEventListener('click', () => send1(JSON.stringify({ type: 'leave', room: state.room })));
+$('room-members').addEventListener('click', () => send1(JSON.stringify({ type: 'members', room: state.room })));
 
 function atBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
@@ -572,6 +816,7 @@ function append(li, counts) {
   trim(stick);
   if (stick) {
     scroller.scrollTop = scroller.scrollHeight;
+    if (!li.hidden) markRead();
   } else if (counts) {
     state.unseenBelow++;
     newerBtn.textContent = `${state.unseenBelow} new message${state.unseenBelow > 1 ? 's' : ''} ↓`;
@@ -588,6 +833,7 @@ scroller.addEventListener('scroll', () => {
   if (atBottom()) {
     state.unseenBelow = 0;
     newerBtn.hidden = true;
+    markRead();
   }
   const up = scroller.scrollTop < lastScrollTop;
   lastScrollTop = scroller.scrollTop;
@@ -602,6 +848,7 @@ document.addEventListener('visibilitychange', () => {
   if (!document.hidden) {
     state.unreadHidden = 0;
     document.title = baseTitle;
+    markRead();
   }
 });
 
@@ -614,6 +861,17 @@ function renderUsers() {
     n.className = 'name';
     n.textContent = session.me && id === session.me.id ? `${name} (you)` : name;
     li.append(n);
+    // A direct message to another account, for a signed-in person.
+    const who = session.people.get(id);
+    if (state.account && who && who.account && who.account !== state.account.id) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'dm-btn';
+      b.textContent = 'DM';
+      b.setAttribute('aria-label', `Direct message ${name}`);
+      b.addEventListener('click', () => send1(JSON.stringify({ type: 'dm', user: name })));
+      li.append(b);
+    }
     return li;
   });
   usersEl.replaceChildren(...items);
@@ -646,14 +904,17 @@ function updateCounter() {
 
 function send(body, existing) {
   const li = existing || messageItem(session.me ? session.me.name : 'me', body, Date.now(), true);
-  if (!existing) append(li, false);
+  if (!existing) {
+    li.dataset.room = state.room;
+    append(li, false);
+  }
   scroller.scrollTop = scroller.scrollHeight;
   if (!state.socket || state.socket.readyState !== WebSocket.OPEN) {
     markFailed(li, null, body, 'not connected');
     return;
   }
   setMessageState(li, 'sending', 'Sending…');
-  const { msgId, frame } = session.send(body, Date.now());
+  const { msgId, frame } = session.send(body, Date.now(), li.dataset.room || 'lobby');
   state.own.set(msgId, li);
   state.socket.send(frame);
 }

@@ -25,6 +25,17 @@
 //   deleted  {seq, by}       message seq was deleted (a delete event, or its
 //                            tombstone in a history, resume or page)
 //   moderation {m}           a moderator acted on us (mute, role, kick, ban)
+//   rooms                    the room list or an unread count changed
+//                            (session.rooms)
+//   roomEvent {m, history}   a room or member event (created, invited,
+//                            joined, left, topic, archived) to show
+//   dm       {room}          the DM asked for is open: switch to it
+//   members  {m}             a room's member list arrived
+//
+// Rooms (docs/rooms.md): every message names its room ("lobby" when it
+// does not); session.rooms holds what the server's room list said, kept
+// up to date by the messages that arrive (rseq) and the read markers
+// (lastRead), so unread = rseq - lastRead without asking again.
 
 export const RESET_REASONS = {
   'too-far': 'You were away for too long to catch up on everything; showing the latest messages.',
@@ -47,6 +58,10 @@ export class Session {
     this.me = null;           // {id, name}
     this.maxText = 4096;
     this.users = new Map();   // id -> name
+    this.people = new Map();  // id -> {account, role} of those online
+    this.rooms = new Map();   // room name -> {room, kind, topic, rseq, lastRead, with, ...}
+    this.publicRooms = [];    // public rooms we could join (from the room list)
+    this.pages = new Map();   // room name -> {oldestRseq, more, loading}: rooms but the lobby
     this.online = 0;
     this.pending = new Map(); // msgId -> text, sent on this connection, not acked
     this.unconfirmed = [];    // {msgId, text}: their connection dropped before the ack
@@ -66,13 +81,64 @@ export class Session {
   }
 
   // A chat message to send: its msgId (pending until acked) and the frame.
-  send(text, now) {
+  // A message for the lobby names no room, as every older client does.
+  send(text, now, room = 'lobby') {
     const msgId = `m${this.nextId++}`;
     this.pending.set(msgId, text);
-    return {
-      msgId,
-      frame: JSON.stringify({ type: 'message', msgId, text, clientKey: '', date: now }),
-    };
+    const m = { type: 'message', msgId, text, clientKey: '', date: now };
+    if (room !== 'lobby') m.room = room;
+    return { msgId, frame: JSON.stringify(m) };
+  }
+
+  // Unread messages of a room (0 for rooms we know nothing of).
+  unread(room) {
+    const r = this.rooms.get(room);
+    return r && Number.isInteger(r.lastRead) ? Math.max(0, r.rseq - r.lastRead) : 0;
+  }
+
+  // The read marker for `room` if there is news to mark, else null; the
+  // position moves here at once (the server never moves it back).
+  readRequest(room) {
+    const r = this.rooms.get(room);
+    if (!r || !Number.isInteger(r.lastRead) || r.rseq <= r.lastRead) return null;
+    r.lastRead = r.rseq;
+    return JSON.stringify({ type: 'read', room, rseq: r.rseq });
+  }
+
+  // Older pages of a room other than the lobby (the lobby pages by seq,
+  // as before rooms: olderRequest()).
+  roomOlderPossible(room) {
+    const p = this.pages.get(room);
+    return Boolean(p && p.more !== false && p.oldestRseq > 1);
+  }
+
+  roomOlderRequest(room) {
+    const p = this.pages.get(room);
+    if (!p || p.loading || !this.roomOlderPossible(room)) return null;
+    p.loading = true;
+    return JSON.stringify({
+      type: 'history', room, before: p.oldestRseq, limit: 50, msgId: `h${this.nextId++}`,
+    });
+  }
+
+  #notePage(room, rseq) {
+    if (room === 'lobby' || !Number.isInteger(rseq)) return;
+    const p = this.pages.get(room) || { oldestRseq: rseq, more: null, loading: false };
+    if (rseq < p.oldestRseq) p.oldestRseq = rseq;
+    this.pages.set(room, p);
+  }
+
+  // A message or event of `room` at `rseq` arrived: the room's position
+  // moves, and our own words count as read. True if a known room changed.
+  #noteRoom(m, mine) {
+    const name = m.room || 'lobby';
+    const r = this.rooms.get(name);
+    this.#notePage(name, m.rseq);
+    if (!r || !Number.isInteger(m.rseq) || m.rseq <= r.rseq) return false;
+    r.rseq = m.rseq;
+    if (mine && Number.isInteger(r.lastRead)) r.lastRead = m.rseq;
+    if (m.type === 'message') r.last = m;
+    return true;
   }
 
   // The person retries a message that failed: it is no longer waiting for
@@ -139,6 +205,7 @@ export class Session {
         break;
       case 'presence':
         this.users = new Map((m.users || []).map((u) => [u.id, u.name]));
+        this.people = new Map((m.users || []).map((u) => [u.id, { account: u.account, role: u.role }]));
         this.online = m.online;
         this.loadingHistory = m.history || 0;
         if (this.lastSeq === null && Number.isInteger(m.lastSeq)) this.lastSeq = m.lastSeq;
@@ -181,6 +248,25 @@ export class Session {
       case 'ack':
         this.#ack(m, out);
         break;
+      case 'rooms':
+        this.#roomList(m, out);
+        break;
+      case 'room':
+      case 'member':
+        this.#roomEvent(m, out);
+        break;
+      case 'read': {
+        const r = this.rooms.get(m.room);
+        if (r && Number.isInteger(m.rseq) && m.rseq > (r.lastRead || 0)) r.lastRead = m.rseq;
+        out.push({ kind: 'rooms' });
+        break;
+      }
+      case 'dm':
+        out.push({ kind: 'dm', room: m.room });
+        break;
+      case 'members':
+        out.push({ kind: 'members', m });
+        break;
       case 'error':
         this.#error(m, out);
         break;
@@ -203,6 +289,38 @@ export class Session {
     return Boolean(m.from && this.myIds.has(m.from.id));
   }
 
+  #roomList(m, out) {
+    const next = new Map();
+    for (const r of m.rooms || []) {
+      const old = this.rooms.get(r.room);
+      // A message that arrived after the list was made is newer than it.
+      if (old && old.rseq > r.rseq) r.rseq = old.rseq;
+      if (old && Number.isInteger(old.lastRead) && old.lastRead > (r.lastRead || 0)) r.lastRead = old.lastRead;
+      next.set(r.room, r);
+      if (r.room !== 'lobby' && !this.pages.has(r.room) && r.rseq > 0) {
+        this.pages.set(r.room, { oldestRseq: r.rseq + 1, more: null, loading: false });
+      }
+    }
+    this.rooms = next;
+    this.publicRooms = m.public || [];
+    out.push({ kind: 'rooms' });
+  }
+
+  // Room and member events have seqs of their own: they count in a join
+  // history and a replay like messages.
+  #roomEvent(m, out) {
+    const replayed = this.replaying > 0;
+    if (replayed) this.replaying--;
+    const history = !replayed && this.loadingHistory > 0;
+    if (history) this.loadingHistory--;
+    this.#noteSeq(m.seq, out);
+    const key = `${this.server}:${m.seq}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.#noteRoom(m, false);
+    out.push({ kind: 'roomEvent', m, history: history || replayed });
+  }
+
   #message(m, out) {
     const key = `${this.server}:${m.seq}`;
     const replayed = this.replaying > 0;
@@ -212,6 +330,7 @@ export class Session {
     this.#noteSeq(m.seq, out);
     if (this.seen.has(key)) return; // history we already show, after a reconnect
     this.seen.add(key);
+    if (this.#noteRoom(m, this.#mine(m))) out.push({ kind: 'rooms' });
     // A message of ours from a connection that dropped before its ack:
     // the replay shows the server got it.
     if (replayed && m.from && this.myIds.has(m.from.id) && !(this.me && m.from.id === this.me.id)) {
@@ -237,7 +356,7 @@ export class Session {
       // A message we show (or never saw) is gone: its row says so.
       const shown = this.seen.has(key);
       this.seen.add(key);
-      out.push({ kind: 'deleted', seq: m.seq, shown, date: m.serverDate });
+      out.push({ kind: 'deleted', seq: m.seq, shown, date: m.serverDate, room: m.room || 'lobby' });
       return;
     }
     if (this.seen.has(key)) return;
@@ -261,6 +380,10 @@ export class Session {
   }
 
   #older(m, out) {
+    if (m.room && m.room !== 'lobby') {
+      this.#roomOlder(m, out);
+      return;
+    }
     this.loadingOlder = false;
     const items = [];
     for (const x of m.messages || []) {
@@ -279,11 +402,33 @@ export class Session {
     out.push({ kind: 'older', items, more: this.more }, { kind: 'olderState' });
   }
 
+  // A page of a room other than the lobby (its "before" is an rseq).
+  #roomOlder(m, out) {
+    const p = this.pages.get(m.room) || { oldestRseq: m.before, more: null, loading: false };
+    p.loading = false;
+    const items = [];
+    for (const x of m.messages || []) {
+      const key = `${this.server}:${x.seq}`;
+      if (Number.isInteger(x.rseq) && x.rseq < p.oldestRseq) p.oldestRseq = x.rseq;
+      if (this.seen.has(key)) continue;
+      this.seen.add(key);
+      if (x.type === 'message' || x.type === 'deleted') items.push({ m: x, mine: this.#mine(x) });
+    }
+    p.more = Boolean(m.more);
+    this.pages.set(m.room, p);
+    out.push({ kind: 'older', room: m.room, items, more: p.more }, { kind: 'olderState' });
+  }
+
   #presenceChange(m, out) {
     const list = m.users || (m.user ? [m.user] : []);
     for (const u of list) {
-      if (m.type === 'join') this.users.set(u.id, u.name);
-      else this.users.delete(u.id);
+      if (m.type === 'join') {
+        this.users.set(u.id, u.name);
+        this.people.set(u.id, { account: u.account, role: u.role });
+      } else {
+        this.users.delete(u.id);
+        this.people.delete(u.id);
+      }
     }
     this.online = m.online;
     out.push({ kind: 'users' });
@@ -318,6 +463,7 @@ export class Session {
     }
     if (typeof m.msgId === 'string' && m.msgId.startsWith('h')) {
       this.loadingOlder = false; // a history request refused: the button works again
+      for (const p of this.pages.values()) p.loading = false;
       out.push({ kind: 'olderState' });
     }
     out.push({ kind: 'notice', text: `Server: ${m.message}`, cls: 'error' });

@@ -306,7 +306,7 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
  * it needs. */
 static void keep_only_known(struct pv_inbound *in)
 {
-    static const char *const known[] = {"type", "msgId", "text",  "date", "name",
+    static const char *const known[] = {"type",   "msgId", "text", "date",  "name",
                                         "server", "room",  "kind", "topic", "user"};
     /* ("target", "since", "before", "limit" and "rseq" were read as numbers.) */
     if (!in->root)
@@ -577,8 +577,7 @@ struct pv_frame *pv_proto_moderation(const char *action, const char *by, const c
     return finish(o);
 }
 
-int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq,
-                        char *room)
+int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq, char *room)
 {
     json_t *o = json_loadb(json, len, 0, NULL);
     const char *named = json_string_value(json_object_get(o, "room"));

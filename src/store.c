@@ -426,8 +426,9 @@ static int apply_op(struct pv_store *s, const struct pv_store_room_op *op)
     static const char *const sql[] = {
         [PV_OP_ROOM_CREATE] = "INSERT INTO rooms (id, name, name_key, kind, topic, created_by, "
                               "created) VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ''), ?6, ?7)",
-        [PV_OP_MEMBER_ADD] = "INSERT INTO room_members (room_id, user_id, role, joined) VALUES "
-                             "(?1, ?8, ?9, ?7) ON CONFLICT DO UPDATE SET role = excluded.role",
+        [PV_OP_MEMBER_ADD] = "INSERT INTO room_members (room_id, user_id, role, joined, "
+                             "last_read) VALUES (?1, ?8, ?9, ?7, ?10) ON CONFLICT DO UPDATE SET "
+                             "role = excluded.role",
         [PV_OP_MEMBER_REMOVE] = "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?8",
         [PV_OP_TOPIC] = "UPDATE rooms SET topic = COALESCE(?5, '') WHERE id = ?1",
         [PV_OP_ARCHIVE] = "UPDATE rooms SET archived = ?7 WHERE id = ?1",
@@ -784,10 +785,10 @@ static void *reader_main(void *arg)
 /* Frees everything but the thread (not started, or joined). */
 static void release(struct pv_store *s)
 {
-    sqlite3_stmt *st[] = {s->insert,  s->prune_oldest, s->prune_sender, s->prune_age, s->min_w,
-                          s->range,   s->before,       s->rd_range,     s->rd_before, s->rd_oldest,
-                          s->old_row, s->replace_row,  s->audit,        s->rd_room_seq,
-                          s->rd_room_rseq, s->rd_room_oldest};
+    sqlite3_stmt *st[] = {s->insert,    s->prune_oldest, s->prune_sender, s->prune_age,
+                          s->min_w,     s->range,        s->before,       s->rd_range,
+                          s->rd_before, s->rd_oldest,    s->old_row,      s->replace_row,
+                          s->audit,     s->rd_room_seq,  s->rd_room_rseq, s->rd_room_oldest};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(s->w);

@@ -97,14 +97,14 @@ struct pv_client {
     struct pv_client *name_next; /* the broadcaster's names table chain */
     struct pv_membership *rooms; /* the rooms it is online in, the lobby aside */
     uint32_t rooms_n, rooms_cap;
-    struct pv_batch *pending;    /* gathered this cycle, not yet posted */
-    uint64_t queued_bytes;       /* bytes ever handed to the outbox */
-    uint64_t ping_sent;          /* monotonic ns of our last keepalive ping */
-    uint64_t kick_seen;          /* monotonic ns the sweep first saw kick set */
-    uint64_t joined_ns;          /* monotonic ns of its JOIN (log aggregation) */
-    uint64_t grace_end;          /* queued_bytes after a burst the server chose to send
-                                  * (join history, an admitted replay or page): until
-                                  * that is written the hard backlog bound waits */
+    struct pv_batch *pending; /* gathered this cycle, not yet posted */
+    uint64_t queued_bytes;    /* bytes ever handed to the outbox */
+    uint64_t ping_sent;       /* monotonic ns of our last keepalive ping */
+    uint64_t kick_seen;       /* monotonic ns the sweep first saw kick set */
+    uint64_t joined_ns;       /* monotonic ns of its JOIN (log aggregation) */
+    uint64_t grace_end;       /* queued_bytes after a burst the server chose to send
+                               * (join history, an admitted replay or page): until
+                               * that is written the hard backlog bound waits */
     /* Resuming from the database (?since=, hello since): the replay is
      * being read; until it is sent, everything else for this client is
      * held back here, so it gets the missed messages before live ones. */

@@ -78,17 +78,17 @@ struct pv_inbound {
     size_t name_len;
     bool has_since; /* hello: resume after seq `since` */
     uint64_t since;
-    const char *server;   /* hello: the `server` that since belongs to, if given */
-    bool name_reserved;   /* hello: the name is an account's (the worker asked accounts.h) */
-    uint64_t before;      /* history: page before this seq (0: the newest) */
-    unsigned limit;       /* history: messages wanted, 1..PV_PAGE_MAX */
-    uint64_t target;      /* edit, delete: the seq of the message */
-    const char *room;     /* message, history, room requests: the room named, NULL: none
-                           * (the lobby); at most PV_ROOM_NAME_MAX_BYTES */
+    const char *server; /* hello: the `server` that since belongs to, if given */
+    bool name_reserved; /* hello: the name is an account's (the worker asked accounts.h) */
+    uint64_t before;    /* history: page before this seq (0: the newest) */
+    unsigned limit;     /* history: messages wanted, 1..PV_PAGE_MAX */
+    uint64_t target;    /* edit, delete: the seq of the message */
+    const char *room;   /* message, history, room requests: the room named, NULL: none
+                         * (the lobby); at most PV_ROOM_NAME_MAX_BYTES */
     size_t room_len;
-    enum pv_room_op op;   /* PV_IN_ROOM: which request */
-    const char *kind;     /* create: "public" (default), "private" or "announcement" */
-    const char *topic;    /* create, topic */
+    enum pv_room_op op; /* PV_IN_ROOM: which request */
+    const char *kind;   /* create: "public" (default), "private" or "announcement" */
+    const char *topic;  /* create, topic */
     size_t topic_len;
     const char *user;     /* invite, dm: the account named; the worker replaces it by the
                            * account's own name when it finds one (user_account) */
@@ -219,7 +219,6 @@ struct pv_frame *pv_proto_moderation(const char *action, const char *by, const c
  * reloaded at start. */
 /* room: its room's wire name (PV_ROOM_NAME_MAX_BYTES + 1 bytes; the
  * lobby when it names none). */
-int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq,
-                        char *room);
+int64_t pv_proto_author(const char *json, size_t len, bool *is_message, uint64_t *rseq, char *room);
 
 #endif

@@ -86,7 +86,7 @@ struct pv_store_msg {
 
 enum pv_store_op_kind {
     PV_OP_ROOM_CREATE,   /* rooms: id room, name, key, kind, topic, by */
-    PV_OP_MEMBER_ADD,    /* room_members: room, user, role */
+    PV_OP_MEMBER_ADD,    /* room_members: room, user, role, last_read = value */
     PV_OP_MEMBER_REMOVE, /* room, user */
     PV_OP_TOPIC,         /* room, topic */
     PV_OP_ARCHIVE,       /* room: archived = at */

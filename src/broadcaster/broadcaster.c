@@ -105,10 +105,10 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         foreign = pv_history_at(&b->hist, h)->room != PV_LOBBY_ID;
     size_t lobby_only = foreign ? pv__visible(b, NULL, 0, b->hist.len) : everything;
     for (size_t i = 0; i < k; i++) {
-        size_t count = jr[i].has_since                  ? 0
-                       : !foreign                      ? everything
-                       : cs[i]->rooms_n == 0           ? lobby_only
-                                                       : pv__visible(b, cs[i], 0, b->hist.len);
+        size_t count = jr[i].has_since       ? 0
+                       : !foreign            ? everything
+                       : cs[i]->rooms_n == 0 ? lobby_only
+                                             : pv__visible(b, cs[i], 0, b->hist.len);
         for (size_t s = 0; s < snaps && !presence[i]; s++)
             if (snap[s].count == count)
                 presence[i] = pv_frame_ref(snap[s].f);
@@ -386,8 +386,8 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
         pv__deliver(b, c, pv_proto_ack(in->msg_id, seq, now));
     }
     pv__room_fanout(b, r, f, c);
-    pv_debug("message seq=%llu from id=%s room=%u bytes=%zu", (unsigned long long)seq, c->id,
-             r->id, in->text_len);
+    pv_debug("message seq=%llu from id=%s room=%u bytes=%zu", (unsigned long long)seq, c->id, r->id,
+             in->text_len);
 }
 
 struct pv_store_msg *pv__record(struct pv_broadcaster *b, struct pv_frame *f, uint32_t room,

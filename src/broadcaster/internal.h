@@ -86,14 +86,14 @@ struct pv_room {
     char kind[16]; /* public, private, announcement, dm */
     char *name, *key, *topic;
     bool archived;
-    uint64_t rseq;               /* its last rseq given out */
-    struct pv_client **online;   /* connections online in it (not the lobby's:
-                                  * that is the registry); no references */
+    uint64_t rseq;             /* its last rseq given out */
+    struct pv_client **online; /* connections online in it (not the lobby's:
+                                * that is the registry); no references */
     uint32_t online_n, online_cap;
-    uint32_t people_online;      /* members with a connection online */
-    struct pv_member *members;   /* sorted by account */
+    uint32_t people_online;    /* members with a connection online */
+    struct pv_member *members; /* sorted by account */
     uint32_t members_n, members_cap;
-    struct pv_frame *last;       /* its newest message, for the room list */
+    struct pv_frame *last; /* its newest message, for the room list */
 };
 
 struct pv_broadcaster {
@@ -154,8 +154,8 @@ struct pv_broadcaster {
     } * lost;
     size_t lost_n, lost_cap;
 
-    uint64_t seq;  /* last sequence number given out */
-    uint64_t rseq; /* the lobby's last rseq given out (rooms[1]->rseq mirrors it) */
+    uint64_t seq;           /* last sequence number given out */
+    uint64_t rseq;          /* the lobby's last rseq given out (rooms[1]->rseq mirrors it) */
     struct pv_room **rooms; /* by id; NULL where there is none */
     uint32_t rooms_cap, rooms_n, next_room;
     /* Names the seq numbering: the database's id with a store (seq

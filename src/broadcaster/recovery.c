@@ -175,9 +175,9 @@ static void send_reset(struct pv_broadcaster *b, struct pv_client *c, uint64_t s
     pv_stat_add(&b->d.stats->resets, 1);
     pv_info("reset id=%s peer=%s since=%llu: %s; sending the latest %zu", c->id, c->peer,
             (unsigned long long)since, reason, end);
-    pv__deliver(b, c,
-                pv_proto_resume("reset", since, reason, pv__visible(b, c, 0, end), last,
-                                pv_now_ms()));
+    pv__deliver(
+        b, c,
+        pv_proto_resume("reset", since, reason, pv__visible(b, c, 0, end), last, pv_now_ms()));
     pv__send_history(b, c, 0, end);
 }
 
@@ -262,7 +262,8 @@ static void resume_answer(struct pv_broadcaster *b, struct read_job *j)
         pv_stat_add(&b->d.stats->resumes, 1);
         pv_debug("resume id=%s since=%llu: %zu from the database, %zu from memory", c->id,
                  (unsigned long long)j->since, rows, mem);
-        pv__deliver(b, c, pv_proto_resume("resume", j->since, NULL, rows + mem, rq->to, pv_now_ms()));
+        pv__deliver(b, c,
+                    pv_proto_resume("resume", j->since, NULL, rows + mem, rq->to, pv_now_ms()));
         size_t bytes = 0;
         for (int i = 0; i < rq->n; i++) {
             if (!pv__sees(c, rq->rows[i].room))
@@ -349,8 +350,8 @@ static void page_answer(struct pv_broadcaster *b, struct read_job *j)
     /* Membership may have ended while the store read: the rows of a room
      * one has left are not sent. */
     if (!pv__sees(c, j->pg.room)) {
-        pv__send_error(b, c, "not-a-member",
-                       "you are not a member of that room (or there is none)", j->msg_id);
+        pv__send_error(b, c, "not-a-member", "you are not a member of that room (or there is none)",
+                       j->msg_id);
         return;
     }
     send_page(b, c, &j->pg, j->msg_id, rq->rows, (size_t)rq->n, rq->oldest);
@@ -389,9 +390,9 @@ void pv__on_history(struct pv_broadcaster *b, struct pv_client *c, const struct 
         .committed = b->d.store ? pv_store_decided(b->d.store) : 0,
     };
     bool lobby_ring = !pg.named && pv__visible(b, NULL, 0, b->hist.len) == b->hist.len;
-    bool ring_enough = !st.present || st.failed ||
-                       (lobby_ring && pv_history_page_in_memory(&b->hist, pg.before, in->limit,
-                                                                b->seq, &st));
+    bool ring_enough =
+        !st.present || st.failed ||
+        (lobby_ring && pv_history_page_in_memory(&b->hist, pg.before, in->limit, b->seq, &st));
     if (ring_enough) {
         send_page(b, c, &pg, in->msg_id, NULL, 0, lobby_ring ? st.first : 0);
         return;

@@ -401,6 +401,13 @@ static struct pv_store_room_op *new_op(enum pv_store_op_kind kind, const struct 
     return op;
 }
 
+static struct pv_store_room_op *member_op(const struct pv_room *r, int64_t user, uint64_t last_read)
+{
+    struct pv_store_room_op *op = new_op(PV_OP_MEMBER_ADD, r, user);
+    op->value = last_read;
+    return op;
+}
+
 static json_t *room_json(const struct pv_room *r)
 {
     return json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", "room", "action", "", "roomId",
@@ -413,10 +420,13 @@ static void add_member(struct pv_broadcaster *b, struct pv_room *r, int64_t acco
                        const char *name, const char *role, const char *action,
                        const struct pv_client *by)
 {
-    member_add(r, account, name, role, 0);
+    /* A newcomer has read everything before it came in, and its own
+     * arrival: unread counts start at what follows. */
+    member_add(r, account, name, role, r->rseq + 1);
     account_online(b, r, account, true);
     struct pv_store_room_op *op = new_op(PV_OP_MEMBER_ADD, r, account);
     snprintf(op->role, sizeof(op->role), "%s", role);
+    op->value = r->rseq + 1;
     json_t *ev = json_pack("{s:s, s:s, s:o, s:s}", "type", "member", "action", action, "user",
                            user_obj(name, account), "role", role);
     post_event(b, r, ev, by, op);
@@ -513,13 +523,14 @@ static void on_create(struct pv_broadcaster *b, struct pv_client *c, const struc
     op->topic = sdup(topic);
     op->by = c->account;
     /* The creator first, so the created event reaches them. */
-    member_add(r, c->account, c->name, "owner", 0);
+    member_add(r, c->account, c->name, "owner", 2); /* the two events below */
     account_online(b, r, c->account, true);
     json_t *ev = room_json(r);
     json_object_set_new(ev, "action", json_string("created"));
     post_event(b, r, ev, c, op);
     struct pv_store_room_op *mop = new_op(PV_OP_MEMBER_ADD, r, c->account);
     snprintf(mop->role, sizeof(mop->role), "owner");
+    mop->value = 2;
     post_event(b, r,
                json_pack("{s:s, s:s, s:o, s:s}", "type", "member", "action", "joined", "user",
                          user_obj(c->name, c->account), "role", "owner"),
@@ -631,14 +642,15 @@ static void on_dm(struct pv_broadcaster *b, struct pv_client *c, const struct pv
         op->name = sdup(name);
         op->key = sdup(name);
         op->by = c->account;
-        member_add(r, c->account, c->name, "member", 0);
-        member_add(r, in->user_account, in->user, "member", 0);
+        member_add(r, c->account, c->name, "member", 3); /* created, and both joins */
+        member_add(r, in->user_account, in->user, "member", 3);
         account_online(b, r, c->account, true);
         account_online(b, r, in->user_account, true);
         json_t *ev = room_json(r);
         json_object_set_new(ev, "action", json_string("created"));
-        json_object_set_new(ev, "members", json_pack("[o, o]", user_obj(c->name, c->account),
-                                                     user_obj(in->user, in->user_account)));
+        json_object_set_new(ev, "members",
+                            json_pack("[o, o]", user_obj(c->name, c->account),
+                                      user_obj(in->user, in->user_account)));
         post_event(b, r, ev, c, op);
         /* Both memberships, stored with an event each. */
         int64_t who[2] = {c->account, in->user_account};
@@ -647,7 +659,7 @@ static void on_dm(struct pv_broadcaster *b, struct pv_client *c, const struct pv
             post_event(b, r,
                        json_pack("{s:s, s:s, s:o, s:s}", "type", "member", "action", "joined",
                                  "user", user_obj(names[i], who[i]), "role", "member"),
-                       NULL, new_op(PV_OP_MEMBER_ADD, r, who[i]));
+                       NULL, member_op(r, who[i], 3));
     }
     reply(b, c,
           json_pack("{s:s, s:s, s:I, s:o}", "type", "dm", "room", r->name, "roomId",
@@ -820,9 +832,8 @@ static void on_list(struct pv_broadcaster *b, struct pv_client *c, const struct 
             pv__sees(c, r->id) || json_array_size(open) >= PV_DISCOVER_MAX)
             continue;
         json_array_append_new(open, json_pack("{s:s, s:I, s:s, s:s, s:I}", "room", r->name,
-                                              "roomId", (json_int_t)r->id, "kind", r->kind,
-                                              "topic", r->topic, "members",
-                                              (json_int_t)r->members_n));
+                                              "roomId", (json_int_t)r->id, "kind", r->kind, "topic",
+                                              r->topic, "members", (json_int_t)r->members_n));
     }
     reply(b, c, json_pack("{s:s, s:o, s:o}", "type", "rooms", "rooms", mine, "public", open),
           in->msg_id);

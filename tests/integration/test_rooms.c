@@ -58,8 +58,7 @@ static void account(const char *name, char *hdr, size_t n)
 
 static int start(void)
 {
-    const char *args[] = {"--data-dir", dir,    "--registration", "open",
-                          "--history",  HISTORY, NULL};
+    const char *args[] = {"--data-dir", dir, "--registration", "open", "--history", HISTORY, NULL};
     return srv_start(&server, args);
 }
 
