@@ -106,6 +106,16 @@ void pv__send_history(struct pv_broadcaster *b, struct pv_client *c, size_t from
  * c->held. A database read waits until the store has committed the last
  * message it must include, so the read and the ring never leave a gap. */
 
+/* A page asked for (pv__on_history): of a room, before an rseq of it when
+ * the request named the room, else (the lobby's page of an older client)
+ * before a seq. */
+struct page_req {
+    uint32_t room;
+    bool named;
+    uint64_t before;
+    unsigned limit;
+};
+
 struct read_job {
     struct pv_store_read rq; /* first: the store hands back &rq, which is the job */
     struct pv_client *c;     /* one reference */
@@ -114,12 +124,7 @@ struct read_job {
     json_t *msg_id;          /* page: the request's msgId (one reference) */
     uint64_t since;          /* resume: the client's last seq */
     uint64_t need;           /* hand to the reader once this seq is committed */
-    struct page_req {        /* page: what was asked for (see pv__on_history) */
-        uint32_t room;
-        bool named;
-        uint64_t before;
-        unsigned limit;
-    } pg;
+    struct page_req pg;      /* page: what was asked for */
 };
 
 static void job_free(struct read_job *j)

@@ -209,3 +209,51 @@ test('edits and deletions: counted in the join history, seqs noted, shown once, 
   // A moderator's action on us is passed on as it came.
   assert.equal(s.receive({ type: 'moderation', action: 'mute', until: 5 })[0].kind, 'moderation');
 });
+
+test('rooms: unread from rseq and the read position, markers only forward, room pages by rseq', () => {
+  const s = new Session();
+  joined(s, { lastSeq: 10 });
+  const ev = s.receive({
+    type: 'rooms',
+    rooms: [{ room: 'lobby', rseq: 10, lastRead: 10 }, { room: 'ops', kind: 'private', rseq: 7, lastRead: 5 }],
+    public: [{ room: 'news', members: 3 }],
+  });
+  assert.deepEqual(kinds(ev), ['rooms']);
+  assert.equal(s.unread('ops'), 2);
+  assert.equal(s.unread('nowhere'), 0);
+  assert.deepEqual(s.publicRooms.map((r) => r.room), ['news']);
+  // A message of ops from someone else: one more unread, and the sidebar told.
+  const m = { ...msg(11, 'hi'), room: 'ops', rseq: 8 };
+  assert.deepEqual(kinds(s.receive(m)).filter((k) => k !== 'olderState'), ['rooms', 'message']);
+  assert.equal(s.unread('ops'), 3);
+  // Reading: the marker carries the room's newest rseq, once.
+  assert.deepEqual(JSON.parse(s.readRequest('ops')), { type: 'read', room: 'ops', rseq: 8 });
+  assert.equal(s.readRequest('ops'), null);
+  assert.equal(s.unread('ops'), 0);
+  // Another tab read further; an older marker never moves it back.
+  s.receive({ type: 'read', room: 'ops', rseq: 6 });
+  assert.equal(s.rooms.get('ops').lastRead, 8);
+  // Our own message counts as read.
+  s.receive({ ...msg(12, 'mine', { id: 'a', name: 'ann' }), room: 'ops', rseq: 9 });
+  assert.equal(s.unread('ops'), 0);
+  // Sending to a room names it; to the lobby, no room (older servers' shape).
+  assert.equal(JSON.parse(s.send('x', 1, 'ops').frame).room, 'ops');
+  assert.equal(JSON.parse(s.send('x', 1).frame).room, undefined);
+  // Pages of a room go back by rseq from the oldest seen, until "more" is false.
+  const req = JSON.parse(s.roomOlderRequest('ops'));
+  assert.equal(req.room, 'ops');
+  assert.equal(req.before, 8);
+  assert.equal(s.roomOlderRequest('ops'), null); // one at a time
+  const page = s.receive({ type: 'history', room: 'ops', before: 8, more: false,
+    messages: [{ ...msg(3, 'old'), room: 'ops', rseq: 3 }, { type: 'member', action: 'joined', seq: 4, room: 'ops', rseq: 4 }] });
+  const older = page.find((e) => e.kind === 'older');
+  assert.equal(older.room, 'ops');
+  assert.deepEqual(older.items.map((i) => i.m.text), ['old']); // events are not page rows
+  assert.equal(s.roomOlderPossible('ops'), false);
+  // Room and member events count in a replay like messages.
+  s.receive({ type: 'resume', history: 1 });
+  const re = s.receive({ type: 'member', action: 'invited', seq: 13, room: 'ops', rseq: 10, user: { name: 'bob' } });
+  assert.equal(re.find((e) => e.kind === 'roomEvent').history, true);
+  assert.equal(s.replaying, 0);
+  assert.equal(s.lastSeq, 13);
+});
