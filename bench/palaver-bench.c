@@ -51,6 +51,8 @@ struct conn {
     uint64_t next_send_ns;
     uint64_t sent, acked;
     int64_t *last_seq; /* per sender: last sequence seen (receivers) */
+    int room;          /* --rooms: its room (index % rooms), else -1 */
+    bool joined;       /* --rooms: its own join was confirmed */
 };
 
 struct opts {
@@ -58,6 +60,7 @@ struct opts {
     int port;
     int clients, senders, stall, window, size, duration_s, warmup_ms;
     int churn, churn_ms;
+    int rooms; /* clients split into this many rooms ("r0".."rN-1"), 0: none */
     bool check_page;
     double rate; /* per sender, messages/s; 0 = as fast as the window allows */
     int broker_pid;
@@ -203,8 +206,11 @@ static void send_chat(struct conn *c)
         memset(buf + n, 'x', (size_t)pad);
         n += pad;
     }
-    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\",\"clientKey\":\"\",\"date\":%lld}",
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\",\"clientKey\":\"\",\"date\":%lld",
                   (long long)time(NULL) * 1000);
+    if (c->room >= 0)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, ",\"room\":\"r%d\"", c->room);
+    buf[n++] = '}';
     queue_frame(c, 1, buf, (size_t)n);
     c->sent++;
     st.sent++;
@@ -237,6 +243,14 @@ static void on_message(struct conn *c, const char *p, size_t len)
     }
     if (len > 20 && memcmp(p, "{\"type\":\"error\"", 15) == 0) {
         st.errors++;
+        return;
+    }
+    /* --rooms: our own join, confirmed by the member event naming us. */
+    if (c->room >= 0 && !c->joined && memmem(p, len, "\"type\":\"member\"", 15)) {
+        char me[32];
+        int n = snprintf(me, sizeof(me), "\"name\":\"b%d\"", c->index);
+        if (memmem(p, len, me, (size_t)n))
+            c->joined = true;
         return;
     }
     if (!(len > 20 && memcmp(p, "{\"type\":\"message\"", 17) == 0) || c->churn)
@@ -308,11 +322,18 @@ static void start_handshake(struct conn *c)
     for (int i = 0; i < 16; i++)
         nonce[i] = (unsigned char)rand();
     EVP_EncodeBlock((unsigned char *)c->key, nonce, 16);
+    /* --rooms: each client is named b<index>, to know its own join. */
+    char path[300];
+    if (c->room >= 0)
+        snprintf(path, sizeof(path), "%s%cname=b%d", o.path, strchr(o.path, '?') ? '&' : '?',
+                 c->index);
+    else
+        snprintf(path, sizeof(path), "%s", o.path);
     int n =
         snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s%s%s%s\r\n",
-                 o.path, o.host, o.port, c->key, o.subprotocol[0] ? "Sec-WebSocket-Protocol: " : "",
+                 path, o.host, o.port, c->key, o.subprotocol[0] ? "Sec-WebSocket-Protocol: " : "",
                  o.subprotocol, o.subprotocol[0] ? "\r\n" : "", o.cookie[0] ? "Cookie: " : "",
                  o.cookie, o.cookie[0] ? "\r\n" : "");
     grow(&c->out, &c->out_cap, (size_t)n);
@@ -539,6 +560,65 @@ static void run_loop(uint64_t until, bool connecting)
     }
 }
 
+/* --rooms: every open reader of each sender's room but the sender gets
+ * each of its acknowledged messages. */
+static uint64_t expected_now(void)
+{
+    if (!o.rooms) {
+        int readers = open_receivers - 1;
+        return st.acked * (uint64_t)(readers > 0 ? readers : 0);
+    }
+    int *open = calloc((size_t)o.rooms, sizeof(int));
+    for (int i = 0; i < o.clients; i++)
+        if (conns[i].state == OPEN && !conns[i].stalled && !conns[i].churn && conns[i].room >= 0)
+            open[conns[i].room]++;
+    uint64_t e = 0;
+    for (int i = 0; i < o.senders; i++)
+        if (open[conns[i].room] > 1)
+            e += conns[i].acked * (uint64_t)(open[conns[i].room] - 1);
+    free(open);
+    return e;
+}
+
+/* --rooms: the first client of each room creates it, then everyone else
+ * joins; each waits for the member event that names it. */
+static void join_rooms(void)
+{
+    for (int phase = 0; phase < 2; phase++) {
+        int want = 0;
+        for (int i = 0; i < o.clients; i++) {
+            struct conn *c = &conns[i];
+            if (c->room < 0 || c->state != OPEN || (i < o.rooms) != (phase == 0))
+                continue;
+            char buf[128];
+            int n;
+            if (phase == 0) { /* create; the join after it is a no-op, unless it existed */
+                n = snprintf(buf, sizeof(buf),
+                             "{\"type\":\"create\",\"room\":\"r%d\",\"kind\":\"public\",\"name\":\"b%d\"}",
+                             c->room, i);
+                queue_frame(c, 1, buf, (size_t)n);
+            }
+            n = snprintf(buf, sizeof(buf), "{\"type\":\"join\",\"room\":\"r%d\",\"name\":\"b%d\"}",
+                         c->room, i);
+            queue_frame(c, 1, buf, (size_t)n);
+            flush_out(c);
+            want++;
+        }
+        uint64_t until = now_ns() + 60ull * 1000000000u;
+        for (;;) {
+            int done = 0;
+            for (int i = 0; i < o.clients; i++)
+                done += conns[i].room >= 0 && conns[i].joined && (i < o.rooms) == (phase == 0);
+            if (done >= want || now_ns() > until) {
+                if (done < want)
+                    fprintf(stderr, "palaver-bench: %d of %d joins confirmed\n", done, want);
+                break;
+            }
+            run_loop(now_ns() + 10000000ull, false);
+        }
+    }
+}
+
 static void usage(void)
 {
     fputs("Usage: palaver-bench --url ws://HOST:PORT/PATH [options]\n"
@@ -554,6 +634,8 @@ static void usage(void)
           "  --check-page       GET / once everyone is connected (is the page served?)\n"
           "  --subprotocol P    offer this subprotocol\n"
           "  --cookie C         send Cookie: C with every handshake (signed-in clients)\n"
+          "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i %% N); the\n"
+          "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
           "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
           "  --label TEXT       name of this run in the output\n"
           "  --json FILE        append the result as one JSON line\n",
@@ -579,6 +661,7 @@ int main(int argc, char **argv)
                                        {"churn-ms", 1, 0, 'M'},
                                        {"check-page", 0, 0, 'G'},
                                        {"cookie", 1, 0, 'K'},
+                                       {"rooms", 1, 0, 'R'},
                                        {0, 0, 0, 0}};
     int opt;
     o = (struct opts){.clients = 100,
@@ -642,6 +725,9 @@ int main(int argc, char **argv)
         case 'G':
             o.check_page = true;
             break;
+        case 'R':
+            o.rooms = atoi(optarg);
+            break;
         default:
             usage();
         }
@@ -661,6 +747,7 @@ int main(int argc, char **argv)
         c->sender_no = c->sender ? i : -1;
         c->stalled = i >= o.clients && i < o.clients + o.stall;
         c->churn = i >= o.clients + o.stall;
+        c->room = o.rooms > 0 && i < o.clients ? i % o.rooms : -1;
         c->last_seq = malloc(sizeof(int64_t) * (size_t)o.senders);
         for (int s = 0; s < o.senders; s++)
             c->last_seq[s] = -1;
@@ -691,6 +778,10 @@ int main(int argc, char **argv)
         page_status = check_page(&page_ms);
     /* Let joins and history settle before the clock starts. */
     run_loop(now_ns() + 500000000ull, false);
+    if (o.rooms) {
+        join_rooms();
+        run_loop(now_ns() + 500000000ull, false);
+    }
     double bcpu0, bcpu1, scpu0 = self_cpu();
     long rss0, rss1;
     int thr0, thr1;
@@ -706,8 +797,7 @@ int main(int argc, char **argv)
      * every open reader, or 10 s pass without any new delivery. */
     uint64_t last_progress = now_ns(), last = st.delivered;
     for (;;) {
-        int readers = open_receivers - 1;
-        if (st.delivered >= st.acked * (uint64_t)(readers > 0 ? readers : 0) && st.acked == st.sent)
+        if (st.delivered >= expected_now() && st.acked == st.sent)
             break;
         if (now_ns() - last_progress > 10000000000ull)
             break;
@@ -719,13 +809,13 @@ int main(int argc, char **argv)
     }
     proc_sample(o.broker_pid, &bcpu1, &rss1, &thr1);
     double secs = (double)(t1 - t0) / 1e9, scpu = self_cpu() - scpu0;
-    int receivers_each = open_receivers - 1; /* every open reader but the sender */
-    st.expected = st.acked * (uint64_t)(receivers_each > 0 ? receivers_each : 0);
+    st.expected = expected_now(); /* every open reader (of its room) but the sender */
     double ratio = st.expected ? (double)st.delivered / (double)st.expected : 0;
     uint64_t total_lat = st.delivered;
 
-    printf("%s: %d clients (+%d stalled), %d senders, rate %s, %d-byte messages, %.1f s\n", o.label,
+    printf("%s: %d clients (+%d stalled), %d senders, rate %s, %d-byte messages, %.1f s", o.label,
            o.clients, o.stall, o.senders, o.rate > 0 ? "fixed" : "max", o.size, secs);
+    printf(o.rooms ? ", %d rooms\n" : "\n", o.rooms);
     printf("  connected %d (failed %d) in %.2f s (%.0f connections/s)\n", st.connected, st.failed,
            connect_s, connect_s > 0 ? st.connected / connect_s : 0);
     double rss_per_conn = st.connected ? (double)(rss_idle - rss_base) / st.connected : 0;
@@ -768,14 +858,14 @@ int main(int argc, char **argv)
                     "\"broker_rss_kb\":%ld,\"broker_threads\":%d,\"bench_cpu_s\":%.3f,"
                     "\"rss_base_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_per_conn_kb\":%.2f,"
                     "\"threads_idle\":%d,\"page_status\":%d,\"page_ms\":%.1f,"
-                    "\"churn_cycles\":%" PRIu64 ",\"window\":%d}\n",
+                    "\"churn_cycles\":%" PRIu64 ",\"window\":%d,\"rooms\":%d}\n",
                     o.label, o.clients, o.stall, o.senders, o.rate, o.size, secs, st.connected,
                     connect_s, st.sent, st.acked, st.delivered, st.expected, ratio,
                     (double)st.delivered / secs, percentile(0.5, total_lat),
                     percentile(0.9, total_lat), percentile(0.99, total_lat),
                     percentile(0.999, total_lat), hist_max, st.echoes, st.gaps, st.dups,
                     bcpu1 - bcpu0, rss1, thr1, scpu, rss_base, rss_idle, rss_per_conn, thr_idle,
-                    page_status, page_ms, st.churn_cycles, o.window);
+                    page_status, page_ms, st.churn_cycles, o.window, o.rooms);
             fclose(f);
         }
     }

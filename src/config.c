@@ -52,6 +52,7 @@ void pv_config_defaults(struct pv_config *c)
     c->log_level = PV_LOG_INFO;
     snprintf(c->data_dir, sizeof(c->data_dir), "%s", "var");
     snprintf(c->registration, sizeof(c->registration), "%s", "invite");
+    snprintf(c->guest_rooms, sizeof(c->guest_rooms), "%s", "off");
     snprintf(c->auth, sizeof(c->auth), "%s", "open");
     c->history_keep = 100000;
     c->history_max_bytes = 256u << 20;
@@ -199,6 +200,9 @@ static const struct setting settings[] = {
     S("registration", 0, K_STR, registration, "MODE", NULL,
       "who may make an account: invite (with an invite from an admin or moderator), open "
       "(anyone who opens the page) or closed (admins, from a shell) (default %D)"),
+    S("guest-rooms", 0, K_STR, guest_rooms, "on|off", NULL,
+      "on: guests may create and join public rooms too, for the length of their connection "
+      "(docs/rooms.md); off: guests live in the lobby (default %D)"),
     S("log-level", 0, K_LEVEL, log_level, "LEVEL", "Logging",
       "err, warning, notice, info or debug (default %D)"),
 };
@@ -399,6 +403,10 @@ int pv_config_parse_text(struct pv_config *c, const char *text, size_t len, cons
 
 int pv_config_check(struct pv_config *c, char *err, size_t errsz)
 {
+    if (strcmp(c->guest_rooms, "on") != 0 && strcmp(c->guest_rooms, "off") != 0) {
+        errf(err, errsz, "guest-rooms must be on or off, not '%s'", c->guest_rooms);
+        return -1;
+    }
     if (strcmp(c->registration, "invite") != 0 && strcmp(c->registration, "open") != 0 &&
         strcmp(c->registration, "closed") != 0) {
         errf(err, errsz, "registration must be invite, open or closed, not '%s'", c->registration);

@@ -12,6 +12,10 @@
 // than a broker that delivers everything. Like this, uWS buffers for a
 // slow reader, as palaverd does up to --max-backlog, and the bench's gap
 // counter stays honest.
+//
+// Rooms (for `palaver-bench --rooms`): a topic per room, uWS's own way; a
+// socket in a room leaves the everyone-topic, and a message naming a room
+// is published to that room's topic.
 'use strict';
 const crypto = require('crypto');
 const uWS = require('uwebsockets');
@@ -45,11 +49,18 @@ uWS.App()
       } catch {
         return;
       }
+      if ((msg.type === 'create' || msg.type === 'join') && typeof msg.room === 'string') {
+        ws.unsubscribe(TOPIC);
+        ws.subscribe(`room:${msg.room}`);
+        ws.send(JSON.stringify({ type: 'member', action: 'joined', room: msg.room, user: { name: msg.name } }));
+        return;
+      }
       if (msg.type !== 'message') return;
       msg.clientKey = '';
       msg.seq = ++seq;
       msg.serverDate = Date.now();
-      ws.publish(TOPIC, JSON.stringify(msg)); // everyone subscribed but ws
+      // everyone subscribed but ws
+      ws.publish(typeof msg.room === 'string' ? `room:${msg.room}` : TOPIC, JSON.stringify(msg));
       ws.send(JSON.stringify({ type: 'ack', msgId: msg.msgId, seq: msg.seq }));
     },
   })

@@ -76,6 +76,7 @@ struct pv_config {
     char config_path[PATH_MAX]; /* the file read (it may not exist) */
     char create_admin[256];     /* --create-admin NAME, "" otherwise */
     char registration[16];      /* "invite", "open" or "closed" (accounts.h) */
+    char guest_rooms[8];        /* "on": guests may create and join public rooms (rooms.md) */
     char auth[16];              /* "open" or "members"; live (live.h) */
 };
 

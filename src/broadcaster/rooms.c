@@ -194,6 +194,8 @@ static void attach(struct pv_room *r, struct pv_client *c)
     struct pv_member *m = pv__member(r, c->account);
     if (m && m->conns++ == 0)
         r->people_online++;
+    if (c->account <= 0)
+        r->guests_online++;
 }
 
 /* Swap-remove c from r's online set (its slot goes to the last one). */
@@ -212,6 +214,8 @@ static void detach(struct pv_room *r, struct pv_client *c)
         struct pv_member *m = pv__member(r, c->account);
         if (m && m->conns && --m->conns == 0)
             r->people_online--;
+        if (c->account <= 0)
+            r->guests_online--;
         return;
     }
 }
@@ -462,6 +466,13 @@ struct pv_room *pv__room_of(struct pv_broadcaster *b, struct pv_client *c,
     return r;
 }
 
+/* --guest-rooms on: guests create and join public rooms too, for as long
+ * as their connection lasts (nothing of their membership is stored). */
+static bool guests_welcome(const struct pv_broadcaster *b)
+{
+    return strcmp(b->d.cfg->guest_rooms, "on") == 0;
+}
+
 static bool signed_in(struct pv_broadcaster *b, struct pv_client *c, const json_t *msg_id)
 {
     if (c->account > 0)
@@ -481,8 +492,11 @@ static void on_create(struct pv_broadcaster *b, struct pv_client *c, const struc
     const char *kind = in->kind ? in->kind : "public";
     char name[PV_NAME_MAX_BYTES + 1];
     const char *why;
-    if (!signed_in(b, c, in->msg_id))
+    bool guest = c->account <= 0;
+    if (guest && (!guests_welcome(b) || strcmp(kind, "public") != 0)) {
+        signed_in(b, c, in->msg_id);
         return;
+    }
     if (strcmp(kind, "public") != 0 && strcmp(kind, "private") != 0 &&
         strcmp(kind, "announcement") != 0) {
         pv__send_error(b, c, "bad-kind", "\"kind\" must be public, private or announcement",
@@ -522,18 +536,23 @@ static void on_create(struct pv_broadcaster *b, struct pv_client *c, const struc
     op->key = key;
     op->topic = sdup(topic);
     op->by = c->account;
-    /* The creator first, so the created event reaches them. */
-    member_add(r, c->account, c->name, "owner", 2); /* the two events below */
-    account_online(b, r, c->account, true);
+    /* The creator first, so the created event reaches them. A guest's room
+     * is stored (it stays, anyone may join it), its membership is not. */
+    if (guest) {
+        attach(r, c);
+    } else {
+        member_add(r, c->account, c->name, "owner", 2); /* the two events below */
+        account_online(b, r, c->account, true);
+    }
     json_t *ev = room_json(r);
     json_object_set_new(ev, "action", json_string("created"));
     post_event(b, r, ev, c, op);
-    struct pv_store_room_op *mop = new_op(PV_OP_MEMBER_ADD, r, c->account);
-    snprintf(mop->role, sizeof(mop->role), "owner");
-    mop->value = 2;
+    struct pv_store_room_op *mop = guest ? NULL : member_op(r, c->account, 2);
+    if (mop)
+        snprintf(mop->role, sizeof(mop->role), "owner");
     post_event(b, r,
                json_pack("{s:s, s:s, s:o, s:s}", "type", "member", "action", "joined", "user",
-                         user_obj(c->name, c->account), "role", "owner"),
+                         user_obj(c->name, c->account), "role", guest ? "guest" : "owner"),
                c, mop);
     char q[2 * PV_NAME_MAX_BYTES + 8];
     pv_log_quote(name, q, sizeof(q));
@@ -543,8 +562,10 @@ static void on_create(struct pv_broadcaster *b, struct pv_client *c, const struc
 
 static void on_join(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
 {
-    if (!signed_in(b, c, in->msg_id))
+    if (c->account <= 0 && !guests_welcome(b)) {
+        signed_in(b, c, in->msg_id);
         return;
+    }
     struct pv_room *r = pv__room_by_name(b, in->room, in->room_len);
     /* Private rooms and DMs answer exactly as a room that does not exist. */
     if (!r || strcmp(r->kind, "private") == 0 || strcmp(r->kind, "dm") == 0) {
@@ -553,10 +574,18 @@ static void on_join(struct pv_broadcaster *b, struct pv_client *c, const struct 
         not_member(b, c, in->msg_id);
         return;
     }
-    if (r->id == PV_LOBBY_ID || pv__member(r, c->account))
+    if (r->id == PV_LOBBY_ID || pv__member(r, c->account) || pv__sees(c, r->id))
         return; /* in it already: nothing changes */
     if (r->archived) {
         pv__send_error(b, c, "archived", "that room is archived (read-only)", in->msg_id);
+        return;
+    }
+    if (c->account <= 0) { /* a guest: this connection, not stored */
+        attach(r, c);
+        post_event(b, r,
+                   json_pack("{s:s, s:s, s:o, s:s}", "type", "member", "action", "joined", "user",
+                             user_obj(c->name, 0), "role", "guest"),
+                   NULL, NULL);
         return;
     }
     add_member(b, r, c->account, c->name, "member", "joined", c);
@@ -575,10 +604,15 @@ static void on_leave(struct pv_broadcaster *b, struct pv_client *c, const struct
         return;
     }
     /* Announced first, so the leaver's connections get it too. */
+    bool guest = c->account <= 0;
     post_event(b, r,
                json_pack("{s:s, s:s, s:o}", "type", "member", "action", "left", "user",
                          user_obj(c->name, c->account)),
-               NULL, new_op(PV_OP_MEMBER_REMOVE, r, c->account));
+               NULL, guest ? NULL : new_op(PV_OP_MEMBER_REMOVE, r, c->account));
+    if (guest) {
+        detach(r, c);
+        return;
+    }
     account_online(b, r, c->account, false);
     member_remove(r, c->account);
 }
@@ -773,7 +807,16 @@ static void on_members(struct pv_broadcaster *b, struct pv_client *c, const stru
             json_object_set_new(o, "online", json_boolean(r->members[i].conns > 0));
             json_array_append_new(list, o);
         }
-        total = r->members_n;
+        /* Guests in it (--guest-rooms): members while connected. */
+        for (uint32_t i = 0; i < r->online_n && json_array_size(list) < PV_MEMBERS_LIST; i++) {
+            if (r->online[i]->account > 0)
+                continue;
+            json_t *o = user_obj(r->online[i]->name, 0);
+            json_object_set_new(o, "role", json_string("guest"));
+            json_object_set_new(o, "online", json_true());
+            json_array_append_new(list, o);
+        }
+        total = r->members_n + r->guests_online;
     }
     reply(b, c,
           json_pack("{s:s, s:s, s:I, s:o, s:I}", "type", "members", "room", r->name, "roomId",
@@ -797,7 +840,7 @@ static json_t *list_entry(struct pv_broadcaster *b, struct pv_client *c, struct 
     if (r->id == PV_LOBBY_ID) {
         json_object_set_new(o, "online", json_integer((json_int_t)pv_registry_count(&b->reg)));
     } else {
-        json_object_set_new(o, "online", json_integer(r->people_online));
+        json_object_set_new(o, "online", json_integer(r->people_online + r->guests_online));
         json_object_set_new(o, "members", json_integer(r->members_n));
     }
     if (strcmp(r->kind, "dm") == 0) {
@@ -826,7 +869,8 @@ static void on_list(struct pv_broadcaster *b, struct pv_client *c, const struct 
     json_array_append_new(mine, list_entry(b, c, pv__room(b, PV_LOBBY_ID)));
     for (uint32_t i = 0; i < c->rooms_n; i++)
         json_array_append_new(mine, list_entry(b, c, c->rooms[i].r));
-    for (uint32_t i = PV_LOBBY_ID + 1; c->account > 0 && i < b->rooms_cap; i++) {
+    bool may_join = c->account > 0 || guests_welcome(b);
+    for (uint32_t i = PV_LOBBY_ID + 1; may_join && i < b->rooms_cap; i++) {
         struct pv_room *r = b->rooms[i];
         if (!r || r->archived || strcmp(r->kind, "private") == 0 || strcmp(r->kind, "dm") == 0 ||
             pv__sees(c, r->id) || json_array_size(open) >= PV_DISCOVER_MAX)
