@@ -592,6 +592,57 @@ static void test_kick_leaves_rooms(void **state)
     wsc_free(a);
 }
 
+/* --guest-rooms on: guests create and join public rooms for the length of
+ * their connection; private rooms and DMs stay for accounts; a guest that
+ * reconnects is back in the lobby alone. */
+static void test_guest_rooms(void **state)
+{
+    (void)state;
+    struct srv g;
+    const char *args[] = {"--guest-rooms", "on", NULL};
+    assert_int_equal(srv_start(&g, args), 0);
+    struct wsc *x = wsc_open(g.port, &(struct wsc_opts){.path = "/ws?name=xena"});
+    struct wsc *y = wsc_open(g.port, &(struct wsc_opts){.path = "/ws?name=yuri"});
+    struct wsc *z = wsc_open(g.port, &(struct wsc_opts){.path = "/ws?name=zoe"});
+    assert_int_equal(wsc_join(x, NULL, NULL), 0);
+    assert_int_equal(wsc_join(y, NULL, NULL), 0);
+    assert_int_equal(wsc_join(z, NULL, NULL), 0);
+    assert_int_equal(wsc_send_text(x, "{\"type\":\"create\",\"room\":\"hush\",\"kind\":"
+                                      "\"private\"}"),
+                     0);
+    expect_error(x, "forbidden");
+    assert_int_equal(wsc_send_text(x, "{\"type\":\"dm\",\"user\":\"yuri\"}"), 0);
+    expect_error(x, "forbidden");
+    assert_int_equal(wsc_send_text(x, "{\"type\":\"create\",\"room\":\"maths\"}"), 0);
+    json_t *ev = wsc_expect(x, "member", T);
+    assert_non_null(ev);
+    assert_string_equal(str(ev, "role"), "guest");
+    json_decref(ev);
+    assert_int_equal(wsc_send_text(y, "{\"type\":\"join\",\"room\":\"maths\"}"), 0);
+    ev = wsc_expect(x, "member", T); /* x hears y arrive */
+    assert_string_equal(str(json_object_get(ev, "user"), "name"), "yuri");
+    json_decref(ev);
+    say(x, "maths", "two plus two");
+    json_decref(until_text(y, "two plus two", NULL));
+    say(x, NULL, "lobby marker 5");
+    json_decref(until_text(z, "lobby marker 5", "maths")); /* z never joined */
+    json_t *mem = ask(x, "members", "{\"type\":\"members\",\"room\":\"maths\"}");
+    assert_int_equal(num(mem, "count"), 2);
+    json_decref(mem);
+    /* Back after a reconnect, a guest is in the lobby alone. */
+    wsc_free(y);
+    y = wsc_open(g.port, &(struct wsc_opts){.path = "/ws?name=yuri"});
+    assert_int_equal(wsc_join(y, NULL, NULL), 0);
+    assert_int_equal(wsc_send_text(y, "{\"type\":\"message\",\"room\":\"maths\",\"text\":"
+                                      "\"x\"}"),
+                     0);
+    expect_error(y, "not-a-member");
+    wsc_free(x);
+    wsc_free(y);
+    wsc_free(z);
+    assert_int_equal(srv_stop(&g), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_unread),
         cmocka_unit_test(test_kinds),
         cmocka_unit_test(test_kick_leaves_rooms),
+        cmocka_unit_test(test_guest_rooms),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
