@@ -766,6 +766,14 @@ $('room-form').addEventListener('submit', (ev) => {
   $('room-name').value = '';
   $('room-topic-input').value = '';
 });
+$('dm-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const user = $('dm-name').value.trim();
+  if (!user) return;
+  send1(JSON.stringify({ type: 'dm', user }));
+  $('room-dialog').close();
+  $('dm-name').value = '';
+});
 $('room-invite').addEventListener('click', () => {
   $('invite-dialog').showModal();
   $('room-invite-name').focus();

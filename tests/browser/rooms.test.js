@@ -97,6 +97,12 @@ test('three people, a private room and a DM: badges, isolation, keyboard, 360 px
     await ann.locator('#log li', { hasText: 'lobby marker' }).waitFor({ state: 'attached' });
     assert.equal(await ann.locator('#log li', { hasText: 'psst' }).count(), 0);
 
+    // A DM by name, from the room dialog.
+    await ann.click('#room-new');
+    await ann.fill('#dm-name', 'cat');
+    await ann.click('#dm-form button[type=submit]');
+    await ann.locator('#room-list button[aria-current="true"]', { hasText: '@ cat' }).waitFor();
+
     // Keyboard: arrows move inside the room list, Enter opens; Alt+Down
     // moves to the next room from anywhere.
     await roomButton(bob, '# lobby').focus();
