@@ -593,9 +593,10 @@ static void join_rooms(void)
             char buf[128];
             int n;
             if (phase == 0) { /* create; the join after it is a no-op, unless it existed */
-                n = snprintf(buf, sizeof(buf),
-                             "{\"type\":\"create\",\"room\":\"r%d\",\"kind\":\"public\",\"name\":\"b%d\"}",
-                             c->room, i);
+                n = snprintf(
+                    buf, sizeof(buf),
+                    "{\"type\":\"create\",\"room\":\"r%d\",\"kind\":\"public\",\"name\":\"b%d\"}",
+                    c->room, i);
                 queue_frame(c, 1, buf, (size_t)n);
             }
             n = snprintf(buf, sizeof(buf), "{\"type\":\"join\",\"room\":\"r%d\",\"name\":\"b%d\"}",
@@ -634,7 +635,7 @@ static void usage(void)
           "  --check-page       GET / once everyone is connected (is the page served?)\n"
           "  --subprotocol P    offer this subprotocol\n"
           "  --cookie C         send Cookie: C with every handshake (signed-in clients)\n"
-          "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i %% N); the\n"
+          "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i % N); the\n"
           "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
           "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
           "  --label TEXT       name of this run in the output\n"
@@ -645,24 +646,13 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"url", 1, 0, 'u'},
-                                       {"clients", 1, 0, 'c'},
-                                       {"senders", 1, 0, 's'},
-                                       {"rate", 1, 0, 'r'},
-                                       {"window", 1, 0, 'w'},
-                                       {"size", 1, 0, 'z'},
-                                       {"duration", 1, 0, 'd'},
-                                       {"stall", 1, 0, 'S'},
-                                       {"subprotocol", 1, 0, 'p'},
-                                       {"broker-pid", 1, 0, 'P'},
-                                       {"json", 1, 0, 'j'},
-                                       {"label", 1, 0, 'l'},
-                                       {"churn", 1, 0, 'C'},
-                                       {"churn-ms", 1, 0, 'M'},
-                                       {"check-page", 0, 0, 'G'},
-                                       {"cookie", 1, 0, 'K'},
-                                       {"rooms", 1, 0, 'R'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"url", 1, 0, 'u'},        {"clients", 1, 0, 'c'},  {"senders", 1, 0, 's'},
+        {"rate", 1, 0, 'r'},       {"window", 1, 0, 'w'},   {"size", 1, 0, 'z'},
+        {"duration", 1, 0, 'd'},   {"stall", 1, 0, 'S'},    {"subprotocol", 1, 0, 'p'},
+        {"broker-pid", 1, 0, 'P'}, {"json", 1, 0, 'j'},     {"label", 1, 0, 'l'},
+        {"churn", 1, 0, 'C'},      {"churn-ms", 1, 0, 'M'}, {"check-page", 0, 0, 'G'},
+        {"cookie", 1, 0, 'K'},     {"rooms", 1, 0, 'R'},    {0, 0, 0, 0}};
     int opt;
     o = (struct opts){.clients = 100,
                       .senders = 1,
@@ -781,6 +771,13 @@ int main(int argc, char **argv)
     if (o.rooms) {
         join_rooms();
         run_loop(now_ns() + 500000000ull, false);
+        double cpu_j;
+        long rss_j;
+        int thr_j;
+        proc_sample(o.broker_pid, &cpu_j, &rss_j, &thr_j);
+        if (o.broker_pid > 0)
+            printf("  broker after the joins: rss %ld kB (+%ld kB for %d rooms, %d memberships)\n",
+                   rss_j, rss_j - rss_idle, o.rooms, o.clients);
     }
     double bcpu0, bcpu1, scpu0 = self_cpu();
     long rss0, rss1;

@@ -85,8 +85,8 @@ enum pv_event_type {
  *   revoke       close the connections of session `session` (4002)
  *   password     close the target's connections but session `session`'s (4002)
  *   members      (main, on SIGHUP to auth = members) close every guest (4004)
- *   rename       the account's connections take `name` (its new name; `by`
- *                holds the old one for the rename notice)
+ *   rename       the account's connections take `name` (its new name;
+ *                `old_name` the one the rename notice says it had)
  * The target is an account (`account` > 0) or, for kick, ban and mute, a
  * guest by the name they hold online (`name`). */
 struct pv_mod_req {
@@ -98,7 +98,8 @@ struct pv_mod_req {
     int64_t until;   /* ms since the epoch: a mute's end, or an address ban's */
     bool by_address; /* ban: also ban the addresses of its connections until `until` */
     char by[PV_NAME_MAX_BYTES + 1];
-    char reason[204]; /* at most PV_REASON_MAX (apireq.h) bytes */
+    char old_name[PV_NAME_MAX_BYTES + 1]; /* rename: the name it had */
+    char reason[204];                     /* at most PV_REASON_MAX (apireq.h) bytes */
 };
 
 struct pv_event {

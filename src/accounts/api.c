@@ -407,18 +407,30 @@ static int on_sessions(struct mg_connection *conn, void *ud)
         json_pack("{s:o}", "sessions", pv_accounts_sessions(api->accounts, u.id, u.session)));
 }
 
+/* The common start of a signed-in POST: the request's checks (method,
+ * type, Origin, size), the session, the decoded body. 0 to go on (the
+ * caller releases f), else the status, already answered. */
+static int begin_post(struct mg_connection *conn, struct pv_api *api, enum pv_api_req kind,
+                      struct pv_account *u, struct pv_api_fields *f)
+{
+    int rc = post_checks(conn, api);
+    if (rc)
+        return rc;
+    if (!need_session(conn, api, u))
+        return 401;
+    if (!read_request(conn, kind, f))
+        return 400;
+    return 0;
+}
+
 static int on_revoke(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
     struct pv_account u;
-    int rc = post_checks(conn, api);
+    struct pv_api_fields f;
+    int rc = begin_post(conn, api, PV_REQ_REVOKE, &u, &f);
     if (rc)
         return rc;
-    if (!need_session(conn, api, &u))
-        return 401;
-    struct pv_api_fields f;
-    if (!read_request(conn, PV_REQ_REVOKE, &f))
-        return 400;
     long long session = f.id;
     pv_api_fields_release(&f);
     if (!pv_accounts_revoke(api->accounts, u.id, (int64_t)session))
@@ -434,14 +446,10 @@ static int on_password(struct mg_connection *conn, void *ud)
     struct pv_api *api = ud;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     struct pv_account u;
-    int rc = post_checks(conn, api);
+    struct pv_api_fields f;
+    int rc = begin_post(conn, api, PV_REQ_PASSWORD, &u, &f);
     if (rc)
         return rc;
-    if (!need_session(conn, api, &u))
-        return 401;
-    struct pv_api_fields f;
-    if (!read_request(conn, PV_REQ_PASSWORD, &f))
-        return 400;
     char why[256];
     const char *code = "failed";
     int r = pv_accounts_password(api->accounts, &u, f.current, f.password, &code, why, sizeof(why));
@@ -555,14 +563,10 @@ static int on_rename(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
     struct pv_account u;
-    int rc = post_checks(conn, api);
+    struct pv_api_fields f;
+    int rc = begin_post(conn, api, PV_REQ_RENAME, &u, &f);
     if (rc)
         return rc;
-    if (!need_session(conn, api, &u))
-        return 401;
-    struct pv_api_fields f;
-    if (!read_request(conn, PV_REQ_RENAME, &f))
-        return 400;
     char old[PV_NAME_MAX_BYTES + 1], why[256];
     snprintf(old, sizeof(old), "%s", u.name);
     const char *code = "failed";
@@ -570,7 +574,13 @@ static int on_rename(struct mg_connection *conn, void *ud)
     pv_api_fields_release(&f);
     if (r != 0)
         return accounts_error(conn, code, why);
-    push_mod(api, "rename", &u, NULL, 0, 0, old, NULL);
+    struct pv_mod_req m = {.account = u.id};
+    snprintf(m.action, sizeof(m.action), "rename");
+    snprintf(m.name, sizeof(m.name), "%s", u.name);
+    snprintf(m.by, sizeof(m.by), "%s", u.name); /* the account renamed itself */
+    snprintf(m.old_name, sizeof(m.old_name), "%s", old);
+    if (api->queue)
+        pv_queue_push_ctl(api->queue, pv_event_new(PV_EV_MOD, NULL, &m, sizeof(m)));
     pv_notice("account id=%lld renamed from \"%s\" to \"%s\"", (long long)u.id, old, u.name);
     return reply(conn, 200, "OK", NULL, json_pack("{s:o}", "user", user_json(&u)));
 }
@@ -588,14 +598,10 @@ static int on_tokens(struct mg_connection *conn, void *ud)
         return reply(conn, 200, "OK", NULL,
                      json_pack("{s:o}", "tokens", pv_accounts_tokens(api->accounts, u.id)));
     }
-    int rc = post_checks(conn, api);
+    struct pv_api_fields f;
+    int rc = begin_post(conn, api, PV_REQ_TOKEN, &u, &f);
     if (rc)
         return rc;
-    if (!need_session(conn, api, &u))
-        return 401;
-    struct pv_api_fields f;
-    if (!read_request(conn, PV_REQ_TOKEN, &f))
-        return 400;
     char token[PV_PAT_CHARS + 1], why[256];
     const char *code = "failed";
     int64_t id = 0;
@@ -615,14 +621,10 @@ static int on_token_revoke(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
     struct pv_account u;
-    int rc = post_checks(conn, api);
+    struct pv_api_fields f;
+    int rc = begin_post(conn, api, PV_REQ_REVOKE, &u, &f);
     if (rc)
         return rc;
-    if (!need_session(conn, api, &u))
-        return 401;
-    struct pv_api_fields f;
-    if (!read_request(conn, PV_REQ_REVOKE, &f))
-        return 400;
     long long id = f.id;
     pv_api_fields_release(&f);
     if (!pv_accounts_token_revoke(api->accounts, u.id, (int64_t)id))

@@ -91,7 +91,7 @@ struct pv_room {
                                 * that is the registry); no references */
     uint32_t online_n, online_cap;
     uint32_t people_online;    /* members with a connection online */
-    uint32_t guests_online;       /* guests' connections in it (--guest-rooms) */
+    uint32_t guests_online;    /* guests' connections in it (--guest-rooms) */
     struct pv_member *members; /* sorted by account */
     uint32_t members_n, members_cap;
     struct pv_frame *last; /* its newest message, for the room list */

@@ -209,7 +209,7 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
         pv_notice("auth = members: %zu guest connection(s) closed with 4004", n);
         return;
     }
-    if (strcmp(r->action, "rename") == 0) { /* r->name: the new name, r->by: the old */
+    if (strcmp(r->action, "rename") == 0) { /* r->name: the new name, r->old_name: the old */
         for (size_t i = 0; i < b->reg.n; i++) {
             struct pv_client *c = b->reg.v[i];
             if (c->account != r->account || c->closing)
@@ -218,7 +218,7 @@ void pv__on_mod(struct pv_broadcaster *b, const struct pv_mod_req *r)
                 pv__presence_flush(b, true); /* its join first, under the old name */
             snprintf(c->name, sizeof(c->name), "%s", r->name);
             struct pv_user u = pv__user_of(c);
-            pv__fanout(b, pv_proto_rename(&u, r->by, now), NULL);
+            pv__fanout(b, pv_proto_rename(&u, r->old_name, now), NULL);
         }
         pv__rooms_rename(b, r->account, r->name);
         return;

@@ -1,0 +1,11 @@
+set terminal svg size 720,420 dynamic font "sans,11"
+set output "rooms-deliveries-vs-window.svg"
+set title "rooms: deliveries/s against the window K (median of the rounds)"
+set xlabel "K (messages in flight per sender)"
+set ylabel "deliveries/s"
+set grid
+set key top left
+set logscale y
+plot "rooms-deliveries-vs-window-palaver.dat" using 1:2 with linespoints title "palaver", \
+     "rooms-deliveries-vs-window-reference.dat" using 1:2 with linespoints title "reference", \
+     "rooms-deliveries-vs-window-uws.dat" using 1:2 with linespoints title "uws"
