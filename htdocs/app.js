@@ -694,6 +694,7 @@ function roomEvent({ m, history }) {
     left: `${who} left`,
     topic: `Topic: ${m.topic || '(none)'}`,
     archived: 'This room is archived (read-only)',
+    deleted: `${m.by ? m.by.name : 'An admin'} deleted this room`,
   }[m.action] || m.action;
   const li = document.createElement('li');
   li.className = 'room-note';
@@ -706,9 +707,10 @@ function roomEvent({ m, history }) {
   placeIn(li, m);
   append(li, false);
   if (!history) requestRooms();
-  // We left: back to the lobby.
-  if (m.action === 'left' && m.user && state.account && m.user.account === state.account.id
-      && state.room === m.room) switchRoom('lobby');
+  // We left, or the room is gone: back to the lobby.
+  const gone = m.action === 'deleted'
+    || (m.action === 'left' && m.user && state.account && m.user.account === state.account.id);
+  if (gone && state.room === m.room) switchRoom('lobby');
 }
 
 function showMembers(m) {

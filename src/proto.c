@@ -144,11 +144,12 @@ static const struct {
     enum pv_room_op op;
     bool room, user;
 } room_requests[] = {
-    {"rooms", PV_ROOM_LIST, false, false},     {"create", PV_ROOM_CREATE, true, false},
-    {"join", PV_ROOM_JOIN, true, false},       {"leave", PV_ROOM_LEAVE, true, false},
-    {"invite", PV_ROOM_INVITE, true, true},    {"dm", PV_ROOM_DM, false, true},
-    {"topic", PV_ROOM_TOPIC, true, false},     {"read", PV_ROOM_READ, true, false},
-    {"members", PV_ROOM_MEMBERS, true, false}, {"archive", PV_ROOM_ARCHIVE, true, false},
+    {"rooms", PV_ROOM_LIST, false, false},        {"create", PV_ROOM_CREATE, true, false},
+    {"join", PV_ROOM_JOIN, true, false},          {"leave", PV_ROOM_LEAVE, true, false},
+    {"invite", PV_ROOM_INVITE, true, true},       {"dm", PV_ROOM_DM, false, true},
+    {"topic", PV_ROOM_TOPIC, true, false},        {"read", PV_ROOM_READ, true, false},
+    {"members", PV_ROOM_MEMBERS, true, false},    {"archive", PV_ROOM_ARCHIVE, true, false},
+    {"delete-room", PV_ROOM_DELETE, true, false},
 };
 
 static void decode_room(struct pv_inbound *in, size_t i)

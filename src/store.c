@@ -84,6 +84,7 @@ struct pv_store {
     uint64_t room;        /* bytes that fit, learnt from a full database (0: unknown) */
     uint64_t room_raised; /* monotonic ns of the last change to room */
     uint64_t lost_runs;   /* batches lost since the last commit */
+    bool recount;         /* a room's rows were rewritten: recount after the commit */
     struct pv_store_msg **batch;
     size_t batch_cap;
     const char *what; /* the statement that failed last, */
@@ -420,6 +421,8 @@ static int audit(struct pv_store *s, const struct pv_store_msg *m)
     return rc;
 }
 
+static int run_op(struct pv_store *s, sqlite3_stmt *st, const struct pv_store_room_op *op);
+
 /* A room or membership change (store.h), inside the caller's transaction. */
 static int apply_op(struct pv_store *s, const struct pv_store_room_op *op)
 {
@@ -432,6 +435,14 @@ static int apply_op(struct pv_store *s, const struct pv_store_room_op *op)
         [PV_OP_MEMBER_REMOVE] = "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?8",
         [PV_OP_TOPIC] = "UPDATE rooms SET topic = COALESCE(?5, '') WHERE id = ?1",
         [PV_OP_ARCHIVE] = "UPDATE rooms SET archived = ?7 WHERE id = ?1",
+        /* Every row of the room becomes a tombstone naming no room (its seq
+         * stays: resumes see no hole), then the room and its members go. */
+        [PV_OP_ROOM_DELETE] =
+            "UPDATE messages SET json = json_object('type', 'deleted', 'seq', seq, 'room', '', "
+            "'rseq', rseq, 'serverDate', server_date, 'deletedAt', ?7) WHERE room_id = ?1;"
+            "UPDATE messages SET bytes = length(json) + 64 WHERE room_id = ?1;"
+            "DELETE FROM room_members WHERE room_id = ?1;"
+            "DELETE FROM rooms WHERE id = ?1",
         /* The lobby's membership is implicit: its row exists for last_read
          * only. Another room's read marker never makes a member. */
         [PV_OP_READ] = "INSERT INTO room_members (room_id, user_id, last_read, joined) "
@@ -439,9 +450,25 @@ static int apply_op(struct pv_store *s, const struct pv_store_room_op *op)
                        "WHERE room_id = ?1 AND user_id = ?8) ON CONFLICT DO UPDATE SET "
                        "last_read = max(last_read, excluded.last_read)",
     };
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->w, sql[op->kind], -1, &st, NULL) != SQLITE_OK)
-        return note(s, "prepare (room change)");
+    const char *next = sql[op->kind];
+    int rc = SQLITE_OK;
+    while (rc == SQLITE_OK && next && *next) { /* one statement at a time */
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->w, next, -1, &st, &next) != SQLITE_OK)
+            return note(s, "prepare (room change)");
+        if (!st)
+            break;
+        rc = run_op(s, st, op);
+    }
+    if (op->kind == PV_OP_ROOM_DELETE)
+        s->recount = true;
+    return rc;
+}
+
+/* One statement of a room change, its parameters bound by number (a
+ * statement ignores those it does not have). */
+static int run_op(struct pv_store *s, sqlite3_stmt *st, const struct pv_store_room_op *op)
+{
     sqlite3_bind_int64(st, 1, op->room);
     if (op->name)
         sqlite3_bind_text(st, 2, op->name, -1, SQLITE_STATIC);
@@ -529,8 +556,10 @@ static int store_batch(struct pv_store *s, struct pv_store_msg **batch, size_t n
         rc = s->rc;
     if (rc == SQLITE_OK && sqlite3_exec(s->w, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = note(s, "COMMIT");
-    if (rc != SQLITE_OK) {
-        sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    if (rc != SQLITE_OK || s->recount) {
+        if (rc != SQLITE_OK)
+            sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+        s->recount = false;
         if (load_accounting(s))
             pv_warn("history store: could not recount the stored messages");
     }

@@ -62,6 +62,7 @@ enum pv_room_op {
     PV_ROOM_READ,    /* {"type":"read","room":name,"rseq":n}: read up to n */
     PV_ROOM_MEMBERS, /* {"type":"members","room":name} */
     PV_ROOM_ARCHIVE, /* {"type":"archive","room":name}: admins; read-only from then on */
+    PV_ROOM_DELETE,  /* {"type":"delete-room","room":name}: admins; its messages go too */
 };
 
 #define PV_ROOM_NAME_MAX_BYTES 128 /* a room's wire name: a display name, or dm:<id>:<id> */

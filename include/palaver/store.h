@@ -91,6 +91,7 @@ enum pv_store_op_kind {
     PV_OP_TOPIC,         /* room, topic */
     PV_OP_ARCHIVE,       /* room: archived = at */
     PV_OP_READ,          /* room, user: last_read = max(last_read, value) */
+    PV_OP_ROOM_DELETE,   /* room: its rows become tombstones, it and its members go */
 };
 
 struct pv_store_room_op {

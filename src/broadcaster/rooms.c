@@ -329,23 +329,25 @@ void pv__rooms_load(struct pv_broadcaster *b)
     b->rseq = lobby->rseq;
 }
 
+static void room_free(struct pv_room *r)
+{
+    for (uint32_t j = 0; j < r->members_n; j++)
+        free(r->members[j].name);
+    free(r->members);
+    free(r->online);
+    if (r->last)
+        pv_frame_unref(r->last);
+    free(r->name);
+    free(r->key);
+    free(r->topic);
+    free(r);
+}
+
 void pv__rooms_free(struct pv_broadcaster *b)
 {
-    for (uint32_t i = 0; i < b->rooms_cap; i++) {
-        struct pv_room *r = b->rooms[i];
-        if (!r)
-            continue;
-        for (uint32_t j = 0; j < r->members_n; j++)
-            free(r->members[j].name);
-        free(r->members);
-        free(r->online);
-        if (r->last)
-            pv_frame_unref(r->last);
-        free(r->name);
-        free(r->key);
-        free(r->topic);
-        free(r);
-    }
+    for (uint32_t i = 0; i < b->rooms_cap; i++)
+        if (b->rooms[i])
+            room_free(b->rooms[i]);
     free(b->rooms);
 }
 
@@ -749,6 +751,36 @@ static void on_archive(struct pv_broadcaster *b, struct pv_client *c, const stru
     r->archived = true;
 }
 
+/* Deletes a room (admins): its members hear it, everyone online in it
+ * leaves it, its stored messages become tombstones without text, sender or
+ * room (their seqs stay, so resumes see no hole), and its name is free.
+ * What the ring holds of it is nobody's from now on. */
+static void on_delete_room(struct pv_broadcaster *b, struct pv_client *c,
+                           const struct pv_inbound *in)
+{
+    struct pv_room *r = pv__room_by_name(b, in->room, in->room_len);
+    if (pv_role_rank(c->role) < 3) {
+        pv__send_error(b, c, "forbidden", "only admins delete rooms", in->msg_id);
+        return;
+    }
+    if (!r || r->id == PV_LOBBY_ID || strcmp(r->kind, "dm") == 0) {
+        pv__send_error(b, c, "bad-room", "that room cannot be deleted", in->msg_id);
+        return;
+    }
+    json_t *ev = room_json(r);
+    json_object_set_new(ev, "action", json_string("deleted"));
+    post_event(b, r, ev, c, new_op(PV_OP_ROOM_DELETE, r, 0));
+    char q[2 * PV_NAME_MAX_BYTES + 8];
+    pv_log_quote(r->name, q, sizeof(q));
+    pv_notice("room deleted id=%u name=\"%s\" members=%u by account=%lld", r->id, q, r->members_n,
+              (long long)c->account);
+    while (r->online_n)
+        detach(r, r->online[r->online_n - 1]);
+    b->rooms[r->id] = NULL;
+    b->rooms_n--;
+    room_free(r);
+}
+
 /* A read marker: the member's last_read moves forward (never back),
  * stored as a marker (no row, no seq), and the person's other open
  * connections are told, so their unread counts agree. */
@@ -922,6 +954,9 @@ void pv__on_room(struct pv_broadcaster *b, struct pv_client *c, const struct pv_
         break;
     case PV_ROOM_ARCHIVE:
         on_archive(b, c, in);
+        break;
+    case PV_ROOM_DELETE:
+        on_delete_room(b, c, in);
         break;
     }
 }

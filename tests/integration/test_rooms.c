@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <poll.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -560,6 +561,85 @@ static void test_kinds(void **state)
     wsc_free(b);
 }
 
+/* No element of `arr` mentions `text` anywhere. */
+static void nowhere(json_t *arr, const char *text)
+{
+    char *d = json_dumps(arr, 0);
+    if (strstr(d, text))
+        fail_msg("\"%s\" is still served: %.300s", text, strstr(d, text));
+    free(d);
+}
+
+/* Rows of palaver.db (read with SQLite itself, palaverd stopped or not:
+ * WAL readers see what is committed) matching `where`. */
+static long long db_count(const char *where)
+{
+    char path[512], sql[512];
+    snprintf(path, sizeof(path), "%s/palaver.db", dir);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages WHERE %s", where);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Deleting a room (admins): its members hear it and are out; nothing of
+ * it is served again (memory, database, after a restart); its name is
+ * free and a new room of that name starts empty. */
+static void test_delete_room(void **state)
+{
+    (void)state;
+    struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"create\",\"room\":\"tmp\"}"), 0);
+    json_decref(wsc_expect(a, "room", T));
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"join\",\"room\":\"tmp\"}"), 0);
+    json_decref(wsc_expect(b, "member", T));
+    say(b, "tmp", "short lived");
+    json_decref(until_text(a, "short lived", NULL));
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"delete-room\",\"room\":\"tmp\"}"), 0);
+    expect_error(b, "forbidden");
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"delete-room\",\"room\":\"tmp\"}"), 0);
+    for (int i = 0; i < 2; i++) {
+        json_t *ev = wsc_expect(i ? b : a, "room", T);
+        assert_non_null(ev);
+        assert_string_equal(str(ev, "action"), "deleted");
+        json_decref(ev);
+    }
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"message\",\"room\":\"tmp\",\"text\":\"x\"}"), 0);
+    expect_error(b, "not-a-member");
+    json_t *list = ask(b, "rooms", "{\"type\":\"rooms\"}");
+    assert_null(entry(list, "tmp"));
+    json_decref(list);
+    json_t *got;
+    wsc_free(open_as(bob, "/ws?since=0", &got));
+    nowhere(got, "short lived");
+    json_decref(got);
+    wsc_free(a);
+    wsc_free(b);
+    restart();
+    /* In the database: the rows are tombstones (their seqs kept), the
+     * text is gone from them. */
+    assert_int_equal(db_count("json LIKE '%short lived%'"), 0);
+    assert_true(db_count("json LIKE '%\"deleted\"%' AND json LIKE '%\"room\":\"\"%'") >= 3);
+    b = open_as(bob, "/ws?since=0", &got);
+    nowhere(got, "short lived");
+    json_decref(got);
+    a = open_as(ann, "/ws", NULL);
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"create\",\"room\":\"tmp\"}"), 0);
+    json_decref(wsc_expect(a, "room", T));
+    json_t *page = ask(a, "history", "{\"type\":\"history\",\"room\":\"tmp\"}");
+    nowhere(page, "short lived");
+    assert_true(json_array_size(json_object_get(page, "messages")) >= 1);
+    json_decref(page);
+    wsc_free(a);
+    wsc_free(b);
+}
+
 /* A kicked person leaves every room's online set at once. */
 static void test_kick_leaves_rooms(void **state)
 {
@@ -646,11 +726,9 @@ static void test_guest_rooms(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_isolation),
-        cmocka_unit_test(test_resume_across_rooms),
-        cmocka_unit_test(test_unread),
-        cmocka_unit_test(test_kinds),
-        cmocka_unit_test(test_kick_leaves_rooms),
+        cmocka_unit_test(test_isolation),   cmocka_unit_test(test_resume_across_rooms),
+        cmocka_unit_test(test_unread),      cmocka_unit_test(test_kinds),
+        cmocka_unit_test(test_delete_room), cmocka_unit_test(test_kick_leaves_rooms),
         cmocka_unit_test(test_guest_rooms),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
