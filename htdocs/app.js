@@ -193,6 +193,7 @@ function render(ev) {
       break;
     case 'users':
       renderUsers();
+      renderMembers();
       break;
     case 'message':
       showMessage(ev);
@@ -664,6 +665,8 @@ function switchRoom(room) {
   newerBtn.hidden = true;
   scroller.scrollTop = scroller.scrollHeight;
   renderRooms();
+  renderMembers();
+  requestMembers(room);
   updateOlder();
   // A room we have never paged in: its latest page now.
   if (room !== 'lobby' && !log.querySelector(`li[data-room="${CSS.escape(room)}"][data-seq]`)) loadOlder();
@@ -706,16 +709,51 @@ function roomEvent({ m, history }) {
   li.dataset.seq = String(m.seq);
   placeIn(li, m);
   append(li, false);
-  if (!history) requestRooms();
+  if (!history) {
+    requestRooms();
+    if (m.type === 'member' && m.room === state.room) requestMembers(m.room);
+  }
   // We left, or the room is gone: back to the lobby.
   const gone = m.action === 'deleted'
     || (m.action === 'left' && m.user && state.account && m.user.account === state.account.id);
   if (gone && state.room === m.room) switchRoom('lobby');
 }
 
+// The shown room's members, beside those online (the lobby's members are
+// everyone: its list is the online one). Online is re-derived from the
+// presence list, so it follows joins and leaves without asking again.
+const membersOf = new Map(); // room -> its last members reply
+
 function showMembers(m) {
-  const names = (m.members || []).map((u) => `${u.name}${u.online ? ' (online)' : ''}${u.role === 'owner' ? ' — owner' : ''}`);
-  notice(`Members of ${m.room} (${m.count}): ${names.join(', ')}`);
+  membersOf.set(m.room, m);
+  renderMembers();
+}
+
+function renderMembers() {
+  const m = state.room === 'lobby' ? null : membersOf.get(state.room);
+  $('members-h').hidden = !m;
+  $('members').hidden = !m;
+  if (!m) return;
+  const online = new Set([...session.people.values()].map((p) => p.account).filter(Boolean));
+  $('members-count').textContent = String(m.count);
+  $('members').replaceChildren(...(m.members || []).map((u) => {
+    const li = document.createElement('li');
+    li.append(avatar(u.name));
+    const n = document.createElement('span');
+    n.className = 'name';
+    const on = u.account ? online.has(u.account) : u.online;
+    n.textContent = `${u.name}${u.role === 'owner' ? ' (owner)' : ''}`;
+    li.append(n);
+    const dot = document.createElement('span');
+    dot.className = on ? 'presence on' : 'presence';
+    dot.textContent = on ? 'online' : 'away';
+    li.append(dot);
+    return li;
+  }));
+}
+
+function requestMembers(room) {
+  if (room !== 'lobby') send1(JSON.stringify({ type: 'members', room }));
 }
 
 roomList.addEventListener('keydown', (ev) => {
@@ -790,7 +828,10 @@ $('room-invite-form').addEventListener('submit', (ev) => {
   $('room-invite-name').value = '';
 });
 $('room-leave').addEventListener('click', () => send1(JSON.stringify({ type: 'leave', room: state.room })));
-$('room-members').addEventListener('click', () => send1(JSON.stringify({ type: 'members', room: state.room })));
+$('room-members').addEventListener('click', () => {
+  requestMembers(state.room);
+  $('members').focus();
+});
 
 function atBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;

@@ -81,6 +81,10 @@ test('three people, a private room and a DM: badges, isolation, keyboard, 360 px
     await bob.locator('#log .unread-marker').waitFor();
     await roomButton(bob, '# ops').locator('.unread').waitFor({ state: 'detached' });
     await bob.locator('#room-topic', { hasText: 'pager duty' }).waitFor();
+    // The room's members beside those online: Ann (the owner, online) and Bob.
+    await bob.locator('#members li', { hasText: 'Ann (owner)' }).locator('.presence.on').waitFor();
+    await bob.locator('#members li', { hasText: 'bob' }).waitFor();
+    assert.equal(await bob.locator('#members-count').textContent(), '2');
 
     // A DM from the online list: Cat to Bob.
     await cat.locator('#users li', { hasText: 'bob' }).locator('.dm-btn').click();
