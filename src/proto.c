@@ -149,7 +149,7 @@ static const struct {
     {"invite", PV_ROOM_INVITE, true, true},       {"dm", PV_ROOM_DM, false, true},
     {"topic", PV_ROOM_TOPIC, true, false},        {"read", PV_ROOM_READ, true, false},
     {"members", PV_ROOM_MEMBERS, true, false},    {"archive", PV_ROOM_ARCHIVE, true, false},
-    {"delete-room", PV_ROOM_DELETE, true, false},
+    {"delete-room", PV_ROOM_DELETE, true, false}, {"retention", PV_ROOM_RETENTION, true, false},
 };
 
 static void decode_room(struct pv_inbound *in, size_t i)
@@ -178,6 +178,18 @@ static void decode_room(struct pv_inbound *in, size_t i)
     if (in->op == PV_ROOM_TOPIC && !in->topic) {
         set_invalid(in, "bad-topic", "this request needs \"topic\"");
         return;
+    }
+    if (in->op == PV_ROOM_RETENTION) {
+        json_t *k = json_object_get(in->root, "keep"), *a = json_object_get(in->root, "maxAge");
+        uint64_t kv = 0, av = 0;
+        if ((k && (!seq_value(k, &kv) || kv > PV_ROOM_KEEP_MAX)) ||
+            (a && (!seq_value(a, &av) || av > PV_ROOM_AGE_MAX))) {
+            set_invalid(in, "bad-retention",
+                        "\"keep\" (items) and \"maxAge\" (seconds) must be integers >= 0");
+            return;
+        }
+        in->keep = (unsigned)kv;
+        in->max_age_s = (unsigned)av;
     }
     if (in->op == PV_ROOM_READ && !seq_value(json_object_get(in->root, "rseq"), &in->rseq)) {
         set_invalid(in, "bad-rseq", "\"rseq\" must be an rseq of the room (an integer >= 0)");

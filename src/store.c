@@ -81,10 +81,12 @@ struct pv_store {
     /* Writer only: the accounting, and the batch being committed. */
     struct senders senders;
     uint64_t rows, bytes;
-    uint64_t room;        /* bytes that fit, learnt from a full database (0: unknown) */
-    uint64_t room_raised; /* monotonic ns of the last change to room */
-    uint64_t lost_runs;   /* batches lost since the last commit */
-    bool recount;         /* a room's rows were rewritten: recount after the commit */
+    uint64_t room;          /* bytes that fit, learnt from a full database (0: unknown) */
+    uint64_t room_raised;   /* monotonic ns of the last change to room */
+    uint64_t lost_runs;     /* batches lost since the last commit */
+    bool recount;           /* a room's rows were rewritten: recount after the commit */
+    uint64_t rooms_checked; /* writer: monotonic ns of the last per-room retention pass */
+    sqlite3_stmt *expire;   /* w: that pass (NULL: a schema without per-room retention) */
     struct pv_store_msg **batch;
     size_t batch_cap;
     const char *what; /* the statement that failed last, */
@@ -373,6 +375,36 @@ static void prune_by_age(struct pv_store *s)
     } while (deleted == 1000);
 }
 
+/* Retention per room (store.h): the rows of rooms with a keep count or a
+ * maximum age beyond it become tombstones (text, sender and all gone; seq,
+ * room and rseq kept), in one statement over those rooms' rows, at most
+ * once a second. The accounting is recounted when rows changed. */
+static void expire_rooms(struct pv_store *s)
+{
+    uint64_t now = mono_ns();
+    if (!s->expire || atomic_load(&s->failure) || now - s->rooms_checked < 1000000000u)
+        return;
+    s->rooms_checked = now;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+    sqlite3_bind_int64(s->expire, 1, ms);
+    int rc = sqlite3_step(s->expire);
+    sqlite3_reset(s->expire);
+    if (rc != SQLITE_DONE) {
+        pv_warn("history store: per-room retention failed: %s (tried again in a second)",
+                sqlite3_errmsg(s->w));
+        return;
+    }
+    int changed = sqlite3_changes(s->w);
+    if (changed > 0) {
+        pv_debug("history store: %d message(s) of rooms with their own retention expired", changed);
+        if (load_accounting(s))
+            pv_warn("history store: could not recount the stored messages");
+        publish_size(s);
+    }
+}
+
 /* An edit or a deletion (m->target, store.h): the target's row gets the
  * new JSON, and the retention accounting its new size, in the same
  * transaction as the event itself. A target retention already took is
@@ -437,6 +469,7 @@ static int apply_op(struct pv_store *s, const struct pv_store_room_op *op)
         [PV_OP_ARCHIVE] = "UPDATE rooms SET archived = ?7 WHERE id = ?1",
         /* Every row of the room becomes a tombstone naming no room (its seq
          * stays: resumes see no hole), then the room and its members go. */
+        [PV_OP_RETENTION] = "UPDATE rooms SET keep = ?11, max_age_s = ?12 WHERE id = ?1",
         [PV_OP_ROOM_DELETE] =
             "UPDATE messages SET json = json_object('type', 'deleted', 'seq', seq, 'room', '', "
             "'rseq', rseq, 'serverDate', server_date, 'deletedAt', ?7) WHERE room_id = ?1;"
@@ -483,6 +516,8 @@ static int run_op(struct pv_store *s, sqlite3_stmt *st, const struct pv_store_ro
     sqlite3_bind_int64(st, 8, op->user);
     sqlite3_bind_text(st, 9, op->role[0] ? op->role : "member", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 10, (sqlite3_int64)op->value);
+    sqlite3_bind_int64(st, 11, op->keep);
+    sqlite3_bind_int64(st, 12, op->max_age_s);
     int rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : note(s, "room change");
     sqlite3_finalize(st);
     return rc;
@@ -720,6 +755,7 @@ static void *writer_main(void *arg)
     struct pv_store *s = arg;
     for (;;) {
         prune_by_age(s);
+        expire_rooms(s);
         struct pv_store_msg *m = pop(s);
         if (m) {
             commit_batch(s, m);
@@ -858,7 +894,7 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
  *     and each message's room_id and rseq (its place in its room),
  *     back-filled: every message stored so far is the lobby's, its rseq
  *     its rank. */
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
 {
@@ -948,6 +984,12 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
         "FROM messages) AS r WHERE messages.seq = r.seq;"
         "CREATE INDEX messages_by_room ON messages(room_id, rseq);"
         "PRAGMA user_version = 6;"
+        "COMMIT",
+        /* 6 -> 7 */
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE rooms ADD COLUMN keep INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE rooms ADD COLUMN max_age_s INTEGER NOT NULL DEFAULT 0;"
+        "PRAGMA user_version = 7;"
         "COMMIT",
     };
     _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");
@@ -1094,6 +1136,20 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
                  err, errsz) ||
          prepare(s->w, "INSERT INTO audit (at, actor_id, actor, action, target) VALUES (?,?,?,?,?)",
                  &s->audit, err, errsz)))
+        goto fail;
+    /* Retention per room: rows beyond a room's keep (items of the room,
+     * by rseq) or older than its max_age_s become tombstones. */
+    if (!readonly &&
+        prepare(s->w,
+                "UPDATE messages SET json = json_object('type', 'deleted', 'seq', seq, 'room', "
+                "r.name, 'rseq', rseq, 'serverDate', server_date, 'expired', 1), bytes = 64 + "
+                "length(json_object('type', 'deleted', 'seq', seq, 'room', r.name, 'rseq', rseq, "
+                "'serverDate', server_date, 'expired', 1)) FROM rooms r WHERE messages.room_id = "
+                "r.id AND (r.keep > 0 OR r.max_age_s > 0) AND messages.json NOT LIKE "
+                "'{\"type\":\"deleted\"%' AND ((r.keep > 0 AND messages.rseq + r.keep <= (SELECT "
+                "MAX(m2.rseq) FROM messages m2 WHERE m2.room_id = r.id)) OR (r.max_age_s > 0 AND "
+                "messages.server_date < ?1 - r.max_age_s * 1000))",
+                &s->expire, err, errsz))
         goto fail;
     if (!readonly && load_accounting(s)) {
         snprintf(err, errsz, "counting the stored messages: %s", sqlite3_errmsg(s->w));
@@ -1308,8 +1364,8 @@ int pv_store_rooms(struct pv_store *s, pv_store_room_fn room, pv_store_member_fn
     int n = 0;
     if (sqlite3_prepare_v2(s->r,
                            "SELECT r.id, r.name, r.kind, r.topic, r.archived IS NOT NULL, "
-                           "(SELECT COALESCE(MAX(rseq), 0) FROM messages WHERE room_id = r.id) "
-                           "FROM rooms r ORDER BY r.id",
+                           "(SELECT COALESCE(MAX(rseq), 0) FROM messages WHERE room_id = r.id), "
+                           "r.keep, r.max_age_s FROM rooms r ORDER BY r.id",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -1320,6 +1376,8 @@ int pv_store_rooms(struct pv_store *s, pv_store_room_fn room, pv_store_member_fn
             .topic = (const char *)sqlite3_column_text(st, 3),
             .archived = sqlite3_column_int(st, 4) != 0,
             .last_rseq = (uint64_t)sqlite3_column_int64(st, 5),
+            .keep = (unsigned)sqlite3_column_int64(st, 6),
+            .max_age_s = (unsigned)sqlite3_column_int64(st, 7),
         };
         room(ud, &r);
         n++;

@@ -52,21 +52,25 @@ enum pv_in_type {
 
 /* Room requests (docs/rooms.md, "Protocol"); who may is the broadcaster's. */
 enum pv_room_op {
-    PV_ROOM_LIST,    /* {"type":"rooms"}: your rooms */
-    PV_ROOM_CREATE,  /* {"type":"create","room":name,"kind":k,"topic":t} */
-    PV_ROOM_JOIN,    /* {"type":"join","room":name}: a public room */
-    PV_ROOM_LEAVE,   /* {"type":"leave","room":name} */
-    PV_ROOM_INVITE,  /* {"type":"invite","room":name,"user":name} */
-    PV_ROOM_DM,      /* {"type":"dm","user":name}: open (or find) the DM with name */
-    PV_ROOM_TOPIC,   /* {"type":"topic","room":name,"topic":t} */
-    PV_ROOM_READ,    /* {"type":"read","room":name,"rseq":n}: read up to n */
-    PV_ROOM_MEMBERS, /* {"type":"members","room":name} */
-    PV_ROOM_ARCHIVE, /* {"type":"archive","room":name}: admins; read-only from then on */
-    PV_ROOM_DELETE,  /* {"type":"delete-room","room":name}: admins; its messages go too */
+    PV_ROOM_LIST,      /* {"type":"rooms"}: your rooms */
+    PV_ROOM_CREATE,    /* {"type":"create","room":name,"kind":k,"topic":t} */
+    PV_ROOM_JOIN,      /* {"type":"join","room":name}: a public room */
+    PV_ROOM_LEAVE,     /* {"type":"leave","room":name} */
+    PV_ROOM_INVITE,    /* {"type":"invite","room":name,"user":name} */
+    PV_ROOM_DM,        /* {"type":"dm","user":name}: open (or find) the DM with name */
+    PV_ROOM_TOPIC,     /* {"type":"topic","room":name,"topic":t} */
+    PV_ROOM_READ,      /* {"type":"read","room":name,"rseq":n}: read up to n */
+    PV_ROOM_MEMBERS,   /* {"type":"members","room":name} */
+    PV_ROOM_ARCHIVE,   /* {"type":"archive","room":name}: admins; read-only from then on */
+    PV_ROOM_DELETE,    /* {"type":"delete-room","room":name}: admins; its messages go too */
+    PV_ROOM_RETENTION, /* {"type":"retention","room":name,"keep":n,"maxAge":s}: the
+                        * room's owner or a moderator; 0 = the server's limits only */
 };
 
 #define PV_ROOM_NAME_MAX_BYTES 128 /* a room's wire name: a display name, or dm:<id>:<id> */
 #define PV_TOPIC_MAX_BYTES 512
+#define PV_ROOM_KEEP_MAX 100000000u /* retention: items */
+#define PV_ROOM_AGE_MAX 3153600000u /* retention: seconds (100 years) */
 
 struct pv_inbound {
     enum pv_in_type type;
@@ -95,6 +99,8 @@ struct pv_inbound {
                            * account's own name when it finds one (user_account) */
     int64_t user_account; /* invite, dm: that account's id, 0 if there is none */
     uint64_t rseq;        /* read: read up to this rseq of the room */
+    unsigned keep;        /* retention: items the room keeps (0: no limit of its own) */
+    unsigned max_age_s;   /* retention: seconds the room keeps them (0: no limit of its own) */
     const char *err_code; /* invalid: machine-readable code */
     const char *err_msg;  /* invalid: human-readable reason */
 };

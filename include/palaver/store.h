@@ -40,6 +40,12 @@
  * `protect` seqs, where resumes read (a resume must see every seq or gets
  * a reset), and from inside them only when the sender has nothing older.
  *
+ * Rooms may keep less (docs/rooms.md, "Retention per room"): a room with a
+ * keep count or a maximum age has the rows beyond it turned into
+ * tombstones in place, at most once a second, so its text goes while its
+ * seqs stay (a resume never meets a hole); the global limits then remove
+ * the tombstones like any row.
+ *
  * A full database (SQLITE_FULL: the disk, or max_pages) is not a failure:
  * the writer deletes the oldest messages to make room, lowers the byte
  * limit to what fits (until restart), and tries the batch again; if it
@@ -92,6 +98,7 @@ enum pv_store_op_kind {
     PV_OP_ARCHIVE,       /* room: archived = at */
     PV_OP_READ,          /* room, user: last_read = max(last_read, value) */
     PV_OP_ROOM_DELETE,   /* room: its rows become tombstones, it and its members go */
+    PV_OP_RETENTION,     /* room: keep (items) and max_age_s, 0 = the global ones only */
 };
 
 struct pv_store_room_op {
@@ -99,6 +106,7 @@ struct pv_store_room_op {
     uint32_t room;
     int64_t user, by, at;
     uint64_t value;
+    unsigned keep, max_age_s; /* PV_OP_RETENTION */
     char role[16];
     char room_kind[16];
     char *name, *key, *topic; /* owned (free()), NULL when not used */
@@ -110,6 +118,7 @@ struct pv_store_room {
     const char *name, *kind, *topic;
     bool archived;
     uint64_t last_rseq;
+    unsigned keep, max_age_s; /* its own retention (0: the global one only) */
 };
 typedef void (*pv_store_room_fn)(void *ud, const struct pv_store_room *r);
 typedef void (*pv_store_member_fn)(void *ud, uint32_t room, int64_t user, const char *name,

@@ -580,6 +580,7 @@ static void *broadcaster_main(void *arg)
             if (b->d.cfg->history_max_age_s)
                 pv_history_expire(&b->hist,
                                   pv_now_ms() - (int64_t)b->d.cfg->history_max_age_s * 1000);
+            pv__rooms_expire(b, pv_now_ms()); /* rooms with retention of their own */
             pv__sweep(b, now);
             b->last_sweep = now;
         }

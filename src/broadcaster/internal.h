@@ -94,7 +94,8 @@ struct pv_room {
     uint32_t guests_online;    /* guests' connections in it (--guest-rooms) */
     struct pv_member *members; /* sorted by account */
     uint32_t members_n, members_cap;
-    struct pv_frame *last; /* its newest message, for the room list */
+    struct pv_frame *last;    /* its newest message, for the room list */
+    unsigned keep, max_age_s; /* its own retention (0: the server's only) */
 };
 
 struct pv_broadcaster {
@@ -262,6 +263,9 @@ void pv__room_fanout(struct pv_broadcaster *b, struct pv_room *r, struct pv_fram
 void pv__room_set_last(struct pv_room *r, struct pv_frame *f);
 void pv__on_room(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
 void pv__rooms_rename(struct pv_broadcaster *b, int64_t account, const char *name);
+/* Retention per room in memory: ring entries of rooms with a keep count or
+ * a maximum age beyond it become tombstones (every sweep). */
+void pv__rooms_expire(struct pv_broadcaster *b, int64_t now);
 
 /* ---- moderation.c ---- */
 

@@ -303,6 +303,8 @@ static void load_room(void *ud, const struct pv_store_room *sr)
         r = room_add(b, sr->id, sr->name, key, sr->kind, sr->topic);
     r->archived = sr->archived;
     r->rseq = sr->last_rseq;
+    r->keep = sr->keep;
+    r->max_age_s = sr->max_age_s;
     free(key);
 }
 
@@ -781,6 +783,64 @@ static void on_delete_room(struct pv_broadcaster *b, struct pv_client *c,
     room_free(r);
 }
 
+/* A room's own retention (docs/rooms.md): its owner or a moderator sets
+ * how many items and for how long it keeps (0: the server's limits only);
+ * what is beyond it becomes tombstones, in memory at the next sweep and in
+ * the database within a second. The lobby keeps what the server keeps. */
+static void on_retention(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    struct pv_room *r = pv__room_of(b, c, in);
+    if (!r)
+        return;
+    if (r->id == PV_LOBBY_ID) {
+        pv__send_error(b, c, "bad-room", "the lobby keeps what the server keeps (--history-keep)",
+                       in->msg_id);
+        return;
+    }
+    bool dm = strcmp(r->kind, "dm") == 0;
+    if (c->account <= 0 || (!dm && !room_mod(c, r))) {
+        pv__send_error(b, c, "forbidden", "only the room's owner or a moderator sets its retention",
+                       in->msg_id);
+        return;
+    }
+    r->keep = in->keep;
+    r->max_age_s = in->max_age_s;
+    struct pv_store_room_op *op = new_op(PV_OP_RETENTION, r, 0);
+    op->keep = r->keep;
+    op->max_age_s = r->max_age_s;
+    json_t *ev = room_json(r);
+    json_object_set_new(ev, "action", json_string("retention"));
+    json_object_set_new(ev, "keep", json_integer(r->keep));
+    json_object_set_new(ev, "maxAge", json_integer(r->max_age_s));
+    post_event(b, r, ev, c, op);
+    pv__rooms_expire(b, pv_now_ms());
+}
+
+void pv__rooms_expire(struct pv_broadcaster *b, int64_t now)
+{
+    bool any = false; /* O(rooms) to skip the O(ring) walk when no room asks */
+    for (uint32_t i = PV_LOBBY_ID + 1; i < b->rooms_cap && !any; i++)
+        any = b->rooms[i] && (b->rooms[i]->keep || b->rooms[i]->max_age_s);
+    for (size_t h = 0; any && h < b->hist.len; h++) {
+        struct pv_history_entry *e = pv_history_find(&b->hist, pv_history_at(&b->hist, h)->seq);
+        struct pv_room *r = e && e->room != PV_LOBBY_ID ? pv__room(b, e->room) : NULL;
+        if (!r || (!r->keep && !r->max_age_s) || !e->message)
+            continue;
+        bool over = (r->keep && e->rseq + r->keep <= r->rseq) ||
+                    (r->max_age_s && e->date < now - (int64_t)r->max_age_s * 1000);
+        if (!over)
+            continue;
+        if (r->last == e->f) { /* the room list shows no expired text either */
+            pv_frame_unref(r->last);
+            r->last = NULL;
+        }
+        struct pv_frame *t = pv_proto_tombstone(r->name, e->seq, e->rseq, e->date, now);
+        pv_history_replace(e, t);
+        pv_frame_unref(t);
+        e->message = false;
+    }
+}
+
 /* A read marker: the member's last_read moves forward (never back),
  * stored as a marker (no row, no seq), and the person's other open
  * connections are told, so their unread counts agree. */
@@ -876,6 +936,10 @@ static json_t *list_entry(struct pv_broadcaster *b, struct pv_client *c, struct 
     }
     if (m)
         json_object_set_new(o, "role", json_string(m->role));
+    if (r->keep)
+        json_object_set_new(o, "keep", json_integer(r->keep));
+    if (r->max_age_s)
+        json_object_set_new(o, "maxAge", json_integer(r->max_age_s));
     if (r->id == PV_LOBBY_ID) {
         json_object_set_new(o, "online", json_integer((json_int_t)pv_registry_count(&b->reg)));
     } else {
@@ -957,6 +1021,9 @@ void pv__on_room(struct pv_broadcaster *b, struct pv_client *c, const struct pv_
         break;
     case PV_ROOM_DELETE:
         on_delete_room(b, c, in);
+        break;
+    case PV_ROOM_RETENTION:
+        on_retention(b, c, in);
         break;
     }
 }

@@ -640,6 +640,95 @@ static void test_delete_room(void **state)
     wsc_free(b);
 }
 
+/* The texts of the chat messages in a history reply, in order. */
+static void page_texts(json_t *page, char *out, size_t n)
+{
+    size_t i, len = 0;
+    json_t *e;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(page, "messages"), i, e)
+    {
+        if (strcmp(str(e, "type"), "message") == 0)
+            len += (size_t)snprintf(out + len, n - len, "%s|", str(e, "text"));
+    }
+}
+
+/* A room's own retention: its owner (or a moderator) sets it; beyond it
+ * the room's rows become tombstones -- the database within a second, the
+ * ring at the next sweep -- while every seq stays (no resume meets a
+ * hole); by count and by age; it survives a restart. */
+static void test_room_retention(void **state)
+{
+    (void)state;
+    struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"create\",\"room\":\"brief\"}"), 0);
+    json_t *ev = wsc_expect(a, "room", T);
+    long long id = num(ev, "roomId");
+    json_decref(ev);
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"join\",\"room\":\"brief\"}"), 0);
+    json_decref(wsc_expect(b, "member", T));
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"retention\",\"room\":\"brief\",\"keep\":3}"), 0);
+    expect_error(b, "forbidden"); /* a member, not its owner */
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"retention\",\"room\":\"brief\",\"keep\":-1}"),
+                     0);
+    expect_error(a, "bad-retention");
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"retention\",\"room\":\"lobby\",\"keep\":3}"), 0);
+    expect_error(a, "bad-room");
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"retention\",\"room\":\"brief\",\"keep\":3}"), 0);
+    ev = wsc_expect(b, "room", T);
+    assert_string_equal(str(ev, "action"), "retention");
+    assert_int_equal(num(ev, "keep"), 3);
+    json_decref(ev);
+    for (int i = 1; i <= 6; i++) {
+        char t[16];
+        snprintf(t, sizeof(t), "brief %d", i);
+        say(a, "brief", t);
+    }
+    /* The database: exactly the last three are text (polled: the store's
+     * pass runs once a second). */
+    char where[128], texts[512];
+    snprintf(where, sizeof(where), "room_id = %lld AND json LIKE '%%\"brief %%'", id);
+    for (int64_t end = mono_ms() + 10000; db_count(where) != 3 && mono_ms() < end;)
+        poll(NULL, 0, 50);
+    assert_int_equal(db_count(where), 3);
+    json_t *page = ask(b, "history", "{\"type\":\"history\",\"room\":\"brief\"}");
+    page_texts(page, texts, sizeof(texts));
+    assert_string_equal(texts, "brief 4|brief 5|brief 6|");
+    json_decref(page);
+    /* Memory: a newcomer's join history (the ring) has none of the older. */
+    json_t *got = NULL;
+    for (int64_t end = mono_ms() + 5000; mono_ms() < end; poll(NULL, 0, 50)) {
+        json_decref(got);
+        wsc_free(open_as(bob, "/ws", &got));
+        char *d = json_dumps(got, 0);
+        bool old = strstr(d, "brief 3") != NULL;
+        free(d);
+        if (!old)
+            break;
+    }
+    nowhere(got, "brief 3");
+    json_decref(got);
+    /* By age, after a restart (the setting is stored). */
+    wsc_free(a);
+    wsc_free(b);
+    restart();
+    a = open_as(ann, "/ws", NULL);
+    json_t *list = ask(a, "rooms", "{\"type\":\"rooms\"}");
+    assert_int_equal(num(entry(list, "brief"), "keep"), 3);
+    json_decref(list);
+    assert_int_equal(
+        wsc_send_text(a, "{\"type\":\"retention\",\"room\":\"brief\",\"keep\":0,\"maxAge\":1}"), 0);
+    json_decref(wsc_expect(a, "room", T));
+    say(a, "brief", "brief 7");
+    for (int64_t end = mono_ms() + 10000; db_count(where) != 0 && mono_ms() < end;)
+        poll(NULL, 0, 100);
+    assert_int_equal(db_count(where), 0);
+    /* Every seq of the room is still there, as text or tombstone. */
+    snprintf(where, sizeof(where), "room_id = %lld", id);
+    assert_true(db_count(where) >= 10);
+    wsc_free(a);
+}
+
 /* A kicked person leaves every room's online set at once. */
 static void test_kick_leaves_rooms(void **state)
 {
@@ -726,9 +815,13 @@ static void test_guest_rooms(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_isolation),   cmocka_unit_test(test_resume_across_rooms),
-        cmocka_unit_test(test_unread),      cmocka_unit_test(test_kinds),
-        cmocka_unit_test(test_delete_room), cmocka_unit_test(test_kick_leaves_rooms),
+        cmocka_unit_test(test_isolation),
+        cmocka_unit_test(test_resume_across_rooms),
+        cmocka_unit_test(test_unread),
+        cmocka_unit_test(test_kinds),
+        cmocka_unit_test(test_delete_room),
+        cmocka_unit_test(test_room_retention),
+        cmocka_unit_test(test_kick_leaves_rooms),
         cmocka_unit_test(test_guest_rooms),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
