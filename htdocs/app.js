@@ -698,6 +698,9 @@ function roomEvent({ m, history }) {
     topic: `Topic: ${m.topic || '(none)'}`,
     archived: 'This room is archived (read-only)',
     deleted: `${m.by ? m.by.name : 'An admin'} deleted this room`,
+    retention: m.keep || m.maxAge
+      ? `This room keeps ${[m.keep ? `its last ${m.keep} items` : '', m.maxAge ? `${Math.ceil(m.maxAge / 3600)} h` : ''].filter(Boolean).join(', at most ')}`
+      : 'This room keeps what the server keeps',
   }[m.action] || m.action;
   const li = document.createElement('li');
   li.className = 'room-note';
