@@ -732,7 +732,13 @@ static int on_messages(struct mg_connection *conn, void *ud)
         out = json_pack("{s:I, s:I, s:b}", "seq", (json_int_t)p->seq, "serverDate",
                         (json_int_t)p->date, "stored", p->code[0] == '\0');
     } else {
-        status = strcmp(p->code, "muted") == 0 ? 403 : 503;
+        /* Refused for who the token is (muted, not in the room, ...): 403;
+         * the server could not take it (busy, shutting down): 503. */
+        static const char *const refusals[] = {"muted", "not-a-member", "archived", "forbidden"};
+        status = 503;
+        for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++)
+            if (strcmp(p->code, refusals[i]) == 0)
+                status = 403;
         reason = status == 403 ? "Forbidden" : "Service Unavailable";
         out = json_pack("{s:s, s:s}", "error", p->code, "message", p->message);
     }

@@ -418,8 +418,10 @@ struct pv_store_msg *pv__record(struct pv_broadcaster *b, struct pv_frame *f, ui
 }
 
 /* A chat message published over HTTP by a bot's token (publish.h):
- * ordered, stored and fanned out like a WebSocket message (to everyone:
- * its sender has no connection), answered with its seq once stored. */
+ * ordered, stored and fanned out like a WebSocket message (to the room's
+ * online members, all of them: its sender has no connection), answered
+ * with its seq once stored. A bot speaks as its account: in the lobby, or
+ * in a room that account is a member of (the same rules as a person's). */
 static void on_publish(struct pv_broadcaster *b, struct pv_event *ev)
 {
     struct pv_publish *p = ev->publish;
@@ -432,17 +434,32 @@ static void on_publish(struct pv_broadcaster *b, struct pv_event *ev)
         pv_publish_answer(p, 0, 0, "muted", "a moderator muted this account");
         return;
     }
+    struct pv_room *r =
+        ev->in.room ? pv__room_by_name(b, ev->in.room, ev->in.room_len) : pv__room(b, PV_LOBBY_ID);
+    if (!r || (r->id != PV_LOBBY_ID && !pv__member(r, p->account))) {
+        pv_publish_answer(p, 0, 0, "not-a-member",
+                          "this token's account is not a member of that room (or there is none)");
+        return;
+    }
+    if (r->archived) {
+        pv_publish_answer(p, 0, 0, "archived", "that room is archived (read-only)");
+        return;
+    }
+    if (strcmp(r->kind, "announcement") == 0 && pv_role_rank(p->role) < 2) {
+        pv_publish_answer(p, 0, 0, "forbidden", "only moderators post in an announcement room");
+        return;
+    }
     char id[PV_ID_LEN + 1];
     snprintf(id, sizeof(id), "api%013llx", (unsigned long long)p->account & 0xfffffffffffffull);
     struct pv_user from = {.id = id, .name = p->name, .role = p->role, .account = p->account};
-    uint64_t seq = ++b->seq, rseq = ++b->rseq; /* bots post in the lobby */
-    pv__room(b, PV_LOBBY_ID)->rseq = rseq;
-    struct pv_frame *f = pv_proto_message(&ev->in, &from, PV_LOBBY, seq, rseq, now);
+    uint64_t seq = ++b->seq, rseq = ++r->rseq;
+    if (r->id == PV_LOBBY_ID)
+        b->rseq = rseq;
+    struct pv_frame *f = pv_proto_message(&ev->in, &from, r->name, seq, rseq, now);
     pv_stat_add(&b->d.stats->messages_in, 1);
     char sender[32]; /* retention counts a bot's messages under its account */
     snprintf(sender, sizeof(sender), "api:%lld", (long long)p->account);
-    struct pv_store_msg *m =
-        pv__record(b, f, PV_LOBBY_ID, seq, rseq, now, p->account, true, sender);
+    struct pv_store_msg *m = pv__record(b, f, r->id, seq, rseq, now, p->account, true, sender);
     if (m) {
         pv_store_append(b->d.store, m);
         hold_ack(b, NULL, p, seq, NULL, now); /* the event's reference moves there */
@@ -451,7 +468,7 @@ static void on_publish(struct pv_broadcaster *b, struct pv_event *ev)
         pv_publish_answer(p, seq, now, pv__store_failed(b) ? "not-stored" : NULL,
                           "relayed to everyone online, but not stored: the history store failed");
     }
-    pv__fanout(b, f, NULL);
+    pv__room_fanout(b, r, f, NULL);
 }
 
 static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)

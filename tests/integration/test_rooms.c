@@ -220,6 +220,15 @@ static void none_of(json_t *arr, const char *room)
     }
 }
 
+/* No element of `arr` mentions `text` anywhere. */
+static void nowhere(json_t *arr, const char *text)
+{
+    char *d = json_dumps(arr, 0);
+    if (strstr(d, text))
+        fail_msg("\"%s\" is still served: %.300s", text, strstr(d, text));
+    free(d);
+}
+
 /* Isolation (docs/rooms.md): a private room's and a DM's messages reach
  * nobody else -- live, in a join history, in resumes from memory and from
  * the database, in pages, in the room list, in member lists -- and a
@@ -468,6 +477,46 @@ static void test_resume_across_rooms(void **state)
     wsc_free(d);
 }
 
+/* A bot's token speaks as its account: into a room its account is in (its
+ * members get it, nobody else), never into one it is not (403, and the
+ * text goes nowhere, not the lobby either). */
+static void test_bots_in_rooms(void **state)
+{
+    (void)state;
+    char out[4096], req[512], auth[256];
+    struct wsc *a = open_as(ann, "/ws", NULL), *c = open_as(cat, "/ws", NULL);
+    const char *who[] = {bob, cat};
+    char tokens[2][128];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(post("/api/tokens", who[i], "{\"name\":\"bot\"}", out, sizeof(out)), 200);
+        json_t *j = json_loads(strstr(out, "\r\n\r\n") + 4, 0, NULL);
+        snprintf(tokens[i], sizeof(tokens[i]), "%s", str(j, "token"));
+        json_decref(j);
+    }
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", tokens[0]);
+    assert_int_equal(post("/api/messages", auth,
+                          "{\"type\":\"message\",\"room\":\"ops\",\"text\":\"bot in ops\"}", out,
+                          sizeof(out)),
+                     200);
+    json_t *m = until_text(a, "bot in ops", NULL);
+    assert_string_equal(str(m, "room"), "ops");
+    json_decref(m);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", tokens[1]);
+    snprintf(req, sizeof(req), "{\"type\":\"message\",\"room\":\"ops\",\"text\":\"cat bot\"}");
+    assert_int_equal(post("/api/messages", auth, req, out, sizeof(out)), 403);
+    assert_non_null(strstr(out, "not-a-member"));
+    assert_int_equal(post("/api/messages", auth,
+                          "{\"type\":\"message\",\"text\":\"lobby marker 6\"}", out, sizeof(out)),
+                     200);
+    json_decref(until_text(a, "lobby marker 6", NULL));
+    json_decref(until_text(c, "lobby marker 6", "ops"));
+    json_t *page = ask(c, "history", "{\"type\":\"history\",\"limit\":200}");
+    nowhere(page, "cat bot");
+    json_decref(page);
+    wsc_free(a);
+    wsc_free(c);
+}
+
 /* Unread counts: a read marker moves forward only, reaches the person's
  * other connections, and the count survives a restart. */
 static void test_unread(void **state)
@@ -559,15 +608,6 @@ static void test_kinds(void **state)
     expect_error(a, "archived");
     wsc_free(a);
     wsc_free(b);
-}
-
-/* No element of `arr` mentions `text` anywhere. */
-static void nowhere(json_t *arr, const char *text)
-{
-    char *d = json_dumps(arr, 0);
-    if (strstr(d, text))
-        fail_msg("\"%s\" is still served: %.300s", text, strstr(d, text));
-    free(d);
 }
 
 /* Rows of palaver.db (read with SQLite itself, palaverd stopped or not:
@@ -815,13 +855,10 @@ static void test_guest_rooms(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_isolation),
-        cmocka_unit_test(test_resume_across_rooms),
-        cmocka_unit_test(test_unread),
-        cmocka_unit_test(test_kinds),
-        cmocka_unit_test(test_delete_room),
-        cmocka_unit_test(test_room_retention),
-        cmocka_unit_test(test_kick_leaves_rooms),
+        cmocka_unit_test(test_isolation),      cmocka_unit_test(test_resume_across_rooms),
+        cmocka_unit_test(test_bots_in_rooms),  cmocka_unit_test(test_unread),
+        cmocka_unit_test(test_kinds),          cmocka_unit_test(test_delete_room),
+        cmocka_unit_test(test_room_retention), cmocka_unit_test(test_kick_leaves_rooms),
         cmocka_unit_test(test_guest_rooms),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
