@@ -850,15 +850,18 @@ static void *reader_main(void *arg)
 /* Frees everything but the thread (not started, or joined). */
 static void release(struct pv_store *s)
 {
-    sqlite3_stmt *st[] = {s->insert,    s->prune_oldest, s->prune_sender, s->prune_age,
-                          s->min_w,     s->range,        s->before,       s->rd_range,
-                          s->rd_before, s->rd_oldest,    s->old_row,      s->replace_row,
-                          s->audit,     s->rd_room_seq,  s->rd_room_rseq, s->rd_room_oldest};
+    sqlite3_stmt *st[] = {
+        s->insert, s->prune_oldest, s->prune_sender, s->prune_age,      s->min_w,   s->range,
+        s->before, s->rd_range,     s->rd_before,    s->rd_oldest,      s->old_row, s->replace_row,
+        s->audit,  s->rd_room_seq,  s->rd_room_rseq, s->rd_room_oldest, s->expire};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
         sqlite3_finalize(st[i]);
-    sqlite3_close(s->w);
-    sqlite3_close(s->r);
-    sqlite3_close(s->rd);
+    /* A statement left unfinalized keeps its connection open (SQLITE_BUSY):
+     * said, not ignored. */
+    sqlite3 *dbs[] = {s->w, s->r, s->rd};
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++)
+        if (sqlite3_close(dbs[i]) != SQLITE_OK)
+            pv_warn("history store: a connection did not close: %s", sqlite3_errmsg(dbs[i]));
     pv_wake_destroy(&s->wake);
     pv_wake_destroy(&s->rwake);
     pv_wake_destroy(&s->event);
