@@ -4,9 +4,13 @@
  * valid UTF-8, a name passes the name check, a since or before is a seq
  * every JSON reader holds exactly, a page limit is 1..PV_PAGE_MAX, an
  * edit's or deletion's target is such a seq (and an edit's text like a chat
- * text's). */
+ * text's), a room request names a room when it needs one and a person
+ * when it needs one, within their bounds, its topic, rseq and retention
+ * within theirs; any room named by a message or a page is within its
+ * bound and valid UTF-8. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "palaver/proto.h"
 #include "palaver/utf8.h"
@@ -20,6 +24,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!pv_utf8_valid(data, size))
         return 0;
     pv_proto_decode((const char *)data, size, 64, &in);
+    if (in.type != PV_IN_INVALID && in.room &&
+        (in.room_len == 0 || in.room_len > PV_ROOM_NAME_MAX_BYTES ||
+         !pv_utf8_valid(in.room, in.room_len) || strlen(in.room) > in.room_len))
+        abort();
     switch (in.type) {
     case PV_IN_INVALID:
         if (!in.err_code || !in.err_msg)
@@ -50,6 +58,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (in.target < 1 || in.target > PV_SEQ_MAX)
             abort();
         break;
+    case PV_IN_ROOM: {
+        bool needs_room = in.op != PV_ROOM_LIST && in.op != PV_ROOM_DM;
+        bool needs_user = in.op == PV_ROOM_INVITE || in.op == PV_ROOM_DM;
+        if ((needs_room && !in.room) || (needs_user && !in.user) ||
+            (in.op == PV_ROOM_TOPIC && !in.topic) || in.topic_len > PV_TOPIC_MAX_BYTES ||
+            (in.topic && !pv_utf8_valid(in.topic, in.topic_len)) || in.rseq > PV_SEQ_MAX ||
+            in.keep > PV_ROOM_KEEP_MAX || in.max_age_s > PV_ROOM_AGE_MAX ||
+            (in.user && strlen(in.user) > PV_NAME_MAX_BYTES) || in.user_account != 0)
+            abort();
+        break;
+    }
     }
     pv_inbound_release(&in);
     return 0;
