@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "palaver/clock.h"
 #include "palaver/frame.h"
 #include "palaver/log.h"
 #include "palaver/ids.h"
@@ -385,10 +386,7 @@ static void expire_rooms(struct pv_store *s)
     if (!s->expire || atomic_load(&s->failure) || now - s->rooms_checked < 1000000000u)
         return;
     s->rooms_checked = now;
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    int64_t ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
-    sqlite3_bind_int64(s->expire, 1, ms);
+    sqlite3_bind_int64(s->expire, 1, pv_now_ms());
     int rc = sqlite3_step(s->expire);
     sqlite3_reset(s->expire);
     if (rc != SQLITE_DONE) {
