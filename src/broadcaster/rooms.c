@@ -734,18 +734,30 @@ static void on_topic(struct pv_broadcaster *b, struct pv_client *c, const struct
     post_event(b, r, ev, c, op);
 }
 
+/* The room an admin's archive or delete names, if it may be: not the
+ * lobby, not a DM; else NULL after telling c (`what`: "archive", "delete"). */
+static struct pv_room *admin_room(struct pv_broadcaster *b, struct pv_client *c,
+                                  const struct pv_inbound *in, const char *what)
+{
+    char why[64];
+    if (pv_role_rank(c->role) < 3) {
+        snprintf(why, sizeof(why), "only admins %s rooms", what);
+        pv__send_error(b, c, "forbidden", why, in->msg_id);
+        return NULL;
+    }
+    struct pv_room *r = pv__room_by_name(b, in->room, in->room_len);
+    if (!r || r->id == PV_LOBBY_ID || strcmp(r->kind, "dm") == 0) {
+        snprintf(why, sizeof(why), "that room cannot be %sd", what);
+        pv__send_error(b, c, "bad-room", why, in->msg_id);
+        return NULL;
+    }
+    return r;
+}
+
 static void on_archive(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
 {
-    struct pv_room *r = pv__room_by_name(b, in->room, in->room_len);
-    if (pv_role_rank(c->role) < 3) {
-        pv__send_error(b, c, "forbidden", "only admins archive rooms", in->msg_id);
-        return;
-    }
-    if (!r || r->id == PV_LOBBY_ID || strcmp(r->kind, "dm") == 0) {
-        pv__send_error(b, c, "bad-room", "that room cannot be archived", in->msg_id);
-        return;
-    }
-    if (r->archived)
+    struct pv_room *r = admin_room(b, c, in, "archive");
+    if (!r || r->archived)
         return;
     json_t *ev = room_json(r);
     json_object_set_new(ev, "action", json_string("archived"));
@@ -760,15 +772,9 @@ static void on_archive(struct pv_broadcaster *b, struct pv_client *c, const stru
 static void on_delete_room(struct pv_broadcaster *b, struct pv_client *c,
                            const struct pv_inbound *in)
 {
-    struct pv_room *r = pv__room_by_name(b, in->room, in->room_len);
-    if (pv_role_rank(c->role) < 3) {
-        pv__send_error(b, c, "forbidden", "only admins delete rooms", in->msg_id);
+    struct pv_room *r = admin_room(b, c, in, "delete");
+    if (!r)
         return;
-    }
-    if (!r || r->id == PV_LOBBY_ID || strcmp(r->kind, "dm") == 0) {
-        pv__send_error(b, c, "bad-room", "that room cannot be deleted", in->msg_id);
-        return;
-    }
     json_t *ev = room_json(r);
     json_object_set_new(ev, "action", json_string("deleted"));
     post_event(b, r, ev, c, new_op(PV_OP_ROOM_DELETE, r, 0));
