@@ -111,16 +111,15 @@ static bool text_field(struct pv_inbound *in, size_t max_text)
     return true;
 }
 
-/* An optional string field of at most max bytes; false (in set invalid,
+/* An optional string field of min to max bytes; false (in set invalid,
  * `code`) when it is there and is not one. */
-static bool str_field(struct pv_inbound *in, const char *key, size_t max, const char *code,
-                      const char *msg, const char **out, size_t *len)
+static bool str_field(struct pv_inbound *in, const char *key, size_t min, size_t max,
+                      const char *code, const char *msg, const char **out, size_t *len)
 {
     json_t *v = json_object_get(in->root, key);
     if (!v)
         return true;
-    bool empty_ok = strcmp(key, "topic") == 0; /* a topic may be cleared */
-    if (!json_is_string(v) || (json_string_length(v) == 0 && !empty_ok) ||
+    if (!json_is_string(v) || json_string_length(v) < min || /* a topic may be "": cleared */
         json_string_length(v) > max) {
         set_invalid(in, code, msg);
         return false;
@@ -133,7 +132,7 @@ static bool str_field(struct pv_inbound *in, const char *key, size_t max, const 
 
 static bool room_field(struct pv_inbound *in)
 {
-    return str_field(in, "room", PV_ROOM_NAME_MAX_BYTES, "bad-room",
+    return str_field(in, "room", 1, PV_ROOM_NAME_MAX_BYTES, "bad-room",
                      "\"room\" must be a room's name (a string of at most 128 bytes)", &in->room,
                      &in->room_len);
 }
@@ -162,7 +161,7 @@ static void decode_room(struct pv_inbound *in, size_t i)
         return;
     }
     if (room_requests[i].user) {
-        if (!str_field(in, "user", PV_NAME_MAX_BYTES, "bad-user",
+        if (!str_field(in, "user", 1, PV_NAME_MAX_BYTES, "bad-user",
                        "\"user\" must be a person's name", &in->user, NULL))
             return;
         if (!in->user) {
@@ -170,9 +169,9 @@ static void decode_room(struct pv_inbound *in, size_t i)
             return;
         }
     }
-    if (!str_field(in, "kind", 16, "bad-kind", "\"kind\" must be public, private or announcement",
-                   &in->kind, NULL) ||
-        !str_field(in, "topic", PV_TOPIC_MAX_BYTES, "bad-topic",
+    if (!str_field(in, "kind", 1, 16, "bad-kind",
+                   "\"kind\" must be public, private or announcement", &in->kind, NULL) ||
+        !str_field(in, "topic", 0, PV_TOPIC_MAX_BYTES, "bad-topic",
                    "\"topic\" must be a string of at most 512 bytes", &in->topic, &in->topic_len))
         return;
     if (in->op == PV_ROOM_TOPIC && !in->topic) {
