@@ -587,7 +587,6 @@ static void *broadcaster_main(void *arg)
 
     while (!b->stop) {
         uint64_t now = pv_mono_ns();
-        atomic_store_explicit(&b->d.stats->history, b->hist.len, memory_order_relaxed);
         if (now - last_tick >= 50000000ull) {
             busy = pv_writers_tick(b->d.writers);
             last_tick = now;
@@ -620,6 +619,9 @@ static void *broadcaster_main(void *arg)
         uint64_t lag = n ? pv_mono_ns() - ev[0]->queued_ns : paused ? now - b->progress_ns : 0;
         atomic_store_explicit(&b->d.stats->queue_lag_ns, lag, memory_order_relaxed);
         handle(b, ev, n);
+        /* The ring's size for /metrics, published before this cycle's
+         * replies reach the writers: whoever got a reply sees it counted. */
+        atomic_store_explicit(&b->d.stats->history, b->hist.len, memory_order_relaxed);
         pv__presence_flush(b, false);
         pv__store_news(b);
         release_acks(b);
