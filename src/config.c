@@ -125,7 +125,11 @@ static const struct setting settings[] = {
       "(DNS rebinding)"),
     S("access-control-list", 0, K_STR, access_control_list, "L", NULL,
       "CivetWeb ACL of addresses allowed at all, e.g. '-0.0.0.0/0,+192.168.1.0/24,+127.0.0.1' "
-      "(default: all)"),
+      "(default: all; through a trusted proxy it applies to the forwarded client)"),
+    S("trusted-proxies", 0, K_STR, trusted_proxies, "L", NULL,
+      "addresses or networks of the TLS terminator in front (e.g. '127.0.0.1 ::1'): only from "
+      "them are X-Forwarded-For (the client's address) and X-Forwarded-Proto believed "
+      "(default: none; docs/tls.md)"),
     Z("max-text", max_text, 1, 1 << 20, "BYTES", "Messages", "longest chat text (default %D)"),
     Z("max-message", max_message, 128, 16 << 20, "BYTES", NULL,
       "longest WebSocket message (default %D: 4096 bytes of text escaped as \\u00XX, and the other "
@@ -273,6 +277,34 @@ static int parse_num(const char *s, unsigned long long min, unsigned long long m
     return 0;
 }
 
+/* palaverd does not terminate TLS (docs/tls.md says why): what someone
+ * who tries to configure it is told, with exit status 2. */
+#define PV_NO_TLS                                                                                  \
+    "palaverd does not serve TLS itself (Debian 12's CivetWeb 1.15 cannot load OpenSSL 3, and "    \
+    "palaverd's writer threads share each connection with its reader, which one OpenSSL "          \
+    "connection does not allow): put the TLS terminator in front, HAProxy with the shipped "       \
+    "configuration (docs/tls.md), and set --trusted-proxies"
+
+/* CivetWeb's port syntax for TLS: "443s" (TLS) or "443r" (redirect to
+ * TLS), which someone used to CivetWeb may give as the port. */
+static bool tls_port(const char *v)
+{
+    size_t d = strspn(v, "0123456789");
+    return d > 0 && (v[d] == 's' || v[d] == 'r') && v[d + 1] == '\0';
+}
+
+/* A key or flag that asks for TLS: ssl-certificate, tls, https-port... */
+static bool tls_key(const char *k, size_t n)
+{
+    char b[64];
+    if (n >= sizeof(b))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        b[i] = (char)(k[i] >= 'A' && k[i] <= 'Z' ? k[i] - 'A' + 'a' : k[i]);
+    b[n] = '\0';
+    return strstr(b, "ssl") || strstr(b, "tls") || strstr(b, "cert") || strstr(b, "https");
+}
+
 /* Applies one setting; on error writes a message (without location) to err. */
 static int set_option(struct pv_config *c, const struct setting *s, const char *dashes,
                       const char *value, char *err, size_t errsz)
@@ -283,6 +315,10 @@ static int set_option(struct pv_config *c, const struct setting *s, const char *
     switch (s->kind) {
     case K_UINT:
     case K_SIZE:
+        if (strcmp(s->name, "port") == 0 && tls_port(value)) {
+            errf(err, errsz, "%sport %s: " PV_NO_TLS, dashes, value);
+            return -1;
+        }
         if (parse_num(value, s->min, s->max, &v) != 0) {
             errf(err, errsz, "invalid %s%s '%s' (expected a number from %llu to %llu)", dashes,
                  s->name, value, s->min, s->max);
@@ -382,6 +418,10 @@ int pv_config_parse_text(struct pv_config *c, const char *text, size_t len, cons
             vlen -= 2;
         }
         const struct setting *s = find_setting(line, klen);
+        if (!s && tls_key(line, klen)) {
+            errf(err, errsz, "%s:%zu: %.*s: " PV_NO_TLS, name, lineno, (int)klen, line);
+            return -1;
+        }
         if (!s) {
             errf(err, errsz, "%s:%zu: unknown key '%.*s'", name, lineno,
                  (int)(klen > 64 ? 64 : klen), line);
@@ -432,6 +472,18 @@ int pv_config_check(struct pv_config *c, char *err, size_t errsz)
     }
     if (c->rate_limit && c->rate_burst < 1) {
         errf(err, errsz, "rate-burst must be at least 1");
+        return -1;
+    }
+    char why[160];
+    if (pv_cidrs_parse(c->trusted_proxies, &c->trusted, why, sizeof(why)) != 0) {
+        errf(err, errsz, "trusted-proxies: %s", why);
+        return -1;
+    }
+    if (c->access_control_list[0] && pv_acl_check(c->access_control_list, "127.0.0.1") < 0) {
+        errf(err, errsz,
+             "access-control-list '%s' is malformed (expected entries like -0.0.0.0/0 or "
+             "+192.168.1.0/24, separated by commas)",
+             c->access_control_list);
         return -1;
     }
     return 0;
@@ -602,8 +654,11 @@ int pv_config_load(struct pv_config *c, int argc, char **argv, enum pv_config_ac
                     s = &settings[i];
         }
         if (!s) {
+            const char *a = argv[optind - 1];
             if (optopt && optopt < 256)
                 errf(err, errsz, "unknown or incomplete option '-%c' (see --help)", optopt);
+            else if (strncmp(a, "--", 2) == 0 && tls_key(a + 2, strcspn(a + 2, "=")))
+                errf(err, errsz, "%.*s: " PV_NO_TLS, (int)strcspn(a, "="), a);
             else
                 errf(err, errsz, "unknown or incomplete option '%s' (see --help)",
                      argv[optind - 1]);

@@ -36,6 +36,7 @@
 #include "palaver/limits.h"
 #include "palaver/live.h"
 #include "palaver/log.h"
+#include "palaver/peer.h"
 #include "palaver/stats.h"
 #include "palaver/writer.h"
 #include "palaver/ws.h"
@@ -137,6 +138,11 @@ static struct {
     struct pv_stats *stats;
     struct pv_peers *peers;
     unsigned max_conns_per_ip;
+    const struct pv_cidrs *trusted; /* --trusted-proxies (proxy.h) */
+    /* --access-control-list when trusted proxies are set: then palaverd
+     * applies it to the forwarded client itself (CivetWeb's would see only
+     * the proxy); "" otherwise (CivetWeb applies it at accept). */
+    const char *acl;
     char htdocs[4096]; /* realpath of --htdocs: files are served from inside it only */
     /* False until the WebSocket and page handlers are registered: the
      * port accepts (and workers serve) from inside mg_start2(), before
@@ -156,7 +162,11 @@ static int on_init_connection(const struct mg_connection *conn, void **conn_data
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     (void)conn_data;
-    if (!ri || pv_peers_hold(gate.peers, ri->remote_addr, gate.max_conns_per_ip))
+    /* A trusted proxy carries many clients on its connections: their
+     * addresses are known only from each request's headers, and the
+     * terminator bounds idle connections itself (docs/tls.md). */
+    if (!ri || pv_cidrs_match(gate.trusted, ri->remote_addr) ||
+        pv_peers_hold(gate.peers, ri->remote_addr, gate.max_conns_per_ip))
         return 0;
     static struct pv_log_limit lim = PV_LOG_LIMIT("connections refused over --max-conns-per-ip");
     pv_stat_add(&gate.stats->refused_conns, 1);
@@ -170,7 +180,7 @@ static int on_init_connection(const struct mg_connection *conn, void **conn_data
 static void on_connection_close(const struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    if (ri)
+    if (ri && !pv_cidrs_match(gate.trusted, ri->remote_addr))
         pv_peers_unhold(gate.peers, ri->remote_addr);
     /* The worker goes back to waiting for a connection: what its stack
      * touched serving this one is dead. */
@@ -243,10 +253,63 @@ static int not_found(struct mg_connection *conn, const struct mg_request_info *r
     return 404;
 }
 
+/* A short plain-text answer that closes the connection. */
+static int plain(struct mg_connection *conn, int status, const char *reason, const char *body)
+{
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+              status, reason, strlen(body), body);
+    return status;
+}
+
+/* The checks on who sent the request, when trusted proxies are set
+ * (proxy.h): a forwarded address that is not one (400), the ACL on the
+ * client (403), /metrics asked for through the proxy (403: it is for
+ * scrapers on the machine or the LAN that talk to palaverd's own port,
+ * never for the world the terminator faces). 0 to go on. */
+static int proxy_checks(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer p;
+    static struct pv_log_limit lim = PV_LOG_LIMIT("requests refused by the proxy checks");
+    if (pv_request_peer(conn, gate.trusted, &p) != 0) {
+        char x[96];
+        pv_log_printable(mg_get_header(conn, "X-Forwarded-For"), x, sizeof(x));
+        if (pv_log_limited(&lim, PV_LOG_WARNING, 5))
+            pv_warn("refused request from trusted proxy %s:%d: X-Forwarded-For \"%s\" does not "
+                    "end in an address; answered 400",
+                    ri->remote_addr, ri->remote_port, x);
+        return plain(conn, 400, "Bad Request",
+                     "400 Bad Request: the proxy forwarded a client address that is not one.\n");
+    }
+    int acl = gate.acl[0] ? pv_acl_check(gate.acl, p.addr) : 1;
+    if (acl != 1) {
+        if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
+            pv_notice("refused request from %s%s%s:%d: the address is not allowed "
+                      "(--access-control-list); answered 403",
+                      p.addr, p.forwarded ? " via " : "", p.forwarded ? ri->remote_addr : "",
+                      p.port);
+        return plain(conn, 403, "Forbidden", "403 Forbidden: this address may not use palaverd.\n");
+    }
+    if (p.forwarded && ri->local_uri && strcmp(ri->local_uri, "/metrics") == 0) {
+        if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
+            pv_notice("refused /metrics to %s via %s:%d: metrics are not served through the "
+                      "proxy (scrape palaverd's own port); answered 403",
+                      p.addr, ri->remote_addr, p.port);
+        return plain(conn, 403, "Forbidden",
+                     "403 Forbidden: /metrics is served on palaverd's own port only.\n");
+    }
+    return 0;
+}
+
 static int on_begin_request(struct mg_connection *conn)
 {
     if (!atomic_load_explicit(&gate.open, memory_order_acquire))
         return starting_up(conn);
+    int refused = gate.trusted->n ? proxy_checks(conn) : 0;
+    if (refused)
+        return refused;
     const char *host = mg_get_header(conn, "Host");
     const char *hosts = atomic_load_explicit(&gate.live->hosts, memory_order_acquire);
     const char *origins = atomic_load_explicit(&gate.live->origins, memory_order_acquire);
@@ -348,6 +411,8 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
     gate.live = d->live;
     gate.stats = d->stats;
     gate.peers = d->peers;
+    gate.trusted = &cfg->trusted;
+    gate.acl = cfg->trusted.n ? cfg->access_control_list : "";
     gate.max_conns_per_ip = cfg->max_conns_per_ip ? cfg->max_conns_per_ip
                             : cfg->max_per_ip     ? cfg->max_per_ip + 16
                                                   : 0;
@@ -421,7 +486,7 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
         PAGE_HEADERS,
         /* Last: when no ACL is set the list ends here (CivetWeb reads an
          * empty ACL as "deny everyone"). */
-        cfg->access_control_list[0] ? "access_control_list" : NULL,
+        cfg->access_control_list[0] && !cfg->trusted.n ? "access_control_list" : NULL,
         cfg->access_control_list,
         NULL,
     };

@@ -297,19 +297,26 @@ static const char *origin_host(const char *origin)
     return NULL;
 }
 
-static bool same_host(const char *origin, const char *host)
+static bool same_host(const char *origin, bool https, const char *host)
 {
     const char *oh = origin_host(origin);
     if (!oh || !host || !*oh || strchr(oh, '/'))
+        return false;
+    /* Known to have come over TLS (a trusted proxy said so): only the
+     * https page of this host is its own, so a page injected into plain
+     * http://host on the way cannot use the secure session. Otherwise the
+     * scheme is unknown (an untrusted terminator may be in front) and
+     * either is. */
+    if (https && oh != origin + 8)
         return false;
     /* "http://h" is port 80 and "https://h" 443; a Host header names the
      * port only when it is not the scheme's default. */
     return strcasecmp(oh, host) == 0;
 }
 
-bool pv_origin_allowed(const char *origin, const char *host, const char *allowed)
+bool pv_origin_allowed(const char *origin, bool https, const char *host, const char *allowed)
 {
-    if (!origin || same_host(origin, host))
+    if (!origin || same_host(origin, https, host))
         return true;
     if (!allowed)
         return false;

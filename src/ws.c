@@ -27,6 +27,7 @@
 #include "palaver/nickname.h"
 #include "palaver/proto.h"
 #include "palaver/queue.h"
+#include "palaver/peer.h"
 #include "palaver/stats.h"
 #include "palaver/wsmsg.h"
 #include "palaver/xalloc.h"
@@ -34,10 +35,18 @@
 static const char *subprotocol_names[] = {"sample-protocol", "palaver"};
 static struct mg_websocket_subprotocols subprotocols = {2, subprotocol_names};
 
-static void peer_of(const struct mg_connection *conn, char *out, size_t n)
+/* Who is connecting (peer.h: through a trusted proxy, the client it
+ * forwards for), and that as the log lines name it: "addr:port", or
+ * "addr via proxy:port". */
+static void peer_of(struct pv_ws *ws, const struct mg_connection *conn, struct pv_peer *p,
+                    char *out, size_t n)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    snprintf(out, n, "%s:%d", ri->remote_addr, ri->remote_port);
+    (void)pv_request_peer(conn, &ws->cfg->trusted, p); /* a bad one got 400 in begin_request */
+    if (p->forwarded)
+        snprintf(out, n, "%s via %s:%d", p->addr, ri->remote_addr, ri->remote_port);
+    else
+        snprintf(out, n, "%s:%d", p->addr, p->port);
 }
 
 /* Refuses a handshake with a real status line. mg_send_http_error() does
@@ -86,7 +95,8 @@ static int on_connect(const struct mg_connection *conn, void *ud)
     const struct mg_request_info *ri = mg_get_request_info(conn);
     const char *origin = mg_get_header(conn, "Origin");
     const char *host = mg_get_header(conn, "Host");
-    char peer[64];
+    char peer[128];
+    struct pv_peer p;
 
     /* CivetWeb 1.15 never resets the negotiated subprotocol between
      * connections on a worker: a client that offered none would be
@@ -94,23 +104,24 @@ static int on_connect(const struct mg_connection *conn, void *ud)
     if (mg_get_header(conn, "Sec-WebSocket-Protocol") == NULL)
         ((struct mg_request_info *)ri)->acceptedWebSocketSubprotocol = NULL;
 
-    peer_of(conn, peer, sizeof(peer));
+    peer_of(ws, conn, &p, peer, sizeof(peer));
     if (atomic_load(&ws->stopping))
         return refuse(conn, 503, "Service Unavailable", "palaverd is shutting down\n");
-    if (!pv_origin_allowed(origin, host,
+    if (!pv_origin_allowed(origin, p.https, host,
                            atomic_load_explicit(&ws->live->origins, memory_order_acquire))) {
         char o[128], h[128];
         pv_log_printable(origin, o, sizeof(o));
         pv_log_printable(host, h, sizeof(h));
         pv_stat_add(&ws->stats->refused_origin, 1);
-        pv_warn("refused WebSocket from %s: Origin '%s' is not allowed (Host '%s'; see "
-                "--allowed-origins); answered 403",
-                peer, o, h);
+        pv_warn("refused WebSocket from %s: Origin '%s' is not allowed (the page's own is "
+                "%s://%s; see --allowed-origins, and --trusted-proxies behind a TLS terminator); "
+                "answered 403",
+                peer, o, p.https ? "https" : "http", h);
         return refuse(conn, 403, "Forbidden",
                       "cross-site WebSocket refused: this page's origin is not allowed\n");
     }
-    if (!pv_peers_handshake(ws->peers, ri->remote_addr, ws->cfg->handshake_rate,
-                            ws->cfg->handshake_burst, pv_mono_ns())) {
+    if (!pv_peers_handshake(ws->peers, p.addr, ws->cfg->handshake_rate, ws->cfg->handshake_burst,
+                            pv_mono_ns())) {
         static struct pv_log_limit lim = PV_LOG_LIMIT("handshakes refused over --handshake-rate");
         pv_stat_add(&ws->stats->refused_rate, 1);
         if (pv_log_limited(&lim, PV_LOG_WARNING, 5))
@@ -128,7 +139,7 @@ static int on_connect(const struct mg_connection *conn, void *ud)
                       "palaverd is full: too many chat clients, try again later\n");
     }
     unsigned per_ip = atomic_load_explicit(&ws->live->max_per_ip, memory_order_relaxed);
-    if (per_ip && pv_peers_count(ws->peers, ri->remote_addr) >= per_ip) {
+    if (per_ip && pv_peers_count(ws->peers, p.addr) >= per_ip) {
         pv_stat_add(&ws->stats->refused_per_ip, 1);
         pv_warn("refused WebSocket from %s: %u connections from that address already "
                 "(--max-per-ip); answered 503",
@@ -162,7 +173,7 @@ static int on_connect(const struct mg_connection *conn, void *ud)
     /* An address banned with a guest or, in open mode, with an account
      * (limits.h): guests from it stay out; people signed in come in (their
      * own account's ban is checked with the session above). */
-    int64_t until = s == 1 ? 0 : pv_bans_until(ws->bans, ri->remote_addr, pv_now_ms());
+    int64_t until = s == 1 ? 0 : pv_bans_until(ws->bans, p.addr, pv_now_ms());
     if (until) {
         long long minutes = (until - pv_now_ms() + 59999) / 60000;
         static struct pv_log_limit lim = PV_LOG_LIMIT("WebSockets refused from banned addresses");
@@ -200,31 +211,31 @@ static void on_ready(struct mg_connection *conn, void *ud)
 {
     struct pv_ws *ws = ud;
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    char peer[64];
+    char peer[128];
+    struct pv_peer p;
     struct pv_client *c;
 
-    peer_of(conn, peer, sizeof(peer));
+    peer_of(ws, conn, &p, peer, sizeof(peer));
     /* The connect handler only looked; admission is counted here, where a
      * close handler is guaranteed to follow. Losing the race gets 1013. */
     if (atomic_fetch_add(&ws->admitted, 1) >= ws->cfg->max_clients) {
         atomic_fetch_sub(&ws->admitted, 1);
         pv_stat_add(&ws->stats->refused_full, 1);
         pv_warn("refused WebSocket from %s: server full; closed 1013", peer);
-        refuse_ready(ws, conn, ri->remote_addr, ri->remote_port, "server full, try again later");
+        refuse_ready(ws, conn, p.addr, p.port, "server full, try again later");
         return;
     }
-    if (!pv_peers_acquire(ws->peers, ri->remote_addr,
+    if (!pv_peers_acquire(ws->peers, p.addr,
                           atomic_load_explicit(&ws->live->max_per_ip, memory_order_relaxed))) {
         atomic_fetch_sub(&ws->admitted, 1);
         pv_stat_add(&ws->stats->refused_per_ip, 1);
         pv_warn("refused WebSocket from %s: too many from that address (--max-per-ip); "
                 "closed 1013",
                 peer);
-        refuse_ready(ws, conn, ri->remote_addr, ri->remote_port,
-                     "too many connections from your address");
+        refuse_ready(ws, conn, p.addr, p.port, "too many connections from your address");
         return;
     }
-    c = pv_client_new(conn, ri->remote_addr, ri->remote_port, ws->cfg->max_message);
+    c = pv_client_new(conn, p.addr, p.port, ws->cfg->max_message);
     c->counted = true;
     uint64_t now = pv_mono_ns();
     atomic_store_explicit(&c->last_rx, now, memory_order_relaxed);

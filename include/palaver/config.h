@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "palaver/proxy.h"
+
 #define PV_ORIGINS_MAX 1024
 #ifndef PV_DEFAULT_CONFIG
 #define PV_DEFAULT_CONFIG "/etc/palaver/palaverd.conf"
@@ -65,6 +67,10 @@ struct pv_config {
     /* CivetWeb access_control_list ("-0.0.0.0/0,+192.168.1.0/24"): which
      * addresses may use the port at all (page, WebSocket, /metrics). */
     char access_control_list[512];
+    /* Peers whose X-Forwarded-For/-Proto are believed (proxy.h), as
+     * given and as parsed by pv_config_check(); restart to change. */
+    char trusted_proxies[512];
+    struct pv_cidrs trusted;
     int log_level;
     char data_dir[PATH_MAX];    /* history database directory; "" = memory only */
     unsigned history_keep;      /* messages kept on disk; 0 = all */

@@ -121,12 +121,14 @@ unsigned pv_bans_lift(struct pv_bans *b, int64_t account);
 
 /* May a handshake with this Origin header (NULL: none sent) and Host
  * header (NULL: none) open a WebSocket? The page's own host (Origin's
- * host[:port] equal to Host) always may. `allowed` is the configured list
+ * host[:port] equal to Host) always may; when the request is known to
+ * have come over https (a trusted proxy's X-Forwarded-Proto, proxy.h),
+ * only with the https scheme. `allowed` is the configured list
  * of further origins, space/comma separated and compared case-insensitively
  * ("http://chat.lan:8080"); "*" allows any origin. A request without Origin
  * is not from a browser page and is allowed: the check exists to stop
  * other sites' pages from using a visitor's browser (cross-site WebSocket
  * hijacking), which always send Origin. */
-bool pv_origin_allowed(const char *origin, const char *host, const char *allowed);
+bool pv_origin_allowed(const char *origin, bool https, const char *host, const char *allowed);
 
 #endif

@@ -17,6 +17,7 @@
 #include "palaver/live.h"
 #include "palaver/config.h"
 #include "palaver/log.h"
+#include "palaver/peer.h"
 #include "palaver/proto.h"
 #include "palaver/publish.h"
 #include "palaver/queue.h"
@@ -65,6 +66,8 @@ int pv_api_session(struct pv_accounts *a, const struct mg_connection *conn, stru
 static int post_checks(struct mg_connection *conn, struct pv_api *api)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     if (strcmp(ri->request_method, "POST") != 0)
         return error(conn, 405, "Method Not Allowed", "bad-method", "use POST", "Allow: POST\r\n");
     const char *type = mg_get_header(conn, "Content-Type");
@@ -74,13 +77,13 @@ static int post_checks(struct mg_connection *conn, struct pv_api *api)
                      "send the request as Content-Type: application/json", NULL);
     const char *origin = mg_get_header(conn, "Origin");
     const char *host = mg_get_header(conn, "Host");
-    if (!pv_origin_allowed(origin, host,
+    if (!pv_origin_allowed(origin, who.https, host,
                            atomic_load_explicit(&api->live->origins, memory_order_acquire))) {
         char o[128];
         pv_log_printable(origin, o, sizeof(o));
         pv_warn("refused %s %s from %s:%d: Origin '%s' is not allowed (cross-site request); "
                 "answered 403",
-                ri->request_method, ri->local_uri, ri->remote_addr, ri->remote_port, o);
+                ri->request_method, ri->local_uri, who.addr, who.port, o);
         return error(conn, 403, "Forbidden", "bad-origin",
                      "cross-site request refused: this page's origin is not allowed", NULL);
     }
@@ -125,20 +128,22 @@ static bool read_request(struct mg_connection *conn, enum pv_api_req kind, struc
 
 /* The session cookie: HttpOnly (no script reads it), SameSite=Lax (not
  * sent with other sites' subrequests or POSTs), Path=/. Secure when the
- * request came over HTTPS (X-Forwarded-Proto from the terminator in front
- * lands with the TLS issue). */
-static void cookie_header(char *out, size_t n, const char *token, long max_age)
+ * request came over https (a trusted proxy's X-Forwarded-Proto, proxy.h):
+ * the browser then never sends it over plain http, where anyone on the
+ * network could read it. */
+static void cookie_header(char *out, size_t n, const char *token, long max_age, bool secure)
 {
-    snprintf(out, n, "Set-Cookie: %s=%s; Max-Age=%ld; Path=/; HttpOnly; SameSite=Lax\r\n",
-             PV_SESSION_COOKIE, token, max_age);
+    snprintf(out, n, "Set-Cookie: %s=%s; Max-Age=%ld; Path=/; HttpOnly; SameSite=Lax%s\r\n",
+             PV_SESSION_COOKIE, token, max_age, secure ? "; Secure" : "");
 }
 
 /* 200 with the account and, when its session could be stored, the
  * cookie (login, setup, registration). */
-static int signed_in(struct mg_connection *conn, const struct pv_account *u, const char *token)
+static int signed_in(struct mg_connection *conn, const struct pv_peer *who,
+                     const struct pv_account *u, const char *token)
 {
     char headers[256];
-    cookie_header(headers, sizeof(headers), token, (long)PV_SESSION_DAYS * 86400);
+    cookie_header(headers, sizeof(headers), token, (long)PV_SESSION_DAYS * 86400, who->https);
     return reply(conn, 200, "OK", token[0] ? headers : NULL,
                  json_pack("{s:o}", "user", user_json(u)));
 }
@@ -146,7 +151,8 @@ static int signed_in(struct mg_connection *conn, const struct pv_account *u, con
 static int on_login(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     int rc = post_checks(conn, api);
     if (rc)
         return rc;
@@ -157,28 +163,27 @@ static int on_login(struct mg_connection *conn, void *ud)
     char token[PV_TOKEN_CHARS + 1], headers[256];
     unsigned retry = 0;
     enum pv_login r =
-        pv_accounts_login(api->accounts, f.name, f.password, ri->remote_addr, &u, token, &retry);
+        pv_accounts_login(api->accounts, f.name, f.password, who.addr, &u, token, &retry);
     pv_api_fields_release(&f); /* the password's copy goes with it */
     switch (r) {
     case PV_LOGIN_OK:
         pv_info("login id=%lld name=\"%s\" role=%s from %s:%d", (long long)u.id, u.name, u.role,
-                ri->remote_addr, ri->remote_port);
-        return signed_in(conn, &u, token);
+                who.addr, who.port);
+        return signed_in(conn, &who, &u, token);
     case PV_LOGIN_BAD:
-        pv_notice("login refused from %s:%d: bad credentials; next attempt delayed",
-                  ri->remote_addr, ri->remote_port);
+        pv_notice("login refused from %s:%d: bad credentials; next attempt delayed", who.addr,
+                  who.port);
         return error(conn, 401, "Unauthorized", "bad-credentials", "wrong name or password", NULL);
     case PV_LOGIN_THROTTLED:
         snprintf(headers, sizeof(headers), "Retry-After: %u\r\n", retry ? retry : 1);
-        pv_notice("login refused from %s:%d: throttled after failures, %u s to wait",
-                  ri->remote_addr, ri->remote_port, retry);
+        pv_notice("login refused from %s:%d: throttled after failures, %u s to wait", who.addr,
+                  who.port, retry);
         return error(conn, 429, "Too Many Requests", "throttled",
                      "too many failed sign-ins: wait before trying again", headers);
     case PV_LOGIN_BUSY:
         break;
     }
-    pv_warn("login from %s:%d answered 503: every password-hash slot is busy", ri->remote_addr,
-            ri->remote_port);
+    pv_warn("login from %s:%d answered 503: every password-hash slot is busy", who.addr, who.port);
     return error(conn, 503, "Service Unavailable", "busy", "too many sign-ins at once, try again",
                  "Retry-After: 1\r\n");
 }
@@ -219,7 +224,8 @@ static int accounts_error(struct mg_connection *conn, const char *code, const ch
 static int on_setup(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     int rc = post_checks(conn, api);
     if (rc)
         return rc;
@@ -229,16 +235,16 @@ static int on_setup(struct mg_connection *conn, void *ud)
     struct pv_account u;
     char session[PV_TOKEN_CHARS + 1], why[256];
     const char *code = "failed";
-    int r = pv_accounts_setup(api->accounts, f.token, f.name, f.password, ri->remote_addr, &u,
-                              session, &code, why, sizeof(why));
+    int r = pv_accounts_setup(api->accounts, f.token, f.name, f.password, who.addr, &u, session,
+                              &code, why, sizeof(why));
     pv_api_fields_release(&f);
     if (r == 0) {
         pv_notice("setup: first admin account id=%lld name=\"%s\" created from %s:%d; the setup "
                   "link is spent",
-                  (long long)u.id, u.name, ri->remote_addr, ri->remote_port);
-        return signed_in(conn, &u, session);
+                  (long long)u.id, u.name, who.addr, who.port);
+        return signed_in(conn, &who, &u, session);
     }
-    pv_notice("setup refused from %s:%d: %s (%s)", ri->remote_addr, ri->remote_port, code, why);
+    pv_notice("setup refused from %s:%d: %s (%s)", who.addr, who.port, code, why);
     return accounts_error(conn, code, why);
 }
 
@@ -246,7 +252,8 @@ static int on_setup(struct mg_connection *conn, void *ud)
 static int on_invites(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     int rc = post_checks(conn, api);
     if (rc)
         return rc;
@@ -264,7 +271,7 @@ static int on_invites(struct mg_connection *conn, void *ud)
     if (pv_accounts_invite(api->accounts, &by, role_copy, (unsigned)hours, (unsigned)uses, invite,
                            &code, why, sizeof(why)) != 0) {
         pv_notice("invite refused to id=%lld name=\"%s\" role=%s from %s:%d: %s", (long long)by.id,
-                  by.name, by.role, ri->remote_addr, ri->remote_port, why);
+                  by.name, by.role, who.addr, who.port, why);
         return accounts_error(conn, code, why);
     }
     pv_notice("invite made by id=%lld name=\"%s\": role %s, %lld use(s), %lld h", (long long)by.id,
@@ -281,7 +288,8 @@ static int on_invites(struct mg_connection *conn, void *ud)
 static int on_register(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     int rc = post_checks(conn, api);
     if (rc)
         return rc;
@@ -292,16 +300,15 @@ static int on_register(struct mg_connection *conn, void *ud)
     char session[PV_TOKEN_CHARS + 1] = "", why[256];
     const char *code = "failed";
     int r = pv_accounts_register(api->accounts, api->registration, f.invite, f.name, f.password,
-                                 ri->remote_addr, &u, session, &code, why, sizeof(why));
+                                 who.addr, &u, session, &code, why, sizeof(why));
     pv_api_fields_release(&f);
     if (r != 0) {
-        pv_notice("registration refused from %s:%d: %s (%s)", ri->remote_addr, ri->remote_port,
-                  code, why);
+        pv_notice("registration refused from %s:%d: %s (%s)", who.addr, who.port, code, why);
         return accounts_error(conn, code, why);
     }
     pv_info("registered id=%lld name=\"%s\" role=%s from %s:%d", (long long)u.id, u.name, u.role,
-            ri->remote_addr, ri->remote_port);
-    return signed_in(conn, &u, session);
+            who.addr, who.port);
+    return signed_in(conn, &who, &u, session);
 }
 
 static void push_mod(struct pv_api *api, const char *action, const struct pv_account *target,
@@ -321,7 +328,9 @@ static int on_logout(struct mg_connection *conn, void *ud)
                  pv_accounts_logout(api->accounts, token);
     if (ended && known) /* its open sockets (other tabs) close too: 4002 */
         push_mod(api, "revoke", NULL, NULL, u.session, 0, u.name, NULL);
-    cookie_header(headers, sizeof(headers), "", 0);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who);
+    cookie_header(headers, sizeof(headers), "", 0, who.https);
     return reply(conn, 200, "OK", headers, json_pack("{s:b}", "ended", ended));
 }
 
@@ -334,9 +343,11 @@ static int on_me(struct mg_connection *conn, void *ud)
     struct pv_account u;
     char headers[256];
     int s = pv_api_session(api->accounts, conn, &u);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who);
     /* A cookie whose session has ended is cleared: the page's next
      * handshake then comes as a guest instead of being refused again. */
-    cookie_header(headers, sizeof(headers), "", 0);
+    cookie_header(headers, sizeof(headers), "", 0, who.https);
     /* A guest is not an error: {"user":null} (a page asks on every load),
      * with what the page needs to know to offer sign-in or registration. */
     bool members = atomic_load_explicit(&api->live->members_only, memory_order_relaxed);
@@ -444,7 +455,8 @@ static int on_revoke(struct mg_connection *conn, void *ud)
 static int on_password(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     struct pv_account u;
     struct pv_api_fields f;
     int rc = begin_post(conn, api, PV_REQ_PASSWORD, &u, &f);
@@ -455,15 +467,15 @@ static int on_password(struct mg_connection *conn, void *ud)
     int r = pv_accounts_password(api->accounts, &u, f.current, f.password, &code, why, sizeof(why));
     pv_api_fields_release(&f);
     if (r != 0) {
-        pv_notice("password change refused for id=%lld from %s:%d: %s", (long long)u.id,
-                  ri->remote_addr, ri->remote_port, code);
+        pv_notice("password change refused for id=%lld from %s:%d: %s", (long long)u.id, who.addr,
+                  who.port, code);
         if (strcmp(code, "bad-credentials") == 0)
             return error(conn, 403, "Forbidden", code, why, NULL);
         return accounts_error(conn, code, why);
     }
     push_mod(api, "password", &u, NULL, u.session, 0, u.name, NULL);
     pv_notice("password changed for id=%lld name=\"%s\" from %s:%d; its other sessions revoked",
-              (long long)u.id, u.name, ri->remote_addr, ri->remote_port);
+              (long long)u.id, u.name, who.addr, who.port);
     return reply(conn, 200, "OK", NULL, json_pack("{s:b}", "changed", 1));
 }
 
@@ -472,7 +484,8 @@ static int on_password(struct mg_connection *conn, void *ud)
 static int on_moderate(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     struct pv_account by;
     int rc = post_checks(conn, api);
     if (rc)
@@ -512,8 +525,7 @@ static int on_moderate(struct mg_connection *conn, void *ud)
         pv_accounts_audit(api->accounts, &by, act, target_name, rsn);
         push_mod(api, act, NULL, user, 0, until, by.name, rsn);
         pv_notice("%s of guest \"%s\" by id=%lld name=\"%s\" from %s:%d%s%s", act, quser,
-                  (long long)by.id, by.name, ri->remote_addr, ri->remote_port, rsn[0] ? ": " : "",
-                  qrsn);
+                  (long long)by.id, by.name, who.addr, who.port, rsn[0] ? ": " : "", qrsn);
         return reply(conn, 200, "OK", NULL,
                      json_pack("{s:s, s:s, s:s}", "action", act, "user", user, "role", "guest"));
     }
@@ -525,8 +537,8 @@ static int on_moderate(struct mg_connection *conn, void *ud)
     }
     push_mod(api, act, &target, NULL, 0, target.muted_until, by.name, rsn);
     pv_notice("%s of account id=%lld name=\"%s\" by id=%lld name=\"%s\" from %s:%d%s%s", act,
-              (long long)target.id, target.name, (long long)by.id, by.name, ri->remote_addr,
-              ri->remote_port, rsn[0] ? ": " : "", qrsn);
+              (long long)target.id, target.name, (long long)by.id, by.name, who.addr, who.port,
+              rsn[0] ? ": " : "", qrsn);
     json_t *out =
         json_pack("{s:s, s:s, s:s}", "action", act, "user", target.name, "role", target.role);
     if (target.muted_until)
@@ -591,6 +603,8 @@ static int on_tokens(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     struct pv_account u;
     if (strcmp(ri->request_method, "GET") == 0) {
         if (!need_get(conn, api) || !need_session(conn, api, &u))
@@ -611,7 +625,7 @@ static int on_tokens(struct mg_connection *conn, void *ud)
         return strcmp(code, "too-many") == 0 ? error(conn, 409, "Conflict", code, why, NULL)
                                              : accounts_error(conn, code, why);
     pv_notice("token %lld made by id=%lld name=\"%s\" from %s:%d", (long long)id, (long long)u.id,
-              u.name, ri->remote_addr, ri->remote_port);
+              u.name, who.addr, who.port);
     json_t *out = json_pack("{s:I, s:s}", "id", (json_int_t)id, "token", token);
     sodium_memzero(token, sizeof(token));
     return reply(conn, 200, "OK", NULL, out);
@@ -642,6 +656,8 @@ static int on_messages(struct mg_connection *conn, void *ud)
 {
     struct pv_api *api = ud;
     const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct pv_peer who;
+    (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     int rc = post_checks(conn, api);
     if (rc)
         return rc;
@@ -652,8 +668,7 @@ static int on_messages(struct mg_connection *conn, void *ud)
         !pv_accounts_token_auth(api->accounts, auth + 7, &u, &token_id)) {
         static struct pv_log_limit lim = PV_LOG_LIMIT("publishes refused for their token");
         if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
-            pv_notice("publish refused from %s:%d: %s; answered 401", ri->remote_addr,
-                      ri->remote_port,
+            pv_notice("publish refused from %s:%d: %s; answered 401", who.addr, who.port,
                       auth ? "unknown, revoked or banned token" : "no Authorization: Bearer");
         return error(conn, 401, "Unauthorized", "bad-token",
                      "publishing needs a personal access token: Authorization: Bearer pvt_...",

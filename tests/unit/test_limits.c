@@ -80,26 +80,34 @@ static void test_origin_rule(void **state)
 {
     (void)state;
     /* No Origin: not a browser page; allowed. */
-    assert_true(pv_origin_allowed(NULL, "chat.lan:8080", ""));
+    assert_true(pv_origin_allowed(NULL, false, "chat.lan:8080", ""));
     /* Same host (and port) as the page: allowed, any case. */
-    assert_true(pv_origin_allowed("http://chat.lan:8080", "chat.lan:8080", ""));
-    assert_true(pv_origin_allowed("https://CHAT.lan:8080", "chat.lan:8080", ""));
-    assert_true(pv_origin_allowed("http://192.168.1.5", "192.168.1.5", ""));
+    assert_true(pv_origin_allowed("http://chat.lan:8080", false, "chat.lan:8080", ""));
+    assert_true(pv_origin_allowed("https://CHAT.lan:8080", false, "chat.lan:8080", ""));
+    assert_true(pv_origin_allowed("http://192.168.1.5", false, "192.168.1.5", ""));
     /* Another site, another port, odd forms: refused. */
-    assert_false(pv_origin_allowed("http://evil.example", "chat.lan:8080", ""));
-    assert_false(pv_origin_allowed("http://chat.lan:9090", "chat.lan:8080", ""));
-    assert_false(pv_origin_allowed("http://chat.lan:8080.evil.example", "chat.lan:8080", ""));
-    assert_false(pv_origin_allowed("null", "chat.lan:8080", ""));
-    assert_false(pv_origin_allowed("file://", "chat.lan:8080", ""));
-    assert_false(pv_origin_allowed("http://chat.lan:8080/x", "chat.lan:8080", ""));
-    assert_false(pv_origin_allowed("http://chat.lan:8080", NULL, ""));
+    assert_false(pv_origin_allowed("http://evil.example", false, "chat.lan:8080", ""));
+    assert_false(pv_origin_allowed("http://chat.lan:9090", false, "chat.lan:8080", ""));
+    assert_false(
+        pv_origin_allowed("http://chat.lan:8080.evil.example", false, "chat.lan:8080", ""));
+    assert_false(pv_origin_allowed("null", false, "chat.lan:8080", ""));
+    assert_false(pv_origin_allowed("file://", false, "chat.lan:8080", ""));
+    assert_false(pv_origin_allowed("http://chat.lan:8080/x", false, "chat.lan:8080", ""));
+    assert_false(pv_origin_allowed("http://chat.lan:8080", false, NULL, ""));
     /* The configured list adds origins; "*" allows all. */
     const char *list = "http://proxy.lan, https://chat.example.org";
-    assert_true(pv_origin_allowed("https://chat.example.org", "10.0.0.2:8080", list));
-    assert_true(pv_origin_allowed("HTTP://PROXY.LAN", "10.0.0.2:8080", list));
-    assert_false(pv_origin_allowed("http://proxy.lan.evil", "10.0.0.2:8080", list));
-    assert_false(pv_origin_allowed("http://proxy", "10.0.0.2:8080", list));
-    assert_true(pv_origin_allowed("http://anything", "h", "*"));
+    assert_true(pv_origin_allowed("https://chat.example.org", false, "10.0.0.2:8080", list));
+    assert_true(pv_origin_allowed("HTTP://PROXY.LAN", false, "10.0.0.2:8080", list));
+    assert_false(pv_origin_allowed("http://proxy.lan.evil", false, "10.0.0.2:8080", list));
+    assert_false(pv_origin_allowed("http://proxy", false, "10.0.0.2:8080", list));
+    assert_true(pv_origin_allowed("http://anything", false, "h", "*"));
+    /* Through a trusted TLS terminator (https known): only the https page
+     * of the host is its own; the http one only when listed. */
+    assert_true(pv_origin_allowed("https://chat.lan", true, "chat.lan", ""));
+    assert_true(pv_origin_allowed("https://chat.lan:8443", true, "chat.lan:8443", ""));
+    assert_false(pv_origin_allowed("http://chat.lan", true, "chat.lan", ""));
+    assert_false(pv_origin_allowed("https://evil.example", true, "chat.lan", ""));
+    assert_true(pv_origin_allowed("http://chat.lan", true, "chat.lan", "http://chat.lan"));
 }
 
 /* Address bans: found until they end; the same address keeps the later
