@@ -280,10 +280,9 @@ static int parse_num(const char *s, unsigned long long min, unsigned long long m
 /* palaverd does not terminate TLS (docs/tls.md says why): what someone
  * who tries to configure it is told, with exit status 2. */
 #define PV_NO_TLS                                                                                  \
-    "palaverd does not serve TLS itself (Debian 12's CivetWeb 1.15 cannot load OpenSSL 3, and "    \
-    "palaverd's writer threads share each connection with its reader, which one OpenSSL "          \
-    "connection does not allow): put the TLS terminator in front, HAProxy with the shipped "       \
-    "configuration (docs/tls.md), and set --trusted-proxies"
+    "palaverd does not serve TLS itself (Debian 12's CivetWeb 1.15 cannot use OpenSSL 3; "         \
+    "docs/tls.md says why and how): run HAProxy in front with the shipped configuration and set "  \
+    "--trusted-proxies"
 
 /* CivetWeb's port syntax for TLS: "443s" (TLS) or "443r" (redirect to
  * TLS), which someone used to CivetWeb may give as the port. */

@@ -14,8 +14,11 @@ packages=(
   libcmocka-dev libssl-dev
   # fuzzing (clang + libFuzzer runtime) and static analysis
   clang libclang-rt-14-dev clang-tidy clang-format-14 cppcheck
-  # browser tests: Debian's Chromium (driven by playwright-core from npm)
-  chromium
+  # browser tests: Debian's Chromium (driven by playwright-core from npm);
+  # certutil (libnss3-tools) puts the TLS tests' CA into its trust store
+  chromium libnss3-tools
+  # the TLS terminator in front of palaverd (docs/tls.md), run by the TLS tests
+  haproxy
   # service tests: systemd-analyze verify/security (and man, which verify runs)
   systemd man-db
 )

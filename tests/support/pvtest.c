@@ -9,8 +9,11 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -467,22 +470,85 @@ static int send_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+/* The connection's bytes out: through TLS when it has a session. */
+static int wsc_write(struct wsc *c, const void *data, size_t len)
+{
+    if (!c->ssl)
+        return send_all(c->fd, data, len);
+    const char *p = data;
+    while (len > 0) {
+        int w = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* TLS to a terminator in front of palaverd: the server's certificate must
+ * chain to the CA in ca_file and name `name` (a DNS name or an IP
+ * address). 0, or -1 (the handshake or the verification failed). */
+static int tls_start(struct wsc *c, const char *ca_file, const char *name)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return -1;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    c->ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx); /* the session holds its own reference */
+    SSL_set_fd(c->ssl, c->fd);
+    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+    struct in_addr a;
+    if (inet_pton(AF_INET, name, &a) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(vp, name);
+    } else {
+        SSL_set_tlsext_host_name(c->ssl, name);
+        SSL_set1_host(c->ssl, name);
+    }
+    if (SSL_connect(c->ssl) != 1 || SSL_get_verify_result(c->ssl) != X509_V_OK) {
+        c->tls_error = true;
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads more bytes into c->buf; 1 = got some, 0 = timeout, -1 = EOF/error. */
 static int fill(struct wsc *c, int timeout_ms)
 {
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     if (c->fd < 0)
         return -1;
-    int r = poll(&pfd, 1, timeout_ms < 0 ? -1 : timeout_ms);
-    if (r == 0)
-        return 0;
-    if (r < 0)
-        return errno == EINTR ? 0 : -1;
+    if (!c->ssl || SSL_pending(c->ssl) == 0) {
+        int r = poll(&pfd, 1, timeout_ms < 0 ? -1 : timeout_ms);
+        if (r == 0)
+            return 0;
+        if (r < 0)
+            return errno == EINTR ? 0 : -1;
+    }
     if (c->len + 65536 > c->cap) {
         c->cap = (c->len + 65536) * 2;
         c->buf = realloc(c->buf, c->cap);
     }
-    ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+    ssize_t n;
+    if (c->ssl) {
+        int r = SSL_read(c->ssl, c->buf + c->len,
+                         (int)(c->cap - c->len > INT32_MAX ? INT32_MAX : c->cap - c->len));
+        if (r <= 0) {
+            int e = SSL_get_error(c->ssl, r);
+            ERR_clear_error();
+            return e == SSL_ERROR_WANT_READ ? 0 : -1;
+        }
+        n = r;
+    } else {
+        n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+    }
     if (n <= 0)
         return -1;
     c->len += (size_t)n;
@@ -540,6 +606,8 @@ struct wsc *wsc_open(int port, const struct wsc_opts *o)
         free(c);
         return NULL;
     }
+    if (o->tls_ca && tls_start(c, o->tls_ca, o->tls_name ? o->tls_name : "127.0.0.1") != 0)
+        return c; /* status 0, tls_error set */
     getrandom(nonce, sizeof(nonce), 0);
     EVP_EncodeBlock((unsigned char *)key, nonce, sizeof(nonce));
     char host[128];
@@ -554,7 +622,7 @@ struct wsc *wsc_open(int port, const struct wsc_opts *o)
              o->path ? o->path : "/ws", host, key, o->subprotocol ? "Sec-WebSocket-Protocol: " : "",
              o->subprotocol ? o->subprotocol : "", o->subprotocol ? "\r\n" : "",
              o->headers ? o->headers : "");
-    if (send_all(c->fd, req, strlen(req)) < 0)
+    if (wsc_write(c, req, strlen(req)) < 0)
         return c;
     for (;;) {
         if (c->len >= 4 && (end = memmem(c->buf, c->len, "\r\n\r\n", 4)) != NULL)
@@ -596,6 +664,8 @@ void wsc_free(struct wsc *c)
 {
     if (!c)
         return;
+    if (c->ssl)
+        SSL_free(c->ssl); /* no close_notify: as a dropped connection */
     if (c->fd >= 0)
         close(c->fd);
     free(c->buf);
@@ -605,7 +675,7 @@ void wsc_free(struct wsc *c)
 
 int wsc_send_raw(struct wsc *c, const void *data, size_t len)
 {
-    return send_all(c->fd, data, len);
+    return wsc_write(c, data, len);
 }
 
 size_t wsc_encode(uint8_t first, const void *data, size_t len, unsigned char **out)
@@ -639,12 +709,12 @@ int wsc_send_chopped(struct wsc *c, const void *bytes, size_t len, size_t chop)
     const unsigned char *p = bytes;
     int one = 1;
     if (chop == 0)
-        return send_all(c->fd, p, len);
+        return wsc_write(c, p, len);
     /* Each chop its own TCP segment, as far as loopback allows. */
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     for (size_t off = 0; off < len; off += chop) {
         size_t n = len - off < chop ? len - off : chop;
-        if (send_all(c->fd, p + off, n) != 0)
+        if (wsc_write(c, p + off, n) != 0)
             return -1;
     }
     return 0;
@@ -654,7 +724,7 @@ int wsc_send_bits(struct wsc *c, uint8_t first, const void *data, size_t len)
 {
     unsigned char *frame;
     size_t n = wsc_encode(first, data, len, &frame);
-    int rc = send_all(c->fd, frame, n);
+    int rc = wsc_write(c, frame, n);
     free(frame);
     return rc;
 }
@@ -839,5 +909,122 @@ int http_request(int port, const char *req, char *out, size_t outsz)
     out[len] = '\0';
     sscanf(out, "HTTP/1.%*d %d", &status);
     close(fd);
+    return status;
+}
+
+int tls_request(int port, const char *ca_file, const char *name, const char *req, char *out,
+                size_t outsz)
+{
+    struct wsc c = {.fd = tcp_connect(port, 0), .close_code = -1};
+    size_t len = 0;
+    int status = -1;
+    out[0] = '\0';
+    if (c.fd < 0)
+        return -1;
+    if (tls_start(&c, ca_file, name) == 0 && wsc_write(&c, req, strlen(req)) == 0) {
+        while (len + 1 < outsz && fill(&c, 5000) > 0) {
+            size_t n = c.len < outsz - len - 1 ? c.len : outsz - len - 1;
+            memcpy(out + len, c.buf, n);
+            len += n;
+            c.len = 0;
+        }
+        out[len] = '\0';
+        sscanf(out, "HTTP/1.%*d %d", &status);
+    }
+    if (c.ssl)
+        SSL_free(c.ssl);
+    close(c.fd);
+    free(c.buf);
+    return status;
+}
+
+int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+int proxy_start(struct proxy *p, int backend_port)
+{
+    char out[4096], env[6][320];
+    memset(p, 0, sizeof(*p));
+    p->pid = -1;
+    if (!tmpdir_make(p->dir, sizeof(p->dir), "tls"))
+        return -1;
+    snprintf(p->ca, sizeof(p->ca), "%s/ca.pem", p->dir);
+    const char *cert[] = {PVTEST_SOURCE_DIR "/cmake/tls/palaver-cert",
+                          "--dir",
+                          p->dir,
+                          "127.0.0.1",
+                          "localhost",
+                          NULL};
+    if (run_capture(cert, NULL, out, sizeof(out)) != 0) {
+        fprintf(stderr, "palaver-cert failed: %s\n", out);
+        return -1;
+    }
+    p->port = free_port();
+    p->http_port = free_port();
+    snprintf(p->log, sizeof(p->log), "%s/haproxy-%d.log", PVTEST_LOG_DIR, p->port);
+    snprintf(env[0], sizeof(env[0]), "PALAVER_CERT=%s/palaver.pem", p->dir);
+    snprintf(env[1], sizeof(env[1]), "PALAVER_HTTPS_BIND=127.0.0.1:%d", p->port);
+    snprintf(env[2], sizeof(env[2]), "PALAVER_HTTP_BIND=127.0.0.1:%d", p->http_port);
+    snprintf(env[3], sizeof(env[3]), "PALAVER_BACKEND=127.0.0.1:%d", backend_port);
+    snprintf(env[4], sizeof(env[4]), "PALAVER_TLS_TEST=1");
+    snprintf(env[5], sizeof(env[5]), "PALAVER_MAXCONN=4000");
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        for (int i = 0; i < 6; i++)
+            putenv(env[i]);
+        const char *cfg = PVTEST_SOURCE_DIR "/cmake/tls/haproxy.cfg";
+        execlp("haproxy", "haproxy", "-db", "-f", cfg, (char *)NULL);
+        execl("/usr/sbin/haproxy", "haproxy", "-db", "-f", cfg, (char *)NULL);
+        _exit(127);
+    }
+    p->pid = pid;
+    /* Ready when a TLS request through it is answered by palaverd. */
+    int64_t deadline = mono_ms() + 10000;
+    while (mono_ms() < deadline) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            p->pid = -1;
+            return -1;
+        }
+        if (tls_request(p->port, p->ca, "127.0.0.1",
+                        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                        out, sizeof(out)) == 200)
+            return 0;
+        poll(NULL, 0, 20); /* HAProxy binds within milliseconds; re-check */
+    }
+    return -1;
+}
+
+int proxy_stop(struct proxy *p)
+{
+    int status = -1;
+    if (p->pid > 0) {
+        kill(p->pid, SIGUSR1); /* soft stop: stop listening, finish what is open */
+        int64_t deadline = mono_ms() + 5000;
+        while (mono_ms() < deadline && waitpid(p->pid, &status, WNOHANG) == 0)
+            poll(NULL, 0, 10);
+        if (waitpid(p->pid, &status, WNOHANG) == 0) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+        }
+        p->pid = -1;
+    }
+    if (p->dir[0])
+        tmpdir_remove(p->dir);
     return status;
 }

@@ -57,16 +57,22 @@ struct wsc_opts {
     const char *headers;     /* extra header lines, each ending in \r\n */
     const char *host;        /* Host header value, default "127.0.0.1:<port>" */
     const char *from;        /* source address (127.0.0.x: another host), default 127.0.0.1 */
+    const char *tls_ca;      /* TLS (to a terminator): verify the server against this CA file */
+    const char *tls_name;    /* the name (or IP) the certificate must carry, default 127.0.0.1 */
 };
+
+struct ssl_st;
 
 struct wsc {
     int fd;
-    int status;        /* HTTP status of the handshake */
-    char protocol[64]; /* Sec-WebSocket-Protocol answered, or "" */
-    bool accept_ok;    /* Sec-WebSocket-Accept matched */
-    char *response;    /* raw HTTP response head (and any body) */
-    bool manual_pings; /* false: wsc_recv answers pings (and still returns them) */
-    int close_code;    /* code of the close frame received, or -1 */
+    struct ssl_st *ssl; /* TLS session (wsc_opts.tls_ca), or NULL */
+    bool tls_error;     /* the TLS handshake or the certificate check failed */
+    int status;         /* HTTP status of the handshake */
+    char protocol[64];  /* Sec-WebSocket-Protocol answered, or "" */
+    bool accept_ok;     /* Sec-WebSocket-Accept matched */
+    char *response;     /* raw HTTP response head (and any body) */
+    bool manual_pings;  /* false: wsc_recv answers pings (and still returns them) */
+    int close_code;     /* code of the close frame received, or -1 */
     char close_reason[128];
     unsigned char *buf; /* received, not yet parsed */
     size_t len, cap;
@@ -122,6 +128,31 @@ int run_capture(const char *const *argv, const char *const *envs, char *out, siz
  * removal with everything in it (returns 0). */
 bool tmpdir_make(char *out, size_t n, const char *name);
 int tmpdir_remove(const char *dir);
+
+/* A raw request over TLS, the certificate checked against ca_file and
+ * name; the status (or -1) and the answer in out, as http_request. */
+int tls_request(int port, const char *ca_file, const char *name, const char *req, char *out,
+                size_t outsz);
+
+/* A free TCP port on 127.0.0.1 now (bound and released). */
+int free_port(void);
+
+/* Debian's HAProxy with the tree's shipped configuration
+ * (cmake/tls/haproxy.cfg) in front of a palaverd on backend_port: a CA
+ * and a certificate for 127.0.0.1 and localhost made by the tree's
+ * cmake/tls/palaver-cert in a temporary directory, https on `port`,
+ * plain http (redirects) on `http_port`, its log in log. proxy_start()
+ * returns 0 once a TLS request through it reaches palaverd's /healthz. */
+struct proxy {
+    pid_t pid;
+    int port, http_port;
+    char dir[256];
+    char ca[320]; /* the CA file clients verify against */
+    char log[512];
+};
+int proxy_start(struct proxy *p, int backend_port);
+/* Stops it and removes its directory; returns its wait status. */
+int proxy_stop(struct proxy *p);
 
 /* Plain HTTP GET; returns the status (or -1) and copies headers+body. */
 int http_get(int port, const char *path, char *out, size_t outsz);
