@@ -49,11 +49,14 @@ export function stopPalaverd(proc) {
   });
 }
 
-export async function launch() {
+// `env`: Chromium's environment (the TLS test gives it a HOME whose NSS
+// database trusts the test's CA).
+export async function launch({ env } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'palaver-chromium-'));
   const context0 = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
+    ...(env ? { env: { ...process.env, ...env } } : {}),
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--no-first-run'],
   });
