@@ -2,13 +2,19 @@
 # man page in FHS places (prefix /usr: /usr/sbin/palaverd,
 # /usr/share/palaver/htdocs, /usr/lib/systemd/system/palaverd.service,
 # /etc/palaver/palaverd.conf, /usr/share/man/man8/palaverd.8 and
-# man5/palaverd.conf.5).
+# man5/palaverd.conf.5; for TLS /usr/sbin/palaver-cert,
+# /usr/sbin/palaver-tls-setup and /usr/share/palaver/tls/haproxy.cfg).
 include(GNUInstallDirs)
 
 install(TARGETS palaverd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
 install(DIRECTORY htdocs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/palaver/htdocs)
 install(FILES docs/man/palaverd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES docs/man/palaverd.conf.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
+# TLS in front (docs/tls.md): the HAProxy configuration, the local-CA tool
+# and the one-command setup.
+install(FILES cmake/tls/haproxy.cfg DESTINATION ${CMAKE_INSTALL_DATADIR}/palaver/tls)
+install(PROGRAMS cmake/tls/palaver-cert cmake/tls/palaver-tls-setup
+        DESTINATION ${CMAKE_INSTALL_SBINDIR})
 
 # The unit names installed paths, so it is written at install time, with
 # the prefix given to `cmake --install --prefix` (if any).
@@ -50,6 +56,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "init-system-helpers (>= 1.54~)")
+# HAProxy is what palaver-tls-setup installs and configures: suggested, not required.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "haproxy, openssl")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_CURRENT_SOURCE_DIR}/cmake/debian/conffiles
     ${CMAKE_CURRENT_SOURCE_DIR}/cmake/debian/postinst

@@ -39,7 +39,8 @@ done
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/sbin/palaverd ./usr/lib/systemd/system/palaverd.service ./etc/palaver/palaverd.conf \
   ./usr/share/man/man8/palaverd.8 ./usr/share/man/man5/palaverd.conf.5 \
-  ./usr/share/palaver/htdocs/index.html; do
+  ./usr/share/palaver/htdocs/index.html ./usr/share/palaver/tls/haproxy.cfg \
+  ./usr/sbin/palaver-cert ./usr/sbin/palaver-tls-setup; do
   grep -q " $f\$" <<<"$contents" || fail "the package lacks $f"
 done
 

@@ -368,6 +368,56 @@ static void test_churn_through_tls_loses_nothing(void **state)
     proxy_stop(&p);
 }
 
+/* The one command of the docs, run under a scratch root without apt or
+ * systemctl: the certificate, HAProxy's configuration (checked by
+ * haproxy -c inside the script) and palaverd.conf (checked here). */
+static void test_setup_script_writes_a_working_configuration(void **state)
+{
+    (void)state;
+    char dir[256], out[8192], env_root[300], path[400], cmd[2048];
+    assert_true(tmpdir_make(dir, sizeof(dir), "tls-setup"));
+    snprintf(path, sizeof(path), "%s/etc/palaver", dir);
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p '%s' && printf 'allowed-hosts = old.lan\\n' > '%s/palaverd.conf'", path,
+             path);
+    const char *mk[] = {"/bin/sh", "-c", cmd, NULL};
+    assert_int_equal(run_capture(mk, NULL, out, sizeof(out)), 0);
+    snprintf(env_root, sizeof(env_root), "PALAVER_ROOT=%s", dir);
+    const char *envs[] = {env_root, "PALAVER_NO_SERVICES=1", NULL};
+    const char *setup[] = {PVTEST_SOURCE_DIR "/cmake/tls/palaver-tls-setup", "chat.lan",
+                           "192.0.2.10", NULL};
+    int rc = run_capture(setup, envs, out, sizeof(out));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "Open https://chat.lan/"));
+    /* palaverd.conf: behind the proxy only, the proxy trusted, the name
+     * answered to, the operator's own host kept. */
+    snprintf(path, sizeof(path), "%s/etc/palaver/palaverd.conf", dir);
+    const char *check[] = {PALAVERD_PATH, "--config", path, "--check-config", NULL};
+    assert_int_equal(run_capture(check, NULL, out, sizeof(out)), 0);
+    snprintf(cmd, sizeof(cmd), "cat '%s'", path);
+    const char *cat[] = {"/bin/sh", "-c", cmd, NULL};
+    assert_int_equal(run_capture(cat, NULL, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "listen = 127.0.0.1"));
+    assert_non_null(strstr(out, "trusted-proxies = 127.0.0.1"));
+    assert_non_null(strstr(out, "chat.lan"));
+    assert_non_null(strstr(out, "old.lan"));
+    /* The certificate HAProxy serves chains to the CA and names both. */
+    snprintf(
+        cmd, sizeof(cmd),
+        "openssl verify -CAfile '%s/etc/palaver/tls/ca.pem' '%s/etc/haproxy/certs/palaver.pem' "
+        "&& openssl x509 -in '%s/etc/haproxy/certs/palaver.pem' -noout -ext subjectAltName "
+        "&& stat -c %%a '%s/etc/haproxy/certs/palaver.pem'",
+        dir, dir, dir, dir);
+    const char *v[] = {"/bin/sh", "-c", cmd, NULL};
+    assert_int_equal(run_capture(v, NULL, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "DNS:chat.lan"));
+    assert_non_null(strstr(out, "IP Address:192.0.2.10"));
+    assert_non_null(strstr(out, "\n600\n")); /* the key is readable by root only */
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_metrics_refused_and_cookie_secure_over_https),
         cmocka_unit_test(test_tls_port_is_refused_at_start),
         cmocka_unit_test(test_churn_through_tls_loses_nothing),
+        cmocka_unit_test(test_setup_script_writes_a_working_configuration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
