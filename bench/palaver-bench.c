@@ -7,6 +7,10 @@
  * receiver computes delivery latency (same machine, CLOCK_MONOTONIC) and
  * detects gaps, duplicates and echoes of its own messages.
  *
+ * wss:// URLs speak TLS (OpenSSL, non-blocking, in the same loop), to
+ * measure palaverd behind its terminator (docs/tls.md); --proxy-pid
+ * samples the terminator's CPU beside the broker's.
+ *
  * Threads: one. Everything below is owned by the event loop.
  */
 #include <arpa/inet.h>
@@ -18,8 +22,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,10 +37,11 @@
 #include <time.h>
 #include <unistd.h>
 
-enum state { CONNECTING, HANDSHAKE, OPEN, CLOSED };
+enum state { CONNECTING, TLS_HANDSHAKE, HANDSHAKE, OPEN, CLOSED };
 
 struct conn {
     int fd;
+    SSL *ssl; /* wss://: its TLS session */
     int index;
     enum state state;
     bool sender;
@@ -63,9 +70,13 @@ struct opts {
     int rooms; /* clients split into this many rooms ("r0".."rN-1"), 0: none */
     bool check_page;
     double rate; /* per sender, messages/s; 0 = as fast as the window allows */
-    int broker_pid;
+    int broker_pid, proxy_pid;
+    bool tls;       /* wss:// */
+    const char *ca; /* --ca: verify the server against this CA file */
     const char *json_out, *label;
 };
+
+static SSL_CTX *tls_ctx;
 
 /* Log-linear latency histogram, microseconds: exact below 128 us, then 64
  * sub-buckets per power of two (under 1.6% error). */
@@ -146,10 +157,51 @@ static void watch(struct conn *c, uint32_t events)
         die("epoll_ctl");
 }
 
+/* send(2)/recv(2), or through TLS: -1 with errno EAGAIN when it must
+ * wait for the socket, 0 from io_recv when the peer closed. */
+static ssize_t io_send(struct conn *c, const void *p, size_t n)
+{
+    if (!c->ssl)
+        return send(c->fd, p, n, MSG_NOSIGNAL);
+    int r = SSL_write(c->ssl, p, n > 1 << 30 ? 1 << 30 : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    ERR_clear_error();
+    errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+    return -1;
+}
+
+static ssize_t io_recv(struct conn *c, void *p, size_t n)
+{
+    if (!c->ssl)
+        return recv(c->fd, p, n, 0);
+    int r = SSL_read(c->ssl, p, n > 1 << 30 ? 1 << 30 : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->fd > 0)
+        close(c->fd);
+}
+
 static void flush_out(struct conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n = io_send(c, c->out + c->out_off, c->out_len - c->out_off);
         if (n < 0) {
             if (errno == EAGAIN)
                 break;
@@ -384,7 +436,7 @@ static void on_readable(struct conn *c)
 {
     for (;;) {
         grow(&c->in, &c->in_cap, c->in_len + 65536);
-        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        ssize_t n = io_recv(c, c->in + c->in_len, c->in_cap - c->in_len);
         if (n < 0 && errno == EAGAIN)
             break;
         if (n <= 0) {
@@ -432,6 +484,32 @@ static void open_conn(struct conn *c)
     freeaddrinfo(ai);
 }
 
+/* One step of the TLS handshake; the WebSocket handshake once it is done. */
+static void tls_step(struct conn *c)
+{
+    if (!c->ssl) {
+        c->ssl = SSL_new(tls_ctx);
+        SSL_set_fd(c->ssl, c->fd);
+        SSL_set_tlsext_host_name(c->ssl, o.host);
+        SSL_set_connect_state(c->ssl);
+        c->state = TLS_HANDSHAKE;
+    }
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        start_handshake(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        watch(c, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+        return;
+    }
+    st.failed++;
+    c->state = CLOSED;
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+}
+
 /* Churners: close and reconnect every churn_ms, during the whole run. */
 static void churn_tick(uint64_t now)
 {
@@ -443,8 +521,7 @@ static void churn_tick(uint64_t now)
             continue;
         if (c->state == OPEN)
             st.churn_cycles++;
-        if (c->fd > 0)
-            close(c->fd);
+        conn_close(c);
         c->in_len = c->out_len = c->out_off = 0;
         open_conn(c);
     }
@@ -464,20 +541,28 @@ static int check_page(double *ms)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct conn pc = {.fd = fd};
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
         char req[512];
         int n = snprintf(req, sizeof(req),
                          "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", o.host);
-        if (send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
+        if (o.tls) { /* blocking: SSL_connect completes or fails */
+            pc.ssl = SSL_new(tls_ctx);
+            SSL_set_fd(pc.ssl, fd);
+            SSL_set_tlsext_host_name(pc.ssl, o.host);
+            if (SSL_connect(pc.ssl) != 1)
+                n = -1;
+        }
+        if (n > 0 && io_send(&pc, req, (size_t)n) == n) {
             char resp[512];
-            ssize_t r = recv(fd, resp, sizeof(resp) - 1, 0);
+            ssize_t r = io_recv(&pc, resp, sizeof(resp) - 1);
             if (r > 0) {
                 resp[r] = '\0';
                 sscanf(resp, "HTTP/1.%*d %d", &status);
             }
         }
     }
-    close(fd);
+    conn_close(&pc);
     freeaddrinfo(ai);
     *ms = (double)(now_ns() - t0) / 1e6;
     return status;
@@ -544,7 +629,14 @@ static void run_loop(uint64_t until, bool connecting)
                     c->state = CLOSED;
                     continue;
                 }
-                start_handshake(c);
+                if (o.tls)
+                    tls_step(c);
+                else
+                    start_handshake(c);
+                continue;
+            }
+            if (c->state == TLS_HANDSHAKE) {
+                tls_step(c);
                 continue;
             }
             if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
@@ -622,7 +714,7 @@ static void join_rooms(void)
 
 static void usage(void)
 {
-    fputs("Usage: palaver-bench --url ws://HOST:PORT/PATH [options]\n"
+    fputs("Usage: palaver-bench --url ws[s]://HOST:PORT/PATH [options]\n"
           "  --clients N        connections (default 100)\n"
           "  --senders N        of which send (default 1)\n"
           "  --rate R           messages/s per sender; 0 = as fast as --window allows\n"
@@ -638,6 +730,8 @@ static void usage(void)
           "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i % N); the\n"
           "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
           "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
+          "  --proxy-pid PID    also sample this one's CPU (the TLS terminator of a wss:// URL)\n"
+          "  --ca FILE          wss://: verify the server's certificate against this CA\n"
           "  --label TEXT       name of this run in the output\n"
           "  --json FILE        append the result as one JSON line\n",
           stderr);
@@ -646,13 +740,16 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"url", 1, 0, 'u'},        {"clients", 1, 0, 'c'},  {"senders", 1, 0, 's'},
-        {"rate", 1, 0, 'r'},       {"window", 1, 0, 'w'},   {"size", 1, 0, 'z'},
-        {"duration", 1, 0, 'd'},   {"stall", 1, 0, 'S'},    {"subprotocol", 1, 0, 'p'},
-        {"broker-pid", 1, 0, 'P'}, {"json", 1, 0, 'j'},     {"label", 1, 0, 'l'},
-        {"churn", 1, 0, 'C'},      {"churn-ms", 1, 0, 'M'}, {"check-page", 0, 0, 'G'},
-        {"cookie", 1, 0, 'K'},     {"rooms", 1, 0, 'R'},    {0, 0, 0, 0}};
+    static const struct option lo[] = {{"url", 1, 0, 'u'},         {"clients", 1, 0, 'c'},
+                                       {"senders", 1, 0, 's'},     {"rate", 1, 0, 'r'},
+                                       {"window", 1, 0, 'w'},      {"size", 1, 0, 'z'},
+                                       {"duration", 1, 0, 'd'},    {"stall", 1, 0, 'S'},
+                                       {"subprotocol", 1, 0, 'p'}, {"broker-pid", 1, 0, 'P'},
+                                       {"json", 1, 0, 'j'},        {"label", 1, 0, 'l'},
+                                       {"churn", 1, 0, 'C'},       {"churn-ms", 1, 0, 'M'},
+                                       {"check-page", 0, 0, 'G'},  {"cookie", 1, 0, 'K'},
+                                       {"rooms", 1, 0, 'R'},       {"proxy-pid", 1, 0, 'X'},
+                                       {"ca", 1, 0, 'A'},          {0, 0, 0, 0}};
     int opt;
     o = (struct opts){.clients = 100,
                       .senders = 1,
@@ -665,7 +762,10 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (opt) {
         case 'u':
-            if (sscanf(optarg, "ws://%255[^:/]:%d%255s", o.host, &o.port, o.path) < 2)
+            o.tls = strncmp(optarg, "wss://", 6) == 0;
+            if (sscanf(optarg + (o.tls ? 6 : 5), "%255[^:/]:%d%255s", o.host, &o.port, o.path) <
+                    2 ||
+                (!o.tls && strncmp(optarg, "ws://", 5) != 0))
                 usage();
             if (o.path[0] != '/')
                 strcpy(o.path, "/");
@@ -718,6 +818,12 @@ int main(int argc, char **argv)
         case 'R':
             o.rooms = atoi(optarg);
             break;
+        case 'X':
+            o.proxy_pid = atoi(optarg);
+            break;
+        case 'A':
+            o.ca = optarg;
+            break;
         default:
             usage();
         }
@@ -727,6 +833,18 @@ int main(int argc, char **argv)
     struct rlimit rl = {65536, 65536};
     setrlimit(RLIMIT_NOFILE, &rl);
     srand((unsigned)now_ns());
+    if (o.tls) {
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_mode(tls_ctx,
+                         SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        if (o.ca) {
+            if (SSL_CTX_load_verify_locations(tls_ctx, o.ca, NULL) != 1) {
+                fprintf(stderr, "palaver-bench: cannot read CA file %s\n", o.ca);
+                return 2;
+            }
+            SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+        }
+    }
     ep = epoll_create1(EPOLL_CLOEXEC);
     int total = o.clients + o.stall + o.churn;
     conns = calloc((size_t)total, sizeof(*conns));
@@ -783,6 +901,10 @@ int main(int argc, char **argv)
     long rss0, rss1;
     int thr0, thr1;
     proc_sample(o.broker_pid, &bcpu0, &rss0, &thr0);
+    double pcpu0, pcpu1;
+    long prss;
+    int pthr;
+    proc_sample(o.proxy_pid, &pcpu0, &prss, &pthr);
     for (int i = 0; i < o.senders; i++)
         conns[i].next_send_ns = now_ns();
     sending = true;
@@ -805,6 +927,7 @@ int main(int argc, char **argv)
         }
     }
     proc_sample(o.broker_pid, &bcpu1, &rss1, &thr1);
+    proc_sample(o.proxy_pid, &pcpu1, &prss, &pthr);
     double secs = (double)(t1 - t0) / 1e9, scpu = self_cpu() - scpu0;
     st.expected = expected_now(); /* every open reader (of its room) but the sender */
     double ratio = st.expected ? (double)st.delivered / (double)st.expected : 0;
@@ -841,6 +964,8 @@ int main(int argc, char **argv)
                rss1, thr1, scpu);
     else
         printf("  bench cpu %.2f s\n", scpu);
+    if (o.proxy_pid > 0)
+        printf("  proxy: cpu %.2f s, rss %ld kB\n", pcpu1 - pcpu0, prss);
     if (o.json_out) {
         FILE *f = fopen(o.json_out, "a");
         if (f) {
@@ -855,14 +980,16 @@ int main(int argc, char **argv)
                     "\"broker_rss_kb\":%ld,\"broker_threads\":%d,\"bench_cpu_s\":%.3f,"
                     "\"rss_base_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_per_conn_kb\":%.2f,"
                     "\"threads_idle\":%d,\"page_status\":%d,\"page_ms\":%.1f,"
-                    "\"churn_cycles\":%" PRIu64 ",\"window\":%d,\"rooms\":%d}\n",
+                    "\"churn_cycles\":%" PRIu64 ",\"window\":%d,\"rooms\":%d,"
+                    "\"proxy_cpu_s\":%.3f,\"tls\":%s}\n",
                     o.label, o.clients, o.stall, o.senders, o.rate, o.size, secs, st.connected,
                     connect_s, st.sent, st.acked, st.delivered, st.expected, ratio,
                     (double)st.delivered / secs, percentile(0.5, total_lat),
                     percentile(0.9, total_lat), percentile(0.99, total_lat),
                     percentile(0.999, total_lat), hist_max, st.echoes, st.gaps, st.dups,
                     bcpu1 - bcpu0, rss1, thr1, scpu, rss_base, rss_idle, rss_per_conn, thr_idle,
-                    page_status, page_ms, st.churn_cycles, o.window, o.rooms);
+                    page_status, page_ms, st.churn_cycles, o.window, o.rooms,
+                    o.proxy_pid > 0 ? pcpu1 - pcpu0 : 0.0, o.tls ? "true" : "false");
             fclose(f);
         }
     }

@@ -58,6 +58,13 @@ for (const sc of scenarios) {
       md += `**${ratio(members.p99_us, p.p99_us).toFixed(2)}x** | ${ratio(members.p999_us, p.p999_us).toFixed(2)}x | | | `;
       md += `${ratio(members.broker_cpu_s, p.broker_cpu_s).toFixed(2)}x | ${ratio(members.broker_rss_kb, p.broker_rss_kb).toFixed(2)}x | | |\n`;
     }
+    const tls = get(sc, run, 'tls');
+    if (p && tls) { // behind HAProxy with TLS vs direct; HAProxy's own CPU beside palaverd's
+      md += `| ${run} | **tls / palaver** | | | **${ratio(tls.deliveries_per_s, p.deliveries_per_s).toFixed(2)}x** | `;
+      md += `${ratio(tls.p50_us, p.p50_us).toFixed(2)}x | ${ratio(tls.p90_us, p.p90_us).toFixed(2)}x | `;
+      md += `**${ratio(tls.p99_us, p.p99_us).toFixed(2)}x** | ${ratio(tls.p999_us, p.p999_us).toFixed(2)}x | | | `;
+      md += `${ratio(tls.broker_cpu_s, p.broker_cpu_s).toFixed(2)}x (+ HAProxy ${(tls.proxy_cpu_s || 0).toFixed(2)} s) | | | |\n`;
+    }
     for (const [name, q] of [['uws', get(sc, run, 'uws')], ['reference', ref]]) {
       if (!p || !q) continue;
       md += `| ${run} | **palaver / ${name}** | | | **${ratio(p.deliveries_per_s, q.deliveries_per_s).toFixed(2)}x** | `;
@@ -95,6 +102,7 @@ for (const sc of repeated) {
   md += '|---|---|---|---|---|---|---|---|---|---|---|\n';
   const runs = [...new Set(rows.filter((r) => r.scenario === sc).map((r) => r.run))];
   const flagged = [];
+  const notes = []; // HAProxy's CPU in the "tls" rows
   for (const run of runs) {
     const servers = [...new Set(rows.filter((r) => r.scenario === sc && r.run === run).map((r) => r.target))];
     for (const tg of servers) {
@@ -104,6 +112,10 @@ for (const sc of repeated) {
       const low = rs.filter((r) => r.deliveries_per_s < med / 2);
       for (const r of low) flagged.push(`${run} ${tg} round ${r.rep}: ${num(r.deliveries_per_s)}/s (median ${num(med)}), p99 ${ms(r.p99_us)} ms, server CPU ${r.broker_cpu_s.toFixed(2)} s`);
       const cpuPerM = median(rs.map((r) => (r.delivered ? (r.broker_cpu_s / r.delivered) * 1e6 : NaN)));
+      if (rs.some((r) => r.proxy_cpu_s)) {
+        const proxyPerM = median(rs.map((r) => (r.delivered ? (r.proxy_cpu_s / r.delivered) * 1e6 : NaN)));
+        notes.push(`${run} ${tg}: HAProxy CPU ${proxyPerM.toFixed(2)} s per M deliveries beside palaverd's ${cpuPerM.toFixed(2)}`);
+      }
       const rssPer = median(rs.map((r) => (r.connected ? r.broker_rss_kb / r.connected : NaN)));
       const clean = rs.every((r) => r.ratio === 1 && !r.echoes && !r.gaps && !r.dups);
       sweep.set(`${sc}/${run}/${tg}`, { med, min: Math.min(...d), max: Math.max(...d), cpuPerM, rssPer });
@@ -120,6 +132,7 @@ for (const sc of repeated) {
     }
   }
   md += '\n';
+  if (notes.length) md += `${notes.map((n) => `- ${n}`).join('\n')}\n\n`;
   md += flagged.length ? `Runs below half their shape's median:\n\n${flagged.map((f) => `- ${f}`).join('\n')}\n\n`
     : 'No run fell below half its shape\'s median.\n\n';
 }

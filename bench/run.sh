@@ -15,6 +15,9 @@
 #   PALAVERD_BEFORE=/path/to/old/palaverd TARGETS="before palaver reference" bench/run.sh
 #                                another palaverd build ("before"), same flags,
 #                                interleaved in the same runs (before/after figures)
+#   bench/run.sh tls             palaverd direct ("palaver") and behind HAProxy with TLS
+#                                ("tls": the shipped cmake/tls/haproxy.cfg, wss:// from
+#                                the bench, HAProxy's CPU sampled too), same runs
 #   TARGETS="palaver members" bench/run.sh fanout latency
 #                                "members": the same palaverd, every client signed
 #                                in (one account's session cookie at each
@@ -57,9 +60,31 @@ wait_port() { # bounded: the server must answer HTTP within 20 s
   return 1
 }
 
+# "tls": a CA and certificate for 127.0.0.1 (the tree's palaver-cert), once.
+tls_dir=$out/tls
+proxy_pid=
+start_proxy() { # https-port backend-port -> sets proxy_pid
+  [ -f "$tls_dir/palaver.pem" ] || cmake/tls/palaver-cert --dir "$tls_dir" 127.0.0.1 >/dev/null
+  PALAVER_TLS_TEST=1 PALAVER_CERT=$tls_dir/palaver.pem PALAVER_HTTPS_BIND=127.0.0.1:$1 \
+    PALAVER_HTTP_BIND=127.0.0.1:$(($1 + 2000)) PALAVER_BACKEND=127.0.0.1:$2 PALAVER_MAXCONN=8000 \
+    haproxy -db -f cmake/tls/haproxy.cfg >>"$out/haproxy.log" 2>&1 &
+  proxy_pid=$!
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null --max-time 1 --cacert "$tls_dir/ca.pem" "https://127.0.0.1:$1/" && return 0
+    sleep 0.1
+  done
+  echo "run.sh: haproxy did not start" >&2
+  exit 1
+}
+
 start_target() { # target port extra-args... -> sets pid
   local target=$1 p=$2
   shift 2
+  if [ "$target" = tls ]; then # palaverd on p+3000, HAProxy on p
+    start_target palaver $((p + 3000)) --trusted-proxies 127.0.0.1 "$@"
+    start_proxy "$p" $((p + 3000))
+    return
+  fi
   case $target in
     palaver | before | members)
       # Every bench client is 127.0.0.1 and senders go flat out, so the
@@ -111,11 +136,12 @@ store_figures() { # label port: palaverd's commit counters, one JSON line
 for scenario in "$@"; do
   file=bench/scenarios/$scenario.conf
   [ -f "$file" ] || { echo "run.sh: no scenario $file" >&2; exit 2; }
-  unset DESCRIPTION PALAVERD_ARGS RUNS REPEATS
+  unset DESCRIPTION PALAVERD_ARGS RUNS REPEATS SCENARIO_TARGETS
   PALAVERD_ARGS=""
   REPEATS=1
   # shellcheck disable=SC1090
   source "$file"
+  run_targets=${TARGETS:-${SCENARIO_TARGETS:-$targets}}
   REPEATS=${BENCH_REPEATS:-$REPEATS} # BENCH_REPEATS=n: n rounds of any scenario
   echo "== $scenario: $DESCRIPTION"
   for rep in $(seq 1 "$REPEATS"); do
@@ -126,7 +152,7 @@ for scenario in "$@"; do
       eval "extra=(${args#*::})"
       args=${args%%::*}
     fi
-    for target in $targets; do          # interleaved: same run, both servers
+    for target in $run_targets; do      # interleaved: same run, both servers
       port=$((port + 1))
       # shellcheck disable=SC2086
       start_target "$target" "$port" $PALAVERD_ARGS "${extra[@]}"
@@ -134,10 +160,22 @@ for scenario in "$@"; do
       case $target in reference | uws) proto=(--subprotocol sample-protocol) ;; esac
       tag=$scenario/$label/$target
       [ "$REPEATS" -gt 1 ] && tag=$tag/$rep
+      url=ws://127.0.0.1:$port/
+      tls=()
+      if [ "$target" = tls ]; then
+        url=wss://127.0.0.1:$port/
+        tls=(--ca "$tls_dir/ca.pem" --proxy-pid "$proxy_pid")
+      fi
       # shellcheck disable=SC2086
-      "$bench" --url "ws://127.0.0.1:$port/" $args "${proto[@]}" "${cookie[@]}" --broker-pid "$pid" \
+      "$bench" --url "$url" $args "${proto[@]}" "${cookie[@]}" "${tls[@]}" --broker-pid "$pid" \
         --label "$tag" --json "$results" | sed 's/^/   /' || true
       case $target in palaver | before | members) store_figures "$tag" "$port" ;; esac
+      case $target in tls) store_figures "$tag" $((port + 3000)) ;; esac
+      if [ -n "$proxy_pid" ]; then
+        kill -USR1 "$proxy_pid" 2>/dev/null || true
+        wait "$proxy_pid" 2>/dev/null || true
+        proxy_pid=
+      fi
       kill -TERM "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
     done
@@ -145,7 +183,7 @@ for scenario in "$@"; do
   done
 done
 
-rm -rf "$out/data"
+rm -rf "$out/data" "$tls_dir"
 node bench/report.js "$results" "$out"
 (cd "$out" && for g in *.gp; do [ -f "$g" ] && gnuplot "$g"; done) || true
 echo "results: $out/summary.md"
