@@ -524,6 +524,14 @@ int main(int argc, char **argv)
             "%u CivetWeb workers, %u writers",
             PALAVER_VERSION, p.cfg.listen_addr[0] ? p.cfg.listen_addr : "0.0.0.0", port,
             p.cfg.htdocs, p.cfg.max_clients, pv_config_num_threads(&p.cfg), p.cfg.writers);
+    if (p.cfg.trusted.n)
+        pv_info("trusted proxies: %s (their X-Forwarded-For and X-Forwarded-Proto are believed; "
+                "docs/tls.md)",
+                p.cfg.trusted_proxies);
+    if (p.cfg.trusted.n && !p.cfg.listen_addr[0])
+        pv_warn("--trusted-proxies is set but palaverd listens on every address: clients on the "
+                "network can reach it around the TLS terminator, in plain http; set --listen "
+                "127.0.0.1 (docs/tls.md)");
     sd_notifyf(0, "READY=1\nSTATUS=Listening on port %d\nX_PALAVER_PORT=%d", port, port);
 
     int sig = supervise(&p, &sigs, argc, argv);

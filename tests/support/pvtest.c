@@ -916,12 +916,12 @@ int tls_request(int port, const char *ca_file, const char *name, const char *req
                 size_t outsz)
 {
     struct wsc c = {.fd = tcp_connect(port, 0), .close_code = -1};
-    size_t len = 0;
     int status = -1;
     out[0] = '\0';
     if (c.fd < 0)
         return -1;
     if (tls_start(&c, ca_file, name) == 0 && wsc_write(&c, req, strlen(req)) == 0) {
+        size_t len = 0;
         while (len + 1 < outsz && fill(&c, 5000) > 0) {
             size_t n = c.len < outsz - len - 1 ? c.len : outsz - len - 1;
             memcpy(out + len, c.buf, n);
