@@ -736,6 +736,11 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     pv__presence_free(b);
     pv__list_free(&b->congested);
     pv__list_free(&b->refused);
+    /* Clients still registered at the end (they had not left when the
+     * loop stopped): out of their rooms first, so their back-slot arrays
+     * go with them (a leak under ASan otherwise). */
+    for (size_t i = 0; i < b->reg.n; i++)
+        pv__rooms_detach(b, b->reg.v[i]);
     pv_registry_destroy(&b->reg);
     pv_history_destroy(&b->hist);
     pv__rooms_free(b);
