@@ -639,6 +639,10 @@ function renderRoomHead() {
   $('room-members').hidden = !own;
   $('room-invite').hidden = !own || r.kind === 'dm' || r.archived;
   $('room-leave').hidden = !own || r.kind === 'dm';
+  // Renaming: the room's owner or moderators (the server decides; this
+  // only hides a button that would be refused).
+  $('room-rename').hidden = !own || r.kind === 'dm' || r.archived
+    || !(r.role === 'owner' || r.role === 'moderator' || isStaff());
 }
 
 // Shows `room`: its rows, its head, its "new messages" marker above the
@@ -697,11 +701,13 @@ function roomEvent({ m, history }) {
     left: `${who} left`,
     topic: `Topic: ${m.topic || '(none)'}`,
     archived: 'This room is archived (read-only)',
+    renamed: `${m.by ? m.by.name : 'Someone'} renamed # ${m.was} to # ${m.room}`,
     deleted: `${m.by ? m.by.name : 'An admin'} deleted this room`,
     retention: m.keep || m.maxAge
       ? `This room keeps ${[m.keep ? `its last ${m.keep} items` : '', m.maxAge ? `${Math.ceil(m.maxAge / 3600)} h` : ''].filter(Boolean).join(', at most ')}`
       : 'This room keeps what the server keeps',
   }[m.action] || m.action;
+  if (m.action === 'renamed' && typeof m.was === 'string') renameRoom(m.was, m.room);
   const li = document.createElement('li');
   li.className = 'room-note';
   li.textContent = what;
@@ -720,6 +726,21 @@ function roomEvent({ m, history }) {
   const gone = m.action === 'deleted'
     || (m.action === 'left' && m.user && state.account && m.user.account === state.account.id);
   if (gone && state.room === m.room) switchRoom('lobby');
+}
+
+// Everything on the page that names the room `was` names `now` instead:
+// its messages and notes, its member list, and the room shown.
+function renameRoom(was, now) {
+  for (const li of log.querySelectorAll(`li[data-room="${CSS.escape(was)}"]`)) li.dataset.room = now;
+  if (membersOf.has(was)) {
+    membersOf.set(now, { ...membersOf.get(was), room: now });
+    membersOf.delete(was);
+  }
+  if (state.room === was) {
+    state.room = now;
+    renderRoomHead();
+  }
+  renderRooms();
 }
 
 // The shown room's members, beside those online (the lobby's members are
@@ -829,6 +850,18 @@ $('room-invite-form').addEventListener('submit', (ev) => {
   send1(JSON.stringify({ type: 'invite', room: state.room, user }));
   $('invite-dialog').close();
   $('room-invite-name').value = '';
+});
+$('room-rename').addEventListener('click', () => {
+  $('room-rename-name').value = state.room;
+  $('rename-dialog').showModal();
+  $('room-rename-name').select();
+});
+$('room-rename-cancel').addEventListener('click', () => $('rename-dialog').close());
+$('room-rename-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const name = $('room-rename-name').value.trim();
+  if (name && name !== state.room) send1(JSON.stringify({ type: 'rename-room', room: state.room, name }));
+  $('rename-dialog').close();
 });
 $('room-leave').addEventListener('click', () => send1(JSON.stringify({ type: 'leave', room: state.room })));
 $('room-members').addEventListener('click', () => {

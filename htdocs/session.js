@@ -28,7 +28,7 @@
 //   rooms                    the room list or an unread count changed
 //                            (session.rooms)
 //   roomEvent {m, history}   a room or member event (created, invited,
-//                            joined, left, topic, archived) to show
+//                            joined, left, topic, archived, renamed) to show
 //   dm       {room}          the DM asked for is open: switch to it
 //   members  {m}             a room's member list arrived
 //
@@ -317,8 +317,33 @@ export class Session {
     const key = `${this.server}:${m.seq}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
+    if (m.action === 'renamed') this.#renamed(m.was, m.room);
     this.#noteRoom(m, false);
     out.push({ kind: 'roomEvent', m, history: history || replayed });
+  }
+
+  // A room was renamed: what we know of it moves to its new name. (In a
+  // replay its messages already carry the new name -- the server rewrote
+  // them -- so an entry may exist under both: the newer positions win.)
+  #renamed(was, now) {
+    if (typeof was !== 'string' || typeof now !== 'string' || was === now) return;
+    const old = this.rooms.get(was);
+    if (old) {
+      const cur = this.rooms.get(now);
+      const r = { ...old, ...(cur || {}), room: now };
+      r.rseq = Math.max(old.rseq || 0, (cur && cur.rseq) || 0);
+      if (Number.isInteger(old.lastRead) || (cur && Number.isInteger(cur.lastRead))) {
+        r.lastRead = Math.max(old.lastRead || 0, (cur && cur.lastRead) || 0);
+      }
+      this.rooms.delete(was);
+      this.rooms.set(now, r);
+    }
+    const p = this.pages.get(was);
+    if (p) {
+      const q = this.pages.get(now);
+      if (!q || p.oldestRseq < q.oldestRseq) this.pages.set(now, p);
+      this.pages.delete(was);
+    }
   }
 
   #message(m, out) {

@@ -149,6 +149,7 @@ static const struct {
     {"topic", PV_ROOM_TOPIC, true, false},        {"read", PV_ROOM_READ, true, false},
     {"members", PV_ROOM_MEMBERS, true, false},    {"archive", PV_ROOM_ARCHIVE, true, false},
     {"delete-room", PV_ROOM_DELETE, true, false}, {"retention", PV_ROOM_RETENTION, true, false},
+    {"rename-room", PV_ROOM_RENAME, true, false},
 };
 
 static void decode_room(struct pv_inbound *in, size_t i)
@@ -174,6 +175,16 @@ static void decode_room(struct pv_inbound *in, size_t i)
         !str_field(in, "topic", 0, PV_TOPIC_MAX_BYTES, "bad-topic",
                    "\"topic\" must be a string of at most 512 bytes", &in->topic, &in->topic_len))
         return;
+    if (in->op == PV_ROOM_RENAME) {
+        if (!str_field(in, "name", 1, PV_ROOM_NAME_MAX_BYTES, "bad-room",
+                       "\"name\" must be the room's new name (a string of at most 128 bytes)",
+                       &in->name, &in->name_len))
+            return;
+        if (!in->name) {
+            set_invalid(in, "bad-room", "this request needs \"name\", the room's new name");
+            return;
+        }
+    }
     if (in->op == PV_ROOM_TOPIC && !in->topic) {
         set_invalid(in, "bad-topic", "this request needs \"topic\"");
         return;

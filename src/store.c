@@ -468,6 +468,15 @@ static int apply_op(struct pv_store *s, const struct pv_store_room_op *op)
         /* Every row of the room becomes a tombstone naming no room (its seq
          * stays: resumes see no hole), then the room and its members go. */
         [PV_OP_RETENTION] = "UPDATE rooms SET keep = ?11, max_age_s = ?12 WHERE id = ?1",
+        /* A rename: the room's row, and every stored frame of the room names
+         * it anew (a resume or a page never shows the old name); O(the
+         * room's rows), once per rename. Tombstones of a deleted room name
+         * none and are not its rows any more. */
+        [PV_OP_RENAME] =
+            "UPDATE rooms SET name = ?2, name_key = ?3 WHERE id = ?1;"
+            "UPDATE messages SET json = json_set(json, '$.room', ?2) WHERE room_id = ?1 "
+            "AND json_extract(json, '$.room') IS NOT NULL;"
+            "UPDATE messages SET bytes = length(json) + 64 WHERE room_id = ?1",
         [PV_OP_ROOM_DELETE] =
             "UPDATE messages SET json = json_object('type', 'deleted', 'seq', seq, 'room', '', "
             "'rseq', rseq, 'serverDate', server_date, 'deletedAt', ?7) WHERE room_id = ?1;"
@@ -491,7 +500,7 @@ static int apply_op(struct pv_store *s, const struct pv_store_room_op *op)
             break;
         rc = run_op(s, st, op);
     }
-    if (op->kind == PV_OP_ROOM_DELETE)
+    if (op->kind == PV_OP_ROOM_DELETE || op->kind == PV_OP_RENAME)
         s->recount = true;
     return rc;
 }

@@ -65,6 +65,8 @@ enum pv_room_op {
     PV_ROOM_DELETE,    /* {"type":"delete-room","room":name}: admins; its messages go too */
     PV_ROOM_RETENTION, /* {"type":"retention","room":name,"keep":n,"maxAge":s}: the
                         * room's owner or a moderator; 0 = the server's limits only */
+    PV_ROOM_RENAME,    /* {"type":"rename-room","room":name,"name":new}: the room's owner or
+                        * a moderator; not the lobby, a DM or an archived room */
 };
 
 #define PV_ROOM_NAME_MAX_BYTES 128 /* a room's wire name: a display name, or dm:<id>:<id> */

@@ -99,6 +99,7 @@ enum pv_store_op_kind {
     PV_OP_READ,          /* room, user: last_read = max(last_read, value) */
     PV_OP_ROOM_DELETE,   /* room: its rows become tombstones, it and its members go */
     PV_OP_RETENTION,     /* room: keep (items) and max_age_s, 0 = the global ones only */
+    PV_OP_RENAME,        /* room: name, key; every row of the room names it anew */
 };
 
 struct pv_store_room_op {

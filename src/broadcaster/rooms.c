@@ -1,6 +1,6 @@
 /* rooms.c -- rooms, memberships and direct messages (docs/rooms.md):
  * which connections a room's messages go to, and the requests that
- * change that (create, join, leave, invite, dm, topic, archive), the room
+ * change that (create, join, leave, invite, dm, topic, rename, archive), the room
  * list with unread counts, member lists and read markers.
  *
  * Threads: broadcaster thread only (internal.h). Every room, member array
@@ -734,6 +734,110 @@ static void on_topic(struct pv_broadcaster *b, struct pv_client *c, const struct
     post_event(b, r, ev, c, op);
 }
 
+/* f (a JSON text frame of r's) with its "room" now `name`: a new frame,
+ * one reference; NULL if f is not a JSON object (never: we encoded it). */
+static struct pv_frame *with_room_name(const struct pv_frame *f, const char *name)
+{
+    size_t n;
+    const unsigned char *p = pv_frame_payload(f, &n);
+    json_t *o = json_loadb((const char *)p, n, 0, NULL);
+    if (!json_is_object(o) || !json_object_get(o, "room")) {
+        json_decref(o);
+        return NULL;
+    }
+    json_object_set_new(o, "room", json_string(name));
+    struct pv_frame *g = pv_frame_from_json(o);
+    json_decref(o);
+    return g;
+}
+
+/* Renames r (docs/rooms.md, "Renaming"): its owner or a room moderator, a
+ * room that is neither the lobby nor a DM nor archived, to a name no
+ * other room has (a change of case or spacing of its own name is fine).
+ * Everything that names r is rewritten so that no client ever meets the
+ * old name again: the ring's entries of r (O(ring), once), its last
+ * message, and in the store every row of r (O(its rows), in the event's
+ * transaction). The event says "renamed" with the old name in "was". */
+static void on_rename_room(struct pv_broadcaster *b, struct pv_client *c,
+                           const struct pv_inbound *in)
+{
+    struct pv_room *r = pv__room_of(b, c, in);
+    if (!r)
+        return;
+    if (r->id == PV_LOBBY_ID || strcmp(r->kind, "dm") == 0) {
+        pv__send_error(b, c, "bad-room", "the lobby and DMs keep their names", in->msg_id);
+        return;
+    }
+    if (c->account <= 0 || !room_mod(c, r)) {
+        pv__send_error(b, c, "forbidden", "only the room's owner or a moderator renames it",
+                       in->msg_id);
+        return;
+    }
+    if (r->archived) {
+        pv__send_error(b, c, "archived", "this room is archived (read-only)", in->msg_id);
+        return;
+    }
+    char name[PV_NAME_MAX_BYTES + 1];
+    const char *why;
+    if (!pv_name_check(in->name, in->name_len, name, &why)) {
+        pv__send_error(b, c, "bad-room", why, in->msg_id);
+        return;
+    }
+    char *key = room_key(name, strlen(name));
+    if (!key || strncmp(name, "dm:", 3) == 0 || strcmp(key, PV_LOBBY) == 0) {
+        free(key);
+        pv__send_error(b, c, "bad-room", "that cannot be a room's name", in->msg_id);
+        return;
+    }
+    struct pv_room *other = pv__room_by_name(b, name, strlen(name));
+    if (other && other != r) {
+        free(key);
+        pv__send_error(b, c, "room-exists", "a room of that name exists already", in->msg_id);
+        return;
+    }
+    char *was = r->name;
+    free(r->key);
+    r->name = sdup(name);
+    r->key = key;
+    for (size_t i = 0; i < b->hist.len; i++) {
+        struct pv_history_entry *e = (struct pv_history_entry *)pv_history_at(&b->hist, i);
+        struct pv_frame *g = e->room == r->id ? with_room_name(e->f, name) : NULL;
+        if (g) {
+            if (r->last == e->f)
+                pv__room_set_last(r, g);
+            pv_history_replace(e, g);
+            pv_frame_unref(g);
+        }
+    }
+    if (r->last) { /* older than the ring */
+        size_t n;
+        const unsigned char *p = pv_frame_payload(r->last, &n);
+        json_t *o = json_loadb((const char *)p, n, 0, NULL);
+        const char *named = json_string_value(json_object_get(o, "room"));
+        if (named && strcmp(named, name) != 0) {
+            struct pv_frame *g = with_room_name(r->last, name);
+            if (g) {
+                pv__room_set_last(r, g);
+                pv_frame_unref(g);
+            }
+        }
+        json_decref(o);
+    }
+    struct pv_store_room_op *op = new_op(PV_OP_RENAME, r, 0);
+    op->name = sdup(r->name);
+    op->key = sdup(r->key);
+    json_t *ev = room_json(r);
+    json_object_set_new(ev, "action", json_string("renamed"));
+    json_object_set_new(ev, "was", json_string(was));
+    char q1[160], q2[160];
+    pv_log_quote(was, q1, sizeof(q1));
+    pv_log_quote(r->name, q2, sizeof(q2));
+    pv_info("room renamed id=%u from \"%s\" to \"%s\" by account=%lld from %s", r->id, q1, q2,
+            (long long)c->account, c->peer);
+    free(was);
+    post_event(b, r, ev, c, op);
+}
+
 /* The room an admin's archive or delete names, if it may be: not the
  * lobby, not a DM; else NULL after telling c (`what`: "archive", "delete"). */
 static struct pv_room *admin_room(struct pv_broadcaster *b, struct pv_client *c,
@@ -1030,6 +1134,9 @@ void pv__on_room(struct pv_broadcaster *b, struct pv_client *c, const struct pv_
         break;
     case PV_ROOM_RETENTION:
         on_retention(b, c, in);
+        break;
+    case PV_ROOM_RENAME:
+        on_rename_room(b, c, in);
         break;
     }
 }

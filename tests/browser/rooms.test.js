@@ -166,6 +166,25 @@ test('three people, a private room and a DM: badges, isolation, keyboard, 360 px
     await bob.setViewportSize({ width: 1280, height: 800 });
     await bob.screenshot({ path: join(ARTIFACTS, 'rooms-desktop.png') });
 
+    // Ann renames # ops (she owns it): everyone in it follows without a
+    // reload -- the sidebar, the rows already shown, the room in view.
+    const opsRows = await bob.locator('#log li[data-room="ops"]').count();
+    await roomButton(ann, '# ops').click();
+    await ann.locator('#room-list button[aria-current="true"]', { hasText: '# ops' }).waitFor();
+    await ann.click('#room-rename');
+    await ann.fill('#room-rename-name', 'ops-team');
+    await ann.click('#room-rename-form button[type=submit]');
+    await ann.locator('#room-title', { hasText: 'ops-team' }).waitFor();
+    await bob.locator('#room-list button[data-room="ops-team"]').waitFor();
+    assert.equal(await bob.locator('#room-list button[data-room="ops"]').count(), 0);
+    await bob.locator('#log li.room-note', { hasText: 'Ann renamed # ops to # ops-team' }).waitFor({ state: 'attached' });
+    assert.equal(await bob.locator('#log li[data-room="ops"]').count(), 0);
+    assert.ok(await bob.locator('#log li[data-room="ops-team"]').count() >= opsRows);
+    await bob.locator('#room-list button[data-room="ops-team"]').click();
+    await bob.locator('#log .msg', { hasText: 'away 59' }).waitFor();
+    assert.equal(await bob.locator('#room-rename').isHidden(), true); // a member, not its owner
+    assert.equal(await cat.locator('#room-list button', { hasText: 'ops' }).count(), 0);
+
     const unexpected = (p) => p.errors.filter((e) => !/net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET)/.test(e));
     for (const p of [ann, bob, cat]) assert.deepEqual(unexpected(p), []);
   } finally {

@@ -65,7 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (in.op == PV_ROOM_TOPIC && !in.topic) || in.topic_len > PV_TOPIC_MAX_BYTES ||
             (in.topic && !pv_utf8_valid(in.topic, in.topic_len)) || in.rseq > PV_SEQ_MAX ||
             in.keep > PV_ROOM_KEEP_MAX || in.max_age_s > PV_ROOM_AGE_MAX ||
-            (in.user && strlen(in.user) > PV_NAME_MAX_BYTES) || in.user_account != 0)
+            (in.user && strlen(in.user) > PV_NAME_MAX_BYTES) || in.user_account != 0 ||
+            (in.op == PV_ROOM_RENAME &&
+             (!in.name || in.name_len == 0 || in.name_len > PV_ROOM_NAME_MAX_BYTES ||
+              !pv_utf8_valid(in.name, in.name_len))))
             abort();
         break;
     }

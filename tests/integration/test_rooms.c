@@ -680,6 +680,92 @@ static void test_delete_room(void **state)
     wsc_free(b);
 }
 
+static void page_texts(json_t *page, char *out, size_t n);
+
+/* Renaming (docs/rooms.md, "Renaming"): the owner renames, a member may
+ * not; the lobby, a DM, another room's name and "lobby" are refused; the
+ * event says renamed with the old name; from then on no path serves the
+ * old name -- live, the room list, pages, resumes from memory and from
+ * the database, palaver.db's rows, after a restart -- and rseq goes on
+ * contiguous. */
+static void test_rename_room(void **state)
+{
+    (void)state;
+    struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"create\",\"room\":\"old-name\"}"), 0);
+    json_decref(wsc_expect(a, "room", T));
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"create\",\"room\":\"taken\"}"), 0);
+    json_decref(wsc_expect(a, "room", T));
+    assert_int_equal(wsc_send_text(b, "{\"type\":\"join\",\"room\":\"old-name\"}"), 0);
+    json_decref(wsc_expect(b, "member", T));
+    char text[32];
+    for (int i = 0; i < 6; i++) { /* more than the ring (4): some only in the database */
+        snprintf(text, sizeof(text), "before %d", i);
+        say(b, "old-name", text);
+    }
+    json_decref(until_text(a, "before 5", NULL));
+    /* Who may, and which names. */
+    send_json(b, "{\"type\":\"rename-room\",\"room\":\"old-name\",\"name\":\"x\"}");
+    expect_error(b, "forbidden");
+    send_json(a, "{\"type\":\"rename-room\",\"room\":\"lobby\",\"name\":\"x\"}");
+    expect_error(a, "bad-room");
+    send_json(a, "{\"type\":\"rename-room\",\"room\":\"old-name\",\"name\":\"TAKEN\"}");
+    expect_error(a, "room-exists");
+    send_json(a, "{\"type\":\"rename-room\",\"room\":\"old-name\",\"name\":\"Lobby\"}");
+    expect_error(a, "bad-room");
+    send_json(a, "{\"type\":\"rename-room\",\"room\":\"old-name\"}");
+    expect_error(a, "bad-room");
+    /* The rename: both members get the event. */
+    send_json(a, "{\"type\":\"rename-room\",\"room\":\"old-name\",\"name\":\"new-name\"}");
+    long long ev_rseq = 0;
+    for (int i = 0; i < 2; i++) {
+        json_t *ev = wsc_expect(i ? b : a, "room", T);
+        assert_non_null(ev);
+        assert_string_equal(str(ev, "action"), "renamed");
+        assert_string_equal(str(ev, "room"), "new-name");
+        assert_string_equal(str(ev, "was"), "old-name");
+        ev_rseq = num(ev, "rseq");
+        json_decref(ev);
+    }
+    /* The old name is no room of theirs any more; the new one goes on. */
+    send_json(b, "{\"type\":\"message\",\"room\":\"old-name\",\"text\":\"x\"}");
+    expect_error(b, "not-a-member");
+    say(b, "new-name", "after");
+    json_t *m = until_text(a, "after", NULL);
+    assert_string_equal(str(m, "room"), "new-name");
+    assert_int_equal(num(m, "rseq"), ev_rseq + 1);
+    json_decref(m);
+    json_t *list = ask(b, "rooms", "{\"type\":\"rooms\"}");
+    assert_null(entry(list, "old-name"));
+    assert_non_null(entry(list, "new-name"));
+    json_decref(list);
+    json_t *page = ask(a, "history", "{\"type\":\"history\",\"room\":\"new-name\",\"limit\":50}");
+    none_of(json_object_get(page, "messages"), "old-name");
+    char texts[512];
+    page_texts(page, texts, sizeof(texts));
+    assert_string_equal(texts, "before 0|before 1|before 2|before 3|before 4|before 5|after|");
+    json_decref(page);
+    /* A resume from the start (ring and database): only the new name. */
+    json_t *got;
+    wsc_free(open_as(bob, "/ws?since=0", &got));
+    none_of(got, "old-name");
+    json_decref(got);
+    wsc_free(a);
+    wsc_free(b);
+    restart();
+    assert_int_equal(db_count("json LIKE '%\"room\":\"old-name\"%'"), 0);
+    assert_true(db_count("json LIKE '%\"room\":\"new-name\"%'") >= 8);
+    b = open_as(bob, "/ws?since=0", &got);
+    none_of(got, "old-name");
+    json_decref(got);
+    list = ask(b, "rooms", "{\"type\":\"rooms\"}");
+    assert_null(entry(list, "old-name"));
+    assert_non_null(entry(list, "new-name"));
+    json_decref(list);
+    say(b, "new-name", "after restart");
+    wsc_free(b);
+}
+
 /* The texts of the chat messages in a history reply, in order. */
 static void page_texts(json_t *page, char *out, size_t n)
 {
@@ -859,7 +945,7 @@ int main(void)
         cmocka_unit_test(test_bots_in_rooms),  cmocka_unit_test(test_unread),
         cmocka_unit_test(test_kinds),          cmocka_unit_test(test_delete_room),
         cmocka_unit_test(test_room_retention), cmocka_unit_test(test_kick_leaves_rooms),
-        cmocka_unit_test(test_guest_rooms),
+        cmocka_unit_test(test_guest_rooms),    cmocka_unit_test(test_rename_room),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
