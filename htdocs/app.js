@@ -699,6 +699,7 @@ function roomEvent({ m, history }) {
     joined: `${who} joined`,
     invited: `${who} was invited${by}`,
     left: `${who} left`,
+    removed: `${who} was removed${by}`,
     topic: `Topic: ${m.topic || '(none)'}`,
     archived: 'This room is archived (read-only)',
     renamed: `${m.by ? m.by.name : 'Someone'} renamed # ${m.was} to # ${m.room}`,
@@ -724,7 +725,8 @@ function roomEvent({ m, history }) {
   }
   // We left, or the room is gone: back to the lobby.
   const gone = m.action === 'deleted'
-    || (m.action === 'left' && m.user && state.account && m.user.account === state.account.id);
+    || ((m.action === 'left' || m.action === 'removed') && m.user && state.account
+      && m.user.account === state.account.id);
   if (gone && state.room === m.room) switchRoom('lobby');
 }
 
@@ -772,6 +774,18 @@ function renderMembers() {
     dot.className = on ? 'presence on' : 'presence';
     dot.textContent = on ? 'online' : 'away';
     li.append(dot);
+    // The room's owner (or staff) may take a member out; the server decides.
+    const r = session.rooms.get(state.room) || {};
+    const mine = state.account && u.account === state.account.id;
+    if (u.account && !mine && r.kind !== 'dm' && (r.role === 'owner' || isStaff())) {
+      const rm = document.createElement('button');
+      rm.type = 'button';
+      rm.className = 'remove-member';
+      rm.textContent = 'Remove';
+      rm.setAttribute('aria-label', `Remove ${u.name} from this room`);
+      rm.addEventListener('click', () => send1(JSON.stringify({ type: 'remove', room: state.room, user: u.name })));
+      li.append(rm);
+    }
     return li;
   }));
 }

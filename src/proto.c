@@ -149,7 +149,7 @@ static const struct {
     {"topic", PV_ROOM_TOPIC, true, false},        {"read", PV_ROOM_READ, true, false},
     {"members", PV_ROOM_MEMBERS, true, false},    {"archive", PV_ROOM_ARCHIVE, true, false},
     {"delete-room", PV_ROOM_DELETE, true, false}, {"retention", PV_ROOM_RETENTION, true, false},
-    {"rename-room", PV_ROOM_RENAME, true, false},
+    {"rename-room", PV_ROOM_RENAME, true, false}, {"remove", PV_ROOM_REMOVE, true, true},
 };
 
 static void decode_room(struct pv_inbound *in, size_t i)

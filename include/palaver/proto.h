@@ -67,6 +67,8 @@ enum pv_room_op {
                         * room's owner or a moderator; 0 = the server's limits only */
     PV_ROOM_RENAME,    /* {"type":"rename-room","room":name,"name":new}: the room's owner or
                         * a moderator; not the lobby, a DM or an archived room */
+    PV_ROOM_REMOVE,    /* {"type":"remove","room":name,"user":name}: the room's owner or a
+                        * moderator takes a member out */
 };
 
 #define PV_ROOM_NAME_MAX_BYTES 128 /* a room's wire name: a display name, or dm:<id>:<id> */

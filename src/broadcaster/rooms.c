@@ -1,6 +1,6 @@
 /* rooms.c -- rooms, memberships and direct messages (docs/rooms.md):
  * which connections a room's messages go to, and the requests that
- * change that (create, join, leave, invite, dm, topic, rename, archive), the room
+ * change that (create, join, leave, invite, remove, dm, topic, rename, archive), the room
  * list with unread counts, member lists and read markers.
  *
  * Threads: broadcaster thread only (internal.h). Every room, member array
@@ -628,6 +628,52 @@ static void on_leave(struct pv_broadcaster *b, struct pv_client *c, const struct
     member_remove(r, c->account);
 }
 
+/* The room's owner or a moderator takes a member out (docs/rooms.md,
+ * "Removing a member"): not from the lobby or a DM, not themselves (they
+ * leave), not the owner unless a server moderator does it. Announced
+ * first ("removed", with "by"), so the removed person's pages hear it;
+ * then their connections leave the room's online set and the membership
+ * goes from the store. A private room needs a new invitation to come
+ * back; a public one may be joined again (removal is not a ban). */
+static void on_remove(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    struct pv_room *r = pv__room_of(b, c, in);
+    if (!r)
+        return;
+    if (r->id == PV_LOBBY_ID || strcmp(r->kind, "dm") == 0) {
+        pv__send_error(b, c, "forbidden",
+                       r->id == PV_LOBBY_ID ? "everyone stays in the lobby"
+                                            : "a direct message keeps its members",
+                       in->msg_id);
+        return;
+    }
+    if (c->account <= 0 || !room_mod(c, r)) {
+        pv__send_error(b, c, "forbidden", "only the room's owner or a moderator removes members",
+                       in->msg_id);
+        return;
+    }
+    struct pv_member *m = in->user_account > 0 ? pv__member(r, in->user_account) : NULL;
+    if (!m) {
+        pv__send_error(b, c, "no-user", "there is no member of that name in this room", in->msg_id);
+        return;
+    }
+    if (in->user_account == c->account) {
+        pv__send_error(b, c, "forbidden", "to go, leave the room", in->msg_id);
+        return;
+    }
+    if (strcmp(m->role, "owner") == 0 && pv_role_rank(c->role) < 2) {
+        pv__send_error(b, c, "forbidden", "only a moderator removes a room's owner", in->msg_id);
+        return;
+    }
+    int64_t account = in->user_account;
+    post_event(b, r,
+               json_pack("{s:s, s:s, s:o}", "type", "member", "action", "removed", "user",
+                         user_obj(m->name, account)),
+               c, new_op(PV_OP_MEMBER_REMOVE, r, account));
+    account_online(b, r, account, false);
+    member_remove(r, account);
+}
+
 static void on_invite(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
 {
     if (!signed_in(b, c, in->msg_id))
@@ -1137,6 +1183,9 @@ void pv__on_room(struct pv_broadcaster *b, struct pv_client *c, const struct pv_
         break;
     case PV_ROOM_RENAME:
         on_rename_room(b, c, in);
+        break;
+    case PV_ROOM_REMOVE:
+        on_remove(b, c, in);
         break;
     }
 }

@@ -185,6 +185,14 @@ test('three people, a private room and a DM: badges, isolation, keyboard, 360 px
     assert.equal(await bob.locator('#room-rename').isHidden(), true); // a member, not its owner
     assert.equal(await cat.locator('#room-list button', { hasText: 'ops' }).count(), 0);
 
+    // Ann takes Bob out of the room from its member list: his page hears
+    // it, goes back to the lobby, and the room leaves his sidebar.
+    await ann.locator('#members li', { hasText: 'bob' }).locator('button.remove-member').click();
+    await bob.locator('#log li.room-note', { hasText: 'bob was removed (by Ann)' }).waitFor({ state: 'attached' });
+    await bob.locator('#room-list button[aria-current="true"]', { hasText: 'lobby' }).waitFor();
+    await bob.locator('#room-list button[data-room="ops-team"]').waitFor({ state: 'detached' });
+    await ann.locator('#members li', { hasText: 'bob' }).waitFor({ state: 'detached' });
+
     const unexpected = (p) => p.errors.filter((e) => !/net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET)/.test(e));
     for (const p of [ann, bob, cat]) assert.deepEqual(unexpected(p), []);
   } finally {

@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case PV_IN_ROOM: {
         bool needs_room = in.op != PV_ROOM_LIST && in.op != PV_ROOM_DM;
-        bool needs_user = in.op == PV_ROOM_INVITE || in.op == PV_ROOM_DM;
+        bool needs_user = in.op == PV_ROOM_INVITE || in.op == PV_ROOM_DM || in.op == PV_ROOM_REMOVE;
         if ((needs_room && !in.room) || (needs_user && !in.user) ||
             (in.op == PV_ROOM_TOPIC && !in.topic) || in.topic_len > PV_TOPIC_MAX_BYTES ||
             (in.topic && !pv_utf8_valid(in.topic, in.topic_len)) || in.rseq > PV_SEQ_MAX ||

@@ -766,6 +766,75 @@ static void test_rename_room(void **state)
     wsc_free(b);
 }
 
+/* Removing a member (docs/rooms.md): the owner (bob, a plain member of
+ * the server) removes; a member may not, nor may anyone remove the owner
+ * without being a moderator, nor themselves; the lobby and DMs keep their
+ * people. The removed one hears it, then nothing more of the room: not
+ * live, not in the room list, not after a restart; a new invitation
+ * brings them back. */
+static void test_remove_member(void **state)
+{
+    (void)state;
+    struct wsc *b = open_as(bob, "/ws", NULL), *c = open_as(cat, "/ws", NULL),
+               *d = open_as(dan, "/ws", NULL);
+    assert_int_equal(
+        wsc_send_text(b, "{\"type\":\"create\",\"room\":\"crew\",\"kind\":\"private\"}"), 0);
+    json_decref(wsc_expect(b, "room", T));
+    send_json(b, "{\"type\":\"invite\",\"room\":\"crew\",\"user\":\"cat\"}");
+    json_decref(wsc_expect(c, "member", T));
+    send_json(b, "{\"type\":\"invite\",\"room\":\"crew\",\"user\":\"dan\"}");
+    json_decref(wsc_expect(d, "member", T));
+    /* Refusals. */
+    send_json(c, "{\"type\":\"remove\",\"room\":\"crew\",\"user\":\"dan\"}");
+    expect_error(c, "forbidden");
+    send_json(b, "{\"type\":\"remove\",\"room\":\"crew\",\"user\":\"bob\"}");
+    expect_error(b, "forbidden");
+    send_json(b, "{\"type\":\"remove\",\"room\":\"crew\",\"user\":\"nobody\"}");
+    expect_error(b, "no-user");
+    send_json(b, "{\"type\":\"remove\",\"room\":\"lobby\",\"user\":\"dan\"}");
+    expect_error(b, "forbidden");
+    send_json(b, "{\"type\":\"remove\",\"room\":\"crew\"}");
+    expect_error(b, "bad-user");
+    /* The owner removes dan: all three hear it, dan last of the room. */
+    send_json(b, "{\"type\":\"remove\",\"room\":\"crew\",\"user\":\"dan\"}");
+    struct wsc *all[3] = {b, c, d};
+    for (int i = 0; i < 3; i++) {
+        json_t *ev = wsc_expect(all[i], "member", T);
+        assert_non_null(ev);
+        assert_string_equal(str(ev, "action"), "removed");
+        assert_string_equal(str(json_object_get(ev, "user"), "name"), "dan");
+        assert_string_equal(str(json_object_get(ev, "by"), "name"), "bob");
+        json_decref(ev);
+    }
+    send_json(b, "{\"type\":\"remove\",\"room\":\"crew\",\"user\":\"dan\"}");
+    expect_error(b, "no-user");
+    say(b, "crew", "after dan");
+    json_decref(until_text(c, "after dan", NULL));
+    say(b, NULL, "lobby marker 2");
+    json_decref(until_text(d, "lobby marker 2", "crew"));
+    send_json(d, "{\"type\":\"message\",\"room\":\"crew\",\"text\":\"x\"}");
+    expect_error(d, "not-a-member");
+    json_t *list = ask(d, "rooms", "{\"type\":\"rooms\"}");
+    assert_null(entry(list, "crew"));
+    json_decref(list);
+    wsc_free(b);
+    wsc_free(c);
+    wsc_free(d);
+    restart();
+    d = open_as(dan, "/ws", NULL);
+    list = ask(d, "rooms", "{\"type\":\"rooms\"}");
+    assert_null(entry(list, "crew"));
+    json_decref(list);
+    /* Invited again, dan is back. */
+    b = open_as(bob, "/ws", NULL);
+    send_json(b, "{\"type\":\"invite\",\"room\":\"crew\",\"user\":\"dan\"}");
+    json_decref(wsc_expect(d, "member", T));
+    say(b, "crew", "welcome back");
+    json_decref(until_text(d, "welcome back", NULL));
+    wsc_free(b);
+    wsc_free(d);
+}
+
 /* The texts of the chat messages in a history reply, in order. */
 static void page_texts(json_t *page, char *out, size_t n)
 {
@@ -946,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_kinds),          cmocka_unit_test(test_delete_room),
         cmocka_unit_test(test_room_retention), cmocka_unit_test(test_kick_leaves_rooms),
         cmocka_unit_test(test_guest_rooms),    cmocka_unit_test(test_rename_room),
+        cmocka_unit_test(test_remove_member),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
