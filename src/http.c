@@ -115,18 +115,6 @@ static void *on_init_thread(const struct mg_context *ctx, int thread_type)
     return NULL;
 }
 
-/* Every HTTP error CivetWeb answers (a handshake that timed out or was
- * malformed, a missing file) gets a log line with the peer; CivetWeb then
- * sends its default error page. */
-static int on_http_error(struct mg_connection *conn, int status, const char *msg)
-{
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    int level = status == 404 ? PV_LOG_DEBUG : PV_LOG_NOTICE;
-    if (pv_log_enabled(level))
-        pv_log(level, "HTTP %d to %s:%d: %s", status, ri ? ri->remote_addr : "?",
-               ri ? ri->remote_port : 0, msg && *msg ? msg : "(no detail)");
-    return 1;
-}
 
 /* What every request is checked against before CivetWeb handles it
  * (begin_request runs on the worker for every request: files, WebSocket
@@ -151,6 +139,20 @@ static struct {
      * (acquire) for every request. */
     atomic_bool open;
 } gate;
+
+/* Every HTTP error CivetWeb answers (a handshake that timed out or was
+ * malformed, a missing file) gets a log line with the peer; CivetWeb then
+ * sends its default error page. */
+static int on_http_error(struct mg_connection *conn, int status, const char *msg)
+{
+    int level = status == 404 ? PV_LOG_DEBUG : PV_LOG_NOTICE;
+    if (pv_log_enabled(level)) {
+        char who[128];
+        pv_request_peer_text(conn, gate.trusted, who, sizeof(who));
+        pv_log(level, "HTTP %d to %s: %s", status, who, msg && *msg ? msg : "(no detail)");
+    }
+    return 1;
+}
 
 /* Every accepted TCP connection, on the worker that took it, before any
  * of its request is read (CivetWeb's init_connection, patched so that a
@@ -198,9 +200,9 @@ static int starting_up(struct mg_connection *conn)
               sizeof(body) - 1, body);
     static struct pv_log_limit lim = PV_LOG_LIMIT("requests answered 503 while starting");
     if (pv_log_limited(&lim, PV_LOG_INFO, 5)) {
-        const struct mg_request_info *ri = mg_get_request_info(conn);
-        pv_info("HTTP 503 to %s:%d: palaverd is still starting (handlers not registered yet)",
-                ri->remote_addr, ri->remote_port);
+        char who[128];
+        pv_request_peer_text(conn, gate.trusted, who, sizeof(who));
+        pv_info("HTTP 503 to %s: palaverd is still starting (handlers not registered yet)", who);
     }
     return 503;
 }
@@ -242,10 +244,13 @@ static int not_found(struct mg_connection *conn, const struct mg_request_info *r
     char u[128];
     pv_log_printable(ri->local_uri, u, sizeof(u));
     static struct pv_log_limit lim = PV_LOG_LIMIT("requests for files outside htdocs");
-    if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
-        pv_notice("refused request from %s:%d: \"%s\" leads outside --htdocs (a symbolic link) or "
+    if (pv_log_limited(&lim, PV_LOG_NOTICE, 5)) {
+        char who[128];
+        pv_request_peer_text(conn, gate.trusted, who, sizeof(who));
+        pv_notice("refused request from %s: \"%s\" leads outside --htdocs (a symbolic link) or "
                   "is not a plain file; answered 404",
-                  ri->remote_addr, ri->remote_port, u);
+                  who, u);
+    }
     mg_printf(conn,
               "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
               "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
@@ -283,20 +288,21 @@ static int proxy_checks(struct mg_connection *conn)
         return plain(conn, 400, "Bad Request",
                      "400 Bad Request: the proxy forwarded a client address that is not one.\n");
     }
+    char who[128];
+    pv_peer_text(conn, &p, who, sizeof(who));
     int acl = gate.acl[0] ? pv_acl_check(gate.acl, p.addr) : 1;
     if (acl != 1) {
         if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
-            pv_notice("refused request from %s%s%s:%d: the address is not allowed "
+            pv_notice("refused request from %s: the address is not allowed "
                       "(--access-control-list); answered 403",
-                      p.addr, p.forwarded ? " via " : "", p.forwarded ? ri->remote_addr : "",
-                      p.port);
+                      who);
         return plain(conn, 403, "Forbidden", "403 Forbidden: this address may not use palaverd.\n");
     }
     if (p.forwarded && ri->local_uri && strcmp(ri->local_uri, "/metrics") == 0) {
         if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
-            pv_notice("refused /metrics to %s via %s:%d: metrics are not served through the "
-                      "proxy (scrape palaverd's own port); answered 403",
-                      p.addr, ri->remote_addr, p.port);
+            pv_notice("refused /metrics to %s: metrics are not served through the proxy (scrape "
+                      "palaverd's own port); answered 403",
+                      who);
         return plain(conn, 403, "Forbidden",
                      "403 Forbidden: /metrics is served on palaverd's own port only.\n");
     }
@@ -317,7 +323,6 @@ static int on_begin_request(struct mg_connection *conn)
         const struct mg_request_info *ri = mg_get_request_info(conn);
         return outside_htdocs(conn, ri) ? not_found(conn, ri) : 0;
     }
-    const struct mg_request_info *ri = mg_get_request_info(conn);
     char h[96];
     static const char body[] =
         "421 Misdirected Request: palaverd does not answer to this host name.\n"
@@ -326,11 +331,13 @@ static int on_begin_request(struct mg_connection *conn)
     pv_log_printable(host, h, sizeof(h));
     pv_stat_add(&gate.stats->refused_host, 1);
     static struct pv_log_limit lim = PV_LOG_LIMIT("requests refused for their Host");
-    if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
-        pv_notice("refused request from %s:%d: Host \"%s\" is not one of ours (DNS rebinding "
+    if (pv_log_limited(&lim, PV_LOG_NOTICE, 5)) {
+        char who[128];
+        pv_request_peer_text(conn, gate.trusted, who, sizeof(who));
+        pv_notice("refused request from %s: Host \"%s\" is not one of ours (DNS rebinding "
                   "protection; see --allowed-hosts); answered 421 (%llu so far)",
-                  ri->remote_addr, ri->remote_port, h,
-                  (unsigned long long)pv_stat_get(&gate.stats->refused_host));
+                  who, h, (unsigned long long)pv_stat_get(&gate.stats->refused_host));
+    }
     mg_printf(conn,
               "HTTP/1.1 421 Misdirected Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
               "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",

@@ -4,6 +4,7 @@
 #include "palaver/peer.h"
 
 #include <civetweb.h>
+#include <stdio.h>
 #include <strings.h>
 
 /* The value of the last header called name, or NULL: a client may send
@@ -26,4 +27,21 @@ int pv_request_peer(const struct mg_connection *conn, const struct pv_cidrs *tru
     return pv_peer_resolve(trusted, ri->remote_addr, ri->remote_port,
                            last_header(ri, "X-Forwarded-For"), last_header(ri, "X-Forwarded-Proto"),
                            out);
+}
+
+void pv_peer_text(const struct mg_connection *conn, const struct pv_peer *p, char *out, size_t n)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (p->forwarded)
+        snprintf(out, n, "%s via %s:%d", p->addr, ri->remote_addr, ri->remote_port);
+    else
+        snprintf(out, n, "%s:%d", p->addr, p->port);
+}
+
+void pv_request_peer_text(const struct mg_connection *conn, const struct pv_cidrs *trusted,
+                          char *out, size_t n)
+{
+    struct pv_peer p;
+    (void)pv_request_peer(conn, trusted, &p);
+    pv_peer_text(conn, &p, out, n);
 }

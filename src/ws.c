@@ -41,12 +41,8 @@ static struct mg_websocket_subprotocols subprotocols = {2, subprotocol_names};
 static void peer_of(struct pv_ws *ws, const struct mg_connection *conn, struct pv_peer *p,
                     char *out, size_t n)
 {
-    const struct mg_request_info *ri = mg_get_request_info(conn);
     (void)pv_request_peer(conn, &ws->cfg->trusted, p); /* a bad one got 400 in begin_request */
-    if (p->forwarded)
-        snprintf(out, n, "%s via %s:%d", p->addr, ri->remote_addr, ri->remote_port);
-    else
-        snprintf(out, n, "%s:%d", p->addr, p->port);
+    pv_peer_text(conn, p, out, n);
 }
 
 /* Refuses a handshake with a real status line. mg_send_http_error() does

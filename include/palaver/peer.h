@@ -9,6 +9,8 @@
 #ifndef PALAVER_PEER_H
 #define PALAVER_PEER_H
 
+#include <stddef.h>
+
 #include "palaver/proxy.h"
 
 struct mg_connection;
@@ -17,5 +19,13 @@ struct mg_connection;
  * that is not an address (out is then the socket's peer; answer 400). */
 int pv_request_peer(const struct mg_connection *conn, const struct pv_cidrs *trusted,
                     struct pv_peer *out);
+
+/* The peer as log lines name it: "addr:port", or through a proxy
+ * "client via proxy:port" (the port is the proxy's side). */
+void pv_peer_text(const struct mg_connection *conn, const struct pv_peer *p, char *out, size_t n);
+
+/* Both at once, for a log line about conn's request. */
+void pv_request_peer_text(const struct mg_connection *conn, const struct pv_cidrs *trusted,
+                          char *out, size_t n);
 
 #endif
