@@ -67,6 +67,7 @@ start_proxy() { # https-port backend-port -> sets proxy_pid
   [ -f "$tls_dir/palaver.pem" ] || cmake/tls/palaver-cert --dir "$tls_dir" 127.0.0.1 >/dev/null
   PALAVER_TLS_TEST=1 PALAVER_CERT=$tls_dir/palaver.pem PALAVER_HTTPS_BIND=127.0.0.1:$1 \
     PALAVER_HTTP_BIND=127.0.0.1:$(($1 + 2000)) PALAVER_BACKEND=127.0.0.1:$2 PALAVER_MAXCONN=8000 \
+    PALAVER_CONN_PER_SRC=100000 PALAVER_CONN_RATE_PER_SRC=1000000 \
     haproxy -db -f cmake/tls/haproxy.cfg >>"$out/haproxy.log" 2>&1 &
   proxy_pid=$!
   for _ in $(seq 1 200); do

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -167,6 +168,52 @@ static void test_limits_and_acl_use_the_forwarded_address(void **state)
     gets(a, "still here");
     wsc_free(a);
     wsc_free(b);
+    assert_int_equal(srv_stop(&s), 0);
+    proxy_stop(&p);
+}
+
+/* HAProxy's own per-source bound (the shipped stick table): one address
+ * holding PALAVER_CONN_PER_SRC connections gets no more, closed at
+ * accept, while another address is served; palaverd never sees the
+ * refused one. */
+static void test_haproxy_bounds_connections_per_source(void **state)
+{
+    (void)state;
+    struct srv s;
+    struct proxy p;
+    struct client_opts o[7];
+    const char *args[] = {"--trusted-proxies", "127.0.0.1", NULL};
+    assert_int_equal(srv_start(&s, args), 0);
+    assert_int_equal(proxy_start_env(&p, s.port, "PALAVER_CONN_PER_SRC=4"), 0);
+    struct wsc *c[5];
+    for (int i = 0; i < 5; i++) /* "gt 4": four may be open */
+        c[i] = i < 4 ? joined(p.port, via(&o[i], &p, "127.0.0.7", "https")) : NULL;
+    struct wsc *over = wsc_open(p.port, via(&o[4], &p, "127.0.0.7", "https"));
+    assert_non_null(over);
+    assert_true(over->tls_error); /* closed at accept: not even a TLS handshake */
+    wsc_free(over);
+    /* Another address is served, and the four keep chatting. */
+    struct wsc *other = joined(p.port, via(&o[5], &p, "127.0.0.8", "https"));
+    assert_int_equal(wsc_send_chat(other, 1, "room for me", "k"), 0);
+    for (int i = 0; i < 4; i++)
+        gets(c[i], "room for me");
+    /* One of the four gone, 127.0.0.7 may connect again. */
+    wsc_free(c[0]);
+    int64_t deadline = mono_ms() + T;
+    struct wsc *again = NULL;
+    while (mono_ms() < deadline) { /* HAProxy notices the close within moments */
+        again = wsc_open(p.port, via(&o[6], &p, "127.0.0.7", "https"));
+        if (again && !again->tls_error && again->status == 101)
+            break;
+        wsc_free(again);
+        again = NULL;
+        poll(NULL, 0, 50);
+    }
+    assert_non_null(again);
+    wsc_free(again);
+    for (int i = 1; i < 4; i++)
+        wsc_free(c[i]);
+    wsc_free(other);
     assert_int_equal(srv_stop(&s), 0);
     proxy_stop(&p);
 }
@@ -423,6 +470,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chat_over_wss_through_haproxy),
         cmocka_unit_test(test_limits_and_acl_use_the_forwarded_address),
+        cmocka_unit_test(test_haproxy_bounds_connections_per_source),
         cmocka_unit_test(test_forwarded_headers_only_from_trusted_peers),
         cmocka_unit_test(test_metrics_refused_and_cookie_secure_over_https),
         cmocka_unit_test(test_tls_port_is_refused_at_start),

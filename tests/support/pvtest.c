@@ -954,7 +954,12 @@ int free_port(void)
 
 int proxy_start(struct proxy *p, int backend_port)
 {
-    char out[4096], env[6][320];
+    return proxy_start_env(p, backend_port, NULL);
+}
+
+int proxy_start_env(struct proxy *p, int backend_port, const char *extra)
+{
+    char out[4096], env[7][320];
     memset(p, 0, sizeof(*p));
     p->pid = -1;
     if (!tmpdir_make(p->dir, sizeof(p->dir), "tls"))
@@ -979,6 +984,7 @@ int proxy_start(struct proxy *p, int backend_port)
     snprintf(env[3], sizeof(env[3]), "PALAVER_BACKEND=127.0.0.1:%d", backend_port);
     snprintf(env[4], sizeof(env[4]), "PALAVER_TLS_TEST=1");
     snprintf(env[5], sizeof(env[5]), "PALAVER_MAXCONN=4000");
+    snprintf(env[6], sizeof(env[6]), "%s", extra ? extra : "PALAVER_TLS_TEST=1");
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -986,7 +992,7 @@ int proxy_start(struct proxy *p, int backend_port)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < 7; i++)
             putenv(env[i]);
         const char *cfg = PVTEST_SOURCE_DIR "/cmake/tls/haproxy.cfg";
         execlp("haproxy", "haproxy", "-db", "-f", cfg, (char *)NULL);

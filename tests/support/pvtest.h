@@ -151,6 +151,9 @@ struct proxy {
     char log[512];
 };
 int proxy_start(struct proxy *p, int backend_port);
+/* The same with one more "NAME=value" for HAProxy's environment (NULL:
+ * none), e.g. a lower PALAVER_CONN_PER_SRC. */
+int proxy_start_env(struct proxy *p, int backend_port, const char *env);
 /* Stops it and removes its directory; returns its wait status. */
 int proxy_stop(struct proxy *p);
 
