@@ -218,6 +218,63 @@ static void test_haproxy_bounds_connections_per_source(void **state)
     proxy_stop(&p);
 }
 
+/* A new certificate without dropping anyone (docs/tls.md): the PEM is
+ * replaced and HAProxy reloaded as `systemctl reload haproxy` does; new
+ * connections get the new certificate (here from another CA, so a client
+ * trusting only that CA fails before and succeeds after), and a WebSocket
+ * opened before the reload keeps chatting both ways. */
+static void test_certificate_reload_keeps_connections(void **state)
+{
+    (void)state;
+    struct srv s;
+    struct proxy p;
+    struct client_opts o1, o2;
+    char dir2[256], out[4096], cmd[2048];
+    const char *args[] = {"--trusted-proxies", "127.0.0.1", NULL};
+    assert_int_equal(srv_start(&s, args), 0);
+    assert_int_equal(proxy_start(&p, s.port), 0);
+    struct wsc *a = joined(p.port, via(&o1, &p, "127.0.0.2", "https"));
+    /* A second CA and a certificate from it, put where HAProxy reads its own. */
+    assert_true(tmpdir_make(dir2, sizeof(dir2), "tls-ca2"));
+    snprintf(cmd, sizeof(cmd),
+             "'%s/cmake/tls/palaver-cert' --dir '%s' 127.0.0.1 localhost >/dev/null && "
+             "cp '%s/palaver.pem' '%s/palaver.pem.new' && mv '%s/palaver.pem.new' '%s/palaver.pem'",
+             PVTEST_SOURCE_DIR, dir2, dir2, p.dir, p.dir, p.dir);
+    const char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+    assert_int_equal(run_capture(sh, NULL, out, sizeof(out)), 0);
+    char ca2[300];
+    snprintf(ca2, sizeof(ca2), "%s/ca.pem", dir2);
+    struct wsc_opts *o = via(&o2, &p, "127.0.0.3", "https");
+    o->tls_ca = ca2;
+    struct wsc *b = wsc_open(p.port, o);
+    assert_non_null(b);
+    assert_true(b->tls_error); /* not reloaded yet: the old certificate */
+    wsc_free(b);
+    assert_int_equal(proxy_reload(&p), 0);
+    b = NULL;
+    int64_t deadline = mono_ms() + 10000;
+    while (mono_ms() < deadline) { /* the new workers take over within moments */
+        b = wsc_open(p.port, o);
+        if (b && !b->tls_error && b->status == 101)
+            break;
+        wsc_free(b);
+        b = NULL;
+        poll(NULL, 0, 50);
+    }
+    assert_non_null(b);
+    assert_int_equal(wsc_join(b, NULL, NULL), 0);
+    /* The connection from before the reload: still there, both ways. */
+    assert_int_equal(wsc_send_chat(b, 1, "after the reload", "k"), 0);
+    gets(a, "after the reload");
+    assert_int_equal(wsc_send_chat(a, 2, "still here", "k"), 0);
+    gets(b, "still here");
+    wsc_free(a);
+    wsc_free(b);
+    assert_int_equal(srv_stop(&s), 0);
+    proxy_stop(&p);
+    tmpdir_remove(dir2);
+}
+
 /* Straight to palaverd, no proxy: what X-Forwarded-For can and cannot do. */
 static void test_forwarded_headers_only_from_trusted_peers(void **state)
 {
@@ -471,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_chat_over_wss_through_haproxy),
         cmocka_unit_test(test_limits_and_acl_use_the_forwarded_address),
         cmocka_unit_test(test_haproxy_bounds_connections_per_source),
+        cmocka_unit_test(test_certificate_reload_keeps_connections),
         cmocka_unit_test(test_forwarded_headers_only_from_trusted_peers),
         cmocka_unit_test(test_metrics_refused_and_cookie_secure_over_https),
         cmocka_unit_test(test_tls_port_is_refused_at_start),

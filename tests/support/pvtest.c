@@ -995,8 +995,10 @@ int proxy_start_env(struct proxy *p, int backend_port, const char *extra)
         for (int i = 0; i < 7; i++)
             putenv(env[i]);
         const char *cfg = PVTEST_SOURCE_DIR "/cmake/tls/haproxy.cfg";
-        execlp("haproxy", "haproxy", "-db", "-f", cfg, (char *)NULL);
-        execl("/usr/sbin/haproxy", "haproxy", "-db", "-f", cfg, (char *)NULL);
+        /* Master-worker, as Debian's unit runs it (-Ws), in the foreground:
+         * SIGUSR2 to the master reloads (proxy_reload). */
+        execlp("haproxy", "haproxy", "-W", "-db", "-f", cfg, (char *)NULL);
+        execl("/usr/sbin/haproxy", "haproxy", "-W", "-db", "-f", cfg, (char *)NULL);
         _exit(127);
     }
     p->pid = pid;
@@ -1014,6 +1016,11 @@ int proxy_start_env(struct proxy *p, int backend_port, const char *extra)
         poll(NULL, 0, 20); /* HAProxy binds within milliseconds; re-check */
     }
     return -1;
+}
+
+int proxy_reload(struct proxy *p)
+{
+    return p->pid > 0 ? kill(p->pid, SIGUSR2) : -1;
 }
 
 int proxy_stop(struct proxy *p)

@@ -154,6 +154,10 @@ int proxy_start(struct proxy *p, int backend_port);
 /* The same with one more "NAME=value" for HAProxy's environment (NULL:
  * none), e.g. a lower PALAVER_CONN_PER_SRC. */
 int proxy_start_env(struct proxy *p, int backend_port, const char *env);
+/* Reloads it as `systemctl reload haproxy` does (SIGUSR2 to the master):
+ * new workers read the configuration and certificates again, the old
+ * ones keep their connections. 0, or -1. */
+int proxy_reload(struct proxy *p);
 /* Stops it and removes its directory; returns its wait status. */
 int proxy_stop(struct proxy *p);
 
