@@ -96,7 +96,11 @@ struct pv_room {
     uint32_t members_n, members_cap;
     struct pv_frame *last;    /* its newest message, for the room list */
     unsigned keep, max_age_s; /* its own retention (0: the server's only) */
+    int64_t renamed_ms;       /* wall clock of its last rename (PV_RENAME_EVERY_MS) */
 };
+
+/* Renames of one room at most this often: each rewrites all its stored rows. */
+#define PV_RENAME_EVERY_MS 60000
 
 struct pv_broadcaster {
     struct pv_broadcaster_deps d;

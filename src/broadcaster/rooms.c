@@ -498,11 +498,39 @@ static bool room_mod(const struct pv_client *c, struct pv_room *r)
     return pv_role_rank(c->role) >= 2 || (m && strcmp(m->role, "owner") == 0);
 }
 
+/* A name a room may take (create, rename): it passes the name profile,
+ * is not a DM's form nor the lobby's, and no other room has it (`self`,
+ * the room being renamed, may keep its own in another case). Returns the
+ * name's key (malloc'd) with the prepared name in `name`, or NULL after
+ * telling c why. */
+static char *room_name_free(struct pv_broadcaster *b, struct pv_client *c, const char *s,
+                            size_t len, const struct pv_room *self,
+                            char name[PV_NAME_MAX_BYTES + 1], const json_t *msg_id)
+{
+    const char *why;
+    if (!pv_name_check(s, len, name, &why)) {
+        pv__send_error(b, c, "bad-room", why, msg_id);
+        return NULL;
+    }
+    char *key = room_key(name, strlen(name));
+    if (!key || strncmp(name, "dm:", 3) == 0 || strcmp(key, PV_LOBBY) == 0) {
+        free(key);
+        pv__send_error(b, c, "bad-room", "that cannot be a room's name", msg_id);
+        return NULL;
+    }
+    const struct pv_room *other = pv__room_by_name(b, name, strlen(name));
+    if (other && other != self) {
+        free(key);
+        pv__send_error(b, c, "room-exists", "a room of that name exists already", msg_id);
+        return NULL;
+    }
+    return key;
+}
+
 static void on_create(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
 {
     const char *kind = in->kind ? in->kind : "public";
     char name[PV_NAME_MAX_BYTES + 1];
-    const char *why;
     bool guest = c->account <= 0;
     if (guest && (!guests_welcome(b) || strcmp(kind, "public") != 0)) {
         signed_in(b, c, in->msg_id);
@@ -518,21 +546,9 @@ static void on_create(struct pv_broadcaster *b, struct pv_client *c, const struc
         pv__send_error(b, c, "forbidden", "only moderators create announcement rooms", in->msg_id);
         return;
     }
-    if (!pv_name_check(in->room, in->room_len, name, &why)) {
-        pv__send_error(b, c, "bad-room", why, in->msg_id);
+    char *key = room_name_free(b, c, in->room, in->room_len, NULL, name, in->msg_id);
+    if (!key)
         return;
-    }
-    char *key = room_key(name, strlen(name));
-    if (!key || strncmp(name, "dm:", 3) == 0) {
-        free(key);
-        pv__send_error(b, c, "bad-room", "that cannot be a room's name", in->msg_id);
-        return;
-    }
-    if (pv__room_by_name(b, name, strlen(name))) {
-        free(key);
-        pv__send_error(b, c, "room-exists", "a room of that name exists already", in->msg_id);
-        return;
-    }
     if (b->rooms_n >= PV_ROOMS_MAX) {
         free(key);
         pv__send_error(b, c, "too-many-rooms", "this server has as many rooms as it keeps",
@@ -602,18 +618,28 @@ static void on_join(struct pv_broadcaster *b, struct pv_client *c, const struct 
     add_member(b, r, c->account, c->name, "member", "joined", c);
 }
 
-static void on_leave(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+/* The room named by a leave or a removal, if its members may change:
+ * not the lobby (everyone is in it) nor a DM (its two stay); else NULL
+ * after telling c. */
+static struct pv_room *changeable_room(struct pv_broadcaster *b, struct pv_client *c,
+                                       const struct pv_inbound *in)
 {
     struct pv_room *r = pv__room_of(b, c, in);
-    if (!r)
-        return;
-    if (r->id == PV_LOBBY_ID || strcmp(r->kind, "dm") == 0) {
+    if (r && (r->id == PV_LOBBY_ID || strcmp(r->kind, "dm") == 0)) {
         pv__send_error(b, c, "forbidden",
                        r->id == PV_LOBBY_ID ? "everyone stays in the lobby"
-                                            : "a direct message cannot be left",
+                                            : "a direct message keeps its two members",
                        in->msg_id);
-        return;
+        return NULL;
     }
+    return r;
+}
+
+static void on_leave(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
+{
+    struct pv_room *r = changeable_room(b, c, in);
+    if (!r)
+        return;
     /* Announced first, so the leaver's connections get it too. */
     bool guest = c->account <= 0;
     post_event(b, r,
@@ -637,16 +663,9 @@ static void on_leave(struct pv_broadcaster *b, struct pv_client *c, const struct
  * back; a public one may be joined again (removal is not a ban). */
 static void on_remove(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
 {
-    struct pv_room *r = pv__room_of(b, c, in);
+    struct pv_room *r = changeable_room(b, c, in);
     if (!r)
         return;
-    if (r->id == PV_LOBBY_ID || strcmp(r->kind, "dm") == 0) {
-        pv__send_error(b, c, "forbidden",
-                       r->id == PV_LOBBY_ID ? "everyone stays in the lobby"
-                                            : "a direct message keeps its members",
-                       in->msg_id);
-        return;
-    }
     if (c->account <= 0 || !room_mod(c, r)) {
         pv__send_error(b, c, "forbidden", "only the room's owner or a moderator removes members",
                        in->msg_id);
@@ -823,51 +842,41 @@ static void on_rename_room(struct pv_broadcaster *b, struct pv_client *c,
         pv__send_error(b, c, "archived", "this room is archived (read-only)", in->msg_id);
         return;
     }
+    /* A rename rewrites every stored row of the room on the store writer
+     * (O(its rows)): at most one per room per PV_RENAME_EVERY_MS, so an
+     * owner cannot keep the store busy for everyone. */
+    int64_t now = pv_now_ms();
+    if (r->renamed_ms && now - r->renamed_ms < PV_RENAME_EVERY_MS) {
+        pv__send_error(b, c, "busy", "this room was renamed less than a minute ago; try later",
+                       in->msg_id);
+        return;
+    }
     char name[PV_NAME_MAX_BYTES + 1];
-    const char *why;
-    if (!pv_name_check(in->name, in->name_len, name, &why)) {
-        pv__send_error(b, c, "bad-room", why, in->msg_id);
+    char *key = room_name_free(b, c, in->name, in->name_len, r, name, in->msg_id);
+    if (!key)
         return;
-    }
-    char *key = room_key(name, strlen(name));
-    if (!key || strncmp(name, "dm:", 3) == 0 || strcmp(key, PV_LOBBY) == 0) {
-        free(key);
-        pv__send_error(b, c, "bad-room", "that cannot be a room's name", in->msg_id);
-        return;
-    }
-    struct pv_room *other = pv__room_by_name(b, name, strlen(name));
-    if (other && other != r) {
-        free(key);
-        pv__send_error(b, c, "room-exists", "a room of that name exists already", in->msg_id);
-        return;
-    }
+    r->renamed_ms = now;
     char *was = r->name;
     free(r->key);
     r->name = sdup(name);
     r->key = key;
+    bool last_done = false; /* the room's last message was in the ring */
     for (size_t i = 0; i < b->hist.len; i++) {
         struct pv_history_entry *e = (struct pv_history_entry *)pv_history_at(&b->hist, i);
         struct pv_frame *g = e->room == r->id ? with_room_name(e->f, name) : NULL;
         if (g) {
-            if (r->last == e->f)
+            if (r->last == e->f) {
                 pv__room_set_last(r, g);
+                last_done = true;
+            }
             pv_history_replace(e, g);
             pv_frame_unref(g);
         }
     }
-    if (r->last) { /* older than the ring */
-        size_t n;
-        const unsigned char *p = pv_frame_payload(r->last, &n);
-        json_t *o = json_loadb((const char *)p, n, 0, NULL);
-        const char *named = json_string_value(json_object_get(o, "room"));
-        if (named && strcmp(named, name) != 0) {
-            struct pv_frame *g = with_room_name(r->last, name);
-            if (g) {
-                pv__room_set_last(r, g);
-                pv_frame_unref(g);
-            }
-        }
-        json_decref(o);
+    struct pv_frame *g = r->last && !last_done ? with_room_name(r->last, name) : NULL;
+    if (g) { /* older than the ring */
+        pv__room_set_last(r, g);
+        pv_frame_unref(g);
     }
     struct pv_store_room_op *op = new_op(PV_OP_RENAME, r, 0);
     op->name = sdup(r->name);
