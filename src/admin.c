@@ -131,6 +131,16 @@ static int metrics(struct mg_connection *conn, void *ud)
            "Clients closed for an RFC 6455 violation.", GET(protocol_closes));
     metric(&b, "palaver_flood_closes_total", "counter", "Clients closed with 1008 for flooding.",
            GET(rate_closes));
+    metric(&b, "palaver_typing_frames_total", "counter",
+           "Lists of who is typing handed to clients (docs/receipts.md).", GET(typing_frames));
+    metric(&b, "palaver_typing_shed_total", "counter",
+           "Typing lists not sent to a client whose backlog was behind.", GET(typing_shed));
+    metric(&b, "palaver_typing_dropped_total", "counter",
+           "Typing requests dropped over the typing rate bucket.", GET(typing_dropped));
+    metric(&b, "palaver_markers_in_total", "counter", "Read and received markers taken.",
+           GET(markers_in));
+    metric(&b, "palaver_receipt_frames_total", "counter",
+           "Delivered/read position frames handed to clients.", GET(receipt_frames));
     metric(&b, "palaver_idle_closes_total", "counter", "Clients closed after the idle timeout.",
            GET(idle_closes));
     metric(&b, "palaver_evictions_total", "counter",

@@ -29,6 +29,8 @@ void pv_config_defaults(struct pv_config *c)
     c->http_workers = 32;
     c->history = 100;
     c->presence_max = 500;
+    c->receipts_max = 50;
+    c->typing_max = 100;
     c->max_text = 4096;
     c->max_message = 32768; /* a --max-text 4096 message escaped (6x) with its fields fits */
     c->max_backlog = (size_t)1 << 20;
@@ -138,6 +140,11 @@ static const struct setting settings[] = {
     U("presence-max", 0, presence_max, 1, 100000, "N", NULL,
       "names listed in presence and join/leave notices; above N online, notices carry counts only "
       "(default %D)"),
+    U("receipts-max", 0, receipts_max, 0, 1000, "N", NULL,
+      "rooms and DMs of up to N members show delivered and read to their members as they change; "
+      "bigger rooms answer who has seen a message when asked (default %D, 0 = never streamed)"),
+    U("typing-max", 0, typing_max, 0, 100000, "N", NULL,
+      "rooms with up to N people online show who is typing (default %D, 0 = nowhere)"),
     U("rate-limit", 0, rate_limit, 0, 1000000, "N", NULL,
       "messages per second one client may send (default %D, 0 = no limit); more are refused, a "
       "flood is closed"),

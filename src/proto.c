@@ -150,6 +150,7 @@ static const struct {
     {"members", PV_ROOM_MEMBERS, true, false},    {"archive", PV_ROOM_ARCHIVE, true, false},
     {"delete-room", PV_ROOM_DELETE, true, false}, {"retention", PV_ROOM_RETENTION, true, false},
     {"rename-room", PV_ROOM_RENAME, true, false}, {"remove", PV_ROOM_REMOVE, true, true},
+    {"received", PV_ROOM_RECEIVED, true, false},  {"seen", PV_ROOM_SEEN, true, false},
 };
 
 static void decode_room(struct pv_inbound *in, size_t i)
@@ -201,7 +202,8 @@ static void decode_room(struct pv_inbound *in, size_t i)
         in->keep = (unsigned)kv;
         in->max_age_s = (unsigned)av;
     }
-    if (in->op == PV_ROOM_READ && !seq_value(json_object_get(in->root, "rseq"), &in->rseq)) {
+    if ((in->op == PV_ROOM_READ || in->op == PV_ROOM_RECEIVED || in->op == PV_ROOM_SEEN) &&
+        !seq_value(json_object_get(in->root, "rseq"), &in->rseq)) {
         set_invalid(in, "bad-rseq", "\"rseq\" must be an rseq of the room (an integer >= 0)");
         return;
     }
@@ -298,6 +300,26 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
         }
         in->server = json_string_value(v);
         in->type = PV_IN_HELLO;
+    } else if (strcmp(t, "typing") == 0) {
+        /* {"type":"typing","room":name,"typing":true|false}: no room is the
+         * lobby; a missing "typing" means started (docs/receipts.md). */
+        if (!room_field(in))
+            return;
+        v = json_object_get(in->root, "typing");
+        if (v && !json_is_boolean(v)) {
+            set_invalid(in, "bad-typing", "\"typing\" must be true or false");
+            return;
+        }
+        in->typing = !v || json_is_true(v);
+        in->type = PV_IN_TYPING;
+    } else if (strcmp(t, "settings") == 0) {
+        v = json_object_get(in->root, "readReceipts");
+        if (v && !json_is_boolean(v)) {
+            set_invalid(in, "bad-settings", "\"readReceipts\" must be true or false");
+            return;
+        }
+        in->read_receipts = v ? json_is_true(v) : -1;
+        in->type = PV_IN_SETTINGS;
     } else if (strcmp(t, "history") == 0) {
         if (!room_field(in))
             return;
@@ -331,7 +353,8 @@ static void keep_only_known(struct pv_inbound *in)
 {
     static const char *const known[] = {"type",   "msgId", "text", "date",  "name",
                                         "server", "room",  "kind", "topic", "user"};
-    /* ("target", "since", "before", "limit" and "rseq" were read as numbers.) */
+    /* ("target", "since", "before", "limit" and "rseq" were read as numbers,
+     * "typing" and "readReceipts" as booleans.) */
     if (!in->root)
         return;
     if (!json_is_object(in->root)) {

@@ -489,6 +489,8 @@ static int apply_op(struct pv_store *s, const struct pv_store_room_op *op)
                        "SELECT ?1, ?8, ?10, ?7 WHERE ?1 = 1 OR EXISTS (SELECT 1 FROM room_members "
                        "WHERE room_id = ?1 AND user_id = ?8) ON CONFLICT DO UPDATE SET "
                        "last_read = max(last_read, excluded.last_read)",
+        /* A person's own setting (docs/receipts.md); value 0 or 1. */
+        [PV_OP_RECEIPTS] = "UPDATE users SET read_receipts = ?10 WHERE id = ?8",
     };
     const char *next = sql[op->kind];
     int rc = SQLITE_OK;
@@ -903,8 +905,11 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
  *  6: rooms (docs/rooms.md): rooms (the lobby is room 1), room_members,
  *     and each message's room_id and rseq (its place in its room),
  *     back-filled: every message stored so far is the lobby's, its rseq
- *     its rank. */
-#define SCHEMA_VERSION 7
+ *     its rank.
+ *  7: rooms gain keep and max_age_s (their own retention).
+ *  8: users gain read_receipts (1, the default: the person's read
+ *     positions are shown to others; docs/receipts.md). */
+#define SCHEMA_VERSION 8
 
 static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
 {
@@ -1000,6 +1005,11 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
         "ALTER TABLE rooms ADD COLUMN keep INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE rooms ADD COLUMN max_age_s INTEGER NOT NULL DEFAULT 0;"
         "PRAGMA user_version = 7;"
+        "COMMIT",
+        /* 7 -> 8 */
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE users ADD COLUMN read_receipts INTEGER NOT NULL DEFAULT 1;"
+        "PRAGMA user_version = 8;"
         "COMMIT",
     };
     _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");
@@ -1366,6 +1376,21 @@ static int run_query(sqlite3_stmt *st, uint64_t a, unsigned limit, pv_store_fn f
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? n : -1;
+}
+
+int pv_store_no_receipts(struct pv_store *s, void (*fn)(void *ud, int64_t account), void *ud)
+{
+    sqlite3_stmt *st;
+    int n = 0;
+    if (sqlite3_prepare_v2(s->r, "SELECT id FROM users WHERE read_receipts = 0 ORDER BY id", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        fn(ud, sqlite3_column_int64(st, 0));
+        n++;
+    }
+    sqlite3_finalize(st);
+    return n;
 }
 
 int pv_store_rooms(struct pv_store *s, pv_store_room_fn room, pv_store_member_fn member, void *ud)

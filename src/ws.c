@@ -236,6 +236,7 @@ static void on_ready(struct mg_connection *conn, void *ud)
     uint64_t now = pv_mono_ns();
     atomic_store_explicit(&c->last_rx, now, memory_order_relaxed);
     pv_rate_init(&c->rate, atomic_load_explicit(&ws->live->rate_burst, memory_order_relaxed), now);
+    pv_rate_init(&c->typing, PV_TYPING_BURST, now);
     c->bytes = (struct pv_rate){.tokens = ws->cfg->byte_burst, .last_ns = now};
     mg_set_user_connection_data(conn, c);
     pv_stat_add(&ws->stats->connections_total, 1);
@@ -328,27 +329,24 @@ static void reply_error(struct pv_ws *ws, struct pv_client *c, const json_t *msg
     pv_stat_error(ws->stats, code);
 }
 
-/* The same for a message refused before it was decoded (rate limits):
- * its msgId is read from the JSON, on this worker -- unless the message
- * is too costly to parse (proto.h), which then gets no msgId back. */
-static void reply_refused(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len,
-                          const char *code, const char *text)
-{
-    json_t *root = pv_proto_too_complex(data, len) ? NULL : json_loadb(data, len, 0, NULL);
-    json_t *msg_id;
-    pv_proto_msg_id(root, &msg_id); /* a msgId that breaks the rule is not echoed */
-    reply_error(ws, c, msg_id, code, text);
-    json_decref(root);
-}
-
-/* A complete text message: decoded here, on this worker (the broadcaster
- * is one thread; the workers run in parallel), and handed over decoded.
- * An invalid one goes too, as its error, so the replies to one client's
- * messages keep their order. */
-static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len)
+/* A complete text message, decoded here, on this worker (the broadcaster
+ * is one thread; the workers run in parallel), before any bucket: which
+ * bucket it draws on depends on its type (typing has its own). The cost
+ * is bounded by --max-message and the byte budget, and the over-the-rate
+ * reply needs the msgId anyway. */
+static struct pv_event *decode_message(struct pv_ws *ws, struct pv_client *c, const char *data,
+                                       size_t len)
 {
     struct pv_event *ev = pv_event_new(PV_EV_MSG, pv_client_ref(c), NULL, 0);
     pv_proto_decode(data, len, ws->cfg->max_text, &ev->in);
+    ev->len = len; /* what the queue's byte bound counts */
+    return ev;
+}
+
+/* Hands a decoded message over. An invalid one goes too, as its error, so
+ * the replies to one client's messages keep their order. */
+static int push_message(struct pv_ws *ws, struct pv_client *c, struct pv_event *ev)
+{
     /* A guest renaming itself to an account's name: asked here, on the
      * worker, so the broadcaster never waits on the accounts' database.
      * (A signed-in client's own hello names are the broadcaster's.) */
@@ -364,7 +362,6 @@ static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data,
             ev->in.user = json_string_value(json_object_get(ev->in.root, "user"));
         }
     }
-    ev->len = len; /* what the queue's byte bound counts */
     int rc = pv_queue_push_msg(ws->queue, ev, (int)ws->cfg->queue_timeout_ms);
 
     if (rc == 0)
@@ -374,12 +371,41 @@ static int push_message(struct pv_ws *ws, struct pv_client *c, const char *data,
         return 1; /* shutting down: the client already has (or gets) 1001 */
     }
     /* The broadcaster could not take it in time: nothing is dropped
-     * silently. */
+     * silently (typing aside: a hint, it is only counted). */
+    if (ev->in.type == PV_IN_TYPING) {
+        pv_stat_add(&ws->stats->typing_dropped, 1);
+        pv_event_free(ev);
+        return 1;
+    }
     reply_error(ws, c, ev->in.msg_id, "busy", "server busy: message not accepted, send it again");
     pv_event_free(ev);
     pv_warn("event queue full for %u ms: message from %s refused with \"busy\"",
             ws->cfg->queue_timeout_ms, c->peer);
     return 1;
+}
+
+/* Typing requests' own bucket, so a person typing never spends the
+ * messages they are about to send. Over it a request is dropped, counted,
+ * without a reply (it is a hint; the next refresh says the same); a
+ * sustained flood of them closes the client like a message flood. */
+static int typing_check(struct pv_ws *ws, struct pv_client *c, uint64_t now)
+{
+    switch (pv_rate_take(&c->typing, PV_TYPING_RATE, PV_TYPING_BURST, now)) {
+    case PV_RATE_OK:
+        return 1;
+    case PV_RATE_REFUSE:
+        pv_stat_add(&ws->stats->typing_dropped, 1);
+        return 0;
+    case PV_RATE_CLOSE:
+        break;
+    }
+    pv_stat_add(&ws->stats->rate_closes, 1);
+    pv_warn("typing flood from %s: more than %u typing requests dropped over %u/s; closing "
+            "with 1008",
+            c->peer, PV_TYPING_BURST, PV_TYPING_RATE);
+    snprintf(c->leave_reason, sizeof(c->leave_reason), "closed 1008: typing flood");
+    close_with(ws, c, 1008, "typing rate limit exceeded");
+    return -1;
 }
 
 /* The rate limit, for a text message or a ping. Returns 1 to take it, 0
@@ -498,23 +524,23 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         return 1;
     }
     case PV_WSMSG_TEXT: {
-        int r = rate_check(ws, c, now);
-        if (r < 0)
-            return 1; /* closing */
-        if (r == 0) {
-            reply_refused(ws, c, out.data, out.len, "rate-limited",
-                          "too many messages: slow down, this one was not sent");
-            return 1;
+        struct pv_event *ev = decode_message(ws, c, out.data, out.len);
+        bool typing = ev->in.type == PV_IN_TYPING;
+        int r = typing ? typing_check(ws, c, now) : rate_check(ws, c, now);
+        if (r == 0 && !typing)
+            reply_error(ws, c, ev->in.msg_id, "rate-limited",
+                        "too many messages: slow down, this one was not sent");
+        if (r == 1) {
+            r = byte_check(ws, c, out.len, now);
+            if (r == 0 && !typing)
+                reply_error(ws, c, ev->in.msg_id, "rate-limited",
+                            "too many bytes: slow down, this one was not sent");
         }
-        r = byte_check(ws, c, out.len, now);
-        if (r < 0)
-            return 1; /* closing */
-        if (r == 0) {
-            reply_refused(ws, c, out.data, out.len, "rate-limited",
-                          "too many bytes: slow down, this one was not sent");
-            return 1;
+        if (r != 1) {
+            pv_event_free(ev);
+            return 1; /* refused (a typing hint silently), or closing */
         }
-        return push_message(ws, c, out.data, out.len);
+        return push_message(ws, c, ev);
     }
     }
     return 0;

@@ -68,9 +68,10 @@ struct pv_client {
     bool gone;
 
     /* Owned by this client's CivetWeb worker thread. */
-    struct pv_wsmsg msg;  /* frame checks and reassembly */
-    struct pv_rate rate;  /* message-rate bucket */
-    struct pv_rate bytes; /* inbound byte budget */
+    struct pv_wsmsg msg;   /* frame checks and reassembly */
+    struct pv_rate rate;   /* message-rate bucket */
+    struct pv_rate typing; /* typing requests' own bucket (PV_TYPING_RATE) */
+    struct pv_rate bytes;  /* inbound byte budget */
     char leave_reason[64];
 
     /* Worker -> broadcaster: monotonic ns of the last frame received

@@ -34,6 +34,8 @@ struct pv_config {
     unsigned http_workers;     /* CivetWeb workers kept for page loads */
     unsigned history;          /* messages kept for newcomers */
     unsigned presence_max;     /* names listed in presence and notices */
+    unsigned receipts_max;     /* rooms of up to N members stream receipts (0: none) */
+    unsigned typing_max;       /* rooms with up to N online show who is typing (0: none) */
     size_t max_text;           /* bytes of "text" in one chat message */
     size_t max_message;        /* bytes of one WebSocket message */
     size_t max_backlog;        /* bytes queued for one client before 1008 */

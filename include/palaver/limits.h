@@ -34,6 +34,13 @@ enum pv_rate_verdict {
     PV_RATE_CLOSE,  /* a sustained flood: close the client (1008) */
 };
 
+/* Typing requests ({"type":"typing"}) have a bucket of their own: a page
+ * sends one when its person starts or stops typing and a refresh every
+ * few seconds (docs/receipts.md), so 2 a second with 10 at once is far
+ * above any page and far below what would cost the broadcaster. */
+#define PV_TYPING_RATE 2u
+#define PV_TYPING_BURST 10u
+
 /* A full bucket: `burst` messages at once. */
 void pv_rate_init(struct pv_rate *r, unsigned burst, uint64_t now_ns);
 

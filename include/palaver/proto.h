@@ -48,6 +48,8 @@ enum pv_in_type {
     PV_IN_EDIT,   /* {"type":"edit","target":seq,"text":...}: one's own message */
     PV_IN_DELETE, /* {"type":"delete","target":seq}: one's own, or any for moderators */
     PV_IN_ROOM,   /* a room request (docs/rooms.md): `op` says which */
+    PV_IN_TYPING, /* {"type":"typing","room":name,"typing":bool}: never stored (docs/receipts.md) */
+    PV_IN_SETTINGS, /* {"type":"settings","readReceipts":bool}: one's own; no field: just ask */
 };
 
 /* Room requests (docs/rooms.md, "Protocol"); who may is the broadcaster's. */
@@ -69,6 +71,9 @@ enum pv_room_op {
                         * a moderator; not the lobby, a DM or an archived room */
     PV_ROOM_REMOVE,    /* {"type":"remove","room":name,"user":name}: the room's owner or a
                         * moderator takes a member out */
+    PV_ROOM_RECEIVED,  /* {"type":"received","room":name,"rseq":n}: everything up to n
+                        * reached me (docs/receipts.md) */
+    PV_ROOM_SEEN,      /* {"type":"seen","room":name,"rseq":n}: who has read n */
 };
 
 #define PV_ROOM_NAME_MAX_BYTES 128 /* a room's wire name: a display name, or dm:<id>:<id> */
@@ -102,7 +107,9 @@ struct pv_inbound {
     const char *user;     /* invite, dm: the account named; the worker replaces it by the
                            * account's own name when it finds one (user_account) */
     int64_t user_account; /* invite, dm: that account's id, 0 if there is none */
-    uint64_t rseq;        /* read: read up to this rseq of the room */
+    uint64_t rseq;        /* read, received, seen: an rseq of the room */
+    bool typing;          /* typing: started (true) or stopped (false) */
+    int read_receipts;    /* settings: 1 send them, 0 do not, -1 not said */
     unsigned keep;        /* retention: items the room keeps (0: no limit of its own) */
     unsigned max_age_s;   /* retention: seconds the room keeps them (0: no limit of its own) */
     const char *err_code; /* invalid: machine-readable code */

@@ -53,13 +53,18 @@ struct pv_stats {
     atomic_uint_fast64_t evictions;         /* workers interrupted to end a closed client */
     atomic_uint_fast64_t errors_by_code[PV_ERR_COUNT]; /* error replies, by code */
     atomic_uint_fast64_t history;                      /* gauge: messages kept for newcomers */
-    atomic_uint_fast64_t resumes;       /* since honoured: exactly the missed messages */
-    atomic_uint_fast64_t resets;        /* since not honoured: reset + latest history */
-    atomic_uint_fast64_t history_pages; /* history pages sent */
-    atomic_uint_fast64_t store_reads;   /* of those and resumes: read from the database */
-    atomic_uint_fast64_t heartbeat;     /* monotonic ns of the broadcaster's last loop */
-    atomic_uint_fast64_t queue_lag_ns;  /* how long the oldest event of the last batch
-                                         * waited for the broadcaster */
+    atomic_uint_fast64_t resumes;        /* since honoured: exactly the missed messages */
+    atomic_uint_fast64_t resets;         /* since not honoured: reset + latest history */
+    atomic_uint_fast64_t history_pages;  /* history pages sent */
+    atomic_uint_fast64_t store_reads;    /* of those and resumes: read from the database */
+    atomic_uint_fast64_t typing_frames;  /* "typing" lists handed to clients */
+    atomic_uint_fast64_t typing_shed;    /* of those, not sent: the client was behind */
+    atomic_uint_fast64_t typing_dropped; /* typing requests over the typing bucket */
+    atomic_uint_fast64_t markers_in;     /* read and received markers taken */
+    atomic_uint_fast64_t receipt_frames; /* "receipts" frames handed to clients */
+    atomic_uint_fast64_t heartbeat;      /* monotonic ns of the broadcaster's last loop */
+    atomic_uint_fast64_t queue_lag_ns;   /* how long the oldest event of the last batch
+                                          * waited for the broadcaster */
 };
 
 /* Counts one error reply with this code (error_replies and by code). */

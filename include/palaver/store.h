@@ -100,6 +100,7 @@ enum pv_store_op_kind {
     PV_OP_ROOM_DELETE,   /* room: its rows become tombstones, it and its members go */
     PV_OP_RETENTION,     /* room: keep (items) and max_age_s, 0 = the global ones only */
     PV_OP_RENAME,        /* room: name, key; every row of the room names it anew */
+    PV_OP_RECEIPTS,      /* user: read_receipts = value (0 or 1), a person's own setting */
 };
 
 struct pv_store_room_op {
@@ -129,6 +130,9 @@ typedef void (*pv_store_member_fn)(void *ud, uint32_t room, int64_t user, const 
  * Returns the number of rooms, or -1 (an older read-only database has
  * none: the caller keeps the lobby alone). */
 int pv_store_rooms(struct pv_store *s, pv_store_room_fn room, pv_store_member_fn member, void *ud);
+/* The same, for the accounts that send no read receipts (docs/receipts.md),
+ * in id order. Returns how many, or -1 (a database without the column). */
+int pv_store_no_receipts(struct pv_store *s, void (*fn)(void *ud, int64_t account), void *ud);
 
 struct pv_store_audit {
     int64_t actor_id;

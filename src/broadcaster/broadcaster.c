@@ -197,6 +197,7 @@ static void on_leave_run(struct pv_broadcaster *b, struct pv_event **ev, size_t 
         }
         pv__presence_leave(b, c);
         pv__name_release(b, c);
+        pv__typing_forget(b, c);
         pv__rooms_detach(b, c);
         gone[m++] = c; /* the registry's reference, dropped below */
     }
@@ -386,6 +387,8 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
         pv__deliver(b, c, pv_proto_ack(in->msg_id, seq, now));
     }
     pv__room_fanout(b, r, f, c);
+    pv__receipts_sent(b, r, rseq, c); /* delivery, derived from the writers' progress */
+    pv__typing_stop(b, r, c);         /* a message ends its sender's typing there */
     pv_debug("message seq=%llu from id=%s room=%u bytes=%zu", (unsigned long long)seq, c->id, r->id,
              in->text_len);
 }
@@ -496,6 +499,12 @@ static void on_msg(struct pv_broadcaster *b, struct pv_event *ev)
         break;
     case PV_IN_ROOM:
         pv__on_room(b, c, in);
+        break;
+    case PV_IN_TYPING:
+        pv__on_typing(b, c, in);
+        break;
+    case PV_IN_SETTINGS:
+        pv__on_settings(b, c, in);
         break;
     case PV_IN_INVALID:
         pv_debug("bad message from id=%s peer=%s: %s", c->id, c->peer, in->err_msg);
@@ -623,6 +632,8 @@ static void *broadcaster_main(void *arg)
          * replies reach the writers: whoever got a reply sees it counted. */
         atomic_store_explicit(&b->d.stats->history, b->hist.len, memory_order_relaxed);
         pv__presence_flush(b, false);
+        uint64_t after = pv_mono_ns();
+        int receipts = pv__receipts_flush(b, after), typing = pv__typing_flush(b, after);
         pv__store_news(b);
         release_acks(b);
         pv__flush(b);
@@ -642,6 +653,10 @@ static void *broadcaster_main(void *arg)
             int presence = pv__presence_wait_ms(b); /* notices waiting for their window */
             if (presence >= 0 && presence < timeout)
                 timeout = presence;
+            if (receipts >= 0 && receipts < timeout) /* positions due, or writes watched */
+                timeout = receipts;
+            if (typing >= 0 && typing < timeout) /* a list due, or a typist to expire */
+                timeout = typing;
             pv_wake_wait(w, 3, timeout);
         }
     }
@@ -692,6 +707,7 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
         b->rseq = pv_store_last_rseq(deps->store);
     }
     pv__rooms_load(b); /* the lobby, and with a store every stored room */
+    pv__receipts_load(b);
     if (deps->store) {
         /* A store failed from the start (read-only) cannot record the seq
          * numbers given out now: they get a numbering of their own. */
@@ -708,6 +724,7 @@ struct pv_broadcaster *pv_broadcaster_start(const struct pv_broadcaster_deps *de
         pv_err("cannot start the broadcaster thread: %s", strerror(err));
         pv_history_destroy(&b->hist);
         pv__rooms_free(b);
+        pv__receipts_free(b);
         free(b);
         return NULL;
     }
@@ -744,6 +761,8 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     pv_registry_destroy(&b->reg);
     pv_history_destroy(&b->hist);
     pv__rooms_free(b);
+    pv__receipts_free(b);
+    pv__typing_free(b);
     pv__list_free(&b->dirty);
     free(b);
 }

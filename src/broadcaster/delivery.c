@@ -138,6 +138,16 @@ bool pv__deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame 
     return true;
 }
 
+bool pv__deliver_shed(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f)
+{
+    if (!c->closing && (c->congested || c->resuming || pv__backlog(c) > PV_TYPING_SHED_BYTES)) {
+        pv_stat_add(&b->d.stats->typing_shed, 1);
+        pv_frame_unref(f);
+        return false;
+    }
+    return pv__deliver(b, c, f);
+}
+
 /* Re-examines congested clients: those back under half the bound leave
  * the list, those whose socket has stayed full (or who are at twice the
  * bound while the writers keep up) are closed. Returns true while some

@@ -23,7 +23,10 @@
  *   moderation.c   edits, deletions, mutes; the HTTP API's kicks, bans,
  *                  role changes and session ends on open connections
  *   rooms.c        rooms, memberships, DMs, each room's online set, the
- *                  room requests, the room list and read positions
+ *                  room requests, the room list
+ *   receipts.c     delivered and read positions, read markers, "receipts"
+ *                  frames coalesced per room, "seen", the receipts setting
+ *   typing.c       who is typing, per room, coalesced, never stored
  * Calls between these files use the pv__ prefix (internal tier); the
  * public API is broadcaster.h.
  */
@@ -41,6 +44,7 @@
 #include "palaver/history.h"
 #include "palaver/proto.h"
 #include "palaver/registry.h"
+#include "palaver/store.h"
 #include "palaver/xalloc.h"
 
 struct pv_event;
@@ -77,7 +81,9 @@ struct read_job; /* recovery.c */
 struct pv_member {
     int64_t account;
     uint64_t last_read; /* read up to this rseq */
-    uint32_t conns;     /* its connections online */
+    uint64_t delivered; /* had up to this rseq (receipts.c; not stored) */
+    uint32_t conns;     /* its connections online (the lobby's: of those who read it) */
+    bool changed;       /* a position others see moved since the last frame */
     char role[8];       /* "owner" or "member" in this room */
     char *name;         /* the account's name (kept for member lists) */
 };
@@ -97,7 +103,32 @@ struct pv_room {
     struct pv_frame *last;    /* its newest message, for the room list */
     unsigned keep, max_age_s; /* its own retention (0: the server's only) */
     int64_t renamed_ms;       /* wall clock of its last rename (PV_RENAME_EVERY_MS) */
+    /* receipts.c: per online slot (parallel to `online`), the last chat
+     * message queued for that connection and where in its stream it ends. */
+    struct pv_sent {
+        uint64_t rseq; /* 0: nothing waiting to be written */
+        uint64_t mark; /* its queued_bytes once the message was queued */
+    } * sent;
+    bool receipts_listed, receipts_dirty, receipts_watch;
+    uint64_t receipts_sent_ns; /* monotonic: its last "receipts" frame */
+    /* typing.c: who is typing in it (no references: a client leaving is
+     * taken out by pv__typing_forget before it goes). */
+    struct pv_typist {
+        struct pv_client *c;
+        uint64_t until_ns; /* monotonic: forgotten then unless refreshed */
+    } * typists;
+    uint32_t typists_n, typists_cap;
+    bool typing_listed, typing_dirty;
+    uint64_t typing_sent_ns; /* monotonic: its last list went out */
 };
+
+#define PV_RECEIPTS_EVERY_MS 1000 /* one "receipts" frame per room per second, at most */
+#define PV_RECEIPTS_WATCH_MS 50   /* how often written marks are looked at while any wait */
+#define PV_TYPING_EVERY_MS 1000   /* one typing list per room per second, at most */
+#define PV_TYPING_TTL_MS 6000     /* a typist not refreshed for this long is forgotten */
+/* Typing lists are not sent to a client with more than this queued and
+ * not yet written: it is behind, chat goes first. */
+#define PV_TYPING_SHED_BYTES 16384
 
 /* Renames of one room at most this often: each rewrites all its stored rows. */
 #define PV_RENAME_EVERY_MS 60000
@@ -167,6 +198,15 @@ struct pv_broadcaster {
     /* Names the seq numbering: the database's id with a store (seq
      * carries on across restarts), else random per start (seq restarts). */
     char run_id[PV_ID_LEN + 1];
+    /* receipts.c: rooms with positions to send or writes to watch (ids);
+     * the accounts that send no read receipts (sorted). */
+    uint32_t *receipt_rooms;
+    size_t receipt_rooms_n, receipt_rooms_cap;
+    int64_t *no_receipts;
+    size_t no_receipts_n, no_receipts_cap;
+    /* typing.c: rooms with typists or a list to send (ids). */
+    uint32_t *typing_rooms;
+    size_t typing_rooms_n, typing_rooms_cap;
     bool draining; /* SHUTDOWN seen: closing everyone, relaying nothing */
     bool stop;
 };
@@ -189,6 +229,9 @@ void pv__mark_dirty(struct pv_broadcaster *b, struct pv_client *c);
 uint64_t pv__backlog(const struct pv_client *c);
 /* Re-examines congested clients; true while the broadcaster must pause. */
 bool pv__relieve(struct pv_broadcaster *b);
+/* pv__deliver for what may be shed (typing lists): not queued, and f
+ * released, when c is behind (PV_TYPING_SHED_BYTES, congested, resuming). */
+bool pv__deliver_shed(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f);
 /* The sender-excluding fanout (consumes the caller's reference to f). */
 void pv__fanout(struct pv_broadcaster *b, struct pv_frame *f, const struct pv_client *except);
 /* Queues our close frame for c (the caller won pv_client_close_decide(),
@@ -270,6 +313,47 @@ void pv__rooms_rename(struct pv_broadcaster *b, int64_t account, const char *nam
 /* Retention per room in memory: ring entries of rooms with a keep count or
  * a maximum age beyond it become tombstones (every sweep). */
 void pv__rooms_expire(struct pv_broadcaster *b, int64_t now);
+
+struct pv_member *pv__member_add(struct pv_broadcaster *b, struct pv_room *r, int64_t account,
+                                 const char *name, const char *role, uint64_t last_read);
+struct pv_store_room_op *pv__room_op(enum pv_store_op_kind kind, const struct pv_room *r,
+                                     int64_t user);
+/* Sends o (consumed) to c, with the request's msgId. */
+void pv__reply(struct pv_broadcaster *b, struct pv_client *c, json_t *o, const json_t *msg_id);
+
+/* ---- receipts.c ---- */
+
+void pv__receipts_load(struct pv_broadcaster *b);
+void pv__receipts_free(struct pv_broadcaster *b);
+/* Whether the account shows (and is shown) no read positions; guests: true. */
+bool pv__receipts_off(const struct pv_broadcaster *b, int64_t account);
+/* Whether r's positions are streamed to its members (a DM, or a room of
+ * at most --receipts-max members; never the lobby). */
+bool pv__receipts_streamed(const struct pv_broadcaster *b, const struct pv_room *r);
+/* A chat message of r (rseq) was just queued for everyone online but except. */
+void pv__receipts_sent(struct pv_broadcaster *b, struct pv_room *r, uint64_t rseq,
+                       const struct pv_client *except);
+/* Derives delivery from the writers, sends what is due; ms until it
+ * needs to run again, -1 when nothing waits. */
+int pv__receipts_flush(struct pv_broadcaster *b, uint64_t now);
+void pv__on_read(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
+void pv__on_received(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
+void pv__on_seen(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
+void pv__on_settings(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
+/* m's positions into o, a member list's entry, as asker may see them. */
+void pv__receipts_annotate(struct pv_broadcaster *b, const struct pv_room *r,
+                           const struct pv_client *asker, const struct pv_member *m, json_t *o);
+
+/* ---- typing.c ---- */
+
+void pv__on_typing(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in);
+/* c's chat message in r: c stopped typing there. */
+void pv__typing_stop(struct pv_broadcaster *b, struct pv_room *r, const struct pv_client *c);
+/* c is leaving: out of every list. */
+void pv__typing_forget(struct pv_broadcaster *b, const struct pv_client *c);
+/* Expires typists, sends what is due; ms until it needs to run again, -1: nothing waits. */
+int pv__typing_flush(struct pv_broadcaster *b, uint64_t now);
+void pv__typing_free(struct pv_broadcaster *b);
 
 /* ---- moderation.c ---- */
 

@@ -149,8 +149,21 @@ static struct pv_member *member_add(struct pv_room *r, int64_t account, const ch
     memmove(r->members + at + 1, r->members + at, (r->members_n - at) * sizeof(*r->members));
     r->members_n++;
     m = &r->members[at];
-    *m = (struct pv_member){.account = account, .last_read = last_read, .name = sdup(name)};
+    *m = (struct pv_member){
+        .account = account, .last_read = last_read, .delivered = last_read, .name = sdup(name)};
     snprintf(m->role, sizeof(m->role), "%s", role && *role ? role : "member");
+    return m;
+}
+
+/* The lobby's positions (a read marker): its member counts the account's
+ * connections from then on (pv__rooms_attach); others through their join. */
+struct pv_member *pv__member_add(struct pv_broadcaster *b, struct pv_room *r, int64_t account,
+                                 const char *name, const char *role, uint64_t last_read)
+{
+    struct pv_member *m = member_add(r, account, name, role, last_read);
+    if (r->id == PV_LOBBY_ID && m->conns == 0)
+        for (size_t i = 0; i < b->reg.n; i++)
+            m->conns += b->reg.v[i]->account == account;
     return m;
 }
 
@@ -184,7 +197,9 @@ static void attach(struct pv_room *r, struct pv_client *c)
     if (r->online_n == r->online_cap) {
         r->online_cap = r->online_cap ? r->online_cap * 2 : 8;
         r->online = pv_xrealloc(r->online, r->online_cap * sizeof(*r->online));
+        r->sent = pv_xrealloc(r->sent, r->online_cap * sizeof(*r->sent));
     }
+    r->sent[r->online_n] = (struct pv_sent){0};
     if (c->rooms_n == c->rooms_cap) {
         c->rooms_cap = c->rooms_cap ? c->rooms_cap * 2 : 4;
         c->rooms = pv_xrealloc(c->rooms, c->rooms_cap * sizeof(*c->rooms));
@@ -207,6 +222,7 @@ static void detach(struct pv_room *r, struct pv_client *c)
         uint32_t slot = c->rooms[i].slot;
         struct pv_client *last = r->online[--r->online_n];
         r->online[slot] = last;
+        r->sent[slot] = r->sent[r->online_n];
         for (uint32_t j = 0; last != c && j < last->rooms_n; j++)
             if (last->rooms[j].r == r)
                 last->rooms[j].slot = slot;
@@ -226,6 +242,9 @@ void pv__rooms_attach(struct pv_broadcaster *b, struct pv_client *c)
 {
     if (c->account <= 0)
         return;
+    struct pv_member *lm = pv__member(pv__room(b, PV_LOBBY_ID), c->account);
+    if (lm) /* the lobby's members are those who read it: connections counted only */
+        lm->conns++;
     for (uint32_t i = PV_LOBBY_ID + 1; i < b->rooms_cap; i++)
         if (b->rooms[i] && pv__member(b->rooms[i], c->account))
             attach(b->rooms[i], c);
@@ -234,7 +253,9 @@ void pv__rooms_attach(struct pv_broadcaster *b, struct pv_client *c)
 /* A client leaving: out of each of its rooms, touching only those. */
 void pv__rooms_detach(struct pv_broadcaster *b, struct pv_client *c)
 {
-    (void)b;
+    struct pv_member *lm = pv__member(pv__room(b, PV_LOBBY_ID), c->account);
+    if (lm && lm->conns)
+        lm->conns--;
     while (c->rooms_n)
         detach(c->rooms[c->rooms_n - 1].r, c);
     free(c->rooms);
@@ -337,6 +358,8 @@ static void room_free(struct pv_room *r)
         free(r->members[j].name);
     free(r->members);
     free(r->online);
+    free(r->sent);
+    free(r->typists);
     if (r->last)
         pv_frame_unref(r->last);
     free(r->name);
@@ -398,8 +421,8 @@ static void post_event(struct pv_broadcaster *b, struct pv_room *r, json_t *ev,
     pv__room_fanout(b, r, f, NULL);
 }
 
-static struct pv_store_room_op *new_op(enum pv_store_op_kind kind, const struct pv_room *r,
-                                       int64_t user)
+struct pv_store_room_op *pv__room_op(enum pv_store_op_kind kind, const struct pv_room *r,
+                                     int64_t user)
 {
     struct pv_store_room_op *op = pv_xcalloc(1, sizeof(*op));
     op->kind = kind;
@@ -411,7 +434,7 @@ static struct pv_store_room_op *new_op(enum pv_store_op_kind kind, const struct 
 
 static struct pv_store_room_op *member_op(const struct pv_room *r, int64_t user, uint64_t last_read)
 {
-    struct pv_store_room_op *op = new_op(PV_OP_MEMBER_ADD, r, user);
+    struct pv_store_room_op *op = pv__room_op(PV_OP_MEMBER_ADD, r, user);
     op->value = last_read;
     return op;
 }
@@ -432,7 +455,7 @@ static void add_member(struct pv_broadcaster *b, struct pv_room *r, int64_t acco
      * arrival: unread counts start at what follows. */
     member_add(r, account, name, role, r->rseq + 1);
     account_online(b, r, account, true);
-    struct pv_store_room_op *op = new_op(PV_OP_MEMBER_ADD, r, account);
+    struct pv_store_room_op *op = pv__room_op(PV_OP_MEMBER_ADD, r, account);
     snprintf(op->role, sizeof(op->role), "%s", role);
     op->value = r->rseq + 1;
     json_t *ev = json_pack("{s:s, s:s, s:o, s:s}", "type", "member", "action", action, "user",
@@ -442,12 +465,17 @@ static void add_member(struct pv_broadcaster *b, struct pv_room *r, int64_t acco
 
 /* ---- Requests ---- */
 
-static void reply(struct pv_broadcaster *b, struct pv_client *c, json_t *o, const json_t *msg_id)
+void pv__reply(struct pv_broadcaster *b, struct pv_client *c, json_t *o, const json_t *msg_id)
 {
     if (msg_id)
         json_object_set(o, "msgId", (json_t *)msg_id);
     pv__deliver(b, c, pv_frame_from_json(o));
     json_decref(o);
+}
+
+static void reply(struct pv_broadcaster *b, struct pv_client *c, json_t *o, const json_t *msg_id)
+{
+    pv__reply(b, c, o, msg_id);
 }
 
 /* The one answer for a room one is not in, whether it exists or not:
@@ -558,7 +586,7 @@ static void on_create(struct pv_broadcaster *b, struct pv_client *c, const struc
     char topic[PV_TOPIC_MAX_BYTES + 1];
     snprintf(topic, sizeof(topic), "%.*s", (int)in->topic_len, in->topic ? in->topic : "");
     struct pv_room *r = room_add(b, b->next_room, name, key, kind, topic);
-    struct pv_store_room_op *op = new_op(PV_OP_ROOM_CREATE, r, 0);
+    struct pv_store_room_op *op = pv__room_op(PV_OP_ROOM_CREATE, r, 0);
     op->name = sdup(name);
     op->key = key;
     op->topic = sdup(topic);
@@ -645,7 +673,7 @@ static void on_leave(struct pv_broadcaster *b, struct pv_client *c, const struct
     post_event(b, r,
                json_pack("{s:s, s:s, s:o}", "type", "member", "action", "left", "user",
                          user_obj(c->name, c->account)),
-               NULL, guest ? NULL : new_op(PV_OP_MEMBER_REMOVE, r, c->account));
+               NULL, guest ? NULL : pv__room_op(PV_OP_MEMBER_REMOVE, r, c->account));
     if (guest) {
         detach(r, c);
         return;
@@ -688,7 +716,7 @@ static void on_remove(struct pv_broadcaster *b, struct pv_client *c, const struc
     post_event(b, r,
                json_pack("{s:s, s:s, s:o}", "type", "member", "action", "removed", "user",
                          user_obj(m->name, account)),
-               c, new_op(PV_OP_MEMBER_REMOVE, r, account));
+               c, pv__room_op(PV_OP_MEMBER_REMOVE, r, account));
     account_online(b, r, account, false);
     member_remove(r, account);
 }
@@ -748,7 +776,7 @@ static void on_dm(struct pv_broadcaster *b, struct pv_client *c, const struct pv
             return;
         }
         r = room_add(b, b->next_room, name, name, "dm", "");
-        struct pv_store_room_op *op = new_op(PV_OP_ROOM_CREATE, r, 0);
+        struct pv_store_room_op *op = pv__room_op(PV_OP_ROOM_CREATE, r, 0);
         op->name = sdup(name);
         op->key = sdup(name);
         op->by = c->account;
@@ -792,7 +820,7 @@ static void on_topic(struct pv_broadcaster *b, struct pv_client *c, const struct
     r->topic = pv_xmalloc(in->topic_len + 1);
     memcpy(r->topic, in->topic, in->topic_len);
     r->topic[in->topic_len] = '\0';
-    struct pv_store_room_op *op = new_op(PV_OP_TOPIC, r, 0);
+    struct pv_store_room_op *op = pv__room_op(PV_OP_TOPIC, r, 0);
     op->topic = sdup(r->topic);
     json_t *ev = room_json(r);
     json_object_set_new(ev, "action", json_string("topic"));
@@ -878,7 +906,7 @@ static void on_rename_room(struct pv_broadcaster *b, struct pv_client *c,
         pv__room_set_last(r, g);
         pv_frame_unref(g);
     }
-    struct pv_store_room_op *op = new_op(PV_OP_RENAME, r, 0);
+    struct pv_store_room_op *op = pv__room_op(PV_OP_RENAME, r, 0);
     op->name = sdup(r->name);
     op->key = sdup(r->key);
     json_t *ev = room_json(r);
@@ -920,7 +948,7 @@ static void on_archive(struct pv_broadcaster *b, struct pv_client *c, const stru
         return;
     json_t *ev = room_json(r);
     json_object_set_new(ev, "action", json_string("archived"));
-    post_event(b, r, ev, c, new_op(PV_OP_ARCHIVE, r, 0));
+    post_event(b, r, ev, c, pv__room_op(PV_OP_ARCHIVE, r, 0));
     r->archived = true;
 }
 
@@ -936,7 +964,7 @@ static void on_delete_room(struct pv_broadcaster *b, struct pv_client *c,
         return;
     json_t *ev = room_json(r);
     json_object_set_new(ev, "action", json_string("deleted"));
-    post_event(b, r, ev, c, new_op(PV_OP_ROOM_DELETE, r, 0));
+    post_event(b, r, ev, c, pv__room_op(PV_OP_ROOM_DELETE, r, 0));
     char q[2 * PV_NAME_MAX_BYTES + 8];
     pv_log_quote(r->name, q, sizeof(q));
     pv_notice("room deleted id=%u name=\"%s\" members=%u by account=%lld", r->id, q, r->members_n,
@@ -970,7 +998,7 @@ static void on_retention(struct pv_broadcaster *b, struct pv_client *c, const st
     }
     r->keep = in->keep;
     r->max_age_s = in->max_age_s;
-    struct pv_store_room_op *op = new_op(PV_OP_RETENTION, r, 0);
+    struct pv_store_room_op *op = pv__room_op(PV_OP_RETENTION, r, 0);
     op->keep = r->keep;
     op->max_age_s = r->max_age_s;
     json_t *ev = room_json(r);
@@ -1006,46 +1034,6 @@ void pv__rooms_expire(struct pv_broadcaster *b, int64_t now)
     }
 }
 
-/* A read marker: the member's last_read moves forward (never back),
- * stored as a marker (no row, no seq), and the person's other open
- * connections are told, so their unread counts agree. */
-static void on_read(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
-{
-    struct pv_room *r = pv__room_of(b, c, in);
-    if (!r || c->account <= 0)
-        return; /* a guest's position is its page's own */
-    uint64_t to = in->rseq < r->rseq ? in->rseq : r->rseq;
-    struct pv_member *m = pv__member(r, c->account);
-    if (!m && r->id == PV_LOBBY_ID) /* the lobby keeps positions of those who read it */
-        m = member_add(r, c->account, c->name, "member", 0);
-    if (!m || to <= m->last_read)
-        return;
-    m->last_read = to;
-    if (b->d.store && !pv__store_failed(b)) {
-        struct pv_store_msg *sm = pv_xcalloc(1, sizeof(*sm));
-        sm->op = new_op(PV_OP_READ, r, c->account);
-        sm->op->value = to;
-        sm->op->at = pv_now_ms();
-        pv_store_append(b->d.store, sm);
-    }
-    struct pv_frame *f = NULL;
-    for (size_t i = 0; i < b->reg.n; i++) {
-        struct pv_client *o = b->reg.v[i];
-        if (o->account != c->account || o == c)
-            continue;
-        if (!f) {
-            json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I}", "type", "read", "room", r->name,
-                                  "roomId", (json_int_t)r->id, "rseq", (json_int_t)to, "unread",
-                                  (json_int_t)(r->rseq - to));
-            f = pv_frame_from_json(j);
-            json_decref(j);
-        }
-        pv__deliver(b, o, pv_frame_ref(f));
-    }
-    if (f)
-        pv_frame_unref(f);
-}
-
 static void on_members(struct pv_broadcaster *b, struct pv_client *c, const struct pv_inbound *in)
 {
     struct pv_room *r = pv__room_of(b, c, in);
@@ -1069,6 +1057,7 @@ static void on_members(struct pv_broadcaster *b, struct pv_client *c, const stru
             json_t *o = user_obj(r->members[i].name, r->members[i].account);
             json_object_set_new(o, "role", json_string(r->members[i].role));
             json_object_set_new(o, "online", json_boolean(r->members[i].conns > 0));
+            pv__receipts_annotate(b, r, c, &r->members[i], o);
             json_array_append_new(list, o);
         }
         /* Guests in it (--guest-rooms): members while connected. */
@@ -1176,7 +1165,13 @@ void pv__on_room(struct pv_broadcaster *b, struct pv_client *c, const struct pv_
         on_topic(b, c, in);
         break;
     case PV_ROOM_READ:
-        on_read(b, c, in);
+        pv__on_read(b, c, in);
+        break;
+    case PV_ROOM_RECEIVED:
+        pv__on_received(b, c, in);
+        break;
+    case PV_ROOM_SEEN:
+        pv__on_seen(b, c, in);
         break;
     case PV_ROOM_MEMBERS:
         on_members(b, c, in);

@@ -75,10 +75,106 @@ static void test_stalled_client_is_closed_and_others_keep_flowing(void **state)
     assert_int_equal(srv_stop(&s), 0);
 }
 
+/* Metric `name` of palaverd at port, or -1. */
+static long metric(int port, const char *name)
+{
+    static char out[65536];
+    if (http_get(port, "/metrics", out, sizeof(out)) != 200)
+        return -1;
+    char needle[128];
+    snprintf(needle, sizeof(needle), "\n%s ", name);
+    const char *p = strstr(out, needle);
+    return p ? strtol(p + strlen(needle), NULL, 10) : -1;
+}
+
+/* Counts c's frames until `chat` chat messages have come: how many were
+ * typing lists. */
+static int typing_until(struct wsc *c, int chat, int timeout_ms)
+{
+    int typing = 0, got = 0;
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (got < chat && mono_ms() < deadline) {
+        json_t *j = wsc_recv_json(c, (int)(deadline - mono_ms()));
+        if (!j)
+            break;
+        const char *t = json_string_value(json_object_get(j, "type"));
+        typing += t && strcmp(t, "typing") == 0;
+        got += t && strcmp(t, "message") == 0;
+        json_decref(j);
+    }
+    assert_int_equal(got, chat);
+    return typing;
+}
+
+/* Typing is the first thing shed (docs/receipts.md): a client that has
+ * fallen behind gets every chat message but no typing list while it is
+ * behind; one that keeps up gets both. Nobody is closed: the backlog stays
+ * under --max-backlog. */
+static void test_typing_is_shed_before_chat(void **state)
+{
+    (void)state;
+    struct srv s;
+    const char *args[] = {"--max-backlog",
+                          "16777216",
+                          "--max-per-ip",
+                          "0",
+                          "--rate-limit",
+                          "0",
+                          "--byte-rate",
+                          "0",
+                          NULL};
+    enum { N = 3000 };
+    assert_int_equal(srv_start(&s, args), 0);
+    struct wsc *behind = wsc_open(s.port, &(struct wsc_opts){.rcvbuf = 4096});
+    assert_int_equal(wsc_join(behind, NULL, NULL), 0);
+    struct wsc *fast = wsc_open(s.port, NULL), *p = wsc_open(s.port, NULL);
+    struct wsc *q = wsc_open(s.port, NULL);
+    char pid[32];
+    assert_int_equal(wsc_join(fast, NULL, NULL), 0);
+    assert_int_equal(wsc_join(p, NULL, pid), 0);
+    assert_int_equal(wsc_join(q, NULL, NULL), 0);
+
+    /* Before the flood: the list reaches both. */
+    assert_int_equal(wsc_send_text(q, "{\"type\":\"typing\",\"typing\":true}"), 0);
+    json_t *j = wsc_expect(fast, "typing", 5000);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(json_object_get(j, "users")), 1);
+    assert_null(json_object_get(j, "seq")); /* no place in the stream */
+    json_decref(j);
+
+    /* 6 MB of chat: more than the loopback socket holds for `behind`. */
+    struct receiver r = {.c = fast, .sender_id = pid, .want = N, .timeout_ms = 30000};
+    receiver_start(&r);
+    assert_int_equal(send_stream(p, 0, N, SIZE, 64, 30000), N);
+    receiver_join(&r);
+    assert_int_equal(r.got, N);
+    long shed = metric(s.port, "palaver_typing_shed_total");
+    /* Now q stops and starts again, past the coalescing second: lists go
+     * to the room; `behind` is far behind and gets none of them. */
+    assert_int_equal(wsc_send_text(q, "{\"type\":\"typing\",\"typing\":false}"), 0);
+    j = wsc_expect(fast, "typing", 5000);
+    assert_non_null(j);
+    json_decref(j);
+    assert_true(metric(s.port, "palaver_typing_shed_total") > shed);
+    /* A chat message after it: `behind` gets it, and every one before it. */
+    assert_int_equal(wsc_send_chat(q, 1, "end;", ""), 0);
+    int seen = typing_until(behind, N + 1, 60000);
+    /* The one list from before the flood; the one p's first message made
+     * (p was not typing: nothing) and q's stop were shed. */
+    assert_int_equal(seen, 1);
+    assert_int_equal(srv_log_count(&s, "slow consumer: closing"), 0);
+    wsc_free(behind);
+    wsc_free(fast);
+    wsc_free(p);
+    wsc_free(q);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stalled_client_is_closed_and_others_keep_flowing),
+        cmocka_unit_test(test_typing_is_shed_before_chat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -483,22 +483,24 @@ static void test_schema_upgrade_from_3(void **state)
     pv_store_close(s);
     assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT (SELECT user_version FROM pragma_user_version), "
-                                        "u.name, u.muted_until IS NULL, s.addr, i.uses_left, "
-                                        "(SELECT COUNT(*) FROM audit) + "
-                                        "(SELECT COUNT(*) FROM tokens) FROM users u "
-                                        "JOIN sessions s ON s.user_id = u.id "
-                                        "JOIN invites i ON i.created_by = u.id",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT (SELECT user_version FROM pragma_user_version), "
+                           "u.name, u.muted_until IS NULL, s.addr, i.uses_left, "
+                           "(SELECT COUNT(*) FROM audit) + "
+                           "(SELECT COUNT(*) FROM tokens), u.read_receipts FROM users u "
+                           "JOIN sessions s ON s.user_id = u.id "
+                           "JOIN invites i ON i.created_by = u.id",
+                           -1, &st, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 7);
+    assert_int_equal(sqlite3_column_int(st, 0), 8);
     assert_string_equal((const char *)sqlite3_column_text(st, 1), "Ann");
     assert_int_equal(sqlite3_column_int(st, 2), 1);
     assert_string_equal((const char *)sqlite3_column_text(st, 3), "10.0.0.1");
     assert_int_equal(sqlite3_column_int(st, 4), 3);
     assert_int_equal(sqlite3_column_int(st, 5), 0);
+    assert_int_equal(sqlite3_column_int(st, 6), 1); /* schema 8: receipts on by default */
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -546,7 +548,7 @@ static void test_schema_upgrade(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 7);
+    assert_int_equal(sqlite3_column_int(st, 0), 8);
     sqlite3_finalize(st);
     /* Version 6: the stored messages are the lobby's, numbered in order
      * (rseq back-filled by rank). */
