@@ -7,7 +7,8 @@
  * text's), a room request names a room when it needs one and a person
  * when it needs one, within their bounds, its topic, rseq and retention
  * within theirs; any room named by a message or a page is within its
- * bound and valid UTF-8. */
+ * bound and valid UTF-8; a typing request's room too; a settings
+ * request's readReceipts is -1, 0 or 1. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* fall through: an edit names its target like a deletion */
     case PV_IN_DELETE:
         if (in.target < 1 || in.target > PV_SEQ_MAX)
+            abort();
+        break;
+    case PV_IN_TYPING:
+        break; /* its room is checked above; "typing" is a bool */
+    case PV_IN_SETTINGS:
+        if (in.read_receipts < -1 || in.read_receipts > 1)
             abort();
         break;
     case PV_IN_ROOM: {

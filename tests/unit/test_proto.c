@@ -168,6 +168,47 @@ static void test_decode_errors(void **state)
     pv_inbound_release(&in);
 }
 
+/* Receipts and typing (docs/receipts.md). */
+static void test_decode_receipts_and_typing(void **state)
+{
+    (void)state;
+    struct pv_inbound in;
+    decode("{\"type\":\"typing\",\"room\":\"ops\",\"typing\":false}", &in);
+    assert_int_equal(in.type, PV_IN_TYPING);
+    assert_false(in.typing);
+    assert_int_equal(in.room_len, 3);
+    pv_inbound_release(&in);
+    decode("{\"type\":\"typing\"}", &in); /* the lobby; started */
+    assert_int_equal(in.type, PV_IN_TYPING);
+    assert_true(in.typing);
+    assert_null(in.room);
+    pv_inbound_release(&in);
+    expect_invalid("{\"type\":\"typing\",\"typing\":1}", "bad-typing");
+    expect_invalid("{\"type\":\"typing\",\"room\":7}", "bad-room");
+
+    decode("{\"type\":\"settings\",\"readReceipts\":false}", &in);
+    assert_int_equal(in.type, PV_IN_SETTINGS);
+    assert_int_equal(in.read_receipts, 0);
+    pv_inbound_release(&in);
+    decode("{\"type\":\"settings\"}", &in);
+    assert_int_equal(in.read_receipts, -1);
+    pv_inbound_release(&in);
+    expect_invalid("{\"type\":\"settings\",\"readReceipts\":\"no\"}", "bad-settings");
+
+    decode("{\"type\":\"received\",\"room\":\"dm:1:2\",\"rseq\":12}", &in);
+    assert_int_equal(in.type, PV_IN_ROOM);
+    assert_int_equal(in.op, PV_ROOM_RECEIVED);
+    assert_int_equal(in.rseq, 12);
+    pv_inbound_release(&in);
+    decode("{\"type\":\"seen\",\"room\":\"ops\",\"rseq\":3}", &in);
+    assert_int_equal(in.op, PV_ROOM_SEEN);
+    pv_inbound_release(&in);
+    expect_invalid("{\"type\":\"seen\",\"room\":\"ops\"}", "bad-rseq");
+    expect_invalid("{\"type\":\"received\",\"rseq\":3}", "bad-room");
+    expect_invalid("{\"type\":\"read\",\"room\":\"ops\",\"rseq\":9007199254740992}",
+                   "bad-rseq");
+}
+
 static void test_text_limit_is_bytes(void **state)
 {
     (void)state;
@@ -427,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_decode_keeps_only_known_fields),
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_decode_too_complex),
+        cmocka_unit_test(test_decode_receipts_and_typing),
         cmocka_unit_test(test_text_limit_is_bytes),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_keys),
