@@ -60,6 +60,10 @@ struct conn {
     int64_t *last_seq; /* per sender: last sequence seen (receivers) */
     int room;          /* --rooms: its room (index % rooms), else -1 */
     bool joined;       /* --rooms: its own join was confirmed */
+    /* --read-markers: the newest rseq received, the one last marked read,
+     * and when the pending marker goes (0: none pending), as the page
+     * does it: one a second at most, a second after what it covers came. */
+    uint64_t rseq, marked, marker_due_ns;
 };
 
 struct opts {
@@ -69,6 +73,9 @@ struct opts {
     int churn, churn_ms;
     int rooms; /* clients split into this many rooms ("r0".."rN-1"), 0: none */
     bool check_page;
+    bool read_markers; /* readers send read markers as the page does */
+    char **cookies;    /* --cookies: one per line, client i uses i % n */
+    int cookies_n;
     double rate; /* per sender, messages/s; 0 = as fast as the window allows */
     int broker_pid, proxy_pid;
     bool tls;       /* wss:// */
@@ -122,6 +129,8 @@ static uint64_t now_ns(void)
 static struct {
     uint64_t delivered, expected, echoes, gaps, dups, sent, acked, errors, closed;
     uint64_t churn_cycles;
+    uint64_t markers;        /* read markers sent */
+    uint64_t receipt_frames; /* receipts, read, typing and seen frames received */
     int connected, failed;
 } st;
 
@@ -297,6 +306,12 @@ static void on_message(struct conn *c, const char *p, size_t len)
         st.errors++;
         return;
     }
+    if (len > 16 &&
+        (memcmp(p, "{\"type\":\"receipts\"", 18) == 0 || memcmp(p, "{\"type\":\"read\"", 14) == 0 ||
+         memcmp(p, "{\"type\":\"typing\"", 16) == 0 || memcmp(p, "{\"type\":\"seen\"", 14) == 0)) {
+        st.receipt_frames++;
+        return;
+    }
     /* --rooms: our own join, confirmed by the member event naming us. */
     if (c->room >= 0 && !c->joined && memmem(p, len, "\"type\":\"member\"", 15)) {
         char me[32];
@@ -326,11 +341,42 @@ static void on_message(struct conn *c, const char *p, size_t len)
         st.gaps += (uint64_t)((int64_t)seq - last - 1);
     if ((int64_t)seq > last)
         c->last_seq[sender] = (int64_t)seq;
-    uint64_t us = (now_ns() - sent_ns) / 1000;
+    uint64_t now = now_ns(), us = (now - sent_ns) / 1000;
+    if (o.read_markers) {
+        const char *r = memmem(p, len, "\"rseq\":", 7);
+        uint64_t rseq;
+        if (r && sscanf(r + 7, "%" SCNu64, &rseq) == 1 && rseq > c->rseq)
+            c->rseq = rseq;
+        if (!c->marker_due_ns)
+            c->marker_due_ns = now + 1000000000ull;
+    }
     hist[bucket_of(us)]++;
     if (us > hist_max)
         hist_max = us;
     st.delivered++;
+}
+
+/* --read-markers: every reader whose marker is due says it has read up
+ * to the newest message it got (the page, visible and at the bottom). */
+static void send_markers(uint64_t now)
+{
+    for (int i = 0; i < o.clients; i++) {
+        struct conn *c = &conns[i];
+        if (!c->marker_due_ns || now < c->marker_due_ns || c->state != OPEN)
+            continue;
+        c->marker_due_ns = 0;
+        if (c->rseq <= c->marked)
+            continue;
+        char buf[96], room[16] = "lobby";
+        if (c->room >= 0)
+            snprintf(room, sizeof(room), "r%d", c->room);
+        int n = snprintf(buf, sizeof(buf),
+                         "{\"type\":\"read\",\"room\":\"%s\",\"rseq\":%" PRIu64 "}", room, c->rseq);
+        queue_frame(c, 1, buf, (size_t)n);
+        flush_out(c);
+        c->marked = c->rseq;
+        st.markers++;
+    }
 }
 
 static void parse_frames(struct conn *c)
@@ -376,6 +422,7 @@ static void start_handshake(struct conn *c)
     EVP_EncodeBlock((unsigned char *)c->key, nonce, 16);
     /* --rooms: each client is named b<index>, to know its own join. */
     char path[300];
+    const char *cookie = o.cookies_n ? o.cookies[c->index % o.cookies_n] : o.cookie;
     if (c->room >= 0)
         snprintf(path, sizeof(path), "%s%cname=b%d", o.path, strchr(o.path, '?') ? '&' : '?',
                  c->index);
@@ -386,8 +433,8 @@ static void start_handshake(struct conn *c)
                  "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s%s%s%s\r\n",
                  path, o.host, o.port, c->key, o.subprotocol[0] ? "Sec-WebSocket-Protocol: " : "",
-                 o.subprotocol, o.subprotocol[0] ? "\r\n" : "", o.cookie[0] ? "Cookie: " : "",
-                 o.cookie, o.cookie[0] ? "\r\n" : "");
+                 o.subprotocol, o.subprotocol[0] ? "\r\n" : "", cookie[0] ? "Cookie: " : "", cookie,
+                 cookie[0] ? "\r\n" : "");
     grow(&c->out, &c->out_cap, (size_t)n);
     memcpy(c->out, req, (size_t)n);
     c->out_len = (size_t)n;
@@ -647,6 +694,11 @@ static void run_loop(uint64_t until, bool connecting)
         now = now_ns();
         for (int i = 0; i < o.senders && i < o.clients; i++)
             maybe_send(&conns[i], now);
+        static uint64_t markers_ns;
+        if (o.read_markers && now - markers_ns >= 10000000ull) { /* every 10 ms */
+            send_markers(now);
+            markers_ns = now;
+        }
         if (o.churn && !connecting)
             churn_tick(now);
     }
@@ -714,42 +766,47 @@ static void join_rooms(void)
 
 static void usage(void)
 {
-    fputs("Usage: palaver-bench --url ws[s]://HOST:PORT/PATH [options]\n"
-          "  --clients N        connections (default 100)\n"
-          "  --senders N        of which send (default 1)\n"
-          "  --rate R           messages/s per sender; 0 = as fast as --window allows\n"
-          "  --window N         unacknowledged messages per sender (default 64)\n"
-          "  --size BYTES       message size (default 100)\n"
-          "  --duration S       seconds of sending (default 10)\n"
-          "  --stall N          extra clients that never read (default 0)\n"
-          "  --churn N          extra clients that reconnect every --churn-ms (default 0)\n"
-          "  --churn-ms MS      how long a churning client stays (default 200)\n"
-          "  --check-page       GET / once everyone is connected (is the page served?)\n"
-          "  --subprotocol P    offer this subprotocol\n"
-          "  --cookie C         send Cookie: C with every handshake (signed-in clients)\n"
-          "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i % N); the\n"
-          "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
-          "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
-          "  --proxy-pid PID    also sample this one's CPU (the TLS terminator of a wss:// URL)\n"
-          "  --ca FILE          wss://: verify the server's certificate against this CA\n"
-          "  --label TEXT       name of this run in the output\n"
-          "  --json FILE        append the result as one JSON line\n",
-          stderr);
+    fputs(
+        "Usage: palaver-bench --url ws[s]://HOST:PORT/PATH [options]\n"
+        "  --clients N        connections (default 100)\n"
+        "  --senders N        of which send (default 1)\n"
+        "  --rate R           messages/s per sender; 0 = as fast as --window allows\n"
+        "  --window N         unacknowledged messages per sender (default 64)\n"
+        "  --size BYTES       message size (default 100)\n"
+        "  --duration S       seconds of sending (default 10)\n"
+        "  --stall N          extra clients that never read (default 0)\n"
+        "  --churn N          extra clients that reconnect every --churn-ms (default 0)\n"
+        "  --churn-ms MS      how long a churning client stays (default 200)\n"
+        "  --check-page       GET / once everyone is connected (is the page served?)\n"
+        "  --subprotocol P    offer this subprotocol\n"
+        "  --cookie C         send Cookie: C with every handshake (signed-in clients)\n"
+        "  --cookies FILE     one Cookie per line; client i sends line i mod lines (many accounts)\n"
+        "  --read-markers     readers send read markers as the page does: at most one a\n"
+        "                     second, a second after the newest message they cover\n"
+        "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i % N); the\n"
+        "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
+        "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
+        "  --proxy-pid PID    also sample this one's CPU (the TLS terminator of a wss:// URL)\n"
+        "  --ca FILE          wss://: verify the server's certificate against this CA\n"
+        "  --label TEXT       name of this run in the output\n"
+        "  --json FILE        append the result as one JSON line\n",
+        stderr);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"url", 1, 0, 'u'},         {"clients", 1, 0, 'c'},
-                                       {"senders", 1, 0, 's'},     {"rate", 1, 0, 'r'},
-                                       {"window", 1, 0, 'w'},      {"size", 1, 0, 'z'},
-                                       {"duration", 1, 0, 'd'},    {"stall", 1, 0, 'S'},
-                                       {"subprotocol", 1, 0, 'p'}, {"broker-pid", 1, 0, 'P'},
-                                       {"json", 1, 0, 'j'},        {"label", 1, 0, 'l'},
-                                       {"churn", 1, 0, 'C'},       {"churn-ms", 1, 0, 'M'},
-                                       {"check-page", 0, 0, 'G'},  {"cookie", 1, 0, 'K'},
-                                       {"rooms", 1, 0, 'R'},       {"proxy-pid", 1, 0, 'X'},
-                                       {"ca", 1, 0, 'A'},          {0, 0, 0, 0}};
+    static const struct option lo[] = {{"url", 1, 0, 'u'},          {"clients", 1, 0, 'c'},
+                                       {"senders", 1, 0, 's'},      {"rate", 1, 0, 'r'},
+                                       {"window", 1, 0, 'w'},       {"size", 1, 0, 'z'},
+                                       {"duration", 1, 0, 'd'},     {"stall", 1, 0, 'S'},
+                                       {"subprotocol", 1, 0, 'p'},  {"broker-pid", 1, 0, 'P'},
+                                       {"json", 1, 0, 'j'},         {"label", 1, 0, 'l'},
+                                       {"churn", 1, 0, 'C'},        {"churn-ms", 1, 0, 'M'},
+                                       {"check-page", 0, 0, 'G'},   {"cookie", 1, 0, 'K'},
+                                       {"rooms", 1, 0, 'R'},        {"proxy-pid", 1, 0, 'X'},
+                                       {"ca", 1, 0, 'A'},           {"cookies", 1, 0, 'F'},
+                                       {"read-markers", 0, 0, 'm'}, {0, 0, 0, 0}};
     int opt;
     o = (struct opts){.clients = 100,
                       .senders = 1,
@@ -824,6 +881,24 @@ int main(int argc, char **argv)
         case 'A':
             o.ca = optarg;
             break;
+        case 'm':
+            o.read_markers = true;
+            break;
+        case 'F': {
+            FILE *f = fopen(optarg, "r");
+            char line[512];
+            if (!f)
+                die(optarg);
+            while (fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "\r\n")] = '\0';
+                if (!line[0])
+                    continue;
+                o.cookies = realloc(o.cookies, (size_t)(o.cookies_n + 1) * sizeof(*o.cookies));
+                o.cookies[o.cookies_n++] = strdup(line);
+            }
+            fclose(f);
+            break;
+        }
         default:
             usage();
         }
@@ -966,6 +1041,11 @@ int main(int argc, char **argv)
         printf("  bench cpu %.2f s\n", scpu);
     if (o.proxy_pid > 0)
         printf("  proxy: cpu %.2f s, rss %ld kB\n", pcpu1 - pcpu0, prss);
+    if (o.read_markers || st.receipt_frames)
+        printf("  read markers sent %" PRIu64 " (%.2f per chat message), receipt frames received "
+               "%" PRIu64 " (%.3f per chat message)\n",
+               st.markers, st.acked ? (double)st.markers / (double)st.acked : 0, st.receipt_frames,
+               st.acked ? (double)st.receipt_frames / (double)st.acked : 0);
     if (o.json_out) {
         FILE *f = fopen(o.json_out, "a");
         if (f) {
@@ -981,7 +1061,8 @@ int main(int argc, char **argv)
                     "\"rss_base_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_per_conn_kb\":%.2f,"
                     "\"threads_idle\":%d,\"page_status\":%d,\"page_ms\":%.1f,"
                     "\"churn_cycles\":%" PRIu64 ",\"window\":%d,\"rooms\":%d,"
-                    "\"proxy_cpu_s\":%.3f,\"tls\":%s}\n",
+                    "\"proxy_cpu_s\":%.3f,\"tls\":%s,\"markers\":%" PRIu64
+                    ",\"receipt_frames\":%" PRIu64 "}\n",
                     o.label, o.clients, o.stall, o.senders, o.rate, o.size, secs, st.connected,
                     connect_s, st.sent, st.acked, st.delivered, st.expected, ratio,
                     (double)st.delivered / secs, percentile(0.5, total_lat),
@@ -989,7 +1070,8 @@ int main(int argc, char **argv)
                     percentile(0.999, total_lat), hist_max, st.echoes, st.gaps, st.dups,
                     bcpu1 - bcpu0, rss1, thr1, scpu, rss_base, rss_idle, rss_per_conn, thr_idle,
                     page_status, page_ms, st.churn_cycles, o.window, o.rooms,
-                    o.proxy_pid > 0 ? pcpu1 - pcpu0 : 0.0, o.tls ? "true" : "false");
+                    o.proxy_pid > 0 ? pcpu1 - pcpu0 : 0.0, o.tls ? "true" : "false", st.markers,
+                    st.receipt_frames);
             fclose(f);
         }
     }

@@ -137,6 +137,36 @@ for (const sc of repeated) {
     : 'No run fell below half its shape\'s median.\n\n';
 }
 
+// Receipts (issue 18): each "X-markers" shape beside its "X-plain" of the
+// same round and server: what the read markers cost the chat, as ratios
+// measured in this session, and how many marker and receipt frames each
+// chat message brought.
+const pairs = rows.filter((r) => r.run.endsWith('-markers'));
+if (pairs.length) {
+  md += '## Read markers vs none, same round\n\n';
+  md += '| shape | server | round | deliveries/s plain | with markers | ratio | p99 ms plain | with markers | ratio | server CPU s ratio | markers per chat message | receipt frames per chat message |\n';
+  md += '|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  const med = new Map();
+  for (const m of pairs) {
+    const shape = m.run.replace(/-markers$/, '');
+    const p = rows.find((r) => r.scenario === m.scenario && r.run === `${shape}-plain` && r.target === m.target && r.rep === m.rep);
+    if (!p) continue;
+    const dr = ratio(m.deliveries_per_s, p.deliveries_per_s), pr = ratio(m.p99_us, p.p99_us);
+    md += `| ${shape} | ${m.target} | ${m.rep} | ${num(p.deliveries_per_s)} | ${num(m.deliveries_per_s)} | **${dr.toFixed(2)}x** | `;
+    md += `${ms(p.p99_us)} | ${ms(m.p99_us)} | **${pr.toFixed(2)}x** | ${ratio(m.broker_cpu_s, p.broker_cpu_s).toFixed(2)}x | `;
+    md += `${ratio(m.markers || 0, m.acked).toFixed(2)} | ${ratio(m.receipt_frames || 0, m.acked).toFixed(3)} |\n`;
+    const k = `${shape}/${m.target}`;
+    if (!med.has(k)) med.set(k, { d: [], p: [] });
+    med.get(k).d.push(dr);
+    med.get(k).p.push(pr);
+  }
+  md += '\n';
+  for (const [k, v] of med) {
+    md += `- ${k}: median ratio with markers / without: deliveries/s **${median(v.d).toFixed(2)}x**, p99 **${median(v.p).toFixed(2)}x** (${v.d.length} rounds)\n`;
+  }
+  md += '\n';
+}
+
 // Durability: acks wait for the commit, so acked messages/s is the rate at
 // which messages become durable; run.sh records palaverd's commit counters.
 const storeFile = path.join(outDir, 'store.jsonl');

@@ -22,6 +22,9 @@
 #                                "members": the same palaverd, every client signed
 #                                in (one account's session cookie at each
 #                                handshake), against guests in the same runs
+#   bench/run.sh receipts        "accounts": every client its own account (1100 seeded
+#                                into palaver.db by bench/seed-accounts.sh, a session
+#                                cookie each), for read markers and receipts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -31,6 +34,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 command -v node >/dev/null || need+=(nodejs npm)
+command -v sqlite3 >/dev/null || need+=(sqlite3) # bench/seed-accounts.sh
 if [ ${#need[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
@@ -87,7 +91,7 @@ start_target() { # target port extra-args... -> sets pid
     return
   fi
   case $target in
-    palaver | before | members)
+    palaver | before | members | accounts)
       # Every bench client is 127.0.0.1 and senders go flat out, so the
       # per-address and per-client rate limits are off (their cost, one
       # table lookup per connection and one clock read per message, stays).
@@ -95,10 +99,11 @@ start_target() { # target port extra-args... -> sets pid
       # database per run; a run may add palaverd flags (after "::").
       rm -rf "$out/data"
       local bin=$root/build-release/palaverd
-      if [ "$target" = members ]; then
+      if [ "$target" = members ] || [ "$target" = accounts ]; then
         printf 'bench password\n' | "$bin" --config /dev/null --data-dir "$out/data" \
           --create-admin bench >>"$out/palaverd.log" 2>&1
       fi
+      [ "$target" = accounts ] && bench/seed-accounts.sh 1100 "$out/data" "$out/cookies.txt"
       [ "$target" = before ] && bin=${PALAVERD_BEFORE:?set PALAVERD_BEFORE to the other palaverd}
       "$bin" --port "$p" --listen 127.0.0.1 --log-level warning \
         --max-per-ip 0 --rate-limit 0 --byte-rate 0 --handshake-rate 0 --config /dev/null --data-dir "$out/data" "$@" \
@@ -122,6 +127,8 @@ start_target() { # target port extra-args... -> sets pid
     [ -n "$c" ] || { echo "run.sh: members: could not sign in" >&2; exit 1; }
     cookie=(--cookie "$c")
   fi
+  [ "$target" = accounts ] && cookie=(--cookies "$out/cookies.txt")
+  return 0
 }
 
 store_figures() { # label port: palaverd's commit counters, one JSON line
@@ -170,7 +177,7 @@ for scenario in "$@"; do
       # shellcheck disable=SC2086
       "$bench" --url "$url" $args "${proto[@]}" "${cookie[@]}" "${tls[@]}" --broker-pid "$pid" \
         --label "$tag" --json "$results" | sed 's/^/   /' || true
-      case $target in palaver | before | members) store_figures "$tag" "$port" ;; esac
+      case $target in palaver | before | members | accounts) store_figures "$tag" "$port" ;; esac
       case $target in tls) store_figures "$tag" $((port + 3000)) ;; esac
       if [ -n "$proxy_pid" ]; then
         kill -USR1 "$proxy_pid" 2>/dev/null || true

@@ -2,7 +2,7 @@
 // Safety rule: text from the network is only ever inserted as text
 // (textContent, createTextNode), never as HTML.
 import { Session } from './session.js';
-import { avatarColor, initials, linkify, utf8Length } from './text.js';
+import { avatarColor, initials, linkify, mentions, utf8Length } from './text.js';
 
 const $ = (id) => document.getElementById(id);
 const log = $('log');
@@ -54,6 +54,10 @@ const state = {
   room: 'lobby',       // the room shown (docs/rooms.md)
   readTimer: null,     // a read marker waiting (at most one a second)
   roomsFrame: 0,       // the sidebar's redraw is pending (one per frame)
+  receivedTimer: null, // "received" markers waiting (at most one batch a second)
+  typingRoom: null,    // the room we said we are typing in, null: not typing
+  typingSent: 0,       // when we last said so (refreshed every TYPING_REFRESH_MS)
+  attention: 0,        // mentions and DMs that arrived while the tab was hidden
 };
 
 // ---- connection ----------------------------------------------------------
@@ -190,6 +194,20 @@ function render(ev) {
       showMe();
       updateCounter();
       requestRooms();
+      if (state.account) send1(JSON.stringify({ type: 'settings' })); // our receipts setting
+      break;
+    case 'receipts':
+      updateTicks(ev.room);
+      break;
+    case 'typing':
+      renderTyping();
+      break;
+    case 'settings':
+      $('read-receipts').checked = session.readReceipts !== false;
+      updateTicks(state.room);
+      break;
+    case 'seen':
+      showSeen(ev.m);
       break;
     case 'users':
       renderUsers();
@@ -213,9 +231,11 @@ function render(ev) {
       if (!li) break;
       state.own.delete(ev.msgId);
       li.dataset.seq = String(ev.seq);
+      if (Number.isInteger(ev.rseq)) li.dataset.rseq = String(ev.rseq);
       if (state.account) li.dataset.account = String(state.account.id);
       setMessageState(li, 'sent', 'Sent');
       addActions(li);
+      updateTick(li);
       break;
     }
     case 'unsaved': {
@@ -276,6 +296,7 @@ function render(ev) {
       break;
     case 'members':
       showMembers(ev.m);
+      updateTicks(ev.m.room);
       break;
     default:
       break;
@@ -295,11 +316,190 @@ function showMessage({ m, history, replayed, mine }) {
   if (!history && !replayed && !li.hidden) {
     live.textContent = `${m.from ? m.from.name : 'someone'}: ${m.text}`;
   }
-  if (!history && document.hidden) {
+  if (!mine) noteReceived(m);
+  if (!history && !replayed && !mine && document.hidden) {
     state.unreadHidden++;
-    document.title = `(${state.unreadHidden}) ${baseTitle}`;
+    const r = session.rooms.get(m.room || 'lobby');
+    const forMe = (r && r.kind === 'dm') || mentions(m.text, myName());
+    if (forMe) attention(m, r);
+    showBadge();
+  }
+  if (!mine && mentions(m.text, myName())) li.classList.add('mentions-me');
+}
+
+// ---- receipts, typing, mentions (docs/receipts.md) --------------------------
+
+const TYPING_REFRESH_MS = 3000; // the server forgets a typist after 6 s
+
+function myName() {
+  return session.me ? session.me.name : state.account ? state.account.name : '';
+}
+
+// A message of someone else's in a DM or small room reached us: say so
+// (cumulative per room, one batch a second at most).
+function noteReceived(m) {
+  session.noteReceived(m.room || 'lobby', m.rseq);
+  if (state.receivedTimer) return;
+  state.receivedTimer = setTimeout(() => {
+    state.receivedTimer = null;
+    for (const frame of session.receivedRequests()) send1(frame);
+  }, 1000);
+}
+
+// Where one of our own messages stands: Sent, Delivered, Read (a DM), or
+// Delivered to / Seen by so many (a small room). Big rooms stream nothing:
+// their messages stay "Sent", and the state asks "who has seen it?".
+function updateTick(li) {
+  if (!li.classList.contains('mine') || !li.dataset.rseq) return;
+  const s = li.querySelector('.state');
+  if (!s || !['sent', 'delivered', 'read', 'seen'].includes(s.dataset.state)) return;
+  const room = li.dataset.room || 'lobby';
+  const r = session.receipt(room, Number(li.dataset.rseq), state.account && state.account.id);
+  if (!r || r.of === 0) {
+    seenButton(li, room);
+    return;
+  }
+  const dm = r.of === 1;
+  if (r.read > 0 && r.read === r.of) setMessageState(li, 'read', dm ? 'Read' : 'Seen by everyone');
+  else if (r.read > 0) setMessageState(li, 'read', `Seen by ${r.read} of ${r.of}`);
+  else if (r.delivered === r.of) setMessageState(li, 'delivered', 'Delivered');
+  else if (r.delivered > 0) setMessageState(li, 'delivered', `Delivered to ${r.delivered} of ${r.of}`);
+  else setMessageState(li, 'sent', 'Sent');
+  li.querySelector('.state').title = r.readers.length ? `Seen by ${r.readers.join(', ')}` : '';
+}
+
+function updateTicks(room) {
+  const sel = `li.mine[data-rseq][data-room="${CSS.escape(room || 'lobby')}"]`;
+  for (const li of log.querySelectorAll(sel)) updateTick(li);
+}
+
+// In a room without streamed positions, our message's state is a button
+// that asks who has seen it.
+function seenButton(li, room) {
+  const s = li.querySelector('.state');
+  if (!state.account || s.querySelector('button')) return;
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'seen-btn link';
+  b.textContent = s.textContent;
+  b.setAttribute('aria-label', 'Who has seen this message?');
+  b.addEventListener('click', () => send1(JSON.stringify({
+    type: 'seen', room, rseq: Number(li.dataset.rseq), msgId: `seen:${li.dataset.rseq}`,
+  })));
+  s.replaceChildren(b);
+}
+
+function showSeen(m) {
+  const li = log.querySelector(`li.mine[data-room="${CSS.escape(m.room)}"][data-rseq="${Number(m.rseq)}"]`);
+  if (!li) return;
+  const s = li.querySelector('.state');
+  const label = Number.isInteger(m.read)
+    ? `Seen by ${m.read} of ${m.of}${m.readers && m.readers.length ? `: ${m.readers.join(', ')}${m.read > m.readers.length ? '…' : ''}` : ''}`
+    : `Delivered to ${m.delivered} of ${m.of}`;
+  s.dataset.state = 'seen';
+  const b = s.querySelector('button');
+  if (b) b.textContent = label;
+  else s.textContent = label;
+}
+
+// "X is typing…" under the shown room's messages (our own name left out).
+function renderTyping() {
+  const me = myName();
+  const names = (session.typing.get(state.room) || []).filter((n) => n !== me);
+  const el = $('typing');
+  el.textContent = names.length === 0 ? ''
+    : names.length === 1 ? `${names[0]} is typing…`
+      : names.length <= 3 ? `${names.slice(0, -1).join(', ')} and ${names.at(-1)} are typing…`
+        : 'Several people are typing…';
+}
+
+// Start/stop as the composer changes; refreshed while typing goes on.
+function typingChanged() {
+  const now = Date.now();
+  const typing = text.value.trim() !== '';
+  if (typing && (state.typingRoom !== state.room || now - state.typingSent >= TYPING_REFRESH_MS)) {
+    if (state.typingRoom && state.typingRoom !== state.room) stopTyping();
+    send1(JSON.stringify(state.room === 'lobby' ? { type: 'typing', typing: true }
+      : { type: 'typing', room: state.room, typing: true }));
+    state.typingRoom = state.room;
+    state.typingSent = now;
+  } else if (!typing) {
+    stopTyping();
   }
 }
+
+function stopTyping() {
+  if (!state.typingRoom) return;
+  const room = state.typingRoom;
+  state.typingRoom = null;
+  send1(JSON.stringify(room === 'lobby' ? { type: 'typing', typing: false }
+    : { type: 'typing', room, typing: false }));
+}
+
+// A mention or DM while the tab is hidden: the title and icon say so,
+// and a desktop notification if the person asked for them.
+function attention(m, r) {
+  state.attention++;
+  if (localStorage.getItem(NOTIFY_KEY) !== 'on' || !('Notification' in window)
+    || Notification.permission !== 'granted') return;
+  const from = m.from ? m.from.name : 'someone';
+  const where = r && r.kind === 'dm' ? 'direct message' : `# ${m.room || 'lobby'}`;
+  try {
+    const n = new Notification(`${from} (${where})`, { body: String(m.text).slice(0, 140), tag: m.room || 'lobby' });
+    n.onclick = () => { window.focus(); switchRoom(m.room || 'lobby'); n.close(); };
+  } catch { /* some browsers only notify from a service worker */ }
+}
+
+function showBadge() {
+  const n = state.attention;
+  document.title = n > 0 ? `(${n}) @ ${baseTitle}`
+    : state.unreadHidden > 0 ? `(${state.unreadHidden}) ${baseTitle}` : baseTitle;
+  const icon = document.querySelector('link[rel="icon"]');
+  if (!icon) return;
+  if (n === 0) {
+    icon.href = 'data:,';
+    return;
+  }
+  const c = document.createElement('canvas');
+  c.width = c.height = 32;
+  const g = c.getContext('2d');
+  g.fillStyle = '#c62828';
+  g.beginPath();
+  g.arc(16, 16, 15, 0, 2 * Math.PI);
+  g.fill();
+  g.fillStyle = '#fff';
+  g.font = 'bold 20px sans-serif';
+  g.textAlign = 'center';
+  g.textBaseline = 'middle';
+  g.fillText(n > 9 ? '9+' : String(n), 16, 17);
+  icon.href = c.toDataURL('image/png');
+}
+
+const NOTIFY_KEY = 'palaver-notify';
+
+// Desktop notifications: opt-in, and only where the browser allows them
+// (a secure context: https, or localhost).
+function setupNotify() {
+  const b = $('notify');
+  if (!('Notification' in window) || !window.isSecureContext) return;
+  const show = () => {
+    const on = localStorage.getItem(NOTIFY_KEY) === 'on' && Notification.permission === 'granted';
+    b.textContent = on ? 'Notifications on' : 'Notify me';
+    b.setAttribute('aria-pressed', on ? 'true' : 'false');
+  };
+  b.hidden = false;
+  show();
+  b.addEventListener('click', async () => {
+    if (localStorage.getItem(NOTIFY_KEY) === 'on') localStorage.removeItem(NOTIFY_KEY);
+    else if (await Notification.requestPermission() === 'granted') localStorage.setItem(NOTIFY_KEY, 'on');
+    show();
+  });
+}
+setupNotify();
+
+$('read-receipts').addEventListener('change', (ev) => {
+  send1(JSON.stringify({ type: 'settings', readReceipts: ev.target.checked }));
+});
 
 // ---- older history (scroll-back) -------------------------------------------
 
@@ -649,6 +849,7 @@ function renderRoomHead() {
 // first unread one; the composer writes to it from now on.
 function switchRoom(room) {
   if (!room) return;
+  if (state.typingRoom && state.typingRoom !== room) stopTyping();
   const unreadFrom = (session.rooms.get(room) || {}).lastRead;
   const unread = session.unread(room);
   state.room = room;
@@ -671,6 +872,8 @@ function switchRoom(room) {
   renderRooms();
   renderMembers();
   requestMembers(room);
+  renderTyping();
+  updateTicks(room);
   updateOlder();
   // A room we have never paged in: its latest page now.
   if (room !== 'lobby' && !log.querySelector(`li[data-room="${CSS.escape(room)}"][data-seq]`)) loadOlder();
@@ -948,7 +1151,8 @@ newerBtn.addEventListener('click', () => {
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) {
     state.unreadHidden = 0;
-    document.title = baseTitle;
+    state.attention = 0;
+    showBadge();
     markRead();
   }
 });
@@ -1024,6 +1228,7 @@ form.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const body = text.value;
   if (!body.trim() || overLimit()) return;
+  state.typingRoom = null; // the message ends our typing there (the server knows)
   send(body);
   text.value = '';
   updateCounter();
@@ -1035,7 +1240,11 @@ text.addEventListener('keydown', (ev) => {
     form.requestSubmit();
   }
 });
-text.addEventListener('input', updateCounter);
+text.addEventListener('input', () => {
+  updateCounter();
+  typingChanged();
+});
+text.addEventListener('blur', stopTyping);
 
 // ---- name ----------------------------------------------------------------
 

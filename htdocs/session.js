@@ -62,6 +62,12 @@ export class Session {
     this.rooms = new Map();   // room name -> {room, kind, topic, rseq, lastRead, with, ...}
     this.publicRooms = [];    // public rooms we could join (from the room list)
     this.pages = new Map();   // room name -> {oldestRseq, more, loading}: rooms but the lobby
+    // Receipts (docs/receipts.md): room -> Map(account -> {name, delivered, read}),
+    // for DMs and small rooms, whose positions the server streams.
+    this.positions = new Map();
+    this.typing = new Map();  // room -> names typing there (ours included; the page filters)
+    this.readReceipts = null; // our own setting, once the server said it
+    this.received = new Map(); // room -> highest rseq received, not yet confirmed
     this.online = 0;
     this.pending = new Map(); // msgId -> text, sent on this connection, not acked
     this.unconfirmed = [];    // {msgId, text}: their connection dropped before the ack
@@ -265,7 +271,26 @@ export class Session {
         out.push({ kind: 'dm', room: m.room });
         break;
       case 'members':
+        // A streamed room's member list carries everyone's positions.
+        if ((m.members || []).some((u) => Number.isInteger(u.delivered))) {
+          this.#positions(m.room, m.members, true);
+        }
         out.push({ kind: 'members', m });
+        break;
+      case 'receipts':
+        this.#positions(m.room, m.positions || [], false);
+        out.push({ kind: 'receipts', room: m.room });
+        break;
+      case 'seen':
+        out.push({ kind: 'seen', m });
+        break;
+      case 'typing':
+        this.typing.set(m.room, Array.isArray(m.users) ? m.users.filter((u) => typeof u === 'string') : []);
+        out.push({ kind: 'typing', room: m.room });
+        break;
+      case 'settings':
+        this.readReceipts = m.readReceipts !== false;
+        out.push({ kind: 'settings' });
         break;
       case 'error':
         this.#error(m, out);
@@ -343,6 +368,10 @@ export class Session {
       const q = this.pages.get(now);
       if (!q || p.oldestRseq < q.oldestRseq) this.pages.set(now, p);
       this.pages.delete(was);
+    }
+    for (const map of [this.positions, this.typing]) {
+      if (map.has(was) && !map.has(now)) map.set(now, map.get(was));
+      map.delete(was);
     }
   }
 
@@ -474,7 +503,56 @@ export class Session {
     const msgId = String(m.msgId);
     if (!this.pending.has(msgId)) return;
     this.pending.delete(msgId);
-    out.push({ kind: 'acked', msgId, seq: m.seq });
+    out.push({ kind: 'acked', msgId, seq: m.seq, rseq: m.rseq });
+  }
+
+  // Positions only move forward (a frame may repeat what a member list said).
+  #positions(room, list, whole) {
+    const map = (whole ? null : this.positions.get(room)) || new Map();
+    for (const u of list) {
+      if (!u || !Number.isInteger(u.account)) continue;
+      const old = map.get(u.account) || { name: u.name, delivered: 0, read: null };
+      old.name = u.name;
+      if (Number.isInteger(u.delivered)) old.delivered = Math.max(old.delivered, u.delivered);
+      // No "read": that person shows none (or we show none): unknown, not 0.
+      old.read = Number.isInteger(u.read) ? Math.max(old.read || 0, u.read) : null;
+      map.set(u.account, old);
+    }
+    this.positions.set(room, map);
+  }
+
+  // Where our own message at rseq stands in room, for its sender: the other
+  // members who have it and who have read it. null: the room streams no
+  // positions (the lobby, big rooms).
+  receipt(room, rseq, myAccount) {
+    const map = this.positions.get(room);
+    if (!map || !Number.isInteger(rseq)) return null;
+    const out = { of: 0, delivered: 0, read: 0, readers: [], hidden: 0 };
+    for (const [account, p] of map) {
+      if (account === myAccount) continue;
+      out.of++;
+      if (p.delivered >= rseq || (p.read !== null && p.read >= rseq)) out.delivered++;
+      if (p.read === null) out.hidden++;
+      else if (p.read >= rseq) {
+        out.read++;
+        out.readers.push(p.name);
+      }
+    }
+    return out;
+  }
+
+  // A message of someone else's in a streamed room reached this page: the
+  // "received" to send (at most one a second per room: the page's timer),
+  // or null when there is nothing new.
+  noteReceived(room, rseq) {
+    if (!this.positions.has(room) || !Number.isInteger(rseq)) return;
+    if (rseq > (this.received.get(room) || 0)) this.received.set(room, rseq);
+  }
+
+  receivedRequests() {
+    const out = [...this.received].map(([room, rseq]) => JSON.stringify({ type: 'received', room, rseq }));
+    this.received.clear();
+    return out;
   }
 
   #error(m, out) {

@@ -58,5 +58,40 @@ export function linkify(text) {
     last = m.index + url.length;
   }
   if (last < text.length) out.push(document.createTextNode(text.slice(last)));
+  return out.flatMap((n) => (n.nodeType === 3 ? mentionNodes(n.data) : [n]));
+}
+
+// @name: letters, digits and _ . - after an "@" that does not follow a
+// word character (so mail@example.org is not a mention).
+const MENTION_RE = /(?<![\p{L}\p{N}_@])@([\p{L}\p{N}_][\p{L}\p{N}_.-]{0,31})/gu;
+
+// Text nodes with each @name in a <span class="mention"> (text only).
+function mentionNodes(text) {
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(MENTION_RE)) {
+    let tag = m[0].replace(/[.-]+$/u, '');
+    if (m.index > last) out.push(document.createTextNode(text.slice(last, m.index)));
+    const span = document.createElement('span');
+    span.className = 'mention';
+    span.textContent = tag;
+    out.push(span);
+    last = m.index + tag.length;
+  }
+  if (last < text.length) out.push(document.createTextNode(text.slice(last)));
   return out;
+}
+
+// Whether text mentions `name` (@name, any case, not followed by more of
+// a name). A name with spaces is matched whole ("@Ann Lee").
+export function mentions(text, name) {
+  if (!name || typeof text !== 'string') return false;
+  const t = text.toLocaleLowerCase();
+  const n = `@${name.toLocaleLowerCase()}`;
+  for (let i = t.indexOf(n); i >= 0; i = t.indexOf(n, i + 1)) {
+    const before = i === 0 ? '' : t[i - 1];
+    const after = t.slice(i + n.length, i + n.length + 1);
+    if (!/[\p{L}\p{N}_@]/u.test(before) && !/[\p{L}\p{N}_]/u.test(after)) return true;
+  }
+  return false;
 }

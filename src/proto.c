@@ -457,12 +457,14 @@ bool pv_proto_msg_id(const json_t *root, json_t **out)
     return true;
 }
 
-struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, int64_t now)
+struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, uint64_t rseq, int64_t now)
 {
     json_t *o = json_pack("{s:s}", "type", "ack");
     if (msg_id)
         json_object_set(o, "msgId", (json_t *)msg_id);
     json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+    if (rseq) /* its place in its room: what receipts positions count (docs/receipts.md) */
+        json_object_set_new(o, "rseq", json_integer((json_int_t)rseq));
     json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
     return finish(o);
 }

@@ -181,7 +181,7 @@ struct pv_frame *pv_proto_id(const char *key, const struct pv_user *you, const c
 #define PV_LOBBY "lobby"
 struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_user *from,
                                   const char *room, uint64_t seq, uint64_t rseq, int64_t now);
-struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, int64_t now);
+struct pv_frame *pv_proto_ack(const json_t *msg_id, uint64_t seq, uint64_t rseq, int64_t now);
 struct pv_frame *pv_proto_error(const char *code, const char *message, const json_t *msg_id);
 /* type is "join" or "leave": users[0..n) arrived or left together (a
  * reconnect burst is one notice); "user" repeats the first of them. With

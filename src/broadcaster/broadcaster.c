@@ -265,7 +265,7 @@ static void on_hello(struct pv_broadcaster *b, struct pv_client *c, const struct
 }
 
 static void hold_ack(struct pv_broadcaster *b, struct pv_client *c, struct pv_publish *publish,
-                     uint64_t seq, const json_t *msg_id, int64_t now)
+                     uint64_t seq, uint64_t rseq, const json_t *msg_id, int64_t now)
 {
     if (b->acks_head + b->acks_n == b->acks_cap) {
         if (b->acks_head > 0) { /* slide down before growing */
@@ -278,7 +278,7 @@ static void hold_ack(struct pv_broadcaster *b, struct pv_client *c, struct pv_pu
         }
     }
     b->acks[b->acks_head + b->acks_n++] =
-        (struct held_ack){c ? pv_client_ref(c) : NULL, publish, seq,
+        (struct held_ack){c ? pv_client_ref(c) : NULL, publish, seq, rseq,
                           msg_id ? json_incref((json_t *)msg_id) : NULL, now};
 }
 
@@ -327,7 +327,7 @@ static void release_acks(struct pv_broadcaster *b)
             pv_publish_unref(a->publish);
         } else if (a->c->index != SIZE_MAX && !a->c->closing) {
             if (stored)
-                pv__deliver(b, a->c, pv_proto_ack(a->msg_id, a->seq, a->now));
+                pv__deliver(b, a->c, pv_proto_ack(a->msg_id, a->seq, a->rseq, a->now));
             else
                 pv__send_error(b, a->c, "not-stored",
                                failed ? "relayed to everyone online, but not stored: the history "
@@ -378,13 +378,13 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
         /* The ack waits for the commit: an acknowledged message is on disk.
          * The store writes the frame's payload: encoded once, no copy. */
         pv_store_append(b->d.store, m);
-        hold_ack(b, c, NULL, seq, in->msg_id, now);
+        hold_ack(b, c, NULL, seq, rseq, in->msg_id, now);
     } else if (pv__store_failed(b)) {
         pv__send_error(b, c, "not-stored",
                        "relayed to everyone online, but not stored: the history store failed",
                        in->msg_id);
     } else {
-        pv__deliver(b, c, pv_proto_ack(in->msg_id, seq, now));
+        pv__deliver(b, c, pv_proto_ack(in->msg_id, seq, rseq, now));
     }
     pv__room_fanout(b, r, f, c);
     pv__receipts_sent(b, r, rseq, c); /* delivery, derived from the writers' progress */
@@ -465,7 +465,7 @@ static void on_publish(struct pv_broadcaster *b, struct pv_event *ev)
     struct pv_store_msg *m = pv__record(b, f, r->id, seq, rseq, now, p->account, true, sender);
     if (m) {
         pv_store_append(b->d.store, m);
-        hold_ack(b, NULL, p, seq, NULL, now); /* the event's reference moves there */
+        hold_ack(b, NULL, p, seq, 0, NULL, now); /* the event's reference moves there */
         ev->publish = NULL;
     } else {
         pv_publish_answer(p, seq, now, pv__store_failed(b) ? "not-stored" : NULL,

@@ -179,7 +179,7 @@ struct pv_broadcaster {
     struct held_ack {
         struct pv_client *c;        /* one reference, or NULL for an HTTP publish */
         struct pv_publish *publish; /* one reference, or NULL for a WebSocket ack */
-        uint64_t seq;
+        uint64_t seq, rseq;
         json_t *msg_id; /* one reference, or NULL */
         int64_t now;
     } * acks;

@@ -93,8 +93,13 @@ static struct pv_frame *notice(struct pv_broadcaster *b, const char *type,
                                const struct pending_user *v, size_t n, int64_t now)
 {
     struct pv_user *u = pv_xcalloc(n, sizeof(*u));
+    /* A join names the account and role too (the client is registered,
+     * so alive): a page offers a DM to whoever joined after it. */
     for (size_t i = 0; i < n; i++)
-        u[i] = (struct pv_user){.id = v[i].id, .name = v[i].name};
+        u[i] = (struct pv_user){.id = v[i].id,
+                                .name = v[i].name,
+                                .role = v[i].c ? v[i].c->role : NULL,
+                                .account = v[i].c ? v[i].c->account : 0};
     struct pv_frame *f =
         pv_proto_notice(type, u, n, notices_named(b), pv_registry_count(&b->reg), now);
     free(u);

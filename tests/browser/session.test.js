@@ -48,8 +48,8 @@ test('own messages: sent, acked, refused, relayed but not stored', () => {
   joined(s);
   const a = s.send('hello', 5);
   assert.deepEqual(JSON.parse(a.frame), { type: 'message', msgId: a.msgId, text: 'hello', clientKey: '', date: 5 });
-  assert.deepEqual(s.receive({ type: 'ack', msgId: a.msgId, seq: 7 }).filter((e) => e.kind === 'acked'),
-    [{ kind: 'acked', msgId: a.msgId, seq: 7 }]);
+  assert.deepEqual(s.receive({ type: 'ack', msgId: a.msgId, seq: 7, rseq: 3 }).filter((e) => e.kind === 'acked'),
+    [{ kind: 'acked', msgId: a.msgId, seq: 7, rseq: 3 }]);
   // Its own echo is never shown twice (the ack marked the seq seen).
   assert.deepEqual(kinds(s.receive(msg(7, 'hello', { id: 'a', name: 'ann' }))), []);
   const b = s.send('too long', 6);
@@ -256,4 +256,35 @@ test('rooms: unread from rseq and the read position, markers only forward, room 
   assert.equal(re.find((e) => e.kind === 'roomEvent').history, true);
   assert.equal(s.replaying, 0);
   assert.equal(s.lastSeq, 13);
+});
+
+test('receipts: positions only move forward; a DM message goes Sent, Delivered, Read', () => {
+  const s = new Session();
+  joined(s);
+  const room = 'dm:1:2';
+  assert.equal(s.receipt(room, 5, 1), null); // nothing streamed: a big room or the lobby
+  s.receive({ type: 'members', room, members: [
+    { name: 'ann', account: 1, delivered: 4, read: 4 }, { name: 'bob', account: 2, delivered: 4, read: 3 }] });
+  assert.deepEqual(s.receipt(room, 5, 1), { of: 1, delivered: 0, read: 0, readers: [], hidden: 0 });
+  assert.deepEqual(kinds(s.receive({ type: 'receipts', room, positions: [{ name: 'bob', account: 2, delivered: 5, read: 3 }] })), ['receipts']);
+  assert.equal(s.receipt(room, 5, 1).delivered, 1);
+  assert.equal(s.receipt(room, 5, 1).read, 0);
+  s.receive({ type: 'receipts', room, positions: [{ name: 'bob', account: 2, delivered: 4, read: 5 }] });
+  assert.deepEqual(s.receipt(room, 5, 1), { of: 1, delivered: 1, read: 1, readers: ['bob'], hidden: 0 });
+  // A person who shows no read receipts: read unknown, never "0".
+  s.receive({ type: 'receipts', room, positions: [{ name: 'bob', account: 2, delivered: 6 }] });
+  assert.equal(s.receipt(room, 6, 1).hidden, 1);
+  assert.equal(s.receipt(room, 6, 1).read, 0);
+  // "received" markers: per room, the highest, once.
+  s.noteReceived(room, 7);
+  s.noteReceived(room, 6);
+  assert.deepEqual(s.receivedRequests().map((f) => JSON.parse(f)), [{ type: 'received', room, rseq: 7 }]);
+  assert.deepEqual(s.receivedRequests(), []);
+  s.noteReceived('lobby', 9); // not streamed: nothing to confirm
+  assert.deepEqual(s.receivedRequests(), []);
+  // Typing lists and the setting.
+  assert.deepEqual(kinds(s.receive({ type: 'typing', room, users: ['bob', 7] })), ['typing']);
+  assert.deepEqual(s.typing.get(room), ['bob']);
+  s.receive({ type: 'settings', readReceipts: false });
+  assert.equal(s.readReceipts, false);
 });

@@ -102,6 +102,13 @@ static void test_dm_delivered_then_read(void **state)
     (void)state;
     char dm[128];
     struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    /* Bob's join names his account: Ann's page can offer him a DM. */
+    json_t *join = wsc_expect(a, "join", T);
+    assert_non_null(join);
+    assert_string_equal(str(json_object_get(join, "user"), "name"), "bob");
+    assert_true(num(json_object_get(join, "user"), "account") > 0);
+    assert_string_equal(str(json_object_get(join, "user"), "role"), "member");
+    json_decref(join);
     dm_with(a, "bob", dm, sizeof(dm));
 
     post_text(a, dm, "are you there?");

@@ -323,10 +323,11 @@ static void test_encode_others(void **state)
                    others[2] = {{.id = "id2", .name = "cy"}, {.id = "id3", .name = "di"}};
     json_t *mid = json_integer(4);
 
-    json_t *j = payload_json(pv_proto_ack(mid, 8, 1));
+    json_t *j = payload_json(pv_proto_ack(mid, 8, 3, 1));
     assert_string_equal(json_string_value(json_object_get(j, "type")), "ack");
     assert_int_equal(json_integer_value(json_object_get(j, "msgId")), 4);
     assert_int_equal(json_integer_value(json_object_get(j, "seq")), 8);
+    assert_int_equal(json_integer_value(json_object_get(j, "rseq")), 3);
     json_decref(j);
 
     j = payload_json(pv_proto_error("empty-text", "message text is empty", mid));
