@@ -64,6 +64,12 @@ struct conn {
      * and when the pending marker goes (0: none pending), as the page
      * does it: one a second at most, a second after what it covers came. */
     uint64_t rseq, marked, marker_due_ns;
+    /* The newest message's last bytes: its rseq is among them (palaverd
+     * writes "rseq" and "serverDate" last), parsed only when a marker goes,
+     * not per message: the bench is one thread and must not slow down
+     * with the feature it measures. */
+    char tail[64];
+    unsigned tail_len;
 };
 
 struct opts {
@@ -343,10 +349,8 @@ static void on_message(struct conn *c, const char *p, size_t len)
         c->last_seq[sender] = (int64_t)seq;
     uint64_t now = now_ns(), us = (now - sent_ns) / 1000;
     if (o.read_markers) {
-        const char *r = memmem(p, len, "\"rseq\":", 7);
-        uint64_t rseq;
-        if (r && sscanf(r + 7, "%" SCNu64, &rseq) == 1 && rseq > c->rseq)
-            c->rseq = rseq;
+        c->tail_len = len < sizeof(c->tail) ? (unsigned)len : (unsigned)sizeof(c->tail);
+        memcpy(c->tail, p + len - c->tail_len, c->tail_len);
         if (!c->marker_due_ns)
             c->marker_due_ns = now + 1000000000ull;
     }
@@ -365,6 +369,10 @@ static void send_markers(uint64_t now)
         if (!c->marker_due_ns || now < c->marker_due_ns || c->state != OPEN)
             continue;
         c->marker_due_ns = 0;
+        const char *r = memmem(c->tail, c->tail_len, "\"rseq\":", 7);
+        uint64_t rseq;
+        if (r && sscanf(r + 7, "%" SCNu64, &rseq) == 1 && rseq > c->rseq)
+            c->rseq = rseq;
         if (c->rseq <= c->marked)
             continue;
         char buf[96], room[16] = "lobby";

@@ -20,18 +20,23 @@ version=$(sqlite3 "$db" 'PRAGMA user_version')
 [ "$version" = 8 ] || { echo "seed-accounts.sh: palaver.db has schema $version, not 8" >&2; exit 2; }
 now=$(date +%s) # seconds, as accounts.c keeps them
 expires=$((now + 30 * 86400))
-sql=$(mktemp)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# n random tokens at once: 33 random bytes are exactly 44 base64url
+# characters; a token is 43 of them (what palaverd's own are: 32 bytes).
+head -c $((33 * n)) /dev/urandom | basenc --base64url -w 44 | cut -c1-43 >"$tmp/tokens"
+mapfile -t tokens <"$tmp/tokens"
+for i in $(seq 0 $((n - 1))); do printf '%s' "${tokens[$i]}" >"$tmp/t$i"; done
+(cd "$tmp" && for i in $(seq 0 $((n - 1))); do echo "t$i"; done | xargs b2sum -l 256) >"$tmp/hashes"
+mapfile -t hashes < <(cut -d' ' -f1 "$tmp/hashes")
 : >"$cookies"
 {
   echo "BEGIN;"
   for i in $(seq 0 $((n - 1))); do
-    token=$(head -c 32 /dev/urandom | basenc --base64url | tr -d '=\n')
-    hash=$(printf '%s' "$token" | b2sum -l 256 | cut -d' ' -f1)
     echo "INSERT INTO users (name, name_key, pass_hash, role, created) VALUES ('b$i', 'b$i', '!', 'member', $now);"
-    echo "INSERT INTO sessions (token_hash, user_id, created, last_used, expires) VALUES ('$hash', last_insert_rowid(), $now, $now, $expires);"
-    echo "palaver_session=$token" >>"$cookies"
+    echo "INSERT INTO sessions (token_hash, user_id, created, last_used, expires) VALUES ('${hashes[$i]}', last_insert_rowid(), $now, $now, $expires);"
+    echo "palaver_session=${tokens[$i]}" >>"$cookies"
   done
   echo "COMMIT;"
-} >"$sql"
-sqlite3 "$db" <"$sql"
-rm -f "$sql"
+} >"$tmp/seed.sql"
+sqlite3 "$db" <"$tmp/seed.sql"

@@ -112,3 +112,31 @@ export async function blast(page, n, prefix) {
     return acks;
   }, [n, prefix]);
 }
+
+export const PASSWORD = 'correct horse battery';
+export const connected = (page) => page.locator('#status').filter({ hasText: /^Connected$/ }).waitFor({ timeout: 20000 });
+export const roomButton = (page, label) => page.locator('#room-list button', { hasText: label });
+
+// Registers (unless it is the admin) and signs in from the page itself,
+// then reloads: the page connects as the account.
+export async function signIn(page, url, name, register) {
+  await page.goto(url);
+  await connected(page);
+  const status = await page.evaluate(async ([n, pw, reg]) => {
+    const post = (path) => fetch(path, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: n, password: pw }),
+    });
+    if (reg) await post('/api/register');
+    return (await post('/api/login')).status;
+  }, [name, PASSWORD, register]);
+  if (status !== 200) throw new Error(`sign-in of ${name}: HTTP ${status}`);
+  await page.reload();
+  await connected(page);
+  await page.locator('#account', { hasText: `Signed in as ${name}` }).waitFor();
+}
+
+// Types text into the composer and sends it with Enter.
+export async function say(page, text) {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}

@@ -10,34 +10,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PALAVERD, startPalaverd, stopPalaverd, launch } from './helpers.js';
+import {
+  PALAVERD, PASSWORD, startPalaverd, stopPalaverd, launch, roomButton, say, signIn,
+} from './helpers.js';
 
-const PASSWORD = 'correct horse battery';
-const connected = (page) => page.locator('#status').filter({ hasText: /^Connected$/ }).waitFor({ timeout: 20000 });
-
-async function signIn(page, url, name, register) {
-  await page.goto(url);
-  await connected(page);
-  const status = await page.evaluate(async ([n, pw, reg]) => {
-    const post = (path) => fetch(path, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: n, password: pw }),
-    });
-    if (reg) await post('/api/register');
-    return (await post('/api/login')).status;
-  }, [name, PASSWORD, register]);
-  assert.equal(status, 200);
-  await page.reload();
-  await connected(page);
-  await page.locator('#account', { hasText: `Signed in as ${name}` }).waitFor();
-}
-
-const roomButton = (page, label) => page.locator('#room-list button', { hasText: label });
 const ownState = (page, text) => page.locator('#log li.mine', { hasText: text }).locator('.state');
-
-async function say(page, text) {
-  await page.fill('#text', text);
-  await page.press('#text', 'Enter');
-}
 
 // Makes the page believe its tab is hidden (or visible again), as a
 // switch to another tab would.

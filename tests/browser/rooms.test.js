@@ -9,35 +9,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PALAVERD, ARTIFACTS, startPalaverd, stopPalaverd, launch } from './helpers.js';
-
-const PASSWORD = 'correct horse battery';
-const connected = (page) => page.locator('#status').filter({ hasText: /^Connected$/ }).waitFor({ timeout: 20000 });
-
-// Registers (unless it is the admin) and signs in from the page itself,
-// then reloads: the page connects as the account.
-async function signIn(page, url, name, register) {
-  await page.goto(url);
-  await connected(page);
-  const status = await page.evaluate(async ([n, pw, reg]) => {
-    const post = (path) => fetch(path, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: n, password: pw }),
-    });
-    if (reg) await post('/api/register');
-    return (await post('/api/login')).status;
-  }, [name, PASSWORD, register]);
-  assert.equal(status, 200);
-  await page.reload();
-  await connected(page);
-  await page.locator('#account', { hasText: `Signed in as ${name}` }).waitFor();
-}
-
-const roomButton = (page, label) => page.locator('#room-list button', { hasText: label });
-
-async function say(page, text) {
-  await page.fill('#text', text);
-  await page.press('#text', 'Enter');
-}
+import {
+  PALAVERD, PASSWORD, ARTIFACTS, startPalaverd, stopPalaverd, launch, connected, roomButton, say, signIn,
+} from './helpers.js';
 
 test('three people, a private room and a DM: badges, isolation, keyboard, 360 px, a resume of 60', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'palaver-rooms-'));

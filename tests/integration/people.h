@@ -25,6 +25,16 @@
 #define PASSWORD "correct horse battery"
 
 static struct srv server;
+static char dir[256]; /* its data directory */
+
+/* cmocka group teardown: the server stopped cleanly, its data gone. */
+static inline int teardown(void **state)
+{
+    (void)state;
+    int rc = srv_stop(&server);
+    tmpdir_remove(dir);
+    return rc == 0 ? 0 : -1;
+}
 
 static inline int post(const char *path, const char *headers, const char *body, char *out, size_t n)
 {

@@ -10,7 +10,6 @@
  * Threads: one test thread. */
 #include "people.h"
 
-static char dir[256];
 static char ann[256], bob[256], cat[256]; /* session headers */
 
 static int start(void)
@@ -30,14 +29,6 @@ static int setup(void **state)
     account("bob", bob, sizeof(bob));
     account("cat", cat, sizeof(cat));
     return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    int rc = srv_stop(&server);
-    tmpdir_remove(dir);
-    return rc == 0 ? 0 : -1;
 }
 
 /* The DM between hdr's account and `user`: its wire name to out. */

@@ -23,7 +23,6 @@
 
 #define HISTORY "4" /* a small ring: resumes and pages read the database */
 
-static char dir[256];
 static char ann[256], bob[256], cat[256], dan[256]; /* session headers */
 
 static int start(void)
@@ -48,14 +47,6 @@ static int setup(void **state)
     account("cat", cat, sizeof(cat));
     account("dan", dan, sizeof(dan));
     return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    int rc = srv_stop(&server);
-    tmpdir_remove(dir);
-    return rc == 0 ? 0 : -1;
 }
 
 static void restart(void)
