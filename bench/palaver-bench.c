@@ -79,8 +79,9 @@ struct opts {
     int churn, churn_ms;
     int rooms; /* clients split into this many rooms ("r0".."rN-1"), 0: none */
     bool check_page;
-    bool read_markers; /* readers send read markers as the page does */
-    char **cookies;    /* --cookies: one per line, client i uses i % n */
+    bool read_markers;               /* readers send read markers as the page does */
+    int marker_ms, marker_jitter_ms; /* their delay: marker_ms + [0, jitter) */
+    char **cookies;                  /* --cookies: one per line, client i uses i % n */
     int cookies_n;
     double rate; /* per sender, messages/s; 0 = as fast as the window allows */
     int broker_pid, proxy_pid;
@@ -352,7 +353,9 @@ static void on_message(struct conn *c, const char *p, size_t len)
         c->tail_len = len < sizeof(c->tail) ? (unsigned)len : (unsigned)sizeof(c->tail);
         memcpy(c->tail, p + len - c->tail_len, c->tail_len);
         if (!c->marker_due_ns)
-            c->marker_due_ns = now + 1000000000ull;
+            c->marker_due_ns =
+                now + (uint64_t)o.marker_ms * 1000000u +
+                (o.marker_jitter_ms ? (uint64_t)(rand() % o.marker_jitter_ms) * 1000000u : 0);
     }
     hist[bucket_of(us)]++;
     if (us > hist_max)
@@ -774,47 +777,47 @@ static void join_rooms(void)
 
 static void usage(void)
 {
-    fputs(
-        "Usage: palaver-bench --url ws[s]://HOST:PORT/PATH [options]\n"
-        "  --clients N        connections (default 100)\n"
-        "  --senders N        of which send (default 1)\n"
-        "  --rate R           messages/s per sender; 0 = as fast as --window allows\n"
-        "  --window N         unacknowledged messages per sender (default 64)\n"
-        "  --size BYTES       message size (default 100)\n"
-        "  --duration S       seconds of sending (default 10)\n"
-        "  --stall N          extra clients that never read (default 0)\n"
-        "  --churn N          extra clients that reconnect every --churn-ms (default 0)\n"
-        "  --churn-ms MS      how long a churning client stays (default 200)\n"
-        "  --check-page       GET / once everyone is connected (is the page served?)\n"
-        "  --subprotocol P    offer this subprotocol\n"
-        "  --cookie C         send Cookie: C with every handshake (signed-in clients)\n"
-        "  --cookies FILE     one Cookie per line; client i sends line i mod lines (many accounts)\n"
-        "  --read-markers     readers send read markers as the page does: at most one a\n"
-        "                     second, a second after the newest message they cover\n"
-        "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i % N); the\n"
-        "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
-        "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
-        "  --proxy-pid PID    also sample this one's CPU (the TLS terminator of a wss:// URL)\n"
-        "  --ca FILE          wss://: verify the server's certificate against this CA\n"
-        "  --label TEXT       name of this run in the output\n"
-        "  --json FILE        append the result as one JSON line\n",
-        stderr);
+    fputs("Usage: palaver-bench --url ws[s]://HOST:PORT/PATH [options]\n"
+          "  --clients N        connections (default 100)\n"
+          "  --senders N        of which send (default 1)\n"
+          "  --rate R           messages/s per sender; 0 = as fast as --window allows\n"
+          "  --window N         unacknowledged messages per sender (default 64)\n"
+          "  --size BYTES       message size (default 100)\n"
+          "  --duration S       seconds of sending (default 10)\n"
+          "  --stall N          extra clients that never read (default 0)\n"
+          "  --churn N          extra clients that reconnect every --churn-ms (default 0)\n"
+          "  --churn-ms MS      how long a churning client stays (default 200)\n"
+          "  --check-page       GET / once everyone is connected (is the page served?)\n"
+          "  --subprotocol P    offer this subprotocol\n"
+          "  --cookie C         send Cookie: C with every handshake (signed-in clients)\n"
+          "  --cookies FILE     one Cookie per line; client i sends line i mod lines (many "
+          "accounts)\n"
+          "  --read-markers     readers send read markers as the page does: one --marker-ms\n"
+          "                     (default 1000) plus up to --marker-jitter ms (default 0) after\n"
+          "                     the first message since the last marker, up to the newest\n"
+          "                     message it got\n"
+          "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i % N); the\n"
+          "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
+          "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
+          "  --proxy-pid PID    also sample this one's CPU (the TLS terminator of a wss:// URL)\n"
+          "  --ca FILE          wss://: verify the server's certificate against this CA\n"
+          "  --label TEXT       name of this run in the output\n"
+          "  --json FILE        append the result as one JSON line\n",
+          stderr);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"url", 1, 0, 'u'},          {"clients", 1, 0, 'c'},
-                                       {"senders", 1, 0, 's'},      {"rate", 1, 0, 'r'},
-                                       {"window", 1, 0, 'w'},       {"size", 1, 0, 'z'},
-                                       {"duration", 1, 0, 'd'},     {"stall", 1, 0, 'S'},
-                                       {"subprotocol", 1, 0, 'p'},  {"broker-pid", 1, 0, 'P'},
-                                       {"json", 1, 0, 'j'},         {"label", 1, 0, 'l'},
-                                       {"churn", 1, 0, 'C'},        {"churn-ms", 1, 0, 'M'},
-                                       {"check-page", 0, 0, 'G'},   {"cookie", 1, 0, 'K'},
-                                       {"rooms", 1, 0, 'R'},        {"proxy-pid", 1, 0, 'X'},
-                                       {"ca", 1, 0, 'A'},           {"cookies", 1, 0, 'F'},
-                                       {"read-markers", 0, 0, 'm'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"url", 1, 0, 'u'},        {"clients", 1, 0, 'c'},       {"senders", 1, 0, 's'},
+        {"rate", 1, 0, 'r'},       {"window", 1, 0, 'w'},        {"size", 1, 0, 'z'},
+        {"duration", 1, 0, 'd'},   {"stall", 1, 0, 'S'},         {"subprotocol", 1, 0, 'p'},
+        {"broker-pid", 1, 0, 'P'}, {"json", 1, 0, 'j'},          {"label", 1, 0, 'l'},
+        {"churn", 1, 0, 'C'},      {"churn-ms", 1, 0, 'M'},      {"check-page", 0, 0, 'G'},
+        {"cookie", 1, 0, 'K'},     {"rooms", 1, 0, 'R'},         {"proxy-pid", 1, 0, 'X'},
+        {"ca", 1, 0, 'A'},         {"cookies", 1, 0, 'F'},       {"read-markers", 0, 0, 'm'},
+        {"marker-ms", 1, 0, 'T'},  {"marker-jitter", 1, 0, 'J'}, {0, 0, 0, 0}};
     int opt;
     o = (struct opts){.clients = 100,
                       .senders = 1,
@@ -823,6 +826,7 @@ int main(int argc, char **argv)
                       .duration_s = 10,
                       .path = "/",
                       .label = "run",
+                      .marker_ms = 1000,
                       .churn_ms = 200};
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (opt) {
@@ -891,6 +895,12 @@ int main(int argc, char **argv)
             break;
         case 'm':
             o.read_markers = true;
+            break;
+        case 'T':
+            o.marker_ms = atoi(optarg);
+            break;
+        case 'J':
+            o.marker_jitter_ms = atoi(optarg);
             break;
         case 'F': {
             FILE *f = fopen(optarg, "r");
