@@ -191,7 +191,7 @@ for scenario in "$@"; do
   done
 done
 
-rm -rf "$out/data" "$tls_dir"
+rm -rf "$out/data" "$tls_dir" "$out/cookies.txt" # the accounts target's session cookies: never kept
 node bench/report.js "$results" "$out"
 (cd "$out" && for g in *.gp; do [ -f "$g" ] && gnuplot "$g"; done) || true
 echo "results: $out/summary.md"

@@ -788,8 +788,7 @@ static void commit_batch(struct pv_store *s, struct pv_store_msg *first)
 static void flush_markers(struct pv_store *s, bool now)
 {
     uint64_t t = pv_mono_ns();
-    if (!s->markers_n ||
-        (!now && t - s->markers_ns < (uint64_t)PV_MARKERS_EVERY_MS * 1000000u))
+    if (!s->markers_n || (!now && t - s->markers_ns < (uint64_t)PV_MARKERS_EVERY_MS * 1000000u))
         return;
     apply_markers(s, s->markers, s->markers_n);
     for (size_t i = 0; i < s->markers_n; i++) {

@@ -278,8 +278,12 @@ static void hold_ack(struct pv_broadcaster *b, struct pv_client *c, struct pv_pu
         }
     }
     b->acks[b->acks_head + b->acks_n++] =
-        (struct held_ack){c ? pv_client_ref(c) : NULL, publish, seq, rseq,
-                          msg_id ? json_incref((json_t *)msg_id) : NULL, now};
+        (struct held_ack){c ? pv_client_ref(c) : NULL,
+                          publish,
+                          seq,
+                          rseq,
+                          msg_id ? json_incref((json_t *)msg_id) : NULL,
+                          now};
 }
 
 /* True if the store lost `seq` (a full database); ranges before it are

@@ -109,17 +109,35 @@ test('a DM goes Sent, Delivered, Read; typing shows and goes; receipts off; a me
     await ownState(ann, 'noon sharp').filter({ hasText: 'Seen by 1 of 2' }).waitFor();
     assert.doesNotMatch((await ownState(ann, 'noon sharp').getAttribute('title')) || '', /cat/);
 
-    // A mention of Cat while her tab is hidden: the title badge, and the
-    // mention is marked in her page; a plain message does not badge.
+    // Cat asks for desktop notifications (127.0.0.1 is a secure context):
+    // the browser's permission granted, the page's button says so. A spy
+    // over the real Notification counts what the page raises.
+    await cat.ctx.grantPermissions(['notifications'], { origin: new URL(srv.url).origin });
+    await cat.evaluate(() => {
+      window.notes = [];
+      const Real = window.Notification;
+      window.Notification = class extends Real {
+        constructor(title, opts) { super(title, opts); window.notes.push(title); }
+      };
+    });
+    await cat.locator('#notify').click();
+    await cat.locator('#notify', { hasText: 'Notifications on' }).waitFor();
+
+    // A mention of Cat while her tab is hidden: the title badge, one
+    // notification, and the mention is marked in her page; a plain message
+    // does neither.
     await setHidden(cat, true);
     await say(ann, 'nothing for anyone');
     await cat.locator('#log .msg', { hasText: 'nothing for anyone' }).waitFor({ state: 'attached' });
     assert.equal(await cat.title(), '(1) palaver');
+    assert.deepEqual(await cat.evaluate(() => window.notes), []);
     await say(bob, 'see you there @cat');
     await cat.waitForFunction(() => document.title.startsWith('(1) @ '));
+    assert.deepEqual(await cat.evaluate(() => window.notes), ['bob (# lunch)']);
     await cat.locator('#log li.mentions-me .mention', { hasText: '@cat' }).waitFor({ state: 'attached' });
     await setHidden(cat, false);
     assert.equal(await cat.title(), 'palaver');
+    for (const p of [ann, bob, cat]) assert.deepEqual(p.errors, []);
   } finally {
     await browser.close();
     assert.equal(await stopPalaverd(srv), 0);

@@ -205,8 +205,7 @@ static void test_decode_receipts_and_typing(void **state)
     pv_inbound_release(&in);
     expect_invalid("{\"type\":\"seen\",\"room\":\"ops\"}", "bad-rseq");
     expect_invalid("{\"type\":\"received\",\"rseq\":3}", "bad-room");
-    expect_invalid("{\"type\":\"read\",\"room\":\"ops\",\"rseq\":9007199254740992}",
-                   "bad-rseq");
+    expect_invalid("{\"type\":\"read\",\"room\":\"ops\",\"rseq\":9007199254740992}", "bad-rseq");
 }
 
 static void test_text_limit_is_bytes(void **state)
