@@ -17,7 +17,7 @@ set -euo pipefail
 n=$1 dir=$2 cookies=$3
 db=$dir/palaver.db
 version=$(sqlite3 "$db" 'PRAGMA user_version')
-[ "$version" = 8 ] || { echo "seed-accounts.sh: palaver.db has schema $version, not 8" >&2; exit 2; }
+[ "$version" = 9 ] || { echo "seed-accounts.sh: palaver.db has schema $version, not 9" >&2; exit 2; }
 now=$(date +%s) # seconds, as accounts.c keeps them
 expires=$((now + 30 * 86400))
 tmp=$(mktemp -d)

@@ -38,3 +38,9 @@ target_link_libraries(pv_sqlite INTERFACE PkgConfig::SQLITE)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium>=1.0.18)
 add_library(pv_sodium INTERFACE)
 target_link_libraries(pv_sodium INTERFACE PkgConfig::SODIUM)
+
+# libmagic (the file command's library): shared files' types from their
+# bytes, never from the client's claim (files.c, docs/files.md).
+pkg_check_modules(MAGIC REQUIRED IMPORTED_TARGET libmagic)
+add_library(pv_magic INTERFACE)
+target_link_libraries(pv_magic INTERFACE PkgConfig::MAGIC)

@@ -55,6 +55,12 @@ void pv_config_defaults(struct pv_config *c)
     snprintf(c->data_dir, sizeof(c->data_dir), "%s", "var");
     snprintf(c->registration, sizeof(c->registration), "%s", "invite");
     snprintf(c->guest_rooms, sizeof(c->guest_rooms), "%s", "off");
+    c->max_upload = 25u << 20;
+    c->upload_slots = 4;
+    c->upload_quota_day = (size_t)500 << 20;
+    c->files_max_bytes = (size_t)4 << 30;
+    c->files_reserve = (size_t)256 << 20;
+    snprintf(c->guest_uploads, sizeof(c->guest_uploads), "%s", "off");
     snprintf(c->auth, sizeof(c->auth), "%s", "open");
     c->history_keep = 100000;
     c->history_max_bytes = 256u << 20;
@@ -214,6 +220,20 @@ static const struct setting settings[] = {
     S("guest-rooms", 0, K_STR, guest_rooms, "on|off", NULL,
       "on: guests may create and join public rooms too, for the length of their connection "
       "(docs/rooms.md); off: guests live in the lobby (default %D)"),
+    Z("max-upload", max_upload, 0, 1ull << 36, "BYTES",
+      "Shared files (docs/files.md). Kept in <data-dir>/files.",
+      "largest file one may share; refused (413) before it is read (default %D, 0 = no uploads)"),
+    U("upload-slots", 0, upload_slots, 1, 64, "N", NULL,
+      "uploads in progress at once; more are told to come back (503) (default %D)"),
+    Z("upload-quota-day", upload_quota_day, 0, 1ull << 44, "BYTES", NULL,
+      "bytes one person may share in 24 hours (default %D)"),
+    Z("files-max-bytes", files_max_bytes, 0, 1ull << 44, "BYTES", NULL,
+      "bytes of shared files kept in all (default %D)"),
+    Z("files-reserve", files_reserve, 0, 1ull << 44, "BYTES", NULL,
+      "bytes always left free on the data directory's disk: an upload that would use them is "
+      "refused (507) (default %D)"),
+    S("guest-uploads", 0, K_STR, guest_uploads, "on|off", NULL,
+      "on: guests may share files in the lobby; off: only signed-in people (default %D)"),
     S("log-level", 0, K_LEVEL, log_level, "LEVEL", "Logging",
       "err, warning, notice, info or debug (default %D)"),
 };
@@ -451,6 +471,10 @@ int pv_config_check(struct pv_config *c, char *err, size_t errsz)
 {
     if (strcmp(c->guest_rooms, "on") != 0 && strcmp(c->guest_rooms, "off") != 0) {
         errf(err, errsz, "guest-rooms must be on or off, not '%s'", c->guest_rooms);
+        return -1;
+    }
+    if (strcmp(c->guest_uploads, "on") != 0 && strcmp(c->guest_uploads, "off") != 0) {
+        errf(err, errsz, "guest-uploads must be on or off, not '%s'", c->guest_uploads);
         return -1;
     }
     if (strcmp(c->registration, "invite") != 0 && strcmp(c->registration, "open") != 0 &&

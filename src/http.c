@@ -30,6 +30,7 @@
 
 #include "palaver/admin.h"
 #include "palaver/api.h"
+#include "palaver/files.h"
 #include "palaver/client.h"
 #include "palaver/config.h"
 #include "palaver/hosts.h"
@@ -537,6 +538,7 @@ struct pv_http *pv_http_start(const struct pv_http_deps *d)
     pv_admin_register(h->ctx, d->admin);
     if (d->api)
         pv_api_register(h->ctx, d->api);
+    pv_files_register(h->ctx, d->files);
     atomic_store_explicit(&gate.open, true, memory_order_release);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(h->ctx, 4, ports);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "palaver/accounts.h"
+#include "palaver/files.h"
 #include "palaver/admin.h"
 #include "palaver/api.h"
 #include "palaver/broadcaster.h"
@@ -55,6 +56,7 @@ struct palaverd {
     struct pv_ws ws;
     struct pv_admin admin;
     struct pv_accounts *accounts; /* NULL: memory only, or palaver.db would not open */
+    struct pv_files *files;       /* NULL: no data directory (uploads answer 503) */
     struct pv_api api;
     struct pv_http *http;
 };
@@ -329,6 +331,12 @@ static bool start(struct palaverd *p)
     open_store(p);
     open_accounts(p);
     p->ws.accounts = p->accounts;
+    if (p->accounts && p->store) {
+        char ferr[512];
+        p->files = pv_files_open(cfg, p->accounts, &p->live, ferr, sizeof(ferr));
+        if (!p->files)
+            pv_err("shared files unavailable (uploads answer 503): %s", ferr);
+    }
     p->api = (struct pv_api){.accounts = p->accounts,
                              .live = &p->live,
                              .registration = p->cfg.registration,
@@ -357,7 +365,8 @@ static bool start(struct palaverd *p)
                                                    .peers = p->ws.peers,
                                                    .ws = &p->ws,
                                                    .admin = &p->admin,
-                                                   .api = &p->api});
+                                                   .api = &p->api,
+                                                   .files = p->files});
     return p->http != NULL;
 }
 
@@ -434,6 +443,7 @@ static void teardown(struct palaverd *p)
     pv_http_stop_writers(p->writers);
     pv_http_stop(p->http);
     pv_store_close(p->store);
+    pv_files_close(p->files);       /* after CivetWeb: no handler runs any more */
     pv_accounts_close(p->accounts); /* after CivetWeb: no handler runs any more */
     pv_queue_free(p->queue);        /* LEAVE events queued by mg_stop() release clients */
     pv_peers_free(p->ws.peers);

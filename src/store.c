@@ -954,8 +954,11 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
  *     its rank.
  *  7: rooms gain keep and max_age_s (their own retention).
  *  8: users gain read_receipts (1, the default: the person's read
- *     positions are shown to others; docs/receipts.md). */
-#define SCHEMA_VERSION 8
+ *     positions are shown to others; docs/receipts.md).
+ *  9: files (content by SHA-256: size, detected type, image dimensions)
+ *     and attachments (each upload: a random id, the uploader, the room,
+ *     the sanitized name; docs/files.md). */
+#define SCHEMA_VERSION 9
 
 static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
 {
@@ -1056,6 +1059,18 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
         "BEGIN IMMEDIATE;"
         "ALTER TABLE users ADD COLUMN read_receipts INTEGER NOT NULL DEFAULT 1;"
         "PRAGMA user_version = 8;"
+        "COMMIT",
+        /* 8 -> 9 */
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE files (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, mime TEXT NOT NULL, "
+        "width INTEGER, height INTEGER, created INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE attachments (id TEXT PRIMARY KEY, hash TEXT NOT NULL REFERENCES files(hash), "
+        "user_id INTEGER REFERENCES users(id) ON DELETE SET NULL, room_id INTEGER NOT NULL, "
+        "name TEXT NOT NULL, size INTEGER NOT NULL, created INTEGER NOT NULL, "
+        "addr TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
+        "CREATE INDEX attachments_by_user ON attachments(user_id, created);"
+        "CREATE INDEX attachments_by_hash ON attachments(hash);"
+        "PRAGMA user_version = 9;"
         "COMMIT",
     };
     _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");

@@ -9,7 +9,7 @@ packages=(
   # the .deb: dpkg-shlibdeps (dpkg-dev, in build-essential) and file, which CPack uses to find ELF files
   file
   # palaverd's libraries (see docs/design.md, "Dependencies")
-  liburcu-dev libjansson-dev libsystemd-dev libsqlite3-dev libicu-dev libsodium-dev
+  liburcu-dev libjansson-dev libsystemd-dev libsqlite3-dev libicu-dev libsodium-dev libmagic-dev
   # tests: unit-test framework, SHA-1 for the handshake check, sanitizer runtimes
   libcmocka-dev libssl-dev
   # fuzzing (clang + libFuzzer runtime) and static analysis

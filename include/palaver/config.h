@@ -85,7 +85,14 @@ struct pv_config {
     char create_admin[256];     /* --create-admin NAME, "" otherwise */
     char registration[16];      /* "invite", "open" or "closed" (accounts.h) */
     char guest_rooms[8];        /* "on": guests may create and join public rooms (rooms.md) */
-    char auth[16];              /* "open" or "members"; live (live.h) */
+    /* Shared files (files.md). */
+    size_t max_upload;       /* bytes of one file; 0: no uploads */
+    unsigned upload_slots;   /* uploads in progress at once */
+    size_t upload_quota_day; /* bytes one person may share in 24 h */
+    size_t files_max_bytes;  /* bytes of files kept in all */
+    size_t files_reserve;    /* bytes always left free on the disk */
+    char guest_uploads[8];   /* "on": guests may share files in the lobby */
+    char auth[16];           /* "open" or "members"; live (live.h) */
 };
 
 enum pv_config_action {

@@ -40,6 +40,7 @@ struct pv_http_deps {
     struct pv_ws *ws;       /* registered on /ws and / */
     struct pv_admin *admin; /* /healthz and /metrics */
     struct pv_api *api;     /* /api/login, /api/logout, /api/me */
+    struct pv_files *files; /* /api/files, /files/ (NULL: uploads answer 503) */
 };
 
 /* Starts the context and every worker, registers the handlers, opens the

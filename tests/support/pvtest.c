@@ -912,6 +912,66 @@ int http_request(int port, const char *req, char *out, size_t outsz)
     return status;
 }
 
+int http_raw(int port, const char *head, const void *body, size_t n, bool hangup, char **out,
+             size_t *out_len)
+{
+    int fd = tcp_connect(port, 0), status = -1;
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap + 1);
+    if (fd < 0 || !buf) {
+        free(buf);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    /* The body may be refused before it is all sent: a failed send is not
+     * an error here, the answer is what counts. */
+    if (send_all(fd, head, strlen(head)) == 0 && n)
+        (void)send_all(fd, body, n);
+    if (hangup)
+        shutdown(fd, SHUT_WR);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    while (poll(&pfd, 1, 10000) > 0) {
+        if (len == cap) {
+            char *b = realloc(buf, cap * 2 + 1);
+            if (!b)
+                break;
+            buf = b;
+            cap *= 2;
+        }
+        ssize_t r = recv(fd, buf + len, cap - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    close(fd);
+    if (out) {
+        *out = buf;
+        *out_len = len;
+    } else {
+        free(buf);
+    }
+    return status;
+}
+
+int http_first(int port, const char *head, char *out, size_t n, int timeout_ms)
+{
+    int fd = tcp_connect(port, 0), status = -1;
+    out[0] = '\0';
+    if (fd < 0)
+        return -1;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (send_all(fd, head, strlen(head)) == 0 && poll(&pfd, 1, timeout_ms) > 0) {
+        ssize_t r = recv(fd, out, n - 1, 0);
+        out[r > 0 ? r : 0] = '\0';
+        sscanf(out, "HTTP/1.%*d %d", &status);
+    }
+    close(fd);
+    return status;
+}
+
 int tls_request(int port, const char *ca_file, const char *name, const char *req, char *out,
                 size_t outsz)
 {

@@ -165,6 +165,16 @@ int proxy_stop(struct proxy *p);
 int http_get(int port, const char *path, char *out, size_t outsz);
 /* Sends a raw request (head and body as given); the same answer. */
 int http_request(int port, const char *req, char *out, size_t outsz);
+/* Sends head (the request line and headers, ending in a blank line), then
+ * body[0..n), then, with hangup, ends the sending side (a client gone
+ * mid-upload); reads the whole answer (binary-safe, malloc'd to *out when
+ * out is not NULL). Returns the status, -1 on no answer. */
+int http_raw(int port, const char *head, const void *body, size_t n, bool hangup, char **out,
+             size_t *out_len);
+/* Sends head only and returns with the first bytes of the answer (to
+ * out), or -1 if none came within timeout_ms: whether the server answers
+ * without waiting for a body it was promised. */
+int http_first(int port, const char *head, char *out, size_t n, int timeout_ms);
 
 /* A process's resident set size in KiB (/proc/PID/status), or -1. */
 long rss_kib(pid_t pid);

@@ -1,0 +1,412 @@
+/* test_files.c -- shared files against the real palaverd, libmagic and
+ * SQLite (issue 19, docs/files.md): the upload and download round trip
+ * with the SHA-256 checked, a 413 before the body is read, an upload cut
+ * short leaving nothing, quotas and a full store answered clearly while
+ * the chat goes on, hostile types served as attachments with the safe
+ * headers, a private room's file refused to a non-member, path tricks.
+ *
+ * Threads: one test thread. */
+#include "people.h"
+
+#include <dirent.h>
+#include <strings.h>
+#include <openssl/sha.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#define QUOTA 300000
+
+static char ann[256], bob[256]; /* session headers */
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_true(tmpdir_make(dir, sizeof(dir), "files"));
+    char quota[32];
+    snprintf(quota, sizeof(quota), "%d", QUOTA);
+    const char *args[] = {"--data-dir",
+                          dir,
+                          "--registration",
+                          "open",
+                          "--max-upload",
+                          "1048576",
+                          "--upload-quota-day",
+                          quota,
+                          NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    account("ann", ann, sizeof(ann));
+    account("bob", bob, sizeof(bob));
+    return 0;
+}
+
+/* A 1x1 PNG whose header says 640 x 480 (libmagic reads the header; it
+ * decodes nothing, and neither does palaverd). */
+static const unsigned char png[] = {
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48,
+    0x44, 0x52, 0x00, 0x00, 0x02, 0x80, 0x00, 0x00, 0x01, 0xE0, 0x08, 0x06, 0x00, 0x00,
+    0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78,
+    0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00,
+    0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82};
+
+struct answer {
+    int status;
+    char *raw; /* the whole answer */
+    size_t len;
+    json_t *json; /* its body, when JSON */
+    const char *body;
+    size_t body_len;
+};
+
+static void answer_free(struct answer *a)
+{
+    free(a->raw);
+    json_decref(a->json);
+    *a = (struct answer){0};
+}
+
+/* A header's value in the answer ("" if absent). */
+static const char *header(const struct answer *a, const char *name, char *out, size_t n)
+{
+    out[0] = '\0';
+    size_t nl = strlen(name);
+    const char *p = a->raw ? strstr(a->raw, "\r\n") : NULL;
+    while (p && p + 2 < a->body) {
+        p += 2;
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            snprintf(out, n, "%.*s", (int)strcspn(v, "\r\n"), v);
+            return out;
+        }
+        p = strstr(p, "\r\n");
+    }
+    return out;
+}
+
+static struct answer exchange(const char *head, const void *body, size_t n, bool hangup)
+{
+    struct answer a = {0};
+    a.status = http_raw(server.port, head, body, n, hangup, &a.raw, &a.len);
+    const char *end = a.raw ? strstr(a.raw, "\r\n\r\n") : NULL;
+    a.body = end ? end + 4 : a.raw + a.len;
+    a.body_len = (size_t)(a.raw + a.len - a.body);
+    a.json = json_loadb(a.body, a.body_len, 0, NULL);
+    return a;
+}
+
+/* POST /api/files as hdr's account (NULL: a guest). */
+static struct answer upload(const char *hdr, const char *room, const char *name, const void *data,
+                            size_t n, const char *extra)
+{
+    char head[2048];
+    snprintf(head, sizeof(head),
+             "POST /api/files?room=%s&name=%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n%s%s\r\n",
+             room, name, server.port, n, hdr ? hdr : "", extra ? extra : "");
+    return exchange(head, data, n, false);
+}
+
+static struct answer download(const char *hdr, const char *path, const char *extra)
+{
+    char head[2048];
+    snprintf(head, sizeof(head),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s\r\n", path,
+             server.port, hdr ? hdr : "", extra ? extra : "");
+    return exchange(head, NULL, 0, false);
+}
+
+static void sha256_hex(const void *data, size_t n, char out[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(data, n, d);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* Entries in <dir>/files/tmp and files stored under <dir>/files/<xx>/. */
+static void count_files(int *tmp, int *stored)
+{
+    char path[512];
+    *tmp = *stored = 0;
+    snprintf(path, sizeof(path), "%s/files/tmp", dir);
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));)
+        *tmp += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    snprintf(path, sizeof(path), "%s/files", dir);
+    d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strlen(e->d_name) != 2)
+            continue;
+        char sub[600];
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        DIR *s = opendir(sub);
+        for (struct dirent *f; s && (f = readdir(s));)
+            *stored += f->d_name[0] != '.';
+        if (s)
+            closedir(s);
+    }
+    if (d)
+        closedir(d);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    char want[65], h[512];
+    sha256_hex(png, sizeof(png), want);
+    struct answer a = upload(ann, "lobby", "beach.png", png, sizeof(png), NULL);
+    if (a.status != 201)
+        srv_dump_log(&server);
+    assert_int_equal(a.status, 201);
+    assert_string_equal(str(a.json, "hash"), want);
+    assert_string_equal(str(a.json, "name"), "beach.png");
+    assert_string_equal(str(a.json, "type"), "image/png");
+    assert_true(json_is_true(json_object_get(a.json, "inline")));
+    assert_int_equal(num(a.json, "size"), (long long)sizeof(png));
+    assert_int_equal(num(a.json, "width"), 640);
+    assert_int_equal(num(a.json, "height"), 480);
+    char path[64];
+    snprintf(path, sizeof(path), "/files/%s", str(a.json, "id"));
+    assert_string_equal(header(&a, "Location", h, sizeof(h)), path);
+    answer_free(&a);
+
+    struct answer d = download(bob, path, NULL);
+    assert_int_equal(d.status, 200);
+    assert_int_equal(d.body_len, sizeof(png));
+    assert_memory_equal(d.body, png, sizeof(png));
+    assert_string_equal(header(&d, "Content-Type", h, sizeof(h)), "image/png");
+    assert_string_equal(header(&d, "X-Content-Type-Options", h, sizeof(h)), "nosniff");
+    assert_string_equal(header(&d, "Content-Security-Policy", h, sizeof(h)),
+                        "sandbox; default-src 'none'");
+    assert_string_equal(header(&d, "Cross-Origin-Resource-Policy", h, sizeof(h)), "same-origin");
+    assert_non_null(strstr(header(&d, "Cache-Control", h, sizeof(h)), "immutable"));
+    assert_non_null(strstr(header(&d, "Content-Disposition", h, sizeof(h)), "inline;"));
+    answer_free(&d);
+
+    /* One range (video seeking); one that cannot be served; ETag revalidation. */
+    d = download(bob, path, "Range: bytes=1-3\r\n");
+    assert_int_equal(d.status, 206);
+    assert_int_equal(d.body_len, 3);
+    assert_memory_equal(d.body, png + 1, 3);
+    assert_string_equal(header(&d, "Content-Range", h, sizeof(h)), "bytes 1-3/67");
+    answer_free(&d);
+    d = download(bob, path, "Range: bytes=500-\r\n");
+    assert_int_equal(d.status, 416);
+    answer_free(&d);
+    char inm[128];
+    snprintf(inm, sizeof(inm), "If-None-Match: \"%s\"\r\n", want);
+    d = download(bob, path, inm);
+    assert_int_equal(d.status, 304);
+    assert_int_equal(d.body_len, 0);
+    answer_free(&d);
+
+    /* The same bytes again: another attachment, the same content, stored once. */
+    int tmp0, stored0, tmp1, stored1;
+    count_files(&tmp0, &stored0);
+    a = upload(bob, "lobby", "copy.png", png, sizeof(png), NULL);
+    assert_int_equal(a.status, 201);
+    assert_string_equal(str(a.json, "hash"), want);
+    assert_string_not_equal(str(a.json, "id"), path + 7);
+    answer_free(&a);
+    count_files(&tmp1, &stored1);
+    assert_int_equal(stored1, stored0);
+    assert_int_equal(tmp1, 0);
+}
+
+/* 413 before the body is read: only the head is sent, and the answer
+ * comes at once -- a server that waited for the body would not answer. */
+static void test_too_large_refused_unread(void **state)
+{
+    (void)state;
+    char head[512];
+    snprintf(head, sizeof(head),
+             "POST /api/files?name=big.iso HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+             "Content-Length: 104857600\r\n%s\r\n",
+             server.port, ann);
+    char first[2048];
+    /* The answer comes while the client still owes 100 MB: nothing waited
+     * for the body (a server reading it would answer only after it). */
+    assert_int_equal(http_first(server.port, head, first, sizeof(first), 5000), 413);
+    assert_non_null(strstr(first, "\"too-large\""));
+    struct answer a;
+    /* No Content-Length (chunked): 411. */
+    snprintf(head, sizeof(head),
+             "POST /api/files HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nTransfer-Encoding: chunked\r\n"
+             "%s\r\n",
+             server.port, ann);
+    a = exchange(head, "5\r\nhello\r\n0\r\n\r\n", 15, false);
+    assert_int_equal(a.status, 411);
+    answer_free(&a);
+}
+
+/* A client gone mid-upload: 400, nothing on disk, nothing recorded. */
+static void test_truncated_upload_leaves_nothing(void **state)
+{
+    (void)state;
+    int tmp0, stored0, tmp1, stored1;
+    count_files(&tmp0, &stored0);
+    char head[512], *body = calloc(1, 5000);
+    snprintf(head, sizeof(head),
+             "POST /api/files?name=half.bin HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+             "Content-Length: 200000\r\n%s\r\n",
+             server.port, ann);
+    struct answer a = exchange(head, body, 5000, true);
+    assert_int_equal(a.status, 400);
+    assert_string_equal(str(a.json, "error"), "truncated");
+    answer_free(&a);
+    free(body);
+    count_files(&tmp1, &stored1);
+    assert_int_equal(tmp1, 0);
+    assert_int_equal(stored1, stored0);
+    assert_true(srv_log_wait(&server, "failed: the upload ended before its Content-Length", T));
+}
+
+/* Whatever the name or the client's Content-Type says, only the bytes
+ * decide; nothing but raster images, audio and video is inline. */
+static void test_hostile_types_are_attachments(void **state)
+{
+    (void)state;
+    const char *svg = "<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\">"
+                      "<script>alert(document.cookie)</script></svg>";
+    const char *html = "<!DOCTYPE html><html><body><script>alert(1)</script></body></html>";
+    struct {
+        const char *name, *body, *extra;
+    } cases[] = {
+        {"cat.svg", svg, NULL},
+        {"page.html", html, "Content-Type: text/html\r\n"},
+        {"photo.png", html, "Content-Type: image/png\r\n"}, /* lies about itself */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct answer a = upload(ann, "lobby", cases[i].name, cases[i].body, strlen(cases[i].body),
+                                 cases[i].extra);
+        assert_int_equal(a.status, 201);
+        assert_false(json_is_true(json_object_get(a.json, "inline")));
+        assert_string_equal(str(a.json, "type"), "application/octet-stream");
+        char path[64], h[512];
+        snprintf(path, sizeof(path), "/files/%s", str(a.json, "id"));
+        answer_free(&a);
+        struct answer d = download(bob, path, NULL);
+        assert_int_equal(d.status, 200);
+        assert_string_equal(header(&d, "Content-Type", h, sizeof(h)), "application/octet-stream");
+        assert_non_null(strstr(header(&d, "Content-Disposition", h, sizeof(h)), "attachment;"));
+        assert_string_equal(header(&d, "X-Content-Type-Options", h, sizeof(h)), "nosniff");
+        assert_string_equal(header(&d, "Content-Security-Policy", h, sizeof(h)),
+                            "sandbox; default-src 'none'");
+        answer_free(&d);
+    }
+}
+
+/* A private room's file: its members only; a guess gets what a missing
+ * file gets. Uploading to a room one is not in, as a guest, or from
+ * another site's page is refused. */
+static void test_who_may(void **state)
+{
+    (void)state;
+    struct wsc *a = open_as(ann, "/ws", NULL);
+    send_json(a, "{\"type\":\"create\",\"room\":\"vault\",\"kind\":\"private\"}");
+    json_decref(wsc_expect(a, "room", T));
+    /* A room's page is read from the database once its creation is
+     * committed: after it, the upload finds the room stored. */
+    json_decref(ask(a, "history", "{\"type\":\"history\",\"room\":\"vault\"}"));
+    struct answer u = upload(ann, "vault", "plans.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 201);
+    char path[64];
+    snprintf(path, sizeof(path), "/files/%s", str(u.json, "id"));
+    answer_free(&u);
+    struct answer d = download(ann, path, NULL);
+    assert_int_equal(d.status, 200);
+    answer_free(&d);
+    d = download(bob, path, NULL);
+    assert_int_equal(d.status, 404);
+    answer_free(&d);
+    d = download(NULL, path, NULL);
+    assert_int_equal(d.status, 404);
+    answer_free(&d);
+    d = download(bob, "/files/AAAAAAAAAAAAAAAAAAAAAA", NULL);
+    assert_int_equal(d.status, 404);
+    answer_free(&d);
+
+    u = upload(bob, "vault", "x.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 403);
+    assert_string_equal(str(u.json, "error"), "not-a-member");
+    answer_free(&u);
+    u = upload(bob, "no-such-room", "x.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 403);
+    assert_string_equal(str(u.json, "error"), "not-a-member");
+    answer_free(&u);
+    u = upload(NULL, "lobby", "x.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 403);
+    assert_string_equal(str(u.json, "error"), "forbidden");
+    answer_free(&u);
+    u = upload(ann, "lobby", "x.png", png, sizeof(png), "Origin: http://evil.example\r\n");
+    assert_int_equal(u.status, 403);
+    assert_string_equal(str(u.json, "error"), "bad-origin");
+    answer_free(&u);
+    wsc_free(a);
+}
+
+/* Ids are checked by shape; names are never paths. */
+static void test_path_tricks(void **state)
+{
+    (void)state;
+    const char *paths[] = {"/files/../../etc/passwd",
+                           "/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+                           "/files/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+                           "/files/",
+                           "/files/AAAAAAAAAAAAAAAAAAAA/.",
+                           "/files/AAAAAAAAAAAAAAAAAAAAAA/x"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct answer d = download(ann, paths[i], NULL);
+        assert_int_not_equal(d.status, 200);
+        assert_null(strstr(d.raw ? d.raw : "", "root:"));
+        answer_free(&d);
+    }
+    struct answer u = upload(ann, "lobby", "..%2F..%2F.ssh%2Fauthorized_keys", "key", 3, NULL);
+    assert_int_equal(u.status, 201);
+    assert_string_equal(str(u.json, "name"), "authorized_keys");
+    answer_free(&u);
+    char ssh[512];
+    struct stat st;
+    snprintf(ssh, sizeof(ssh), "%s/../.ssh/authorized_keys", dir);
+    assert_int_not_equal(stat(ssh, &st), 0);
+}
+
+/* A person's day and the store's room: refused clearly, before reading;
+ * the chat goes on. */
+static void test_quota(void **state)
+{
+    (void)state;
+    size_t n = QUOTA / 2 + 1000;
+    unsigned char *big = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (unsigned char)(i * 7919 + 13);
+    struct answer a = upload(bob, "lobby", "one.bin", big, n, NULL);
+    assert_int_equal(a.status, 201);
+    answer_free(&a);
+    big[0] ^= 1; /* other bytes: a second file of the same size */
+    a = upload(bob, "lobby", "two.bin", big, n, NULL);
+    assert_int_equal(a.status, 507);
+    assert_string_equal(str(a.json, "error"), "quota");
+    answer_free(&a);
+    free(big);
+    struct wsc *b = open_as(bob, "/ws", NULL);
+    assert_true(say(b, NULL, "still chatting") > 0);
+    wsc_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_too_large_refused_unread),
+        cmocka_unit_test(test_truncated_upload_leaves_nothing),
+        cmocka_unit_test(test_hostile_types_are_attachments),
+        cmocka_unit_test(test_who_may),
+        cmocka_unit_test(test_path_tricks),
+        cmocka_unit_test(test_quota),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
