@@ -256,9 +256,10 @@ static void test_retention(void **state)
 
 /* A database that fills up (room for 40 pages of 4 KiB of messages, as a
  * full disk: the cap is 44 since schema 9's files and attachments tables
- * and their indexes take 4 pages of their own) is not a failure: retention learns what fits, deletes the oldest, and storing
- * goes on; the newest are stored without a hole, and what was reported
- * committed survives a reopen. */
+ * and their indexes take 4 pages of their own) is not a failure:
+ * retention learns what fits, deletes the oldest, and storing goes on;
+ * the newest are stored without a hole, and what was reported committed
+ * survives a reopen. */
 static void test_full_database_makes_room(void **state)
 {
     (void)state;
