@@ -54,28 +54,9 @@ struct pv_files {
     atomic_int uploads;
 };
 
-static int reply(struct mg_connection *conn, int status, const char *reason, const char *headers,
-                 json_t *body)
-{
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    size_t n = text ? strlen(text) : 0;
-    mg_printf(conn,
-              "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
-              "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n%s\r\n%s\n",
-              status, reason, n + 1, headers ? headers : "", text ? text : "");
-    free(text);
-    return status;
-}
-
-/* An error answer; the connection is closed after it when the body was
- * not read (CivetWeb would otherwise read it to reach the next request). */
-static int refuse(struct mg_connection *conn, int status, const char *reason, const char *code,
-                  const char *message, const char *headers)
-{
-    return reply(conn, status, reason, headers,
-                 json_pack("{s:s, s:s}", "error", code, "message", message));
-}
+/* Every answer below is the accounts API's JSON (pv_api_reply and
+ * pv_api_error, api.h). Keep-alive is off in palaverd: a refusal before
+ * the body is read ends the connection, and the body is never taken. */
 
 static bool mkdirs(const char *path)
 {
@@ -441,23 +422,24 @@ static int on_upload(struct mg_connection *conn, void *ud)
     (void)pv_request_peer(conn, &f->cfg->trusted, &who);
     pv_peer_text(conn, &who, peer, sizeof(peer));
     if (strcmp(ri->request_method, "POST") != 0)
-        return refuse(conn, 405, "Method Not Allowed", "bad-method", "use POST", "Allow: POST\r\n");
+        return pv_api_error(conn, 405, "Method Not Allowed", "bad-method", "use POST",
+                            "Allow: POST\r\n");
     /* A page of another site cannot make a signed-in browser upload. */
     if (!pv_origin_allowed(mg_get_header(conn, "Origin"), who.https, mg_get_header(conn, "Host"),
                            atomic_load_explicit(&f->live->origins, memory_order_acquire))) {
         pv_warn("upload refused from %s: cross-site Origin; answered 403", peer);
-        return refuse(conn, 403, "Forbidden", "bad-origin",
-                      "cross-site request refused: this page's origin is not allowed", NULL);
+        return pv_api_error(conn, 403, "Forbidden", "bad-origin",
+                            "cross-site request refused: this page's origin is not allowed", NULL);
     }
     struct pv_account acc = {0};
     int s = pv_api_session(f->accounts, conn, &acc);
     if (s < 0)
-        return refuse(conn, 401, "Unauthorized", "signed-out", "this session has ended: sign in",
-                      NULL);
+        return pv_api_error(conn, 401, "Unauthorized", "signed-out",
+                            "this session has ended: sign in", NULL);
     bool guest = s == 0;
     if (ri->content_length < 0)
-        return refuse(conn, 411, "Length Required", "bad-request",
-                      "Content-Length is required (chunked uploads are not taken)", NULL);
+        return pv_api_error(conn, 411, "Length Required", "bad-request",
+                            "Content-Length is required (chunked uploads are not taken)", NULL);
     if (f->cfg->max_upload == 0 || (uint64_t)ri->content_length > f->cfg->max_upload) {
         char why[160];
         snprintf(why, sizeof(why), "the file is larger than the server takes (%zu bytes)",
@@ -465,7 +447,8 @@ static int on_upload(struct mg_connection *conn, void *ud)
         pv_info("upload refused from %s: %lld bytes over --max-upload %zu; answered 413 before "
                 "reading it",
                 peer, (long long)ri->content_length, f->cfg->max_upload);
-        return refuse(conn, 413, "Payload Too Large", "too-large", why, "Connection: close\r\n");
+        return pv_api_error(conn, 413, "Payload Too Large", "too-large", why,
+                            "Connection: close\r\n");
     }
     struct upload u = {.size = (uint64_t)ri->content_length};
     char raw_name[1024] = "";
@@ -477,16 +460,16 @@ static int on_upload(struct mg_connection *conn, void *ud)
     /* The same answer for a room that does not exist and one the person
      * is not in (rooms.md: private rooms' names do not leak). */
     if (!find_room(f, u.room_name, &room) || !may_see(f, room.id, guest ? 0 : acc.id))
-        return refuse(conn, 403, "Forbidden", "not-a-member", "you are not in that room",
-                      "Connection: close\r\n");
+        return pv_api_error(conn, 403, "Forbidden", "not-a-member", "you are not in that room",
+                            "Connection: close\r\n");
     if (guest && (room.id != 1 || strcmp(f->cfg->guest_uploads, "on") != 0))
-        return refuse(conn, 403, "Forbidden", "forbidden",
-                      "sign in to share files (guests may not, on this server)",
-                      "Connection: close\r\n");
+        return pv_api_error(conn, 403, "Forbidden", "forbidden",
+                            "sign in to share files (guests may not, on this server)",
+                            "Connection: close\r\n");
     if (room.archived || (room.announcement && pv_role_rank(acc.role) < 2) ||
         (!guest && acc.muted_until > pv_now_ms()))
-        return refuse(conn, 403, "Forbidden", "forbidden", "you may not post in that room now",
-                      "Connection: close\r\n");
+        return pv_api_error(conn, 403, "Forbidden", "forbidden",
+                            "you may not post in that room now", "Connection: close\r\n");
     /* Quotas, before a byte is read: the person's day, the store, the disk. */
     int64_t since = pv_now_ms() - DAY_MS;
     int64_t today = guest ? 0
@@ -495,9 +478,9 @@ static int on_upload(struct mg_connection *conn, void *ud)
                                    "user_id = ?1 AND created > ?2",
                                    acc.id, since, 0);
     if ((uint64_t)today + u.size > f->cfg->upload_quota_day)
-        return refuse(conn, 507, "Insufficient Storage", "quota",
-                      "you have shared as much as this server takes in a day; try tomorrow",
-                      "Connection: close\r\n");
+        return pv_api_error(conn, 507, "Insufficient Storage", "quota",
+                            "you have shared as much as this server takes in a day; try tomorrow",
+                            "Connection: close\r\n");
     int64_t stored = scalar(f, "SELECT COALESCE(SUM(size), 0) FROM files", 0, 0, 0);
     struct statvfs vfs;
     uint64_t avail = statvfs(f->dir, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : 0;
@@ -507,14 +490,14 @@ static int on_upload(struct mg_connection *conn, void *ud)
                 "%llu free, %zu kept free); answered 507",
                 peer, (unsigned long long)u.size, (long long)stored, f->cfg->files_max_bytes,
                 (unsigned long long)avail, f->cfg->files_reserve);
-        return refuse(conn, 507, "Insufficient Storage", "storage-full",
-                      "the server has no room for more files now", "Connection: close\r\n");
+        return pv_api_error(conn, 507, "Insufficient Storage", "storage-full",
+                            "the server has no room for more files now", "Connection: close\r\n");
     }
     if (atomic_fetch_add(&f->uploads, 1) >= (int)f->cfg->upload_slots) {
         atomic_fetch_sub(&f->uploads, 1);
-        return refuse(conn, 503, "Service Unavailable", "busy",
-                      "too many uploads at once: try again in a few seconds",
-                      "Retry-After: 5\r\nConnection: close\r\n");
+        return pv_api_error(conn, 503, "Service Unavailable", "busy",
+                            "too many uploads at once: try again in a few seconds",
+                            "Retry-After: 5\r\nConnection: close\r\n");
     }
     const char *code = NULL, *why = NULL;
     int st = receive(f, conn, &u, &code, &why);
@@ -522,18 +505,18 @@ static int on_upload(struct mg_connection *conn, void *ud)
     if (st) {
         pv_warn("upload from %s failed: %s (%llu bytes announced); nothing kept", peer, why,
                 (unsigned long long)u.size);
-        return refuse(conn, st,
-                      st == 400   ? "Bad Request"
-                      : st == 507 ? "Insufficient Storage"
-                                  : "Internal Server Error",
-                      code, why, "Connection: close\r\n");
+        return pv_api_error(conn, st,
+                            st == 400   ? "Bad Request"
+                            : st == 507 ? "Insufficient Storage"
+                                        : "Internal Server Error",
+                            code, why, "Connection: close\r\n");
     }
     new_id(u.id);
     if (!record(f, &u, room.id, guest ? 0 : acc.id, who.addr)) {
         pv_err("upload from %s: stored %s but could not record it: %s", peer, u.hash,
                sqlite3_errmsg(f->db));
-        return refuse(conn, 500, "Internal Server Error", "storage-failed",
-                      "the server cannot record files now", NULL);
+        return pv_api_error(conn, 500, "Internal Server Error", "storage-failed",
+                            "the server cannot record files now", NULL);
     }
     bool inl = pv_file_inline(u.mime);
     pv_info("upload from %s: %s \"%s\" %llu bytes %s into room %lld as %s", peer,
@@ -550,7 +533,7 @@ static int on_upload(struct mg_connection *conn, void *ud)
     json_object_set_new(o, "detected", json_string(u.mime));
     char loc[64];
     snprintf(loc, sizeof(loc), "Location: /files/%s\r\n", u.id);
-    return reply(conn, 201, "Created", loc, o);
+    return pv_api_reply(conn, 201, "Created", loc, o);
 }
 
 /* ---- download ---- */
@@ -560,11 +543,11 @@ static int on_download(struct mg_connection *conn, void *ud)
     struct pv_files *f = ud;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (strcmp(ri->request_method, "GET") != 0 && strcmp(ri->request_method, "HEAD") != 0)
-        return refuse(conn, 405, "Method Not Allowed", "bad-method", "use GET",
-                      "Allow: GET, HEAD\r\n");
+        return pv_api_error(conn, 405, "Method Not Allowed", "bad-method", "use GET",
+                            "Allow: GET, HEAD\r\n");
     const char *id = ri->local_uri + strlen("/files/");
     if (!pv_file_id_ok(id, strlen(id)))
-        return refuse(conn, 404, "Not Found", "no-file", "no such file", NULL);
+        return pv_api_error(conn, 404, "Not Found", "no-file", "no such file", NULL);
     char hash[65] = "", name[PV_FILE_NAME_MAX + 1] = "", mime[128] = "";
     int64_t room = 0, size = 0;
     bool found = false;
@@ -591,12 +574,12 @@ static int on_download(struct mg_connection *conn, void *ud)
     /* Not there and not yours look the same: a guessed id learns nothing. */
     if (!found || s < 0 || !may_see(f, room, s > 0 ? acc.id : 0) || strlen(hash) != 64 ||
         strspn(hash, "0123456789abcdef") != 64)
-        return refuse(conn, 404, "Not Found", "no-file", "no such file", NULL);
+        return pv_api_error(conn, 404, "Not Found", "no-file", "no such file", NULL);
     char path[PATHLEN];
     snprintf(path, sizeof(path), "%s/%.2s/%s", f->dir, hash, hash);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return refuse(conn, 404, "Not Found", "no-file", "no such file", NULL);
+        return pv_api_error(conn, 404, "Not Found", "no-file", "no such file", NULL);
     bool inl = pv_file_inline(mime);
     char disp[PV_FILE_DISPOSITION_MAX];
     pv_file_disposition(name, inl, disp, sizeof(disp));
@@ -652,8 +635,8 @@ static int on_download(struct mg_connection *conn, void *ud)
 static int on_unavailable(struct mg_connection *conn, void *ud)
 {
     (void)ud;
-    return refuse(conn, 503, "Service Unavailable", "files-unavailable",
-                  "shared files need a data directory (--data-dir)", NULL);
+    return pv_api_error(conn, 503, "Service Unavailable", "files-unavailable",
+                        "shared files need a data directory (--data-dir)", NULL);
 }
 
 void pv_files_register(struct mg_context *ctx, struct pv_files *f)

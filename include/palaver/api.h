@@ -36,6 +36,8 @@
 #ifndef PALAVER_API_H
 #define PALAVER_API_H
 
+#include <jansson.h>
+
 #include <stdbool.h>
 
 #include "palaver/accounts.h"
@@ -59,6 +61,15 @@ struct pv_api {
 };
 
 void pv_api_register(struct mg_context *ctx, struct pv_api *api);
+
+/* A JSON answer (body consumed) with Cache-Control: no-store and nosniff;
+ * headers: more header lines ("Name: value\r\n"...), or NULL. Returns
+ * status. Every /api/ endpoint answers through these (files.c too). */
+int pv_api_reply(struct mg_connection *conn, int status, const char *reason, const char *headers,
+                 json_t *body);
+/* {"error":code,"message":message} with that status. */
+int pv_api_error(struct mg_connection *conn, int status, const char *reason, const char *code,
+                 const char *message, const char *headers);
 
 /* The account of the request's session cookie. Returns 1 with *out
  * filled when the cookie names a live session, 0 when no session cookie

@@ -24,7 +24,7 @@
 #include "palaver/utf8.h"
 #include "palaver/xalloc.h"
 
-static int reply(struct mg_connection *conn, int status, const char *reason, const char *headers,
+int pv_api_reply(struct mg_connection *conn, int status, const char *reason, const char *headers,
                  json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
@@ -39,12 +39,13 @@ static int reply(struct mg_connection *conn, int status, const char *reason, con
     return status;
 }
 
-static int error(struct mg_connection *conn, int status, const char *reason, const char *code,
+int pv_api_error(struct mg_connection *conn, int status, const char *reason, const char *code,
                  const char *message, const char *headers)
 {
-    return reply(conn, status, reason, headers,
-                 json_pack("{s:s, s:s}", "error", code, "message", message));
+    return pv_api_reply(conn, status, reason, headers,
+                        json_pack("{s:s, s:s}", "error", code, "message", message));
 }
+
 
 static json_t *user_json(const struct pv_account *u)
 {
@@ -69,12 +70,13 @@ static int post_checks(struct mg_connection *conn, struct pv_api *api)
     struct pv_peer who;
     (void)pv_request_peer(conn, &api->cfg->trusted, &who); /* peer.h */
     if (strcmp(ri->request_method, "POST") != 0)
-        return error(conn, 405, "Method Not Allowed", "bad-method", "use POST", "Allow: POST\r\n");
+        return pv_api_error(conn, 405, "Method Not Allowed", "bad-method", "use POST",
+                            "Allow: POST\r\n");
     const char *type = mg_get_header(conn, "Content-Type");
     if (!type || strncasecmp(type, "application/json", 16) != 0 ||
         (type[16] != '\0' && type[16] != ';' && type[16] != ' '))
-        return error(conn, 415, "Unsupported Media Type", "bad-content-type",
-                     "send the request as Content-Type: application/json", NULL);
+        return pv_api_error(conn, 415, "Unsupported Media Type", "bad-content-type",
+                            "send the request as Content-Type: application/json", NULL);
     const char *origin = mg_get_header(conn, "Origin");
     const char *host = mg_get_header(conn, "Host");
     if (!pv_origin_allowed(origin, who.https, host,
@@ -84,12 +86,12 @@ static int post_checks(struct mg_connection *conn, struct pv_api *api)
         pv_warn("refused %s %s from %s:%d: Origin '%s' is not allowed (cross-site request); "
                 "answered 403",
                 ri->request_method, ri->local_uri, who.addr, who.port, o);
-        return error(conn, 403, "Forbidden", "bad-origin",
-                     "cross-site request refused: this page's origin is not allowed", NULL);
+        return pv_api_error(conn, 403, "Forbidden", "bad-origin",
+                            "cross-site request refused: this page's origin is not allowed", NULL);
     }
     if (!api->accounts)
-        return error(conn, 503, "Service Unavailable", "accounts-unavailable",
-                     "accounts need a data directory (--data-dir)", NULL);
+        return pv_api_error(conn, 503, "Service Unavailable", "accounts-unavailable",
+                            "accounts need a data directory (--data-dir)", NULL);
     return 0;
 }
 
@@ -99,12 +101,13 @@ static bool read_request(struct mg_connection *conn, enum pv_api_req kind, struc
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (ri->content_length < 0) {
-        error(conn, 411, "Length Required", "bad-request", "Content-Length is required", NULL);
+        pv_api_error(conn, 411, "Length Required", "bad-request", "Content-Length is required",
+                     NULL);
         return false;
     }
     if (ri->content_length > PV_API_BODY_MAX) {
-        error(conn, 413, "Payload Too Large", "too-large", "request body is larger than 4096 bytes",
-              NULL);
+        pv_api_error(conn, 413, "Payload Too Large", "too-large",
+                     "request body is larger than 4096 bytes", NULL);
         return false;
     }
     char body[PV_API_BODY_MAX];
@@ -120,7 +123,7 @@ static bool read_request(struct mg_connection *conn, enum pv_api_req kind, struc
                                   : "the body ended before its Content-Length";
     sodium_memzero(body, sizeof(body)); /* passwords */
     if (why) {
-        error(conn, 400, "Bad Request", code, why, NULL);
+        pv_api_error(conn, 400, "Bad Request", code, why, NULL);
         return false;
     }
     return true;
@@ -144,8 +147,8 @@ static int signed_in(struct mg_connection *conn, const struct pv_peer *who,
 {
     char headers[256];
     cookie_header(headers, sizeof(headers), token, (long)PV_SESSION_DAYS * 86400, who->https);
-    return reply(conn, 200, "OK", token[0] ? headers : NULL,
-                 json_pack("{s:o}", "user", user_json(u)));
+    return pv_api_reply(conn, 200, "OK", token[0] ? headers : NULL,
+                        json_pack("{s:o}", "user", user_json(u)));
 }
 
 static int on_login(struct mg_connection *conn, void *ud)
@@ -173,19 +176,20 @@ static int on_login(struct mg_connection *conn, void *ud)
     case PV_LOGIN_BAD:
         pv_notice("login refused from %s:%d: bad credentials; next attempt delayed", who.addr,
                   who.port);
-        return error(conn, 401, "Unauthorized", "bad-credentials", "wrong name or password", NULL);
+        return pv_api_error(conn, 401, "Unauthorized", "bad-credentials", "wrong name or password",
+                            NULL);
     case PV_LOGIN_THROTTLED:
         snprintf(headers, sizeof(headers), "Retry-After: %u\r\n", retry ? retry : 1);
         pv_notice("login refused from %s:%d: throttled after failures, %u s to wait", who.addr,
                   who.port, retry);
-        return error(conn, 429, "Too Many Requests", "throttled",
-                     "too many failed sign-ins: wait before trying again", headers);
+        return pv_api_error(conn, 429, "Too Many Requests", "throttled",
+                            "too many failed sign-ins: wait before trying again", headers);
     case PV_LOGIN_BUSY:
         break;
     }
     pv_warn("login from %s:%d answered 503: every password-hash slot is busy", who.addr, who.port);
-    return error(conn, 503, "Service Unavailable", "busy", "too many sign-ins at once, try again",
-                 "Retry-After: 1\r\n");
+    return pv_api_error(conn, 503, "Service Unavailable", "busy",
+                        "too many sign-ins at once, try again", "Retry-After: 1\r\n");
 }
 
 /* The HTTP status of an accounts error code. */
@@ -215,8 +219,9 @@ static int accounts_error(struct mg_connection *conn, const char *code, const ch
 {
     const char *reason;
     int status = status_of(code, &reason);
-    return error(conn, status, reason, code, status == 500 ? "the account could not be saved" : why,
-                 status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL);
+    return pv_api_error(conn, status, reason, code,
+                        status == 500 ? "the account could not be saved" : why,
+                        status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL);
 }
 
 /* The first admin, from the one-time setup link (accounts.h): created and
@@ -259,7 +264,7 @@ static int on_invites(struct mg_connection *conn, void *ud)
         return rc;
     struct pv_account by;
     if (pv_api_session(api->accounts, conn, &by) != 1)
-        return error(conn, 401, "Unauthorized", "not-signed-in", "sign in first", NULL);
+        return pv_api_error(conn, 401, "Unauthorized", "not-signed-in", "sign in first", NULL);
     struct pv_api_fields f;
     if (!read_request(conn, PV_REQ_INVITE, &f))
         return 400;
@@ -278,9 +283,9 @@ static int on_invites(struct mg_connection *conn, void *ud)
               by.name, role_copy, (long long)uses, (long long)hours);
     char link[PV_TOKEN_CHARS + 16];
     snprintf(link, sizeof(link), "/register#%s", invite);
-    return reply(conn, 200, "OK", NULL,
-                 json_pack("{s:s, s:s, s:s, s:I, s:I}", "code", invite, "link", link, "role",
-                           role_copy, "hours", hours, "uses", uses));
+    return pv_api_reply(conn, 200, "OK", NULL,
+                        json_pack("{s:s, s:s, s:s, s:I, s:I}", "code", invite, "link", link, "role",
+                                  role_copy, "hours", hours, "uses", uses));
 }
 
 /* A new account: with an invite, or without one where registration is
@@ -331,7 +336,7 @@ static int on_logout(struct mg_connection *conn, void *ud)
     struct pv_peer who;
     (void)pv_request_peer(conn, &api->cfg->trusted, &who);
     cookie_header(headers, sizeof(headers), "", 0, who.https);
-    return reply(conn, 200, "OK", headers, json_pack("{s:b}", "ended", ended));
+    return pv_api_reply(conn, 200, "OK", headers, json_pack("{s:b}", "ended", ended));
 }
 
 static int on_me(struct mg_connection *conn, void *ud)
@@ -339,7 +344,8 @@ static int on_me(struct mg_connection *conn, void *ud)
     struct pv_api *api = ud;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (strcmp(ri->request_method, "GET") != 0)
-        return error(conn, 405, "Method Not Allowed", "bad-method", "use GET", "Allow: GET\r\n");
+        return pv_api_error(conn, 405, "Method Not Allowed", "bad-method", "use GET",
+                            "Allow: GET\r\n");
     struct pv_account u;
     char headers[256];
     int s = pv_api_session(api->accounts, conn, &u);
@@ -351,10 +357,10 @@ static int on_me(struct mg_connection *conn, void *ud)
     /* A guest is not an error: {"user":null} (a page asks on every load),
      * with what the page needs to know to offer sign-in or registration. */
     bool members = atomic_load_explicit(&api->live->members_only, memory_order_relaxed);
-    return reply(conn, 200, "OK", s < 0 ? headers : NULL,
-                 json_pack("{s:o, s:s, s:s}", "user", s == 1 ? user_json(&u) : json_null(), "auth",
-                           members ? "members" : "open", "registration",
-                           api->registration ? api->registration : "closed"));
+    return pv_api_reply(conn, 200, "OK", s < 0 ? headers : NULL,
+                        json_pack("{s:o, s:s, s:s}", "user", s == 1 ? user_json(&u) : json_null(),
+                                  "auth", members ? "members" : "open", "registration",
+                                  api->registration ? api->registration : "closed"));
 }
 
 /* A decision for the broadcaster to apply to open connections. */
@@ -388,7 +394,7 @@ static bool need_session(struct mg_connection *conn, struct pv_api *api, struct 
 {
     if (api->accounts && pv_api_session(api->accounts, conn, u) == 1)
         return true;
-    error(conn, 401, "Unauthorized", "not-signed-in", "sign in first", NULL);
+    pv_api_error(conn, 401, "Unauthorized", "not-signed-in", "sign in first", NULL);
     return false;
 }
 
@@ -396,12 +402,12 @@ static bool need_get(struct mg_connection *conn, struct pv_api *api)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (strcmp(ri->request_method, "GET") != 0) {
-        error(conn, 405, "Method Not Allowed", "bad-method", "use GET", "Allow: GET\r\n");
+        pv_api_error(conn, 405, "Method Not Allowed", "bad-method", "use GET", "Allow: GET\r\n");
         return false;
     }
     if (!api->accounts) {
-        error(conn, 503, "Service Unavailable", "accounts-unavailable",
-              "accounts need a data directory (--data-dir)", NULL);
+        pv_api_error(conn, 503, "Service Unavailable", "accounts-unavailable",
+                     "accounts need a data directory (--data-dir)", NULL);
         return false;
     }
     return true;
@@ -413,7 +419,7 @@ static int on_sessions(struct mg_connection *conn, void *ud)
     struct pv_account u;
     if (!need_get(conn, api) || !need_session(conn, api, &u))
         return 400;
-    return reply(
+    return pv_api_reply(
         conn, 200, "OK", NULL,
         json_pack("{s:o}", "sessions", pv_accounts_sessions(api->accounts, u.id, u.session)));
 }
@@ -445,11 +451,11 @@ static int on_revoke(struct mg_connection *conn, void *ud)
     long long session = f.id;
     pv_api_fields_release(&f);
     if (!pv_accounts_revoke(api->accounts, u.id, (int64_t)session))
-        return error(conn, 404, "Not Found", "not-found", "you have no such session", NULL);
+        return pv_api_error(conn, 404, "Not Found", "not-found", "you have no such session", NULL);
     push_mod(api, "revoke", NULL, NULL, (int64_t)session, 0, u.name, NULL);
     pv_info("session %lld of id=%lld name=\"%s\" revoked by its owner", (long long)session,
             (long long)u.id, u.name);
-    return reply(conn, 200, "OK", NULL, json_pack("{s:b}", "ended", 1));
+    return pv_api_reply(conn, 200, "OK", NULL, json_pack("{s:b}", "ended", 1));
 }
 
 static int on_password(struct mg_connection *conn, void *ud)
@@ -470,13 +476,13 @@ static int on_password(struct mg_connection *conn, void *ud)
         pv_notice("password change refused for id=%lld from %s:%d: %s", (long long)u.id, who.addr,
                   who.port, code);
         if (strcmp(code, "bad-credentials") == 0)
-            return error(conn, 403, "Forbidden", code, why, NULL);
+            return pv_api_error(conn, 403, "Forbidden", code, why, NULL);
         return accounts_error(conn, code, why);
     }
     push_mod(api, "password", &u, NULL, u.session, 0, u.name, NULL);
     pv_notice("password changed for id=%lld name=\"%s\" from %s:%d; its other sessions revoked",
               (long long)u.id, u.name, who.addr, who.port);
-    return reply(conn, 200, "OK", NULL, json_pack("{s:b}", "changed", 1));
+    return pv_api_reply(conn, 200, "OK", NULL, json_pack("{s:b}", "changed", 1));
 }
 
 /* kick, ban, unban, mute, unmute, role (accounts.h has the rules). A
@@ -493,7 +499,7 @@ static int on_moderate(struct mg_connection *conn, void *ud)
     if (!need_session(conn, api, &by))
         return 401;
     if (pv_role_rank(by.role) < 2)
-        return error(conn, 403, "Forbidden", "forbidden", "moderators only", NULL);
+        return pv_api_error(conn, 403, "Forbidden", "forbidden", "moderators only", NULL);
     struct pv_api_fields f;
     if (!read_request(conn, PV_REQ_MODERATE, &f))
         return 400;
@@ -515,10 +521,11 @@ static int on_moderate(struct mg_connection *conn, void *ud)
         /* A guest: only what acts on an open connection. */
         if (strcmp(act, "kick") != 0 && strcmp(act, "mute") != 0 && strcmp(act, "unmute") != 0 &&
             strcmp(act, "ban") != 0)
-            return error(conn, 404, "Not Found", "not-found",
-                         "no account has that name (a guest can be kicked, banned or muted while "
-                         "online)",
-                         NULL);
+            return pv_api_error(
+                conn, 404, "Not Found", "not-found",
+                "no account has that name (a guest can be kicked, banned or muted while "
+                "online)",
+                NULL);
         int64_t until = strcmp(act, "mute") == 0 ? pv_now_ms() + (int64_t)minutes * 60000 : 0;
         char target_name[PV_NAME_MAX_BYTES + 8];
         snprintf(target_name, sizeof(target_name), "guest %s", user);
@@ -526,8 +533,9 @@ static int on_moderate(struct mg_connection *conn, void *ud)
         push_mod(api, act, NULL, user, 0, until, by.name, rsn);
         pv_notice("%s of guest \"%s\" by id=%lld name=\"%s\" from %s:%d%s%s", act, quser,
                   (long long)by.id, by.name, who.addr, who.port, rsn[0] ? ": " : "", qrsn);
-        return reply(conn, 200, "OK", NULL,
-                     json_pack("{s:s, s:s, s:s}", "action", act, "user", user, "role", "guest"));
+        return pv_api_reply(
+            conn, 200, "OK", NULL,
+            json_pack("{s:s, s:s, s:s}", "action", act, "user", user, "role", "guest"));
     }
     if (pv_accounts_moderate(api->accounts, &by, act, &target, (unsigned)minutes,
                              new_role[0] ? new_role : NULL, rsn, &code, why, sizeof(why)) != 0) {
@@ -543,7 +551,7 @@ static int on_moderate(struct mg_connection *conn, void *ud)
         json_pack("{s:s, s:s, s:s}", "action", act, "user", target.name, "role", target.role);
     if (target.muted_until)
         json_object_set_new(out, "mutedUntil", json_integer((json_int_t)target.muted_until));
-    return reply(conn, 200, "OK", NULL, out);
+    return pv_api_reply(conn, 200, "OK", NULL, out);
 }
 
 static int list(struct mg_connection *conn, void *ud, bool audit)
@@ -553,10 +561,11 @@ static int list(struct mg_connection *conn, void *ud, bool audit)
     if (!need_get(conn, api) || !need_session(conn, api, &u))
         return 400;
     if (pv_role_rank(u.role) < 2)
-        return error(conn, 403, "Forbidden", "forbidden", "moderators only", NULL);
-    return reply(conn, 200, "OK", NULL,
-                 audit ? json_pack("{s:o}", "audit", pv_accounts_audit_list(api->accounts, 200))
-                       : json_pack("{s:o}", "users", pv_accounts_users(api->accounts, 1000)));
+        return pv_api_error(conn, 403, "Forbidden", "forbidden", "moderators only", NULL);
+    return pv_api_reply(
+        conn, 200, "OK", NULL,
+        audit ? json_pack("{s:o}", "audit", pv_accounts_audit_list(api->accounts, 200))
+              : json_pack("{s:o}", "users", pv_accounts_users(api->accounts, 1000)));
 }
 
 static int on_users(struct mg_connection *conn, void *ud)
@@ -594,7 +603,7 @@ static int on_rename(struct mg_connection *conn, void *ud)
     if (api->queue)
         pv_queue_push_ctl(api->queue, pv_event_new(PV_EV_MOD, NULL, &m, sizeof(m)));
     pv_notice("account id=%lld renamed from \"%s\" to \"%s\"", (long long)u.id, old, u.name);
-    return reply(conn, 200, "OK", NULL, json_pack("{s:o}", "user", user_json(&u)));
+    return pv_api_reply(conn, 200, "OK", NULL, json_pack("{s:o}", "user", user_json(&u)));
 }
 
 /* ---- Bots: personal access tokens and POST /api/messages ---- */
@@ -609,8 +618,8 @@ static int on_tokens(struct mg_connection *conn, void *ud)
     if (strcmp(ri->request_method, "GET") == 0) {
         if (!need_get(conn, api) || !need_session(conn, api, &u))
             return 400;
-        return reply(conn, 200, "OK", NULL,
-                     json_pack("{s:o}", "tokens", pv_accounts_tokens(api->accounts, u.id)));
+        return pv_api_reply(conn, 200, "OK", NULL,
+                            json_pack("{s:o}", "tokens", pv_accounts_tokens(api->accounts, u.id)));
     }
     struct pv_api_fields f;
     int rc = begin_post(conn, api, PV_REQ_TOKEN, &u, &f);
@@ -622,13 +631,13 @@ static int on_tokens(struct mg_connection *conn, void *ud)
     int r = pv_accounts_token_new(api->accounts, &u, f.name, token, &id, &code, why, sizeof(why));
     pv_api_fields_release(&f);
     if (r != 0)
-        return strcmp(code, "too-many") == 0 ? error(conn, 409, "Conflict", code, why, NULL)
+        return strcmp(code, "too-many") == 0 ? pv_api_error(conn, 409, "Conflict", code, why, NULL)
                                              : accounts_error(conn, code, why);
     pv_notice("token %lld made by id=%lld name=\"%s\" from %s:%d", (long long)id, (long long)u.id,
               u.name, who.addr, who.port);
     json_t *out = json_pack("{s:I, s:s}", "id", (json_int_t)id, "token", token);
     sodium_memzero(token, sizeof(token));
-    return reply(conn, 200, "OK", NULL, out);
+    return pv_api_reply(conn, 200, "OK", NULL, out);
 }
 
 static int on_token_revoke(struct mg_connection *conn, void *ud)
@@ -642,9 +651,9 @@ static int on_token_revoke(struct mg_connection *conn, void *ud)
     long long id = f.id;
     pv_api_fields_release(&f);
     if (!pv_accounts_token_revoke(api->accounts, u.id, (int64_t)id))
-        return error(conn, 404, "Not Found", "not-found", "you have no such token", NULL);
+        return pv_api_error(conn, 404, "Not Found", "not-found", "you have no such token", NULL);
     pv_notice("token %lld of id=%lld name=\"%s\" revoked", id, (long long)u.id, u.name);
-    return reply(conn, 200, "OK", NULL, json_pack("{s:b}", "revoked", 1));
+    return pv_api_reply(conn, 200, "OK", NULL, json_pack("{s:b}", "revoked", 1));
 }
 
 #define PUBLISH_WAIT_MS 10000 /* the commit an answer waits for (synchronous=FULL: ms) */
@@ -670,22 +679,23 @@ static int on_messages(struct mg_connection *conn, void *ud)
         if (pv_log_limited(&lim, PV_LOG_NOTICE, 5))
             pv_notice("publish refused from %s:%d: %s; answered 401", who.addr, who.port,
                       auth ? "unknown, revoked or banned token" : "no Authorization: Bearer");
-        return error(conn, 401, "Unauthorized", "bad-token",
-                     "publishing needs a personal access token: Authorization: Bearer pvt_...",
-                     "WWW-Authenticate: Bearer realm=\"palaver\"\r\n");
+        return pv_api_error(
+            conn, 401, "Unauthorized", "bad-token",
+            "publishing needs a personal access token: Authorization: Bearer pvt_...",
+            "WWW-Authenticate: Bearer realm=\"palaver\"\r\n");
     }
     size_t max = api->cfg ? api->cfg->max_message : 32768;
     if (ri->content_length < 0)
-        return error(conn, 411, "Length Required", "bad-request", "Content-Length is required",
-                     NULL);
+        return pv_api_error(conn, 411, "Length Required", "bad-request",
+                            "Content-Length is required", NULL);
     if ((uint64_t)ri->content_length > max)
-        return error(conn, 413, "Payload Too Large", "too-large",
-                     "the message is larger than --max-message", NULL);
+        return pv_api_error(conn, 413, "Payload Too Large", "too-large",
+                            "the message is larger than --max-message", NULL);
     if (!pv_accounts_token_rate(api->accounts, token_id,
                                 atomic_load_explicit(&api->live->rate_limit, memory_order_relaxed),
                                 atomic_load_explicit(&api->live->rate_burst, memory_order_relaxed)))
-        return error(conn, 429, "Too Many Requests", "rate-limited",
-                     "too many messages from this token: slow down", "Retry-After: 1\r\n");
+        return pv_api_error(conn, 429, "Too Many Requests", "rate-limited",
+                            "too many messages from this token: slow down", "Retry-After: 1\r\n");
     char *body = pv_xmalloc((size_t)ri->content_length + 1);
     size_t want = (size_t)ri->content_length, got = 0;
     while (got < want) {
@@ -698,10 +708,10 @@ static int on_messages(struct mg_connection *conn, void *ud)
     if (got != want || !pv_utf8_valid(body, got)) {
         free(body);
         pv_event_free(ev);
-        return error(conn, 400, "Bad Request", "bad-json",
-                     got != want ? "the body ended before its Content-Length"
-                                 : "the body is not UTF-8",
-                     NULL);
+        return pv_api_error(conn, 400, "Bad Request", "bad-json",
+                            got != want ? "the body ended before its Content-Length"
+                                        : "the body is not UTF-8",
+                            NULL);
     }
     pv_proto_decode(body, got, api->cfg ? api->cfg->max_text : 4096, &ev->in);
     free(body);
@@ -713,8 +723,8 @@ static int on_messages(struct mg_connection *conn, void *ud)
             ev->in.type == PV_IN_INVALID ? ev->in.err_msg
                                          : "publish a {\"type\":\"message\",\"text\":...} object");
         pv_event_free(ev);
-        return reply(conn, status, status == 400 ? "Bad Request" : "Unprocessable Content", NULL,
-                     out);
+        return pv_api_reply(conn, status, status == 400 ? "Bad Request" : "Unprocessable Content",
+                            NULL, out);
     }
     json_t *msg_id = ev->in.msg_id ? json_incref(ev->in.msg_id) : NULL;
     struct pv_publish *p = pv_publish_new();
@@ -729,9 +739,9 @@ static int on_messages(struct mg_connection *conn, void *ud)
         pv_event_free(ev); /* answers the event's reference */
         pv_publish_unref(p);
         json_decref(msg_id);
-        return error(conn, 503, "Service Unavailable", "busy",
-                     "the server is too busy to take the message: send it again",
-                     "Retry-After: 1\r\n");
+        return pv_api_error(conn, 503, "Service Unavailable", "busy",
+                            "the server is too busy to take the message: send it again",
+                            "Retry-After: 1\r\n");
     }
     bool answered = pv_publish_wait(p, PUBLISH_WAIT_MS);
     json_t *out = NULL;
@@ -761,7 +771,7 @@ static int on_messages(struct mg_connection *conn, void *ud)
     pv_publish_unref(p);
     if (msg_id)
         json_object_set_new(out, "msgId", msg_id);
-    return reply(conn, status, reason, NULL, out);
+    return pv_api_reply(conn, status, reason, NULL, out);
 }
 
 /* /setup#<token> (the link in the log): the page is setup.html; a

@@ -264,6 +264,12 @@ int run_capture(const char *const *argv, const char *const *envs, char *out, siz
     while (len + 1 < outsz && (n = read(pipefd[0], out + len, outsz - 1 - len)) > 0)
         len += (size_t)n;
     out[len] = '\0';
+    /* Past what the caller keeps, the rest is read and dropped: a child
+     * writing more than outsz must not die of SIGPIPE (its exit status is
+     * what the caller asserts). */
+    char drop[4096];
+    while (read(pipefd[0], drop, sizeof(drop)) > 0)
+        ;
     close(pipefd[0]);
     int status;
     waitpid(pid, &status, 0);
