@@ -140,7 +140,7 @@ static void count_files(int *tmp, int *stored)
     for (struct dirent *e; d && (e = readdir(d));) {
         if (strlen(e->d_name) != 2)
             continue;
-        char sub[600];
+        char sub[sizeof(path) + 260]; /* the directory, "/", a d_name of up to 255 */
         snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
         DIR *s = opendir(sub);
         for (struct dirent *f; s && (f = readdir(s));)
