@@ -202,6 +202,8 @@ struct pv_broadcaster {
      * the accounts that send no read receipts (sorted). */
     uint32_t *receipt_rooms;
     size_t receipt_rooms_n, receipt_rooms_cap;
+    uint64_t receipts_pass_ns; /* monotonic: the last pass over them */
+    bool receipts_news;        /* a position moved since: pass at once */
     int64_t *no_receipts;
     size_t no_receipts_n, no_receipts_cap;
     /* typing.c: rooms with typists or a list to send (ids). */

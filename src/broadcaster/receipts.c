@@ -158,6 +158,7 @@ static void advance(struct pv_broadcaster *b, struct pv_room *r, struct pv_membe
     if (shown && pv__receipts_streamed(b, r) && b->d.cfg->receipts_max) {
         m->changed = true;
         r->receipts_dirty = true;
+        b->receipts_news = true;
         enlist(b, r);
     }
 }
@@ -264,6 +265,17 @@ int pv__receipts_flush(struct pv_broadcaster *b, uint64_t now)
     int wait = -1;
     size_t keep = 0;
     uint64_t every = (uint64_t)PV_RECEIPTS_EVERY_MS * 1000000u;
+    uint64_t watch_every = (uint64_t)PV_RECEIPTS_WATCH_MS * 1000000u;
+    if (!b->receipt_rooms_n)
+        return -1;
+    /* One pass per PV_RECEIPTS_WATCH_MS, not one per loop turn (the loop
+     * turns thousands of times a second under load, and a pass reads every
+     * watched slot's written_bytes); a moved position passes at once, so
+     * the first change after a quiet second still goes out at once. */
+    if (!b->receipts_news && now - b->receipts_pass_ns < watch_every)
+        return (int)((b->receipts_pass_ns + watch_every - now) / 1000000u) + 1;
+    b->receipts_news = false;
+    b->receipts_pass_ns = now;
     for (size_t i = 0; i < b->receipt_rooms_n; i++) {
         struct pv_room *r = pv__room(b, b->receipt_rooms[i]);
         if (!r)
