@@ -273,6 +273,11 @@ static void test_big_room_seen_on_request(void **state)
     rseq_of(c, "big news");
     send_json(b, "{\"type\":\"read\",\"room\":\"trio\",\"rseq\":%lld}", r);
     send_json(c, "{\"type\":\"received\",\"room\":\"trio\",\"rseq\":%lld}", r);
+    /* Different connections' requests have no order between them; each
+     * connection's own do: an answer on b and on c says their markers
+     * were taken before Ann asks. */
+    json_decref(ask(b, "seen", "{\"type\":\"seen\",\"room\":\"trio\",\"rseq\":1}"));
+    json_decref(ask(c, "seen", "{\"type\":\"seen\",\"room\":\"trio\",\"rseq\":1}"));
     json_t *seen = ask(a, "seen", "{\"type\":\"seen\",\"room\":\"trio\",\"rseq\":999}");
     assert_int_equal(num(seen, "read"), 0); /* nobody is past the end */
     json_decref(seen);
