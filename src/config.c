@@ -61,6 +61,7 @@ void pv_config_defaults(struct pv_config *c)
     c->files_max_bytes = (size_t)4 << 30;
     c->files_reserve = (size_t)256 << 20;
     snprintf(c->guest_uploads, sizeof(c->guest_uploads), "%s", "off");
+    c->files_sweep_s = 60;
     snprintf(c->auth, sizeof(c->auth), "%s", "open");
     c->history_keep = 100000;
     c->history_max_bytes = 256u << 20;
@@ -234,6 +235,9 @@ static const struct setting settings[] = {
       "refused (507) (default %D)"),
     S("guest-uploads", 0, K_STR, guest_uploads, "on|off", NULL,
       "on: guests may share files in the lobby; off: only signed-in people (default %D)"),
+    U("files-sweep", 0, files_sweep_s, 1, 86400, "SECONDS", NULL,
+      "how often the files of deleted or expired messages (and uploads never sent within a "
+      "day) are removed from the disk (default %D)"),
     S("log-level", 0, K_LEVEL, log_level, "LEVEL", "Logging",
       "err, warning, notice, info or debug (default %D)"),
 };

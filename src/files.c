@@ -42,6 +42,12 @@
 #define PIECE 65536 /* bytes read from the client at a time */
 #define DAY_MS 86400000ll
 #define PATHLEN 4352 /* --data-dir (4096 bytes at most) and what follows it */
+/* An attachment may be served while it is not in a message yet (the
+ * uploader's own page shows it), or while its message is a message: not
+ * once the message is deleted (a tombstone) or gone (retention). */
+#define ALIVE                                                                                      \
+    "(a.seq IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.seq = a.seq AND "                  \
+    "m.json ->> '$.type' = 'message'))"
 
 struct pv_files {
     const struct pv_config *cfg;
@@ -273,6 +279,7 @@ struct upload {
     char tmp[PATHLEN], path[PATHLEN], hash[65], id[PV_FILE_ID_CHARS + 1];
     char name[PV_FILE_NAME_MAX + 1], room_name[PV_ROOM_NAME_MAX_BYTES + 1];
     char mime[128], desc[256];
+    char preview_of[PV_FILE_ID_CHARS + 1]; /* a preview: the original's id; "" otherwise */
     long width, height;
     uint64_t size;
 };
@@ -317,10 +324,12 @@ static int receive(struct pv_files *f, struct mg_connection *conn, struct upload
                 continue;
             }
             if (w <= 0) {
-                *code = errno == ENOSPC || errno == EDQUOT ? "disk-full" : "storage-failed";
-                *why = errno == ENOSPC || errno == EDQUOT ? "the server's disk is full"
-                                                          : "the server cannot write files now";
-                status = errno == ENOSPC || errno == EDQUOT ? 507 : 500;
+                /* EFBIG: the file size limit (systemd's LimitFSIZE=) -- for
+                 * this upload the same as a full disk. */
+                bool full = errno == ENOSPC || errno == EDQUOT || errno == EFBIG;
+                *code = full ? "disk-full" : "storage-failed";
+                *why = full ? "the server's disk is full" : "the server cannot write files now";
+                status = full ? 507 : 500;
                 break;
             }
         }
@@ -353,30 +362,37 @@ static int receive(struct pv_files *f, struct mg_connection *conn, struct upload
     pthread_mutex_unlock(&f->mu);
     if (strncmp(u->mime, "image/", 6) == 0)
         dimensions(u->desc, &u->width, &u->height);
-    /* Into place: <files>/<2 hex>/<hash>, the directory synced. */
+    return 0;
+}
+
+/* Moves u's temporary file into place, <files>/<2 hex>/<hash>, the
+ * directory synced. Called with mu held (with record(): the sweep, which
+ * removes content nothing refers to, holds mu too, so it never removes
+ * what an upload is putting in place). False: the temporary file is gone. */
+static bool place(struct pv_files *f, struct upload *u)
+{
     char sub[PATHLEN];
     snprintf(sub, sizeof(sub), "%s/%.2s", f->dir, u->hash);
     snprintf(u->path, sizeof(u->path), "%s/%.2s/%s", f->dir, u->hash, u->hash);
     if (!mkdirs(sub) || rename(u->tmp, u->path) != 0) {
         unlink(u->tmp);
-        *code = "storage-failed";
-        *why = "the server cannot write files now";
-        return 500;
+        return false;
     }
     int dfd = open(sub, O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
     }
-    return 0;
+    return true;
 }
 
+/* The content's row (if new) and the attachment's, in one transaction.
+ * Called with mu held, after place(). */
 static bool record(struct pv_files *f, const struct upload *u, int64_t room, int64_t account,
                    const char *addr)
 {
     int64_t now = pv_now_ms();
     bool ok = false;
-    pthread_mutex_lock(&f->mu);
     sqlite3_stmt *a = NULL, *b = NULL;
     if (sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(f->db,
@@ -385,7 +401,7 @@ static bool record(struct pv_files *f, const struct upload *u, int64_t room, int
                            -1, &a, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(f->db,
                            "INSERT INTO attachments (id, hash, user_id, room_id, name, size, "
-                           "created, addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                           "created, addr, preview_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                            -1, &b, NULL) == SQLITE_OK) {
         sqlite3_bind_text(a, 1, u->hash, -1, SQLITE_STATIC);
         sqlite3_bind_int64(a, 2, (sqlite3_int64)u->size);
@@ -404,13 +420,55 @@ static bool record(struct pv_files *f, const struct upload *u, int64_t room, int
         sqlite3_bind_int64(b, 6, (sqlite3_int64)u->size);
         sqlite3_bind_int64(b, 7, now);
         sqlite3_bind_text(b, 8, addr, -1, SQLITE_STATIC);
+        if (u->preview_of[0])
+            sqlite3_bind_text(b, 9, u->preview_of, -1, SQLITE_STATIC);
         ok = sqlite3_step(a) == SQLITE_DONE && sqlite3_step(b) == SQLITE_DONE;
     }
     sqlite3_finalize(a);
     sqlite3_finalize(b);
     sqlite3_exec(f->db, ok ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
-    pthread_mutex_unlock(&f->mu);
     return ok;
+}
+
+/* Why an upload may not be a preview of `orig` (NULL: it may): the
+ * original must be the uploader's (an account's, or a guest's from the
+ * same address), in `room`, not a preview itself, not yet in a message,
+ * with fewer than PV_PREVIEWS previews. */
+static const char *preview_refused(struct pv_files *f, const char *orig, int64_t room,
+                                   int64_t account, const char *addr)
+{
+    if (!pv_file_id_ok(orig, strlen(orig)))
+        return "\"preview\" must be the id of your upload";
+    const char *why = "\"preview\" must be the id of your upload";
+    sqlite3_stmt *st;
+    pthread_mutex_lock(&f->mu);
+    if (sqlite3_prepare_v2(
+            f->db,
+            "SELECT user_id, room_id, addr, seq IS NOT NULL, preview_of IS NOT NULL, "
+            "(SELECT COUNT(*) FROM attachments p WHERE p.preview_of = ?1) "
+            "FROM attachments WHERE id = ?1",
+            -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, orig, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            bool mine = account > 0
+                            ? sqlite3_column_int64(st, 0) == account
+                            : sqlite3_column_type(st, 0) == SQLITE_NULL &&
+                                  strcmp((const char *)sqlite3_column_text(st, 2), addr) == 0;
+            if (!mine || sqlite3_column_int64(st, 1) != room)
+                why = "\"preview\" must be the id of your upload in this room";
+            else if (sqlite3_column_int(st, 3))
+                why = "that file is in a message already: its previews are fixed";
+            else if (sqlite3_column_int(st, 4))
+                why = "a preview has no previews";
+            else if (sqlite3_column_int(st, 5) >= PV_PREVIEWS)
+                why = "that file has its previews already";
+            else
+                why = NULL;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return why;
 }
 
 static int on_upload(struct mg_connection *conn, void *ud)
@@ -470,6 +528,15 @@ static int on_upload(struct mg_connection *conn, void *ud)
         (!guest && acc.muted_until > pv_now_ms()))
         return pv_api_error(conn, 403, "Forbidden", "forbidden",
                             "you may not post in that room now", "Connection: close\r\n");
+    /* A preview (docs/files.md): of one's own original, in the same room,
+     * not yet in a message, at most PV_PREVIEWS of it. */
+    char prev[64] = "";
+    if (param(ri, "preview", prev, sizeof(prev))) {
+        const char *bad = preview_refused(f, prev, room.id, guest ? 0 : acc.id, who.addr);
+        if (bad)
+            return pv_api_error(conn, 409, "Conflict", "bad-preview", bad, "Connection: close\r\n");
+        snprintf(u.preview_of, sizeof(u.preview_of), "%s", prev);
+    }
     /* Quotas, before a byte is read: the person's day, the store, the disk. */
     int64_t since = pv_now_ms() - DAY_MS;
     int64_t today = guest ? 0
@@ -502,6 +569,37 @@ static int on_upload(struct mg_connection *conn, void *ud)
     const char *code = NULL, *why = NULL;
     int st = receive(f, conn, &u, &code, &why);
     atomic_fetch_sub(&f->uploads, 1);
+    /* A preview is what the page drew on a canvas: a raster image the
+     * browser encoded, no larger than PV_PREVIEW_MAX a side (libmagic's
+     * header reading: palaverd decodes no image). */
+    if (!st && u.preview_of[0] &&
+        ((strcmp(u.mime, "image/webp") != 0 && strcmp(u.mime, "image/jpeg") != 0 &&
+          strcmp(u.mime, "image/png") != 0) ||
+         u.width <= 0 || u.height <= 0 || u.width > PV_PREVIEW_MAX || u.height > PV_PREVIEW_MAX)) {
+        unlink(u.tmp);
+        pv_warn("upload from %s: preview of %s refused: %s %ldx%ld is not a WebP, JPEG or PNG of "
+                "at most %d px a side; answered 415",
+                peer, u.preview_of, u.mime, u.width, u.height, PV_PREVIEW_MAX);
+        return pv_api_error(conn, 415, "Unsupported Media Type", "bad-preview",
+                            "a preview must be a WebP, JPEG or PNG image of at most 1280 px a side",
+                            "Connection: close\r\n");
+    }
+    if (!st) {
+        new_id(u.id);
+        pthread_mutex_lock(&f->mu);
+        if (!place(f, &u)) {
+            st = 500;
+            code = "storage-failed";
+            why = "the server cannot write files now";
+        } else if (!record(f, &u, room.id, guest ? 0 : acc.id, who.addr)) {
+            pv_err("upload from %s: stored %s but could not record it: %s", peer, u.hash,
+                   sqlite3_errmsg(f->db));
+            st = 500;
+            code = "storage-failed";
+            why = "the server cannot record files now";
+        }
+        pthread_mutex_unlock(&f->mu);
+    }
     if (st) {
         pv_warn("upload from %s failed: %s (%llu bytes announced); nothing kept", peer, why,
                 (unsigned long long)u.size);
@@ -510,13 +608,6 @@ static int on_upload(struct mg_connection *conn, void *ud)
                             : st == 507 ? "Insufficient Storage"
                                         : "Internal Server Error",
                             code, why, "Connection: close\r\n");
-    }
-    new_id(u.id);
-    if (!record(f, &u, room.id, guest ? 0 : acc.id, who.addr)) {
-        pv_err("upload from %s: stored %s but could not record it: %s", peer, u.hash,
-               sqlite3_errmsg(f->db));
-        return pv_api_error(conn, 500, "Internal Server Error", "storage-failed",
-                            "the server cannot record files now", NULL);
     }
     bool inl = pv_file_inline(u.mime);
     pv_info("upload from %s: %s \"%s\" %llu bytes %s into room %lld as %s", peer,
@@ -531,6 +622,8 @@ static int on_upload(struct mg_connection *conn, void *ud)
     if (u.height)
         json_object_set_new(o, "height", json_integer(u.height));
     json_object_set_new(o, "detected", json_string(u.mime));
+    if (u.preview_of[0])
+        json_object_set_new(o, "previewOf", json_string(u.preview_of));
     char loc[64];
     snprintf(loc, sizeof(loc), "Location: /files/%s\r\n", u.id);
     return pv_api_reply(conn, 201, "Created", loc, o);
@@ -555,7 +648,7 @@ static int on_download(struct mg_connection *conn, void *ud)
     pthread_mutex_lock(&f->mu);
     if (sqlite3_prepare_v2(f->db,
                            "SELECT a.hash, a.room_id, a.name, f.size, f.mime FROM attachments a "
-                           "JOIN files f ON f.hash = a.hash WHERE a.id = ?1",
+                           "JOIN files f ON f.hash = a.hash WHERE a.id = ?1 AND " ALIVE,
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
@@ -629,6 +722,152 @@ static int on_download(struct mg_connection *conn, void *ud)
     }
     close(fd);
     return status;
+}
+
+/* ---- files in messages ---- */
+
+/* The description of attachment `id` as a message carries it (files.h),
+ * or NULL with *why if it may not be attached by this person to a
+ * message of `room`. Called with mu held. */
+static json_t *describe(struct pv_files *f, const char *id, int64_t room, int64_t account,
+                        const char *addr, const char **code, const char **why)
+{
+    sqlite3_stmt *st, *pv;
+    json_t *o = NULL;
+    *code = "bad-files";
+    *why = "no such file: upload it first";
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT a.user_id, a.room_id, a.addr, a.seq IS NOT NULL, "
+                           "a.preview_of IS NOT NULL, a.name, f.size, f.mime, f.width, f.height "
+                           "FROM attachments a JOIN files f ON f.hash = a.hash WHERE a.id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        bool mine = account > 0 ? sqlite3_column_int64(st, 0) == account
+                                : sqlite3_column_type(st, 0) == SQLITE_NULL &&
+                                      strcmp((const char *)sqlite3_column_text(st, 2), addr) == 0;
+        /* Someone else's upload looks like one that does not exist. */
+        if (!mine || sqlite3_column_int(st, 4))
+            ;
+        else if (sqlite3_column_int64(st, 1) != room)
+            *why = "that file was shared into another room: upload it again here";
+        else if (sqlite3_column_int(st, 3))
+            *why = "that file is in a message already: upload it again";
+        else {
+            const char *mime = (const char *)sqlite3_column_text(st, 7);
+            bool inl = pv_file_inline(mime);
+            o = json_pack("{s:s, s:s, s:I, s:s, s:b}", "id", id, "name",
+                          (const char *)sqlite3_column_text(st, 5), "size",
+                          (json_int_t)sqlite3_column_int64(st, 6), "type",
+                          inl ? mime : "application/octet-stream", "inline", inl);
+            if (sqlite3_column_type(st, 8) == SQLITE_INTEGER)
+                json_object_set_new(o, "width", json_integer(sqlite3_column_int64(st, 8)));
+            if (sqlite3_column_type(st, 9) == SQLITE_INTEGER)
+                json_object_set_new(o, "height", json_integer(sqlite3_column_int64(st, 9)));
+        }
+    }
+    sqlite3_finalize(st);
+    if (!o)
+        return NULL;
+    json_t *list = json_array();
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT a.id, f.mime, f.width, f.height FROM attachments a JOIN files f "
+                           "ON f.hash = a.hash WHERE a.preview_of = ?1 ORDER BY f.width",
+                           -1, &pv, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(pv, 1, id, -1, SQLITE_STATIC);
+        while (sqlite3_step(pv) == SQLITE_ROW)
+            json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:I}", "id",
+                                                  (const char *)sqlite3_column_text(pv, 0), "type",
+                                                  (const char *)sqlite3_column_text(pv, 1), "width",
+                                                  (json_int_t)sqlite3_column_int64(pv, 2), "height",
+                                                  (json_int_t)sqlite3_column_int64(pv, 3)));
+        sqlite3_finalize(pv);
+    }
+    if (json_array_size(list))
+        json_object_set_new(o, "previews", list);
+    else
+        json_decref(list);
+    return o;
+}
+
+json_t *pv_files_resolve(struct pv_files *f, int64_t account, const char *addr, const char *room,
+                         const json_t *ids, const char **code, const char **why)
+{
+    struct room r;
+    *code = "not-a-member";
+    *why = "you are not in that room";
+    if (!f) {
+        *code = "files-unavailable";
+        *why = "shared files need a data directory (--data-dir)";
+        return NULL;
+    }
+    if (!find_room(f, room, &r))
+        return NULL;
+    json_t *out = json_array();
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        json_t *o =
+            describe(f, json_string_value(json_array_get(ids, i)), r.id, account, addr, code, why);
+        if (!o) {
+            json_decref(out);
+            out = NULL;
+            break;
+        }
+        json_array_append_new(out, o);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return out;
+}
+
+/* ---- the sweep ---- */
+
+unsigned pv_files_sweep(struct pv_files *f, int64_t now)
+{
+    if (!f)
+        return 0;
+    unsigned removed = 0;
+    int gone = 0;
+    sqlite3_stmt *del = NULL, *orphans = NULL, *drop = NULL;
+    pthread_mutex_lock(&f->mu);
+    if (sqlite3_prepare_v2(f->db,
+                           "DELETE FROM attachments WHERE id IN (SELECT id FROM attachments "
+                           "WHERE (seq IS NULL AND created < ?1) OR (seq IS NOT NULL AND NOT "
+                           "EXISTS (SELECT 1 FROM messages m WHERE m.seq = attachments.seq AND "
+                           "m.json ->> '$.type' = 'message')) LIMIT 1000)",
+                           -1, &del, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(del, 1, now - PV_FILES_UNSENT_MS);
+        if (sqlite3_step(del) == SQLITE_DONE)
+            gone = sqlite3_changes(f->db);
+    }
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT hash FROM files WHERE NOT EXISTS (SELECT 1 FROM attachments a "
+                           "WHERE a.hash = files.hash) LIMIT 1000",
+                           -1, &orphans, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(f->db, "DELETE FROM files WHERE hash = ?1", -1, &drop, NULL) ==
+            SQLITE_OK) {
+        while (sqlite3_step(orphans) == SQLITE_ROW) {
+            const char *h = (const char *)sqlite3_column_text(orphans, 0);
+            if (!h || strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64)
+                continue;
+            sqlite3_bind_text(drop, 1, h, -1, SQLITE_TRANSIENT);
+            bool ok = sqlite3_step(drop) == SQLITE_DONE;
+            sqlite3_reset(drop);
+            char path[PATHLEN];
+            snprintf(path, sizeof(path), "%s/%.2s/%s", f->dir, h, h);
+            if (ok && (unlink(path) == 0 || errno == ENOENT))
+                removed++;
+        }
+    }
+    sqlite3_finalize(del);
+    sqlite3_finalize(orphans);
+    sqlite3_finalize(drop);
+    pthread_mutex_unlock(&f->mu);
+    if (gone || removed)
+        pv_info("files: sweep removed %d attachment(s) of deleted, expired or never sent "
+                "messages and %u file(s) nothing refers to any more",
+                gone, removed);
+    return removed;
 }
 
 /* Without a data directory (or when it could not be opened). */

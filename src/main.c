@@ -84,6 +84,10 @@ static void block_signals(sigset_t *handled)
     struct sigaction sa = {.sa_handler = on_evict_signal}; /* no SA_RESTART */
     sigemptyset(&sa.sa_mask);
     sigaction(PV_EVICT_SIGNAL, &sa, NULL);
+    /* A write past the file size limit (systemd's LimitFSIZE=, ulimit -f)
+     * would kill the daemon with SIGXFSZ; ignored, the write fails EFBIG
+     * and that upload alone is refused (files.c: 507). */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 /* Each WebSocket holds a file descriptor; make sure the limit allows
@@ -337,10 +341,12 @@ static bool start(struct palaverd *p)
         if (!p->files)
             pv_err("shared files unavailable (uploads answer 503): %s", ferr);
     }
+    p->ws.files = p->files;
     p->api = (struct pv_api){.accounts = p->accounts,
                              .live = &p->live,
                              .registration = p->cfg.registration,
                              .queue = p->queue,
+                             .files = p->files,
                              .cfg = cfg};
     p->bc = pv_broadcaster_start(
         &(struct pv_broadcaster_deps){.cfg = cfg,
@@ -381,6 +387,7 @@ static int supervise(struct palaverd *p, const sigset_t *sigs, int argc, char **
     uint64_t wd_usec = 0;
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
     uint64_t last_wd = 0, last_status = 0, last_msgs = pv_stat_get(&p->stats.messages_in);
+    uint64_t last_sweep = pv_mono_ns();
     for (;;) {
         /* A tick of a second, or a quarter of the watchdog interval. */
         uint64_t tick_ns = watchdog && wd_usec * 250u < 1000000000u ? wd_usec * 250u : 1000000000u;
@@ -404,6 +411,12 @@ static int supervise(struct palaverd *p, const sigset_t *sigs, int argc, char **
                        (double)(msgs - last_msgs) / secs, alive ? "" : ", broadcaster stuck");
             last_msgs = msgs;
             last_status = now;
+        }
+        /* Files of deleted or expired messages (files.h): a sweep is a
+         * few bounded statements, well inside a watchdog tick. */
+        if (p->files && now - last_sweep >= (uint64_t)p->cfg.files_sweep_s * 1000000000u) {
+            pv_files_sweep(p->files, pv_now_ms());
+            last_sweep = now;
         }
         if (sig < 0)
             continue; /* the tick */

@@ -12,6 +12,7 @@
 #include "palaver/frame.h"
 #include "palaver/log.h"
 #include "palaver/nickname.h"
+#include "palaver/upload.h"
 #include "palaver/utf8.h"
 #include "palaver/xalloc.h"
 
@@ -89,18 +90,51 @@ bool pv_proto_too_complex(const char *data, size_t len)
     return false;
 }
 
+/* A message's "files": 1..PV_FILES_PER_MESSAGE attachment ids (upload.h),
+ * no id twice; absent is fine. The worker replaces each id by the
+ * file's description before the message is queued (files.h). */
+static bool files_field(struct pv_inbound *in)
+{
+    json_t *v = json_object_get(in->root, "files");
+    if (!v)
+        return true;
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || n == 0 || n > PV_FILES_PER_MESSAGE) {
+        set_invalid(in, "bad-files", "\"files\" must be a list of 1 to 10 file ids");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *id = json_array_get(v, i);
+        if (!json_is_string(id) || !pv_file_id_ok(json_string_value(id), json_string_length(id))) {
+            set_invalid(in, "bad-files", "\"files\" must be a list of file ids");
+            return false;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(id, json_array_get(v, j))) {
+                set_invalid(in, "bad-files", "a file is listed twice");
+                return false;
+            }
+    }
+    in->files = v;
+    return true;
+}
+
 /* The "text" of a message or an edit: a string, not blank, at most
  * max_text bytes. False (in set invalid) otherwise. */
-static bool text_field(struct pv_inbound *in, size_t max_text)
+static bool text_field(struct pv_inbound *in, size_t max_text, bool may_be_empty)
 {
     json_t *v = json_object_get(in->root, "text");
+    if (!v && may_be_empty) {
+        in->text = "";
+        return true;
+    }
     if (!json_is_string(v)) {
         set_invalid(in, "bad-text", "\"text\" must be a string");
         return false;
     }
     in->text = json_string_value(v);
     in->text_len = json_string_length(v);
-    if (pv_text_blank(in->text, in->text_len)) {
+    if (pv_text_blank(in->text, in->text_len) && !may_be_empty) {
         set_invalid(in, "empty-text", "message text is empty");
         return false;
     }
@@ -261,11 +295,12 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
             in->type = PV_IN_DELETE;
             return;
         }
-        if (!text_field(in, max_text))
+        if (!text_field(in, max_text, false))
             return;
         in->type = PV_IN_EDIT;
     } else if (strcmp(t, "message") == 0) {
-        if (!text_field(in, max_text) || !room_field(in))
+        /* A message with files may have no text (a photo on its own). */
+        if (!files_field(in) || !text_field(in, max_text, in->files != NULL) || !room_field(in))
             return;
         /* A client's own date is relayed when it is a time a client can
          * read exactly (an integer of ms, 0 .. 2^53 - 1); else the
@@ -351,8 +386,8 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
  * it needs. */
 static void keep_only_known(struct pv_inbound *in)
 {
-    static const char *const known[] = {"type",   "msgId", "text", "date",  "name",
-                                        "server", "room",  "kind", "topic", "user"};
+    static const char *const known[] = {"type", "msgId", "text",  "date", "name", "server",
+                                        "room", "kind",  "topic", "user", "files"};
     /* ("target", "since", "before", "limit" and "rseq" were read as numbers,
      * "typing" and "readReceipts" as booleans.) */
     if (!in->root)
@@ -439,6 +474,8 @@ struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_u
     json_object_set_new(o, "room", json_string(room));
     json_object_set_new(o, "rseq", json_integer((json_int_t)rseq));
     json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
+    if (in->files) /* the descriptions the worker put in place of the ids */
+        json_object_set(o, "files", in->files);
     return finish(o);
 }
 

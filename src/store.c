@@ -96,6 +96,7 @@ struct pv_store {
     bool recount;           /* a room's rows were rewritten: recount after the commit */
     uint64_t rooms_checked; /* writer: monotonic ns of the last per-room retention pass */
     sqlite3_stmt *expire;   /* w: that pass (NULL: a schema without per-room retention) */
+    sqlite3_stmt *attach;   /* w: a message's files (and their previews) get its seq */
     struct pv_store_msg **batch;
     size_t batch_cap;
     const char *what; /* the statement that failed last, */
@@ -623,6 +624,14 @@ static int store_batch(struct pv_store *s, struct pv_store_msg **batch, size_t n
             account(s, m->sender, 1, (int64_t)(len + PV_STORE_ROW_OVERHEAD));
         sqlite3_reset(s->insert);
         sqlite3_clear_bindings(s->insert);
+        if (rc == SQLITE_OK && m->files) {
+            sqlite3_bind_int64(s->attach, 1, (sqlite3_int64)m->seq);
+            sqlite3_bind_text(s->attach, 2, (const char *)json, (int)len, SQLITE_STATIC);
+            if (sqlite3_step(s->attach) != SQLITE_DONE)
+                rc = note(s, "UPDATE attachments");
+            sqlite3_reset(s->attach);
+            sqlite3_clear_bindings(s->attach);
+        }
         if (rc == SQLITE_OK && m->target && m->replace)
             rc = replace_target(s, m);
         if (rc == SQLITE_OK && m->audit)
@@ -908,7 +917,7 @@ static void release(struct pv_store *s)
     sqlite3_stmt *st[] = {
         s->insert, s->prune_oldest, s->prune_sender, s->prune_age,      s->min_w,   s->range,
         s->before, s->rd_range,     s->rd_before,    s->rd_oldest,      s->old_row, s->replace_row,
-        s->audit,  s->rd_room_seq,  s->rd_room_rseq, s->rd_room_oldest, s->expire};
+        s->audit,  s->rd_room_seq,  s->rd_room_rseq, s->rd_room_oldest, s->expire,  s->attach};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
         sqlite3_finalize(st[i]);
     /* A statement left unfinalized keeps its connection open (SQLITE_BUSY):
@@ -957,8 +966,11 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, s
  *     positions are shown to others; docs/receipts.md).
  *  9: files (content by SHA-256: size, detected type, image dimensions)
  *     and attachments (each upload: a random id, the uploader, the room,
- *     the sanitized name; docs/files.md). */
-#define SCHEMA_VERSION 9
+ *     the sanitized name; docs/files.md).
+ * 10: attachments gain seq (the message they are in; set by the writer
+ *     in the transaction that stores the message) and preview_of (a
+ *     preview's original). */
+#define SCHEMA_VERSION 10
 
 static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
 {
@@ -1071,6 +1083,13 @@ static int migrate(sqlite3 *db, bool readonly, char *err, size_t errsz)
         "CREATE INDEX attachments_by_user ON attachments(user_id, created);"
         "CREATE INDEX attachments_by_hash ON attachments(hash);"
         "PRAGMA user_version = 9;"
+        "COMMIT",
+        /* 9 -> 10 */
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE attachments ADD COLUMN seq INTEGER;"
+        "ALTER TABLE attachments ADD COLUMN preview_of TEXT;"
+        "CREATE INDEX attachments_by_preview ON attachments(preview_of);"
+        "PRAGMA user_version = 10;"
         "COMMIT",
     };
     _Static_assert(PV_STORE_ROW_OVERHEAD == 64, "the back-fill above counts 64 per row");
@@ -1231,6 +1250,11 @@ struct pv_store *pv_store_open(const char *dir, const struct pv_store_options *o
                 "MAX(m2.rseq) FROM messages m2 WHERE m2.room_id = r.id)) OR (r.max_age_s > 0 AND "
                 "messages.server_date < ?1 - r.max_age_s * 1000))",
                 &s->expire, err, errsz))
+        goto fail;
+    if (!readonly && prepare(s->w,
+                             "UPDATE attachments SET seq = ?1 WHERE seq IS NULL AND id IN (SELECT "
+                             "value FROM json_tree(?2, '$.files') WHERE key = 'id')",
+                             &s->attach, err, errsz))
         goto fail;
     if (!readonly && load_accounting(s)) {
         snprintf(err, errsz, "counting the stored messages: %s", sqlite3_errmsg(s->w));

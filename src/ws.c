@@ -20,6 +20,7 @@
 #include "palaver/client.h"
 #include "palaver/clock.h"
 #include "palaver/config.h"
+#include "palaver/files.h"
 #include "palaver/frame.h"
 #include "palaver/limits.h"
 #include "palaver/live.h"
@@ -265,6 +266,7 @@ static void on_ready(struct mg_connection *conn, void *ud)
     if (signed_in) {
         const struct pv_account *a = &handshake_account.account;
         jr.account = a->id;
+        c->uploader = a->id; /* the worker's own copy: files in messages (files.h) */
         snprintf(jr.role, sizeof(jr.role), "%s", a->role);
         jr.session = a->session;
         jr.muted_until = a->muted_until;
@@ -361,6 +363,23 @@ static int push_message(struct pv_ws *ws, struct pv_client *c, struct pv_event *
             json_object_set_new(ev->in.root, "user", json_string(acc.name));
             ev->in.user = json_string_value(json_object_get(ev->in.root, "user"));
         }
+    }
+    /* A message's files: their ids become their descriptions here, read
+     * from palaver.db by this worker (files.h); the broadcaster encodes
+     * them with the message once. */
+    if (ev->in.type == PV_IN_MESSAGE && ev->in.files) {
+        const char *code, *why;
+        json_t *d = pv_files_resolve(ws->files, c->uploader, c->addr, ev->in.room, ev->in.files,
+                                     &code, &why);
+        if (!d) {
+            pv_info("message with files from %s (account %lld) refused: %s; answered %s", c->peer,
+                    (long long)c->uploader, why, code);
+            reply_error(ws, c, ev->in.msg_id, code, why);
+            pv_event_free(ev);
+            return 1;
+        }
+        json_object_set_new(ev->in.root, "files", d);
+        ev->in.files = d;
     }
     int rc = pv_queue_push_msg(ws->queue, ev, (int)ws->cfg->queue_timeout_ms);
 

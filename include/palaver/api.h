@@ -58,6 +58,7 @@ struct pv_api {
                                    * through the broadcaster (PV_EV_MOD, queue.h) */
     struct pv_live *live;
     const char *registration; /* "invite", "open" or "closed" (the setting) */
+    struct pv_files *files;   /* files a published message names (files.h); NULL: none */
 };
 
 void pv_api_register(struct mg_context *ctx, struct pv_api *api);

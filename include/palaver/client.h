@@ -73,6 +73,8 @@ struct pv_client {
     struct pv_rate typing; /* typing requests' own bucket (PV_TYPING_RATE) */
     struct pv_rate bytes;  /* inbound byte budget */
     char leave_reason[64];
+    int64_t uploader; /* the account it signed in with at the handshake (0: a guest), for
+                       * the files a message names (files.h): the broadcaster owns `account` */
 
     /* Worker -> broadcaster: monotonic ns of the last frame received
      * (any frame, pongs included); relaxed, it is only a clock reading. */

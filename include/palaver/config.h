@@ -92,6 +92,7 @@ struct pv_config {
     size_t files_max_bytes;  /* bytes of files kept in all */
     size_t files_reserve;    /* bytes always left free on the disk */
     char guest_uploads[8];   /* "on": guests may share files in the lobby */
+    unsigned files_sweep_s;  /* seconds between sweeps of files nothing refers to */
     char auth[16];           /* "open" or "members"; live (live.h) */
 };
 

@@ -17,8 +17,10 @@
 #ifndef PALAVER_FILES_H
 #define PALAVER_FILES_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct mg_context;
 struct pv_accounts;
@@ -34,5 +36,36 @@ struct pv_files *pv_files_open(const struct pv_config *cfg, struct pv_accounts *
 void pv_files_close(struct pv_files *f);
 /* f NULL: both endpoints answer 503 (no data directory). */
 void pv_files_register(struct mg_context *ctx, struct pv_files *f);
+
+/* Previews (docs/files.md): the uploading page draws an image on a
+ * canvas and uploads the result with ?preview=<the original's id>; each
+ * is a WebP, JPEG or PNG of at most PV_PREVIEW_MAX px a side, at most
+ * PV_PREVIEWS of one original. */
+#define PV_PREVIEW_MAX 1280
+#define PV_PREVIEWS 2
+
+/* Files in messages. A message names its files by id
+ * ({"type":"message","files":[id,...]}); the worker that decoded it calls
+ * this before queueing it, and the message carries what it returns in
+ * their place -- one description per file, encoded once with the message:
+ *   {"id","name","size","type","inline","width"?,"height"?,
+ *    "previews"?:[{"id","type","width","height"},...]}
+ * Each must be the sender's own upload (`account`, or a guest's from
+ * `addr`), into `room` (NULL: the lobby), not yet in a message, not a
+ * preview. NULL with *code and *why (a protocol error) otherwise.
+ * Threads: any worker (takes mu). */
+json_t *pv_files_resolve(struct pv_files *f, int64_t account, const char *addr, const char *room,
+                         const json_t *ids, const char **code, const char **why);
+
+/* Uploads never sent in a message are removed after this long. */
+#define PV_FILES_UNSENT_MS (24ll * 3600 * 1000)
+
+/* Removes attachments whose message was deleted or retention took (or
+ * that were never sent within PV_FILES_UNSENT_MS), then the content
+ * nothing refers to any more, from palaver.db and the disk; at most 1000
+ * of each a call. Returns the files removed from disk. Threads: main's
+ * supervisor loop, every --files-sweep seconds (takes mu: never while an
+ * upload is put in place). */
+unsigned pv_files_sweep(struct pv_files *f, int64_t now);
 
 #endif

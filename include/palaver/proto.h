@@ -78,6 +78,7 @@ enum pv_room_op {
 
 #define PV_ROOM_NAME_MAX_BYTES 128 /* a room's wire name: a display name, or dm:<id>:<id> */
 #define PV_TOPIC_MAX_BYTES 512
+#define PV_FILES_PER_MESSAGE 10     /* files one message may carry (docs/files.md) */
 #define PV_ROOM_KEEP_MAX 100000000u /* retention: items */
 #define PV_ROOM_AGE_MAX 3153600000u /* retention: seconds (100 years) */
 
@@ -85,9 +86,12 @@ struct pv_inbound {
     enum pv_in_type type;
     json_t *root;     /* owned; NULL if the JSON did not parse */
     json_t *msg_id;   /* borrowed from root: integer or short string */
-    const char *text; /* message, edit: the text */
+    const char *text; /* message, edit: the text ("" for a message of files only) */
     size_t text_len;
     json_t *date;     /* message: the client's date if it is a number */
+    json_t *files;    /* message: borrowed from root, NULL if none: 1..PV_FILES_PER_MESSAGE
+                       * attachment ids as decoded; on the worker, before the message is
+                       * queued, the files' descriptions (files.h) */
     const char *name; /* hello: the requested display name, if any */
     size_t name_len;
     bool has_since; /* hello: resume after seq `since` */

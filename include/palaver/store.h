@@ -72,6 +72,8 @@ struct pv_store_msg {
     char sender[48];        /* who sent it (its address), for fair retention */
     uint32_t room;          /* its room (docs/rooms.md); 0: the lobby (1) */
     uint64_t rseq;          /* its place in its room */
+    bool files;             /* it carries files: their attachments (and their previews) get
+                             * its seq in the transaction that stores it (docs/files.md) */
     /* An edit or a deletion (proto.h): stored with this event, in the same
      * transaction, the row of seq `target` gets `replace` (one reference,
      * dropped by the writer) as its JSON; 0/NULL for a chat message. */

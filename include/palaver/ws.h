@@ -33,6 +33,7 @@ struct pv_ws {
     struct pv_bans *bans;         /* addresses banned for a while (limits.h) */
     struct pv_live *live;         /* limits SIGHUP can change */
     struct pv_accounts *accounts; /* sessions and reserved names; NULL without a data dir */
+    struct pv_files *files;       /* files in messages (files.h); NULL: none can be attached */
     /* Clients admitted and not yet released by the broadcaster's LEAVE
      * handling: at most cfg->max_clients. */
     atomic_uint admitted;

@@ -13,6 +13,7 @@
 
 #include "palaver/apireq.h"
 #include "palaver/clock.h"
+#include "palaver/files.h"
 #include "palaver/limits.h"
 #include "palaver/live.h"
 #include "palaver/config.h"
@@ -725,6 +726,20 @@ static int on_messages(struct mg_connection *conn, void *ud)
         pv_event_free(ev);
         return pv_api_reply(conn, status, status == 400 ? "Bad Request" : "Unprocessable Content",
                             NULL, out);
+    }
+    /* Files a bot uploaded with its session... or a person's: the token's
+     * account must be the uploader (files.h), as on a WebSocket. */
+    if (ev->in.files) {
+        const char *code, *why;
+        json_t *d =
+            pv_files_resolve(api->files, u.id, who.addr, ev->in.room, ev->in.files, &code, &why);
+        if (!d) {
+            pv_event_free(ev);
+            pv_info("publish refused from %s:%d: %s; answered 422", who.addr, who.port, why);
+            return pv_api_error(conn, 422, "Unprocessable Content", code, why, NULL);
+        }
+        json_object_set_new(ev->in.root, "files", d);
+        ev->in.files = d;
     }
     json_t *msg_id = ev->in.msg_id ? json_incref(ev->in.msg_id) : NULL;
     struct pv_publish *p = pv_publish_new();

@@ -379,6 +379,7 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
     pv_stat_add(&b->d.stats->messages_in, 1);
     struct pv_store_msg *m = pv__record(b, f, r->id, seq, rseq, now, c->account, true, c->addr);
     if (m) {
+        m->files = in->files != NULL;
         /* The ack waits for the commit: an acknowledged message is on disk.
          * The store writes the frame's payload: encoded once, no copy. */
         pv_store_append(b->d.store, m);
@@ -468,6 +469,7 @@ static void on_publish(struct pv_broadcaster *b, struct pv_event *ev)
     snprintf(sender, sizeof(sender), "api:%lld", (long long)p->account);
     struct pv_store_msg *m = pv__record(b, f, r->id, seq, rseq, now, p->account, true, sender);
     if (m) {
+        m->files = ev->in.files != NULL;
         pv_store_append(b->d.store, m);
         hold_ack(b, NULL, p, seq, 0, NULL, now); /* the event's reference moves there */
         ev->publish = NULL;

@@ -117,6 +117,8 @@ static inline long long num(const json_t *j, const char *k)
 static inline void expect_error(struct wsc *c, const char *code)
 {
     json_t *e = wsc_expect(c, "error", T);
+    if (!e)
+        srv_dump_log(&server);
     assert_non_null(e);
     assert_string_equal(str(e, "code"), code);
     json_decref(e);

@@ -3,7 +3,10 @@
  * with the SHA-256 checked, a 413 before the body is read, an upload cut
  * short leaving nothing, quotas and a full store answered clearly while
  * the chat goes on, hostile types served as attachments with the safe
- * headers, a private room's file refused to a non-member, path tricks.
+ * headers, a private room's file refused to a non-member, path tricks;
+ * files in messages with the previews the page made, who may attach
+ * what, and a deleted message taking its files (and their bytes on
+ * disk) with it.
  *
  * Threads: one test thread. */
 #include "people.h"
@@ -32,6 +35,8 @@ static int setup(void **state)
                           "1048576",
                           "--upload-quota-day",
                           quota,
+                          "--files-sweep",
+                          "1",
                           NULL};
     assert_int_equal(srv_start(&server, args), 0);
     account("ann", ann, sizeof(ann));
@@ -397,6 +402,202 @@ static void test_quota(void **state)
     wsc_free(b);
 }
 
+
+/* Bytes no other test uploads: a PNG header (640 x 480) then `tag`. */
+static unsigned char *unique_png(const char *tag, size_t *n)
+{
+    *n = sizeof(png) + strlen(tag);
+    unsigned char *b = malloc(*n);
+    memcpy(b, png, sizeof(png));
+    memcpy(b + sizeof(png), tag, strlen(tag));
+    return b;
+}
+
+/* Whether <dir>/files/<xx>/<hash> exists. */
+static bool stored(const char *hash)
+{
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/files/%.2s/%s", dir, hash, hash);
+    return stat(path, &st) == 0;
+}
+
+/* A message names its files; the one the others get describes them, with
+ * the previews its page uploaded; history keeps them. Only one's own
+ * uploads into that room, once, and previews only of one's own unsent
+ * original, only raster images of at most 1280 px. */
+static void test_files_in_messages(void **state)
+{
+    (void)state;
+    size_t n;
+    unsigned char *photo = unique_png("photo-1", &n);
+    struct answer u = upload(ann, "lobby", "beach.png", photo, n, NULL);
+    assert_int_equal(u.status, 201);
+    char id[32], pid[32], path[80];
+    snprintf(id, sizeof(id), "%s", str(u.json, "id"));
+    answer_free(&u);
+    /* Previews: of ann's own original, images only, at most two. */
+    snprintf(path, sizeof(path), "lobby&preview=%s", id);
+    u = upload(bob, path, "p.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 409);
+    assert_string_equal(str(u.json, "error"), "bad-preview");
+    answer_free(&u);
+    u = upload(ann, path, "p.html", "<html><script>alert(1)</script></html>", 38, NULL);
+    assert_int_equal(u.status, 415);
+    assert_string_equal(str(u.json, "error"), "bad-preview");
+    answer_free(&u);
+    unsigned char *small = unique_png("preview-1", &n);
+    u = upload(ann, path, "p.png", small, n, NULL);
+    assert_int_equal(u.status, 201);
+    assert_string_equal(str(u.json, "previewOf"), id);
+    snprintf(pid, sizeof(pid), "%s", str(u.json, "id"));
+    answer_free(&u);
+    u = upload(ann, path, "p2.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 201);
+    answer_free(&u);
+    u = upload(ann, path, "p3.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 409);
+    answer_free(&u);
+    free(small);
+    free(photo);
+
+    struct wsc *a = open_as(ann, "/ws", NULL), *b = open_as(bob, "/ws", NULL);
+    /* Refusals first: each answered, nothing relayed. */
+    send_json(a,
+              "{\"type\":\"message\",\"msgId\":1,\"text\":\"x\",\"files\":[\"../../etc/passwd\"]}");
+    expect_error(a, "bad-files");
+    send_json(a, "{\"type\":\"message\",\"msgId\":1,\"text\":\"x\",\"files\":[\"%s\",\"%s\"]}", id,
+              id);
+    expect_error(a, "bad-files");
+    send_json(a, "{\"type\":\"message\",\"msgId\":1,\"files\":[]}");
+    expect_error(a, "bad-files");
+    send_json(a, "{\"type\":\"message\",\"msgId\":1,\"text\":\"x\",\"files\":[\"%s\"]}", pid);
+    expect_error(a, "bad-files"); /* a preview on its own */
+    send_json(b, "{\"type\":\"message\",\"msgId\":1,\"text\":\"mine now\",\"files\":[\"%s\"]}", id);
+    expect_error(b, "bad-files"); /* ann's upload */
+    /* The message: files and no text. */
+    send_json(a, "{\"type\":\"message\",\"msgId\":2,\"files\":[\"%s\"]}", id);
+    json_t *ack = wsc_expect(a, "ack", T);
+    assert_non_null(ack);
+    long long seq = num(ack, "seq");
+    json_decref(ack);
+    json_t *m = wsc_expect(b, "message", T);
+    assert_non_null(m);
+    assert_int_equal(num(m, "seq"), seq);
+    assert_string_equal(str(m, "text"), "");
+    json_t *files = json_object_get(m, "files");
+    assert_int_equal(json_array_size(files), 1);
+    json_t *f0 = json_array_get(files, 0);
+    assert_string_equal(str(f0, "id"), id);
+    assert_string_equal(str(f0, "name"), "beach.png");
+    assert_string_equal(str(f0, "type"), "image/png");
+    assert_true(json_is_true(json_object_get(f0, "inline")));
+    assert_int_equal(num(f0, "width"), 640);
+    assert_int_equal(num(f0, "height"), 480);
+    json_t *pv = json_object_get(f0, "previews");
+    assert_int_equal(json_array_size(pv), 2);
+    assert_non_null(strstr(json_dumps(pv, 0), pid));
+    json_decref(m);
+    /* Once in a message, an upload is that message's. */
+    send_json(a, "{\"type\":\"message\",\"msgId\":3,\"text\":\"again\",\"files\":[\"%s\"]}", id);
+    expect_error(a, "bad-files");
+    snprintf(path, sizeof(path), "lobby&preview=%s", id);
+    u = upload(ann, path, "late.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 409);
+    answer_free(&u);
+    /* A file shared into a room goes with messages of that room only. */
+    send_json(a, "{\"type\":\"create\",\"room\":\"attic\"}");
+    json_decref(wsc_expect(a, "room", T));
+    json_decref(ask(a, "history", "{\"type\":\"history\",\"room\":\"attic\"}"));
+    u = upload(ann, "attic", "attic.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 201);
+    send_json(a, "{\"type\":\"message\",\"msgId\":4,\"text\":\"here?\",\"files\":[\"%s\"]}",
+              str(u.json, "id"));
+    expect_error(a, "bad-files");
+    answer_free(&u);
+    wsc_free(b);
+    /* History keeps the descriptions: a newcomer's join history has them. */
+    json_t *got;
+    b = open_as(bob, "/ws", &got);
+    bool seen = false;
+    for (size_t i = 0; i < json_array_size(got); i++) {
+        json_t *j = json_array_get(got, i);
+        if (num(j, "seq") == seq && json_array_size(json_object_get(j, "files")) == 1)
+            seen = true;
+    }
+    assert_true(seen);
+    json_decref(got);
+    wsc_free(a);
+    wsc_free(b);
+}
+
+/* Deleting a message takes its files: the ids answer 404 once the
+ * deletion is stored, and the sweep removes the bytes from the disk --
+ * unless another upload still refers to the same content. */
+static void test_deleted_message_takes_its_files(void **state)
+{
+    (void)state;
+    size_t dn, n;
+    unsigned char *doc = unique_png("delete-me", &dn), *pre = unique_png("delete-me-preview", &n);
+    struct answer u = upload(ann, "lobby", "gone.png", doc, dn, NULL);
+    assert_int_equal(u.status, 201);
+    char id[32], hash[65], pid[32], phash[65], path[80], ppath[80];
+    snprintf(id, sizeof(id), "%s", str(u.json, "id"));
+    snprintf(hash, sizeof(hash), "%s", str(u.json, "hash"));
+    answer_free(&u);
+    snprintf(path, sizeof(path), "lobby&preview=%s", id);
+    u = upload(ann, path, "gone-preview.png", pre, n, NULL);
+    assert_int_equal(u.status, 201);
+    snprintf(pid, sizeof(pid), "%s", str(u.json, "id"));
+    snprintf(phash, sizeof(phash), "%s", str(u.json, "hash"));
+    answer_free(&u);
+    /* The same bytes as the preview, kept by another (unsent) upload of bob. */
+    u = upload(bob, "lobby", "keep.png", pre, n, NULL);
+    assert_int_equal(u.status, 201);
+    answer_free(&u);
+    free(doc);
+    free(pre);
+    struct wsc *a = open_as(ann, "/ws", NULL);
+    send_json(a, "{\"type\":\"message\",\"msgId\":5,\"text\":\"oops\",\"files\":[\"%s\"]}", id);
+    json_t *ack = wsc_expect(a, "ack", T); /* sent after the commit */
+    assert_non_null(ack);
+    long long seq = num(ack, "seq");
+    json_decref(ack);
+    snprintf(path, sizeof(path), "/files/%s", id);
+    snprintf(ppath, sizeof(ppath), "/files/%s", pid);
+    struct answer d = download(bob, path, NULL);
+    assert_int_equal(d.status, 200);
+    answer_free(&d);
+    send_json(a, "{\"type\":\"delete\",\"msgId\":6,\"target\":%lld}", seq);
+    json_decref(wsc_expect(a, "delete", T));
+    /* Relayed at once, stored by the writer's next commit: until then
+     * the file is still the message's. */
+    int64_t deadline = mono_ms() + T;
+    for (;;) {
+        d = download(bob, path, NULL);
+        int status = d.status;
+        answer_free(&d);
+        if (status == 404 || mono_ms() > deadline) {
+            assert_int_equal(status, 404);
+            break;
+        }
+        assert_int_equal(status, 200);
+        poll(NULL, 0, 20);
+    }
+    d = download(ann, ppath, NULL);
+    assert_int_equal(d.status, 404);
+    answer_free(&d);
+    /* The sweep (every second here) removes the original's bytes; the
+     * preview's stay, bob's upload refers to them. */
+    deadline = mono_ms() + 10000;
+    while (stored(hash) && mono_ms() < deadline)
+        poll(NULL, 0, 100);
+    assert_false(stored(hash));
+    assert_true(stored(phash));
+    assert_true(srv_log_has(&server, "files: sweep removed"));
+    wsc_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +608,8 @@ int main(void)
         cmocka_unit_test(test_who_may),
         cmocka_unit_test(test_path_tricks),
         cmocka_unit_test(test_quota),
+        cmocka_unit_test(test_files_in_messages),
+        cmocka_unit_test(test_deleted_message_takes_its_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

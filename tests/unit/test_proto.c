@@ -208,6 +208,47 @@ static void test_decode_receipts_and_typing(void **state)
     expect_invalid("{\"type\":\"read\",\"room\":\"ops\",\"rseq\":9007199254740992}", "bad-rseq");
 }
 
+/* Files in a message (docs/files.md): ids by shape, 1..10, no twice; the
+ * text may then be absent or blank; an encoded message carries them. */
+static void test_decode_files(void **state)
+{
+    (void)state;
+    struct pv_inbound in;
+    decode("{\"type\":\"message\",\"files\":[\"AAAAAAAAAAAAAAAAAAAAAA\"]}", &in);
+    assert_int_equal(in.type, PV_IN_MESSAGE);
+    assert_int_equal(in.text_len, 0);
+    assert_int_equal(json_array_size(in.files), 1);
+    struct pv_user from = {.id = "abc", .name = "ann", .role = "member"};
+    struct pv_frame *f = pv_proto_message(&in, &from, "lobby", 1, 1, 5);
+    size_t n;
+    const char *p = (const char *)pv_frame_payload(f, &n);
+    assert_non_null(strstr(p, "\"files\":[\"AAAAAAAAAAAAAAAAAAAAAA\"]"));
+    pv_frame_unref(f);
+    pv_inbound_release(&in);
+    decode("{\"type\":\"message\",\"text\":\" \",\"files\":[\"AAAAAAAAAAAAAAAAAAAAAA\"]}", &in);
+    assert_int_equal(in.type, PV_IN_MESSAGE);
+    pv_inbound_release(&in);
+    decode("{\"type\":\"message\",\"text\":\"hi\"}", &in);
+    assert_null(in.files);
+    pv_inbound_release(&in);
+    expect_invalid("{\"type\":\"message\",\"files\":[]}", "bad-files");
+    expect_invalid("{\"type\":\"message\",\"files\":\"AAAAAAAAAAAAAAAAAAAAAA\"}", "bad-files");
+    expect_invalid("{\"type\":\"message\",\"files\":[\"../../etc/passwd\"]}", "bad-files");
+    expect_invalid("{\"type\":\"message\",\"files\":[7]}", "bad-files");
+    expect_invalid("{\"type\":\"message\",\"files\":[\"AAAAAAAAAAAAAAAAAAAAAA\","
+                   "\"AAAAAAAAAAAAAAAAAAAAAA\"]}",
+                   "bad-files");
+    char many[512] = "{\"type\":\"message\",\"files\":[";
+    for (int i = 0; i < 11; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%s\"AAAAAAAAAAAAAAAAAAAAA%c\"", i ? "," : "", 'a' + i);
+        strcat(many, id);
+    }
+    strcat(many, "]}");
+    expect_invalid(many, "bad-files");
+    expect_invalid("{\"type\":\"message\"}", "bad-text"); /* no files, no text */
+}
+
 static void test_text_limit_is_bytes(void **state)
 {
     (void)state;
@@ -469,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_decode_too_complex),
         cmocka_unit_test(test_decode_receipts_and_typing),
+        cmocka_unit_test(test_decode_files),
         cmocka_unit_test(test_text_limit_is_bytes),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_keys),

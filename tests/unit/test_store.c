@@ -496,7 +496,7 @@ static void test_schema_upgrade_from_3(void **state)
                            -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 9);
+    assert_int_equal(sqlite3_column_int(st, 0), 10);
     assert_string_equal((const char *)sqlite3_column_text(st, 1), "Ann");
     assert_int_equal(sqlite3_column_int(st, 2), 1);
     assert_string_equal((const char *)sqlite3_column_text(st, 3), "10.0.0.1");
@@ -550,7 +550,7 @@ static void test_schema_upgrade(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 9);
+    assert_int_equal(sqlite3_column_int(st, 0), 10);
     sqlite3_finalize(st);
     /* Version 6: the stored messages are the lobby's, numbered in order
      * (rseq back-filled by rank). */
@@ -590,7 +590,7 @@ static void test_schema_upgrade(void **state)
                                       NULL, NULL, NULL),
                          SQLITE_OK);
     /* A newer palaverd's database: refused, untouched. */
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 10", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 11", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     char err[256] = "";
     assert_null(pv_store_open(path, NULL, err, sizeof(err)));
