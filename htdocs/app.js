@@ -3,6 +3,7 @@
 // (textContent, createTextNode), never as HTML.
 import { Session } from './session.js';
 import { avatarColor, initials, linkify, mentions, utf8Length } from './text.js';
+import { Attachment, humanSize, lightbox, renderFiles } from './files.js';
 
 const $ = (id) => document.getElementById(id);
 const log = $('log');
@@ -58,6 +59,7 @@ const state = {
   typingRoom: null,    // the room we said we are typing in, null: not typing
   typingSent: 0,       // when we last said so (refreshed every TYPING_REFRESH_MS)
   attention: 0,        // mentions and DMs that arrived while the tab was hidden
+  tray: [],            // files attached to the message being written (files.js Attachment)
 };
 
 // ---- connection ----------------------------------------------------------
@@ -305,7 +307,7 @@ function render(ev) {
 
 function showMessage({ m, history, replayed, mine }) {
   const li = messageItem(m.from ? m.from.name : '?', m.text, m.serverDate || m.date, mine,
-    m.from && m.from.role);
+    m.from && m.from.role, m.files);
   li.dataset.seq = String(m.seq);
   placeIn(li, m);
   if (m.from && m.from.account) li.dataset.account = String(m.from.account);
@@ -314,7 +316,9 @@ function showMessage({ m, history, replayed, mine }) {
   if (history) li.classList.add('history');
   append(li, !history && !li.hidden);
   if (!history && !replayed && !li.hidden) {
-    live.textContent = `${m.from ? m.from.name : 'someone'}: ${m.text}`;
+    const shared = Array.isArray(m.files) && m.files.length
+      ? ` (shared ${m.files.length === 1 ? 'a file' : `${m.files.length} files`})` : '';
+    live.textContent = `${m.from ? m.from.name : 'someone'}: ${m.text}${shared}`;
   }
   if (!mine) noteReceived(m);
   if (!history && !replayed && !mine && document.hidden) {
@@ -564,7 +568,7 @@ function roleBadge(role) {
   return b;
 }
 
-function messageItem(name, body, when, mine, role) {
+function messageItem(name, body, when, mine, role, files) {
   const li = document.createElement('li');
   li.className = mine ? 'msg mine' : 'msg';
   li.append(avatar(name));
@@ -587,6 +591,10 @@ function messageItem(name, body, when, mine, role) {
   p.dir = 'auto';
   p.append(...linkify(body));
   box.append(head, p);
+  if (Array.isArray(files) && files.length) {
+    if (!body) p.hidden = true;
+    box.append(renderFiles(files, openLightbox));
+  }
   li.append(box);
   return li;
 }
@@ -748,7 +756,7 @@ function markFailed(li, msgId, body, why) {
     err.remove();
     session.retry(msgId);
     state.own.delete(msgId);
-    send(body, li);
+    send(body, li, sentFiles.get(li));
   });
   err.append(' ', retry);
 }
@@ -873,6 +881,7 @@ function switchRoom(room) {
   renderMembers();
   requestMembers(room);
   renderTyping();
+  renderTray();
   updateTicks(room);
   updateOlder();
   // A room we have never paged in: its latest page now.
@@ -1209,11 +1218,16 @@ function updateCounter() {
   const over = n > session.maxText;
   counter.classList.toggle('over', over);
   text.setAttribute('aria-invalid', over ? 'true' : 'false');
-  sendBtn.disabled = over || !state.socket || state.socket.readyState !== WebSocket.OPEN;
+  sendBtn.disabled = over || uploading() || !state.socket || state.socket.readyState !== WebSocket.OPEN;
+  sendBtn.textContent = uploading() ? 'Uploading…' : 'Send';
 }
 
-function send(body, existing) {
-  const li = existing || messageItem(session.me ? session.me.name : 'me', body, Date.now(), true);
+const sentFiles = new WeakMap(); // <li> of our own message -> the files it carries (a retry)
+
+function send(body, existing, files) {
+  const li = existing || messageItem(session.me ? session.me.name : 'me', body, Date.now(), true,
+    null, files);
+  if (files) sentFiles.set(li, files);
   if (!existing) {
     li.dataset.room = state.room;
     append(li, false);
@@ -1224,7 +1238,8 @@ function send(body, existing) {
     return;
   }
   setMessageState(li, 'sending', 'Sending…');
-  const { msgId, frame } = session.send(body, Date.now(), li.dataset.room || 'lobby');
+  const { msgId, frame } = session.send(body, Date.now(), li.dataset.room || 'lobby',
+    files && files.map((f) => f.id));
   state.own.set(msgId, li);
   state.socket.send(frame);
 }
@@ -1232,12 +1247,119 @@ function send(body, existing) {
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const body = text.value;
-  if (!body.trim() || overLimit()) return;
+  if (uploading()) return;
+  const files = roomTray().filter((a) => a.state === 'ready').map((a) => a.desc);
+  if ((!body.trim() && !files.length) || overLimit()) return;
   state.typingRoom = null; // the message ends our typing there (the server knows)
-  send(body);
+  send(body, null, files.length ? files : null);
   text.value = '';
+  state.tray = state.tray.filter((a) => a.room !== state.room);
+  renderTray();
   updateCounter();
 });
+
+// ---- attaching files (docs/files.md) -------------------------------------
+
+const tray = $('tray');
+const fileInput = $('file-input');
+const openLightbox = lightbox($('lightbox'));
+const MAX_FILES = 10; // files one message carries (the server's limit)
+
+// The tray is per room (an upload belongs to the room it went to): the
+// room shown has its own.
+function roomTray() {
+  return state.tray.filter((a) => a.room === state.room);
+}
+
+function uploading() {
+  return roomTray().some((a) => a.state === 'uploading');
+}
+
+function attach(files) {
+  for (const file of files) {
+    if (roomTray().length >= MAX_FILES) {
+      notice(`A message carries at most ${MAX_FILES} files: ${file.name || 'a file'} was left out.`, 'notice error');
+      break;
+    }
+    const a = new Attachment(file, state.room, { onchange: renderTray });
+    state.tray.push(a);
+  }
+  renderTray();
+}
+
+function trayItem(a) {
+  const li = document.createElement('li');
+  li.className = `tray-item ${a.state}`;
+  const name = document.createElement('span');
+  name.className = 'file-name';
+  name.dir = 'auto';
+  name.textContent = a.name;
+  const meta = document.createElement('span');
+  meta.className = 'file-meta';
+  meta.textContent = a.state === 'failed' ? a.error
+    : a.state === 'cancelled' ? 'cancelled'
+      : `${humanSize(a.file.size)}${a.state === 'ready' ? ' · ready' : ''}`;
+  if (a.state === 'failed') meta.setAttribute('role', 'alert');
+  const bar = document.createElement('progress');
+  bar.max = Math.max(1, a.total);
+  bar.value = a.state === 'ready' ? bar.max : a.sent;
+  bar.setAttribute('aria-label', `Uploading ${a.name}`);
+  bar.hidden = a.state !== 'uploading';
+  li.append(name, meta, bar);
+  if (a.stripped) {
+    const gps = document.createElement('span');
+    gps.className = 'gps-note';
+    gps.textContent = 'Location data removed from this photo';
+    li.append(gps);
+  }
+  const x = document.createElement('button');
+  x.type = 'button';
+  x.className = 'remove';
+  x.textContent = a.state === 'uploading' ? 'Cancel' : 'Remove';
+  x.setAttribute('aria-label', `${x.textContent} ${a.name}`);
+  x.addEventListener('click', () => {
+    a.cancel();
+    state.tray = state.tray.filter((t) => t !== a);
+    renderTray();
+    text.focus();
+  });
+  li.append(x);
+  return li;
+}
+
+function renderTray() {
+  state.tray = state.tray.filter((a) => a.state !== 'cancelled');
+  const here = roomTray();
+  tray.replaceChildren(...here.map(trayItem));
+  tray.hidden = here.length === 0;
+  updateCounter();
+}
+
+$('attach').addEventListener('click', () => fileInput.click());
+fileInput.addEventListener('change', () => {
+  attach([...fileInput.files]);
+  fileInput.value = '';
+});
+text.addEventListener('paste', (ev) => {
+  const files = ev.clipboardData ? [...ev.clipboardData.files] : [];
+  if (!files.length) return;
+  ev.preventDefault();
+  attach(files);
+});
+for (const zone of [scroller, form]) {
+  zone.addEventListener('dragover', (ev) => {
+    if (!ev.dataTransfer || ![...ev.dataTransfer.types].includes('Files')) return;
+    ev.preventDefault();
+    document.body.classList.add('dropping');
+  });
+  zone.addEventListener('dragleave', () => document.body.classList.remove('dropping'));
+  zone.addEventListener('drop', (ev) => {
+    document.body.classList.remove('dropping');
+    if (!ev.dataTransfer || !ev.dataTransfer.files.length) return;
+    ev.preventDefault();
+    attach([...ev.dataTransfer.files]);
+  });
+}
 
 text.addEventListener('keydown', (ev) => {
   if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {

@@ -88,11 +88,12 @@ export class Session {
 
   // A chat message to send: its msgId (pending until acked) and the frame.
   // A message for the lobby names no room, as every older client does.
-  send(text, now, room = 'lobby') {
+  send(text, now, room = 'lobby', files = null) {
     const msgId = `m${this.nextId++}`;
     this.pending.set(msgId, text);
     const m = { type: 'message', msgId, text, clientKey: '', date: now };
     if (room !== 'lobby') m.room = room;
+    if (files && files.length) m.files = files; // ids of our uploads (docs/files.md)
     return { msgId, frame: JSON.stringify(m) };
   }
 

@@ -225,33 +225,6 @@ static bool param(const struct mg_request_info *ri, const char *key, char *out, 
            mg_get_var(ri->query_string, strlen(ri->query_string), key, out, n) >= 0;
 }
 
-/* "W x H" or "WxH" in libmagic's description of an image: the first
- * number (after a space or comma) followed by an x and another. */
-static void dimensions(const char *desc, long *w, long *h)
-{
-    *w = *h = 0;
-    for (const char *p = desc; p && *p; p++) {
-        if (!(*p >= '1' && *p <= '9') || (p != desc && p[-1] != ' ' && p[-1] != ','))
-            continue;
-        char *end;
-        long a = strtol(p, &end, 10);
-        while (*end == ' ')
-            end++;
-        if (*end != 'x')
-            continue;
-        end++;
-        while (*end == ' ')
-            end++;
-        if (!(*end >= '1' && *end <= '9'))
-            continue;
-        long b = strtol(end, NULL, 10);
-        if (a > 0 && b > 0 && a <= 1000000 && b <= 1000000) {
-            *w = a;
-            *h = b;
-            return;
-        }
-    }
-}
 
 static void hex(const unsigned char *in, size_t n, char *out)
 {
@@ -361,7 +334,7 @@ static int receive(struct pv_files *f, struct mg_connection *conn, struct upload
     snprintf(u->desc, sizeof(u->desc), "%s", d ? d : "");
     pthread_mutex_unlock(&f->mu);
     if (strncmp(u->mime, "image/", 6) == 0)
-        dimensions(u->desc, &u->width, &u->height);
+        pv_file_dimensions(u->desc, &u->width, &u->height);
     return 0;
 }
 

@@ -63,7 +63,8 @@ static struct {
     "X-Content-Type-Options: nosniff\r\n"                                                          \
     "Referrer-Policy: no-referrer\r\n"                                                             \
     "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
-    "img-src 'self' data:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "             \
+    "img-src 'self' data:; media-src 'self'; connect-src 'self'; manifest-src 'self'; "            \
+    "base-uri 'none'; "                                                                            \
     "form-action 'none'; frame-ancestors 'none'"
 
 /* The lowest address of this worker's stack (init_thread), for

@@ -4,6 +4,7 @@
 #include "palaver/upload.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* One code point from s[0..n) (strict UTF-8: no overlongs, surrogates or
@@ -243,4 +244,32 @@ void pv_file_disposition(const char *name, bool inline_, char *out, size_t n)
     enc[e] = '\0';
     snprintf(out, n, "%s; filename=\"%s\"; filename*=UTF-8''%s", inline_ ? "inline" : "attachment",
              ascii, enc);
+}
+
+void pv_file_dimensions(const char *desc, long *w, long *h)
+{
+    *w = *h = 0;
+    for (const char *p = desc; p && *p; p++) {
+        if (!(*p >= '1' && *p <= '9') || (p != desc && p[-1] != ' ' && p[-1] != ','))
+            continue;
+        /* "density 72x72" (JPEG's pixel density) is not a size. */
+        if (p - desc >= 8 && strncmp(p - 8, "density ", 8) == 0)
+            continue;
+        char *end;
+        long a = strtol(p, &end, 10);
+        while (*end == ' ')
+            end++;
+        if (*end != 'x')
+            continue;
+        end++;
+        while (*end == ' ')
+            end++;
+        if (!(*end >= '1' && *end <= '9'))
+            continue;
+        long b = strtol(end, &end, 10);
+        if (a > 0 && b > 0 && a <= 1000000 && b <= 1000000 && (*end == '\0' || *end == ',')) {
+            *w = a; /* the last such pair: libmagic names the size after the format's details */
+            *h = b;
+        }
+    }
 }

@@ -47,4 +47,13 @@ bool pv_file_inline(const char *mime);
  * and filename* in UTF-8, percent-encoded (RFC 6266, RFC 8187). */
 void pv_file_disposition(const char *name, bool inline_, char *out, size_t n);
 
+/* An image's size from libmagic's description of its header: the last
+ * "W x H" or "WxH" (each 1..1000000) followed by a comma or the end, not
+ * a JPEG's "density 72x72". 0 x 0 when there is none. Examples:
+ *   "PNG image data, 640 x 480, 8-bit/color RGBA, non-interlaced"
+ *   "JPEG image data, JFIF standard 1.01, aspect ratio, density 1x1, segment
+ *    length 16, baseline, precision 8, 320x240, components 3"
+ *   "RIFF (little-endian) data, Web/P image, VP8 encoding, 320x240, Scaling: ..." */
+void pv_file_dimensions(const char *desc, long *w, long *h);
+
 #endif

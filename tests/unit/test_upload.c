@@ -131,12 +131,46 @@ static void test_disposition(void **state)
                            "filename*=UTF-8''a%20%22b%22%25%E5%86%99.pdf");
 }
 
+/* Sizes from libmagic's descriptions, as `file` prints them on Debian 12. */
+static void test_dimensions(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *desc;
+        long w, h;
+    } cases[] = {
+        {"PNG image data, 640 x 480, 8-bit/color RGBA, non-interlaced", 640, 480},
+        {"JPEG image data, JFIF standard 1.01, aspect ratio, density 1x1, segment length 16, "
+         "baseline, precision 8, 320x240, components 3",
+         320, 240},
+        {"JPEG image data, JFIF standard 1.01, resolution (DPI), density 72x72, segment length "
+         "16, progressive, precision 8, 1600x1200, components 3",
+         1600, 1200},
+        {"RIFF (little-endian) data, Web/P image, VP8 encoding, 1280x960, Scaling: [none]x[none], "
+         "YUV color, decoders should clamp",
+         1280, 960},
+        {"GIF image data, version 89a, 32 x 16", 32, 16},
+        {"RIFF (little-endian) data, Web/P image", 0, 0},
+        {"JPEG image data, JFIF standard 1.01, aspect ratio, density 1x1, segment length 16", 0, 0},
+        {"PNG image data, 0 x 480", 0, 0},
+        {"PNG image data, 640 x 99999999", 0, 0},
+        {"", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        long w = -1, h = -1;
+        pv_file_dimensions(cases[i].desc, &w, &h);
+        assert_int_equal(w, cases[i].w);
+        assert_int_equal(h, cases[i].h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),        cmocka_unit_test(test_long_names_keep_extension),
         cmocka_unit_test(test_ids),          cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_inline_types), cmocka_unit_test(test_disposition),
+        cmocka_unit_test(test_dimensions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
