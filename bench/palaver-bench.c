@@ -11,7 +11,10 @@
  * measure palaverd behind its terminator (docs/tls.md); --proxy-pid
  * samples the terminator's CPU beside the broker's.
  *
- * Threads: one. Everything below is owned by the event loop.
+ * Threads: one event loop owns everything below, but for --uploads: that
+ * many uploader threads (upload_main), which share with it only the
+ * `uploading` flag and their counters (atomics) and read `o` after the
+ * loop has stopped writing it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +29,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,6 +93,8 @@ struct opts {
     bool tls;       /* wss:// */
     const char *ca; /* --ca: verify the server against this CA file */
     const char *json_out, *label;
+    int uploads;       /* --uploads: uploader threads during the measured seconds */
+    long upload_bytes; /* --upload-bytes: each upload's size */
 };
 
 static SSL_CTX *tls_ctx;
@@ -585,6 +592,64 @@ static void churn_tick(uint64_t now)
     }
 }
 
+/* --uploads: threads that POST /api/files (docs/files.md) back to back
+ * while the chat is measured, as people sharing photos beside a busy
+ * room. Each upload is the same bytes (stored once: palaverd still
+ * reads, hashes, writes and fsyncs every one, and the disk does not
+ * fill). Blocking sockets; counters are atomics read once they stop. */
+static atomic_bool uploading;
+static atomic_uint_fast64_t uploads_done, upload_bytes_done, upload_errors;
+
+static void *upload_main(void *arg)
+{
+    (void)arg;
+    static char piece[65536];
+    for (size_t i = 0; i < sizeof(piece); i++)
+        piece[i] = (char)(i * 2654435761u >> 11);
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", o.port);
+    if (getaddrinfo(o.host, port, &hints, &ai) != 0)
+        return NULL;
+    const char *cookie = o.cookie[0] ? o.cookie : o.cookies_n ? o.cookies[0] : "";
+    while (atomic_load(&uploading)) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct timeval tv = {30, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        int status = -1;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            char head[1024];
+            int n = snprintf(head, sizeof(head),
+                             "POST /api/files?room=lobby&name=bench.bin HTTP/1.1\r\nHost: %s:%d\r\n"
+                             "Content-Length: %ld\r\nCookie: %s\r\nConnection: close\r\n\r\n",
+                             o.host, o.port, o.upload_bytes, cookie);
+            bool ok = send(fd, head, (size_t)n, MSG_NOSIGNAL) == n;
+            for (long left = o.upload_bytes; ok && left > 0;) {
+                size_t k = left < (long)sizeof(piece) ? (size_t)left : sizeof(piece);
+                ssize_t w = send(fd, piece, k, MSG_NOSIGNAL);
+                ok = w > 0;
+                left -= w > 0 ? w : 0;
+            }
+            char resp[512];
+            ssize_t r = ok ? recv(fd, resp, sizeof(resp) - 1, 0) : -1;
+            if (r > 0) {
+                resp[r] = '\0';
+                sscanf(resp, "HTTP/1.%*d %d", &status);
+            }
+        }
+        close(fd);
+        if (status == 201) {
+            atomic_fetch_add(&uploads_done, 1);
+            atomic_fetch_add(&upload_bytes_done, (uint64_t)o.upload_bytes);
+        } else {
+            atomic_fetch_add(&upload_errors, 1);
+            usleep(100000); /* refused (busy, quota): not a spin */
+        }
+    }
+    freeaddrinfo(ai);
+    return NULL;
+}
+
 /* One blocking GET / while the clients are connected: is the page still
  * served? Returns the HTTP status (or -1) and the time taken. */
 static int check_page(double *ms)
@@ -798,6 +863,9 @@ static void usage(void)
           "                     message it got\n"
           "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i % N); the\n"
           "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
+          "  --uploads N        N threads upload files (POST /api/files, signed in with --cookie)\n"
+          "                     back to back during the measured seconds\n"
+          "  --upload-bytes B   each upload's size (default 25000000)\n"
           "  --broker-pid PID   sample that process's CPU, RSS and threads\n"
           "  --proxy-pid PID    also sample this one's CPU (the TLS terminator of a wss:// URL)\n"
           "  --ca FILE          wss://: verify the server's certificate against this CA\n"
@@ -809,15 +877,32 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"url", 1, 0, 'u'},        {"clients", 1, 0, 'c'},       {"senders", 1, 0, 's'},
-        {"rate", 1, 0, 'r'},       {"window", 1, 0, 'w'},        {"size", 1, 0, 'z'},
-        {"duration", 1, 0, 'd'},   {"stall", 1, 0, 'S'},         {"subprotocol", 1, 0, 'p'},
-        {"broker-pid", 1, 0, 'P'}, {"json", 1, 0, 'j'},          {"label", 1, 0, 'l'},
-        {"churn", 1, 0, 'C'},      {"churn-ms", 1, 0, 'M'},      {"check-page", 0, 0, 'G'},
-        {"cookie", 1, 0, 'K'},     {"rooms", 1, 0, 'R'},         {"proxy-pid", 1, 0, 'X'},
-        {"ca", 1, 0, 'A'},         {"cookies", 1, 0, 'F'},       {"read-markers", 0, 0, 'm'},
-        {"marker-ms", 1, 0, 'T'},  {"marker-jitter", 1, 0, 'J'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"url", 1, 0, 'u'},
+                                       {"clients", 1, 0, 'c'},
+                                       {"senders", 1, 0, 's'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"window", 1, 0, 'w'},
+                                       {"size", 1, 0, 'z'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"stall", 1, 0, 'S'},
+                                       {"subprotocol", 1, 0, 'p'},
+                                       {"broker-pid", 1, 0, 'P'},
+                                       {"json", 1, 0, 'j'},
+                                       {"label", 1, 0, 'l'},
+                                       {"churn", 1, 0, 'C'},
+                                       {"churn-ms", 1, 0, 'M'},
+                                       {"check-page", 0, 0, 'G'},
+                                       {"cookie", 1, 0, 'K'},
+                                       {"rooms", 1, 0, 'R'},
+                                       {"proxy-pid", 1, 0, 'X'},
+                                       {"ca", 1, 0, 'A'},
+                                       {"cookies", 1, 0, 'F'},
+                                       {"read-markers", 0, 0, 'm'},
+                                       {"marker-ms", 1, 0, 'T'},
+                                       {"marker-jitter", 1, 0, 'J'},
+                                       {"uploads", 1, 0, 'U'},
+                                       {"upload-bytes", 1, 0, 'B'},
+                                       {0, 0, 0, 0}};
     int opt;
     o = (struct opts){.clients = 100,
                       .senders = 1,
@@ -827,7 +912,8 @@ int main(int argc, char **argv)
                       .path = "/",
                       .label = "run",
                       .marker_ms = 1000,
-                      .churn_ms = 200};
+                      .churn_ms = 200,
+                      .upload_bytes = 25000000};
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (opt) {
         case 'u':
@@ -902,6 +988,12 @@ int main(int argc, char **argv)
         case 'J':
             o.marker_jitter_ms = atoi(optarg);
             break;
+        case 'U':
+            o.uploads = atoi(optarg);
+            break;
+        case 'B':
+            o.upload_bytes = atol(optarg);
+            break;
         case 'F': {
             FILE *f = fopen(optarg, "r");
             char line[512];
@@ -921,7 +1013,8 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (!o.host[0] || o.clients < 1 || o.senders > o.clients || o.window < 1)
+    if (!o.host[0] || o.clients < 1 || o.senders > o.clients || o.window < 1 ||
+        (o.uploads && (o.tls || o.upload_bytes < 1)))
         usage();
     struct rlimit rl = {65536, 65536};
     setrlimit(RLIMIT_NOFILE, &rl);
@@ -1001,10 +1094,16 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.senders; i++)
         conns[i].next_send_ns = now_ns();
     sending = true;
+    pthread_t uploaders[64];
+    int nup = o.uploads < 64 ? o.uploads : 64;
+    atomic_store(&uploading, true);
+    for (int i = 0; i < nup; i++)
+        pthread_create(&uploaders[i], NULL, upload_main, NULL);
     uint64_t t0 = now_ns();
     run_loop(t0 + (uint64_t)o.duration_s * 1000000000u, false);
     sending = false;
     uint64_t t1 = now_ns();
+    atomic_store(&uploading, false);
     /* Drain what is in flight: until every acknowledged message has reached
      * every open reader, or 10 s pass without any new delivery. */
     uint64_t last_progress = now_ns(), last = st.delivered;
@@ -1021,6 +1120,8 @@ int main(int argc, char **argv)
     }
     proc_sample(o.broker_pid, &bcpu1, &rss1, &thr1);
     proc_sample(o.proxy_pid, &pcpu1, &prss, &pthr);
+    for (int i = 0; i < nup; i++) /* the uploads under way finish (the chat drained meanwhile) */
+        pthread_join(uploaders[i], NULL);
     double secs = (double)(t1 - t0) / 1e9, scpu = self_cpu() - scpu0;
     st.expected = expected_now(); /* every open reader (of its room) but the sender */
     double ratio = st.expected ? (double)st.delivered / (double)st.expected : 0;
@@ -1064,6 +1165,11 @@ int main(int argc, char **argv)
                "%" PRIu64 " (%.3f per chat message)\n",
                st.markers, st.acked ? (double)st.markers / (double)st.acked : 0, st.receipt_frames,
                st.acked ? (double)st.receipt_frames / (double)st.acked : 0);
+    if (o.uploads)
+        printf("  uploads: %" PRIu64 " of %ld bytes (%.1f MB/s), %" PRIu64 " refused or failed\n",
+               (uint64_t)atomic_load(&uploads_done), o.upload_bytes,
+               (double)atomic_load(&upload_bytes_done) / 1e6 / secs,
+               (uint64_t)atomic_load(&upload_errors));
     if (o.json_out) {
         FILE *f = fopen(o.json_out, "a");
         if (f) {
@@ -1080,7 +1186,8 @@ int main(int argc, char **argv)
                     "\"threads_idle\":%d,\"page_status\":%d,\"page_ms\":%.1f,"
                     "\"churn_cycles\":%" PRIu64 ",\"window\":%d,\"rooms\":%d,"
                     "\"proxy_cpu_s\":%.3f,\"tls\":%s,\"markers\":%" PRIu64
-                    ",\"receipt_frames\":%" PRIu64 "}\n",
+                    ",\"receipt_frames\":%" PRIu64 ",\"uploads\":%" PRIu64
+                    ",\"upload_mb_s\":%.2f,\"upload_errors\":%" PRIu64 "}\n",
                     o.label, o.clients, o.stall, o.senders, o.rate, o.size, secs, st.connected,
                     connect_s, st.sent, st.acked, st.delivered, st.expected, ratio,
                     (double)st.delivered / secs, percentile(0.5, total_lat),
@@ -1089,7 +1196,9 @@ int main(int argc, char **argv)
                     bcpu1 - bcpu0, rss1, thr1, scpu, rss_base, rss_idle, rss_per_conn, thr_idle,
                     page_status, page_ms, st.churn_cycles, o.window, o.rooms,
                     o.proxy_pid > 0 ? pcpu1 - pcpu0 : 0.0, o.tls ? "true" : "false", st.markers,
-                    st.receipt_frames);
+                    st.receipt_frames, (uint64_t)atomic_load(&uploads_done),
+                    (double)atomic_load(&upload_bytes_done) / 1e6 / secs,
+                    (uint64_t)atomic_load(&upload_errors));
             fclose(f);
         }
     }

@@ -167,6 +167,34 @@ if (pairs.length) {
   md += '\n';
 }
 
+// Uploads (issue 19): each "X-uploads" shape beside its "X-plain" of the
+// same round and server: what 4 uploads at a time cost the chat (p99 and
+// deliveries/s, as ratios measured in this session), and the upload rate.
+const upPairs = rows.filter((r) => r.run.endsWith('-uploads'));
+if (upPairs.length) {
+  md += '## Uploads vs none, same round\n\n';
+  md += '| shape | server | round | deliveries/s plain | with uploads | ratio | p99 ms plain | with uploads | ratio | worst p99 ms with uploads | uploads | MB/s | refused |\n';
+  md += '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  const med = new Map();
+  for (const m of upPairs) {
+    const shape = m.run.replace(/-uploads$/, '');
+    const p = rows.find((r) => r.scenario === m.scenario && r.run === `${shape}-plain` && r.target === m.target && r.rep === m.rep);
+    if (!p) continue;
+    const dr = ratio(m.deliveries_per_s, p.deliveries_per_s), pr = ratio(m.p99_us, p.p99_us);
+    md += `| ${shape} | ${m.target} | ${m.rep} | ${num(p.deliveries_per_s)} | ${num(m.deliveries_per_s)} | **${dr.toFixed(2)}x** | `;
+    md += `${ms(p.p99_us)} | ${ms(m.p99_us)} | **${pr.toFixed(2)}x** | ${ms(m.max_us)} max | ${m.uploads || 0} | ${(m.upload_mb_s || 0).toFixed(1)} | ${m.upload_errors || 0} |\n`;
+    const k = `${shape}/${m.target}`;
+    if (!med.has(k)) med.set(k, { d: [], p: [] });
+    med.get(k).d.push(dr);
+    med.get(k).p.push(pr);
+  }
+  md += '\n';
+  for (const [k, v] of med) {
+    md += `- ${k}: ratio with uploads / without: deliveries/s median **${median(v.d).toFixed(2)}x** (worst ${Math.min(...v.d).toFixed(2)}x), p99 median **${median(v.p).toFixed(2)}x** (worst ${Math.max(...v.p).toFixed(2)}x) (${v.d.length} rounds)\n`;
+  }
+  md += '\n';
+}
+
 // Durability: acks wait for the commit, so acked messages/s is the rate at
 // which messages become durable; run.sh records palaverd's commit counters.
 const storeFile = path.join(outDir, 'store.jsonl');

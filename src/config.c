@@ -57,6 +57,8 @@ void pv_config_defaults(struct pv_config *c)
     snprintf(c->guest_rooms, sizeof(c->guest_rooms), "%s", "off");
     c->max_upload = 25u << 20;
     c->upload_slots = 4;
+    c->upload_slots_per_ip = 2;
+    c->upload_rate = 50000000;
     c->upload_quota_day = (size_t)500 << 20;
     c->files_max_bytes = (size_t)4 << 30;
     c->files_reserve = (size_t)256 << 20;
@@ -226,6 +228,11 @@ static const struct setting settings[] = {
       "largest file one may share; refused (413) before it is read (default %D, 0 = no uploads)"),
     U("upload-slots", 0, upload_slots, 1, 64, "N", NULL,
       "uploads in progress at once; more are told to come back (503) (default %D)"),
+    U("upload-slots-per-ip", 0, upload_slots_per_ip, 1, 64, "N", NULL,
+      "of which one address may hold (default %D)"),
+    Z("upload-rate", upload_rate, 0, 1ull << 40, "BYTES", NULL,
+      "bytes per second all uploads together are read at, so they leave the chat its CPU; 0: "
+      "no limit (default %D)"),
     Z("upload-quota-day", upload_quota_day, 0, 1ull << 44, "BYTES", NULL,
       "bytes one person may share in 24 hours (default %D)"),
     Z("files-max-bytes", files_max_bytes, 0, 1ull << 44, "BYTES", NULL,

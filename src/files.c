@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <magic.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "palaver/accounts.h"
@@ -58,6 +60,13 @@ struct pv_files {
     sqlite3 *db;
     magic_t mime, desc;
     atomic_int uploads;
+    /* Uploads in progress by address (--upload-slots-per-ip) and the
+     * shared pace of reading them (--upload-rate, a token bucket of
+     * bytes): both under pace_mu, taken per upload and per piece read. */
+    pthread_mutex_t pace_mu;
+    char (*holders)[48]; /* upload_slots addresses; "" = free */
+    double tokens;
+    uint64_t pace_ns;
 };
 
 /* Every answer below is the accounts API's JSON (pv_api_reply and
@@ -81,6 +90,9 @@ struct pv_files *pv_files_open(const struct pv_config *cfg, struct pv_accounts *
     f->accounts = accounts;
     f->live = live;
     pthread_mutex_init(&f->mu, NULL);
+    pthread_mutex_init(&f->pace_mu, NULL);
+    f->holders = pv_xcalloc(cfg->upload_slots, sizeof(*f->holders));
+    f->pace_ns = pv_mono_ns();
     char tmp[PATHLEN], db[PATHLEN];
     snprintf(f->dir, sizeof(f->dir), "%s/files", cfg->data_dir);
     snprintf(tmp, sizeof(tmp), "%s/tmp", f->dir);
@@ -129,6 +141,8 @@ void pv_files_close(struct pv_files *f)
         magic_close(f->desc);
     sqlite3_close(f->db);
     pthread_mutex_destroy(&f->mu);
+    pthread_mutex_destroy(&f->pace_mu);
+    free(f->holders);
     free(f);
 }
 
@@ -257,6 +271,68 @@ struct upload {
     uint64_t size;
 };
 
+#define PACE_BURST 1048576.0 /* bytes read at once before the pace applies */
+
+/* Waits until `n` more bytes may be read under --upload-rate, shared by
+ * every upload: uploads come in at most that fast together, however many
+ * clients push, and leave the chat its CPU (docs/files.md, measured). */
+static void pace(struct pv_files *f, size_t n)
+{
+    double rate = (double)f->cfg->upload_rate;
+    if (rate <= 0)
+        return;
+    pthread_mutex_lock(&f->pace_mu);
+    uint64_t now = pv_mono_ns();
+    f->tokens += (double)(now - f->pace_ns) / 1e9 * rate;
+    if (f->tokens > PACE_BURST)
+        f->tokens = PACE_BURST;
+    f->pace_ns = now;
+    f->tokens -= (double)n;
+    double wait_s = f->tokens < 0 ? -f->tokens / rate : 0;
+    pthread_mutex_unlock(&f->pace_mu);
+    if (wait_s > 0) {
+        struct timespec ts = {(time_t)wait_s, (long)((wait_s - (double)(time_t)wait_s) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Takes one of the upload slots of `addr`'s share (--upload-slots-per-ip
+ * of --upload-slots); false if the address holds its share or every slot
+ * is taken. */
+static bool hold_slot(struct pv_files *f, const char *addr, bool *all_taken)
+{
+    unsigned mine = 0, free_at = UINT32_MAX;
+    pthread_mutex_lock(&f->pace_mu);
+    for (unsigned i = 0; i < f->cfg->upload_slots; i++) {
+        if (!f->holders[i][0]) {
+            if (free_at == UINT32_MAX)
+                free_at = i;
+        } else if (strcmp(f->holders[i], addr) == 0) {
+            mine++;
+        }
+    }
+    bool ok = free_at != UINT32_MAX && mine < f->cfg->upload_slots_per_ip;
+    if (ok) {
+        snprintf(f->holders[free_at], sizeof(f->holders[free_at]), "%s", addr);
+        atomic_fetch_add(&f->uploads, 1);
+    }
+    *all_taken = free_at == UINT32_MAX;
+    pthread_mutex_unlock(&f->pace_mu);
+    return ok;
+}
+
+static void release_slot(struct pv_files *f, const char *addr)
+{
+    pthread_mutex_lock(&f->pace_mu);
+    for (unsigned i = 0; i < f->cfg->upload_slots; i++)
+        if (strcmp(f->holders[i], addr) == 0) {
+            f->holders[i][0] = '\0';
+            atomic_fetch_sub(&f->uploads, 1);
+            break;
+        }
+    pthread_mutex_unlock(&f->pace_mu);
+}
+
 /* Reads the body into a temporary file, hashing it. 0, or an HTTP status
  * (the temporary file removed) with *why. */
 static int receive(struct pv_files *f, struct mg_connection *conn, struct upload *u,
@@ -269,14 +345,22 @@ static int receive(struct pv_files *f, struct mg_connection *conn, struct upload
         *why = "the server cannot write files now";
         return 500;
     }
-    crypto_hash_sha256_state sha;
-    crypto_hash_sha256_init(&sha);
+    EVP_MD_CTX *sha = EVP_MD_CTX_new();
+    if (!sha || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(sha);
+        close(fd);
+        unlink(u->tmp);
+        *code = "storage-failed";
+        *why = "the server cannot write files now";
+        return 500;
+    }
     unsigned char *buf = pv_xmalloc(PIECE), head[8192];
     size_t head_len = 0;
     uint64_t got = 0;
     int status = 0;
     while (got < u->size) {
         size_t want = u->size - got < PIECE ? (size_t)(u->size - got) : PIECE;
+        pace(f, want);
         int r = mg_read(conn, buf, want);
         if (r <= 0) {
             *code = "truncated";
@@ -284,7 +368,7 @@ static int receive(struct pv_files *f, struct mg_connection *conn, struct upload
             status = 400;
             break;
         }
-        crypto_hash_sha256_update(&sha, buf, (unsigned long long)r);
+        EVP_DigestUpdate(sha, buf, (size_t)r);
         if (head_len < sizeof(head)) {
             size_t k = sizeof(head) - head_len < (size_t)r ? sizeof(head) - head_len : (size_t)r;
             memcpy(head + head_len, buf, k);
@@ -317,13 +401,16 @@ static int receive(struct pv_files *f, struct mg_connection *conn, struct upload
         status = errno == ENOSPC ? 507 : 500;
     }
     close(fd);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned dlen = 0;
+    if (!status)
+        EVP_DigestFinal_ex(sha, digest, &dlen);
+    EVP_MD_CTX_free(sha);
     if (status) {
         unlink(u->tmp);
         return status;
     }
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&sha, digest);
-    hex(digest, sizeof(digest), u->hash);
+    hex(digest, 32, u->hash);
     /* The type from the bytes (the first 8 KiB: libmagic's own default
      * look-ahead is larger, but every type we serve inline is named by
      * its first bytes), never from the client. */
@@ -533,15 +620,24 @@ static int on_upload(struct mg_connection *conn, void *ud)
         return pv_api_error(conn, 507, "Insufficient Storage", "storage-full",
                             "the server has no room for more files now", "Connection: close\r\n");
     }
-    if (atomic_fetch_add(&f->uploads, 1) >= (int)f->cfg->upload_slots) {
-        atomic_fetch_sub(&f->uploads, 1);
+    bool all_taken;
+    if (!hold_slot(f, who.addr, &all_taken)) {
+        pv_info("upload refused from %s: %s; answered 503", peer,
+                all_taken ? "every upload slot is taken (--upload-slots)"
+                          : "its address has its share of uploads in progress "
+                            "(--upload-slots-per-ip)");
         return pv_api_error(conn, 503, "Service Unavailable", "busy",
-                            "too many uploads at once: try again in a few seconds",
+                            all_taken ? "too many uploads at once: try again in a few seconds"
+                                      : "you have uploads in progress: wait for one to finish",
                             "Retry-After: 5\r\nConnection: close\r\n");
     }
+    pv_info("upload from %s: receiving \"%s\" (%llu bytes) into room %lld, %d of %u upload slots "
+            "taken",
+            peer, u.name, (unsigned long long)u.size, (long long)room.id, atomic_load(&f->uploads),
+            f->cfg->upload_slots);
     const char *code = NULL, *why = NULL;
     int st = receive(f, conn, &u, &code, &why);
-    atomic_fetch_sub(&f->uploads, 1);
+    release_slot(f, who.addr);
     /* A preview is what the page drew on a canvas: a raster image the
      * browser encoded, no larger than PV_PREVIEW_MAX a side (libmagic's
      * header reading: palaverd decodes no image). */

@@ -86,14 +86,16 @@ struct pv_config {
     char registration[16];      /* "invite", "open" or "closed" (accounts.h) */
     char guest_rooms[8];        /* "on": guests may create and join public rooms (rooms.md) */
     /* Shared files (files.md). */
-    size_t max_upload;       /* bytes of one file; 0: no uploads */
-    unsigned upload_slots;   /* uploads in progress at once */
-    size_t upload_quota_day; /* bytes one person may share in 24 h */
-    size_t files_max_bytes;  /* bytes of files kept in all */
-    size_t files_reserve;    /* bytes always left free on the disk */
-    char guest_uploads[8];   /* "on": guests may share files in the lobby */
-    unsigned files_sweep_s;  /* seconds between sweeps of files nothing refers to */
-    char auth[16];           /* "open" or "members"; live (live.h) */
+    size_t max_upload;            /* bytes of one file; 0: no uploads */
+    unsigned upload_slots;        /* uploads in progress at once */
+    unsigned upload_slots_per_ip; /* of which one address may hold */
+    size_t upload_rate;           /* bytes/s all uploads together are read at; 0: no limit */
+    size_t upload_quota_day;      /* bytes one person may share in 24 h */
+    size_t files_max_bytes;       /* bytes of files kept in all */
+    size_t files_reserve;         /* bytes always left free on the disk */
+    char guest_uploads[8];        /* "on": guests may share files in the lobby */
+    unsigned files_sweep_s;       /* seconds between sweeps of files nothing refers to */
+    char auth[16];                /* "open" or "members"; live (live.h) */
 };
 
 enum pv_config_action {

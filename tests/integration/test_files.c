@@ -15,7 +15,11 @@
 #include <strings.h>
 #include <openssl/sha.h>
 #include <sqlite3.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define QUOTA 300000
 
@@ -598,6 +602,56 @@ static void test_deleted_message_takes_its_files(void **state)
     wsc_free(a);
 }
 
+/* An upload that has begun and waits for the rest of its body: its
+ * head and `n` bytes sent, the socket held open. */
+static int upload_begun(const char *hdr, size_t announced, size_t n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server.port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    char head[1024], body[4096] = {0};
+    int k = snprintf(head, sizeof(head),
+                     "POST /api/files?room=lobby&name=slow.bin HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                     server.port, announced, hdr);
+    assert_int_equal(write(fd, head, (size_t)k), k);
+    assert_int_equal(write(fd, body, n), (ssize_t)n);
+    return fd;
+}
+
+/* One address holds at most --upload-slots-per-ip (2) of the slots: a
+ * third upload from it is told to wait, and is taken once one ends. */
+static void test_slots_per_address(void **state)
+{
+    (void)state;
+    int before = srv_log_count(&server, "receiving \"slow.bin\"");
+    int a = upload_begun(ann, 100000, 1000), b = upload_begun(ann, 100000, 1000);
+    /* Both hold their slot once palaverd says it is receiving them. */
+    int64_t deadline = mono_ms() + T;
+    while (srv_log_count(&server, "receiving \"slow.bin\"") < before + 2 && mono_ms() < deadline)
+        poll(NULL, 0, 10);
+    assert_int_equal(srv_log_count(&server, "receiving \"slow.bin\""), before + 2);
+    struct answer u = upload(ann, "lobby", "third.png", png, sizeof(png), NULL);
+    assert_int_equal(u.status, 503);
+    assert_string_equal(str(u.json, "error"), "busy");
+    assert_non_null(strstr(str(u.json, "message"), "uploads in progress"));
+    answer_free(&u);
+    assert_true(srv_log_has(&server, "(--upload-slots-per-ip)"));
+    close(a); /* cut short: its slot is free again */
+    deadline = mono_ms() + T;
+    for (;;) {
+        u = upload(ann, "lobby", "third.png", png, sizeof(png), NULL);
+        if (u.status != 503 || mono_ms() > deadline)
+            break;
+        answer_free(&u);
+        poll(NULL, 0, 20);
+    }
+    assert_int_equal(u.status, 201);
+    answer_free(&u);
+    close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_quota),
         cmocka_unit_test(test_files_in_messages),
         cmocka_unit_test(test_deleted_message_takes_its_files),
+        cmocka_unit_test(test_slots_per_address),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
