@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "palaver/nickname.h"
 #include "palaver/proto.h"
+#include "palaver/upload.h"
 #include "palaver/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -37,6 +39,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case PV_IN_MESSAGE:
         if (!in.text || in.text_len > 64 || !pv_utf8_valid(in.text, in.text_len))
             abort();
+        /* files: 1..10 ids of the right shape, none twice; without them
+         * the text is not blank. */
+        if (in.files) {
+            size_t n = json_array_size(in.files);
+            if (n < 1 || n > PV_FILES_PER_MESSAGE)
+                abort();
+            for (size_t i = 0; i < n; i++) {
+                json_t *id = json_array_get(in.files, i);
+                if (!json_is_string(id) ||
+                    !pv_file_id_ok(json_string_value(id), json_string_length(id)))
+                    abort();
+                for (size_t j = 0; j < i; j++)
+                    if (json_equal(id, json_array_get(in.files, j)))
+                        abort();
+            }
+        } else if (pv_text_blank(in.text, in.text_len)) {
+            abort();
+        }
         break;
     case PV_IN_HELLO:
         if (in.name) {

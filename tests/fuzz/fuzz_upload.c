@@ -23,6 +23,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (cut < size && data[cut])
         cut++;
     char out[PV_FILE_NAME_MAX + 1], again[PV_FILE_NAME_MAX + 1];
+    /* Sizes from a libmagic description (the bytes up to the first NUL):
+     * none, or both within 1..1000000. */
+    char *desc = malloc(cut + 1);
+    memcpy(desc, in, cut);
+    desc[cut] = '\0';
+    long w = -1, h = -1;
+    pv_file_dimensions(desc, &w, &h);
+    free(desc);
+    if ((w == 0) != (h == 0) || w < 0 || h < 0 || w > 1000000 || h > 1000000)
+        abort();
     pv_file_name(in, cut, out);
     size_t n = strlen(out);
     if (n == 0 || n > PV_FILE_NAME_MAX || !pv_utf8_valid(out, n) || out[0] == '.' ||

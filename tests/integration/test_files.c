@@ -602,6 +602,47 @@ static void test_deleted_message_takes_its_files(void **state)
     wsc_free(a);
 }
 
+/* A bot publishes over HTTP with a file its account uploaded (the
+ * personal access token's account must be the uploader). */
+static void test_publish_with_files(void **state)
+{
+    (void)state;
+    char out[8192], auth[256];
+    assert_int_equal(post("/api/tokens", ann, "{\"name\":\"photo bot\"}", out, sizeof(out)), 200);
+    const char *body = strstr(out, "\r\n\r\n");
+    assert_non_null(body);
+    json_t *t = json_loads(body + 4, 0, NULL);
+    assert_non_null(t);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", str(t, "token"));
+    json_decref(t);
+    size_t n;
+    unsigned char *pic = unique_png("from the bot", &n);
+    struct answer u = upload(ann, "lobby", "bot.png", pic, n, NULL);
+    assert_int_equal(u.status, 201);
+    char id[32], req[256];
+    snprintf(id, sizeof(id), "%s", str(u.json, "id"));
+    answer_free(&u);
+    u = upload(bob, "lobby", "bobs.png", pic, n, NULL);
+    assert_int_equal(u.status, 201);
+    free(pic);
+    struct wsc *b = open_as(bob, "/ws", NULL);
+    snprintf(req, sizeof(req),
+             "{\"type\":\"message\",\"text\":\"nightly chart\",\"files\":[\"%s\"]}",
+             str(u.json, "id"));
+    assert_int_equal(post("/api/messages", auth, req, out, sizeof(out)), 422); /* bob's upload */
+    assert_non_null(strstr(out, "bad-files"));
+    answer_free(&u);
+    snprintf(req, sizeof(req),
+             "{\"type\":\"message\",\"text\":\"nightly chart\",\"files\":[\"%s\"]}", id);
+    assert_int_equal(post("/api/messages", auth, req, out, sizeof(out)), 200);
+    json_t *m = until_text(b, "nightly chart", NULL);
+    json_t *f0 = json_array_get(json_object_get(m, "files"), 0);
+    assert_string_equal(str(f0, "id"), id);
+    assert_string_equal(str(f0, "name"), "bot.png");
+    json_decref(m);
+    wsc_free(b);
+}
+
 /* An upload that has begun and waits for the rest of its body: its
  * head and `n` bytes sent, the socket held open. */
 static int upload_begun(const char *hdr, size_t announced, size_t n)
@@ -665,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_files_in_messages),
         cmocka_unit_test(test_deleted_message_takes_its_files),
         cmocka_unit_test(test_slots_per_address),
+        cmocka_unit_test(test_publish_with_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
