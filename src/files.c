@@ -595,7 +595,8 @@ static int on_upload(struct mg_connection *conn, void *ud)
         const char *bad = preview_refused(f, prev, room.id, guest ? 0 : acc.id, who.addr);
         if (bad)
             return pv_api_error(conn, 409, "Conflict", "bad-preview", bad, "Connection: close\r\n");
-        snprintf(u.preview_of, sizeof(u.preview_of), "%s", prev);
+        memcpy(u.preview_of, prev, PV_FILE_ID_CHARS); /* an id's shape: checked above */
+        u.preview_of[PV_FILE_ID_CHARS] = '\0';
     }
     /* Quotas, before a byte is read: the person's day, the store, the disk. */
     int64_t since = pv_now_ms() - DAY_MS;

@@ -500,7 +500,9 @@ static void test_files_in_messages(void **state)
     assert_int_equal(num(f0, "height"), 480);
     json_t *pv = json_object_get(f0, "previews");
     assert_int_equal(json_array_size(pv), 2);
-    assert_non_null(strstr(json_dumps(pv, 0), pid));
+    char *pvs = json_dumps(pv, 0);
+    assert_non_null(strstr(pvs, pid));
+    free(pvs);
     json_decref(m);
     /* Once in a message, an upload is that message's. */
     send_json(a, "{\"type\":\"message\",\"msgId\":3,\"text\":\"again\",\"files\":[\"%s\"]}", id);
