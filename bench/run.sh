@@ -169,9 +169,10 @@ for scenario in "$@"; do
       tag=$scenario/$label/$target
       [ "$REPEATS" -gt 1 ] && tag=$tag/$rep
       url=ws://127.0.0.1:$port/
+      case $target in palaver | before | members | accounts | tls) url=ws://127.0.0.1:$port/ws ;; esac
       tls=()
       if [ "$target" = tls ]; then
-        url=wss://127.0.0.1:$port/
+        url=wss://127.0.0.1:$port/ws
         tls=(--ca "$tls_dir/ca.pem" --proxy-pid "$proxy_pid")
       fi
       # shellcheck disable=SC2086

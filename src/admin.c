@@ -12,6 +12,7 @@
 
 #include "palaver/clock.h"
 #include "palaver/config.h"
+#include "palaver/dialect.h"
 #include "palaver/queue.h"
 #include "palaver/stats.h"
 #include "palaver/store.h"
@@ -141,6 +142,22 @@ static int metrics(struct mg_connection *conn, void *ud)
            GET(markers_in));
     metric(&b, "palaver_receipt_frames_total", "counter",
            "Delivered/read position frames handed to clients.", GET(receipt_frames));
+    put(&b, "# HELP palaver_dialect_connections WebSocket clients connected now, by dialect "
+            "(docs/dialects.md).\n# TYPE palaver_dialect_connections gauge\n");
+    for (int d = 0; d < PV_DIALECTS; d++)
+        put(&b, "palaver_dialect_connections{dialect=\"%s\"} %llu\n", pv_dialect_name(d),
+            GET(dialect_conns[d]));
+    put(&b, "# HELP palaver_dialect_messages_in_total Chat messages taken, by dialect.\n"
+            "# TYPE palaver_dialect_messages_in_total counter\n");
+    for (int d = 0; d < PV_DIALECTS; d++)
+        put(&b, "palaver_dialect_messages_in_total{dialect=\"%s\"} %llu\n", pv_dialect_name(d),
+            GET(dialect_in[d]));
+    put(&b, "# HELP palaver_dialect_frames_out_total Frames handed to clients in their own dialect "
+            "(translated once per frame and dialect).\n"
+            "# TYPE palaver_dialect_frames_out_total counter\n");
+    for (int d = 1; d < PV_DIALECTS; d++)
+        put(&b, "palaver_dialect_frames_out_total{dialect=\"%s\"} %llu\n", pv_dialect_name(d),
+            GET(dialect_out[d]));
     metric(&b, "palaver_idle_closes_total", "counter", "Clients closed after the idle timeout.",
            GET(idle_closes));
     metric(&b, "palaver_evictions_total", "counter",

@@ -41,6 +41,7 @@ static void frame_finish(struct pv_frame *f, unsigned opcode, size_t payload_len
     memcpy(f->data, hdr, hlen);
     f->len = hlen + payload_len;
     f->opcode = (uint8_t)opcode;
+    f->dialect = 0;
     atomic_init(&f->refs, 1);
 }
 

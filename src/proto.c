@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "palaver/dialect.h"
 #include "palaver/frame.h"
 #include "palaver/log.h"
 #include "palaver/nickname.h"
@@ -386,8 +387,8 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
  * it needs. */
 static void keep_only_known(struct pv_inbound *in)
 {
-    static const char *const known[] = {"type", "msgId", "text",  "date", "name", "server",
-                                        "room", "kind",  "topic", "user", "files"};
+    static const char *const known[] = {"type", "msgId", "text",  "date", "name",  "server",
+                                        "room", "kind",  "topic", "user", "files", "avatar"};
     /* ("target", "since", "before", "limit" and "rseq" were read as numbers,
      * "typing" and "readReceipts" as booleans.) */
     if (!in->root)
@@ -476,6 +477,11 @@ struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_u
     json_object_set_new(o, "serverDate", json_integer((json_int_t)now));
     if (in->files) /* the descriptions the worker put in place of the ids */
         json_object_set(o, "files", in->files);
+    /* A picture of the sender a seed 003 client gave (docs/dialects.md):
+     * relayed only if it is safe where that page puts it. */
+    json_t *av = json_object_get(in->root, "avatar");
+    if (json_is_string(av) && pv_dialect_avatar_ok(json_string_value(av), json_string_length(av)))
+        json_object_set(o, "avatar", av);
     return finish(o);
 }
 

@@ -20,6 +20,7 @@
 #include "palaver/client.h"
 #include "palaver/clock.h"
 #include "palaver/config.h"
+#include "palaver/dialect.h"
 #include "palaver/files.h"
 #include "palaver/frame.h"
 #include "palaver/limits.h"
@@ -33,8 +34,12 @@
 #include "palaver/wsmsg.h"
 #include "palaver/xalloc.h"
 
-static const char *subprotocol_names[] = {"sample-protocol", "palaver"};
-static struct mg_websocket_subprotocols subprotocols = {2, subprotocol_names};
+/* "/" also speaks the seeds' dialects (dialect.h): seed 003's
+ * echo-protocol, and with no subprotocol at all, seed 004's plain text.
+ * "/ws" is palaver's own. */
+static const char *subprotocol_names[] = {"sample-protocol", "palaver", "echo-protocol"};
+static struct mg_websocket_subprotocols subprotocols_ws = {2, subprotocol_names};
+static struct mg_websocket_subprotocols subprotocols_root = {3, subprotocol_names};
 
 /* Who is connecting (peer.h: through a trusted proxy, the client it
  * forwards for), and that as the log lines name it: "addr:port", or
@@ -234,6 +239,8 @@ static void on_ready(struct mg_connection *conn, void *ud)
     }
     c = pv_client_new(conn, p.addr, p.port, ws->cfg->max_message);
     c->counted = true;
+    c->dialect = (uint8_t)pv_dialect_of(ri->local_uri, ri->acceptedWebSocketSubprotocol);
+    pv_stat_add(&ws->stats->dialect_conns[c->dialect], 1);
     uint64_t now = pv_mono_ns();
     atomic_store_explicit(&c->last_rx, now, memory_order_relaxed);
     pv_rate_init(&c->rate, atomic_load_explicit(&ws->live->rate_burst, memory_order_relaxed), now);
@@ -326,8 +333,15 @@ static void reply_error(struct pv_ws *ws, struct pv_client *c, const json_t *msg
                         const char *code, const char *text)
 {
     struct pv_frame *f = pv_proto_error(code, text, msg_id);
-    pv_client_write(c, f->data, f->len, false);
-    pv_frame_unref(f);
+    if (c->dialect != PV_DIALECT_PALAVER) { /* the refusal in its own words */
+        struct pv_frame *d = pv_dialect_out((enum pv_dialect)c->dialect, f, pv_now_ms());
+        pv_frame_unref(f);
+        f = d;
+    }
+    if (f) {
+        pv_client_write(c, f->data, f->len, false);
+        pv_frame_unref(f);
+    }
     pv_stat_error(ws->stats, code);
 }
 
@@ -343,6 +357,37 @@ static struct pv_event *decode_message(struct pv_ws *ws, struct pv_client *c, co
     pv_proto_decode(data, len, ws->cfg->max_text, &ev->in);
     ev->len = len; /* what the queue's byte bound counts */
     return ev;
+}
+
+/* A dialect client's frame as a palaver request (dialect.h), or NULL
+ * after answering it. Seed 003 names its sender in every message: a name
+ * other than the last one claimed goes first, as a hello of its own (a
+ * guest's rename: the broadcaster checks it like any other). */
+static int push_message(struct pv_ws *ws, struct pv_client *c, struct pv_event *ev);
+
+static char *dialect_request(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len)
+{
+    if (c->dialect == PV_DIALECT_TEXT)
+        return pv_dialect_text_in(data, len);
+    char *msg, *name;
+    const char *why;
+    if (!pv_dialect_echo_in(data, len, &msg, &name, &why)) {
+        pv_info("refused a message from %s (%s dialect): %s", c->peer,
+                pv_dialect_name((enum pv_dialect)c->dialect), why);
+        reply_error(ws, c, NULL, "bad-json", why);
+        return NULL;
+    }
+    if (name && strcmp(name, c->claimed) != 0) {
+        snprintf(c->claimed, sizeof(c->claimed), "%s", name);
+        json_t *hello = json_pack("{s:s, s:s}", "type", "hello", "name", name);
+        char *h = json_dumps(hello, JSON_COMPACT);
+        json_decref(hello);
+        if (h)
+            push_message(ws, c, decode_message(ws, c, h, strlen(h)));
+        free(h);
+    }
+    free(name);
+    return msg;
 }
 
 /* Hands a decoded message over. An invalid one goes too, as its error, so
@@ -543,7 +588,15 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         return 1;
     }
     case PV_WSMSG_TEXT: {
-        struct pv_event *ev = decode_message(ws, c, out.data, out.len);
+        char *req = NULL;
+        if (c->dialect != PV_DIALECT_PALAVER) {
+            req = dialect_request(ws, c, out.data, out.len);
+            if (!req)
+                return 1; /* refused in the dialect's words, or a rename queued alone */
+        }
+        struct pv_event *ev =
+            decode_message(ws, c, req ? req : out.data, req ? strlen(req) : out.len);
+        free(req);
         bool typing = ev->in.type == PV_IN_TYPING;
         int r = typing ? typing_check(ws, c, now) : rate_check(ws, c, now);
         if (r == 0 && !typing)
@@ -574,8 +627,10 @@ static void on_close(const struct mg_connection *conn, void *ud)
         return;
     /* Waits for any write in progress; afterwards nobody writes to conn. */
     pv_client_mark_dead(c);
-    if (c->counted)
+    if (c->counted) {
         pv_peers_release(ws->peers, c->addr);
+        atomic_fetch_sub_explicit(&ws->stats->dialect_conns[c->dialect], 1, memory_order_relaxed);
+    }
     if (c->leave_reason[0] == '\0' && atomic_load(&c->kick))
         snprintf(c->leave_reason, sizeof(c->leave_reason), "closed %d by the server",
                  atomic_load(&c->kick));
@@ -588,8 +643,8 @@ static void on_close(const struct mg_connection *conn, void *ud)
 
 void pv_ws_register(struct mg_context *ctx, struct pv_ws *ws)
 {
-    mg_set_websocket_handler_with_subprotocols(ctx, "/ws", &subprotocols, on_connect, on_ready,
+    mg_set_websocket_handler_with_subprotocols(ctx, "/ws", &subprotocols_ws, on_connect, on_ready,
                                                on_data, on_close, ws);
-    mg_set_websocket_handler_with_subprotocols(ctx, "/", &subprotocols, on_connect, on_ready,
+    mg_set_websocket_handler_with_subprotocols(ctx, "/", &subprotocols_root, on_connect, on_ready,
                                                on_data, on_close, ws);
 }

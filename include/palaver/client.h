@@ -53,6 +53,8 @@ struct pv_client {
     char peer[64];    /* "address:port", for log lines */
     char addr[48];    /* remote address alone, for the per-IP count */
     bool counted;     /* addr holds one pv_peers count (released on close) */
+    uint8_t dialect;  /* enum pv_dialect (dialect.h): how it speaks, from its path and
+                       * subprotocol */
     bool refused;     /* lost the admission race: closed 1013 at once, never
                        * registered; the broadcaster's sweep still evicts it */
 
@@ -73,6 +75,7 @@ struct pv_client {
     struct pv_rate typing; /* typing requests' own bucket (PV_TYPING_RATE) */
     struct pv_rate bytes;  /* inbound byte budget */
     char leave_reason[64];
+    char claimed[PV_NAME_MAX_BYTES + 1]; /* echo dialect: the name its messages last gave */
     int64_t uploader; /* the account it signed in with at the handshake (0: a guest), for
                        * the files a message names (files.h): the broadcaster owns `account` */
 

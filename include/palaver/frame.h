@@ -31,6 +31,8 @@
 struct pv_frame {
     atomic_uint refs;
     uint8_t opcode;
+    uint8_t dialect;     /* enum pv_dialect it is written in (dialect.h): 0, palaver's,
+                          * unless a dialect encoder made it */
     size_t len;          /* bytes at data: header + payload */
     unsigned char *data; /* points into storage */
     unsigned char storage[];

@@ -8,6 +8,8 @@
 #define PALAVER_STATS_H
 
 #include <stdatomic.h>
+
+#include "palaver/dialect.h"
 #include <stdint.h>
 
 /* The error codes palaverd sends, for counting by code; the last one,
@@ -62,9 +64,15 @@ struct pv_stats {
     atomic_uint_fast64_t typing_dropped; /* typing requests over the typing bucket */
     atomic_uint_fast64_t markers_in;     /* read and received markers taken */
     atomic_uint_fast64_t receipt_frames; /* "receipts" frames handed to clients */
-    atomic_uint_fast64_t heartbeat;      /* monotonic ns of the broadcaster's last loop */
-    atomic_uint_fast64_t queue_lag_ns;   /* how long the oldest event of the last batch
-                                          * waited for the broadcaster */
+    /* By dialect (dialect.h: palaver, text, echo): connections open now,
+     * chat messages taken from them, frames handed to them in their own
+     * dialect (palaver's own are `deliveries`). */
+    atomic_uint_fast64_t dialect_conns[PV_DIALECTS];
+    atomic_uint_fast64_t dialect_in[PV_DIALECTS];
+    atomic_uint_fast64_t dialect_out[PV_DIALECTS];
+    atomic_uint_fast64_t heartbeat;    /* monotonic ns of the broadcaster's last loop */
+    atomic_uint_fast64_t queue_lag_ns; /* how long the oldest event of the last batch
+                                        * waited for the broadcaster */
 };
 
 /* Counts one error reply with this code (error_replies and by code). */

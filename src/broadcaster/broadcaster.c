@@ -130,6 +130,8 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         pv__deliver(b, c, presence[i]); /* the array's reference moves */
         if (jr[i].has_since && !b->draining)
             pv__resume(b, c, jr[i].since, jr[i].server);
+        else if (!jr[i].has_since && c->dialect != PV_DIALECT_PALAVER)
+            pv__dialect_greet(b, c);
         else if (!jr[i].has_since)
             pv__send_history(b, c, 0, b->hist.len);
         /* Aggregated under churn (a few lines per second at info level and
@@ -392,6 +394,10 @@ static void on_chat(struct pv_broadcaster *b, struct pv_client *c, const struct 
         pv__deliver(b, c, pv_proto_ack(in->msg_id, seq, rseq, now));
     }
     pv__room_fanout(b, r, f, c);
+    /* The seeds' dialects show a message only when it comes back. */
+    if (pv_dialect_echoes((enum pv_dialect)c->dialect))
+        pv__deliver(b, c, pv_frame_ref(f));
+    pv_stat_add(&b->d.stats->dialect_in[c->dialect < PV_DIALECTS ? c->dialect : 0], 1);
     pv__receipts_sent(b, r, rseq, c); /* delivery, derived from the writers' progress */
     pv__typing_stop(b, r, c);         /* a message ends its sender's typing there */
     pv_debug("message seq=%llu from id=%s room=%u bytes=%zu", (unsigned long long)seq, c->id, r->id,
@@ -769,6 +775,7 @@ void pv_broadcaster_join(struct pv_broadcaster *b)
     pv__rooms_free(b);
     pv__receipts_free(b);
     pv__typing_free(b);
+    pv__dialects_free(b);
     pv__list_free(&b->dirty);
     free(b);
 }

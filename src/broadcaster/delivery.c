@@ -101,6 +101,10 @@ bool pv__deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame 
         pv_frame_unref(f);
         return false;
     }
+    /* A client of a seed's dialect gets the frame in its own words, or
+     * not at all (dialects.c); palaver's own clients never pay for it. */
+    if (c->dialect != f->dialect && f->opcode == PV_WS_OP_TEXT && !(f = pv__dialect_frame(b, c, f)))
+        return false;
     if (c->resuming) {
         /* Held back until the replay is out (bounded like a backlog; past
          * the bound the replay turns into a reset). */

@@ -41,6 +41,7 @@
 
 #include "palaver/broadcaster.h"
 #include "palaver/client.h"
+#include "palaver/dialect.h"
 #include "palaver/history.h"
 #include "palaver/proto.h"
 #include "palaver/registry.h"
@@ -191,6 +192,13 @@ struct pv_broadcaster {
     } * lost;
     size_t lost_n, lost_cap;
 
+    /* The last frame translated into each dialect (dialects.c): a fanout
+     * translates a message once per dialect, every client of that dialect
+     * shares the result. One reference to each. */
+    struct dialect_cache {
+        struct pv_frame *src, *out;
+    } dialect_cache[PV_DIALECTS];
+
     uint64_t seq;           /* last sequence number given out */
     uint64_t rseq;          /* the lobby's last rseq given out (rooms[1]->rseq mirrors it) */
     struct pv_room **rooms; /* by id; NULL where there is none */
@@ -234,6 +242,18 @@ bool pv__relieve(struct pv_broadcaster *b);
 /* pv__deliver for what may be shed (typing lists): not queued, and f
  * released, when c is behind (PV_TYPING_SHED_BYTES, congested, resuming). */
 bool pv__deliver_shed(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame *f);
+/* ---- dialects.c ---- */
+
+/* f (the caller's reference, consumed) as c's dialect shows it: a new
+ * reference, or NULL when that dialect shows nothing of it. */
+struct pv_frame *pv__dialect_frame(struct pv_broadcaster *b, const struct pv_client *c,
+                                   struct pv_frame *f);
+/* What a dialect client gets on joining, in place of the join history:
+ * the echo dialect's array of earlier lobby messages, the text dialect's
+ * earlier lobby messages as lines. */
+void pv__dialect_greet(struct pv_broadcaster *b, struct pv_client *c);
+void pv__dialects_free(struct pv_broadcaster *b);
+
 /* The sender-excluding fanout (consumes the caller's reference to f). */
 void pv__fanout(struct pv_broadcaster *b, struct pv_frame *f, const struct pv_client *except);
 /* Queues our close frame for c (the caller won pv_client_close_decide(),

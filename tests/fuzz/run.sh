@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-15}
-targets=(proto utf8 wsmsg config nickname api proxy upload)
+targets=(proto utf8 wsmsg config nickname api proxy upload dialect)
 CC=clang cmake -S . -B build-fuzz -DPV_FUZZ=ON -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
 mkdir -p build-fuzz/artifacts

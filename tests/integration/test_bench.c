@@ -23,7 +23,7 @@ static void test_bench_smoke(void **state)
     const char *args[] = {
         "--max-per-ip", "0", "--rate-limit", "0", "--byte-rate", "0", NULL}; /* as bench/run.sh */
     assert_int_equal(srv_start(&s, args), 0);
-    snprintf(url, sizeof(url), "ws://127.0.0.1:%d/", s.port);
+    snprintf(url, sizeof(url), "ws://127.0.0.1:%d/ws", s.port);
     snprintf(pid, sizeof(pid), "%d", (int)s.pid);
     snprintf(out, sizeof(out), "%s/bench-smoke-%d.jsonl", PVTEST_LOG_DIR, (int)getpid());
     unlink(out);

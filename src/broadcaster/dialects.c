@@ -1,0 +1,69 @@
+/* dialects.c -- delivering to clients of the seeds' dialects (dialect.h,
+ * docs/dialects.md): palaver frames translated once per frame and
+ * dialect, and what such a client gets on joining.
+ *
+ * Threads: broadcaster thread only (internal.h). The translation itself
+ * is dialect.c's (pure); this file owns the cache of the last frame
+ * translated into each dialect, so a fanout to 300 seed 004 pages
+ * encodes the message's line once and queues 300 references to it. */
+#include <stdlib.h>
+
+#include "internal.h"
+#include "palaver/clock.h"
+#include "palaver/frame.h"
+#include "palaver/history.h"
+#include "palaver/stats.h"
+#include "palaver/xalloc.h"
+
+struct pv_frame *pv__dialect_frame(struct pv_broadcaster *b, const struct pv_client *c,
+                                   struct pv_frame *f)
+{
+    enum pv_dialect d = (enum pv_dialect)c->dialect;
+    if (d >= PV_DIALECTS) {
+        pv_frame_unref(f);
+        return NULL;
+    }
+    struct dialect_cache *k = &b->dialect_cache[d];
+    if (k->src != f) {
+        if (k->src)
+            pv_frame_unref(k->src);
+        if (k->out)
+            pv_frame_unref(k->out);
+        k->src = pv_frame_ref(f);
+        k->out = pv_dialect_out(d, f, pv_now_ms());
+    }
+    pv_frame_unref(f);
+    if (!k->out)
+        return NULL;
+    pv_stat_add(&b->d.stats->dialect_out[d], 1);
+    return pv_frame_ref(k->out);
+}
+
+void pv__dialect_greet(struct pv_broadcaster *b, struct pv_client *c)
+{
+    size_t n = 0;
+    struct pv_frame **lobby = pv_xcalloc(b->hist.len + 1, sizeof(*lobby));
+    for (size_t h = 0; h < b->hist.len; h++) {
+        const struct pv_history_entry *e = pv_history_at(&b->hist, h);
+        if (e->room == PV_LOBBY_ID && e->message)
+            lobby[n++] = e->f;
+    }
+    if (c->dialect == PV_DIALECT_ECHO) {
+        pv__deliver(b, c, pv_dialect_echo_history(lobby, n));
+    } else {
+        for (size_t i = 0; i < n; i++)
+            pv__deliver(b, c, pv_frame_ref(lobby[i]));
+    }
+    free(lobby);
+}
+
+void pv__dialects_free(struct pv_broadcaster *b)
+{
+    for (int d = 0; d < PV_DIALECTS; d++) {
+        if (b->dialect_cache[d].src)
+            pv_frame_unref(b->dialect_cache[d].src);
+        if (b->dialect_cache[d].out)
+            pv_frame_unref(b->dialect_cache[d].out);
+        b->dialect_cache[d] = (struct dialect_cache){0};
+    }
+}
