@@ -55,6 +55,7 @@ struct conn {
     bool counted; /* its first connection was counted in st.connected */
     uint64_t opened_ns;
     int sender_no; /* index among senders, or -1 */
+    int dialect;   /* --dialects: 0 palaver's protocol, 1 seed 004's text, 2 seed 003's echo */
     char key[32];
     unsigned char *in; /* unparsed input */
     size_t in_len, in_cap;
@@ -93,6 +94,8 @@ struct opts {
     bool tls;       /* wss:// */
     const char *ca; /* --ca: verify the server against this CA file */
     const char *json_out, *label;
+    int dialects;      /* --dialects N: readers split over the first N of palaver, text, echo
+                        * (docs/dialects.md); 0 or 1: all palaver */
     int uploads;       /* --uploads: uploader threads during the measured seconds */
     long upload_bytes; /* --upload-bytes: each upload's size */
 };
@@ -334,13 +337,26 @@ static void on_message(struct conn *c, const char *p, size_t len)
             c->joined = true;
         return;
     }
-    if (!(len > 20 && memcmp(p, "{\"type\":\"message\"", 17) == 0) || c->churn)
+    /* The message's text "b<sender>:<seq>:<ns>:...": in palaver's JSON
+     * (servers that add fields too), in a text dialect's "name: text"
+     * line, in an echo dialect's {"name",...,"message":...}. */
+    const char *t = NULL;
+    size_t skip = 0;
+    if (c->churn)
         return;
-    /* Works for servers that add fields too: find the text. */
-    const char *t = memmem(p, len, "\"text\":\"b", 9);
+    if (c->dialect == 1) {
+        t = memmem(p, len, ": b", 3);
+        skip = 3;
+    } else if (c->dialect == 2) {
+        t = len > 0 && p[0] == '{' ? memmem(p, len, "\"message\":\"b", 12) : NULL;
+        skip = 12;
+    } else if (len > 20 && memcmp(p, "{\"type\":\"message\"", 17) == 0) {
+        t = memmem(p, len, "\"text\":\"b", 9);
+        skip = 9;
+    }
     int sender;
     uint64_t seq, sent_ns;
-    if (!t || sscanf(t + 9, "%d:%" SCNu64 ":%" SCNu64, &sender, &seq, &sent_ns) != 3)
+    if (!t || sscanf(t + skip, "%d:%" SCNu64 ":%" SCNu64, &sender, &seq, &sent_ns) != 3)
         return;
     if (sender < 0 || sender >= o.senders)
         return;
@@ -441,18 +457,24 @@ static void start_handshake(struct conn *c)
     /* --rooms: each client is named b<index>, to know its own join. */
     char path[300];
     const char *cookie = o.cookies_n ? o.cookies[c->index % o.cookies_n] : o.cookie;
+    const char *sub = o.subprotocol;
     if (c->room >= 0)
         snprintf(path, sizeof(path), "%s%cname=b%d", o.path, strchr(o.path, '?') ? '&' : '?',
                  c->index);
+    else if (c->dialect)
+        snprintf(path, sizeof(path), "/"); /* the seeds' dialects live on / */
     else
         snprintf(path, sizeof(path), "%s", o.path);
-    int n =
-        snprintf(req, sizeof(req),
-                 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s%s%s%s\r\n",
-                 path, o.host, o.port, c->key, o.subprotocol[0] ? "Sec-WebSocket-Protocol: " : "",
-                 o.subprotocol, o.subprotocol[0] ? "\r\n" : "", cookie[0] ? "Cookie: " : "", cookie,
-                 cookie[0] ? "\r\n" : "");
+    if (c->dialect == 1)
+        sub = "";
+    else if (c->dialect == 2)
+        sub = "echo-protocol";
+    int n = snprintf(
+        req, sizeof(req),
+        "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s%s%s%s\r\n",
+        path, o.host, o.port, c->key, sub[0] ? "Sec-WebSocket-Protocol: " : "", sub,
+        sub[0] ? "\r\n" : "", cookie[0] ? "Cookie: " : "", cookie, cookie[0] ? "\r\n" : "");
     grow(&c->out, &c->out_cap, (size_t)n);
     memcpy(c->out, req, (size_t)n);
     c->out_len = (size_t)n;
@@ -863,6 +885,9 @@ static void usage(void)
           "                     message it got\n"
           "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i % N); the\n"
           "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
+          "  --dialects N       readers split over the first N (1-3) of palaver's protocol, seed\n"
+          "                     004's plain text and seed 003's echo-protocol, on / (the\n"
+          "                     senders speak palaver's)\n"
           "  --uploads N        N threads upload files (POST /api/files, signed in with --cookie)\n"
           "                     back to back during the measured seconds\n"
           "  --upload-bytes B   each upload's size (default 25000000)\n"
@@ -877,32 +902,16 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"url", 1, 0, 'u'},
-                                       {"clients", 1, 0, 'c'},
-                                       {"senders", 1, 0, 's'},
-                                       {"rate", 1, 0, 'r'},
-                                       {"window", 1, 0, 'w'},
-                                       {"size", 1, 0, 'z'},
-                                       {"duration", 1, 0, 'd'},
-                                       {"stall", 1, 0, 'S'},
-                                       {"subprotocol", 1, 0, 'p'},
-                                       {"broker-pid", 1, 0, 'P'},
-                                       {"json", 1, 0, 'j'},
-                                       {"label", 1, 0, 'l'},
-                                       {"churn", 1, 0, 'C'},
-                                       {"churn-ms", 1, 0, 'M'},
-                                       {"check-page", 0, 0, 'G'},
-                                       {"cookie", 1, 0, 'K'},
-                                       {"rooms", 1, 0, 'R'},
-                                       {"proxy-pid", 1, 0, 'X'},
-                                       {"ca", 1, 0, 'A'},
-                                       {"cookies", 1, 0, 'F'},
-                                       {"read-markers", 0, 0, 'm'},
-                                       {"marker-ms", 1, 0, 'T'},
-                                       {"marker-jitter", 1, 0, 'J'},
-                                       {"uploads", 1, 0, 'U'},
-                                       {"upload-bytes", 1, 0, 'B'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"url", 1, 0, 'u'},          {"clients", 1, 0, 'c'},       {"senders", 1, 0, 's'},
+        {"rate", 1, 0, 'r'},         {"window", 1, 0, 'w'},        {"size", 1, 0, 'z'},
+        {"duration", 1, 0, 'd'},     {"stall", 1, 0, 'S'},         {"subprotocol", 1, 0, 'p'},
+        {"broker-pid", 1, 0, 'P'},   {"json", 1, 0, 'j'},          {"label", 1, 0, 'l'},
+        {"churn", 1, 0, 'C'},        {"churn-ms", 1, 0, 'M'},      {"check-page", 0, 0, 'G'},
+        {"cookie", 1, 0, 'K'},       {"rooms", 1, 0, 'R'},         {"proxy-pid", 1, 0, 'X'},
+        {"ca", 1, 0, 'A'},           {"cookies", 1, 0, 'F'},       {"read-markers", 0, 0, 'm'},
+        {"marker-ms", 1, 0, 'T'},    {"marker-jitter", 1, 0, 'J'}, {"uploads", 1, 0, 'U'},
+        {"upload-bytes", 1, 0, 'B'}, {"dialects", 1, 0, 'D'},      {0, 0, 0, 0}};
     int opt;
     o = (struct opts){.clients = 100,
                       .senders = 1,
@@ -991,6 +1000,9 @@ int main(int argc, char **argv)
         case 'U':
             o.uploads = atoi(optarg);
             break;
+        case 'D':
+            o.dialects = atoi(optarg);
+            break;
         case 'B':
             o.upload_bytes = atol(optarg);
             break;
@@ -1013,7 +1025,8 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (!o.host[0] || o.clients < 1 || o.senders > o.clients || o.window < 1 ||
+    if (!o.host[0] || o.clients < 1 || o.senders > o.clients || o.window < 1 || o.dialects < 0 ||
+        o.dialects > 3 || (o.dialects > 1 && o.rooms) ||
         (o.uploads && (o.tls || o.upload_bytes < 1)))
         usage();
     struct rlimit rl = {65536, 65536};
@@ -1042,6 +1055,7 @@ int main(int argc, char **argv)
         c->stalled = i >= o.clients && i < o.clients + o.stall;
         c->churn = i >= o.clients + o.stall;
         c->room = o.rooms > 0 && i < o.clients ? i % o.rooms : -1;
+        c->dialect = o.dialects > 1 && !c->sender && i < o.clients ? i % o.dialects : 0;
         c->last_seq = malloc(sizeof(int64_t) * (size_t)o.senders);
         for (int s = 0; s < o.senders; s++)
             c->last_seq[s] = -1;
@@ -1187,7 +1201,7 @@ int main(int argc, char **argv)
                     "\"churn_cycles\":%" PRIu64 ",\"window\":%d,\"rooms\":%d,"
                     "\"proxy_cpu_s\":%.3f,\"tls\":%s,\"markers\":%" PRIu64
                     ",\"receipt_frames\":%" PRIu64 ",\"uploads\":%" PRIu64
-                    ",\"upload_mb_s\":%.2f,\"upload_errors\":%" PRIu64 "}\n",
+                    ",\"upload_mb_s\":%.2f,\"upload_errors\":%" PRIu64 ",\"dialects\":%d}\n",
                     o.label, o.clients, o.stall, o.senders, o.rate, o.size, secs, st.connected,
                     connect_s, st.sent, st.acked, st.delivered, st.expected, ratio,
                     (double)st.delivered / secs, percentile(0.5, total_lat),
@@ -1198,7 +1212,7 @@ int main(int argc, char **argv)
                     o.proxy_pid > 0 ? pcpu1 - pcpu0 : 0.0, o.tls ? "true" : "false", st.markers,
                     st.receipt_frames, (uint64_t)atomic_load(&uploads_done),
                     (double)atomic_load(&upload_bytes_done) / 1e6 / secs,
-                    (uint64_t)atomic_load(&upload_errors));
+                    (uint64_t)atomic_load(&upload_errors), o.dialects ? o.dialects : 1);
             fclose(f);
         }
     }

@@ -167,22 +167,23 @@ if (pairs.length) {
   md += '\n';
 }
 
-// Uploads (issue 19): each "X-uploads" shape beside its "X-plain" of the
-// same round and server: what 4 uploads at a time cost the chat (p99 and
-// deliveries/s, as ratios measured in this session), and the upload rate.
-const upPairs = rows.filter((r) => r.run.endsWith('-uploads'));
-if (upPairs.length) {
-  md += '## Uploads vs none, same round\n\n';
-  md += '| shape | server | round | deliveries/s plain | with uploads | ratio | p99 ms plain | with uploads | ratio | worst p99 ms with uploads | uploads | MB/s | refused |\n';
-  md += '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+// Paired shapes: each "X-<suffix>" run beside its "X-plain" of the same
+// round and server, as ratios measured in this session -- what uploads
+// cost the chat (issue 19), what the seeds' dialects cost (issue 20).
+function pairSection(suffix, title, what, extra) {
+  const runs = rows.filter((r) => r.run.endsWith(`-${suffix}`));
+  if (!runs.length) return;
+  md += `## ${title}\n\n`;
+  md += `| shape | server | round | deliveries/s plain | ${what} | ratio | p99 ms plain | ${what} | ratio | max ms ${what} |${extra ? extra.head : ''}\n`;
+  md += `|---|---|---|---|---|---|---|---|---|---|${extra ? extra.head.replace(/[^|]+\|/g, '---|') : ''}\n`;
   const med = new Map();
-  for (const m of upPairs) {
-    const shape = m.run.replace(/-uploads$/, '');
+  for (const m of runs) {
+    const shape = m.run.replace(new RegExp(`-${suffix}$`), '');
     const p = rows.find((r) => r.scenario === m.scenario && r.run === `${shape}-plain` && r.target === m.target && r.rep === m.rep);
     if (!p) continue;
     const dr = ratio(m.deliveries_per_s, p.deliveries_per_s), pr = ratio(m.p99_us, p.p99_us);
     md += `| ${shape} | ${m.target} | ${m.rep} | ${num(p.deliveries_per_s)} | ${num(m.deliveries_per_s)} | **${dr.toFixed(2)}x** | `;
-    md += `${ms(p.p99_us)} | ${ms(m.p99_us)} | **${pr.toFixed(2)}x** | ${ms(m.max_us)} max | ${m.uploads || 0} | ${(m.upload_mb_s || 0).toFixed(1)} | ${m.upload_errors || 0} |\n`;
+    md += `${ms(p.p99_us)} | ${ms(m.p99_us)} | **${pr.toFixed(2)}x** | ${ms(m.max_us)} |${extra ? extra.row(m) : ''}\n`;
     const k = `${shape}/${m.target}`;
     if (!med.has(k)) med.set(k, { d: [], p: [] });
     med.get(k).d.push(dr);
@@ -190,10 +191,13 @@ if (upPairs.length) {
   }
   md += '\n';
   for (const [k, v] of med) {
-    md += `- ${k}: ratio with uploads / without: deliveries/s median **${median(v.d).toFixed(2)}x** (worst ${Math.min(...v.d).toFixed(2)}x), p99 median **${median(v.p).toFixed(2)}x** (worst ${Math.max(...v.p).toFixed(2)}x) (${v.d.length} rounds)\n`;
+    md += `- ${k}: ratio ${what} / plain: deliveries/s median **${median(v.d).toFixed(2)}x** (worst ${Math.min(...v.d).toFixed(2)}x), p99 median **${median(v.p).toFixed(2)}x** (worst ${Math.max(...v.p).toFixed(2)}x) (${v.d.length} rounds)\n`;
   }
   md += '\n';
 }
+pairSection('uploads', 'Uploads vs none, same round', 'with uploads',
+  { head: ' uploads | MB/s | refused |', row: (m) => ` ${m.uploads || 0} | ${(m.upload_mb_s || 0).toFixed(1)} | ${m.upload_errors || 0} |` });
+pairSection('mixed', 'Readers in the seeds\' dialects vs all on palaver\'s protocol, same round', 'mixed dialects');
 
 // Durability: acks wait for the commit, so acked messages/s is the rate at
 // which messages become durable; run.sh records palaverd's commit counters.
