@@ -137,39 +137,10 @@ for (const sc of repeated) {
     : 'No run fell below half its shape\'s median.\n\n';
 }
 
-// Receipts (issue 18): each "X-markers" shape beside its "X-plain" of the
-// same round and server: what the read markers cost the chat, as ratios
-// measured in this session, and how many marker and receipt frames each
-// chat message brought.
-const pairs = rows.filter((r) => r.run.endsWith('-markers'));
-if (pairs.length) {
-  md += '## Read markers vs none, same round\n\n';
-  md += '| shape | server | round | deliveries/s plain | with markers | ratio | p99 ms plain | with markers | ratio | server CPU s ratio | markers per chat message | receipt frames per chat message |\n';
-  md += '|---|---|---|---|---|---|---|---|---|---|---|---|\n';
-  const med = new Map();
-  for (const m of pairs) {
-    const shape = m.run.replace(/-markers$/, '');
-    const p = rows.find((r) => r.scenario === m.scenario && r.run === `${shape}-plain` && r.target === m.target && r.rep === m.rep);
-    if (!p) continue;
-    const dr = ratio(m.deliveries_per_s, p.deliveries_per_s), pr = ratio(m.p99_us, p.p99_us);
-    md += `| ${shape} | ${m.target} | ${m.rep} | ${num(p.deliveries_per_s)} | ${num(m.deliveries_per_s)} | **${dr.toFixed(2)}x** | `;
-    md += `${ms(p.p99_us)} | ${ms(m.p99_us)} | **${pr.toFixed(2)}x** | ${ratio(m.broker_cpu_s, p.broker_cpu_s).toFixed(2)}x | `;
-    md += `${ratio(m.markers || 0, m.acked).toFixed(2)} | ${ratio(m.receipt_frames || 0, m.acked).toFixed(3)} |\n`;
-    const k = `${shape}/${m.target}`;
-    if (!med.has(k)) med.set(k, { d: [], p: [] });
-    med.get(k).d.push(dr);
-    med.get(k).p.push(pr);
-  }
-  md += '\n';
-  for (const [k, v] of med) {
-    md += `- ${k}: median ratio with markers / without: deliveries/s **${median(v.d).toFixed(2)}x**, p99 **${median(v.p).toFixed(2)}x** (${v.d.length} rounds)\n`;
-  }
-  md += '\n';
-}
-
 // Paired shapes: each "X-<suffix>" run beside its "X-plain" of the same
-// round and server, as ratios measured in this session -- what uploads
-// cost the chat (issue 19), what the seeds' dialects cost (issue 20).
+// round and server, as ratios measured in this session -- what read
+// markers cost the chat (issue 18), what uploads cost it (issue 19), what
+// the seeds' dialects cost (issue 20).
 function pairSection(suffix, title, what, extra) {
   const runs = rows.filter((r) => r.run.endsWith(`-${suffix}`));
   if (!runs.length) return;
@@ -183,7 +154,7 @@ function pairSection(suffix, title, what, extra) {
     if (!p) continue;
     const dr = ratio(m.deliveries_per_s, p.deliveries_per_s), pr = ratio(m.p99_us, p.p99_us);
     md += `| ${shape} | ${m.target} | ${m.rep} | ${num(p.deliveries_per_s)} | ${num(m.deliveries_per_s)} | **${dr.toFixed(2)}x** | `;
-    md += `${ms(p.p99_us)} | ${ms(m.p99_us)} | **${pr.toFixed(2)}x** | ${ms(m.max_us)} |${extra ? extra.row(m) : ''}\n`;
+    md += `${ms(p.p99_us)} | ${ms(m.p99_us)} | **${pr.toFixed(2)}x** | ${ms(m.max_us)} |${extra ? extra.row(m, p) : ''}\n`;
     const k = `${shape}/${m.target}`;
     if (!med.has(k)) med.set(k, { d: [], p: [] });
     med.get(k).d.push(dr);
@@ -195,6 +166,10 @@ function pairSection(suffix, title, what, extra) {
   }
   md += '\n';
 }
+pairSection('markers', 'Read markers vs none, same round', 'with markers', {
+  head: ' server CPU s ratio | markers per chat message | receipt frames per chat message |',
+  row: (m, p) => ` ${ratio(m.broker_cpu_s, p.broker_cpu_s).toFixed(2)}x | ${ratio(m.markers || 0, m.acked).toFixed(2)} | ${ratio(m.receipt_frames || 0, m.acked).toFixed(3)} |`,
+});
 pairSection('uploads', 'Uploads vs none, same round', 'with uploads',
   { head: ' uploads | MB/s | refused |', row: (m) => ` ${m.uploads || 0} | ${(m.upload_mb_s || 0).toFixed(1)} | ${m.upload_errors || 0} |` });
 pairSection('mixed', 'Readers in the seeds\' dialects vs all on palaver\'s protocol, same round', 'mixed dialects');
