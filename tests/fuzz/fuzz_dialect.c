@@ -33,7 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(msg);
         free(name);
     }
-    /* The input as a palaver message's text and sender's name. */
+    /* The input as a palaver message's text and sender's name -- without
+     * NUL: palaver never relays one (proto.c parses without
+     * JSON_ALLOW_NUL, so "\u0000" in a message is refused). */
+    if (memchr(data, 0, size))
+        return 0;
     json_t *o = json_pack("{s:s, s:s%, s:{s:s%}, s:s%, s:I}", "type", "message", "text",
                           (const char *)data, size, "from", "name", (const char *)data, size / 2,
                           "avatar", (const char *)data, size, "serverDate", (json_int_t)1);
