@@ -153,7 +153,8 @@ static int metrics(struct mg_connection *conn, void *ud)
         put(&b, "palaver_dialect_messages_in_total{dialect=\"%s\"} %llu\n", pv_dialect_name(d),
             GET(dialect_in[d]));
     put(&b, "# HELP palaver_dialect_frames_out_total Frames handed to clients in their own dialect "
-            "(translated once per frame and dialect).\n"
+            "(translated once per frame and dialect; a frame's deliveries are added when the next "
+            "frame is translated).\n"
             "# TYPE palaver_dialect_frames_out_total counter\n");
     for (int d = 1; d < PV_DIALECTS; d++)
         put(&b, "palaver_dialect_frames_out_total{dialect=\"%s\"} %llu\n", pv_dialect_name(d),

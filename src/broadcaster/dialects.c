@@ -15,6 +15,15 @@
 #include "palaver/stats.h"
 #include "palaver/xalloc.h"
 
+/* The deliveries of the cached frame, into the shared counter. */
+static void flush_count(struct pv_broadcaster *b, enum pv_dialect d)
+{
+    struct dialect_cache *k = &b->dialect_cache[d];
+    if (k->uses)
+        pv_stat_add(&b->d.stats->dialect_out[d], k->uses);
+    k->uses = 0;
+}
+
 struct pv_frame *pv__dialect_frame(struct pv_broadcaster *b, const struct pv_client *c,
                                    struct pv_frame *f)
 {
@@ -25,6 +34,7 @@ struct pv_frame *pv__dialect_frame(struct pv_broadcaster *b, const struct pv_cli
     }
     struct dialect_cache *k = &b->dialect_cache[d];
     if (k->src != f) {
+        flush_count(b, d);
         if (k->src)
             pv_frame_unref(k->src);
         if (k->out)
@@ -35,7 +45,7 @@ struct pv_frame *pv__dialect_frame(struct pv_broadcaster *b, const struct pv_cli
     pv_frame_unref(f);
     if (!k->out)
         return NULL;
-    pv_stat_add(&b->d.stats->dialect_out[d], 1);
+    k->uses++; /* counted here, published once per frame: no atomic per delivery */
     return pv_frame_ref(k->out);
 }
 
@@ -60,6 +70,7 @@ void pv__dialect_greet(struct pv_broadcaster *b, struct pv_client *c)
 void pv__dialects_free(struct pv_broadcaster *b)
 {
     for (int d = 0; d < PV_DIALECTS; d++) {
+        flush_count(b, (enum pv_dialect)d);
         if (b->dialect_cache[d].src)
             pv_frame_unref(b->dialect_cache[d].src);
         if (b->dialect_cache[d].out)

@@ -197,6 +197,7 @@ struct pv_broadcaster {
      * shares the result. One reference to each. */
     struct dialect_cache {
         struct pv_frame *src, *out;
+        uint64_t uses; /* deliveries of out not yet added to stats->dialect_out */
     } dialect_cache[PV_DIALECTS];
 
     uint64_t seq;           /* last sequence number given out */
