@@ -361,33 +361,43 @@ static struct pv_event *decode_message(struct pv_ws *ws, struct pv_client *c, co
 
 /* A dialect client's frame as a palaver request (dialect.h), or NULL
  * after answering it. Seed 003 names its sender in every message: a name
- * other than the last one claimed goes first, as a hello of its own (a
- * guest's rename: the broadcaster checks it like any other). */
-static int push_message(struct pv_ws *ws, struct pv_client *c, struct pv_event *ev);
-
-static char *dialect_request(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len)
+ * other than the last one claimed is returned in *rename, to go first as
+ * a hello of its own (a guest's rename, checked by the broadcaster like
+ * any) -- once the message has passed the rate and byte checks, so a
+ * client changing its name with every message cannot rename past them. */
+static char *dialect_request(struct pv_ws *ws, struct pv_client *c, const char *data, size_t len,
+                             char **rename)
 {
+    *rename = NULL;
     if (c->dialect == PV_DIALECT_TEXT)
         return pv_dialect_text_in(data, len);
-    char *msg, *name;
+    char *msg;
     const char *why;
-    if (!pv_dialect_echo_in(data, len, &msg, &name, &why)) {
+    if (!pv_dialect_echo_in(data, len, &msg, rename, &why)) {
         pv_info("refused a message from %s (%s dialect): %s", c->peer,
                 pv_dialect_name((enum pv_dialect)c->dialect), why);
         reply_error(ws, c, NULL, "bad-json", why);
         return NULL;
     }
-    if (name && strcmp(name, c->claimed) != 0) {
-        snprintf(c->claimed, sizeof(c->claimed), "%s", name);
-        json_t *hello = json_pack("{s:s, s:s}", "type", "hello", "name", name);
-        char *h = json_dumps(hello, JSON_COMPACT);
-        json_decref(hello);
-        if (h)
-            push_message(ws, c, decode_message(ws, c, h, strlen(h)));
-        free(h);
+    if (*rename && strcmp(*rename, c->claimed) == 0) {
+        free(*rename);
+        *rename = NULL;
     }
-    free(name);
     return msg;
+}
+
+static int push_message(struct pv_ws *ws, struct pv_client *c, struct pv_event *ev);
+
+/* Queues seed 003's rename (see dialect_request) ahead of its message. */
+static void push_rename(struct pv_ws *ws, struct pv_client *c, const char *name)
+{
+    snprintf(c->claimed, sizeof(c->claimed), "%s", name);
+    json_t *hello = json_pack("{s:s, s:s}", "type", "hello", "name", name);
+    char *h = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
+    json_decref(hello);
+    if (h)
+        push_message(ws, c, decode_message(ws, c, h, strlen(h)));
+    free(h);
 }
 
 /* Hands a decoded message over. An invalid one goes too, as its error, so
@@ -588,11 +598,11 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
         return 1;
     }
     case PV_WSMSG_TEXT: {
-        char *req = NULL;
+        char *req = NULL, *rename = NULL;
         if (c->dialect != PV_DIALECT_PALAVER) {
-            req = dialect_request(ws, c, out.data, out.len);
+            req = dialect_request(ws, c, out.data, out.len, &rename);
             if (!req)
-                return 1; /* refused in the dialect's words, or a rename queued alone */
+                return 1; /* refused in the dialect's words */
         }
         struct pv_event *ev =
             decode_message(ws, c, req ? req : out.data, req ? strlen(req) : out.len);
@@ -609,9 +619,13 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
                             "too many bytes: slow down, this one was not sent");
         }
         if (r != 1) {
+            free(rename);
             pv_event_free(ev);
             return 1; /* refused (a typing hint silently), or closing */
         }
+        if (rename)
+            push_rename(ws, c, rename);
+        free(rename);
         return push_message(ws, c, ev);
     }
     }

@@ -233,6 +233,29 @@ static void test_rate_limit_in_the_dialect(void **state)
     if (!strstr(out, want))
         fail_msg("want %s in\n%s", want, strstr(out, "palaver_dialect_messages_in"));
     wsc_free(text);
+
+    /* Seed 003 names itself in every message: a new name with each one is
+     * still one rename per message taken -- the refused ones rename
+     * nobody (a rename costs a notice to everyone). */
+    struct wsc *echo = open_dialect("echo-protocol");
+    json_decref(next_echo(echo)); /* its greeting */
+    for (int i = 0; i < 16; i++) {
+        char m[96];
+        snprintf(m, sizeof(m), "{\"name\":\"renamer%d\",\"message\":\"r\"}", i);
+        assert_int_equal(wsc_send_text(echo, m), 0);
+    }
+    int taken = 0, said = 0;
+    while (taken + said < 16) {
+        json_t *e = next_echo(echo);
+        if (strcmp(str(e, "name"), "palaver") == 0)
+            said++;
+        else if (strcmp(str(e, "message"), "r") == 0)
+            taken++;
+        json_decref(e);
+    }
+    assert_true(said > 0);
+    assert_int_equal(srv_log_count(&server, "to=\"renamer"), taken);
+    wsc_free(echo);
     wsc_free(pal);
 }
 
