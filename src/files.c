@@ -6,7 +6,9 @@
  * and closes. `mu` guards the SQLite connection and the libmagic handle
  * (neither is shared between threads otherwise); it is held for one
  * statement or one detection, never while reading from or writing to a
- * client. `uploads` counts uploads in progress (atomic). */
+ * client. `pace_mu` guards the upload slots (who holds them) and the
+ * shared read pace; it is held for a few arithmetic steps, never around
+ * I/O. */
 #include "palaver/files.h"
 
 #include <civetweb.h>
@@ -59,7 +61,6 @@ struct pv_files {
     pthread_mutex_t mu;
     sqlite3 *db;
     magic_t mime, desc;
-    atomic_int uploads;
     /* Uploads in progress by address (--upload-slots-per-ip) and the
      * shared pace of reading them (--upload-rate, a token bucket of
      * bytes): both under pace_mu, taken per upload and per piece read. */
@@ -239,17 +240,6 @@ static bool param(const struct mg_request_info *ri, const char *key, char *out, 
            mg_get_var(ri->query_string, strlen(ri->query_string), key, out, n) >= 0;
 }
 
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static void new_id(char id[PV_FILE_ID_CHARS + 1])
 {
     unsigned char raw[16];
@@ -299,24 +289,26 @@ static void pace(struct pv_files *f, size_t n)
 /* Takes one of the upload slots of `addr`'s share (--upload-slots-per-ip
  * of --upload-slots); false if the address holds its share or every slot
  * is taken. */
-static bool hold_slot(struct pv_files *f, const char *addr, bool *all_taken)
+static bool hold_slot(struct pv_files *f, const char *addr, bool *all_taken, unsigned *taken)
 {
-    unsigned mine = 0, free_at = UINT32_MAX;
+    unsigned mine = 0, free_at = UINT32_MAX, held = 0;
     pthread_mutex_lock(&f->pace_mu);
     for (unsigned i = 0; i < f->cfg->upload_slots; i++) {
         if (!f->holders[i][0]) {
             if (free_at == UINT32_MAX)
                 free_at = i;
-        } else if (strcmp(f->holders[i], addr) == 0) {
-            mine++;
+        } else {
+            held++;
+            mine += strcmp(f->holders[i], addr) == 0;
         }
     }
     bool ok = free_at != UINT32_MAX && mine < f->cfg->upload_slots_per_ip;
     if (ok) {
         snprintf(f->holders[free_at], sizeof(f->holders[free_at]), "%s", addr);
-        atomic_fetch_add(&f->uploads, 1);
+        held++;
     }
     *all_taken = free_at == UINT32_MAX;
+    *taken = held;
     pthread_mutex_unlock(&f->pace_mu);
     return ok;
 }
@@ -327,10 +319,20 @@ static void release_slot(struct pv_files *f, const char *addr)
     for (unsigned i = 0; i < f->cfg->upload_slots; i++)
         if (strcmp(f->holders[i], addr) == 0) {
             f->holders[i][0] = '\0';
-            atomic_fetch_sub(&f->uploads, 1);
             break;
         }
     pthread_mutex_unlock(&f->pace_mu);
+}
+
+/* A failed write or fsync as the answer's status, code and reason.
+ * EFBIG (the file size limit: systemd's LimitFSIZE=) is, for this
+ * upload, the same as a full disk. */
+static int storage_error(int err, const char **code, const char **why)
+{
+    bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
+    *code = full ? "disk-full" : "storage-failed";
+    *why = full ? "the server's disk is full" : "the server cannot write files now";
+    return full ? 507 : 500;
 }
 
 /* Reads the body into a temporary file, hashing it. 0, or an HTTP status
@@ -381,12 +383,7 @@ static int receive(struct pv_files *f, struct mg_connection *conn, struct upload
                 continue;
             }
             if (w <= 0) {
-                /* EFBIG: the file size limit (systemd's LimitFSIZE=) -- for
-                 * this upload the same as a full disk. */
-                bool full = errno == ENOSPC || errno == EDQUOT || errno == EFBIG;
-                *code = full ? "disk-full" : "storage-failed";
-                *why = full ? "the server's disk is full" : "the server cannot write files now";
-                status = full ? 507 : 500;
+                status = storage_error(errno, code, why);
                 break;
             }
         }
@@ -395,11 +392,8 @@ static int receive(struct pv_files *f, struct mg_connection *conn, struct upload
         got += (uint64_t)r;
     }
     free(buf);
-    if (!status && fsync(fd) != 0) {
-        *code = errno == ENOSPC ? "disk-full" : "storage-failed";
-        *why = errno == ENOSPC ? "the server's disk is full" : "the server cannot write files now";
-        status = errno == ENOSPC ? 507 : 500;
-    }
+    if (!status && fsync(fd) != 0)
+        status = storage_error(errno, code, why);
     close(fd);
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;
@@ -410,7 +404,7 @@ static int receive(struct pv_files *f, struct mg_connection *conn, struct upload
         unlink(u->tmp);
         return status;
     }
-    hex(digest, 32, u->hash);
+    sodium_bin2hex(u->hash, sizeof(u->hash), digest, 32);
     /* The type from the bytes (the first 8 KiB: libmagic's own default
      * look-ahead is larger, but every type we serve inline is named by
      * its first bytes), never from the client. */
@@ -490,6 +484,19 @@ static bool record(struct pv_files *f, const struct upload *u, int64_t room, int
     return ok;
 }
 
+/* Whether the attachment row in `st` (its user_id in column `user_col`,
+ * its addr in `addr_col`) is the uploader's own: a signed-in person's by
+ * account, a guest's (where --guest-uploads is on) by address. */
+static bool uploader_is(sqlite3_stmt *st, int user_col, int addr_col, int64_t account,
+                        const char *addr)
+{
+    if (account > 0)
+        return sqlite3_column_int64(st, user_col) == account;
+    const unsigned char *a = sqlite3_column_text(st, addr_col);
+    return sqlite3_column_type(st, user_col) == SQLITE_NULL && a &&
+           strcmp((const char *)a, addr) == 0;
+}
+
 /* Why an upload may not be a preview of `orig` (NULL: it may): the
  * original must be the uploader's (an account's, or a guest's from the
  * same address), in `room`, not a preview itself, not yet in a message,
@@ -510,10 +517,7 @@ static const char *preview_refused(struct pv_files *f, const char *orig, int64_t
             -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, orig, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
-            bool mine = account > 0
-                            ? sqlite3_column_int64(st, 0) == account
-                            : sqlite3_column_type(st, 0) == SQLITE_NULL &&
-                                  strcmp((const char *)sqlite3_column_text(st, 2), addr) == 0;
+            bool mine = uploader_is(st, 0, 2, account, addr);
             if (!mine || sqlite3_column_int64(st, 1) != room)
                 why = "\"preview\" must be the id of your upload in this room";
             else if (sqlite3_column_int(st, 3))
@@ -622,7 +626,8 @@ static int on_upload(struct mg_connection *conn, void *ud)
                             "the server has no room for more files now", "Connection: close\r\n");
     }
     bool all_taken;
-    if (!hold_slot(f, who.addr, &all_taken)) {
+    unsigned taken;
+    if (!hold_slot(f, who.addr, &all_taken, &taken)) {
         pv_info("upload refused from %s: %s; answered 503", peer,
                 all_taken ? "every upload slot is taken (--upload-slots)"
                           : "its address has its share of uploads in progress "
@@ -632,9 +637,9 @@ static int on_upload(struct mg_connection *conn, void *ud)
                                       : "you have uploads in progress: wait for one to finish",
                             "Retry-After: 5\r\nConnection: close\r\n");
     }
-    pv_info("upload from %s: receiving \"%s\" (%llu bytes) into room %lld, %d of %u upload slots "
+    pv_info("upload from %s: receiving \"%s\" (%llu bytes) into room %lld, %u of %u upload slots "
             "taken",
-            peer, u.name, (unsigned long long)u.size, (long long)room.id, atomic_load(&f->uploads),
+            peer, u.name, (unsigned long long)u.size, (long long)room.id, taken,
             f->cfg->upload_slots);
     const char *code = NULL, *why = NULL;
     int st = receive(f, conn, &u, &code, &why);
@@ -814,9 +819,7 @@ static json_t *describe(struct pv_files *f, const char *id, int64_t room, int64_
         return NULL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        bool mine = account > 0 ? sqlite3_column_int64(st, 0) == account
-                                : sqlite3_column_type(st, 0) == SQLITE_NULL &&
-                                      strcmp((const char *)sqlite3_column_text(st, 2), addr) == 0;
+        bool mine = uploader_is(st, 0, 2, account, addr);
         /* Someone else's upload looks like one that does not exist. */
         if (!mine || sqlite3_column_int(st, 4))
             ;

@@ -8,11 +8,11 @@
  * Threads: the handlers run on CivetWeb workers, several at once. What
  * they share: the SQLite connection and the libmagic handle, both under
  * `mu` (held for one statement or one detection, never around network
- * I/O), and the count of uploads in progress (an atomic, bounded by
- * --upload-slots). Files on disk are written under a private temporary
- * name and renamed into place: a reader never sees a partial file, and
- * two uploads of the same bytes race harmlessly (the rename is atomic and
- * the content is the same).
+ * I/O), and the upload slots with the shared read pace, under `pace_mu`
+ * (--upload-slots, --upload-slots-per-ip, --upload-rate; held for a few
+ * arithmetic steps). The sweep runs on main and takes `mu`. Files on disk are written under a
+ * private temporary name and renamed into place: a reader never sees a partial file, and two
+ * uploads of the same bytes race harmlessly (the rename is atomic and the content is the same).
  */
 #ifndef PALAVER_FILES_H
 #define PALAVER_FILES_H
