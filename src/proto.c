@@ -303,6 +303,13 @@ static void decode(const char *data, size_t len, size_t max_text, struct pv_inbo
         /* A message with files may have no text (a photo on its own). */
         if (!files_field(in) || !text_field(in, max_text, in->files != NULL) || !room_field(in))
             return;
+        /* An avatar (seed 003's, docs/dialects.md) is kept only if it is
+         * safe where that page puts it; checked here, on the worker, so
+         * the broadcaster only copies it. */
+        v = json_object_get(in->root, "avatar");
+        if (v && !(json_is_string(v) &&
+                   pv_dialect_avatar_ok(json_string_value(v), json_string_length(v))))
+            json_object_del(in->root, "avatar");
         /* A client's own date is relayed when it is a time a client can
          * read exactly (an integer of ms, 0 .. 2^53 - 1); else the
          * server's time is used. */
@@ -479,8 +486,8 @@ struct pv_frame *pv_proto_message(const struct pv_inbound *in, const struct pv_u
         json_object_set(o, "files", in->files);
     /* A picture of the sender a seed 003 client gave (docs/dialects.md):
      * relayed only if it is safe where that page puts it. */
-    json_t *av = json_object_get(in->root, "avatar");
-    if (json_is_string(av) && pv_dialect_avatar_ok(json_string_value(av), json_string_length(av)))
+    json_t *av = json_object_get(in->root, "avatar"); /* checked by the decode */
+    if (av)
         json_object_set(o, "avatar", av);
     return finish(o);
 }
