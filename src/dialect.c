@@ -22,6 +22,8 @@ enum pv_dialect pv_dialect_of(const char *uri, const char *subprotocol)
         if (strcmp(subprotocol, "echo-protocol") == 0)
             return PV_DIALECT_ECHO;
     }
+    if (uri && strcmp(uri, "/socket.io/") == 0)
+        return PV_DIALECT_SIO;
     return PV_DIALECT_PALAVER;
 }
 
@@ -32,6 +34,8 @@ const char *pv_dialect_name(enum pv_dialect d)
         return "text";
     case PV_DIALECT_ECHO:
         return "echo";
+    case PV_DIALECT_SIO:
+        return "socketio";
     default:
         return "palaver";
     }
@@ -238,6 +242,148 @@ static struct pv_frame *text_frame(const char *s)
     return f;
 }
 
+/* ---- Socket.IO (seed 002) ---- */
+
+/* An Engine.IO message of a Socket.IO packet: "4" + "2"/"3" + the ack
+ * id, if any + the JSON array `args` (its reference taken). */
+static struct pv_frame *sio_frame(char type, json_int_t ack, json_t *args)
+{
+    char *j = json_dumps(args, JSON_COMPACT);
+    json_decref(args);
+    if (!j)
+        abort(); /* out of memory, as xalloc.h */
+    char head[32];
+    int h = ack >= 0 ? snprintf(head, sizeof(head), "4%c%lld", type, (long long)ack)
+                     : snprintf(head, sizeof(head), "4%c", type);
+    size_t n = strlen(j);
+    char *s = pv_xmalloc((size_t)h + n + 1);
+    memcpy(s, head, (size_t)h);
+    memcpy(s + h, j, n + 1);
+    free(j);
+    struct pv_frame *f = text_frame(s);
+    free(s);
+    return f;
+}
+
+static struct pv_frame *sio_event(const char *event, json_t *arg)
+{
+    return sio_frame('2', -1, json_pack("[s, o]", event, arg));
+}
+
+/* "alice, bob and carol connected" (or "3 people connected" when the
+ * notice carries counts only, over --presence-max). */
+static struct pv_frame *sio_presence(const json_t *m, const char *what)
+{
+    json_t *users = json_object_get(m, "users"), *parts = json_array();
+    size_t n = json_array_size(users);
+    if (n == 0) {
+        char c[64];
+        json_int_t k = json_integer_value(json_object_get(m, "count"));
+        snprintf(c, sizeof(c), "%lld %s ", (long long)k, k == 1 ? "person" : "people");
+        json_array_append_new(parts, json_string(c));
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            json_array_append_new(parts, json_string(i + 1 == n ? " and " : ", "));
+        json_array_append_new(parts, json_string(sval(json_array_get(users, i), "name")));
+    }
+    if (n)
+        json_array_append_new(parts, json_string(" "));
+    json_array_append_new(parts, json_string(what));
+    char *s = joined(parts);
+    json_decref(parts);
+    struct pv_frame *f = sio_event("broadcast", json_string(s));
+    free(s);
+    return f;
+}
+
+static struct pv_frame *sio_out(const json_t *m, const char *type)
+{
+    json_t *id = json_object_get(m, "msgId");
+    json_int_t ack = json_is_integer(id) ? json_integer_value(id) : -1;
+    if (strcmp(type, "message") == 0 || strcmp(type, "edit") == 0) {
+        json_t *parts = json_array();
+        if (*type == 'e')
+            json_array_append_new(parts, json_string("(edited) "));
+        text_with_files(parts, m, false);
+        char *text = joined(parts);
+        json_decref(parts);
+        struct pv_frame *f = sio_event(
+            "chat message", json_pack("{s:s, s:s}", "username",
+                                      sval(json_object_get(m, *type == 'e' ? "by" : "from"), "name"),
+                                      "msg", text));
+        free(text);
+        return f;
+    }
+    if (strcmp(type, "join") == 0)
+        return sio_presence(m, "connected");
+    if (strcmp(type, "leave") == 0)
+        return sio_presence(m, "disconnected");
+    if (strcmp(type, "rename") == 0) {
+        char s[2 * 512];
+        snprintf(s, sizeof(s), "%s is now %s", sval(m, "oldName"),
+                 sval(json_object_get(m, "user"), "name"));
+        return sio_event("broadcast", json_string(s));
+    }
+    if (strcmp(type, "ack") == 0 && ack >= 0)
+        return sio_frame('3', ack, json_pack("[{s:O}]", "seq", json_object_get(m, "seq")));
+    if (strcmp(type, "error") == 0 && ack >= 0)
+        return sio_frame('3', ack,
+                         json_pack("[{s:s, s:s}]", "error", sval(m, "code"), "message",
+                                   sval(m, "message")));
+    if (strcmp(type, "error") == 0) {
+        char *s = pv_xmalloc(strlen(sval(m, "message")) + 16);
+        sprintf(s, "palaver: %s", sval(m, "message"));
+        struct pv_frame *f = sio_event("system", json_string(s));
+        free(s);
+        return f;
+    }
+    return NULL;
+}
+
+struct pv_frame *pv_dialect_sio_hello(const char *name)
+{
+    char *s = pv_xmalloc(strlen(name) + 8);
+    sprintf(s, "hello %s", name);
+    struct pv_frame *f = sio_event("system", json_string(s));
+    free(s);
+    f->dialect = PV_DIALECT_SIO;
+    return f;
+}
+
+bool pv_dialect_sio_in(const char *json, size_t len, int64_t ack, char **msg, const char **why)
+{
+    *msg = NULL;
+    json_t *a = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *event = json_string_value(json_array_get(a, 0));
+    json_t *arg = json_array_get(a, 1);
+    if (!json_is_array(a) || !event) {
+        *why = "an event must be a JSON array naming the event first";
+        json_decref(a);
+        return false;
+    }
+    if (strcmp(event, "chat message") != 0) {
+        *why = "palaver knows one event: \"chat message\"";
+        json_decref(a);
+        return false;
+    }
+    json_t *text = json_is_object(arg) ? json_object_get(arg, "msg") : arg;
+    if (!json_is_string(text) || json_array_size(a) != 2) {
+        *why = "\"chat message\" takes one argument: the text, or {\"msg\": the text}";
+        json_decref(a);
+        return false;
+    }
+    json_t *req = json_pack("{s:s, s:O}", "type", "message", "text", text);
+    if (ack >= 0)
+        json_object_set_new(req, "msgId", json_integer((json_int_t)ack));
+    *msg = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    json_decref(a);
+    if (!*msg)
+        abort(); /* out of memory, as xalloc.h */
+    return true;
+}
+
 struct pv_frame *pv_dialect_out(enum pv_dialect d, const struct pv_frame *f, int64_t now)
 {
     if (d == PV_DIALECT_PALAVER || f->opcode != PV_WS_OP_TEXT)
@@ -270,6 +416,8 @@ struct pv_frame *pv_dialect_out(enum pv_dialect d, const struct pv_frame *f, int
             out = pv_frame_from_json(o);
             json_decref(o);
         }
+    } else if (d == PV_DIALECT_SIO) {
+        out = sio_out(m, type);
     }
     json_decref(m);
     if (out)

@@ -40,6 +40,7 @@
 #include "palaver/stats.h"
 #include "palaver/store.h"
 #include "palaver/writer.h"
+#include "palaver/socketio.h"
 #include "palaver/ws.h"
 
 /* Everything main starts, in boot order. Owned by main; the threads it
@@ -329,7 +330,8 @@ static bool start(struct palaverd *p)
                            .stats = &p->stats,
                            .peers = pv_peers_new(cfg->max_clients),
                            .bans = pv_bans_new(),
-                           .live = &p->live};
+                           .live = &p->live,
+                           .sio = pv_socketio_new()};
     atomic_init(&p->ws.admitted, 0);
     atomic_init(&p->ws.stopping, false);
     open_store(p);
@@ -461,6 +463,7 @@ static void teardown(struct palaverd *p)
     pv_queue_free(p->queue);        /* LEAVE events queued by mg_stop() release clients */
     pv_peers_free(p->ws.peers);
     pv_bans_free(p->ws.bans);
+    pv_socketio_free(p->ws.sio); /* after CivetWeb: no handler runs any more */
     pv_live_destroy(&p->live);
 }
 
@@ -543,7 +546,7 @@ int main(int argc, char **argv)
     }
     int port = pv_http_port(p.http);
     log_setup_link(&p, port); /* before the line that says palaverd listens */
-    pv_info("palaverd %s listening on %s:%d (WebSocket /ws and /), htdocs %s, max %u clients, "
+    pv_info("palaverd %s listening on %s:%d (WebSocket /ws, / and /socket.io/), htdocs %s, max %u clients, "
             "%u CivetWeb workers, %u writers",
             PALAVER_VERSION, p.cfg.listen_addr[0] ? p.cfg.listen_addr : "0.0.0.0", port,
             p.cfg.htdocs, p.cfg.max_clients, pv_config_num_threads(&p.cfg), p.cfg.writers);

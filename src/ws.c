@@ -30,6 +30,7 @@
 #include "palaver/proto.h"
 #include "palaver/queue.h"
 #include "palaver/peer.h"
+#include "palaver/socketio.h"
 #include "palaver/stats.h"
 #include "palaver/wsmsg.h"
 #include "palaver/xalloc.h"
@@ -109,6 +110,12 @@ static int on_connect(const struct mg_connection *conn, void *ud)
     peer_of(ws, conn, &p, peer, sizeof(peer));
     if (atomic_load(&ws->stopping))
         return refuse(conn, 503, "Service Unavailable", "palaverd is shutting down\n");
+    const char *sio_why;
+    if (pv_dialect_of(ri->local_uri, NULL) == PV_DIALECT_SIO &&
+        !pv_socketio_ws_check(ws, ri->query_string, p.addr, &sio_why)) {
+        pv_info("refused Socket.IO WebSocket from %s: %s; answered 400", peer, sio_why);
+        return refuse(conn, 400, "Bad Request", "{\"code\":3,\"message\":\"Bad request\"}");
+    }
     if (!pv_origin_allowed(origin, p.https, host,
                            atomic_load_explicit(&ws->live->origins, memory_order_acquire))) {
         char o[128], h[128];
@@ -285,6 +292,10 @@ static void on_ready(struct mg_connection *conn, void *ud)
              ri->acceptedWebSocketSubprotocol ? ri->acceptedWebSocketSubprotocol : "(none)");
     /* JOIN carries a second reference: the registry's. */
     pv_queue_push_ctl(ws->queue, pv_event_new(PV_EV_JOIN, pv_client_ref(c), &jr, sizeof(jr)));
+    /* Seed 002's: its Engine.IO handshake goes on (socketio.h); the
+     * broadcaster delivers nothing to it until OPEN. */
+    if (c->dialect == PV_DIALECT_SIO)
+        pv_socketio_ws_ready(ws, c, ri->query_string);
     /* From here the worker only reads frames: the handshake's stack is dead. */
     pv_http_trim_stack();
 }
@@ -599,7 +610,31 @@ static int on_data(struct mg_connection *conn, int bits, char *data, size_t len,
     }
     case PV_WSMSG_TEXT: {
         char *req = NULL, *rename = NULL;
-        if (c->dialect != PV_DIALECT_PALAVER) {
+        if (c->dialect == PV_DIALECT_SIO) {
+            const char *why = NULL;
+            long long ack;
+            switch (pv_socketio_ws_frame(ws, c, out.data, out.len, &req, &why, &ack)) {
+            case PV_SIO_REQUEST:
+                break;
+            case PV_SIO_DONE: /* a control packet: it still costs its bytes */
+                byte_check(ws, c, out.len, now);
+                return 1;
+            case PV_SIO_REFUSE: {
+                pv_info("refused a packet from %s (socketio dialect): %s", c->peer, why);
+                json_t *id = ack >= 0 ? json_integer(ack) : NULL;
+                reply_error(ws, c, id, "bad-json", why);
+                json_decref(id);
+                byte_check(ws, c, out.len, now);
+                return 1;
+            }
+            case PV_SIO_CLOSE:
+                snprintf(c->leave_reason, sizeof(c->leave_reason), "%s",
+                         why ? why : "Socket.IO disconnect");
+                if (why)
+                    pv_info("closing Socket.IO client %s: %s", c->peer, why);
+                return close_with(ws, c, 1000, why ? why : "goodbye");
+            }
+        } else if (c->dialect != PV_DIALECT_PALAVER) {
             req = dialect_request(ws, c, out.data, out.len, &rename);
             if (!req)
                 return 1; /* refused in the dialect's words */
@@ -661,4 +696,6 @@ void pv_ws_register(struct mg_context *ctx, struct pv_ws *ws)
                                                on_data, on_close, ws);
     mg_set_websocket_handler_with_subprotocols(ctx, "/", &subprotocols_root, on_connect, on_ready,
                                                on_data, on_close, ws);
+    mg_set_websocket_handler(ctx, "/socket.io/", on_connect, on_ready, on_data, on_close, ws);
+    pv_socketio_register(ctx, ws);
 }

@@ -76,6 +76,9 @@ struct pv_client {
     struct pv_rate bytes;  /* inbound byte budget */
     char leave_reason[64];
     char claimed[PV_NAME_MAX_BYTES + 1]; /* echo dialect: the name its messages last gave */
+    uint8_t sio_state;   /* sio dialect: the Engine.IO/Socket.IO handshake's progress
+                          * (socketio.c) */
+    char sio_sid[24];    /* sio dialect: its Engine.IO session id */
     int64_t uploader; /* the account it signed in with at the handshake (0: a guest), for
                        * the files a message names (files.h): the broadcaster owns `account` */
 
@@ -98,6 +101,8 @@ struct pv_client {
     bool congested;      /* on the broadcaster's congested list */
     bool joining;        /* in the join burst being handled, or the join notice being sent */
     bool join_pending;   /* its join notice waits for the presence window */
+    bool sio_open;       /* sio dialect: its namespace is connected (OPEN): until then
+                          * nothing but WebSocket pings is delivered to it (socketio.h) */
     char *name_key;      /* a chosen name's key (nickname.h), claimed among those
                           * online; NULL for a guest name */
     struct pv_client *name_next; /* the broadcaster's names table chain */

@@ -14,6 +14,10 @@
  *                                                   message,date}      date}, HTML-escaped;
  *                                                                      on connect an array
  *                                                                      of earlier ones
+ *   sio       /socket.io/ (Engine.IO v4 over     42["chat message",  42["chat message",
+ *             long-polling, then a WebSocket;     {msg}] (an ack id   {username,msg}] from
+ *             seed 002's io(); socketio.h)       becomes msgId)      others; "system",
+ *                                                                      "broadcast" notices
  *
  * Pure: no I/O, no shared state; any thread. Fuzzed (fuzz_dialect).
  */
@@ -26,7 +30,13 @@
 
 struct pv_frame;
 
-enum pv_dialect { PV_DIALECT_PALAVER = 0, PV_DIALECT_TEXT, PV_DIALECT_ECHO, PV_DIALECTS };
+enum pv_dialect {
+    PV_DIALECT_PALAVER = 0,
+    PV_DIALECT_TEXT,
+    PV_DIALECT_ECHO,
+    PV_DIALECT_SIO,
+    PV_DIALECTS
+};
 
 /* The dialect of a WebSocket opened on `uri` with the subprotocol the
  * server accepted (NULL: none). */
@@ -65,5 +75,15 @@ struct pv_frame *pv_dialect_out(enum pv_dialect d, const struct pv_frame *f, int
  * (what seed 003's server sends on connect). `msgs`: palaver message
  * frames, oldest first. */
 struct pv_frame *pv_dialect_echo_history(struct pv_frame *const *msgs, size_t n);
+
+/* A Socket.IO EVENT's JSON array (its packet's json, sio.h) with ack id
+ * `ack` (-1: none) as a palaver request (malloc'd): ["chat message", m]
+ * where m is the text, or seed 002's {username, msg} (its username is
+ * ignored: the server knows who sent it), becomes {"type":"message",
+ * "text":...,"msgId":ack}. False with *why for any other event or shape. */
+bool pv_dialect_sio_in(const char *json, size_t len, int64_t ack, char **msg, const char **why);
+
+/* Seed 002's greeting to a newcomer: 42["system","hello <name>"]. */
+struct pv_frame *pv_dialect_sio_hello(const char *name);
 
 #endif

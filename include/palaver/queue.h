@@ -28,7 +28,7 @@
  *    sender's TCP connection, and then fails with -ETIMEDOUT. Control
  *    events (JOIN, REFUSED, KICK, LEAVE, SHUTDOWN, STOP) never wait and
  *    never fail; they are bounded by the connections themselves: at most
- *    one JOIN or REFUSED, one KICK and one LEAVE per connection that
+ *    one JOIN or REFUSED, one OPEN, one KICK and one LEAVE per connection that
  *    completed its handshake, and each connection holds a CivetWeb worker
  *    until its LEAVE is queued. A MOD event comes from an HTTP request
  *    that holds its worker until the event is queued, after a signed-in
@@ -66,6 +66,8 @@ enum pv_event_type {
     PV_EV_REFUSED,  /* a handshake lost the admission race after it completed:
                      * closed 1013 already, never registered; the broadcaster
                      * keeps it only to evict a peer that never answers */
+    PV_EV_OPEN,     /* a sio-dialect client connected its Socket.IO namespace
+                     * (socketio.h): greet it, deliver to it from now on */
     PV_EV_PUBLISH,  /* a chat message published over HTTP (publish.h): decoded
                      * like MSG, admitted like MSG, answered through `publish` */
     PV_EV_MOD,      /* the HTTP API decided a moderation or session action

@@ -24,6 +24,7 @@ struct pv_live;
 struct pv_peers;
 struct pv_queue;
 struct pv_stats;
+struct pv_socketio;
 
 struct pv_ws {
     const struct pv_config *cfg;
@@ -34,14 +35,16 @@ struct pv_ws {
     struct pv_live *live;         /* limits SIGHUP can change */
     struct pv_accounts *accounts; /* sessions and reserved names; NULL without a data dir */
     struct pv_files *files;       /* files in messages (files.h); NULL: none can be attached */
+    struct pv_socketio *sio;      /* Socket.IO polling sessions (socketio.h) */
     /* Clients admitted and not yet released by the broadcaster's LEAVE
      * handling: at most cfg->max_clients. */
     atomic_uint admitted;
     atomic_bool stopping; /* main: refuse new WebSockets from now on */
 };
 
-/* Registers the handlers on "/ws" and "/" (seed 000's client opens the
- * bare host), accepting the subprotocols "sample-protocol" and "palaver". */
+/* Registers the handlers on "/ws", "/" (seed 000's client opens the
+ * bare host; the seeds' dialects, dialect.h) and "/socket.io/" (seed
+ * 002's, with socketio.h's polling handshake). */
 void pv_ws_register(struct mg_context *ctx, struct pv_ws *ws);
 
 #endif

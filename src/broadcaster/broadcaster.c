@@ -130,6 +130,8 @@ static void on_join_run(struct pv_broadcaster *b, struct pv_event **ev, size_t k
         pv__deliver(b, c, presence[i]); /* the array's reference moves */
         if (jr[i].has_since && !b->draining)
             pv__resume(b, c, jr[i].since, jr[i].server);
+        else if (!jr[i].has_since && c->dialect == PV_DIALECT_SIO)
+            ; /* greeted when its namespace is connected (OPEN) */
         else if (!jr[i].has_since && c->dialect != PV_DIALECT_PALAVER)
             pv__dialect_greet(b, c);
         else if (!jr[i].has_since)
@@ -569,6 +571,9 @@ static void handle(struct pv_broadcaster *b, struct pv_event **ev, size_t n)
             break;
         case PV_EV_MSG:
             on_msg(b, ev[i]);
+            break;
+        case PV_EV_OPEN:
+            pv__dialect_open(b, ev[i]->client);
             break;
         case PV_EV_PUBLISH:
             on_publish(b, ev[i]);

@@ -6,6 +6,7 @@
  * is dialect.c's (pure); this file owns the cache of the last frame
  * translated into each dialect, so a fanout to 300 seed 004 pages
  * encodes the message's line once and queues 300 references to it. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -65,6 +66,17 @@ void pv__dialect_greet(struct pv_broadcaster *b, struct pv_client *c)
             pv__deliver(b, c, pv_frame_ref(lobby[i]));
     }
     free(lobby);
+}
+
+void pv__dialect_open(struct pv_broadcaster *b, struct pv_client *c)
+{
+    if (c->dialect != PV_DIALECT_SIO || c->sio_open || c->index == SIZE_MAX || c->closing)
+        return;
+    c->sio_open = true;
+    c->grace_end = UINT64_MAX;
+    pv__deliver(b, c, pv_dialect_sio_hello(c->name));
+    pv__dialect_greet(b, c);
+    c->grace_end = c->queued_bytes; /* the greeting is a burst the server chose to send */
 }
 
 void pv__dialects_free(struct pv_broadcaster *b)

@@ -253,6 +253,9 @@ struct pv_frame *pv__dialect_frame(struct pv_broadcaster *b, const struct pv_cli
  * the echo dialect's array of earlier lobby messages, the text dialect's
  * earlier lobby messages as lines. */
 void pv__dialect_greet(struct pv_broadcaster *b, struct pv_client *c);
+/* A sio client connected its namespace (PV_EV_OPEN): deliveries start,
+ * with seed 002's "system" greeting and the lobby's recent messages. */
+void pv__dialect_open(struct pv_broadcaster *b, struct pv_client *c);
 void pv__dialects_free(struct pv_broadcaster *b);
 
 /* The sender-excluding fanout (consumes the caller's reference to f). */

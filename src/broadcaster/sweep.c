@@ -64,7 +64,7 @@ void pv__sweep(struct pv_broadcaster *b, uint64_t now)
     uint64_t idle_ns = (uint64_t)cfg->idle_timeout_ms * 1000000u;
     /* By then a close frame stuck behind a full socket has timed out. */
     uint64_t force_ns = EVICT_GRACE_NS * 2 + (uint64_t)cfg->io_timeout_ms * 1000000u;
-    struct pv_frame *ping = NULL;
+    struct pv_frame *ping = NULL, *sio_ping = NULL;
 
     for (size_t i = 0; i < b->reg.n; i++) {
         struct pv_client *c = b->reg.v[i];
@@ -86,6 +86,15 @@ void pv__sweep(struct pv_broadcaster *b, uint64_t now)
             pv_notice("idle timeout: closing id=%s peer=%s with 1001: nothing received for "
                       "%llu ms",
                       c->id, c->peer, (unsigned long long)(silent / 1000000u));
+        } else if (c->dialect == PV_DIALECT_SIO && c->sio_open && now - c->ping_sent >= ping_ns) {
+            /* Engine.IO's heartbeat: the server pings every pingInterval
+             * whatever the traffic, and a client that hears none for
+             * pingInterval + pingTimeout gives up (socketio.h). */
+            if (!sio_ping)
+                sio_ping = pv_frame_new(PV_WS_OP_TEXT, "2", 1);
+            sio_ping->dialect = PV_DIALECT_SIO; /* already in its words */
+            c->ping_sent = now;
+            pv__deliver(b, c, pv_frame_ref(sio_ping));
         } else if (silent >= ping_ns && now - c->ping_sent >= ping_ns) {
             if (!ping)
                 ping = pv_frame_new(PV_WS_OP_PING, NULL, 0);
@@ -95,5 +104,7 @@ void pv__sweep(struct pv_broadcaster *b, uint64_t now)
     }
     if (ping)
         pv_frame_unref(ping);
+    if (sio_ping)
+        pv_frame_unref(sio_ping);
     sweep_refused(b, now, force_ns);
 }
