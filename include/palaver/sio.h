@@ -1,7 +1,7 @@
 /* sio.h -- Engine.IO v4 and Socket.IO v5 packets, as seed 002's client
  * (socket.io-client 4.x) speaks them (docs/dialects.md, "Not yet": the
  * codec the seed 002 dialect will stand on). Pure: no I/O, no state; any
- * thread. Work in progress, not yet used by palaverd.
+ * thread. Used by socketio.c (socketio.h).
  *
  * Engine.IO packet (a WebSocket text frame, or one record of a polling
  * payload): one type digit, then its data:

@@ -50,15 +50,15 @@ export function stopPalaverd(proc) {
 }
 
 // `env`: Chromium's environment (the TLS test gives it a HOME whose NSS
-// database trusts the test's CA).
-export async function launch({ env } = {}) {
+// database trusts the test's CA); `args`: more command-line switches.
+export async function launch({ env, args = [] } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'palaver-chromium-'));
   const context0 = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
     ...(env ? { env: { ...process.env, ...env } } : {}),
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run'],
+      '--disable-component-update', '--no-first-run', ...args],
   });
   const browser = context0.browser() || context0;
   return {
