@@ -3,7 +3,11 @@
  * avatar, if any, passed the avatar check), and a palaver frame out in
  * both dialects: whatever the text and names, the echo dialect's strings
  * carry no raw <, >, " or ' (seed 003's page concatenates them into
- * HTML), and an avatar is empty or passes the check. */
+ * HTML), and an avatar is empty or passes the check. Seed 002's side:
+ * the input as Engine.IO/Socket.IO packets and a polling payload (sio.h:
+ * spans and fields stay inside the input), as an event's JSON (a request
+ * comes out only for "chat message" and is palaver JSON), and the
+ * message out as a Socket.IO event whose JSON parses back to the text. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +15,7 @@
 
 #include "palaver/dialect.h"
 #include "palaver/frame.h"
+#include "palaver/sio.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,10 +25,53 @@ static void no_markup(const char *s)
         abort();
 }
 
+static void inside(const char *base, size_t size, const char *p, size_t n)
+{
+    if (n && (p < base || p + n > base + size))
+        abort();
+}
+
+static void sio_side(const char *in, size_t size)
+{
+    struct pv_sio_packet pk;
+    if (pv_sio_parse(in, size, &pk)) {
+        inside(in, size, pk.data, pk.data_len);
+        if (pk.sio) {
+            if (pk.nsp_len != 1 || pk.nsp[0] != '/')
+                inside(in, size, pk.nsp, pk.nsp_len);
+            inside(in, size, pk.json, pk.json_len);
+            if (pk.ack > PV_SIO_ACK_MAX)
+                abort();
+        }
+    }
+    struct pv_span sp[8];
+    size_t k = pv_eio_split(in, size, sp, 8), total = 0;
+    for (size_t i = 0; i < k && i < 8; i++) {
+        if (sp[i].off + sp[i].len > size)
+            abort();
+        total += sp[i].len;
+    }
+    if (k <= 8 && total + k - 1 != size)
+        abort(); /* the packets and their separators are the whole payload */
+    char *msg;
+    const char *why;
+    if (pv_dialect_sio_in(in, size, size % 3 ? (int64_t)size : -1, &msg, &why)) {
+        json_t *m = json_loads(msg, 0, NULL);
+        if (!m || strcmp(json_string_value(json_object_get(m, "type")), "message") != 0 ||
+            !json_is_string(json_object_get(m, "text")))
+            abort();
+        json_decref(m);
+        free(msg);
+    } else if (!why || msg) {
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *msg, *name;
     const char *why;
+    sio_side((const char *)data, size);
     if (pv_dialect_echo_in((const char *)data, size, &msg, &name, &why)) {
         json_t *m = json_loads(msg, 0, NULL);
         json_t *a = json_object_get(m, "avatar");
@@ -62,6 +110,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!t)
         abort();
     pv_frame_unref(t);
+    /* Seed 002: 42["chat message",{"username","msg"}], msg the text. */
+    struct pv_frame *s = pv_dialect_out(PV_DIALECT_SIO, f, 0);
+    p = pv_frame_payload(s, &n);
+    if (n < 3 || memcmp(p, "42[", 3) != 0)
+        abort();
+    json_t *ev = json_loadb((const char *)p + 2, n - 2, 0, NULL);
+    const char *text = json_string_value(json_object_get(json_array_get(ev, 1), "msg"));
+    if (!text || strncmp(text, (const char *)data, size) != 0)
+        abort();
+    json_decref(ev);
+    pv_frame_unref(s);
     pv_frame_unref(f);
     return 0;
 }

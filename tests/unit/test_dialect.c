@@ -23,6 +23,9 @@ static void test_which(void **state)
     assert_int_equal(pv_dialect_of("/", "palaver"), PV_DIALECT_PALAVER);
     assert_int_equal(pv_dialect_of("/ws", NULL), PV_DIALECT_PALAVER);
     assert_int_equal(pv_dialect_of("/ws", "echo-protocol"), PV_DIALECT_PALAVER);
+    assert_int_equal(pv_dialect_of("/socket.io/", NULL), PV_DIALECT_SIO);
+    assert_int_equal(pv_dialect_of("/socket.io", NULL), PV_DIALECT_PALAVER);
+    assert_false(pv_dialect_echoes(PV_DIALECT_SIO)); /* socket.broadcast.emit */
     assert_true(pv_dialect_echoes(PV_DIALECT_TEXT));
     assert_true(pv_dialect_echoes(PV_DIALECT_ECHO));
     assert_false(pv_dialect_echoes(PV_DIALECT_PALAVER));
@@ -163,6 +166,85 @@ static void test_outbound(void **state)
     pv_frame_unref(m);
 }
 
+/* Seed 002's events in: what its page emits, and what else is refused. */
+static void test_sio_in(void **state)
+{
+    (void)state;
+    char *msg;
+    const char *why;
+#define IN(j, ack) pv_dialect_sio_in(j, strlen(j), ack, &msg, &why)
+    assert_true(IN("[\"chat message\",{\"username\":\"mallory\",\"msg\":\"hi <b>\"}]", -1));
+    /* its username is ignored: the server knows who sent it */
+    assert_string_equal(msg, "{\"type\":\"message\",\"text\":\"hi <b>\"}");
+    free(msg);
+    assert_true(IN("[\"chat message\",\"plain\"]", 7));
+    assert_string_equal(msg, "{\"type\":\"message\",\"text\":\"plain\",\"msgId\":7}");
+    free(msg);
+    const char *bad[] = {"[\"typing\",true]",
+                         "[\"chat message\"]",
+                         "[\"chat message\",{\"msg\":5}]",
+                         "[\"chat message\",\"a\",\"b\"]",
+                         "[\"chat message\",[\"x\"]]",
+                         "{\"chat message\":\"x\"}",
+                         "[7,\"x\"]",
+                         "[\"chat message\",\"a\"",
+                         ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(IN(bad[i], -1));
+        assert_null(msg);
+        assert_non_null(why);
+    }
+#undef IN
+}
+
+/* Palaver's frames out to seed 002: its events, from others; acks and
+ * refusals answer the emit's ack id; nothing else is sent. */
+static void test_sio_out(void **state)
+{
+    (void)state;
+    struct pv_frame *f, *o;
+#define OUT(j) (f = frame(j), o = pv_dialect_out(PV_DIALECT_SIO, f, 5), pv_frame_unref(f), o)
+    o = OUT("{\"type\":\"message\",\"seq\":3,\"text\":\"hi\",\"from\":{\"name\":\"Ann\",\"id\":\"x\"},"
+            "\"files\":[{\"name\":\"a.png\"}]}");
+    assert_string_equal(text_of(o),
+                        "42[\"chat message\",{\"username\":\"Ann\",\"msg\":\"hi [file: a.png]\"}]");
+    assert_int_equal(o->dialect, PV_DIALECT_SIO);
+    pv_frame_unref(o);
+    o = OUT("{\"type\":\"edit\",\"seq\":3,\"text\":\"fixed\",\"by\":{\"name\":\"Ann\"}}");
+    assert_string_equal(text_of(o),
+                        "42[\"chat message\",{\"username\":\"Ann\",\"msg\":\"(edited) fixed\"}]");
+    pv_frame_unref(o);
+    o = OUT("{\"type\":\"join\",\"count\":2,\"users\":[{\"name\":\"Ann\"},{\"name\":\"Bo\"}]}");
+    assert_string_equal(text_of(o), "42[\"broadcast\",\"Ann and Bo connected\"]");
+    pv_frame_unref(o);
+    o = OUT("{\"type\":\"leave\",\"count\":3,\"users\":[{\"name\":\"A\"},{\"name\":\"B\"},"
+            "{\"name\":\"C\"}]}");
+    assert_string_equal(text_of(o), "42[\"broadcast\",\"A, B and C disconnected\"]");
+    pv_frame_unref(o);
+    o = OUT("{\"type\":\"join\",\"count\":40,\"online\":900}"); /* counts only */
+    assert_string_equal(text_of(o), "42[\"broadcast\",\"40 people connected\"]");
+    pv_frame_unref(o);
+    o = OUT("{\"type\":\"ack\",\"msgId\":12,\"seq\":44,\"serverDate\":1}");
+    assert_string_equal(text_of(o), "4312[{\"seq\":44}]");
+    pv_frame_unref(o);
+    assert_null(OUT("{\"type\":\"ack\",\"seq\":44}")); /* no ack id asked for */
+    assert_null(OUT("{\"type\":\"ack\",\"msgId\":\"p-1\",\"seq\":44}"));
+    o = OUT("{\"type\":\"error\",\"code\":\"rate-limited\",\"message\":\"slow down\",\"msgId\":0}");
+    assert_string_equal(text_of(o),
+                        "430[{\"error\":\"rate-limited\",\"message\":\"slow down\"}]");
+    pv_frame_unref(o);
+    o = OUT("{\"type\":\"error\",\"code\":\"bad-json\",\"message\":\"no\"}");
+    assert_string_equal(text_of(o), "42[\"system\",\"palaver: no\"]");
+    pv_frame_unref(o);
+    assert_null(OUT("{\"type\":\"presence\",\"users\":[]}"));
+    assert_null(OUT("{\"type\":\"typing\",\"users\":[]}"));
+    assert_null(OUT("{\"type\":\"id\",\"id\":\"x\"}"));
+    o = pv_dialect_sio_hello("Paola \"P\"");
+    assert_string_equal(text_of(o), "42[\"system\",\"hello Paola \\\"P\\\"\"]");
+    pv_frame_unref(o);
+#undef OUT
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +252,8 @@ int main(void)
         cmocka_unit_test(test_avatars),
         cmocka_unit_test(test_inbound),
         cmocka_unit_test(test_outbound),
+        cmocka_unit_test(test_sio_in),
+        cmocka_unit_test(test_sio_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
