@@ -295,7 +295,7 @@ static int polling_open(struct pv_ws *ws, struct mg_connection *conn, const stru
     new_sid(s->sid);
     snprintf(s->addr, sizeof(s->addr), "%s", p->addr);
     s->heard_ns = now;
-    s->upgrade_by = now + (uint64_t)PV_SIO_UPGRADE_MS * 1000000u;
+    s->upgrade_by = now + PV_SIO_UPGRADE_PINGS * ping_interval_ns(ws);
     s->asked = s->upgrading = s->upgraded = s->ended = s->get_waiting = false;
     s->out_len = 0;
     char body[256];
@@ -346,9 +346,9 @@ static int polling_get(struct pv_ws *ws, struct mg_connection *conn, const char 
                 "upgrade to one\"}";
             queue_packet(s, e, sizeof(e) - 1);
             s->ended = true;
-            pv_notice("Socket.IO session from %s ended: not upgraded to a WebSocket within %u ms; "
-                      "answered CONNECT_ERROR",
-                      peer, PV_SIO_UPGRADE_MS);
+            pv_notice("Socket.IO session from %s ended: not upgraded to a WebSocket within %u ms "
+                      "(%d pingIntervals); answered CONNECT_ERROR",
+                      peer, PV_SIO_UPGRADE_PINGS * ws->cfg->ping_interval_ms, PV_SIO_UPGRADE_PINGS);
             break;
         }
         if (now >= until) {

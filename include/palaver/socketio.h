@@ -9,7 +9,7 @@
  * the client finish its upgrade -- and chat goes over the WebSocket (a
  * client of the `sio` dialect, dialect.h), where every limit, bucket and
  * log line of palaver's own protocol applies. A session that has not
- * upgraded within PV_SIO_UPGRADE_MS is refused with a Socket.IO
+ * upgraded within PV_SIO_UPGRADE_PINGS pingIntervals (--ping-interval) is refused with a Socket.IO
  * CONNECT_ERROR ("palaver needs WebSockets") and ended.
  *
  *   client (io())                                  palaverd
@@ -52,7 +52,7 @@ struct pv_ws;
 #define PV_SIO_SESSIONS 256     /* polling sessions at once, all addresses */
 #define PV_SIO_OUT_MAX 512      /* bytes of packets a session holds for its GET */
 #define PV_SIO_POST_PACKETS 16  /* packets in one POST */
-#define PV_SIO_UPGRADE_MS 30000 /* a polling session must upgrade within this */
+#define PV_SIO_UPGRADE_PINGS 3  /* a polling session must upgrade within 3 pingIntervals */
 #define PV_SIO_SID_LEN 20       /* base64url of 15 random bytes */
 
 struct pv_socketio;
