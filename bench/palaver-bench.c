@@ -55,7 +55,10 @@ struct conn {
     bool counted; /* its first connection was counted in st.connected */
     uint64_t opened_ns;
     int sender_no; /* index among senders, or -1 */
-    int dialect;   /* --dialects: 0 palaver's protocol, 1 seed 004's text, 2 seed 003's echo */
+    int dialect;   /* --dialects: 0 palaver's protocol, 1 seed 004's text, 2 seed 003's echo,
+                    * 3 seed 002's Socket.IO (a WebSocket from the start, as
+                    * transports: ["websocket"]: the polling handshake is not what a
+                    * fanout measures) */
     char key[32];
     unsigned char *in; /* unparsed input */
     size_t in_len, in_cap;
@@ -94,7 +97,7 @@ struct opts {
     bool tls;       /* wss:// */
     const char *ca; /* --ca: verify the server against this CA file */
     const char *json_out, *label;
-    int dialects;      /* --dialects N: readers split over the first N of palaver, text, echo
+    int dialects;      /* --dialects N: readers split over the first N of palaver, text, echo, sio
                         * (docs/dialects.md); 0 or 1: all palaver */
     int uploads;       /* --uploads: uploader threads during the measured seconds */
     long upload_bytes; /* --upload-bytes: each upload's size */
@@ -314,6 +317,13 @@ static void maybe_send(struct conn *c, uint64_t now)
 
 static void on_message(struct conn *c, const char *p, size_t len)
 {
+    /* Seed 002's Engine.IO: the open packet asks for the namespace
+     * connect, a ping for its pong, as socket.io-client does. */
+    if (c->dialect == 3 && len >= 1 && (p[0] == '0' || (len == 1 && p[0] == '2'))) {
+        queue_frame(c, 1, p[0] == '0' ? "40" : "3", p[0] == '0' ? 2 : 1);
+        flush_out(c);
+        return;
+    }
     if (len > 20 && memcmp(p, "{\"type\":\"ack\"", 13) == 0) {
         c->acked++;
         st.acked++;
@@ -350,6 +360,10 @@ static void on_message(struct conn *c, const char *p, size_t len)
     } else if (c->dialect == 2) {
         t = len > 0 && p[0] == '{' ? memmem(p, len, "\"message\":\"b", 12) : NULL;
         skip = 12;
+    } else if (c->dialect == 3) {
+        t = len > 20 && memcmp(p, "42[\"chat message\"", 17) == 0 ? memmem(p, len, "\"msg\":\"b", 8)
+                                                                    : NULL;
+        skip = 8;
     } else if (len > 20 && memcmp(p, "{\"type\":\"message\"", 17) == 0) {
         t = memmem(p, len, "\"text\":\"b", 9);
         skip = 9;
@@ -461,11 +475,13 @@ static void start_handshake(struct conn *c)
     if (c->room >= 0)
         snprintf(path, sizeof(path), "%s%cname=b%d", o.path, strchr(o.path, '?') ? '&' : '?',
                  c->index);
+    else if (c->dialect == 3)
+        snprintf(path, sizeof(path), "/socket.io/?EIO=4&transport=websocket");
     else if (c->dialect)
         snprintf(path, sizeof(path), "/"); /* the seeds' dialects live on / */
     else
         snprintf(path, sizeof(path), "%s", o.path);
-    if (c->dialect == 1)
+    if (c->dialect == 1 || c->dialect == 3)
         sub = "";
     else if (c->dialect == 2)
         sub = "echo-protocol";
@@ -885,9 +901,9 @@ static void usage(void)
           "                     message it got\n"
           "  --rooms N          split the clients into N rooms r0..rN-1 (client i in i % N); the\n"
           "                     senders' messages go to their room (palaverd: --guest-rooms on)\n"
-          "  --dialects N       readers split over the first N (1-3) of palaver's protocol, seed\n"
-          "                     004's plain text and seed 003's echo-protocol, on / (the\n"
-          "                     senders speak palaver's)\n"
+          "  --dialects N       readers split over the first N (1-4) of palaver's protocol, seed\n"
+          "                     004's plain text and seed 003's echo-protocol (on /), seed 002's\n"
+          "                     Socket.IO (on /socket.io/); the senders speak palaver's\n"
           "  --uploads N        N threads upload files (POST /api/files, signed in with --cookie)\n"
           "                     back to back during the measured seconds\n"
           "  --upload-bytes B   each upload's size (default 25000000)\n"
@@ -1026,7 +1042,7 @@ int main(int argc, char **argv)
         }
     }
     if (!o.host[0] || o.clients < 1 || o.senders > o.clients || o.window < 1 || o.dialects < 0 ||
-        o.dialects > 3 || (o.dialects > 1 && o.rooms) ||
+        o.dialects > 4 || (o.dialects > 1 && o.rooms) ||
         (o.uploads && (o.tls || o.upload_bytes < 1)))
         usage();
     struct rlimit rl = {65536, 65536};
