@@ -334,10 +334,12 @@ static int polling_get(struct pv_ws *ws, struct mg_connection *conn, const char 
     s->get_waiting = true;
     s->heard_ns = now;
     uint64_t until = now + ping_interval_ns(ws);
-    while (!s->out_len && !s->ended && !s->upgrading && !s->upgraded &&
-           !atomic_load(&ws->stopping)) {
+    for (;;) {
         now = pv_mono_ns();
-        if (now >= s->upgrade_by) {
+        /* The deadline holds while upgrading too: a probe whose
+         * WebSocket went away would otherwise have the client polling
+         * noops for as long as it likes. */
+        if (!s->upgraded && !s->ended && now >= s->upgrade_by) {
             /* It never upgraded (no WebSocket through some proxy?): a
              * Socket.IO CONNECT_ERROR, after which the client does not
              * try again by itself, and a line for the operator. */
@@ -351,6 +353,8 @@ static int polling_get(struct pv_ws *ws, struct mg_connection *conn, const char 
                       peer, PV_SIO_UPGRADE_PINGS * ws->cfg->ping_interval_ms, PV_SIO_UPGRADE_PINGS);
             break;
         }
+        if (s->out_len || s->ended || s->upgrading || s->upgraded || atomic_load(&ws->stopping))
+            break;
         if (now >= until) {
             queue_packet(s, "2", 1); /* the client answers with a POST of "3" */
             break;
