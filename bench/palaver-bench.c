@@ -362,7 +362,7 @@ static void on_message(struct conn *c, const char *p, size_t len)
         skip = 12;
     } else if (c->dialect == 3) {
         t = len > 20 && memcmp(p, "42[\"chat message\"", 17) == 0 ? memmem(p, len, "\"msg\":\"b", 8)
-                                                                    : NULL;
+                                                                  : NULL;
         skip = 8;
     } else if (len > 20 && memcmp(p, "{\"type\":\"message\"", 17) == 0) {
         t = memmem(p, len, "\"text\":\"b", 9);

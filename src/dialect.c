@@ -309,9 +309,9 @@ static struct pv_frame *sio_out(const json_t *m, const char *type)
         char *text = joined(parts);
         json_decref(parts);
         struct pv_frame *f = sio_event(
-            "chat message", json_pack("{s:s, s:s}", "username",
-                                      sval(json_object_get(m, *type == 'e' ? "by" : "from"), "name"),
-                                      "msg", text));
+            "chat message",
+            json_pack("{s:s, s:s}", "username",
+                      sval(json_object_get(m, *type == 'e' ? "by" : "from"), "name"), "msg", text));
         free(text);
         return f;
     }
@@ -328,9 +328,9 @@ static struct pv_frame *sio_out(const json_t *m, const char *type)
     if (strcmp(type, "ack") == 0 && ack >= 0)
         return sio_frame('3', ack, json_pack("[{s:O}]", "seq", json_object_get(m, "seq")));
     if (strcmp(type, "error") == 0 && ack >= 0)
-        return sio_frame('3', ack,
-                         json_pack("[{s:s, s:s}]", "error", sval(m, "code"), "message",
-                                   sval(m, "message")));
+        return sio_frame(
+            '3', ack,
+            json_pack("[{s:s, s:s}]", "error", sval(m, "code"), "message", sval(m, "message")));
     if (strcmp(type, "error") == 0) {
         char *s = pv_xmalloc(strlen(sval(m, "message")) + 16);
         sprintf(s, "palaver: %s", sval(m, "message"));

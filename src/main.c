@@ -546,7 +546,8 @@ int main(int argc, char **argv)
     }
     int port = pv_http_port(p.http);
     log_setup_link(&p, port); /* before the line that says palaverd listens */
-    pv_info("palaverd %s listening on %s:%d (WebSocket /ws, / and /socket.io/), htdocs %s, max %u clients, "
+    pv_info("palaverd %s listening on %s:%d (WebSocket /ws, / and /socket.io/), htdocs %s, max %u "
+            "clients, "
             "%u CivetWeb workers, %u writers",
             PALAVER_VERSION, p.cfg.listen_addr[0] ? p.cfg.listen_addr : "0.0.0.0", port,
             p.cfg.htdocs, p.cfg.max_clients, pv_config_num_threads(&p.cfg), p.cfg.writers);

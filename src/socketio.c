@@ -206,15 +206,15 @@ static int on_client_js(struct mg_connection *conn, void *ud)
     char etag[64];
     snprintf(etag, sizeof(etag), "\"socket.io-client-%s\"", pv_socketio_js_version);
     if (inm && strcmp(inm, etag) == 0) {
-        mg_printf(conn, "HTTP/1.1 304 Not Modified\r\nETag: %s\r\nContent-Length: 0\r\n\r\n",
-                  etag);
+        mg_printf(conn, "HTTP/1.1 304 Not Modified\r\nETag: %s\r\nContent-Length: 0\r\n\r\n", etag);
         return 304;
     }
-    mg_printf(conn,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/javascript; charset=utf-8\r\n"
-              "Content-Length: %zu\r\nETag: %s\r\nCache-Control: public, max-age=3600\r\n"
-              "X-Content-Type-Options: nosniff\r\nCross-Origin-Resource-Policy: same-origin\r\n\r\n",
-              pv_socketio_js_len, etag);
+    mg_printf(
+        conn,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/javascript; charset=utf-8\r\n"
+        "Content-Length: %zu\r\nETag: %s\r\nCache-Control: public, max-age=3600\r\n"
+        "X-Content-Type-Options: nosniff\r\nCross-Origin-Resource-Policy: same-origin\r\n\r\n",
+        pv_socketio_js_len, etag);
     if (strcmp(ri->request_method, "HEAD") != 0)
         mg_write(conn, pv_socketio_js, pv_socketio_js_len);
     return 200;
@@ -253,8 +253,7 @@ static int handshake_checks(struct pv_ws *ws, struct mg_connection *conn, const 
         return eio_error(conn, 401, 4, "this chat is for members: sign in first");
     }
     if (s == 0 && pv_bans_until(ws->bans, p->addr, pv_now_ms())) {
-        pv_notice("refused Socket.IO handshake from %s: the address is banned; answered 403",
-                  peer);
+        pv_notice("refused Socket.IO handshake from %s: the address is banned; answered 403", peer);
         return eio_error(conn, 403, 4, "a moderator banned your address");
     }
     return 0;
@@ -435,10 +434,10 @@ static int polling_post(struct pv_ws *ws, struct mg_connection *conn, const char
             } else {
                 /* Only "/" is served: refused as Socket.IO servers do. */
                 char e[128];
-                int n = pk.nsp_len <= 64 ? snprintf(e, sizeof(e),
-                                                    "44%.*s,{\"message\":\"Invalid namespace\"}",
-                                                    (int)pk.nsp_len, pk.nsp)
-                                         : 0;
+                int n = pk.nsp_len <= 64
+                            ? snprintf(e, sizeof(e), "44%.*s,{\"message\":\"Invalid namespace\"}",
+                                       (int)pk.nsp_len, pk.nsp)
+                            : 0;
                 if (n == 0 || memchr(pk.nsp, '"', pk.nsp_len) || !queue_packet(s, e, (size_t)n))
                     bad = "namespaces asked for beyond its bound";
             }
@@ -683,7 +682,7 @@ enum pv_sio_verdict pv_socketio_ws_frame(struct pv_ws *ws, struct pv_client *c, 
             return PV_SIO_REFUSE;
         }
         return pv_dialect_sio_in(pk.json, pk.json_len, pk.ack, req, why) ? PV_SIO_REQUEST
-                                                                           : PV_SIO_REFUSE;
+                                                                         : PV_SIO_REFUSE;
     default:
         *why = "palaverd takes events (42) only: no acks from clients, no binary";
         return PV_SIO_REFUSE;

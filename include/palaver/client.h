@@ -76,11 +76,11 @@ struct pv_client {
     struct pv_rate bytes;  /* inbound byte budget */
     char leave_reason[64];
     char claimed[PV_NAME_MAX_BYTES + 1]; /* echo dialect: the name its messages last gave */
-    uint8_t sio_state;   /* sio dialect: the Engine.IO/Socket.IO handshake's progress
-                          * (socketio.c) */
-    char sio_sid[24];    /* sio dialect: its Engine.IO session id */
-    int64_t uploader; /* the account it signed in with at the handshake (0: a guest), for
-                       * the files a message names (files.h): the broadcaster owns `account` */
+    uint8_t sio_state; /* sio dialect: the Engine.IO/Socket.IO handshake's progress
+                        * (socketio.c) */
+    char sio_sid[24];  /* sio dialect: its Engine.IO session id */
+    int64_t uploader;  /* the account it signed in with at the handshake (0: a guest), for
+                        * the files a message names (files.h): the broadcaster owns `account` */
 
     /* Worker -> broadcaster: monotonic ns of the last frame received
      * (any frame, pongs included); relaxed, it is only a clock reading. */

@@ -49,11 +49,11 @@ struct mg_context;
 struct pv_client;
 struct pv_ws;
 
-#define PV_SIO_SESSIONS 256     /* polling sessions at once, all addresses */
-#define PV_SIO_OUT_MAX 512      /* bytes of packets a session holds for its GET */
-#define PV_SIO_POST_PACKETS 16  /* packets in one POST */
-#define PV_SIO_UPGRADE_PINGS 3  /* a polling session must upgrade within 3 pingIntervals */
-#define PV_SIO_SID_LEN 20       /* base64url of 15 random bytes */
+#define PV_SIO_SESSIONS 256    /* polling sessions at once, all addresses */
+#define PV_SIO_OUT_MAX 512     /* bytes of packets a session holds for its GET */
+#define PV_SIO_POST_PACKETS 16 /* packets in one POST */
+#define PV_SIO_UPGRADE_PINGS 3 /* a polling session must upgrade within 3 pingIntervals */
+#define PV_SIO_SID_LEN 20      /* base64url of 15 random bytes */
 
 struct pv_socketio;
 

@@ -271,8 +271,9 @@ static void test_refused_after_handshake_is_evicted(void **state)
                 break;
         }
         if (ended < lost)
-            fprintf(stderr, "hostile: %d refused connection(s) still open 8 s after their close "
-                            "1013\n",
+            fprintf(stderr,
+                    "hostile: %d refused connection(s) still open 8 s after their close "
+                    "1013\n",
                     lost - ended);
         /* The winner (if any) leaves, freeing the slot for the next round. */
         for (int i = 0; i < N; i++)

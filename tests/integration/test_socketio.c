@@ -21,13 +21,13 @@ static int setup(void **state)
     (void)state;
     char ping[16];
     snprintf(ping, sizeof(ping), "%d", PING_MS);
-    const char *args[] = {"--ping-interval", ping, "--idle-timeout", "5000", "--max-per-ip", "4",
-                          NULL};
+    const char *args[] = {
+        "--ping-interval", ping, "--idle-timeout", "5000", "--max-per-ip", "4", NULL};
     return srv_start(&server, args);
 }
 
-/* A raw HTTP request to palaverd; the status, the body in body[]. */
-static char body[4096];
+/* A raw HTTP request to palaverd; the status, the answer's body in resp[]. */
+static char resp[4096];
 static int request(const char *method, const char *query, const char *extra, const char *payload)
 {
     char head[1024];
@@ -39,11 +39,11 @@ static int request(const char *method, const char *query, const char *extra, con
     char *out = NULL;
     size_t len = 0;
     int status = http_raw(server.port, head, payload, n, false, &out, &len);
-    body[0] = '\0';
+    resp[0] = '\0';
     if (out) {
         char *b = strstr(out, "\r\n\r\n");
         if (b)
-            snprintf(body, sizeof(body), "%s", b + 4);
+            snprintf(resp, sizeof(resp), "%s", b + 4);
     }
     free(out);
     return status;
@@ -53,8 +53,8 @@ static int request(const char *method, const char *query, const char *extra, con
 static void handshake(char sid[32])
 {
     assert_int_equal(request("GET", "?EIO=4&transport=polling&t=a1", NULL, NULL), 200);
-    assert_true(body[0] == '0');
-    json_t *o = json_loads(body + 1, 0, NULL);
+    assert_true(resp[0] == '0');
+    json_t *o = json_loads(resp + 1, 0, NULL);
     assert_non_null(o);
     assert_int_equal(strlen(str(o, "sid")), 20);
     snprintf(sid, 32, "%s", str(o, "sid"));
@@ -70,7 +70,7 @@ struct held {
     pthread_t t;
     char query[128];
     int status;
-    char body[1024];
+    char resp[1024];
 };
 
 static void *held_get(void *arg)
@@ -84,7 +84,7 @@ static void *held_get(void *arg)
     size_t len = 0;
     h->status = http_raw(server.port, head, NULL, 0, false, &out, &len);
     char *b = out ? strstr(out, "\r\n\r\n") : NULL;
-    snprintf(h->body, sizeof(h->body), "%s", b ? b + 4 : "");
+    snprintf(h->resp, sizeof(h->resp), "%s", b ? b + 4 : "");
     free(out);
     return NULL;
 }
@@ -137,10 +137,9 @@ static void test_client_library(void **state)
     (void)state;
     char out[512];
     assert_int_equal(request("GET", "socket.io.js", NULL, NULL), 200);
-    assert_non_null(strstr(body, "Socket.IO v4.8.1"));
-    assert_int_equal(request("GET", "socket.io.js", "If-None-Match: \"socket.io-client-4.8.1\"\r\n",
-                             NULL),
-                     304);
+    assert_non_null(strstr(resp, "Socket.IO v4.8.1"));
+    assert_int_equal(
+        request("GET", "socket.io.js", "If-None-Match: \"socket.io-client-4.8.1\"\r\n", NULL), 304);
     assert_int_equal(http_get(server.port, "/socket.io/socket.io.js", out, sizeof(out)), 200);
     assert_non_null(strstr(out, "Content-Type: text/javascript"));
     assert_non_null(strstr(out, "X-Content-Type-Options: nosniff"));
@@ -156,7 +155,7 @@ static void test_polling_then_upgrade(void **state)
     handshake(sid);
     snprintf(q, sizeof(q), "?EIO=4&transport=polling&t=a2&sid=%s", sid);
     assert_int_equal(request("POST", q, "Content-Type: text/plain;charset=UTF-8\r\n", "40"), 200);
-    assert_string_equal(body, "ok");
+    assert_string_equal(resp, "ok");
 
     /* The GET that io() keeps open while it probes the WebSocket. */
     struct held h;
@@ -171,7 +170,7 @@ static void test_polling_then_upgrade(void **state)
     /* The probe releases the held GET with a noop (before any ping). */
     pthread_join(h.t, NULL);
     assert_int_equal(h.status, 200);
-    assert_string_equal(h.body, "6");
+    assert_string_equal(h.resp, "6");
     wsc_send_text(sio, "5");
     /* The namespace asked for over polling is answered on the WebSocket,
      * then seed 002's greeting. */
@@ -187,7 +186,7 @@ static void test_polling_then_upgrade(void **state)
     /* The session is the WebSocket's now: polling with it is over. */
     snprintf(q, sizeof(q), "?EIO=4&transport=polling&t=a3&sid=%s", sid);
     assert_int_equal(request("GET", q, NULL, NULL), 400);
-    assert_non_null(strstr(body, "Session ID unknown"));
+    assert_non_null(strstr(resp, "Session ID unknown"));
 
     /* palaver -> seed 002: a chat message event with its sender. */
     say(pal, NULL, "hello <b>socket.io</b>");
@@ -201,7 +200,8 @@ static void test_polling_then_upgrade(void **state)
     json_decref(ev);
 
     /* seed 002 -> palaver, with an ack: the emit's callback gets its seq. */
-    wsc_send_text(sio, "427[\"chat message\",{\"username\":\"spoofed\",\"msg\":\"from socket.io\"}]");
+    wsc_send_text(sio,
+                  "427[\"chat message\",{\"username\":\"spoofed\",\"msg\":\"from socket.io\"}]");
     p = expect_packet(sio, "437");
     json_t *ack = json_loads(p + 3, 0, NULL);
     free(p);
@@ -281,16 +281,15 @@ static void test_polling_bounds(void **state)
     char sid[32], q[256];
     /* Versions and transports palaverd does not speak. */
     assert_int_equal(request("GET", "?EIO=3&transport=polling", NULL, NULL), 400);
-    assert_non_null(strstr(body, "Unsupported protocol version"));
+    assert_non_null(strstr(resp, "Unsupported protocol version"));
     assert_int_equal(request("GET", "?EIO=4&transport=flashsocket", NULL, NULL), 400);
     assert_int_equal(request("POST", "?EIO=4&transport=polling", NULL, "40"), 400);
     /* Another site's page may not use a visitor's browser here. */
-    assert_int_equal(request("GET", "?EIO=4&transport=polling",
-                             "Origin: http://evil.example\r\n", NULL),
-                     403);
+    assert_int_equal(
+        request("GET", "?EIO=4&transport=polling", "Origin: http://evil.example\r\n", NULL), 403);
     assert_true(srv_log_wait(&server, "refused Socket.IO request from", T));
     assert_int_equal(request("GET", "?EIO=4&transport=polling&sid=nonexistent", NULL, NULL), 400);
-    assert_non_null(strstr(body, "Session ID unknown"));
+    assert_non_null(strstr(resp, "Session ID unknown"));
 
     /* One GET at a time: a second ends the session. Whichever of two
      * overlapping GETs comes second is refused, the held one answered
@@ -303,17 +302,16 @@ static void test_polling_bounds(void **state)
         struct held h;
         hold(&h, sid);
         int mine = request("GET", q, NULL, NULL);
-        char my_body[sizeof(body)];
-        snprintf(my_body, sizeof(my_body), "%s", body);
+        char my_body[sizeof(resp)];
+        snprintf(my_body, sizeof(my_body), "%s", resp);
         pthread_join(h.t, NULL);
-        if (mine == 200 && h.status == 200 && strcmp(my_body, "2") == 0 &&
-            strcmp(h.body, "2") == 0)
+        if (mine == 200 && h.status == 200 && strcmp(my_body, "2") == 0 && strcmp(h.resp, "2") == 0)
             continue;
         overlapped = true;
         bool mine_refused = mine == 400;
         assert_int_equal(mine_refused ? h.status : mine, 200);
-        assert_string_equal(mine_refused ? h.body : my_body, "1");
-        assert_non_null(strstr(mine_refused ? my_body : h.body, "overlapping GET"));
+        assert_string_equal(mine_refused ? h.resp : my_body, "1");
+        assert_non_null(strstr(mine_refused ? my_body : h.resp, "overlapping GET"));
     }
     assert_true(overlapped);
     assert_true(srv_log_wait(&server, "a second GET while one was held", T));
@@ -331,17 +329,22 @@ static void test_polling_bounds(void **state)
      * 3 pingIntervals, and ends. */
     handshake(sid);
     snprintf(q, sizeof(q), "?EIO=4&transport=polling&t=e&sid=%s", sid);
-    assert_int_equal(request("POST", q, NULL, "40\x1e" "40/admin,\x1e" "2"), 200);
+    assert_int_equal(request("POST", q, NULL,
+                             "40\x1e"
+                             "40/admin,\x1e"
+                             "2"),
+                     200);
     assert_int_equal(request("GET", q, NULL, NULL), 200);
-    assert_string_equal(body, "44/admin,{\"message\":\"Invalid namespace\"}\x1e" "3");
+    assert_string_equal(resp, "44/admin,{\"message\":\"Invalid namespace\"}\x1e"
+                              "3");
     int64_t t0 = mono_ms();
     for (int i = 0; i < 10; i++) {
         assert_int_equal(request("GET", q, NULL, NULL), 200);
-        if (body[0] != '2')
+        if (resp[0] != '2')
             break;
         assert_int_equal(request("POST", q, NULL, "3"), 200); /* the pong io() sends */
     }
-    assert_non_null(strstr(body, "44{\"message\":\"palaver needs WebSockets"));
+    assert_non_null(strstr(resp, "44{\"message\":\"palaver needs WebSockets"));
     assert_true(mono_ms() - t0 >= 2 * PING_MS);
     assert_true(srv_log_wait(&server, "not upgraded to a WebSocket within", T));
     assert_int_equal(request("GET", q, NULL, NULL), 400);
@@ -364,7 +367,7 @@ static void test_polling_bounds(void **state)
         snprintf(q, sizeof(q), "?EIO=4&transport=polling&t=g&sid=%s", s[i]);
         assert_int_equal(request("POST", q, NULL, "1"), 200);
         assert_int_equal(request("GET", q, NULL, NULL), 200); /* its last: "1" */
-        assert_string_equal(body, "1");
+        assert_string_equal(resp, "1");
     }
     handshake(sid);
 }

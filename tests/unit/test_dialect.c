@@ -197,63 +197,68 @@ static void test_sio_in(void **state)
 #undef IN
 }
 
+static struct pv_frame *sio_of(const char *json)
+{
+    struct pv_frame *f = frame(json);
+    struct pv_frame *o = pv_dialect_out(PV_DIALECT_SIO, f, 5);
+    pv_frame_unref(f);
+    return o;
+}
+
+
 /* Palaver's frames out to seed 002: its events, from others; acks and
  * refusals answer the emit's ack id; nothing else is sent. */
 static void test_sio_out(void **state)
 {
     (void)state;
-    struct pv_frame *f, *o;
-#define OUT(j) (f = frame(j), o = pv_dialect_out(PV_DIALECT_SIO, f, 5), pv_frame_unref(f), o)
-    o = OUT("{\"type\":\"message\",\"seq\":3,\"text\":\"hi\",\"from\":{\"name\":\"Ann\",\"id\":\"x\"},"
-            "\"files\":[{\"name\":\"a.png\"}]}");
+    struct pv_frame *o;
+    o = sio_of(
+        "{\"type\":\"message\",\"seq\":3,\"text\":\"hi\",\"from\":{\"name\":\"Ann\",\"id\":\"x\"},"
+        "\"files\":[{\"name\":\"a.png\"}]}");
     assert_string_equal(text_of(o),
                         "42[\"chat message\",{\"username\":\"Ann\",\"msg\":\"hi [file: a.png]\"}]");
     assert_int_equal(o->dialect, PV_DIALECT_SIO);
     pv_frame_unref(o);
-    o = OUT("{\"type\":\"edit\",\"seq\":3,\"text\":\"fixed\",\"by\":{\"name\":\"Ann\"}}");
+    o = sio_of("{\"type\":\"edit\",\"seq\":3,\"text\":\"fixed\",\"by\":{\"name\":\"Ann\"}}");
     assert_string_equal(text_of(o),
                         "42[\"chat message\",{\"username\":\"Ann\",\"msg\":\"(edited) fixed\"}]");
     pv_frame_unref(o);
-    o = OUT("{\"type\":\"join\",\"count\":2,\"users\":[{\"name\":\"Ann\"},{\"name\":\"Bo\"}]}");
+    o = sio_of("{\"type\":\"join\",\"count\":2,\"users\":[{\"name\":\"Ann\"},{\"name\":\"Bo\"}]}");
     assert_string_equal(text_of(o), "42[\"broadcast\",\"Ann and Bo connected\"]");
     pv_frame_unref(o);
-    o = OUT("{\"type\":\"leave\",\"count\":3,\"users\":[{\"name\":\"A\"},{\"name\":\"B\"},"
-            "{\"name\":\"C\"}]}");
+    o = sio_of("{\"type\":\"leave\",\"count\":3,\"users\":[{\"name\":\"A\"},{\"name\":\"B\"},"
+               "{\"name\":\"C\"}]}");
     assert_string_equal(text_of(o), "42[\"broadcast\",\"A, B and C disconnected\"]");
     pv_frame_unref(o);
-    o = OUT("{\"type\":\"join\",\"count\":40,\"online\":900}"); /* counts only */
+    o = sio_of("{\"type\":\"join\",\"count\":40,\"online\":900}"); /* counts only */
     assert_string_equal(text_of(o), "42[\"broadcast\",\"40 people connected\"]");
     pv_frame_unref(o);
-    o = OUT("{\"type\":\"ack\",\"msgId\":12,\"seq\":44,\"serverDate\":1}");
+    o = sio_of("{\"type\":\"ack\",\"msgId\":12,\"seq\":44,\"serverDate\":1}");
     assert_string_equal(text_of(o), "4312[{\"seq\":44}]");
     pv_frame_unref(o);
-    assert_null(OUT("{\"type\":\"ack\",\"seq\":44}")); /* no ack id asked for */
-    assert_null(OUT("{\"type\":\"ack\",\"msgId\":\"p-1\",\"seq\":44}"));
-    o = OUT("{\"type\":\"error\",\"code\":\"rate-limited\",\"message\":\"slow down\",\"msgId\":0}");
-    assert_string_equal(text_of(o),
-                        "430[{\"error\":\"rate-limited\",\"message\":\"slow down\"}]");
+    assert_null(sio_of("{\"type\":\"ack\",\"seq\":44}")); /* no ack id asked for */
+    assert_null(sio_of("{\"type\":\"ack\",\"msgId\":\"p-1\",\"seq\":44}"));
+    o = sio_of(
+        "{\"type\":\"error\",\"code\":\"rate-limited\",\"message\":\"slow down\",\"msgId\":0}");
+    assert_string_equal(text_of(o), "430[{\"error\":\"rate-limited\",\"message\":\"slow down\"}]");
     pv_frame_unref(o);
-    o = OUT("{\"type\":\"error\",\"code\":\"bad-json\",\"message\":\"no\"}");
+    o = sio_of("{\"type\":\"error\",\"code\":\"bad-json\",\"message\":\"no\"}");
     assert_string_equal(text_of(o), "42[\"system\",\"palaver: no\"]");
     pv_frame_unref(o);
-    assert_null(OUT("{\"type\":\"presence\",\"users\":[]}"));
-    assert_null(OUT("{\"type\":\"typing\",\"users\":[]}"));
-    assert_null(OUT("{\"type\":\"id\",\"id\":\"x\"}"));
+    assert_null(sio_of("{\"type\":\"presence\",\"users\":[]}"));
+    assert_null(sio_of("{\"type\":\"typing\",\"users\":[]}"));
+    assert_null(sio_of("{\"type\":\"id\",\"id\":\"x\"}"));
     o = pv_dialect_sio_hello("Paola \"P\"");
     assert_string_equal(text_of(o), "42[\"system\",\"hello Paola \\\"P\\\"\"]");
     pv_frame_unref(o);
-#undef OUT
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_which),
-        cmocka_unit_test(test_avatars),
-        cmocka_unit_test(test_inbound),
-        cmocka_unit_test(test_outbound),
-        cmocka_unit_test(test_sio_in),
-        cmocka_unit_test(test_sio_out),
+        cmocka_unit_test(test_which),   cmocka_unit_test(test_avatars),
+        cmocka_unit_test(test_inbound), cmocka_unit_test(test_outbound),
+        cmocka_unit_test(test_sio_in),  cmocka_unit_test(test_sio_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
