@@ -106,6 +106,16 @@ static void session_free(struct session *s)
     s->sid[0] = '\0';
 }
 
+/* Ends s (refused, or upgraded: *flag): its held GET, if any, wakes,
+ * answers and frees the slot; otherwise the slot is freed now. */
+static void session_end(struct session *s, bool *flag)
+{
+    *flag = true;
+    pthread_cond_signal(&s->cv);
+    if (!s->get_waiting)
+        session_free(s);
+}
+
 /* Forgets sessions nobody has heard from for pingInterval + pingTimeout
  * (a held GET keeps its own). Cheap: PV_SIO_SESSIONS slots. */
 static void expire(struct pv_socketio *io, const struct pv_ws *ws, uint64_t now)
@@ -322,9 +332,9 @@ static int polling_get(struct pv_ws *ws, struct mg_connection *conn, const char 
         return eio_error(conn, 400, 1, "Session ID unknown");
     }
     if (s->get_waiting) {
-        /* Engine.IO allows one; a second means a broken or hostile client. */
-        s->ended = true;
-        pthread_cond_signal(&s->cv);
+        /* Engine.IO allows one; a second means a broken or hostile client
+         * (the held one answers and frees the slot). */
+        session_end(s, &s->ended);
         pthread_mutex_unlock(&io->mu);
         pv_info("Socket.IO session from %s ended: a second GET while one was held; answered 400",
                 peer);
@@ -457,12 +467,8 @@ static int polling_post(struct pv_ws *ws, struct mg_connection *conn, const char
             bad = "a packet palaverd does not take over polling (events go over the WebSocket)";
         }
     }
-    if (bad) {
-        s->ended = true;
-        pthread_cond_signal(&s->cv);
-        if (!s->get_waiting)
-            session_free(s);
-    }
+    if (bad)
+        session_end(s, &s->ended);
     pthread_mutex_unlock(&io->mu);
     free(body);
     if (bad) {
@@ -615,12 +621,8 @@ enum pv_sio_verdict pv_socketio_ws_frame(struct pv_ws *ws, struct pv_client *c, 
             pthread_mutex_lock(&io->mu);
             struct session *s = find(io, c->sio_sid, c->addr);
             bool asked = s && s->asked;
-            if (s) {
-                s->upgraded = true;
-                pthread_cond_signal(&s->cv);
-                if (!s->get_waiting)
-                    session_free(s);
-            }
+            if (s)
+                session_end(s, &s->upgraded);
             pthread_mutex_unlock(&io->mu);
             if (!s) {
                 *why = "the polling session has ended";

@@ -46,31 +46,20 @@
 //    stylesheets (and its design.css, not in the tutorial) empty.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startPalaverd, stopPalaverd, launch, signIn, HTDOCS } from './helpers.js';
+import {
+  startPalaverd, stopPalaverd, launch, signIn, HTDOCS, SEEDS, fencedBlocks, seedText, seed000,
+} from './helpers.js';
 
-const SEEDS = process.env.PALAVER_SEEDS || new URL('../../../shared/seeds', import.meta.url).pathname;
 const PORT = 8080; // seed 004's client hard-codes ws://localhost:8080
 const require = createRequire(import.meta.url);
 const JQUERY = require.resolve('jquery/dist/jquery.min.js');
 const JQUERY_1_11 = require.resolve('jquery-1.11.1/dist/jquery.js');
-
-function fencedBlocks(text) {
-  const out = [];
-  for (const m of text.matchAll(/^```\s*(\w*)[^\n]*\n([\s\S]*?)^```/gm)) out.push({ lang: m[1], body: m[2] });
-  return out;
-}
-
-function seedText(prefix) {
-  if (!existsSync(SEEDS)) return null;
-  const file = readdirSync(SEEDS).find((f) => f.startsWith(prefix));
-  return file ? readFileSync(join(SEEDS, file), 'utf8') : null;
-}
 
 // Seed 004: its index.html and main.js, as the tutorial gives them.
 function seed004() {
@@ -123,17 +112,6 @@ function seed002() {
   const handlers = receive.body.replace(/(socket\.on\('chat message', function\(msg\) \{\s*)addMessage\(msg\);/,
     '$1addMessage(msg.msg, msg.username);');
   return { view: view.body, js: `${send.body.replace('var socket = io();', `var socket = io();\n${handlers}`)}\n${add.body}` };
-}
-
-// Seed 000: its page, style and final client.
-function seed000() {
-  const text = seedText('000_');
-  if (!text) return null;
-  const blocks = fencedBlocks(text);
-  const html = blocks.find((b) => b.lang === 'html' && /<!DOCTYPE html>/i.test(b.body));
-  const css = blocks.find((b) => b.lang === 'css');
-  const js = blocks.filter((b) => b.lang === 'javascript' && b.body.includes('new WebSocket(')).pop();
-  return html && css && js ? { html: html.body, css: css.body, js: js.body } : null;
 }
 
 const s004 = seed004();

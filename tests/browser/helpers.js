@@ -1,7 +1,7 @@
 // Shared by the browser tests: start the real palaverd, launch Debian's
 // chromium through playwright-core (never a downloaded browser).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -139,4 +139,35 @@ export async function signIn(page, url, name, register) {
 export async function say(page, text) {
   await page.fill('#text', text);
   await page.press('#text', 'Enter');
+}
+
+// The tutorials in ../shared/seeds/ (PALAVER_SEEDS), read at test time,
+// never copied into this tree.
+export const SEEDS = process.env.PALAVER_SEEDS || new URL('../../../shared/seeds', import.meta.url).pathname;
+
+// A tutorial's fenced code blocks: { lang, body } (the info string's first
+// word is the language: "js { linenos=table }" is "js").
+export function fencedBlocks(text) {
+  const out = [];
+  for (const m of text.matchAll(/^```\s*(\w*)[^\n]*\n([\s\S]*?)^```/gm)) out.push({ lang: m[1], body: m[2] });
+  return out;
+}
+
+// The text of the seed whose file name starts with prefix ("000_"), or null.
+export function seedText(prefix) {
+  if (!existsSync(SEEDS)) return null;
+  const file = readdirSync(SEEDS).find((f) => f.startsWith(prefix));
+  return file ? readFileSync(join(SEEDS, file), 'utf8') : null;
+}
+
+// Seed 000's final browser client: its page, its style and the last
+// JavaScript block that opens a WebSocket; null without the seed.
+export function seed000() {
+  const text = seedText('000_');
+  if (!text) return null;
+  const blocks = fencedBlocks(text);
+  const html = blocks.find((b) => b.lang === 'html' && /<!DOCTYPE html>/i.test(b.body));
+  const css = blocks.find((b) => b.lang === 'css');
+  const js = blocks.filter((b) => b.lang === 'javascript' && b.body.includes('new WebSocket(')).pop();
+  return html && css && js ? { html: html.body, css: css.body, js: js.body } : null;
 }

@@ -5,33 +5,12 @@
 // there, serving both pages: palaver's at /, the seed's at /seed/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPalaverd, stopPalaverd, launch, HTDOCS } from './helpers.js';
+import { startPalaverd, stopPalaverd, launch, HTDOCS, SEEDS, seed000 } from './helpers.js';
 
-const SEEDS = process.env.PALAVER_SEEDS || new URL('../../../shared/seeds', import.meta.url).pathname;
-
-function fencedBlocks(text) {
-  const out = [];
-  const re = /^```(\w*)\n([\s\S]*?)^```/gm;
-  for (const m of text.matchAll(re)) out.push({ lang: m[1], body: m[2] });
-  return out;
-}
-
-function seedClient() {
-  if (!existsSync(SEEDS)) return null;
-  const file = readdirSync(SEEDS).find((f) => f.startsWith('000_'));
-  if (!file) return null;
-  const blocks = fencedBlocks(readFileSync(join(SEEDS, file), 'utf8'));
-  const html = blocks.find((b) => b.lang === 'html' && /<!DOCTYPE html>/i.test(b.body));
-  const css = blocks.find((b) => b.lang === 'css');
-  // The final client: the last JavaScript block that opens a WebSocket.
-  const js = blocks.filter((b) => b.lang === 'javascript' && b.body.includes('new WebSocket(')).pop();
-  return html && css && js ? { html: html.body, css: css.body, js: js.body } : null;
-}
-
-const seed = seedClient();
+const seed = seed000();
 
 test('seed 000 client and palaver page chat through palaverd', { skip: seed ? false : `no seed 000 in ${SEEDS}` }, async () => {
   assert.match(seed.js, /new WebSocket\('ws:\/\/localhost:3001', 'sample-protocol'\)/);

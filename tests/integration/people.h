@@ -93,6 +93,19 @@ static inline struct wsc *open_as(const char *hdr, const char *path, json_t **go
     return c;
 }
 
+/* The next text frame's payload (malloc'd, NUL-terminated), skipping
+ * other frames; NULL on timeout or close. */
+static inline char *next_text(struct wsc *c)
+{
+    struct wsc_frame f;
+    while (wsc_recv(c, &f, T) == 1) {
+        if (f.opcode == 1)
+            return (char *)f.data;
+        wsc_frame_free(&f);
+    }
+    return NULL;
+}
+
 static inline void send_json(struct wsc *c, const char *fmt, ...)
 {
     char buf[2048];

@@ -26,18 +26,6 @@ static struct wsc *open_dialect(const char *subprotocol)
     return c;
 }
 
-/* The next text frame's payload (malloc'd), or NULL. */
-static char *next_text(struct wsc *c)
-{
-    struct wsc_frame f;
-    while (wsc_recv(c, &f, T) == 1) {
-        if (f.opcode == 1)
-            return (char *)f.data;
-        wsc_frame_free(&f);
-    }
-    return NULL;
-}
-
 static json_t *next_echo(struct wsc *c)
 {
     char *s = next_text(c);

@@ -95,17 +95,6 @@ static void hold(struct held *h, const char *sid)
     assert_int_equal(pthread_create(&h->t, NULL, held_get, h), 0);
 }
 
-static char *next_text(struct wsc *c)
-{
-    struct wsc_frame f;
-    while (wsc_recv(c, &f, T) == 1) {
-        if (f.opcode == 1)
-            return (char *)f.data;
-        wsc_frame_free(&f);
-    }
-    return NULL;
-}
-
 /* Reads text frames until one starts with prefix (pings "2" answered
  * "3" on the way, as the client library does); returns it, malloc'd. */
 static char *expect_packet(struct wsc *c, const char *prefix)
