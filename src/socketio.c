@@ -98,6 +98,19 @@ static unsigned ping_timeout_ms(const struct pv_ws *ws)
     return t > i + 5000 ? t - i : 5000;
 }
 
+/* Engine.IO's open packet: the session id, whether it may upgrade to a
+ * WebSocket (over polling), the heartbeat and the largest packet. */
+static size_t open_packet(const struct pv_ws *ws, const char *sid, bool polling, char *out,
+                          size_t n)
+{
+    int k = snprintf(out, n,
+                     "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
+                     "\"maxPayload\":%u}",
+                     sid, polling ? "\"websocket\"" : "", ws->cfg->ping_interval_ms,
+                     ping_timeout_ms(ws), (unsigned)ws->cfg->max_message);
+    return k > 0 && (size_t)k < n ? (size_t)k : 0;
+}
+
 /* ---- the session table (mu held) ---- */
 
 static void session_free(struct session *s)
@@ -308,14 +321,10 @@ static int polling_open(struct pv_ws *ws, struct mg_connection *conn, const stru
     s->asked = s->upgrading = s->upgraded = s->ended = s->get_waiting = false;
     s->out_len = 0;
     char body[256];
-    int n = snprintf(body, sizeof(body),
-                     "0{\"sid\":\"%s\",\"upgrades\":[\"websocket\"],\"pingInterval\":%u,"
-                     "\"pingTimeout\":%u,\"maxPayload\":%u}",
-                     s->sid, ws->cfg->ping_interval_ms, ping_timeout_ms(ws),
-                     (unsigned)ws->cfg->max_message);
+    size_t n = open_packet(ws, s->sid, true, body, sizeof(body));
     pthread_mutex_unlock(&io->mu);
     pv_debug("Socket.IO polling session from %s", peer);
-    return answer(conn, 200, "OK", "text/plain; charset=utf-8", body, (size_t)n);
+    return answer(conn, 200, "OK", "text/plain; charset=utf-8", body, n);
 }
 
 /* A held GET: answers what is queued, at once or when it comes; a ping
@@ -570,12 +579,7 @@ void pv_socketio_ws_ready(struct pv_ws *ws, struct pv_client *c, const char *que
     new_sid(c->sio_sid);
     c->sio_state = SIO_OPEN;
     char open[256];
-    int n = snprintf(open, sizeof(open),
-                     "0{\"sid\":\"%s\",\"upgrades\":[],\"pingInterval\":%u,\"pingTimeout\":%u,"
-                     "\"maxPayload\":%u}",
-                     c->sio_sid, ws->cfg->ping_interval_ms, ping_timeout_ms(ws),
-                     (unsigned)ws->cfg->max_message);
-    write_text(c, open, (size_t)n);
+    write_text(c, open, open_packet(ws, c->sio_sid, false, open, sizeof(open)));
 }
 
 /* Namespace "/" connected: its CONNECT answer (a socket id of its own),
