@@ -35,4 +35,7 @@ else()
     "const unsigned char pv_socketio_js[] = {0};\nconst size_t pv_socketio_js_len = 0;\n"
     "const char pv_socketio_js_version[] = \"\";\n")
 endif()
+# The generated source alone (tests/lint.sh builds it: the compilation
+# database names it).
+add_custom_target(pv_socketio_js_source DEPENDS ${PV_SIO_C})
 add_library(pv_socketio_js STATIC ${PV_SIO_C})

@@ -98,6 +98,13 @@ static unsigned ping_timeout_ms(const struct pv_ws *ws)
     return t > i + 5000 ? t - i : 5000;
 }
 
+/* How many polling sessions there may be at once (socketio.h). */
+static unsigned sessions_cap(const struct pv_ws *ws)
+{
+    unsigned cap = ws->cfg->http_workers / 2;
+    return cap < 1 ? 1 : cap > PV_SIO_SESSIONS ? PV_SIO_SESSIONS : cap;
+}
+
 /* Engine.IO's open packet: the session id, whether it may upgrade to a
  * WebSocket (over polling), the heartbeat and the largest packet. */
 static size_t open_packet(const struct pv_ws *ws, const char *sid, bool polling, char *out,
@@ -294,13 +301,21 @@ static int polling_open(struct pv_ws *ws, struct mg_connection *conn, const stru
     pthread_mutex_lock(&io->mu);
     expire(io, ws, now);
     struct session *free_slot = NULL;
-    unsigned mine = 0;
+    unsigned mine = 0, used = 0;
     for (size_t i = 0; i < PV_SIO_SESSIONS; i++) {
-        if (!io->s[i].used && !free_slot)
-            free_slot = &io->s[i];
-        else if (io->s[i].used && strcmp(io->s[i].addr, p->addr) == 0)
+        if (!io->s[i].used) {
+            if (!free_slot)
+                free_slot = &io->s[i];
+            continue;
+        }
+        used++;
+        if (strcmp(io->s[i].addr, p->addr) == 0)
             mine++;
     }
+    /* A session's held GET takes an HTTP worker: half of --http-workers
+     * always stay for pages, the API and uploads. */
+    if (used >= sessions_cap(ws))
+        free_slot = NULL;
     if (!free_slot || (per_ip && mine >= per_ip)) {
         pthread_mutex_unlock(&io->mu);
         static struct pv_log_limit lim = PV_LOG_LIMIT("polling sessions refused");
@@ -309,7 +324,7 @@ static int polling_open(struct pv_ws *ws, struct mg_connection *conn, const stru
             pv_warn("refused Socket.IO handshake from %s: %s (%u); answered 503", peer,
                     free_slot ? "as many polling sessions from that address as --max-per-ip"
                               : "every polling session in use",
-                    free_slot ? per_ip : PV_SIO_SESSIONS);
+                    free_slot ? per_ip : sessions_cap(ws));
         return eio_error(conn, 503, 5, "too many sessions, try again later");
     }
     struct session *s = free_slot;

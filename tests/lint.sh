@@ -8,8 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DPV_WERROR=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
-# The patched CivetWeb source is generated; the compilation database names it.
-cmake --build build --target pv_civetweb_source >/dev/null
+# The patched CivetWeb source and socket.io-client's embedded file are
+# generated; the compilation database names them.
+cmake --build build --target pv_civetweb_source pv_socketio_js_source >/dev/null
 echo "=== cppcheck"
 cppcheck --project=build/compile_commands.json --enable=warning,style,performance,portability \
   --inline-suppr --error-exitcode=1 --quiet --suppress=missingIncludeSystem \

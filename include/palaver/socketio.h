@@ -28,8 +28,10 @@
  * waiting for its GET (a few control packets; more ends the session with
  * 400), one GET at a time (a second ends it, as Engine.IO's servers do),
  * a GET held at most pingInterval, a POST of at most --max-message bytes
- * and PV_SIO_POST_PACKETS packets; sessions: at most PV_SIO_SESSIONS in
- * all and --max-per-ip from one address; new ones draw on the address's
+ * and PV_SIO_POST_PACKETS packets; sessions: at most half of
+ * --http-workers (a held GET takes an HTTP worker: the other half always
+ * serve pages, the API and uploads) and PV_SIO_SESSIONS in all, and
+ * --max-per-ip from one address; new ones draw on the address's
  * --handshake-rate bucket like WebSocket handshakes. A session nobody
  * hears from for pingInterval + pingTimeout is forgotten.
  *

@@ -21,8 +21,16 @@ static int setup(void **state)
     (void)state;
     char ping[16];
     snprintf(ping, sizeof(ping), "%d", PING_MS);
-    const char *args[] = {
-        "--ping-interval", ping, "--idle-timeout", "5000", "--max-per-ip", "4", NULL};
+    /* 10 HTTP workers: at most 5 polling sessions at once, 4 per address. */
+    const char *args[] = {"--ping-interval",
+                          ping,
+                          "--idle-timeout",
+                          "5000",
+                          "--max-per-ip",
+                          "4",
+                          "--http-workers",
+                          "10",
+                          NULL};
     return srv_start(&server, args);
 }
 
@@ -361,6 +369,35 @@ static void test_polling_bounds(void **state)
     handshake(sid);
 }
 
+/* Polling sessions at once, all addresses: half the HTTP workers (a held
+ * GET takes one; the rest serve pages and the API). */
+static void test_sessions_leave_workers_for_pages(void **state)
+{
+    (void)state;
+    assert_int_equal(srv_stop(&server), 0);
+    char ping[16];
+    snprintf(ping, sizeof(ping), "%d", PING_MS);
+    const char *args[] = {
+        "--http-workers", "4", "--max-per-ip", "0", "--ping-interval", ping, NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    char sid[2][32];
+    handshake(sid[0]);
+    handshake(sid[1]);
+    assert_int_equal(request("GET", "?EIO=4&transport=polling", NULL, NULL), 503);
+    assert_true(srv_log_wait(&server, "every polling session in use (2)", T));
+    /* Both sessions' GETs held: the page is still served. */
+    struct held h[2];
+    hold(&h[0], sid[0]);
+    hold(&h[1], sid[1]);
+    char out[256];
+    assert_int_equal(http_get(server.port, "/", out, sizeof(out)), 200);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(h[i].t, NULL);
+        assert_int_equal(h[i].status, 200);
+        assert_string_equal(h[i].resp, "2"); /* the ping after --ping-interval */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_polling_then_upgrade),
         cmocka_unit_test(test_websocket_only),
         cmocka_unit_test(test_polling_bounds),
+        cmocka_unit_test(test_sessions_leave_workers_for_pages),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
