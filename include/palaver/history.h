@@ -37,6 +37,8 @@ struct pv_history_entry {
 struct pv_history {
     struct pv_history_entry *v; /* cap slots */
     size_t cap, head, len;
+    uint64_t gen; /* changes with every push, replacement and expiry: what is
+                   * built from the entries (the dialects' greetings) keys on it */
 };
 
 /* cap 0 keeps nothing (pushes are dropped). */
@@ -52,7 +54,7 @@ void pv_history_push(struct pv_history *h, struct pv_frame *f, uint64_t seq, int
 struct pv_history_entry *pv_history_find(struct pv_history *h, uint64_t seq);
 /* The entry's frame becomes f (a reference of its own): an edit or a
  * deletion's tombstone. */
-void pv_history_replace(struct pv_history_entry *e, struct pv_frame *f);
+void pv_history_replace(struct pv_history *h, struct pv_history_entry *e, struct pv_frame *f);
 
 /* Drops the oldest entries dated before cutoff_ms; returns how many. */
 size_t pv_history_expire(struct pv_history *h, int64_t cutoff_ms);

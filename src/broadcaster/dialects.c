@@ -5,7 +5,9 @@
  * Threads: broadcaster thread only (internal.h). The translation itself
  * is dialect.c's (pure); this file owns the cache of the last frame
  * translated into each dialect, so a fanout to 300 seed 004 pages
- * encodes the message's line once and queues 300 references to it. */
+ * encodes the message's line once and queues 300 references to it, and
+ * of the greeting built from the history, so 300 seed pages joining
+ * together translate the lobby's history once. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -50,22 +52,45 @@ struct pv_frame *pv__dialect_frame(struct pv_broadcaster *b, const struct pv_cli
     return pv_frame_ref(k->out);
 }
 
+static void greet_free(struct greet_cache *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        pv_frame_unref(g->f[i]);
+    free(g->f);
+    *g = (struct greet_cache){0};
+}
+
 void pv__dialect_greet(struct pv_broadcaster *b, struct pv_client *c)
 {
-    size_t n = 0;
-    struct pv_frame **lobby = pv_xcalloc(b->hist.len + 1, sizeof(*lobby));
-    for (size_t h = 0; h < b->hist.len; h++) {
-        const struct pv_history_entry *e = pv_history_at(&b->hist, h);
-        if (e->room == PV_LOBBY_ID && e->message)
-            lobby[n++] = e->f;
+    enum pv_dialect d = (enum pv_dialect)c->dialect;
+    if (d >= PV_DIALECTS)
+        return;
+    struct greet_cache *g = &b->greet_cache[d];
+    if (!g->valid || g->gen != b->hist.gen) {
+        greet_free(g);
+        size_t n = 0;
+        struct pv_frame **lobby = pv_xcalloc(b->hist.len + 1, sizeof(*lobby));
+        for (size_t h = 0; h < b->hist.len; h++) {
+            const struct pv_history_entry *e = pv_history_at(&b->hist, h);
+            if (e->room == PV_LOBBY_ID && e->message)
+                lobby[n++] = e->f;
+        }
+        if (d == PV_DIALECT_ECHO) {
+            lobby[0] = pv_dialect_echo_history(lobby, n);
+            g->n = 1;
+        } else {
+            int64_t now = pv_now_ms();
+            for (size_t i = 0; i < n; i++)
+                if ((lobby[g->n] = pv_dialect_out(d, lobby[i], now)) != NULL)
+                    g->n++;
+        }
+        g->f = lobby; /* the translations took the originals' places */
+        g->gen = b->hist.gen;
+        g->valid = true;
     }
-    if (c->dialect == PV_DIALECT_ECHO) {
-        pv__deliver(b, c, pv_dialect_echo_history(lobby, n));
-    } else {
-        for (size_t i = 0; i < n; i++)
-            pv__deliver(b, c, pv_frame_ref(lobby[i]));
-    }
-    free(lobby);
+    for (size_t i = 0; i < g->n; i++)
+        pv__deliver(b, c, pv_frame_ref(g->f[i]));
+    pv_stat_add(&b->d.stats->dialect_out[d], g->n);
 }
 
 void pv__dialect_open(struct pv_broadcaster *b, struct pv_client *c)
@@ -88,5 +113,6 @@ void pv__dialects_free(struct pv_broadcaster *b)
         if (b->dialect_cache[d].out)
             pv_frame_unref(b->dialect_cache[d].out);
         b->dialect_cache[d] = (struct dialect_cache){0};
+        greet_free(&b->greet_cache[d]);
     }
 }

@@ -30,6 +30,7 @@ void pv_history_push(struct pv_history *h, struct pv_frame *f, uint64_t seq, int
     if (h->cap == 0)
         return;
     struct pv_history_entry e = {pv_frame_ref(f), seq, date, 0, false, 0, 1 /* the lobby */};
+    h->gen++;
     if (h->len == h->cap) {
         pv_frame_unref(h->v[h->head].f);
         h->v[h->head] = e;
@@ -48,8 +49,9 @@ struct pv_history_entry *pv_history_find(struct pv_history *h, uint64_t seq)
     return &h->v[(h->head + i) % h->cap];
 }
 
-void pv_history_replace(struct pv_history_entry *e, struct pv_frame *f)
+void pv_history_replace(struct pv_history *h, struct pv_history_entry *e, struct pv_frame *f)
 {
+    h->gen++;
     struct pv_frame *old = e->f;
     e->f = pv_frame_ref(f);
     pv_frame_unref(old);
@@ -64,6 +66,7 @@ size_t pv_history_expire(struct pv_history *h, int64_t cutoff_ms)
         h->len--;
         n++;
     }
+    h->gen += n;
     return n;
 }
 

@@ -199,6 +199,15 @@ struct pv_broadcaster {
         struct pv_frame *src, *out;
         uint64_t uses; /* deliveries of out not yet added to stats->dialect_out */
     } dialect_cache[PV_DIALECTS];
+    /* What a dialect client gets on joining (dialects.c), built once per
+     * state of the history (its gen) and dialect: a reconnect burst of
+     * seed pages translates the lobby's history once, not once each. */
+    struct greet_cache {
+        bool valid;
+        uint64_t gen;        /* b->hist.gen it was built from */
+        struct pv_frame **f; /* one reference each, in the dialect's words */
+        size_t n;
+    } greet_cache[PV_DIALECTS];
 
     uint64_t seq;           /* last sequence number given out */
     uint64_t rseq;          /* the lobby's last rseq given out (rooms[1]->rseq mirrors it) */

@@ -115,7 +115,7 @@ void pv__on_edit(struct pv_broadcaster *b, struct pv_client *c, const struct pv_
         pv__send_error(b, c, "not-found", "that message cannot be edited", in->msg_id);
         return;
     }
-    pv_history_replace(e, edited);
+    pv_history_replace(&b->hist, e, edited);
     struct pv_user by = pv__user_of(c);
     struct pv_room *r = pv__room(b, e->room);
     uint64_t seq = ++b->seq, rseq = next_rseq(b, r);
@@ -141,7 +141,7 @@ void pv__on_delete(struct pv_broadcaster *b, struct pv_client *c, const struct p
     struct pv_frame *tomb =
         pv_proto_tombstone(r->name, in->target, e ? e->rseq : 0, e ? e->date : now, now);
     if (e) {
-        pv_history_replace(e, tomb);
+        pv_history_replace(&b->hist, e, tomb);
         e->message = false;
     }
     struct pv_store_audit *audit = NULL;

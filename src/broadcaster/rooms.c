@@ -897,7 +897,7 @@ static void on_rename_room(struct pv_broadcaster *b, struct pv_client *c,
                 pv__room_set_last(r, g);
                 last_done = true;
             }
-            pv_history_replace(e, g);
+            pv_history_replace(&b->hist, e, g);
             pv_frame_unref(g);
         }
     }
@@ -1028,7 +1028,7 @@ void pv__rooms_expire(struct pv_broadcaster *b, int64_t now)
             r->last = NULL;
         }
         struct pv_frame *t = pv_proto_tombstone(r->name, e->seq, e->rseq, e->date, now);
-        pv_history_replace(e, t);
+        pv_history_replace(&b->hist, e, t);
         pv_frame_unref(t);
         e->message = false;
     }

@@ -90,7 +90,9 @@ static void test_find_and_replace(void **state)
         assert_int_equal(pv_history_find(&h, s)->seq, s);
     struct pv_frame *f = pv_frame_new(PV_WS_OP_TEXT, "{}", 2);
     struct pv_history_entry *e = pv_history_find(&h, 8);
-    pv_history_replace(e, f);
+    uint64_t gen = h.gen;
+    pv_history_replace(&h, e, f);
+    assert_true(h.gen != gen); /* what greetings are built from changed */
     assert_ptr_equal(pv_history_find(&h, 8)->f, f);
     assert_int_equal(atomic_load(&f->refs), 2);
     pv_history_destroy(&h);
