@@ -367,6 +367,7 @@ static int polling_get(struct pv_ws *ws, struct mg_connection *conn, const char 
     s->get_waiting = true;
     s->heard_ns = now;
     uint64_t until = now + ping_interval_ns(ws);
+    bool too_late = false;
     for (;;) {
         now = pv_mono_ns();
         /* The deadline holds while upgrading too: a probe whose
@@ -381,9 +382,7 @@ static int polling_get(struct pv_ws *ws, struct mg_connection *conn, const char 
                 "upgrade to one\"}";
             queue_packet(s, e, sizeof(e) - 1);
             s->ended = true;
-            pv_notice("Socket.IO session from %s ended: not upgraded to a WebSocket within %u ms "
-                      "(%d pingIntervals); answered CONNECT_ERROR",
-                      peer, PV_SIO_UPGRADE_PINGS * ws->cfg->ping_interval_ms, PV_SIO_UPGRADE_PINGS);
+            too_late = true; /* said below, outside the lock */
             break;
         }
         if (s->out_len || s->ended || s->upgrading || s->upgraded || atomic_load(&ws->stopping))
@@ -417,6 +416,10 @@ static int polling_get(struct pv_ws *ws, struct mg_connection *conn, const char 
     if (s->upgraded || s->ended || atomic_load(&ws->stopping))
         session_free(s);
     pthread_mutex_unlock(&io->mu);
+    if (too_late)
+        pv_notice("Socket.IO session from %s ended: not upgraded to a WebSocket within %u ms "
+                  "(%d pingIntervals); answered CONNECT_ERROR",
+                  peer, PV_SIO_UPGRADE_PINGS * ws->cfg->ping_interval_ms, PV_SIO_UPGRADE_PINGS);
     return answer(conn, 200, "OK", "text/plain; charset=utf-8", body, n);
 }
 

@@ -101,13 +101,6 @@ bool pv__deliver(struct pv_broadcaster *b, struct pv_client *c, struct pv_frame 
         pv_frame_unref(f);
         return false;
     }
-    /* Seed 002's client has not connected its Socket.IO namespace yet:
-     * anything on its WebSocket now would break its upgrade probe
-     * (socketio.h). Pings are WebSocket control frames it never sees. */
-    if (c->dialect == PV_DIALECT_SIO && !c->sio_open && f->opcode == PV_WS_OP_TEXT) {
-        pv_frame_unref(f);
-        return false;
-    }
     /* A client of a seed's dialect gets the frame in its own words, or
      * not at all (dialects.c); palaver's own clients never pay for it. */
     if (c->dialect != f->dialect && f->opcode == PV_WS_OP_TEXT && !(f = pv__dialect_frame(b, c, f)))

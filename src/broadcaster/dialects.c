@@ -35,6 +35,14 @@ struct pv_frame *pv__dialect_frame(struct pv_broadcaster *b, const struct pv_cli
         pv_frame_unref(f);
         return NULL;
     }
+    /* Seed 002's client has not connected its Socket.IO namespace yet:
+     * anything on its WebSocket now would break its upgrade probe
+     * (socketio.h). (Its own greeting and heartbeat are already in its
+     * words and sent only once it is open; pings are control frames.) */
+    if (d == PV_DIALECT_SIO && !c->sio_open) {
+        pv_frame_unref(f);
+        return NULL;
+    }
     struct dialect_cache *k = &b->dialect_cache[d];
     if (k->src != f) {
         flush_count(b, d);
