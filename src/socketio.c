@@ -297,7 +297,13 @@ static int polling_open(struct pv_ws *ws, struct mg_connection *conn, const stru
         return r;
     struct pv_socketio *io = ws->sio;
     uint64_t now = pv_mono_ns();
+    /* One address gets at most half the sessions (and --max-per-ip): a
+     * host polling without upgrading cannot hold every seed 002 handshake
+     * slot of the LAN. --max-per-ip 0 leaves addresses unlimited. */
     unsigned per_ip = atomic_load_explicit(&ws->live->max_per_ip, memory_order_relaxed);
+    unsigned half = sessions_cap(ws) / 2 ? sessions_cap(ws) / 2 : 1;
+    if (per_ip > half)
+        per_ip = half;
     pthread_mutex_lock(&io->mu);
     expire(io, ws, now);
     struct session *free_slot = NULL;
@@ -322,7 +328,8 @@ static int polling_open(struct pv_ws *ws, struct mg_connection *conn, const stru
         pv_stat_add(free_slot ? &ws->stats->refused_per_ip : &ws->stats->refused_full, 1);
         if (pv_log_limited(&lim, PV_LOG_WARNING, 5))
             pv_warn("refused Socket.IO handshake from %s: %s (%u); answered 503", peer,
-                    free_slot ? "as many polling sessions from that address as --max-per-ip"
+                    free_slot ? "as many polling sessions from that address as allowed "
+                                "(--max-per-ip, half the sessions)"
                               : "every polling session in use",
                     free_slot ? per_ip : sessions_cap(ws));
         return eio_error(conn, 503, 5, "too many sessions, try again later");

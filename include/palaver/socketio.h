@@ -31,7 +31,7 @@
  * and PV_SIO_POST_PACKETS packets; sessions: at most half of
  * --http-workers (a held GET takes an HTTP worker: the other half always
  * serve pages, the API and uploads) and PV_SIO_SESSIONS in all, and
- * --max-per-ip from one address; new ones draw on the address's
+ * from one address --max-per-ip and at most half of those; new ones draw on the address's
  * --handshake-rate bucket like WebSocket handshakes. A session nobody
  * hears from for pingInterval + pingTimeout is forgotten.
  *

@@ -21,7 +21,8 @@ static int setup(void **state)
     (void)state;
     char ping[16];
     snprintf(ping, sizeof(ping), "%d", PING_MS);
-    /* 10 HTTP workers: at most 5 polling sessions at once, 4 per address. */
+    /* 16 HTTP workers: at most 8 polling sessions at once, 4 per address
+     * (--max-per-ip, and half of the 8). */
     const char *args[] = {"--ping-interval",
                           ping,
                           "--idle-timeout",
@@ -29,7 +30,7 @@ static int setup(void **state)
                           "--max-per-ip",
                           "4",
                           "--http-workers",
-                          "10",
+                          "16",
                           NULL};
     return srv_start(&server, args);
 }
@@ -398,6 +399,25 @@ static void test_sessions_leave_workers_for_pages(void **state)
     }
 }
 
+/* One address gets at most half the polling sessions, whatever
+ * --max-per-ip says: 8 workers, 4 sessions, 2 from this address. */
+static void test_one_address_gets_half(void **state)
+{
+    (void)state;
+    assert_int_equal(srv_stop(&server), 0);
+    char ping[16];
+    snprintf(ping, sizeof(ping), "%d", PING_MS);
+    const char *args[] = {
+        "--http-workers", "8", "--max-per-ip", "32", "--ping-interval", ping, NULL};
+    assert_int_equal(srv_start(&server, args), 0);
+    char sid[2][32];
+    handshake(sid[0]);
+    handshake(sid[1]);
+    assert_int_equal(request("GET", "?EIO=4&transport=polling", NULL, NULL), 503);
+    assert_true(srv_log_wait(
+        &server, "from that address as allowed (--max-per-ip, half the sessions) (2)", T));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_websocket_only),
         cmocka_unit_test(test_polling_bounds),
         cmocka_unit_test(test_sessions_leave_workers_for_pages),
+        cmocka_unit_test(test_one_address_gets_half),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
